@@ -1,0 +1,87 @@
+// Command coffer is the Coffer HSM: its subcommands run the parts of a
+// cluster and the tools that go with it.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/coffer-hsm/coffer/internal/audit"
+)
+
+// version is set at build time by the Makefile.
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "coffer:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+const usage = `usage: coffer <command> [arguments]
+
+commands:
+  version              print the version
+  audit verify FILE    check an HSM audit log's hash chain
+`
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return flag.ErrHelp
+	}
+	switch args[0] {
+	case "version":
+		fmt.Fprintln(stdout, "coffer", version)
+		return nil
+	case "audit":
+		return runAudit(ctx, args[1:], stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("unknown command %q", args[0])
+}
+
+func runAudit(_ context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("audit verify", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: coffer audit verify FILE\n\nChecks that no record of an HSM audit log was edited, removed or reordered.\nExample: coffer audit verify /var/lib/coffer/hsm1/audit.log")
+	}
+	if len(args) == 0 || args[0] != "verify" {
+		fs.Usage()
+		return flag.ErrHelp
+	}
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return flag.ErrHelp
+	}
+	f, err := os.Open(fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	n, head, err := audit.Verify(f, nil)
+	if err != nil {
+		return fmt.Errorf("%s: %w", fs.Arg(0), err)
+	}
+	fmt.Fprintf(stdout, "%s: %d records, chain intact, head %d %x\n", fs.Arg(0), n, head.Seq, head.Hash)
+	return nil
+}

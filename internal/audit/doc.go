@@ -1,0 +1,61 @@
+// Package audit owns a node's audit log: an append-only, hash-chained file
+// recording every login, user change and key creation, use, deletion and
+// share, and the verifier that detects any edit, deletion, insertion or
+// reordering of its records.
+//
+// # Format
+//
+// The log is a file of JSON lines, one record per line, every line ending in
+// '\n':
+//
+//	{"v":1,"seq":1,"time":"2025-01-02T03:04:05.123Z","user":"alice","role":"crypto-user","session":7,"op":"key.sign","object":42,"target":"","result":"ok","prev":"00…00","hash":"9f…"}
+//
+// Seq starts at 1 and grows by exactly one. Prev is the previous record's
+// Hash (all zeros for record 1). Hash is SHA-256 over a length-prefixed
+// binary encoding of a version tag, seq, every event field and prev (see
+// appendCanonical), so no two distinct records share an encoding. A line
+// must be byte-for-byte the encoding the writer would produce for the record
+// it parses to; any other spelling of the same JSON is rejected, so every
+// byte of the file is covered.
+//
+// # What verification proves
+//
+// [Verify] and [Reader] recompute the chain. Editing a field without fixing
+// the hash fails at that record; fixing the hash breaks the next record's
+// prev; deleting, inserting or swapping lines breaks seq and prev. What a
+// chain alone cannot show is that records were cut off the end: a truncated
+// log is a valid shorter log. For that a caller keeps an [Anchor] (a
+// sequence number and its hash, as returned by [Log.Head]) somewhere the
+// attacker cannot rewrite — another node, the sealed store, an operator's
+// notebook — and passes it to [Verify] or [Config.Anchor]; the log must then
+// contain that exact record.
+//
+// # Writing
+//
+// [Log] has one writer goroutine that owns the file. [Log.Append] is the hot
+// path (a crypto operation calls it once per operation): it stamps the time
+// if unset and puts the event on a bounded queue without allocating; the
+// writer encodes, batches, writes, and fsyncs at least every
+// Config.FlushInterval. When the queue is full Append blocks until the
+// writer catches up: a record is never dropped to keep a caller fast.
+// [Log.AppendSync] (management operations) returns only after its record and
+// every record before it are written and fsync'd. If a write or fsync ever
+// fails the log stops writing for good ([Log.Err] reports it, AppendSync
+// returns it, and each event that can no longer be recorded is logged at
+// error level through the injected slog.Logger); an HSM should refuse
+// operations it cannot audit.
+//
+// # Crashes
+//
+// A crash can leave the last write incomplete. [Open] verifies the whole
+// file; if the only problem is bytes after the last '\n' (an incomplete
+// final line), they are truncated away with a logged warning. Such a record
+// was never acknowledged: AppendSync returns only after the full line,
+// newline included, was written and fsync'd. Any other damage, including a
+// complete but corrupt last line, makes Open fail with a [*VerifyError]:
+// the log is evidence and is not repaired automatically. Records passed to
+// Append within the last FlushInterval before an operating-system crash may
+// be lost; use AppendSync where that matters.
+//
+// This package imports nothing from internal/ and no networking packages.
+package audit

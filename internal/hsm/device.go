@@ -1,0 +1,262 @@
+// Package hsm is the HSM device: everything one Coffer HSM does inside its
+// process, with no network. It holds PKCS#11 objects (keys, data,
+// certificates) with their attribute rules, performs the mechanisms, and
+// enforces who may do what: users and roles (admin, crypto user, appliance
+// user), key ownership and sharing, M-of-N quorum, per-session login. It
+// records every login, user change and key operation in an audit log and keeps
+// token objects and users in a Store.
+//
+// The device is the only place key material is in the clear. Its API is what a
+// network server, a PKCS#11 module and a CLI call: every method takes the
+// caller's session, and every refusal is an *Error wrapping one of the Err*
+// kinds, each with its PKCS#11 return value.
+//
+// Package hsm imports no networking and no cgo; it persists through the Store
+// interface and audits through the Auditor interface, both defined here.
+package hsm
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coffer-hsm/coffer/internal/audit"
+	"github.com/coffer-hsm/coffer/internal/hsm/mech"
+)
+
+// RecordKind tells the store what a record holds. Values are persisted.
+type RecordKind uint8
+
+const (
+	RecordObject  RecordKind = 1
+	RecordUser    RecordKind = 2
+	RecordSetting RecordKind = 3
+)
+
+// Store keeps the device's token objects, users and settings durably. Put and
+// Delete return only once the change is durable.
+type Store interface {
+	Put(ctx context.Context, kind RecordKind, id string, data []byte) error
+	Delete(ctx context.Context, kind RecordKind, id string) error
+	Scan(ctx context.Context, kind RecordKind, fn func(id string, data []byte) error) error
+}
+
+// Auditor records what happens on the device. Append must be cheap (it runs
+// on every key use); AppendSync returns once the event is durable.
+type Auditor interface {
+	Append(ev audit.Event)
+	AppendSync(ctx context.Context, ev audit.Event) error
+}
+
+// Config is how a Device is built.
+type Config struct {
+	Store  Store   // required
+	Audit  Auditor // required
+	Logger *slog.Logger
+	Rand   io.Reader        // default crypto/rand
+	Now    func() time.Time // default time.Now
+
+	// FIPS restricts the device to FIPS 140-3 approved mechanisms and
+	// hashes passwords with PBKDF2-SHA-512 instead of Argon2id.
+	FIPS bool
+	// MaxLoginFailures locks a user after that many consecutive failed
+	// logins (default 5).
+	MaxLoginFailures int
+	// Password sets the cost of password hashing (default: DefaultPasswordCost).
+	Password PasswordCost
+	// MaxObjects caps token plus session objects (default 1<<20).
+	MaxObjects int
+	// QuorumTokenTTL is how long a quorum token stays valid (default 10 min).
+	QuorumTokenTTL time.Duration
+}
+
+// Validate reports a missing or out-of-range setting.
+func (c *Config) Validate() error {
+	switch {
+	case c.Store == nil:
+		return errors.New("hsm config: Store is required")
+	case c.Audit == nil:
+		return errors.New("hsm config: Audit is required")
+	case c.MaxLoginFailures < 0 || c.MaxLoginFailures > 1000:
+		return fmt.Errorf("hsm config: MaxLoginFailures %d out of range 1..1000", c.MaxLoginFailures)
+	case c.MaxObjects < 0:
+		return fmt.Errorf("hsm config: MaxObjects %d is negative", c.MaxObjects)
+	}
+	return c.Password.validate()
+}
+
+func (c *Config) setDefaults() {
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Rand == nil {
+		c.Rand = rand.Reader
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.MaxLoginFailures == 0 {
+		c.MaxLoginFailures = 5
+	}
+	if c.Password == (PasswordCost{}) {
+		c.Password = DefaultPasswordCost
+	}
+	if c.MaxObjects == 0 {
+		c.MaxObjects = 1 << 20
+	}
+	if c.QuorumTokenTTL == 0 {
+		c.QuorumTokenTTL = 10 * time.Minute
+	}
+}
+
+// Device is one HSM. It is safe for concurrent use.
+type Device struct {
+	cfg Config
+	log *slog.Logger
+
+	// mu guards objects and users. Objects are immutable once in the
+	// table; a change replaces the pointer under mu.
+	mu      sync.RWMutex
+	objects map[ObjectID]*Object
+	users   map[string]*User
+	cluster clusterSettings
+
+	// createMu serializes creation of token objects and users on this
+	// device, as CloudHSM does, so id allocation and limits are exact.
+	createMu sync.Mutex
+
+	sessMu      sync.RWMutex
+	sessions    map[SessionID]*session
+	nextSession atomic.Uint64
+
+	quorum quorumTokens
+}
+
+// New opens the device over cfg.Store: it loads users, settings and token
+// objects, and creates the pre-admin on a store that has no users.
+func New(ctx context.Context, cfg Config) (*Device, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg.setDefaults()
+	if err := mech.SelfTest(); err != nil {
+		return nil, fmt.Errorf("hsm: refusing to start: %w", err)
+	}
+	d := &Device{
+		cfg:      cfg,
+		log:      cfg.Logger,
+		objects:  map[ObjectID]*Object{},
+		users:    map[string]*User{},
+		sessions: map[SessionID]*session{},
+		cluster:  defaultClusterSettings(),
+	}
+	d.quorum.tokens = map[string]*quorumToken{}
+	if err := d.load(ctx); err != nil {
+		return nil, err
+	}
+	if len(d.users) == 0 {
+		if err := d.createPreAdmin(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return d, nil
+}
+
+func (d *Device) load(ctx context.Context) error {
+	err := d.cfg.Store.Scan(ctx, RecordUser, func(id string, data []byte) error {
+		u, err := unmarshalUser(data)
+		if err != nil {
+			return fmt.Errorf("user %q: %w", id, err)
+		}
+		d.users[u.Name] = u
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("load users: %w", err)
+	}
+	err = d.cfg.Store.Scan(ctx, RecordSetting, func(id string, data []byte) error {
+		if id != clusterSettingsID {
+			return nil
+		}
+		return d.cluster.unmarshal(data)
+	})
+	if err != nil {
+		return fmt.Errorf("load settings: %w", err)
+	}
+	err = d.cfg.Store.Scan(ctx, RecordObject, func(id string, data []byte) error {
+		o, err := unmarshalObject(data)
+		if err != nil {
+			return fmt.Errorf("object %s: %w", id, err)
+		}
+		d.objects[o.id] = o
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("load objects: %w", err)
+	}
+	return nil
+}
+
+// Reload replaces the device's copy of one record after the store changed
+// underneath it (replication from a peer). data nil means the record was
+// deleted.
+func (d *Device) Reload(kind RecordKind, id string, data []byte) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	switch kind {
+	case RecordObject:
+		oid, err := ParseObjectID(id)
+		if err != nil {
+			return err
+		}
+		if data == nil {
+			delete(d.objects, oid)
+			return nil
+		}
+		o, err := unmarshalObject(data)
+		if err != nil {
+			return fmt.Errorf("object %s: %w", id, err)
+		}
+		d.objects[oid] = o
+	case RecordUser:
+		if data == nil {
+			delete(d.users, id)
+			return nil
+		}
+		u, err := unmarshalUser(data)
+		if err != nil {
+			return fmt.Errorf("user %q: %w", id, err)
+		}
+		d.users[id] = u
+	case RecordSetting:
+		if id == clusterSettingsID && data != nil {
+			return d.cluster.unmarshal(data)
+		}
+	}
+	return nil
+}
+
+// newObjectID returns a random id not in use. Random ids are stable across
+// nodes and never reused in practice (2^64 space; collisions are checked).
+func (d *Device) newObjectID() (ObjectID, error) {
+	var b [8]byte
+	for {
+		if _, err := io.ReadFull(d.cfg.Rand, b[:]); err != nil {
+			return 0, fmt.Errorf("object id: %w", err)
+		}
+		id := ObjectID(uint64(b[0]) | uint64(b[1])<<8 | uint64(b[2])<<16 | uint64(b[3])<<24 |
+			uint64(b[4])<<32 | uint64(b[5])<<40 | uint64(b[6])<<48 | uint64(b[7])<<56)
+		if id == 0 {
+			continue
+		}
+		if _, taken := d.objects[id]; !taken {
+			return id, nil
+		}
+	}
+}

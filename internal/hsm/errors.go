@@ -1,0 +1,112 @@
+package hsm
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/coffer-hsm/coffer/internal/ck"
+)
+
+// Error is a refusal of the device: the PKCS#11 return value it maps to, the
+// operation refused, and why. Callers branch with errors.Is against the
+// sentinels below, or read Code for the wire.
+type Error struct {
+	Op  string // e.g. "sign", "user.create"
+	Err error  // wraps one of the sentinels below
+}
+
+func (e *Error) Error() string { return e.Op + ": " + e.Err.Error() }
+func (e *Error) Unwrap() error { return e.Err }
+
+// Kind is a class of refusal with its PKCS#11 return value. Each sentinel is
+// a distinct *Kind, so two refusals that share a CKR code remain
+// distinguishable to Go callers.
+type Kind struct {
+	RV  ck.RV
+	msg string
+}
+
+func (k *Kind) Error() string { return k.msg }
+
+// Code is the PKCS#11 return value for err: CKR_OK for nil, the Kind's value
+// for a device refusal, and CKR_GENERAL_ERROR for anything else.
+func Code(err error) ck.RV {
+	if err == nil {
+		return ck.CKR_OK
+	}
+	var k *Kind
+	if errors.As(err, &k) {
+		return k.RV
+	}
+	return ck.CKR_GENERAL_ERROR
+}
+
+func opErr(op string, kind *Kind, format string, args ...any) error {
+	if format == "" {
+		return &Error{Op: op, Err: kind}
+	}
+	return &Error{Op: op, Err: fmt.Errorf("%w: "+format, append([]any{kind}, args...)...)}
+}
+
+// The device's refusals. This table is the one place where a device error
+// gets its PKCS#11 code.
+var (
+	// Sessions and login.
+	ErrSessionHandleInvalid = &Kind{ck.CKR_SESSION_HANDLE_INVALID, "no such session"}
+	ErrNotLoggedIn          = &Kind{ck.CKR_USER_NOT_LOGGED_IN, "not logged in"}
+	ErrAlreadyLoggedIn      = &Kind{ck.CKR_USER_ALREADY_LOGGED_IN, "session is already logged in"}
+	ErrPinIncorrect         = &Kind{ck.CKR_PIN_INCORRECT, "incorrect username or password"}
+	ErrPinLocked            = &Kind{ck.CKR_PIN_LOCKED, "user is locked after too many failed logins; an admin must reset the password"}
+	ErrPinInvalid           = &Kind{ck.CKR_PIN_LEN_RANGE, "password does not meet the length rules"}
+	ErrUserTypeInvalid      = &Kind{ck.CKR_USER_TYPE_INVALID, "unknown role"}
+	ErrNotActivated         = &Kind{ck.CKR_USER_PIN_NOT_INITIALIZED, "cluster is not activated: the pre-admin must change the default password first"}
+	ErrAdminCannotUseKeys   = &Kind{ck.CKR_USER_NOT_LOGGED_IN, "admins manage users but cannot use keys: log in as a crypto user"}
+	ErrRoleNotPermitted     = &Kind{ck.CKR_USER_TYPE_INVALID, "the logged-in role may not do this"}
+	ErrOperationActive      = &Kind{ck.CKR_OPERATION_ACTIVE, "another operation of this kind is active"}
+	ErrOperationNotInit     = &Kind{ck.CKR_OPERATION_NOT_INITIALIZED, "no such operation in progress"}
+
+	// Users and quorum.
+	ErrUserExists       = &Kind{ck.CKR_FUNCTION_FAILED, "user already exists"}
+	ErrUserNotFound     = &Kind{ck.CKR_ARGUMENTS_BAD, "no such user"}
+	ErrUserOwnsKeys     = &Kind{ck.CKR_FUNCTION_FAILED, "user owns keys that would become unusable; delete them or force"}
+	ErrLastAdmins       = &Kind{ck.CKR_FUNCTION_FAILED, "change would leave fewer admins than the quorum value + 2; add admins first or force"}
+	ErrCannotDeleteSelf = &Kind{ck.CKR_FUNCTION_FAILED, "a user cannot delete itself"}
+	ErrQuorumRequired   = &Kind{ck.CKR_FUNCTION_REJECTED, "operation needs quorum approvals"}
+	ErrQuorumInvalid    = &Kind{ck.CKR_FUNCTION_REJECTED, "quorum approval is invalid"}
+	ErrQuorumValue      = &Kind{ck.CKR_ARGUMENTS_BAD, "quorum value out of range"}
+	ErrTokenExpired     = &Kind{ck.CKR_FUNCTION_REJECTED, "quorum token expired or unknown"}
+
+	// Objects and attributes.
+	ErrObjectHandleInvalid   = &Kind{ck.CKR_OBJECT_HANDLE_INVALID, "no such object"}
+	ErrKeyHandleInvalid      = &Kind{ck.CKR_KEY_HANDLE_INVALID, "no such key"}
+	ErrAttributeTypeInvalid  = &Kind{ck.CKR_ATTRIBUTE_TYPE_INVALID, "attribute not valid for this object"}
+	ErrAttributeValueInvalid = &Kind{ck.CKR_ATTRIBUTE_VALUE_INVALID, "attribute value invalid"}
+	ErrAttributeReadOnly     = &Kind{ck.CKR_ATTRIBUTE_READ_ONLY, "attribute cannot be set"}
+	ErrAttributeSensitive    = &Kind{ck.CKR_ATTRIBUTE_SENSITIVE, "attribute is sensitive and cannot be read"}
+	ErrTemplateIncomplete    = &Kind{ck.CKR_TEMPLATE_INCOMPLETE, "template is missing a required attribute"}
+	ErrTemplateInconsistent  = &Kind{ck.CKR_TEMPLATE_INCONSISTENT, "template is inconsistent"}
+	ErrActionProhibited      = &Kind{ck.CKR_ACTION_PROHIBITED, "object's attributes forbid this"}
+	ErrNotOwner              = &Kind{ck.CKR_ACTION_PROHIBITED, "only the key's owner may do this"}
+	ErrKeyNotExtractable     = &Kind{ck.CKR_KEY_UNEXTRACTABLE, "key is not extractable"}
+	ErrKeyNotWrappable       = &Kind{ck.CKR_KEY_NOT_WRAPPABLE, "key can only be wrapped with a trusted key"}
+	ErrKeyFunctionDenied     = &Kind{ck.CKR_KEY_FUNCTION_NOT_PERMITTED, "key's attributes do not permit this function"}
+	ErrKeyTypeInconsistent   = &Kind{ck.CKR_KEY_TYPE_INCONSISTENT, "key type does not fit the mechanism"}
+	ErrKeySizeRange          = &Kind{ck.CKR_KEY_SIZE_RANGE, "key size out of range"}
+	ErrWrappingKeyInvalid    = &Kind{ck.CKR_WRAPPING_KEY_TYPE_INCONSISTENT, "wrapping key does not fit the mechanism"}
+	ErrUnwrappingKeyInvalid  = &Kind{ck.CKR_UNWRAPPING_KEY_TYPE_INCONSISTENT, "unwrapping key does not fit the mechanism"}
+	ErrWrappedKeyInvalid     = &Kind{ck.CKR_WRAPPED_KEY_INVALID, "wrapped key is invalid"}
+	ErrDeviceMemory          = &Kind{ck.CKR_DEVICE_MEMORY, "object limit reached"}
+	ErrNotShared             = &Kind{ck.CKR_ARGUMENTS_BAD, "key is not shared with that user"}
+
+	// Mechanisms and data.
+	ErrMechanismInvalid      = &Kind{ck.CKR_MECHANISM_INVALID, "mechanism not supported for this function"}
+	ErrMechanismParamInvalid = &Kind{ck.CKR_MECHANISM_PARAM_INVALID, "mechanism parameter invalid"}
+	ErrDataLenRange          = &Kind{ck.CKR_DATA_LEN_RANGE, "data length invalid for the mechanism"}
+	ErrEncryptedDataInvalid  = &Kind{ck.CKR_ENCRYPTED_DATA_INVALID, "encrypted data is invalid"}
+	ErrEncryptedDataLen      = &Kind{ck.CKR_ENCRYPTED_DATA_LEN_RANGE, "encrypted data length invalid"}
+	ErrSignatureInvalid      = &Kind{ck.CKR_SIGNATURE_INVALID, "signature is invalid"}
+	ErrSignatureLenRange     = &Kind{ck.CKR_SIGNATURE_LEN_RANGE, "signature length invalid"}
+	ErrArgumentsBad          = &Kind{ck.CKR_ARGUMENTS_BAD, "bad arguments"}
+	ErrFIPSNotApproved       = &Kind{ck.CKR_MECHANISM_INVALID, "mechanism not approved in FIPS mode"}
+	ErrDevice                = &Kind{ck.CKR_DEVICE_ERROR, "device error"}
+)

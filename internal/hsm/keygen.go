@@ -1,0 +1,401 @@
+package hsm
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"math/big"
+
+	"github.com/coffer-hsm/coffer/internal/ck"
+	"github.com/coffer-hsm/coffer/internal/hsm/mech"
+)
+
+// GenerateKey makes a secret key inside the HSM (C_GenerateKey):
+// CKM_AES_KEY_GEN with CKA_VALUE_LEN 16, 24 or 32, or
+// CKM_GENERIC_SECRET_KEY_GEN with CKA_VALUE_LEN 1..512.
+func (d *Device) GenerateKey(ctx context.Context, sid SessionID, m Mechanism, tmpl Template) (ObjectID, error) {
+	const op = "key.generate"
+	s, p, err := d.cryptoUser(op, sid)
+	if err != nil {
+		return 0, err
+	}
+	o, err := d.newSecretKey(op, m, tmpl)
+	if err == nil {
+		err = d.publish(ctx, s, p, o)
+	}
+	if err != nil {
+		err = asOpErr(op, err)
+		d.audit(sid, p, op, 0, "", err)
+		return 0, err
+	}
+	d.audit(sid, p, op, o.id, "", nil)
+	return o.id, nil
+}
+
+func asOpErr(op string, err error) error {
+	if _, ok := err.(*Error); ok {
+		return err
+	}
+	return &Error{Op: op, Err: err}
+}
+
+func (d *Device) newSecretKey(op string, m Mechanism, tmpl Template) (*Object, error) {
+	if _, err := d.mechanismFor(op, m.Type, FnGenerate); err != nil {
+		return nil, err
+	}
+	kt := ck.CKK_AES
+	if m.Type == ck.CKM_GENERIC_SECRET_KEY_GEN {
+		kt = ck.CKK_GENERIC_SECRET
+	}
+	v, ok := tmpl.Get(ck.CKA_VALUE_LEN)
+	if !ok || !checkValue(ck.CKA_VALUE_LEN, v) {
+		return nil, fmt.Errorf("%w: CKA_VALUE_LEN", ErrTemplateIncomplete)
+	}
+	n := decodeUlong(v)
+	if kt == ck.CKK_AES && n != 16 && n != 24 && n != 32 || n == 0 || n > 512 {
+		return nil, fmt.Errorf("%w: %d bytes", ErrKeySizeRange, n)
+	}
+	if _, ok := tmpl.Get(ck.CKA_VALUE); ok {
+		return nil, fmt.Errorf("%w: CKA_VALUE is generated", ErrTemplateInconsistent)
+	}
+	secret := make([]byte, n)
+	if _, err := io.ReadFull(d.cfg.Rand, secret); err != nil {
+		return nil, fmt.Errorf("%w: random: %w", ErrDevice, err)
+	}
+	km, err := secretMaterial(kt, secret)
+	if err != nil {
+		return nil, err
+	}
+	return buildKey(ck.CKO_SECRET_KEY, kt, km, tmpl, origin{generated: true, mechanism: m.Type}, map[ck.AttributeType]bool{ck.CKA_VALUE_LEN: true})
+}
+
+// GenerateKeyPair makes a key pair inside the HSM (C_GenerateKeyPair): RSA
+// (CKA_MODULUS_BITS 2048..4096 and optional CKA_PUBLIC_EXPONENT in the public
+// template), EC (CKA_EC_PARAMS naming P-256, P-384 or P-521) or Ed25519.
+func (d *Device) GenerateKeyPair(ctx context.Context, sid SessionID, m Mechanism, pubTmpl, privTmpl Template) (pub, priv ObjectID, err error) {
+	const op = "key.generate-pair"
+	s, p, err := d.cryptoUser(op, sid)
+	if err != nil {
+		return 0, 0, err
+	}
+	po, qo, err := d.newKeyPair(op, m, pubTmpl, privTmpl)
+	if err == nil {
+		if err = d.publish(ctx, s, p, qo); err == nil {
+			if err = d.publish(ctx, s, p, po); err != nil {
+				_ = d.destroy(ctx, s, p, qo.id) // keep no half pair
+			}
+		}
+	}
+	if err != nil {
+		err = asOpErr(op, err)
+		d.audit(sid, p, op, 0, "", err)
+		return 0, 0, err
+	}
+	d.audit(sid, p, op, qo.id, "public "+po.id.String(), nil)
+	return po.id, qo.id, nil
+}
+
+func (d *Device) newKeyPair(op string, m Mechanism, pubTmpl, privTmpl Template) (pub, priv *Object, err error) {
+	if _, err := d.mechanismFor(op, m.Type, FnGenerateKeyPair); err != nil {
+		return nil, nil, err
+	}
+	var key any
+	skip := map[ck.AttributeType]bool{}
+	switch m.Type {
+	case ck.CKM_RSA_PKCS_KEY_PAIR_GEN:
+		v, ok := pubTmpl.Get(ck.CKA_MODULUS_BITS)
+		if !ok || !checkValue(ck.CKA_MODULUS_BITS, v) {
+			return nil, nil, fmt.Errorf("%w: CKA_MODULUS_BITS", ErrTemplateIncomplete)
+		}
+		e := 65537
+		if ev, ok := pubTmpl.Get(ck.CKA_PUBLIC_EXPONENT); ok {
+			eb := new(big.Int).SetBytes(ev)
+			if !eb.IsInt64() || eb.Int64() < 3 || eb.Int64() > 1<<31-1 || eb.Bit(0) == 0 {
+				return nil, nil, fmt.Errorf("%w: CKA_PUBLIC_EXPONENT", ErrAttributeValueInvalid)
+			}
+			e = int(eb.Int64())
+		}
+		key, err = mech.GenerateRSA(d.cfg.Rand, int(decodeUlong(v)), e)
+		skip[ck.CKA_MODULUS_BITS], skip[ck.CKA_PUBLIC_EXPONENT] = true, true
+	case ck.CKM_EC_KEY_PAIR_GEN:
+		params, ok := pubTmpl.Get(ck.CKA_EC_PARAMS)
+		if !ok {
+			params, ok = privTmpl.Get(ck.CKA_EC_PARAMS)
+		}
+		if !ok {
+			return nil, nil, fmt.Errorf("%w: CKA_EC_PARAMS", ErrTemplateIncomplete)
+		}
+		curve, ed, perr := parseCurve(params)
+		if perr != nil {
+			return nil, nil, perr
+		}
+		if ed {
+			return nil, nil, fmt.Errorf("%w: Ed25519 keys use CKM_EC_EDWARDS_KEY_PAIR_GEN", ErrTemplateInconsistent)
+		}
+		key, err = mech.GenerateEC(d.cfg.Rand, curve)
+		skip[ck.CKA_EC_PARAMS] = true
+	case ck.CKM_EC_EDWARDS_KEY_PAIR_GEN:
+		if params, ok := pubTmpl.Get(ck.CKA_EC_PARAMS); ok {
+			if _, ed, perr := parseCurve(params); perr != nil || !ed {
+				return nil, nil, fmt.Errorf("%w: CKA_EC_PARAMS must name Ed25519", ErrAttributeValueInvalid)
+			}
+		}
+		key, err = mech.GenerateEd25519(d.cfg.Rand)
+		skip[ck.CKA_EC_PARAMS] = true
+	}
+	if err != nil {
+		return nil, nil, mechErr(err, FnGenerateKeyPair)
+	}
+	km, err := privateMaterial(key)
+	if err != nil {
+		return nil, nil, err
+	}
+	from := origin{generated: true, mechanism: m.Type}
+	kt := keyTypeOf(key)
+	if priv, err = buildKey(ck.CKO_PRIVATE_KEY, kt, km, privTmpl, from, skip); err != nil {
+		return nil, nil, err
+	}
+	if pub, err = buildKey(ck.CKO_PUBLIC_KEY, kt, km, pubTmpl, from, skip); err != nil {
+		return nil, nil, err
+	}
+	return pub, priv, nil
+}
+
+// keyBytes is what wrapping and export carry of a key: the raw value of a
+// secret key, PKCS#8 of a private key.
+func keyBytes(o *Object) ([]byte, error) {
+	if o.key.secret != nil {
+		return bytes.Clone(o.key.secret), nil
+	}
+	if o.key.priv == nil {
+		return nil, fmt.Errorf("%w: public keys are not wrapped", ErrKeyHandleInvalid)
+	}
+	return x509.MarshalPKCS8PrivateKey(o.key.priv)
+}
+
+// WrapKey encrypts a key under another (C_WrapKey). The key must be the
+// caller's own and extractable; a key marked CKA_WRAP_WITH_TRUSTED only under
+// a trusted wrapping key.
+func (d *Device) WrapKey(sid SessionID, wrapping ObjectID, m Mechanism, key ObjectID) ([]byte, error) {
+	const op = "key.wrap"
+	s, p, wk, err := d.useKey(op, sid, wrapping)
+	if err != nil {
+		return nil, err
+	}
+	out, err := d.wrap(op, s, p, wk, m, key)
+	d.audit(sid, p, op, key, "wrapping key "+wrapping.String(), err)
+	return out, err
+}
+
+func (d *Device) wrap(op string, s *session, p *principal, wk *Object, m Mechanism, key ObjectID) ([]byte, error) {
+	target, err := d.lookup(s, p, key)
+	switch {
+	case err != nil:
+		return nil, opErr(op, ErrKeyHandleInvalid, "key to wrap")
+	case !target.isKey():
+		return nil, opErr(op, ErrKeyHandleInvalid, "not a key")
+	case target.owner != p.name:
+		return nil, opErr(op, ErrNotOwner, "a shared key cannot be wrapped")
+	case !target.has(fExtractable):
+		return nil, opErr(op, ErrKeyNotExtractable, "")
+	case target.has(fWrapWithTrusted) && !wk.has(fTrusted):
+		return nil, opErr(op, ErrKeyNotWrappable, "")
+	}
+	oper, err := d.prepare(op, FnWrap, wk, m)
+	if err != nil {
+		return nil, wrapKeyErr(err, ErrWrappingKeyInvalid)
+	}
+	data, err := keyBytes(target)
+	if err != nil {
+		return nil, &Error{Op: op, Err: err}
+	}
+	oper.fn = FnEncrypt
+	out, err := oper.update(nil, data)
+	if err == nil {
+		out, err = oper.final(out, nil)
+	}
+	if err != nil {
+		return nil, &Error{Op: op, Err: err}
+	}
+	return out, nil
+}
+
+// wrapKeyErr reports a key-type mismatch of the wrapping or unwrapping key
+// with the code PKCS#11 gives it.
+func wrapKeyErr(err error, kind *Kind) error {
+	if Code(err) == ck.CKR_KEY_TYPE_INCONSISTENT {
+		return &Error{Op: "key.wrap", Err: fmt.Errorf("%w: %w", kind, err)}
+	}
+	return err
+}
+
+// UnwrapKey decrypts a wrapped key into a new key object (C_UnwrapKey).
+// The template gives CKA_CLASS and, for secret keys, CKA_KEY_TYPE.
+func (d *Device) UnwrapKey(ctx context.Context, sid SessionID, unwrapping ObjectID, m Mechanism, wrapped []byte, tmpl Template) (ObjectID, error) {
+	const op = "key.unwrap"
+	s, p, uk, err := d.useKey(op, sid, unwrapping)
+	if err != nil {
+		return 0, err
+	}
+	o, err := d.unwrap(op, uk, m, wrapped, tmpl)
+	if err == nil {
+		err = d.publish(ctx, s, p, o)
+	}
+	if err != nil {
+		err = asOpErr(op, err)
+		d.audit(sid, p, op, 0, "unwrapping key "+unwrapping.String(), err)
+		return 0, err
+	}
+	d.audit(sid, p, op, o.id, "unwrapping key "+unwrapping.String(), nil)
+	return o.id, nil
+}
+
+func (d *Device) unwrap(op string, uk *Object, m Mechanism, wrapped []byte, tmpl Template) (*Object, error) {
+	oper, err := d.prepare(op, FnUnwrap, uk, m)
+	if err != nil {
+		return nil, wrapKeyErr(err, ErrUnwrappingKeyInvalid)
+	}
+	oper.fn = FnDecrypt
+	plain, err := oper.update(nil, wrapped)
+	if err == nil {
+		plain, err = oper.final(plain, nil)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrWrappedKeyInvalid, err)
+	}
+	cv, ok := tmpl.Get(ck.CKA_CLASS)
+	if !ok {
+		return nil, fmt.Errorf("%w: CKA_CLASS", ErrTemplateIncomplete)
+	}
+	switch class := ck.ObjectClass(decodeUlong(cv)); class {
+	case ck.CKO_SECRET_KEY:
+		kv, ok := tmpl.Get(ck.CKA_KEY_TYPE)
+		if !ok {
+			return nil, fmt.Errorf("%w: CKA_KEY_TYPE", ErrTemplateIncomplete)
+		}
+		kt := ck.KeyType(decodeUlong(kv))
+		km, err := secretMaterial(kt, plain)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrWrappedKeyInvalid, err)
+		}
+		if vl, ok := tmpl.Get(ck.CKA_VALUE_LEN); ok && decodeUlong(vl) != uint(len(plain)) {
+			return nil, fmt.Errorf("%w: CKA_VALUE_LEN does not match the wrapped key", ErrTemplateInconsistent)
+		}
+		return buildKey(class, kt, km, tmpl, origin{}, map[ck.AttributeType]bool{ck.CKA_VALUE_LEN: true})
+	case ck.CKO_PRIVATE_KEY:
+		key, err := x509.ParsePKCS8PrivateKey(plain)
+		if err != nil {
+			return nil, fmt.Errorf("%w: not a PKCS#8 private key", ErrWrappedKeyInvalid)
+		}
+		km, err := privateMaterial(key)
+		if err != nil {
+			return nil, err
+		}
+		if kv, ok := tmpl.Get(ck.CKA_KEY_TYPE); ok && ck.KeyType(decodeUlong(kv)) != keyTypeOf(key) {
+			return nil, fmt.Errorf("%w: CKA_KEY_TYPE does not match the wrapped key", ErrTemplateInconsistent)
+		}
+		return buildKey(class, keyTypeOf(key), km, tmpl, origin{}, nil)
+	}
+	return nil, fmt.Errorf("%w: only secret and private keys are unwrapped", ErrTemplateInconsistent)
+}
+
+// DeriveKey derives a secret key (C_DeriveKey). CKM_ECDH1_DERIVE with
+// CKD_NULL: the shared secret's x-coordinate, truncated to CKA_VALUE_LEN
+// (leftmost bytes) when the template gives one.
+func (d *Device) DeriveKey(ctx context.Context, sid SessionID, base ObjectID, m Mechanism, tmpl Template) (ObjectID, error) {
+	const op = "key.derive"
+	s, p, bk, err := d.useKey(op, sid, base)
+	if err != nil {
+		return 0, err
+	}
+	o, err := d.derive(op, bk, m, tmpl)
+	if err == nil {
+		err = d.publish(ctx, s, p, o)
+	}
+	if err != nil {
+		err = asOpErr(op, err)
+		d.audit(sid, p, op, 0, "base key "+base.String(), err)
+		return 0, err
+	}
+	d.audit(sid, p, op, o.id, "base key "+base.String(), nil)
+	return o.id, nil
+}
+
+func (d *Device) derive(op string, bk *Object, m Mechanism, tmpl Template) (*Object, error) {
+	if _, err := d.prepare(op, FnDerive, bk, m); err != nil {
+		return nil, err
+	}
+	if m.KDF != ck.CKD_NULL || len(m.SharedData) != 0 {
+		return nil, fmt.Errorf("%w: only CKD_NULL is supported", ErrMechanismParamInvalid)
+	}
+	secret, err := mech.DeriveECDH(bk.key.priv.(*ecdsa.PrivateKey), m.PublicData)
+	if err != nil {
+		return nil, mechErr(err, FnDerive)
+	}
+	kt := ck.CKK_GENERIC_SECRET
+	if kv, ok := tmpl.Get(ck.CKA_KEY_TYPE); ok {
+		kt = ck.KeyType(decodeUlong(kv))
+	}
+	if vl, ok := tmpl.Get(ck.CKA_VALUE_LEN); ok {
+		n := decodeUlong(vl)
+		if n == 0 || n > uint(len(secret)) {
+			return nil, fmt.Errorf("%w: CKA_VALUE_LEN %d of a %d-byte secret", ErrTemplateInconsistent, n, len(secret))
+		}
+		secret = secret[:n]
+	}
+	km, err := secretMaterial(kt, secret)
+	if err != nil {
+		return nil, err
+	}
+	return buildKey(ck.CKO_SECRET_KEY, kt, km, tmpl, origin{generated: true, base: bk}, map[ck.AttributeType]bool{ck.CKA_VALUE_LEN: true})
+}
+
+// ExportPublicKey returns a public or private key's public half as
+// SubjectPublicKeyInfo DER. Anyone who can see the key may.
+func (d *Device) ExportPublicKey(sid SessionID, id ObjectID) ([]byte, error) {
+	const op = "key.export-public"
+	s, p, err := d.whoami(sid)
+	if err != nil {
+		return nil, &Error{Op: op, Err: err}
+	}
+	o, err := d.lookup(s, p, id)
+	if err != nil || o.key == nil || o.key.pub == nil {
+		return nil, opErr(op, ErrKeyHandleInvalid, "not an asymmetric key")
+	}
+	der, err := x509.MarshalPKIXPublicKey(o.key.pub)
+	if err != nil {
+		return nil, opErr(op, ErrDevice, "%v", err)
+	}
+	return der, nil
+}
+
+// ExportKey returns a key's secret in the clear, as CloudHSM's `key export`
+// does: the raw value of a secret key, PKCS#8 of a private key. Only the
+// owner may, and only of an extractable key.
+func (d *Device) ExportKey(ctx context.Context, sid SessionID, id ObjectID) ([]byte, error) {
+	const op = "key.export"
+	_, p, o, err := d.useKey(op, sid, id)
+	if err == nil {
+		switch {
+		case o.owner != p.name:
+			err = opErr(op, ErrNotOwner, "a shared key cannot be exported")
+		case !o.has(fExtractable):
+			err = opErr(op, ErrKeyNotExtractable, "")
+		case o.class == ck.CKO_PUBLIC_KEY:
+			err = opErr(op, ErrKeyHandleInvalid, "use ExportPublicKey for public keys")
+		}
+	}
+	var out []byte
+	if err == nil {
+		if out, err = keyBytes(o); err != nil {
+			err = &Error{Op: op, Err: err}
+		}
+	}
+	if aerr := d.auditSync(ctx, sid, p, op, id, "", err); aerr != nil && err == nil {
+		return nil, opErr(op, ErrDevice, "audit: %v", aerr)
+	}
+	return out, err
+}

@@ -1,0 +1,303 @@
+package mech
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/subtle"
+	"encoding/binary"
+	"fmt"
+	"math"
+	"slices"
+)
+
+const blockSize = aes.BlockSize
+
+// NewAES returns the AES block cipher for a 16-, 24- or 32-byte key. Every
+// other function here takes the cipher.Block, so the device can expand a key
+// once and reuse it.
+func NewAES(key []byte) (cipher.Block, error) {
+	switch len(key) {
+	case 16, 24, 32:
+	default:
+		return nil, fmt.Errorf("%w: AES key of %d bytes", ErrKeySize, len(key))
+	}
+	b, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrKeySize, err)
+	}
+	return b, nil
+}
+
+// grow extends dst by n bytes, reusing its capacity when it can, and returns
+// the whole slice and the n new bytes.
+func grow(dst []byte, n int) (whole, tail []byte) {
+	whole = slices.Grow(dst, n)[:len(dst)+n]
+	return whole, whole[len(dst):]
+}
+
+func checkBlock(b cipher.Block) error {
+	if b == nil || b.BlockSize() != blockSize {
+		return fmt.Errorf("%w: block cipher must be AES", ErrParam)
+	}
+	return nil
+}
+
+func checkBlockIV(b cipher.Block, iv []byte) error {
+	if err := checkBlock(b); err != nil {
+		return err
+	}
+	if len(iv) != blockSize {
+		return fmt.Errorf("%w: IV of %d bytes, want %d", ErrParam, len(iv), blockSize)
+	}
+	return nil
+}
+
+// cryptECB runs b over whole blocks of src into dst (same length).
+func cryptECB(b cipher.Block, decrypt bool, dst, src []byte) {
+	for i := 0; i < len(src); i += blockSize {
+		if decrypt {
+			b.Decrypt(dst[i:i+blockSize], src[i:i+blockSize])
+		} else {
+			b.Encrypt(dst[i:i+blockSize], src[i:i+blockSize])
+		}
+	}
+}
+
+// EncryptECB appends the ECB encryption of src, whose length must be a
+// multiple of 16 (ErrDataLen otherwise), to dst.
+func EncryptECB(dst []byte, b cipher.Block, src []byte) ([]byte, error) {
+	return ecb(dst, b, src, false)
+}
+
+// DecryptECB appends the ECB decryption of src (a multiple of 16) to dst.
+func DecryptECB(dst []byte, b cipher.Block, src []byte) ([]byte, error) {
+	return ecb(dst, b, src, true)
+}
+
+func ecb(dst []byte, b cipher.Block, src []byte, decrypt bool) ([]byte, error) {
+	if err := checkBlock(b); err != nil {
+		return nil, err
+	}
+	if len(src)%blockSize != 0 {
+		return nil, fmt.Errorf("%w: ECB input of %d bytes", ErrDataLen, len(src))
+	}
+	ret, out := grow(dst, len(src))
+	cryptECB(b, decrypt, out, src)
+	return ret, nil
+}
+
+// EncryptCBC appends the CBC encryption (no padding) of src, a multiple of 16
+// bytes, under the 16-byte iv to dst.
+func EncryptCBC(dst []byte, b cipher.Block, iv, src []byte) ([]byte, error) {
+	if err := checkBlockIV(b, iv); err != nil {
+		return nil, err
+	}
+	if len(src)%blockSize != 0 {
+		return nil, fmt.Errorf("%w: CBC input of %d bytes", ErrDataLen, len(src))
+	}
+	ret, out := grow(dst, len(src))
+	cipher.NewCBCEncrypter(b, iv).CryptBlocks(out, src)
+	return ret, nil
+}
+
+// DecryptCBC appends the CBC decryption (no padding) of src, a multiple of 16
+// bytes, to dst.
+func DecryptCBC(dst []byte, b cipher.Block, iv, src []byte) ([]byte, error) {
+	if err := checkBlockIV(b, iv); err != nil {
+		return nil, err
+	}
+	if len(src)%blockSize != 0 {
+		return nil, fmt.Errorf("%w: CBC input of %d bytes", ErrDataLen, len(src))
+	}
+	ret, out := grow(dst, len(src))
+	cipher.NewCBCDecrypter(b, iv).CryptBlocks(out, src)
+	return ret, nil
+}
+
+// EncryptCBCPad appends the CBC encryption of src padded per PKCS #7 (1 to 16
+// bytes of padding, always present) to dst. Any length of src is valid.
+func EncryptCBCPad(dst []byte, b cipher.Block, iv, src []byte) ([]byte, error) {
+	if err := checkBlockIV(b, iv); err != nil {
+		return nil, err
+	}
+	full := len(src) &^ (blockSize - 1)
+	var last [blockSize]byte
+	padBlock(&last, src[full:]) // before out may overwrite src (dst == src[:0])
+	ret, out := grow(dst, full+blockSize)
+	m := cipher.NewCBCEncrypter(b, iv)
+	m.CryptBlocks(out[:full], src[:full])
+	m.CryptBlocks(out[full:], last[:])
+	return ret, nil
+}
+
+// padBlock fills blk with tail (shorter than a block) and PKCS #7 padding.
+func padBlock(blk *[blockSize]byte, tail []byte) {
+	n := copy(blk[:], tail)
+	p := byte(blockSize - n)
+	for i := n; i < blockSize; i++ {
+		blk[i] = p
+	}
+}
+
+// DecryptCBCPad appends the CBC decryption of src with its PKCS #7 padding
+// removed to dst. src must be a non-zero multiple of 16 bytes (ErrDataLen).
+// Bad padding gives ErrEncryptedDataInvalid; the padding is checked without
+// data-dependent branches and nothing is appended on failure.
+func DecryptCBCPad(dst []byte, b cipher.Block, iv, src []byte) ([]byte, error) {
+	if err := checkBlockIV(b, iv); err != nil {
+		return nil, err
+	}
+	if len(src) == 0 || len(src)%blockSize != 0 {
+		return nil, fmt.Errorf("%w: CBC-PAD ciphertext of %d bytes", ErrDataLen, len(src))
+	}
+	ret, out := grow(dst, len(src))
+	cipher.NewCBCDecrypter(b, iv).CryptBlocks(out, src)
+	n, ok := pkcs7PadLen(out[len(out)-blockSize:])
+	if ok != 1 {
+		clear(out)
+		return nil, ErrEncryptedDataInvalid
+	}
+	clear(out[len(out)-n:])
+	return ret[:len(ret)-n], nil
+}
+
+// pkcs7PadLen returns the padding length announced by the last block and 1 if
+// the padding is valid (1..16 bytes, each equal to the length), 0 if not. It
+// reads the whole block whatever the padding, without secret-dependent
+// branches.
+func pkcs7PadLen(last []byte) (n, ok int) {
+	p := int(last[blockSize-1])
+	ok = subtle.ConstantTimeLessOrEq(1, p) & subtle.ConstantTimeLessOrEq(p, blockSize)
+	for i := 0; i < blockSize; i++ {
+		inPad := subtle.ConstantTimeLessOrEq(blockSize, i+p) // i >= 16-p
+		eq := subtle.ConstantTimeByteEq(last[i], byte(p))
+		ok &= eq | (inPad ^ 1)
+	}
+	return subtle.ConstantTimeSelect(ok, p, 0), ok
+}
+
+// CTR appends the CTR-mode transform of src (encryption and decryption are the
+// same) to dst. iv is the whole 16-byte initial counter block; its low
+// counterBits bits (1..128, as in PKCS #11 CK_AES_CTR_PARAMS) are the counter,
+// the rest a fixed nonce. If the counter would wrap within src the call fails
+// with ErrDataLen and nothing is processed.
+func CTR(dst []byte, b cipher.Block, iv []byte, counterBits int, src []byte) ([]byte, error) {
+	if err := checkBlockIV(b, iv); err != nil {
+		return nil, err
+	}
+	budget, err := ctrBudget(iv, counterBits)
+	if err != nil {
+		return nil, err
+	}
+	if uint64(len(src)) > budget {
+		return nil, fmt.Errorf("%w: CTR counter would wrap", ErrDataLen)
+	}
+	ret, out := grow(dst, len(src))
+	cipher.NewCTR(b, iv).XORKeyStream(out, src)
+	return ret, nil
+}
+
+// ctrBudget returns how many bytes can be processed from the counter block iv
+// before its low bits-bit counter wraps, saturating at MaxUint64. Below that
+// budget the standard library's full-width 128-bit increment equals the
+// PKCS #11 bits-wide one, since no carry leaves the counter field.
+func ctrBudget(iv []byte, bits int) (uint64, error) {
+	if bits < 1 || bits > 128 {
+		return 0, fmt.Errorf("%w: CTR counter bits %d, want 1..128", ErrParam, bits)
+	}
+	hi := binary.BigEndian.Uint64(iv[:8])
+	lo := binary.BigEndian.Uint64(iv[8:])
+	var blocks uint64 // 2^bits - counter, the counter values left
+	if bits < 64 {
+		c := lo & (1<<bits - 1)
+		blocks = 1<<bits - c
+	} else {
+		hmask := uint64(1)<<(bits-64) - 1 // counter bits in hi; all ones when bits == 128
+		if hi&hmask != hmask || lo == 0 {
+			return math.MaxUint64, nil // at least 2^64 blocks left
+		}
+		blocks = -lo
+	}
+	if blocks > math.MaxUint64/blockSize {
+		return math.MaxUint64, nil
+	}
+	return blocks * blockSize, nil
+}
+
+// GCM limits. PKCS #11 allows IVs of 1..256 bytes and tags of 4..16 bytes;
+// the standard library implements two subsets, and NewGCM supports exactly
+// those:
+//   - a 12-byte IV with a tag of 12..16 bytes (cipher.NewGCMWithTagSize);
+//   - an IV of 1..256 bytes with a 16-byte tag (cipher.NewGCMWithNonceSize).
+//
+// Other combinations (short tags, or a non-12-byte IV with a tag shorter than
+// 16) give ErrParam. In FIPS 140-only mode the standard library refuses
+// caller-chosen IVs altogether; that also surfaces as ErrParam.
+const (
+	GCMStandardIVLen = 12
+	GCMMaxIVLen      = 256
+	GCMMinTagLen     = 12
+	GCMTagLen        = 16
+	gcmMaxPlaintext  = 1<<36 - 32 // SP 800-38D limit; the standard library panics past it
+)
+
+// NewGCM returns AES-GCM for the given IV and tag lengths in bytes, within the
+// limits above. The result may be cached by the caller for a key and
+// parameter set.
+func NewGCM(b cipher.Block, ivLen, tagLen int) (cipher.AEAD, error) {
+	if err := checkBlock(b); err != nil {
+		return nil, err
+	}
+	var (
+		a   cipher.AEAD
+		err error
+	)
+	switch {
+	case ivLen == GCMStandardIVLen && tagLen == GCMTagLen:
+		a, err = cipher.NewGCM(b)
+	case ivLen == GCMStandardIVLen && tagLen >= GCMMinTagLen && tagLen < GCMTagLen:
+		a, err = cipher.NewGCMWithTagSize(b, tagLen)
+	case ivLen >= 1 && ivLen <= GCMMaxIVLen && tagLen == GCMTagLen:
+		a, err = cipher.NewGCMWithNonceSize(b, ivLen)
+	default:
+		return nil, fmt.Errorf("%w: GCM with a %d-byte IV and a %d-byte tag is not supported", ErrParam, ivLen, tagLen)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrParam, err)
+	}
+	return a, nil
+}
+
+// SealGCM appends the AES-GCM encryption of plaintext, authenticated with aad,
+// followed by its tagLen-byte tag, to dst. The IV length is len(iv).
+func SealGCM(dst []byte, b cipher.Block, iv []byte, tagLen int, plaintext, aad []byte) ([]byte, error) {
+	a, err := NewGCM(b, len(iv), tagLen)
+	if err != nil {
+		return nil, err
+	}
+	if uint64(len(plaintext)) > gcmMaxPlaintext {
+		return nil, fmt.Errorf("%w: GCM plaintext too long", ErrDataLen)
+	}
+	return a.Seal(dst, iv, plaintext, aad), nil
+}
+
+// OpenGCM checks the tag of ciphertext (which ends with the tagLen-byte tag)
+// and aad, and appends the plaintext to dst. A ciphertext shorter than the tag
+// gives ErrDataLen; a bad tag gives ErrAuthFailed and appends nothing.
+func OpenGCM(dst []byte, b cipher.Block, iv []byte, tagLen int, ciphertext, aad []byte) ([]byte, error) {
+	a, err := NewGCM(b, len(iv), tagLen)
+	if err != nil {
+		return nil, err
+	}
+	if len(ciphertext) < tagLen {
+		return nil, fmt.Errorf("%w: GCM ciphertext shorter than its tag", ErrDataLen)
+	}
+	if uint64(len(ciphertext)) > gcmMaxPlaintext+uint64(tagLen) {
+		return nil, fmt.Errorf("%w: GCM ciphertext too long", ErrDataLen)
+	}
+	out, err := a.Open(dst, iv, ciphertext, aad)
+	if err != nil {
+		return nil, ErrAuthFailed
+	}
+	return out, nil
+}

@@ -1,0 +1,170 @@
+package hsm
+
+import (
+	"slices"
+
+	"github.com/coffer-hsm/coffer/internal/ck"
+)
+
+// Mechanism is a PKCS#11 mechanism with its parameters, flattened: each
+// mechanism reads the fields its CK_*_PARAMS structure has and ignores the
+// rest.
+type Mechanism struct {
+	Type ck.MechanismType
+
+	IV          []byte // AES-CBC, CBC-PAD, GCM; AES-CTR's 16-byte counter block; KEY_WRAP's optional IV
+	AAD         []byte // AES-GCM additional authenticated data
+	TagBits     uint   // AES-GCM tag length in bits
+	CounterBits uint   // AES-CTR counter width (ulCounterBits)
+
+	Hash    ck.MechanismType // RSA-PSS and OAEP: hashAlg
+	MGF     ck.MGF           // RSA-PSS and OAEP: mgf
+	SaltLen uint             // RSA-PSS: sLen
+	Label   []byte           // RSA-OAEP: pSourceData
+
+	KDF        ck.KDF // ECDH1_DERIVE
+	SharedData []byte // ECDH1_DERIVE
+	PublicData []byte // ECDH1_DERIVE: the peer's public point
+
+	MACLen uint // *_GENERAL MACs: output length in bytes
+}
+
+// Function is a bit set of what a mechanism can do (the CKF_* flags of
+// CK_MECHANISM_INFO).
+type Function uint
+
+const (
+	FnEncrypt Function = 1 << iota
+	FnDecrypt
+	FnDigest
+	FnSign
+	FnVerify
+	FnGenerate
+	FnGenerateKeyPair
+	FnWrap
+	FnUnwrap
+	FnDerive
+)
+
+// MechanismInfo is what C_GetMechanismInfo reports.
+type MechanismInfo struct {
+	MinKeySize, MaxKeySize uint // bits for RSA, EC and AES; bytes for generic secrets (as PKCS#11 says)
+	Functions              Function
+	FIPS                   bool // approved in FIPS mode
+}
+
+// CKFlags returns the CKF_* flags for the functions.
+func (i MechanismInfo) CKFlags() ck.Flags {
+	var f ck.Flags
+	for bit, ckf := range map[Function]ck.Flags{
+		FnEncrypt: ck.CKF_ENCRYPT, FnDecrypt: ck.CKF_DECRYPT, FnDigest: ck.CKF_DIGEST,
+		FnSign: ck.CKF_SIGN, FnVerify: ck.CKF_VERIFY, FnGenerate: ck.CKF_GENERATE,
+		FnGenerateKeyPair: ck.CKF_GENERATE_KEY_PAIR, FnWrap: ck.CKF_WRAP, FnUnwrap: ck.CKF_UNWRAP,
+		FnDerive: ck.CKF_DERIVE,
+	} {
+		if i.Functions&bit != 0 {
+			f |= ckf
+		}
+	}
+	f |= ck.CKF_HW // the mechanism is performed by the HSM, not the library
+	return f
+}
+
+const (
+	encDec  = FnEncrypt | FnDecrypt
+	sigVer  = FnSign | FnVerify
+	wrapUnw = FnWrap | FnUnwrap
+)
+
+// mechanisms is the device's mechanism table: what each mechanism does and
+// for which key sizes. FIPS mode is this table's FIPS column and nothing else.
+var mechanisms = map[ck.MechanismType]MechanismInfo{
+	ck.CKM_AES_KEY_GEN:      {128, 256, FnGenerate, true},
+	ck.CKM_AES_ECB:          {128, 256, encDec | wrapUnw, true},
+	ck.CKM_AES_CBC:          {128, 256, encDec | wrapUnw, true},
+	ck.CKM_AES_CBC_PAD:      {128, 256, encDec | wrapUnw, true},
+	ck.CKM_AES_CTR:          {128, 256, encDec, true},
+	ck.CKM_AES_GCM:          {128, 256, encDec | wrapUnw, true},
+	ck.CKM_AES_KEY_WRAP:     {128, 256, encDec | wrapUnw, true},
+	ck.CKM_AES_KEY_WRAP_PAD: {128, 256, encDec | wrapUnw, true},
+	ck.CKM_AES_CMAC:         {128, 256, sigVer, true},
+	ck.CKM_AES_CMAC_GENERAL: {128, 256, sigVer, true},
+
+	ck.CKM_GENERIC_SECRET_KEY_GEN: {1, 512, FnGenerate, true},
+	ck.CKM_SHA_1_HMAC:             {1, 512, sigVer, true},
+	ck.CKM_SHA224_HMAC:            {1, 512, sigVer, true},
+	ck.CKM_SHA256_HMAC:            {1, 512, sigVer, true},
+	ck.CKM_SHA384_HMAC:            {1, 512, sigVer, true},
+	ck.CKM_SHA512_HMAC:            {1, 512, sigVer, true},
+	ck.CKM_SHA_1_HMAC_GENERAL:     {1, 512, sigVer, true},
+	ck.CKM_SHA224_HMAC_GENERAL:    {1, 512, sigVer, true},
+	ck.CKM_SHA256_HMAC_GENERAL:    {1, 512, sigVer, true},
+	ck.CKM_SHA384_HMAC_GENERAL:    {1, 512, sigVer, true},
+	ck.CKM_SHA512_HMAC_GENERAL:    {1, 512, sigVer, true},
+
+	ck.CKM_SHA_1:  {0, 0, FnDigest, true},
+	ck.CKM_SHA224: {0, 0, FnDigest, true},
+	ck.CKM_SHA256: {0, 0, FnDigest, true},
+	ck.CKM_SHA384: {0, 0, FnDigest, true},
+	ck.CKM_SHA512: {0, 0, FnDigest, true},
+
+	ck.CKM_RSA_PKCS_KEY_PAIR_GEN: {2048, 4096, FnGenerateKeyPair, true},
+	ck.CKM_RSA_PKCS:              {2048, 4096, encDec | sigVer | wrapUnw, false}, // v1.5 encryption is not approved
+	ck.CKM_SHA1_RSA_PKCS:         {2048, 4096, sigVer, true},
+	ck.CKM_SHA224_RSA_PKCS:       {2048, 4096, sigVer, true},
+	ck.CKM_SHA256_RSA_PKCS:       {2048, 4096, sigVer, true},
+	ck.CKM_SHA384_RSA_PKCS:       {2048, 4096, sigVer, true},
+	ck.CKM_SHA512_RSA_PKCS:       {2048, 4096, sigVer, true},
+	ck.CKM_RSA_PKCS_PSS:          {2048, 4096, sigVer, true},
+	ck.CKM_SHA1_RSA_PKCS_PSS:     {2048, 4096, sigVer, true},
+	ck.CKM_SHA224_RSA_PKCS_PSS:   {2048, 4096, sigVer, true},
+	ck.CKM_SHA256_RSA_PKCS_PSS:   {2048, 4096, sigVer, true},
+	ck.CKM_SHA384_RSA_PKCS_PSS:   {2048, 4096, sigVer, true},
+	ck.CKM_SHA512_RSA_PKCS_PSS:   {2048, 4096, sigVer, true},
+	ck.CKM_RSA_PKCS_OAEP:         {2048, 4096, encDec | wrapUnw, true},
+
+	ck.CKM_EC_KEY_PAIR_GEN: {256, 521, FnGenerateKeyPair, true},
+	ck.CKM_ECDSA:           {256, 521, sigVer, true},
+	ck.CKM_ECDSA_SHA1:      {256, 521, sigVer, true},
+	ck.CKM_ECDSA_SHA224:    {256, 521, sigVer, true},
+	ck.CKM_ECDSA_SHA256:    {256, 521, sigVer, true},
+	ck.CKM_ECDSA_SHA384:    {256, 521, sigVer, true},
+	ck.CKM_ECDSA_SHA512:    {256, 521, sigVer, true},
+	ck.CKM_ECDH1_DERIVE:    {256, 521, FnDerive, true},
+
+	ck.CKM_EC_EDWARDS_KEY_PAIR_GEN: {255, 255, FnGenerateKeyPair, true},
+	ck.CKM_EDDSA:                   {255, 255, sigVer, true},
+}
+
+// Mechanisms lists the mechanisms the device offers, sorted.
+func (d *Device) Mechanisms() []ck.MechanismType {
+	var out []ck.MechanismType
+	for m, info := range mechanisms {
+		if !d.cfg.FIPS || info.FIPS {
+			out = append(out, m)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// MechanismInfo describes one mechanism.
+func (d *Device) MechanismInfo(m ck.MechanismType) (MechanismInfo, error) {
+	info, ok := mechanisms[m]
+	if !ok || (d.cfg.FIPS && !info.FIPS) {
+		return MechanismInfo{}, &Error{Op: "mechanism info", Err: ErrMechanismInvalid}
+	}
+	return info, nil
+}
+
+// mechanismFor checks that m is offered for fn.
+func (d *Device) mechanismFor(op string, m ck.MechanismType, fn Function) (MechanismInfo, error) {
+	info, ok := mechanisms[m]
+	switch {
+	case !ok || info.Functions&fn == 0:
+		return info, opErr(op, ErrMechanismInvalid, "%v", m)
+	case d.cfg.FIPS && !info.FIPS:
+		return info, opErr(op, ErrFIPSNotApproved, "%v", m)
+	}
+	return info, nil
+}

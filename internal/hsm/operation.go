@@ -1,0 +1,365 @@
+package hsm
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/rsa"
+	"errors"
+	"fmt"
+	"hash"
+
+	"github.com/coffer-hsm/coffer/internal/ck"
+	"github.com/coffer-hsm/coffer/internal/hsm/mech"
+)
+
+// OpID names a multi-part operation within a session.
+type OpID uint64
+
+// operation is one cryptographic operation on one key: prepared once, fed
+// data, finished. Streaming mechanisms keep a hash or cipher state; the rest
+// (GCM, key wrap, raw RSA and ECDSA, EdDSA, OAEP) collect their input and do
+// the work at the end, as PKCS#11 allows.
+type operation struct {
+	fn   Function
+	m    Mechanism
+	key  *Object
+	hash crypto.Hash     // hash-then-sign mechanisms and digests
+	h    hash.Hash       // streaming digest or MAC
+	mp   *mech.Multipart // streaming AES modes
+	buf  []byte          // collected input of one-shot mechanisms
+}
+
+// hashes maps the digest and hash-then-sign mechanisms to their hash.
+var hashes = map[ck.MechanismType]crypto.Hash{
+	ck.CKM_SHA_1: crypto.SHA1, ck.CKM_SHA224: crypto.SHA224, ck.CKM_SHA256: crypto.SHA256,
+	ck.CKM_SHA384: crypto.SHA384, ck.CKM_SHA512: crypto.SHA512,
+
+	ck.CKM_SHA_1_HMAC: crypto.SHA1, ck.CKM_SHA224_HMAC: crypto.SHA224, ck.CKM_SHA256_HMAC: crypto.SHA256,
+	ck.CKM_SHA384_HMAC: crypto.SHA384, ck.CKM_SHA512_HMAC: crypto.SHA512,
+	ck.CKM_SHA_1_HMAC_GENERAL: crypto.SHA1, ck.CKM_SHA224_HMAC_GENERAL: crypto.SHA224,
+	ck.CKM_SHA256_HMAC_GENERAL: crypto.SHA256, ck.CKM_SHA384_HMAC_GENERAL: crypto.SHA384,
+	ck.CKM_SHA512_HMAC_GENERAL: crypto.SHA512,
+
+	ck.CKM_SHA1_RSA_PKCS: crypto.SHA1, ck.CKM_SHA224_RSA_PKCS: crypto.SHA224,
+	ck.CKM_SHA256_RSA_PKCS: crypto.SHA256, ck.CKM_SHA384_RSA_PKCS: crypto.SHA384,
+	ck.CKM_SHA512_RSA_PKCS:   crypto.SHA512,
+	ck.CKM_SHA1_RSA_PKCS_PSS: crypto.SHA1, ck.CKM_SHA224_RSA_PKCS_PSS: crypto.SHA224,
+	ck.CKM_SHA256_RSA_PKCS_PSS: crypto.SHA256, ck.CKM_SHA384_RSA_PKCS_PSS: crypto.SHA384,
+	ck.CKM_SHA512_RSA_PKCS_PSS: crypto.SHA512,
+	ck.CKM_ECDSA_SHA1:          crypto.SHA1, ck.CKM_ECDSA_SHA224: crypto.SHA224,
+	ck.CKM_ECDSA_SHA256: crypto.SHA256, ck.CKM_ECDSA_SHA384: crypto.SHA384,
+	ck.CKM_ECDSA_SHA512: crypto.SHA512,
+}
+
+var mgfs = map[ck.MGF]crypto.Hash{
+	ck.CKG_MGF1_SHA1: crypto.SHA1, ck.CKG_MGF1_SHA224: crypto.SHA224, ck.CKG_MGF1_SHA256: crypto.SHA256,
+	ck.CKG_MGF1_SHA384: crypto.SHA384, ck.CKG_MGF1_SHA512: crypto.SHA512,
+}
+
+// paramHash reads the hashAlg/mgf pair of PSS and OAEP parameters.
+func paramHash(m Mechanism) (h, mgf crypto.Hash, err error) {
+	h, ok1 := hashes[m.Hash]
+	mgf, ok2 := mgfs[m.MGF]
+	if !ok1 || !ok2 || m.Hash > ck.CKM_SHA512 {
+		return 0, 0, fmt.Errorf("%w: hash %v, MGF %d", ErrMechanismParamInvalid, m.Hash, m.MGF)
+	}
+	return h, mgf, nil
+}
+
+// fnAttr is the key attribute that permits a function.
+func fnAttr(fn Function) (flag, ck.AttributeType) {
+	switch fn {
+	case FnEncrypt:
+		return fEncrypt, ck.CKA_ENCRYPT
+	case FnDecrypt:
+		return fDecrypt, ck.CKA_DECRYPT
+	case FnSign:
+		return fSign, ck.CKA_SIGN
+	case FnVerify:
+		return fVerify, ck.CKA_VERIFY
+	case FnWrap:
+		return fWrap, ck.CKA_WRAP
+	case FnUnwrap:
+		return fUnwrap, ck.CKA_UNWRAP
+	case FnDerive:
+		return fDerive, ck.CKA_DERIVE
+	}
+	return 0, 0
+}
+
+// keyFits reports whether the key's class and type fit mechanism m for fn.
+func keyFits(o *Object, m ck.MechanismType, fn Function) bool {
+	pub := o.class == ck.CKO_PUBLIC_KEY
+	priv := o.class == ck.CKO_PRIVATE_KEY
+	// Public keys encrypt, verify and wrap; private keys the inverse.
+	wantPub := fn == FnEncrypt || fn == FnVerify || fn == FnWrap
+	switch m {
+	case ck.CKM_AES_ECB, ck.CKM_AES_CBC, ck.CKM_AES_CBC_PAD, ck.CKM_AES_CTR, ck.CKM_AES_GCM,
+		ck.CKM_AES_KEY_WRAP, ck.CKM_AES_KEY_WRAP_PAD, ck.CKM_AES_CMAC, ck.CKM_AES_CMAC_GENERAL:
+		return o.class == ck.CKO_SECRET_KEY && o.keyType == ck.CKK_AES
+	case ck.CKM_RSA_PKCS, ck.CKM_RSA_PKCS_OAEP, ck.CKM_RSA_PKCS_PSS,
+		ck.CKM_SHA1_RSA_PKCS, ck.CKM_SHA224_RSA_PKCS, ck.CKM_SHA256_RSA_PKCS, ck.CKM_SHA384_RSA_PKCS, ck.CKM_SHA512_RSA_PKCS,
+		ck.CKM_SHA1_RSA_PKCS_PSS, ck.CKM_SHA224_RSA_PKCS_PSS, ck.CKM_SHA256_RSA_PKCS_PSS, ck.CKM_SHA384_RSA_PKCS_PSS, ck.CKM_SHA512_RSA_PKCS_PSS:
+		return o.keyType == ck.CKK_RSA && (pub && wantPub || priv && !wantPub)
+	case ck.CKM_ECDSA, ck.CKM_ECDSA_SHA1, ck.CKM_ECDSA_SHA224, ck.CKM_ECDSA_SHA256, ck.CKM_ECDSA_SHA384, ck.CKM_ECDSA_SHA512:
+		return o.keyType == ck.CKK_EC && (pub && wantPub || priv && !wantPub)
+	case ck.CKM_ECDH1_DERIVE:
+		return o.keyType == ck.CKK_EC && priv
+	case ck.CKM_EDDSA:
+		return o.keyType == ck.CKK_EC_EDWARDS && (pub && wantPub || priv && !wantPub)
+	}
+	if _, ok := hashes[m]; ok { // HMAC
+		return o.class == ck.CKO_SECRET_KEY && o.keyType == ck.CKK_GENERIC_SECRET
+	}
+	return false
+}
+
+// prepare checks that key may do fn with m and sets up the operation.
+func (d *Device) prepare(op string, fn Function, key *Object, m Mechanism) (*operation, error) {
+	if _, err := d.mechanismFor(op, m.Type, fn); err != nil {
+		return nil, err
+	}
+	o := &operation{fn: fn, m: m, key: key}
+	if fn == FnDigest {
+		o.hash = hashes[m.Type]
+		h, err := mech.NewDigest(o.hash)
+		if err != nil {
+			return nil, opErr(op, ErrMechanismInvalid, "%v", m.Type)
+		}
+		o.h = h
+		return o, nil
+	}
+	if key == nil || !key.isKey() {
+		return nil, opErr(op, ErrKeyHandleInvalid, "")
+	}
+	if !keyFits(key, m.Type, fn) {
+		return nil, opErr(op, ErrKeyTypeInconsistent, "%v cannot use this key", m.Type)
+	}
+	if f, attr := fnAttr(fn); !key.has(f) {
+		return nil, opErr(op, ErrKeyFunctionDenied, "%v is false", attr)
+	}
+	if err := o.start(); err != nil {
+		return nil, &Error{Op: op, Err: err}
+	}
+	return o, nil
+}
+
+// start sets up streaming state and checks parameters that can be checked
+// before any data arrives.
+func (o *operation) start() error {
+	k, m := o.key.key, o.m
+	var err error
+	switch m.Type {
+	case ck.CKM_AES_ECB, ck.CKM_AES_CBC, ck.CKM_AES_CBC_PAD, ck.CKM_AES_CTR:
+		mode := map[ck.MechanismType]mech.Mode{ck.CKM_AES_ECB: mech.ModeECB, ck.CKM_AES_CBC: mech.ModeCBC,
+			ck.CKM_AES_CBC_PAD: mech.ModeCBCPad, ck.CKM_AES_CTR: mech.ModeCTR}[m.Type]
+		dir := mech.Encrypt
+		if o.fn == FnDecrypt {
+			dir = mech.Decrypt
+		}
+		o.mp, err = mech.NewMultipart(k.block, mode, dir, m.IV, int(m.CounterBits))
+	case ck.CKM_AES_CMAC, ck.CKM_AES_CMAC_GENERAL:
+		o.h, err = mech.NewCMAC(k.block)
+	case ck.CKM_AES_GCM:
+		if m.TagBits%8 != 0 {
+			err = mech.ErrParam
+		}
+	case ck.CKM_RSA_PKCS_PSS, ck.CKM_RSA_PKCS_OAEP:
+		_, _, err = paramHash(m)
+	default:
+		if h, ok := hashes[m.Type]; ok {
+			o.hash = h
+			if o.key.keyType == ck.CKK_GENERIC_SECRET {
+				o.h, err = mech.NewHMAC(h, k.secret)
+			} else {
+				o.h, err = mech.NewDigest(h)
+			}
+		}
+	}
+	if err != nil {
+		return mechErr(err, o.fn)
+	}
+	return nil
+}
+
+// update feeds data; ciphers return output.
+func (o *operation) update(dst, data []byte) ([]byte, error) {
+	switch {
+	case o.mp != nil:
+		out, err := o.mp.Update(dst, data)
+		return out, mechErr(err, o.fn)
+	case o.h != nil:
+		o.h.Write(data)
+		return dst, nil
+	}
+	o.buf = append(o.buf, data...)
+	return dst, nil
+}
+
+// final ends the operation. For verify, sig is the signature to check.
+func (o *operation) final(dst, sig []byte) ([]byte, error) {
+	out, err := o.finish(dst, sig)
+	return out, mechErr(err, o.fn)
+}
+
+func (o *operation) finish(dst, sig []byte) ([]byte, error) {
+	if o.mp != nil {
+		return o.mp.Final(dst)
+	}
+	if o.fn == FnDigest {
+		return o.h.Sum(dst), nil
+	}
+	switch o.m.Type {
+	case ck.CKM_AES_CMAC, ck.CKM_AES_CMAC_GENERAL:
+		n := 16
+		if o.m.Type == ck.CKM_AES_CMAC_GENERAL {
+			n = int(o.m.MACLen)
+		}
+		if o.fn == FnSign {
+			return mech.SumMAC(dst, o.h, n)
+		}
+		return nil, mech.VerifyMAC(o.h, sig, n)
+	}
+	if o.h != nil && o.key.keyType == ck.CKK_GENERIC_SECRET { // HMAC
+		n := o.hash.Size()
+		if o.m.Type != ck.CKM_SHA_1_HMAC && o.m.Type != ck.CKM_SHA224_HMAC && o.m.Type != ck.CKM_SHA256_HMAC &&
+			o.m.Type != ck.CKM_SHA384_HMAC && o.m.Type != ck.CKM_SHA512_HMAC {
+			n = int(o.m.MACLen)
+		}
+		if o.fn == FnSign {
+			return mech.SumMAC(dst, o.h, n)
+		}
+		return nil, mech.VerifyMAC(o.h, sig, n)
+	}
+	data := o.buf
+	if o.h != nil { // hash-then-sign: the digest is what gets signed
+		data = o.h.Sum(nil)
+	}
+	return o.oneShot(dst, data, sig)
+}
+
+// oneShot performs the non-streaming mechanisms on their whole input.
+func (o *operation) oneShot(dst, data, sig []byte) ([]byte, error) {
+	k, m := o.key.key, o.m
+	switch m.Type {
+	case ck.CKM_AES_GCM:
+		tag := int(m.TagBits / 8)
+		if o.fn == FnEncrypt {
+			return mech.SealGCM(dst, k.block, m.IV, tag, data, m.AAD)
+		}
+		return mech.OpenGCM(dst, k.block, m.IV, tag, data, m.AAD)
+	case ck.CKM_AES_KEY_WRAP:
+		if o.fn == FnEncrypt {
+			return mech.WrapKW(dst, k.block, m.IV, data)
+		}
+		return mech.UnwrapKW(dst, k.block, m.IV, data)
+	case ck.CKM_AES_KEY_WRAP_PAD:
+		if o.fn == FnEncrypt {
+			return mech.WrapKWP(dst, k.block, m.IV, data)
+		}
+		return mech.UnwrapKWP(dst, k.block, m.IV, data)
+	case ck.CKM_RSA_PKCS:
+		switch o.fn {
+		case FnEncrypt:
+			return mech.EncryptPKCS1v15(nil, k.pub.(*rsa.PublicKey), data)
+		case FnDecrypt:
+			return mech.DecryptPKCS1v15(k.priv.(*rsa.PrivateKey), data)
+		case FnSign:
+			return mech.SignPKCS1v15(k.priv.(*rsa.PrivateKey), 0, data)
+		}
+		return nil, mech.VerifyPKCS1v15(k.pub.(*rsa.PublicKey), 0, data, sig)
+	case ck.CKM_RSA_PKCS_OAEP:
+		h, mgf, err := paramHash(m)
+		if err != nil {
+			return nil, err
+		}
+		p := mech.OAEPParams{Hash: h, MGF: mgf, Label: m.Label}
+		if o.fn == FnEncrypt {
+			return mech.EncryptOAEP(nil, k.pub.(*rsa.PublicKey), p, data)
+		}
+		return mech.DecryptOAEP(k.priv.(*rsa.PrivateKey), p, data)
+	case ck.CKM_EDDSA:
+		if o.fn == FnSign {
+			return mech.SignEd25519(k.priv.(ed25519.PrivateKey), data)
+		}
+		return nil, mech.VerifyEd25519(k.pub.(ed25519.PublicKey), data, sig)
+	}
+	switch o.key.keyType {
+	case ck.CKK_RSA:
+		if isPSS(m.Type) {
+			h, mgf, err := paramHash(m)
+			if err != nil {
+				return nil, err
+			}
+			if o.hash != 0 && h != o.hash {
+				return nil, fmt.Errorf("%w: hashAlg must be the mechanism's hash", mech.ErrParam)
+			}
+			p := mech.PSSParams{Hash: h, MGF: mgf, SaltLen: int(m.SaltLen)}
+			if o.fn == FnSign {
+				return mech.SignPSS(nil, k.priv.(*rsa.PrivateKey), p, data)
+			}
+			return nil, mech.VerifyPSS(k.pub.(*rsa.PublicKey), p, data, sig)
+		}
+		if o.fn == FnSign {
+			return mech.SignPKCS1v15(k.priv.(*rsa.PrivateKey), o.hash, data)
+		}
+		return nil, mech.VerifyPKCS1v15(k.pub.(*rsa.PublicKey), o.hash, data, sig)
+	case ck.CKK_EC:
+		if o.fn == FnSign {
+			return mech.SignECDSA(nil, k.priv.(*ecdsa.PrivateKey), data)
+		}
+		return nil, mech.VerifyECDSA(k.pub.(*ecdsa.PublicKey), data, sig)
+	}
+	return nil, fmt.Errorf("%w: %v", ErrMechanismInvalid, m.Type)
+}
+
+func isPSS(m ck.MechanismType) bool {
+	switch m {
+	case ck.CKM_RSA_PKCS_PSS, ck.CKM_SHA1_RSA_PKCS_PSS, ck.CKM_SHA224_RSA_PKCS_PSS, ck.CKM_SHA256_RSA_PKCS_PSS,
+		ck.CKM_SHA384_RSA_PKCS_PSS, ck.CKM_SHA512_RSA_PKCS_PSS:
+		return true
+	}
+	return false
+}
+
+// mechErr maps an error of package mech to the device's refusal, keeping
+// the detail.
+func mechErr(err error, fn Function) error {
+	if err == nil {
+		return nil
+	}
+	var k *Kind
+	if errors.As(err, &k) {
+		return err
+	}
+	decrypting := fn == FnDecrypt || fn == FnUnwrap
+	var kind *Kind
+	switch {
+	case errors.Is(err, mech.ErrSignatureLen):
+		kind = ErrSignatureLenRange
+	case errors.Is(err, mech.ErrSignatureInvalid):
+		kind = ErrSignatureInvalid
+	case errors.Is(err, mech.ErrDataLen) && decrypting:
+		kind = ErrEncryptedDataLen
+	case errors.Is(err, mech.ErrDataLen):
+		kind = ErrDataLenRange
+	case errors.Is(err, mech.ErrEncryptedDataInvalid) && fn == FnUnwrap:
+		kind = ErrWrappedKeyInvalid
+	case errors.Is(err, mech.ErrEncryptedDataInvalid):
+		kind = ErrEncryptedDataInvalid
+	case errors.Is(err, mech.ErrParam):
+		kind = ErrMechanismParamInvalid
+	case errors.Is(err, mech.ErrKeySize):
+		kind = ErrKeySizeRange
+	case errors.Is(err, mech.ErrKeyType), errors.Is(err, mech.ErrCurve):
+		kind = ErrKeyTypeInconsistent
+	case errors.Is(err, mech.ErrEncoding):
+		kind = ErrArgumentsBad
+	case errors.Is(err, mech.ErrDone):
+		kind = ErrOperationNotInit
+	default:
+		kind = ErrDevice
+	}
+	return fmt.Errorf("%w: %w", kind, err)
+}

@@ -6,7 +6,9 @@
 # the layout `govulncheck -db file://DIR` reads, in a cache directory that is
 # built once per vulndb version. Needs nothing but Go.
 #
-# Usage: scripts/vulncheck.sh [govulncheck flags and patterns]   (default ./...)
+# Usage: scripts/vulncheck.sh [govulncheck arguments]
+# With no arguments it scans ./...; arguments replace that entirely and go to
+# govulncheck as given, e.g. `scripts/vulncheck.sh -show verbose ./...`.
 # Exit status: govulncheck's (0 clean, 3 vulnerabilities found, other: error).
 # Environment: VULNCHECK_CACHE overrides the database cache root.
 set -euo pipefail

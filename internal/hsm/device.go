@@ -120,15 +120,16 @@ type Device struct {
 	cfg Config
 	log *slog.Logger
 
-	// mu guards objects and users. Objects are immutable once in the
-	// table; a change replaces the pointer under mu.
-	mu      sync.RWMutex
-	objects map[ObjectID]*Object
-	users   map[string]*User
-	cluster clusterSettings
+	// mu guards objects, reserved, users and cluster. Objects are
+	// immutable once in the table; a change replaces the pointer under mu.
+	mu       sync.RWMutex
+	objects  map[ObjectID]*Object
+	reserved map[ObjectID]struct{} // ids of objects being committed
+	users    map[string]*User
+	cluster  clusterSettings
 
-	// createMu serializes creation of token objects and users on this
-	// device, as CloudHSM does, so id allocation and limits are exact.
+	// createMu serializes read-modify-write of existing objects and users
+	// (attribute changes, sharing, destruction), so no change is lost.
 	createMu sync.Mutex
 
 	sessMu      sync.RWMutex
@@ -152,6 +153,7 @@ func New(ctx context.Context, cfg Config) (*Device, error) {
 		cfg:      cfg,
 		log:      cfg.Logger,
 		objects:  map[ObjectID]*Object{},
+		reserved: map[ObjectID]struct{}{},
 		users:    map[string]*User{},
 		sessions: map[SessionID]*session{},
 		cluster:  defaultClusterSettings(),
@@ -242,7 +244,7 @@ func (d *Device) Reload(kind RecordKind, id string, data []byte) error {
 	return nil
 }
 
-// newObjectID returns a random id not in use. Random ids are stable across
+// newObjectID returns a random id not in use. The caller holds mu. Random ids are stable across
 // nodes and never reused in practice (2^64 space; collisions are checked).
 func (d *Device) newObjectID() (ObjectID, error) {
 	var b [8]byte
@@ -255,7 +257,8 @@ func (d *Device) newObjectID() (ObjectID, error) {
 		if id == 0 {
 			continue
 		}
-		if _, taken := d.objects[id]; !taken {
+		_, taken := d.objects[id]
+		if _, busy := d.reserved[id]; !taken && !busy {
 			return id, nil
 		}
 	}

@@ -149,20 +149,28 @@ func buildKey(class ck.ObjectClass, kt ck.KeyType, km *keyMaterial, tmpl Templat
 }
 
 // publish stores a new object (durably if it is a token object) and makes it
-// visible. The caller holds no lock.
+// visible. Only id allocation is serialized: concurrent creations commit to
+// the store together (group commit), so durable key creation scales with
+// callers. The caller holds no lock.
 func (d *Device) publish(ctx context.Context, s *session, p *principal, o *Object) error {
-	d.createMu.Lock()
-	defer d.createMu.Unlock()
-	d.mu.RLock()
-	n := len(d.objects)
+	d.mu.Lock()
+	if len(d.objects)+len(d.reserved) >= d.cfg.MaxObjects {
+		d.mu.Unlock()
+		return ErrDeviceMemory
+	}
 	id, err := d.newObjectID()
-	d.mu.RUnlock()
+	if err == nil {
+		d.reserved[id] = struct{}{}
+	}
+	d.mu.Unlock()
 	if err != nil {
 		return err
 	}
-	if n >= d.cfg.MaxObjects {
-		return ErrDeviceMemory
-	}
+	defer func() {
+		d.mu.Lock()
+		delete(d.reserved, id)
+		d.mu.Unlock()
+	}()
 	o.id = id
 	o.owner = p.name
 	if o.Token() {

@@ -77,7 +77,8 @@ func (s *Store) Put(ctx context.Context, kind Kind, id string, data []byte) (Ver
 	if len(data) > MaxDataLen {
 		return Version{}, fmt.Errorf("store: put %s %q: payload of %d bytes exceeds %d", kind, id, len(data), MaxDataLen)
 	}
-	v, err := s.write(ctx, kind, id, data, false)
+	// The commit may outlive this call if ctx ends first: keep our own copy.
+	v, err := s.write(ctx, kind, id, bytes.Clone(data), false)
 	if err != nil {
 		return Version{}, fmt.Errorf("store: put %s %q: %w", kind, id, err)
 	}
@@ -112,19 +113,17 @@ func (s *Store) write(ctx context.Context, kind Kind, id string, data []byte, to
 	err = s.commits.do(ctx, func(tx *bolt.Tx) error {
 		v, notFound = Version{}, false
 		b := tx.Bucket(bucketName(kind))
-		var cur *Sealed
-		if raw := b.Get([]byte(id)); raw != nil {
+		raw := b.Get([]byte(id))
+		var cur *Sealed // nil if absent or unparseable
+		if raw != nil {
 			if h, err := checkHeader(kind, []byte(id), raw); err == nil {
 				cur = &h
 			} else {
 				s.log.Warn("overwriting corrupt record", "err", err)
 			}
-		} else if tombstone {
-			notFound = true
-			return nil
 		}
-		if tombstone && cur != nil && cur.Tombstone {
-			notFound = true
+		if tombstone && (raw == nil || (cur != nil && cur.Tombstone)) {
+			notFound = true // nothing live to delete
 			return nil
 		}
 		v = s.clock.Now()

@@ -97,8 +97,8 @@ func openBolt(path string, timeout time.Duration) (*bolt.DB, error) {
 		return nil, err
 	}
 	// bbolt may still panic while loading a garbled freelist page. The
-	// recovered panic leaves its mmap behind, and with it the file lock, until
-	// the process exits; the error says so, and the node does not start anyway.
+	// recovered panic leaves bbolt's mmap behind, and with it the file lock,
+	// until the process exits; a node whose store will not open stops anyway.
 	var files []*os.File // what bbolt opened, closed if it panics
 	opts := &bolt.Options{
 		Timeout: timeout,
@@ -322,11 +322,20 @@ func (s *Store) SetMaskingKey(ctx context.Context, mk []byte) error {
 	if err != nil {
 		return fmt.Errorf("store: seal masking key: %w", err)
 	}
-	var present bool
+	// A call that gave up waiting (ctx) may have committed its key anyway:
+	// a stored key equal to mk counts as success.
+	// The function below may run after we return, so it gets its own copies.
+	nodeKey, mk := bytes.Clone(s.nodeKey), bytes.Clone(mk)
+	var stored, same bool
 	err = s.commits.do(ctx, func(tx *bolt.Tx) error {
 		meta := tx.Bucket(bucketMeta)
-		present = meta.Get(keyMK) != nil
-		if present {
+		stored, same = false, false
+		if old := meta.Get(keyMK); old != nil {
+			stored = true
+			if prev, err := openMaskingKey(nodeKey, old); err == nil {
+				same = subtle.ConstantTimeCompare(prev, mk) == 1
+				clear(prev)
+			}
 			return nil
 		}
 		return meta.Put(keyMK, blob)
@@ -334,8 +343,8 @@ func (s *Store) SetMaskingKey(ctx context.Context, mk []byte) error {
 	if err != nil {
 		return fmt.Errorf("store: set masking key: %w", err)
 	}
-	if present { // only this process writes the file, and it had none loaded
-		return fmt.Errorf("store: set masking key: %s already holds one that was not loaded: %w", s.path, ErrMaskingKeyMismatch)
+	if stored && !same {
+		return fmt.Errorf("store: set masking key in %s: %w", s.path, ErrMaskingKeyMismatch)
 	}
 	s.keys = kr
 	s.log.Info("masking key set", "mk_id", hex.EncodeToString(kr.check[:8]))

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -201,7 +200,7 @@ func write(ctx context.Context, dir string, names []string, snapshot time.Time) 
 		mods = append(mods, m)
 	}
 	slices.SortFunc(mods, func(a, b *moduleMeta) int { return strings.Compare(a.Path, b.Path) })
-	slices.SortFunc(vulns, func(a, b vulnMeta) int { return cmp.Compare(a.ID, b.ID) })
+	slices.SortFunc(vulns, func(a, b vulnMeta) int { return strings.Compare(a.ID, b.ID) })
 
 	for _, f := range []struct {
 		name string

@@ -7,6 +7,9 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"fmt"
+
+	"golang.org/x/crypto/cryptobyte"
+	"golang.org/x/crypto/cryptobyte/asn1"
 )
 
 // ParsePKCS8 parses a DER PKCS #8 PrivateKeyInfo holding an RSA key of
@@ -14,6 +17,9 @@ import (
 // and returns *rsa.PrivateKey, *ecdsa.PrivateKey or ed25519.PrivateKey.
 // Malformed DER gives ErrEncoding; other keys an *UnsupportedKeyError.
 func ParsePKCS8(der []byte) (crypto.Signer, error) {
+	if !oneDERSequence(der) { // x509 ignores trailing data here; we do not
+		return nil, fmt.Errorf("%w: PKCS #8 private key: not one DER SEQUENCE", ErrEncoding)
+	}
 	k, err := x509.ParsePKCS8PrivateKey(der)
 	if err != nil {
 		return nil, fmt.Errorf("%w: PKCS #8 private key: %v", ErrEncoding, err)
@@ -106,4 +112,13 @@ func CheckPublicKey(k any) error {
 		return nil
 	}
 	return &UnsupportedKeyError{Reason: ErrKeyType, Type: fmt.Sprintf("%T", k), Detail: "public key"}
+}
+
+// oneDERSequence reports whether der is exactly one DER SEQUENCE.
+func oneDERSequence(der []byte) bool {
+	var (
+		in   = cryptobyte.String(der)
+		elem cryptobyte.String
+	)
+	return in.ReadASN1Element(&elem, asn1.SEQUENCE) && in.Empty()
 }

@@ -1,0 +1,244 @@
+package hsm
+
+import (
+	"bytes"
+	"crypto/rand"
+	"errors"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"strings"
+	"testing"
+
+	"github.com/coffer-hsm/coffer/internal/ck"
+)
+
+func TestPasswordHashRoundTrip(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		fips bool
+		alg  byte
+		size int
+	}{
+		{"argon2id", false, pwArgon2id, pwArgon2Len},
+		{"pbkdf2-sha512", true, pwPBKDF2SHA512, pwPBKDF2Len},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			const pw = "correct horse"
+			h, err := hashPassword(rand.Reader, testCost, tc.fips, pw)
+			noErr(t, err)
+			if h[0] != tc.alg || len(h) != tc.size {
+				t.Fatalf("encoding: algorithm %d, %d bytes; want %d, %d", h[0], len(h), tc.alg, tc.size)
+			}
+			p, err := decodePassword(h)
+			noErr(t, err)
+			if len(p.salt) != pwSaltLen || len(p.hash) != pwHashLen {
+				t.Fatalf("salt %d bytes, hash %d bytes", len(p.salt), len(p.hash))
+			}
+			if tc.fips && p.cost.PBKDF2Iterations != testCost.PBKDF2Iterations ||
+				!tc.fips && (p.cost.Argon2Time != testCost.Argon2Time || p.cost.Argon2MemoryKiB != testCost.Argon2MemoryKiB ||
+					p.cost.Argon2Threads != testCost.Argon2Threads) {
+				t.Fatalf("encoded cost %+v, want %+v", p.cost, testCost)
+			}
+			for _, c := range []struct {
+				pw   string
+				want bool
+			}{{pw, true}, {"correct horsE", false}, {"", false}, {pw + " ", false}} {
+				ok, err := verifyPassword(h, c.pw)
+				noErr(t, err)
+				if ok != c.want {
+					t.Errorf("verify(%q) = %v, want %v", c.pw, ok, c.want)
+				}
+			}
+			h2, err := hashPassword(rand.Reader, testCost, tc.fips, pw)
+			noErr(t, err)
+			if bytes.Equal(h, h2) {
+				t.Error("two hashes of one password are equal: no fresh salt")
+			}
+		})
+	}
+}
+
+func TestPasswordHashTampered(t *testing.T) {
+	const pw = "correct horse"
+	for _, fips := range []bool{false, true} {
+		h, err := hashPassword(rand.Reader, testCost, fips, pw)
+		noErr(t, err)
+		// A change to the algorithm, the salt or the hash fails to decode
+		// or to verify. (The cost fields are covered below: flipping their
+		// high bits makes valid but very slow costs.)
+		for i := range h {
+			if i != 0 && i < len(h)-pwSaltLen-pwHashLen {
+				continue
+			}
+			for _, bit := range []byte{0x01, 0x80} {
+				m := bytes.Clone(h)
+				m[i] ^= bit
+				if ok, _ := verifyPassword(m, pw); ok {
+					t.Fatalf("fips=%v: hash with byte %d ^ %#x still verifies", fips, i, bit)
+				}
+			}
+		}
+		// A cheap change of cost: one more pass or iteration.
+		m := bytes.Clone(h)
+		m[4]++ // the low byte of the PBKDF2 iterations or the Argon2 passes
+		if ok, err := verifyPassword(m, pw); ok || err != nil {
+			t.Fatalf("fips=%v: hash with another cost: ok %v, err %v", fips, ok, err)
+		}
+		for name, m := range map[string][]byte{
+			"empty":     nil,
+			"truncated": h[:len(h)-1],
+			"extended":  append(bytes.Clone(h), 0),
+			"algorithm": append([]byte{9}, h[1:]...),
+		} {
+			if _, err := verifyPassword(m, pw); !errors.Is(err, errPasswordHash) {
+				t.Errorf("fips=%v %s: err = %v, want errPasswordHash", fips, name, err)
+			}
+		}
+	}
+	// Out-of-range parameters are refused before any work is done.
+	big := (&pwParams{alg: pwArgon2id, cost: PasswordCost{Argon2Time: 1, Argon2MemoryKiB: 1 << 31, Argon2Threads: 1},
+		salt: make([]byte, pwSaltLen), hash: make([]byte, pwHashLen)}).encode()
+	if _, err := verifyPassword(big, pw); !errors.Is(err, errPasswordHash) {
+		t.Errorf("2 TiB Argon2 cost: err = %v", err)
+	}
+	zero := (&pwParams{alg: pwPBKDF2SHA512, salt: make([]byte, pwSaltLen), hash: make([]byte, pwHashLen)}).encode()
+	if _, err := verifyPassword(zero, pw); !errors.Is(err, errPasswordHash) {
+		t.Errorf("0 PBKDF2 iterations: err = %v", err)
+	}
+}
+
+func TestPasswordRules(t *testing.T) {
+	tests := []struct {
+		name string
+		pw   string
+		ok   bool
+	}{
+		{"6", "123456", false},
+		{"7", "1234567", true},
+		{"32", strings.Repeat("a", 32), true},
+		{"33", strings.Repeat("a", 33), false},
+		{"7 two-byte characters", strings.Repeat("é", 7), true},
+		{"32 two-byte characters", strings.Repeat("é", 32), true},
+		{"33 two-byte characters", strings.Repeat("é", 33), false},
+		{"invalid UTF-8", "abcdefg\xff", false},
+		{"empty", "", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := checkPassword(tc.pw)
+			if tc.ok {
+				noErr(t, err)
+				return
+			}
+			if !errors.Is(err, ErrPinInvalid) || Code(err) != ck.CKR_PIN_LEN_RANGE {
+				t.Fatalf("err = %v (%v), want ErrPinInvalid", err, Code(err))
+			}
+		})
+	}
+}
+
+func TestPasswordCostValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		c    PasswordCost
+		ok   bool
+	}{
+		{"zero means default", PasswordCost{}, true},
+		{"default", DefaultPasswordCost, true},
+		{"test", testCost, true},
+		{"no passes", PasswordCost{Argon2Time: 0, Argon2MemoryKiB: 64, Argon2Threads: 1, PBKDF2Iterations: 1}, false},
+		{"no threads", PasswordCost{Argon2Time: 1, Argon2MemoryKiB: 64, Argon2Threads: 0, PBKDF2Iterations: 1}, false},
+		{"memory below 8 KiB per lane", PasswordCost{Argon2Time: 1, Argon2MemoryKiB: 31, Argon2Threads: 4, PBKDF2Iterations: 1}, false},
+		{"memory above 4 GiB", PasswordCost{Argon2Time: 1, Argon2MemoryKiB: 4<<20 + 1, Argon2Threads: 1, PBKDF2Iterations: 1}, false},
+		{"no iterations", PasswordCost{Argon2Time: 1, Argon2MemoryKiB: 64, Argon2Threads: 1}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := tc.c.validate(); (err == nil) != tc.ok {
+				t.Fatalf("validate() = %v, want ok %v", err, tc.ok)
+			}
+			cfg := Config{Store: newMemStore(), Audit: &memAudit{}, Password: tc.c}
+			if err := cfg.Validate(); (err == nil) != tc.ok {
+				t.Fatalf("Config.Validate() = %v, want ok %v", err, tc.ok)
+			}
+		})
+	}
+	// RFC 9106 §4, second recommended option; PBKDF2 at OWASP's figure.
+	if c := DefaultPasswordCost; c.Argon2Time != 3 || c.Argon2MemoryKiB != 64<<10 || c.Argon2Threads != 4 || c.PBKDF2Iterations != 600_000 {
+		t.Errorf("DefaultPasswordCost = %+v", c)
+	}
+}
+
+// TestVerifyPasswordConstantTime checks, in the source, that the hash
+// comparison is crypto/subtle's constant-time one and nothing else.
+func TestVerifyPasswordConstantTime(t *testing.T) {
+	f, err := parser.ParseFile(token.NewFileSet(), "password.go", nil, 0)
+	noErr(t, err)
+	var fn *ast.FuncDecl
+	for _, d := range f.Decls {
+		if fd, ok := d.(*ast.FuncDecl); ok && fd.Name.Name == "verifyPassword" {
+			fn = fd
+		}
+	}
+	if fn == nil {
+		t.Fatal("verifyPassword not found in password.go")
+	}
+	var subtleCalls int
+	ast.Inspect(fn.Body, func(n ast.Node) bool {
+		switch n := n.(type) {
+		case *ast.SelectorExpr:
+			if x, ok := n.X.(*ast.Ident); ok {
+				switch x.Name + "." + n.Sel.Name {
+				case "subtle.ConstantTimeCompare":
+					subtleCalls++
+				case "bytes.Equal", "bytes.Compare", "reflect.DeepEqual", "slices.Equal":
+					t.Errorf("verifyPassword compares with %s.%s", x.Name, n.Sel.Name)
+				}
+			}
+		case *ast.BinaryExpr:
+			if n.Op != token.EQL && n.Op != token.NEQ {
+				break
+			}
+			if y, ok := n.Y.(*ast.Ident); ok && y.Name == "nil" {
+				break
+			}
+			if call, ok := n.X.(*ast.CallExpr); ok {
+				if sel, ok := call.Fun.(*ast.SelectorExpr); ok && sel.Sel.Name == "ConstantTimeCompare" {
+					break
+				}
+			}
+			t.Errorf("verifyPassword compares with %s", n.Op)
+		}
+		return true
+	})
+	if subtleCalls != 1 {
+		t.Fatalf("verifyPassword calls subtle.ConstantTimeCompare %d times, want 1", subtleCalls)
+	}
+}
+
+// TestPasswordRehash: a device switched to FIPS mode moves each user to
+// PBKDF2 at its next successful login.
+func TestPasswordRehash(t *testing.T) {
+	ctx := t.Context()
+	td, admin := activated(t)
+	noErr(t, td.CreateUser(ctx, admin, "alice", RoleCryptoUser, cuPW, Approvals{}))
+	if h := storedUser(t, td, "alice").hash; h[0] != pwArgon2id || needsRehash(h, testCost, false) {
+		t.Fatalf("new hash algorithm %d", h[0])
+	}
+	d, err := New(ctx, Config{Store: td.store, Audit: td.audit, Password: testCost, FIPS: true})
+	noErr(t, err)
+	fips := &testDevice{d, td.store, td.audit}
+	s := fips.OpenSession()
+	wantRefusal(t, fips.Login(ctx, s, RoleCryptoUser, "alice", "wrong-password"), ErrPinIncorrect)
+	if h := storedUser(t, fips, "alice").hash; h[0] != pwArgon2id {
+		t.Fatal("a failed login rehashed")
+	}
+	noErr(t, fips.Login(ctx, s, RoleCryptoUser, "alice", cuPW))
+	h := storedUser(t, fips, "alice").hash
+	if h[0] != pwPBKDF2SHA512 || needsRehash(h, testCost, true) {
+		t.Fatalf("hash after FIPS login: algorithm %d", h[0])
+	}
+	noErr(t, fips.Logout(s))
+	noErr(t, fips.Login(ctx, s, RoleCryptoUser, "alice", cuPW))
+}

@@ -1,0 +1,111 @@
+package hsm
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/coffer-hsm/coffer/internal/ck"
+	"github.com/coffer-hsm/coffer/internal/store"
+)
+
+// sealedStore runs the device over the real sealed, fsync'd store, as a node
+// does.
+type sealedStore struct{ s *store.Store }
+
+func (a sealedStore) Put(ctx context.Context, k RecordKind, id string, data []byte) error {
+	_, err := a.s.Put(ctx, store.Kind(k), id, data)
+	return err
+}
+
+func (a sealedStore) Delete(ctx context.Context, k RecordKind, id string) error {
+	_, err := a.s.Delete(ctx, store.Kind(k), id)
+	return err
+}
+
+func (a sealedStore) Scan(ctx context.Context, k RecordKind, fn func(string, []byte) error) error {
+	return a.s.Scan(ctx, store.Kind(k), func(r store.Record) error { return fn(r.ID, r.Data) })
+}
+
+func openSealed(t testing.TB, dir string) *store.Store {
+	t.Helper()
+	ctx := t.Context()
+	keyPath := filepath.Join(dir, "node.key")
+	if _, err := os.Stat(keyPath); errors.Is(err, fs.ErrNotExist) {
+		if err := store.CreateNodeKey(keyPath); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, err := store.Open(ctx, store.Config{Path: filepath.Join(dir, "hsm.db"), NodeKeyPath: keyPath, Node: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.HasMaskingKey() {
+		mk := make([]byte, 32)
+		rand.Read(mk)
+		if err := s.SetMaskingKey(ctx, mk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return s
+}
+
+func TestDeviceOverSealedStore(t *testing.T) {
+	dir := t.TempDir()
+	ctx := t.Context()
+	st := openSealed(t, dir)
+	d, err := New(ctx, Config{Store: sealedStore{st}, Audit: &memAudit{}, Password: testCost})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := d.OpenSession()
+	if err := d.Login(ctx, s, RoleAdmin, DefaultAdminName, DefaultPreAdminPIN); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Activate(ctx, s, adminPW); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.CreateUser(ctx, s, "alice", RoleCryptoUser, cuPW, Approvals{}); err != nil {
+		t.Fatal(err)
+	}
+	cu := d.OpenSession()
+	if err := d.Login(ctx, cu, RoleCryptoUser, "alice", cuPW); err != nil {
+		t.Fatal(err)
+	}
+	pub, priv, err := d.GenerateKeyPair(ctx, cu, Mechanism{Type: ck.CKM_EC_KEY_PAIR_GEN},
+		Template{Bool(ck.CKA_TOKEN, true), Bytes(ck.CKA_EC_PARAMS, curveParams(p256()))}, Template{Bool(ck.CKA_TOKEN, true), String(ck.CKA_LABEL, "durable")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := []byte("m")
+	sig, err := d.Sign(cu, priv, Mechanism{Type: ck.CKM_ECDSA_SHA256}, msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Reopen: users, activation and keys come back from the sealed store.
+	st = openSealed(t, dir)
+	defer st.Close()
+	d, err = New(ctx, Config{Store: sealedStore{st}, Audit: &memAudit{}, Password: testCost})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cu = d.OpenSession()
+	if err := d.Login(ctx, cu, RoleCryptoUser, "alice", cuPW); err != nil {
+		t.Fatalf("login after reopen: %v", err)
+	}
+	if err := d.Verify(cu, pub, Mechanism{Type: ck.CKM_ECDSA_SHA256}, msg, sig); err != nil {
+		t.Fatalf("key after reopen: %v", err)
+	}
+	ids, err := d.FindObjects(cu, Template{String(ck.CKA_LABEL, "durable")})
+	if err != nil || len(ids) != 1 || ids[0] != priv {
+		t.Fatalf("find after reopen: %v %v", ids, err)
+	}
+}

@@ -1,0 +1,74 @@
+// Package layers_test enforces the import rules of ARCHITECTURE.md and
+// STYLE.md: imports flow downward, the device imports no networking and no
+// cgo, and low layers know nothing of the ones above them.
+package layers_test
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/coffer-hsm/coffer/"
+
+func deps(t *testing.T, pkg string) []string {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-deps", module+pkg).Output()
+	if err != nil {
+		t.Fatalf("go list -deps %s: %v", pkg, err)
+	}
+	return strings.Fields(string(out))
+}
+
+// imports lists a package's own imports (not its dependencies').
+func imports(t *testing.T, pkg string) []string {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-f", `{{join .Imports "\n"}}`, module+pkg).Output()
+	if err != nil {
+		t.Fatalf("go list %s: %v", pkg, err)
+	}
+	return strings.Fields(string(out))
+}
+
+// noNetworking are the packages through which code talks to a network or to
+// C. crypto/x509 depends on net for its address types, so the rule is on the
+// package's own imports.
+var noNetworking = []string{"net", "net/", "C", "os/exec"}
+
+func TestNoNetworkingInTheDevice(t *testing.T) {
+	for _, pkg := range []string{"internal/ck", "internal/hsm", "internal/hsm/mech", "internal/store", "internal/audit"} {
+		for _, imp := range imports(t, pkg) {
+			for _, f := range noNetworking {
+				if imp == f || strings.HasSuffix(f, "/") && strings.HasPrefix(imp, f) {
+					t.Errorf("%s imports %s", pkg, imp)
+				}
+			}
+		}
+	}
+}
+
+func TestLayers(t *testing.T) {
+	for _, c := range []struct {
+		pkg       string
+		forbidden []string // exact import paths, or prefixes ending in "/"
+	}{
+		{"internal/ck", []string{module}},
+		{"internal/hsm/mech", []string{module}},
+		{"internal/audit", []string{module}},
+		{"internal/store", []string{module}},
+		{"internal/hsm", []string{module + "internal/store"}},
+	} {
+		t.Run(c.pkg, func(t *testing.T) {
+			for _, d := range deps(t, c.pkg) {
+				if d == module+c.pkg || strings.HasPrefix(d, module+c.pkg+"/") {
+					continue
+				}
+				for _, f := range c.forbidden {
+					if d == f || strings.HasSuffix(f, "/") && strings.HasPrefix(d, f) {
+						t.Errorf("%s imports %s", c.pkg, d)
+					}
+				}
+			}
+		})
+	}
+}

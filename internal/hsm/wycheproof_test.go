@@ -137,7 +137,6 @@ func (h *hexBytes) UnmarshalJSON(b []byte) error {
 	if err != nil {
 		return fmt.Errorf("hex field: %w", err)
 	}
-	if len(v) > 0 && len(v) < 100 { v[len(v)-1] ^= 1 }
 	*h = v
 	return nil
 }

@@ -2,6 +2,7 @@ package mech
 
 import (
 	"crypto"
+	"crypto/fips140"
 	"crypto/sha1"
 	"crypto/sha256"
 	"crypto/sha512"
@@ -10,10 +11,16 @@ import (
 )
 
 // checkHash accepts the hashes the device offers: SHA-1, SHA-224, SHA-256,
-// SHA-384 and SHA-512. Anything else is ErrParam.
+// SHA-384 and SHA-512. Anything else is ErrParam, and so is SHA-1 in FIPS
+// 140-only mode, where the standard library panics on it.
 func checkHash(h crypto.Hash) error {
 	switch h {
-	case crypto.SHA1, crypto.SHA224, crypto.SHA256, crypto.SHA384, crypto.SHA512:
+	case crypto.SHA1:
+		if fips140.Enforced() {
+			return fmt.Errorf("%w: SHA-1 is not allowed in FIPS 140-only mode", ErrParam)
+		}
+		return nil
+	case crypto.SHA224, crypto.SHA256, crypto.SHA384, crypto.SHA512:
 		return nil
 	}
 	return fmt.Errorf("%w: unsupported hash %v", ErrParam, h)
@@ -30,6 +37,9 @@ func NewDigest(h crypto.Hash) (hash.Hash, error) {
 // Digest appends the h digest of msg to dst, without allocating when dst has
 // room.
 func Digest(dst []byte, h crypto.Hash, msg []byte) ([]byte, error) {
+	if err := checkHash(h); err != nil {
+		return nil, err
+	}
 	switch h {
 	case crypto.SHA1:
 		s := sha1.Sum(msg)
@@ -47,5 +57,5 @@ func Digest(dst []byte, h crypto.Hash, msg []byte) ([]byte, error) {
 		s := sha512.Sum512(msg)
 		return append(dst, s[:]...), nil
 	}
-	return nil, checkHash(h)
+	panic("unreachable: checkHash accepted " + h.String())
 }

@@ -11,19 +11,14 @@ import (
 
 // NewHMAC returns a streaming HMAC for h (SHA-1/224/256/384/512) keyed with
 // key. Finish it with SumMAC or VerifyMAC. In FIPS 140-only mode, where the
-// standard library would panic, keys shorter than 112 bits give ErrKeySize and
-// SHA-1 gives ErrParam.
+// standard library would panic, keys shorter than 112 bits give ErrKeySize
+// (and SHA-1 ErrParam, see checkHash).
 func NewHMAC(h crypto.Hash, key []byte) (hash.Hash, error) {
 	if err := checkHash(h); err != nil {
 		return nil, err
 	}
-	if fips140.Enforced() {
-		if len(key) < 112/8 {
-			return nil, fmt.Errorf("%w: HMAC key shorter than 112 bits in FIPS 140-only mode", ErrKeySize)
-		}
-		if h == crypto.SHA1 {
-			return nil, fmt.Errorf("%w: HMAC-SHA-1 in FIPS 140-only mode", ErrParam)
-		}
+	if fips140.Enforced() && len(key) < 112/8 {
+		return nil, fmt.Errorf("%w: HMAC key shorter than 112 bits in FIPS 140-only mode", ErrKeySize)
 	}
 	return hmac.New(h.New, key), nil
 }

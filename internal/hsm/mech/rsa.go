@@ -2,6 +2,7 @@ package mech
 
 import (
 	"crypto"
+	"crypto/fips140"
 	"crypto/rand"
 	"crypto/rsa"
 	"errors"
@@ -89,6 +90,9 @@ func rsaError(op string, sentinel, err error) error {
 // DigestInfo is added.
 func SignPKCS1v15(priv *rsa.PrivateKey, h crypto.Hash, digest []byte) ([]byte, error) {
 	if h == 0 {
+		if err := checkRawPKCS1v15(); err != nil {
+			return nil, err
+		}
 		if len(digest) > priv.Size()-pkcs1v15Overhead {
 			return nil, fmt.Errorf("%w: %d bytes to sign with a %d-byte modulus", ErrDataLen, len(digest), priv.Size())
 		}
@@ -100,6 +104,15 @@ func SignPKCS1v15(priv *rsa.PrivateKey, h crypto.Hash, digest []byte) ([]byte, e
 		return nil, rsaError("RSA PKCS#1 v1.5 sign", ErrParam, err)
 	}
 	return sig, nil
+}
+
+// checkRawPKCS1v15 refuses raw PKCS #1 v1.5 signatures (no hash) in FIPS
+// 140-only mode, where the standard library would panic on them.
+func checkRawPKCS1v15() error {
+	if fips140.Enforced() {
+		return fmt.Errorf("%w: raw PKCS #1 v1.5 signatures are not allowed in FIPS 140-only mode", ErrParam)
+	}
+	return nil
 }
 
 // SignPKCS1v15Hash hashes msg with h and signs the digest (CKM_SHA*_RSA_PKCS).
@@ -116,15 +129,19 @@ func SignPKCS1v15Hash(priv *rsa.PrivateKey, h crypto.Hash, msg []byte) ([]byte, 
 // as in SignPKCS1v15. A signature that is not the modulus size gives
 // ErrSignatureLen, any other failure ErrSignatureInvalid.
 func VerifyPKCS1v15(pub *rsa.PublicKey, h crypto.Hash, digest, sig []byte) error {
-	if h != 0 {
-		if err := checkHash(h); err != nil {
-			return err
-		}
+	var err error
+	if h == 0 {
+		err = checkRawPKCS1v15()
+	} else {
+		err = checkHash(h)
+	}
+	if err != nil {
+		return err
 	}
 	if len(sig) != pub.Size() {
 		return fmt.Errorf("%w: signature of %d bytes, want %d", ErrSignatureLen, len(sig), pub.Size())
 	}
-	if err := rsa.VerifyPKCS1v15(pub, h, digest, sig); err != nil {
+	if rsa.VerifyPKCS1v15(pub, h, digest, sig) != nil {
 		return ErrSignatureInvalid
 	}
 	return nil

@@ -6,6 +6,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
+	"crypto/fips140"
 	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/hex"
@@ -87,13 +88,14 @@ func katSHA256() error {
 	return expect(got, v[0], err)
 }
 
-// RFC 4231 test case 2.
+// RFC 4231 test case 1 (its 160-bit key is long enough for FIPS 140-only mode).
 func katHMAC() error {
-	v, err := hexes("5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843")
+	v, err := hexes("0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b", "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7")
 	if err != nil {
 		return err
 	}
-	key, msg := []byte("Jefe"), []byte("what do ya want for nothing?")
+	key, msg := v[0], []byte("Hi There")
+	v = v[1:]
 	got, err := SignHMAC(crypto.SHA256, key, msg, sha256.Size)
 	if err := expect(got, v[0], err); err != nil {
 		return err
@@ -101,8 +103,14 @@ func katHMAC() error {
 	return VerifyHMAC(crypto.SHA256, key, msg, v[0], sha256.Size)
 }
 
-// The GCM specification (McGrew and Viega), test case 4.
+// The GCM specification (McGrew and Viega), test case 4. In FIPS 140-only
+// mode the standard library refuses caller-chosen IVs, so GCM through this
+// package is unavailable and the test is skipped (the module runs its own
+// GCM self-test).
 func katGCM() error {
+	if fips140.Enforced() {
+		return nil
+	}
 	v, err := hexes(
 		"feffe9928665731c6d6a8f9467308308",
 		"cafebabefacedbaddecaf888",

@@ -131,7 +131,9 @@ func (d *Device) Update(sid SessionID, id OpID, data []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	oper.mu.Lock()
 	out, err := oper.update(nil, data)
+	oper.mu.Unlock()
 	if err != nil {
 		d.endOp(s, id)
 		return nil, &Error{Op: fnOps[oper.fn], Err: err}
@@ -148,7 +150,9 @@ func (d *Device) Finish(sid SessionID, id OpID, sig []byte) ([]byte, error) {
 	}
 	d.endOp(s, id)
 	op := fnOps[oper.fn]
+	oper.mu.Lock()
 	out, err := oper.final(nil, sig)
+	oper.mu.Unlock()
 	_, p, _ := d.whoami(sid)
 	var obj ObjectID
 	if oper.key != nil {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"sync"
 
 	"github.com/coffer-hsm/coffer/internal/ck"
 	"github.com/coffer-hsm/coffer/internal/hsm/mech"
@@ -21,6 +22,7 @@ type OpID uint64
 // (GCM, key wrap, raw RSA and ECDSA, EdDSA, OAEP) collect their input and do
 // the work at the end, as PKCS#11 allows.
 type operation struct {
+	mu   sync.Mutex // held by Update and Finish: a session's callers may race
 	fn   Function
 	m    Mechanism
 	key  *Object

@@ -454,3 +454,38 @@ func TestVerifyApproval(t *testing.T) {
 		t.Errorf("PSS signature accepted: %v", err)
 	}
 }
+
+func TestClusterSettingsRecord(t *testing.T) {
+	for _, c := range []clusterSettings{
+		defaultClusterSettings(),
+		{Activated: true, QuorumUserMgmt: 3, QuorumQuorumMgmt: 8},
+		{Activated: true, QuorumUserMgmt: 8, QuorumQuorumMgmt: 2},
+	} {
+		b := c.marshal()
+		if b[0] != clusterFormat {
+			t.Fatalf("first byte %d, want format %d", b[0], clusterFormat)
+		}
+		var got clusterSettings
+		noErr(t, got.unmarshal(b))
+		if got != c {
+			t.Errorf("round trip of %+v gave %+v", c, got)
+		}
+	}
+	for name, b := range map[string][]byte{
+		"empty":     nil,
+		"version":   {2, 1, 1, 1},
+		"bad bool":  {1, 2, 1, 1},
+		"zero M":    {1, 1, 0, 1},
+		"M of 9":    {1, 1, 1, 9},
+		"truncated": {1, 1, 1},
+		"trailing":  {1, 1, 1, 1, 0},
+	} {
+		c := clusterSettings{Activated: true, QuorumUserMgmt: 5, QuorumQuorumMgmt: 6}
+		if err := c.unmarshal(b); err == nil {
+			t.Errorf("%s: unmarshal(%x) succeeded", name, b)
+		}
+		if c != (clusterSettings{Activated: true, QuorumUserMgmt: 5, QuorumQuorumMgmt: 6}) {
+			t.Errorf("%s: a failed unmarshal changed the settings to %+v", name, c)
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -396,12 +397,28 @@ func TestLoginResetsFailures(t *testing.T) {
 	}
 }
 
+// yieldStore yields the processor inside every user write, so concurrent
+// writers interleave there: unserialized writes would land out of order.
+type yieldStore struct{ *memStore }
+
+func (y yieldStore) Put(ctx context.Context, k RecordKind, id string, data []byte) error {
+	if k == RecordUser {
+		for range 20 {
+			runtime.Gosched()
+		}
+	}
+	return y.memStore.Put(ctx, k, id, data)
+}
+
 func TestLoginConcurrentFailuresAllCount(t *testing.T) {
 	ctx := t.Context()
-	td := newDeviceWith(t, Config{MaxLoginFailures: 100})
+	st, au := newMemStore(), &memAudit{}
+	d, err := New(ctx, Config{Store: yieldStore{st}, Audit: au, Password: testCost, MaxLoginFailures: 1000})
+	noErr(t, err)
+	td := &testDevice{d, st, au}
 	admin := activateDevice(t, td)
 	noErr(t, td.CreateUser(ctx, admin, "alice", RoleCryptoUser, cuPW, Approvals{}))
-	const n = 16
+	const n = 64
 	var wg sync.WaitGroup
 	errs := make([]error, n)
 	for i := range n {
@@ -412,6 +429,9 @@ func TestLoginConcurrentFailuresAllCount(t *testing.T) {
 	wg.Wait()
 	for _, err := range errs {
 		wantRefusal(t, err, ErrPinIncorrect)
+	}
+	if u := td.user("alice"); u.Failures != n {
+		t.Fatalf("failures %d, want %d", u.Failures, n)
 	}
 	if u := storedUser(t, td, "alice"); u.Failures != n {
 		t.Fatalf("stored failures %d, want %d", u.Failures, n)

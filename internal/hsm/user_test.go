@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/coffer-hsm/coffer/internal/ck"
@@ -398,12 +399,19 @@ func TestLoginResetsFailures(t *testing.T) {
 }
 
 // yieldStore yields the processor inside every user write, so concurrent
-// writers interleave there: unserialized writes would land out of order.
-type yieldStore struct{ *memStore }
+// writers would overlap there, and records the most writes in flight.
+type yieldStore struct {
+	*memStore
+	inFlight, most atomic.Int32
+}
 
-func (y yieldStore) Put(ctx context.Context, k RecordKind, id string, data []byte) error {
+func (y *yieldStore) Put(ctx context.Context, k RecordKind, id string, data []byte) error {
 	if k == RecordUser {
-		for range 20 {
+		n := y.inFlight.Add(1)
+		defer y.inFlight.Add(-1)
+		for m := y.most.Load(); n > m && !y.most.CompareAndSwap(m, n); m = y.most.Load() {
+		}
+		for range 50 {
 			runtime.Gosched()
 		}
 	}
@@ -413,7 +421,8 @@ func (y yieldStore) Put(ctx context.Context, k RecordKind, id string, data []byt
 func TestLoginConcurrentFailuresAllCount(t *testing.T) {
 	ctx := t.Context()
 	st, au := newMemStore(), &memAudit{}
-	d, err := New(ctx, Config{Store: yieldStore{st}, Audit: au, Password: testCost, MaxLoginFailures: 1000})
+	ys := &yieldStore{memStore: st}
+	d, err := New(ctx, Config{Store: ys, Audit: au, Password: testCost, MaxLoginFailures: 1000})
 	noErr(t, err)
 	td := &testDevice{d, st, au}
 	admin := activateDevice(t, td)
@@ -435,6 +444,9 @@ func TestLoginConcurrentFailuresAllCount(t *testing.T) {
 	}
 	if u := storedUser(t, td, "alice"); u.Failures != n {
 		t.Fatalf("stored failures %d, want %d", u.Failures, n)
+	}
+	if m := ys.most.Load(); m != 1 {
+		t.Fatalf("%d user writes overlapped; they must be serialized", m)
 	}
 }
 

@@ -8,7 +8,7 @@ import (
 )
 
 // CMACSize is the length of a full AES-CMAC tag.
-const CMACSize = blockSize
+const CMACSize = 16
 
 // NewCMAC returns AES-CMAC (NIST SP 800-38B, RFC 4493) under b as a streaming
 // hash.Hash. Finish it with Sum, SumMAC (truncated tags, for

@@ -20,11 +20,12 @@
 // I/O; it holds no global mutable state and starts no goroutines.
 //
 // Conventions:
-//   - Functions named Encrypt*/Decrypt*/Wrap*/Unwrap*/Seal*/Open* append their
-//     output to dst and return the extended slice, like cipher.AEAD.Seal. To
-//     reuse the input's storage pass src[:0] as dst; otherwise dst's spare
-//     capacity must not overlap src. Multipart.Update is the exception: its
-//     dst must not overlap src at all.
+//   - The AES functions (ECB, CBC, CBC-PAD, CTR, GCM, key wrap, Multipart),
+//     Digest and SumMAC append their output to dst and return the extended
+//     slice, like cipher.AEAD.Seal, so a caller can reuse buffers. To reuse
+//     the input's storage pass src[:0] as dst; otherwise dst's spare capacity
+//     must not overlap src. Multipart.Update is the exception: its dst must
+//     not overlap src at all. RSA and signature functions return new slices.
 //   - Randomness: since Go 1.26 the standard library draws key generation and
 //     signature randomness from its own secure source and ignores the reader
 //     it is given (unless GODEBUG=cryptocustomrand=1). Functions here still
@@ -36,4 +37,10 @@
 //   - Self-tests: SelfTest runs every known-answer test once per call and is
 //     meant to be called by the device at start-up (and refuse to serve if it
 //     fails). Key generation always runs a pairwise consistency test.
+//   - FIPS 140-only mode (GODEBUG=fips140=only): where the standard library
+//     would panic (SHA-1, raw PKCS #1 v1.5 signatures, short HMAC keys) this
+//     package refuses first; where it returns an error (GCM with a caller's
+//     IV, PKCS #1 v1.5 encryption, PSS salts longer than the hash) the error
+//     wraps ErrParam. SelfTest passes in that mode (skipping GCM). The unit
+//     tests target native Go and GODEBUG=fips140=on.
 package mech

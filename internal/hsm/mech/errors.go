@@ -5,8 +5,11 @@ import (
 	"fmt"
 )
 
-// Sentinel errors. The device maps each to one PKCS #11 return code; errors
-// returned by this package wrap exactly one of them (compare with errors.Is).
+// Sentinel errors. The device maps each to one PKCS #11 return code; every
+// error returned by this package wraps one of them (compare with errors.Is).
+// Two are refinements that also match a broader one: ErrAuthFailed is an
+// ErrEncryptedDataInvalid and ErrSignatureLen an ErrSignatureInvalid, so test
+// for the narrow one first.
 var (
 	// ErrDataLen: the input length is not valid for the mechanism (not a
 	// block multiple, too long for the RSA modulus, CTR counter would wrap,

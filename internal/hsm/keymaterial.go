@@ -41,7 +41,11 @@ func secretMaterial(kt ck.KeyType, v []byte) (*keyMaterial, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w: AES key of %d bytes", ErrKeySizeRange, len(v))
 		}
-		return &keyMaterial{secret: v, block: b}, nil
+		g, err := mech.NewGCM(b, mech.GCMStandardIVLen, mech.GCMTagLen)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrDevice, err)
+		}
+		return &keyMaterial{secret: v, block: b, gcm: g}, nil
 	case ck.CKK_GENERIC_SECRET:
 		if len(v) == 0 || len(v) > 512 {
 			return nil, fmt.Errorf("%w: generic secret of %d bytes", ErrKeySizeRange, len(v))

@@ -55,6 +55,7 @@ type keyMaterial struct {
 	priv   crypto.PrivateKey // *rsa.PrivateKey, *ecdsa.PrivateKey, ed25519.PrivateKey
 	pub    crypto.PublicKey  // *rsa.PublicKey, *ecdsa.PublicKey, ed25519.PublicKey
 	block  cipher.Block      // AES keys: the expanded key schedule
+	gcm    cipher.AEAD       // AES keys: GCM with a 96-bit IV and 128-bit tag, the common case
 }
 
 func (o *Object) ID() ObjectID             { return o.id }

@@ -247,6 +247,16 @@ func (o *operation) oneShot(dst, data, sig []byte) ([]byte, error) {
 	switch m.Type {
 	case ck.CKM_AES_GCM:
 		tag := int(m.TagBits / 8)
+		if k.gcm != nil && len(m.IV) == mech.GCMStandardIVLen && tag == mech.GCMTagLen {
+			if o.fn == FnEncrypt {
+				return k.gcm.Seal(dst, m.IV, data, m.AAD), nil
+			}
+			out, err := k.gcm.Open(dst, m.IV, data, m.AAD)
+			if err != nil {
+				return nil, mech.ErrAuthFailed
+			}
+			return out, nil
+		}
 		if o.fn == FnEncrypt {
 			return mech.SealGCM(dst, k.block, m.IV, tag, data, m.AAD)
 		}

@@ -2,12 +2,18 @@ package hsm
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"runtime"
+	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/coffer-hsm/coffer/internal/ck"
@@ -241,4 +247,192 @@ func TestPasswordRehash(t *testing.T) {
 	}
 	noErr(t, fips.Logout(s))
 	noErr(t, fips.Login(ctx, s, RoleCryptoUser, "alice", cuPW))
+}
+
+func TestLockout(t *testing.T) {
+	ctx := t.Context()
+	for _, max := range []int{0, 3} { // 0: the default, 5
+		t.Run(fmt.Sprintf("max=%d", max), func(t *testing.T) {
+			td := newDeviceWith(t, Config{MaxLoginFailures: max})
+			admin := activateDevice(t, td)
+			noErr(t, td.CreateUser(ctx, admin, "alice", RoleCryptoUser, cuPW, Approvals{}))
+			limit := td.cfg.MaxLoginFailures
+			if max == 0 && limit != 5 {
+				t.Fatalf("default MaxLoginFailures %d", limit)
+			}
+			s := td.OpenSession()
+			for i := 1; i <= limit; i++ {
+				wantRefusal(t, td.Login(ctx, s, RoleCryptoUser, "alice", "wrong-password"), ErrPinIncorrect)
+				u := storedUser(t, td, "alice")
+				if u.Failures != i || u.Locked != (i == limit) {
+					t.Fatalf("after %d failures stored %d failures, locked %v", i, u.Failures, u.Locked)
+				}
+			}
+			wantRefusal(t, td.Login(ctx, s, RoleCryptoUser, "alice", cuPW), ErrPinLocked)
+
+			// The lock survives a restart.
+			td = td.reopen(t)
+			s = td.OpenSession()
+			wantRefusal(t, td.Login(ctx, s, RoleCryptoUser, "alice", cuPW), ErrPinLocked)
+			users, err := td.ListUsers(loginAs(t, td, RoleAdmin, DefaultAdminName, adminPW))
+			noErr(t, err)
+			if i := slices.IndexFunc(users, func(u UserInfo) bool { return u.Name == "alice" }); i < 0 || !users[i].Locked {
+				t.Fatalf("ListUsers does not show alice locked: %+v", users)
+			}
+
+			// An admin's password reset unlocks.
+			admin = loginAs(t, td, RoleAdmin, DefaultAdminName, adminPW)
+			noErr(t, td.ChangePassword(ctx, admin, "alice", "new-password-2", Approvals{}))
+			if u := storedUser(t, td, "alice"); u.Failures != 0 || u.Locked {
+				t.Fatalf("after reset: %d failures, locked %v", u.Failures, u.Locked)
+			}
+			wantRefusal(t, td.Login(ctx, s, RoleCryptoUser, "alice", cuPW), ErrPinIncorrect)
+			noErr(t, td.Login(ctx, s, RoleCryptoUser, "alice", "new-password-2"))
+		})
+	}
+}
+
+// countStore counts user writes.
+type countStore struct {
+	*memStore
+	mu        sync.Mutex
+	userPuts  int
+	failPuts  bool
+	failError error
+}
+
+func (c *countStore) Put(ctx context.Context, k RecordKind, id string, data []byte) error {
+	c.mu.Lock()
+	if k == RecordUser {
+		c.userPuts++
+	}
+	fail := c.failPuts
+	c.mu.Unlock()
+	if fail {
+		return c.failError
+	}
+	return c.memStore.Put(ctx, k, id, data)
+}
+
+func (c *countStore) puts() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.userPuts
+}
+
+func TestLoginResetsFailures(t *testing.T) {
+	ctx := t.Context()
+	cs, au := &countStore{memStore: newMemStore()}, &memAudit{}
+	d, err := New(ctx, Config{Store: cs, Audit: au, Password: testCost})
+	noErr(t, err)
+	td := &testDevice{d, cs.memStore, au}
+	admin := activateDevice(t, td)
+	noErr(t, td.CreateUser(ctx, admin, "alice", RoleCryptoUser, cuPW, Approvals{}))
+	s := td.OpenSession()
+
+	before := cs.puts()
+	noErr(t, td.Login(ctx, s, RoleCryptoUser, "alice", cuPW))
+	if n := cs.puts() - before; n != 0 {
+		t.Fatalf("a clean login wrote the user %d times", n)
+	}
+	noErr(t, td.Logout(s))
+	for range 2 {
+		wantRefusal(t, td.Login(ctx, s, RoleCryptoUser, "alice", "wrong-password"), ErrPinIncorrect)
+	}
+	if u := storedUser(t, td, "alice"); u.Failures != 2 {
+		t.Fatalf("stored failures %d, want 2", u.Failures)
+	}
+	noErr(t, td.Login(ctx, s, RoleCryptoUser, "alice", cuPW))
+	if u := storedUser(t, td, "alice"); u.Failures != 0 {
+		t.Fatalf("stored failures %d after success, want 0", u.Failures)
+	}
+
+	// A failure is counted in memory even when the store fails.
+	noErr(t, td.Logout(s))
+	cs.mu.Lock()
+	cs.failPuts, cs.failError = true, errors.New("disk on fire")
+	cs.mu.Unlock()
+	wantRefusal(t, td.Login(ctx, s, RoleCryptoUser, "alice", "wrong-password"), ErrDevice)
+	if u := td.user("alice"); u.Failures != 1 {
+		t.Fatalf("in-memory failures %d, want 1", u.Failures)
+	}
+}
+
+// yieldStore yields the processor inside every user write, so concurrent
+// writers would overlap there, and records the most writes in flight.
+type yieldStore struct {
+	*memStore
+	inFlight, most atomic.Int32
+}
+
+func (y *yieldStore) Put(ctx context.Context, k RecordKind, id string, data []byte) error {
+	if k == RecordUser {
+		n := y.inFlight.Add(1)
+		defer y.inFlight.Add(-1)
+		for m := y.most.Load(); n > m; m = y.most.Load() {
+			if y.most.CompareAndSwap(m, n) {
+				break
+			}
+		}
+		for range 50 {
+			runtime.Gosched()
+		}
+	}
+	return y.memStore.Put(ctx, k, id, data)
+}
+
+func TestLoginConcurrentFailuresAllCount(t *testing.T) {
+	ctx := t.Context()
+	st, au := newMemStore(), &memAudit{}
+	ys := &yieldStore{memStore: st}
+	d, err := New(ctx, Config{Store: ys, Audit: au, Password: testCost, MaxLoginFailures: 1000})
+	noErr(t, err)
+	td := &testDevice{d, st, au}
+	admin := activateDevice(t, td)
+	noErr(t, td.CreateUser(ctx, admin, "alice", RoleCryptoUser, cuPW, Approvals{}))
+	const n = 64
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() {
+			errs[i] = td.Login(ctx, td.OpenSession(), RoleCryptoUser, "alice", "wrong-password")
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		wantRefusal(t, err, ErrPinIncorrect)
+	}
+	if u := td.user("alice"); u.Failures != n {
+		t.Fatalf("failures %d, want %d", u.Failures, n)
+	}
+	if u := storedUser(t, td, "alice"); u.Failures != n {
+		t.Fatalf("stored failures %d, want %d", u.Failures, n)
+	}
+	if m := ys.most.Load(); m != 1 {
+		t.Fatalf("%d user writes overlapped; they must be serialized", m)
+	}
+}
+
+// BenchmarkLogin measures a login at the production password cost.
+func BenchmarkLogin(b *testing.B) {
+	for _, fips := range []bool{false, true} {
+		b.Run(fmt.Sprintf("fips=%v", fips), func(b *testing.B) {
+			ctx := b.Context()
+			d, err := New(ctx, Config{Store: newMemStore(), Audit: &memAudit{}, FIPS: fips})
+			noErr(b, err)
+			td := &testDevice{Device: d}
+			s := activateDevice(b, td)
+			noErr(b, td.Logout(s))
+			b.ResetTimer()
+			for b.Loop() {
+				if err := td.Login(ctx, s, RoleAdmin, DefaultAdminName, adminPW); err != nil {
+					b.Fatal(err)
+				}
+				if err := td.Logout(s); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "ms/op")
+		})
+	}
 }

@@ -235,6 +235,11 @@ func (d *Device) createUser(ctx context.Context, sid SessionID, name string, rol
 	if d.user(name) != nil {
 		return p, ErrUserExists
 	}
+	if owned, _ := d.keyCounts(name); owned > 0 {
+		// A user deleted with force left its keys unusable under its
+		// name; a new user of that name must not get them.
+		return p, fmt.Errorf("%w: %d keys of a deleted user still carry the name %q", ErrUserExists, owned, name)
+	}
 	spend, err := d.approve(ctx, QuorumUserManagement, p, ap)
 	if err != nil {
 		return p, err
@@ -293,6 +298,10 @@ func (d *Device) deleteUser(ctx context.Context, sid SessionID, name string, for
 	}
 	spend, err := d.approve(ctx, QuorumUserManagement, p, ap)
 	if err != nil {
+		return p, target, err
+	}
+	// Shares go first: a name must not inherit access if it is reused.
+	if err := d.withdrawShares(ctx, name); err != nil {
 		return p, target, err
 	}
 	if err := d.cfg.Store.Delete(ctx, RecordUser, name); err != nil {
@@ -427,6 +436,38 @@ func (d *Device) keyCounts(name string) (owned, shared int) {
 		}
 	}
 	return owned, shared
+}
+
+// withdrawShares removes name from the sharing list of every token key. The
+// caller holds d.createMu, which serializes the writers of objects.
+func (d *Device) withdrawShares(ctx context.Context, name string) error {
+	d.mu.RLock()
+	var objs []*Object
+	for _, o := range d.objects {
+		if o.sharedWith(name) {
+			objs = append(objs, o)
+		}
+	}
+	d.mu.RUnlock()
+	for _, o := range objs {
+		n := o.clone()
+		n.shared = slices.DeleteFunc(n.shared, func(u string) bool { return u == name })
+		if n.Token() {
+			data, err := n.marshal()
+			if err != nil {
+				return fmt.Errorf("%w: %w", ErrDevice, err)
+			}
+			if err := d.cfg.Store.Put(ctx, RecordObject, n.id.String(), data); err != nil {
+				return fmt.Errorf("%w: store object: %w", ErrDevice, err)
+			}
+		}
+		d.mu.Lock()
+		if _, ok := d.objects[n.id]; ok {
+			d.objects[n.id] = n
+		}
+		d.mu.Unlock()
+	}
+	return nil
 }
 
 // adminCount counts the admins, the pre-admin included.

@@ -153,6 +153,10 @@ func buildKey(class ck.ObjectClass, kt ck.KeyType, km *keyMaterial, tmpl Templat
 // callers. The caller holds no lock.
 func (d *Device) publish(ctx context.Context, s *session, p *principal, o *Object) error {
 	d.mu.Lock()
+	if d.users[p.name] == nil { // deleted while the key was being made
+		d.mu.Unlock()
+		return ErrNotLoggedIn
+	}
 	if len(d.objects)+len(d.reserved) >= d.cfg.MaxObjects {
 		d.mu.Unlock()
 		return ErrDeviceMemory

@@ -87,12 +87,26 @@ type testDevice struct {
 
 func newTestDevice(t testing.TB) *testDevice {
 	t.Helper()
-	st, au := newMemStore(), &memAudit{}
-	d, err := New(t.Context(), Config{Store: st, Audit: au, Password: testCost})
+	return newDeviceWith(t, Config{})
+}
+
+// newDeviceWith is newTestDevice with a config of the test's own: a memory
+// store always, a memory auditor unless cfg names one.
+func newDeviceWith(t testing.TB, cfg Config) *testDevice {
+	t.Helper()
+	st, mem := newMemStore(), &memAudit{}
+	cfg.Store = st
+	if cfg.Audit == nil {
+		cfg.Audit = mem
+	}
+	if cfg.Password == (PasswordCost{}) {
+		cfg.Password = testCost
+	}
+	d, err := New(t.Context(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &testDevice{d, st, au}
+	return &testDevice{d, st, mem}
 }
 
 // reopen builds a new device over the same store, as after a restart.
@@ -114,7 +128,12 @@ const (
 // an admin session logged in.
 func activated(t testing.TB) (*testDevice, SessionID) {
 	t.Helper()
-	td := newTestDevice(t)
+	return activate(t, newTestDevice(t))
+}
+
+// activate has the pre-admin activate td and returns an admin session.
+func activate(t testing.TB, td *testDevice) (*testDevice, SessionID) {
+	t.Helper()
 	ctx := t.Context()
 	s := td.OpenSession()
 	if err := td.Login(ctx, s, RoleAdmin, DefaultAdminName, DefaultPreAdminPIN); err != nil {

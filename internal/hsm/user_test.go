@@ -31,21 +31,6 @@ func noErr(t testing.TB, err error) {
 	}
 }
 
-// newDevice is newTestDevice with a config of the test's own.
-func newDeviceWith(t testing.TB, cfg Config) *testDevice {
-	t.Helper()
-	st, au := newMemStore(), &memAudit{}
-	cfg.Store, cfg.Audit = st, au
-	if cfg.Password == (PasswordCost{}) {
-		cfg.Password = testCost
-	}
-	d, err := New(t.Context(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &testDevice{d, st, au}
-}
-
 // activate activates td and returns an admin session.
 func activateDevice(t testing.TB, td *testDevice) SessionID {
 	t.Helper()

@@ -36,7 +36,7 @@ func imports(t *testing.T, pkg string) []string {
 var noNetworking = []string{"net", "net/", "C", "os/exec"}
 
 func TestNoNetworkingInTheDevice(t *testing.T) {
-	for _, pkg := range []string{"internal/ck", "internal/hsm", "internal/hsm/mech", "internal/store", "internal/audit"} {
+	for _, pkg := range []string{"internal/ck", "internal/hsm", "internal/hsm/mech", "internal/store", "internal/audit", "internal/peersync"} {
 		for _, imp := range imports(t, pkg) {
 			for _, f := range noNetworking {
 				if imp == f || strings.HasSuffix(f, "/") && strings.HasPrefix(imp, f) {
@@ -57,6 +57,10 @@ func TestLayers(t *testing.T) {
 		{"internal/audit", []string{module}},
 		{"internal/store", []string{module}},
 		{"internal/hsm", []string{module + "internal/store"}},
+		{"internal/peersync", []string{module + "internal/hsm", module + "internal/node", module + "internal/client", module + "proto/", "google.golang.org/grpc"}},
+		{"internal/pki", []string{module}},
+		{"internal/node", []string{module + "internal/pki", module + "internal/client", module + "internal/cli", module + "cmd/"}},
+		{"internal/client", []string{module + "internal/hsm", module + "internal/store", module + "internal/node", module + "internal/peersync", module + "internal/audit", module + "internal/pki"}},
 	} {
 		t.Run(c.pkg, func(t *testing.T) {
 			for _, d := range deps(t, c.pkg) {

@@ -34,6 +34,7 @@ const usage = `usage: coffer <command> [arguments]
 
 commands:
   version              print the version
+  hsm init|run         make a cluster's certificates; run an HSM node
   audit verify FILE    check an HSM audit log's hash chain
 `
 
@@ -46,6 +47,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "version":
 		fmt.Fprintln(stdout, "coffer", version)
 		return nil
+	case "hsm":
+		return runHSM(ctx, args[1:], stdout, stderr)
 	case "audit":
 		return runAudit(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":

@@ -362,6 +362,17 @@ func (s *Store) MaskingKeyCheck() ([]byte, error) {
 	return bytes.Clone(k.check), nil
 }
 
+// MaskingKey returns a copy of the masking key, for the one purpose of
+// handing it to a joining node of the same cluster wrapped for that node
+// alone (the node's Clone exchange). The caller zeroes it after use.
+func (s *Store) MaskingKey() ([]byte, error) {
+	k, err := s.keyring()
+	if err != nil {
+		return nil, err
+	}
+	return bytes.Clone(k.mk), nil
+}
+
 func (s *Store) keyring() (*keyring, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()

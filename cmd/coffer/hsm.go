@@ -1,0 +1,288 @@
+package main
+
+import (
+	"context"
+	"crypto"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/coffer-hsm/coffer/internal/pki"
+)
+
+const hsmUsage = `usage: coffer hsm <command> [flags]
+
+commands:
+  init   make (or extend) a cluster's certificates and one config file per HSM
+  run    run one HSM node from its config file
+
+Example: a three-HSM cluster on this machine
+  coffer hsm init --dir ./cluster --node 1=127.0.0.11:2223 --node 2=127.0.0.12:2223 --node 3=127.0.0.13:2223
+  coffer hsm run --config ./cluster/hsm-1.json &
+  coffer hsm run --config ./cluster/hsm-2.json &
+  coffer hsm run --config ./cluster/hsm-3.json &
+`
+
+func runHSM(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, hsmUsage)
+		return flag.ErrHelp
+	}
+	switch args[0] {
+	case "init":
+		return runHSMInit(args[1:], stdout, stderr)
+	case "run":
+		return runHSMRun(ctx, args[1:], stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, hsmUsage)
+		return nil
+	}
+	fmt.Fprint(stderr, hsmUsage)
+	return fmt.Errorf("unknown hsm command %q", args[0])
+}
+
+// nodeFlag collects --node ID=HOST:PORT.
+type nodeFlag map[uint32]string
+
+func (n nodeFlag) String() string { return fmt.Sprint(map[uint32]string(n)) }
+
+func (n nodeFlag) Set(s string) error {
+	id, addr, ok := strings.Cut(s, "=")
+	v, err := strconv.ParseUint(id, 10, 32)
+	if !ok || err != nil || v == 0 {
+		return fmt.Errorf("want ID=HOST:PORT with a positive ID, got %q", s)
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil || net.ParseIP(host) == nil {
+		return fmt.Errorf("%q: want an IP address and port, e.g. 127.0.0.11:2223", addr)
+	}
+	n[uint32(v)] = addr
+	return nil
+}
+
+// runHSMInit plays the parts that the control plane plays once it exists:
+// the customer's CA signs the cluster's CSR, and node certificates are
+// issued under the cluster certificate. Until then the cluster key lives in
+// DIR/cluster/cluster.key; keep DIR private.
+func runHSMInit(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("hsm init", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dir := fs.String("dir", "", "directory for certificates, keys and HSM config files (created)")
+	clusterID := fs.String("cluster-id", "cluster-local", "the cluster's id")
+	nodes := nodeFlag{}
+	fs.Var(nodes, "node", "an HSM as ID=IP:PORT (repeat); init again with more to add HSMs")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, "usage: coffer hsm init --dir DIR --node ID=IP:PORT ...\n\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *dir == "" || len(nodes) == 0 {
+		fs.Usage()
+		return errors.New("--dir and at least one --node are required")
+	}
+	now := time.Now()
+	notAfter := now.AddDate(10, 0, 0)
+
+	// The customer's CA and the cluster certificate it signs.
+	caCertPath, caKeyPath := filepath.Join(*dir, "customerCA.crt"), filepath.Join(*dir, "customerCA.key")
+	clusterKeyPath := filepath.Join(*dir, "cluster", "cluster.key")
+	clusterCertPath := filepath.Join(*dir, "cluster", "cluster.crt")
+	if !exists(caCertPath) {
+		cert, key, err := pki.NewCustomerCA("Coffer customer CA", notAfter)
+		if err != nil {
+			return err
+		}
+		keyPEM, err := pki.EncodePrivateKeyPEM(key)
+		if err != nil {
+			return err
+		}
+		if err := writePEMFile(caKeyPath, keyPEM, 0o600); err != nil {
+			return err
+		}
+		if err := writePEMFile(caCertPath, pki.EncodeCertificatesPEM(cert), 0o644); err != nil {
+			return err
+		}
+	}
+	if !exists(clusterCertPath) {
+		caCert, caKey, err := loadCA(caCertPath, caKeyPath)
+		if err != nil {
+			return err
+		}
+		key, err := pki.NewClusterKey()
+		if err != nil {
+			return err
+		}
+		csr, err := pki.NewClusterCSR(key, *clusterID)
+		if err != nil {
+			return err
+		}
+		signed, err := pki.SignCSR(caCert, caKey, csr, notAfter)
+		if err != nil {
+			return err
+		}
+		keyPEM, err := pki.EncodePrivateKeyPEM(key)
+		if err != nil {
+			return err
+		}
+		if err := writePEMFile(clusterKeyPath, keyPEM, 0o600); err != nil {
+			return err
+		}
+		if err := writePEMFile(filepath.Join(*dir, "cluster", "cluster.csr"), csr, 0o644); err != nil {
+			return err
+		}
+		if err := writePEMFile(clusterCertPath, signed, 0o644); err != nil {
+			return err
+		}
+	}
+	clusterPEM, err := os.ReadFile(clusterCertPath)
+	if err != nil {
+		return err
+	}
+	anchorPEM, err := os.ReadFile(caCertPath)
+	if err != nil {
+		return err
+	}
+	cc, err := pki.ParseClusterCertificates(clusterPEM, anchorPEM)
+	if err != nil {
+		return err
+	}
+	if cc.ClusterID != *clusterID {
+		return fmt.Errorf("%s already holds cluster %q", *dir, cc.ClusterID)
+	}
+	clusterKeyPEM, err := os.ReadFile(clusterKeyPath)
+	if err != nil {
+		return err
+	}
+	clusterKey, err := pki.DecodePrivateKeyPEM(clusterKeyPEM)
+	if err != nil {
+		return err
+	}
+
+	// Every HSM named now or before, each with a certificate and a config.
+	all := map[uint32]*hsmFile{}
+	matches, _ := filepath.Glob(filepath.Join(*dir, "hsm-*.json"))
+	for _, m := range matches {
+		f, err := readRawHSMFile(m)
+		if err != nil {
+			return err
+		}
+		all[f.NodeID] = f
+	}
+	first := len(all) == 0
+	ids := slices.Sorted(func(yield func(uint32) bool) {
+		for id := range nodes {
+			if !yield(id) {
+				return
+			}
+		}
+	})
+	for _, id := range ids {
+		addr := nodes[id]
+		if f, ok := all[id]; ok {
+			if f.Listen != addr {
+				return fmt.Errorf("HSM %d already listens on %s, not %s", id, f.Listen, addr)
+			}
+			continue
+		}
+		host, _, _ := net.SplitHostPort(addr)
+		name := fmt.Sprintf("hsm-%d", id)
+		key, err := pki.NewNodeKey()
+		if err != nil {
+			return err
+		}
+		cert, err := pki.IssueNodeCert(clusterKey, cc.Certificate, pki.NodeCertRequest{
+			HsmID: name, PublicKey: key.Public(), IPs: []net.IP{net.ParseIP(host)}, NotAfter: cc.Certificate.NotAfter,
+		})
+		if err != nil {
+			return err
+		}
+		keyPEM, err := pki.EncodePrivateKeyPEM(key)
+		if err != nil {
+			return err
+		}
+		if err := writePEMFile(filepath.Join(*dir, name, "node.key.pem"), keyPEM, 0o600); err != nil {
+			return err
+		}
+		if err := writePEMFile(filepath.Join(*dir, name, "node.crt"), pki.EncodeCertificatesPEM(cert), 0o644); err != nil {
+			return err
+		}
+		mk := "clone"
+		if first && id == ids[0] {
+			mk = "create"
+		}
+		all[id] = &hsmFile{
+			DataDir: filepath.Join(name, "data"), Listen: addr, NodeID: id, ClusterID: *clusterID, HSMID: name,
+			Certificate: filepath.Join(name, "node.crt"), PrivateKey: filepath.Join(name, "node.key.pem"),
+			ClusterCertificate: filepath.Join("cluster", "cluster.crt"), TrustAnchor: "customerCA.crt", MaskingKey: mk,
+			MetricsListen: net.JoinHostPort(host, "0"),
+		}
+	}
+	for id, f := range all {
+		f.Peers = f.Peers[:0]
+		for pid, p := range all {
+			if pid != id {
+				f.Peers = append(f.Peers, peerFile{ID: pid, HSMID: p.HSMID, Address: p.Listen})
+			}
+		}
+		slices.SortFunc(f.Peers, func(a, b peerFile) int { return int(a.ID) - int(b.ID) })
+		b, err := json.MarshalIndent(f, "", "  ")
+		if err != nil {
+			return err
+		}
+		path := filepath.Join(*dir, fmt.Sprintf("hsm-%d.json", id))
+		if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "%s\t%s\t%s\n", path, f.Listen, f.MaskingKey)
+	}
+	return nil
+}
+
+func readRawHSMFile(path string) (*hsmFile, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var f hsmFile
+	if err := json.Unmarshal(b, &f); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return &f, nil
+}
+
+func loadCA(certPath, keyPath string) (*x509.Certificate, crypto.Signer, error) {
+	certPEM, err := os.ReadFile(certPath)
+	if err != nil {
+		return nil, nil, err
+	}
+	keyPEM, err := os.ReadFile(keyPath)
+	if err != nil {
+		return nil, nil, err
+	}
+	cert, err := pki.DecodeCertificatePEM(certPEM, "customer CA certificate")
+	if err != nil {
+		return nil, nil, err
+	}
+	key, err := pki.DecodePrivateKeyPEM(keyPEM)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cert, key, nil
+}
+
+func newLogger(w io.Writer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo}))
+}

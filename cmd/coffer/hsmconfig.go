@@ -1,0 +1,121 @@
+package main
+
+import (
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/coffer-hsm/coffer/internal/pki"
+)
+
+// hsmFile is an HSM node's configuration file (hsm-N.json), written by
+// `coffer hsm init` and read by `coffer hsm run`. Relative paths are relative
+// to the file's directory.
+type hsmFile struct {
+	DataDir            string     `json:"data_dir"`
+	Listen             string     `json:"listen"`
+	MetricsListen      string     `json:"metrics_listen,omitempty"`
+	NodeID             uint32     `json:"node_id"`
+	ClusterID          string     `json:"cluster_id"`
+	HSMID              string     `json:"hsm_id"`
+	Certificate        string     `json:"certificate"`         // PEM: the node certificate
+	PrivateKey         string     `json:"private_key"`         // PEM: the node's TLS key
+	ClusterCertificate string     `json:"cluster_certificate"` // PEM: the signed cluster certificate (+ intermediates)
+	TrustAnchor        string     `json:"trust_anchor"`        // PEM: the customer's CA certificate
+	Peers              []peerFile `json:"peers"`
+	MaskingKey         string     `json:"masking_key"` // create | clone | existing
+	FIPS               bool       `json:"fips,omitempty"`
+}
+
+type peerFile struct {
+	ID      uint32 `json:"id"`
+	HSMID   string `json:"hsm_id"`
+	Address string `json:"address"`
+}
+
+func readHSMFile(path string) (*hsmFile, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var f hsmFile
+	if err := json.Unmarshal(b, &f); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	dir := filepath.Dir(path)
+	for _, p := range []*string{&f.DataDir, &f.Certificate, &f.PrivateKey, &f.ClusterCertificate, &f.TrustAnchor} {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(dir, *p)
+		}
+	}
+	return &f, nil
+}
+
+// identity is what a node presents and trusts, loaded from its files.
+type identity struct {
+	cert    tls.Certificate
+	cluster *pki.ClusterCertificates
+	trust   pki.Trust
+}
+
+func loadIdentity(f *hsmFile, now func() time.Time) (*identity, error) {
+	read := func(path string) ([]byte, error) {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, err
+		}
+		return b, nil
+	}
+	certPEM, err := read(f.Certificate)
+	if err != nil {
+		return nil, err
+	}
+	keyPEM, err := read(f.PrivateKey)
+	if err != nil {
+		return nil, err
+	}
+	clusterPEM, err := read(f.ClusterCertificate)
+	if err != nil {
+		return nil, err
+	}
+	anchorPEM, err := read(f.TrustAnchor)
+	if err != nil {
+		return nil, err
+	}
+	cc, err := pki.ParseClusterCertificates(clusterPEM, anchorPEM)
+	if err != nil {
+		return nil, err
+	}
+	if cc.ClusterID != f.ClusterID {
+		return nil, fmt.Errorf("%s is the certificate of cluster %q, not %q", f.ClusterCertificate, cc.ClusterID, f.ClusterID)
+	}
+	nodeCert, err := pki.DecodeCertificatePEM(certPEM, "node certificate")
+	if err != nil {
+		return nil, err
+	}
+	key, err := pki.DecodePrivateKeyPEM(keyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", f.PrivateKey, err)
+	}
+	cert, err := pki.NodeTLSCertificate(key, nodeCert, cc.Chain())
+	if err != nil {
+		return nil, err
+	}
+	return &identity{cert: cert, cluster: cc, trust: cc.Trust(now)}, nil
+}
+
+func writePEMFile(path string, data []byte, mode os.FileMode) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	return os.WriteFile(path, data, mode)
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
+

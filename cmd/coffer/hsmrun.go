@@ -1,0 +1,115 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/peer"
+
+	"github.com/coffer-hsm/coffer/internal/node"
+	"github.com/coffer-hsm/coffer/internal/pki"
+)
+
+// runHSMRun runs one HSM node in the foreground until interrupted.
+func runHSMRun(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("hsm run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	config := fs.String("config", "", "the HSM's config file (from coffer hsm init)")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, "usage: coffer hsm run --config FILE\n\nExample: coffer hsm run --config ./cluster/hsm-1.json\n\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *config == "" {
+		fs.Usage()
+		return errors.New("--config is required")
+	}
+	f, err := readHSMFile(*config)
+	if err != nil {
+		return err
+	}
+	cfg, err := nodeConfig(f, time.Now)
+	if err != nil {
+		return fmt.Errorf("%s: %w", *config, err)
+	}
+	cfg.Logger = newLogger(stderr).With("hsm", f.HSMID)
+	cfg.Version = version
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	n, err := node.New(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	cfg.Logger.Info("HSM listening", "address", n.Addr(), "metrics", n.MetricsAddr())
+	return n.Run(ctx)
+}
+
+// nodeConfig turns an HSM's config file into the node's Config: its TLS
+// identity under the cluster certificate, and how it recognizes its peers.
+func nodeConfig(f *hsmFile, now func() time.Time) (node.Config, error) {
+	id, err := loadIdentity(f, now)
+	if err != nil {
+		return node.Config{}, err
+	}
+	server, err := pki.NodeServerConfig(id.cert, id.trust)
+	if err != nil {
+		return node.Config{}, err
+	}
+	mk, err := node.ParseMasterKeySource(f.MaskingKey)
+	if err != nil {
+		return node.Config{}, err
+	}
+	byHSM := map[string]uint32{}
+	var peers []node.PeerAddr
+	for _, p := range f.Peers {
+		byHSM[p.HSMID] = p.ID
+		peers = append(peers, node.PeerAddr{ID: p.ID, Addr: p.Address})
+	}
+	authorize := func(ctx context.Context) (uint32, error) {
+		pr, ok := peer.FromContext(ctx)
+		if !ok {
+			return 0, errors.New("no peer")
+		}
+		info, ok := pr.AuthInfo.(credentials.TLSInfo)
+		if !ok {
+			return 0, errors.New("not a TLS connection")
+		}
+		who, ok := pki.PeerNode(info.State)
+		if !ok {
+			return 0, errors.New("no node certificate")
+		}
+		nid, known := byHSM[who.HsmID]
+		if who.ClusterID != f.ClusterID || !known {
+			return 0, fmt.Errorf("%s of %s is not a peer of this HSM", who.HsmID, who.ClusterID)
+		}
+		return nid, nil
+	}
+	return node.Config{
+		DataDir:       f.DataDir,
+		Listen:        f.Listen,
+		MetricsListen: f.MetricsListen,
+		NodeID:        f.NodeID,
+		ClusterID:     f.ClusterID,
+		HSMID:         f.HSMID,
+		ServerTLS:     server,
+		PeerTLS: func(host string) (*tls.Config, error) {
+			return pki.NodeClientConfig(id.cert, id.trust, host)
+		},
+		Peers:         peers,
+		MasterKey:     mk,
+		AuthorizePeer: authorize,
+		Device:        node.DeviceConfig{FIPS: f.FIPS},
+		Now:           now,
+	}, nil
+}

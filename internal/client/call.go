@@ -1,0 +1,180 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/coffer-hsm/coffer/internal/ck"
+)
+
+// Backoff between two attempts of one request: full jitter over an
+// exponential envelope.
+const (
+	backoffBase = 10 * time.Millisecond
+	backoffMax  = time.Second
+)
+
+// call describes one request for invoke.
+type call struct {
+	op    string
+	retry bool       // idempotent: resent to another HSM after a transport failure
+	objs  []ObjectID // objects it uses: routes fresh and session objects
+
+	// A multi-part step runs only on the HSM (and in the node session) its
+	// operation began in.
+	pin      *member
+	pinEpoch uint64
+	pinSID   uint64
+
+	// only: this HSM and no other (it alone holds what the request needs,
+	// e.g. a quorum token); onlyWhat names that for the error.
+	only     *member
+	onlyWhat string
+
+	// multiPart: an unknown outcome may leave an operation active in the
+	// node session, so it is not used for new requests again.
+	multiPart bool
+}
+
+// requestFunc sends one request to m, in the node session sid (0 when there
+// is no Session), bounded by ctx.
+type requestFunc func(ctx context.Context, m *member, sid uint64) error
+
+// invoke runs fn on an HSM chosen for cl and returns that HSM. A refusal is
+// returned as an *Error and never retried. After a transport failure the HSM
+// is marked down; the request goes to another HSM if it never left or if it
+// is idempotent (cl.retry), otherwise the error is an *UnknownOutcomeError.
+// The number of attempts is bounded, and each attempt by RequestTimeout.
+func (c *Cluster) invoke(ctx context.Context, s *Session, cl call, fn requestFunc) (*member, error) {
+	if c.closed() {
+		return nil, ErrClosed
+	}
+	var last error
+	var failed uint64 // HSMs that failed this request: tried again only if nothing else is up
+	renewed := false
+	for attempt := 0; attempt < len(c.members)+2; attempt++ {
+		if attempt > 0 && !renewed {
+			if err := c.sleep(ctx, attempt); err != nil {
+				return nil, fmt.Errorf("client: %s: %w (last failure: %w)", cl.op, err, last)
+			}
+		}
+		m, err := c.route(s, cl, failed)
+		if err != nil {
+			if last != nil {
+				return nil, fmt.Errorf("client: %s: %w (last failure: %w)", cl.op, err, last)
+			}
+			return nil, fmt.Errorf("client: %s: %w", cl.op, err)
+		}
+		epoch := m.epoch.Load()
+		m.outstanding.Add(1)
+		sid, sent, err := c.attempt(ctx, s, m, cl, fn)
+		m.outstanding.Add(-1)
+		if err == nil {
+			c.fresh.seen(cl.objs, m.bit(), c.all)
+			return m, nil
+		}
+		if r := refusal(m.addr, err); r != nil {
+			if r.RV == ck.CKR_SESSION_HANDLE_INVALID && s != nil && cl.pin == nil && !renewed {
+				// The HSM forgot our session (it restarted, or the session
+				// idled out) and did nothing: log in again and resend.
+				s.forget(m, sid)
+				renewed = true
+				continue
+			}
+			return nil, fmt.Errorf("client: %s: %w", cl.op, r)
+		}
+		renewed = false
+		switch {
+		case errors.Is(err, ErrClosed):
+			return nil, fmt.Errorf("client: %s: %w", cl.op, err)
+		case ctx.Err() != nil: // the caller gave up; the HSM is not to blame
+			if s != nil && sent && cl.multiPart {
+				s.forget(m, sid)
+			}
+			if sent && !cl.retry {
+				return nil, &UnknownOutcomeError{Op: cl.op, HSM: m.addr, Err: context.Cause(ctx)}
+			}
+			return nil, fmt.Errorf("client: %s: %w", cl.op, context.Cause(ctx))
+		case c.closed():
+			return nil, fmt.Errorf("client: %s: %w", cl.op, ErrClosed)
+		}
+		c.markDown(m, epoch, err)
+		failed |= m.bit()
+		last = fmt.Errorf("HSM %s: %w", m.addr, err)
+		if sent && !cl.retry {
+			return nil, &UnknownOutcomeError{Op: cl.op, HSM: m.addr, Err: err}
+		}
+	}
+	return nil, fmt.Errorf("client: %s: %w (last failure: %w)", cl.op, ErrNoHSM, last)
+}
+
+// attempt sends fn to m once, first opening s's node session there if
+// needed; sent reports whether fn's request may have reached the HSM.
+func (c *Cluster) attempt(ctx context.Context, s *Session, m *member, cl call, fn requestFunc) (sid uint64, sent bool, err error) {
+	switch {
+	case cl.pin != nil:
+		sid = cl.pinSID
+	case s != nil:
+		if sid, err = s.ensure(ctx, m); err != nil {
+			return 0, false, err
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.RequestTimeout)
+	defer cancel()
+	return sid, true, fn(ctx, m, sid)
+}
+
+// route chooses the HSM for one attempt of cl, avoiding those of failed if
+// it can.
+func (c *Cluster) route(s *Session, cl call, failed uint64) (*member, error) {
+	if cl.pin != nil {
+		if !cl.pin.up.Load() || cl.pin.epoch.Load() != cl.pinEpoch {
+			return nil, fmt.Errorf("%w (HSM %s)", ErrOperationLost, cl.pin.addr)
+		}
+		return cl.pin, nil
+	}
+	if cl.only != nil {
+		if !cl.only.up.Load() {
+			return nil, fmt.Errorf("%w: HSM %s, which holds %s, is down", ErrNoHSM, cl.only.addr, cl.onlyWhat)
+		}
+		return cl.only, nil
+	}
+	if s != nil {
+		if m, ok, err := s.sessionObjectHSM(cl.objs); ok {
+			return m, err
+		}
+	}
+	allowed := c.all
+	if mask, ok := c.fresh.holders(cl.objs); ok && mask&c.all != 0 {
+		allowed = mask & c.all
+	}
+	// Every HSM known to hold a fresh object may be down: the object may
+	// have been replicated since, so then try the others.
+	for _, mask := range [...]uint64{allowed &^ failed, allowed, c.all &^ failed, c.all} {
+		if m := c.pick(mask); m != nil {
+			return m, nil
+		}
+	}
+	return nil, ErrNoHSM
+}
+
+// sleep waits before attempt n (n ≥ 1), or until ctx or the Cluster ends.
+func (c *Cluster) sleep(ctx context.Context, n int) error {
+	d := backoffMax
+	if n < 20 {
+		d = min(backoffBase<<(n-1), backoffMax)
+	}
+	d = d/2 + time.Duration(c.randN(int(d/2)+1))
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	case <-c.ctx.Done():
+		return ErrClosed
+	}
+}

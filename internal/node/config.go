@@ -1,0 +1,237 @@
+package node
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/coffer-hsm/coffer/internal/hsm"
+)
+
+// MasterKeySource says where a node's masking key (MK) comes from.
+type MasterKeySource uint8
+
+const (
+	// MasterKeyCreate is for the first node of a cluster: generate a new MK
+	// if the store has none (a store that has one keeps it, so a restart
+	// with the same settings works).
+	MasterKeyCreate MasterKeySource = 1
+	// MasterKeyClone fetches the MK from a peer (Peer.Clone) if the store
+	// has none, then catches up with the cluster before serving clients.
+	MasterKeyClone MasterKeySource = 2
+	// MasterKeyExisting requires the store to hold the MK already.
+	MasterKeyExisting MasterKeySource = 3
+)
+
+func (m MasterKeySource) String() string {
+	switch m {
+	case MasterKeyCreate:
+		return "create"
+	case MasterKeyClone:
+		return "clone"
+	case MasterKeyExisting:
+		return "existing"
+	}
+	return fmt.Sprintf("MasterKeySource(%d)", uint8(m))
+}
+
+// ParseMasterKeySource reads "create", "clone" or "existing".
+func ParseMasterKeySource(s string) (MasterKeySource, error) {
+	for _, m := range []MasterKeySource{MasterKeyCreate, MasterKeyClone, MasterKeyExisting} {
+		if m.String() == s {
+			return m, nil
+		}
+	}
+	return 0, fmt.Errorf("node: unknown masking key source %q (want create, clone or existing)", s)
+}
+
+// PeerAddr is another node of the cluster.
+type PeerAddr struct {
+	ID   uint32 // its node id
+	Addr string // host:port of its gRPC listener
+}
+
+// DeviceConfig is what the node passes through to the device.
+type DeviceConfig struct {
+	FIPS             bool
+	Password         hsm.PasswordCost // zero: hsm.DefaultPasswordCost
+	MaxLoginFailures int              // zero: the device's default
+	MaxObjects       int              // zero: the device's default
+	QuorumTokenTTL   time.Duration    // zero: the device's default
+}
+
+// Defaults of Config.
+const (
+	DefaultSessionIdleTimeout = 10 * time.Minute
+	DefaultMaxSessions        = 4096
+	DefaultShutdownTimeout    = 5 * time.Second
+	DefaultReplicateTimeout   = 5 * time.Second
+)
+
+// Config is how a Node is built. Flags and files are parsed by the caller.
+type Config struct {
+	// DataDir holds hsm.db (the store), node.key (0600) and audit.log.
+	DataDir string
+	// Listen is the gRPC address, e.g. 127.0.0.11:0; Addr reports what was
+	// bound. Listener, if set, is used instead (already bound, e.g. by a
+	// test that must know every node's address before starting any); the
+	// node owns it from New on and closes it, even when New fails.
+	Listen   string
+	Listener net.Listener
+
+	NodeID    uint32 // nonzero, unique in the cluster
+	ClusterID string
+	HSMID     string
+
+	// ServerTLS is the server side of every connection, built by the caller.
+	// The node only raises MinVersion to TLS 1.3 (gRPC adds "h2").
+	ServerTLS *tls.Config
+	// PeerTLS returns the client side of node-to-node mutual TLS for the
+	// peer at host (its IP address or DNS name, without port), so the peer's
+	// certificate is checked against the address dialled.
+	PeerTLS func(host string) (*tls.Config, error)
+	Peers   []PeerAddr
+
+	MasterKey MasterKeySource
+	// AuthorizePeer tells which node of this cluster an incoming call comes
+	// from (from its verified TLS client certificate), or refuses it. Peer
+	// RPCs require it; HSM RPCs do not (their authorization is Login).
+	AuthorizePeer func(ctx context.Context) (nodeID uint32, err error)
+
+	// MetricsListen, if set, serves /healthz, /readyz and /metrics over HTTP;
+	// it must be a loopback address.
+	MetricsListen string
+
+	// SessionIdleTimeout closes sessions unused that long (zero: default).
+	SessionIdleTimeout time.Duration
+	// MaxSessions bounds open client sessions (zero: default).
+	MaxSessions int
+	// ShutdownTimeout bounds the graceful stop of the gRPC server.
+	ShutdownTimeout time.Duration
+	// ReplicateTimeout bounds the wait for peers of a creation with
+	// min_nodes > 1 (the client's deadline may end it sooner).
+	ReplicateTimeout time.Duration
+	// SyncInterval is the anti-entropy period (zero: peersync's default).
+	SyncInterval time.Duration
+
+	Device  DeviceConfig
+	Logger  *slog.Logger
+	Now     func() time.Time // zero: time.Now
+	Version string           // reported by NodeInfo
+}
+
+// Validate reports every missing or inconsistent setting.
+func (c *Config) Validate() error {
+	var errs []error
+	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if c.DataDir == "" {
+		add("DataDir is required")
+	}
+	if c.Listen == "" && c.Listener == nil {
+		add("Listen (or Listener) is required")
+	}
+	if c.NodeID == 0 {
+		add("NodeID must be nonzero")
+	}
+	if c.ClusterID == "" {
+		add("ClusterID is required")
+	}
+	if c.ServerTLS == nil {
+		add("ServerTLS is required")
+	}
+	if len(c.Peers) > 0 && c.PeerTLS == nil {
+		add("PeerTLS is required when there are peers")
+	}
+	if c.AuthorizePeer == nil {
+		add("AuthorizePeer is required")
+	}
+	seen := map[uint32]bool{}
+	for _, p := range c.Peers {
+		switch {
+		case p.ID == 0:
+			add("peer %q has node id 0", p.Addr)
+		case p.ID == c.NodeID:
+			add("peer %q has this node's own id %d", p.Addr, p.ID)
+		case seen[p.ID]:
+			add("peer id %d is listed twice", p.ID)
+		}
+		seen[p.ID] = true
+		if p.Addr == "" {
+			add("peer %d has no address", p.ID)
+		}
+	}
+	switch c.MasterKey {
+	case MasterKeyCreate, MasterKeyExisting:
+	case MasterKeyClone:
+		if len(c.Peers) == 0 {
+			add("MasterKey clone needs at least one peer")
+		}
+	default:
+		add("MasterKey must be create, clone or existing")
+	}
+	if c.MetricsListen != "" {
+		if err := checkLoopback(c.MetricsListen); err != nil {
+			add("MetricsListen: %v", err)
+		}
+	}
+	for name, d := range map[string]time.Duration{
+		"SessionIdleTimeout": c.SessionIdleTimeout, "ShutdownTimeout": c.ShutdownTimeout,
+		"ReplicateTimeout": c.ReplicateTimeout, "SyncInterval": c.SyncInterval,
+	} {
+		if d < 0 {
+			add("%s %s is negative", name, d)
+		}
+	}
+	if c.MaxSessions < 0 {
+		add("MaxSessions %d is negative", c.MaxSessions)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("node: invalid config: %w", err)
+	}
+	return nil
+}
+
+func checkLoopback(addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	if host == "localhost" {
+		return nil
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil || !ip.IsLoopback() {
+		return fmt.Errorf("%q is not a loopback address", host)
+	}
+	return nil
+}
+
+func (c Config) withDefaults() Config {
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.SessionIdleTimeout == 0 {
+		c.SessionIdleTimeout = DefaultSessionIdleTimeout
+	}
+	if c.MaxSessions == 0 {
+		c.MaxSessions = DefaultMaxSessions
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if c.ReplicateTimeout == 0 {
+		c.ReplicateTimeout = DefaultReplicateTimeout
+	}
+	if c.Version == "" {
+		c.Version = "devel"
+	}
+	return c
+}

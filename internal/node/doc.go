@@ -1,0 +1,28 @@
+// Package node is one Coffer HSM on the network: it wires the device
+// (internal/hsm), its sealed store (internal/store), its audit log
+// (internal/audit) and server-side synchronization (internal/peersync), and
+// serves the HSM and Peer services of proto/hsmv1 over gRPC on TLS 1.3, with
+// health, readiness and Prometheus metrics over HTTP on loopback.
+//
+// # What it owns
+//
+//   - The node's lifecycle (New, Run, Close): the data directory (hsm.db,
+//     node.key, audit.log), the masking key's origin (created here, cloned
+//     from a peer, or already in the store), the refusal to join a cluster
+//     whose masking key differs, and an orderly shutdown.
+//   - The mapping of every HSM RPC to the device API, the one table that turns
+//     device refusals into gRPC statuses (errors.go), request validation and
+//     panic recovery.
+//   - Client sessions as the wire sees them: unguessable 64-bit handles mapped
+//     to device sessions, closed after SessionIdleTimeout without use.
+//   - Client-side synchronization (min_nodes): a new token object is pushed to
+//     peers before the answer, and removed again if too few stored it.
+//   - The Peer service (Hello, Push, Digest, Versions, Fetch, Clone) for
+//     authorized nodes of the same cluster, and a peersync.Peer over gRPC for
+//     each configured peer.
+//
+// # Must not import
+//
+// Nothing above it: no client, cryptoki, cli or cmd packages, and not
+// internal/pki (the caller builds TLS configurations and AuthorizePeer).
+package node

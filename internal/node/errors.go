@@ -1,0 +1,120 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/coffer-hsm/coffer/internal/ck"
+	"github.com/coffer-hsm/coffer/internal/hsm"
+	"github.com/coffer-hsm/coffer/internal/peersync"
+	"github.com/coffer-hsm/coffer/internal/store"
+)
+
+// This file is the node's one error table: how device refusals, request
+// validation and everything else become gRPC statuses.
+//
+// A refusal of the device (or of the node on the device's behalf) carries an
+// ErrorInfo{Domain: errorDomain, Reason: the CKR name, Metadata: {"rv": hex}}
+// and the refusal's text as the message. Transport-like outcomes (the caller
+// gave up, the node is not ready) never carry one: that is how a client tells
+// "the HSM said no" from "the HSM is not there".
+
+// errorDomain is ErrorInfo.Domain of every device refusal.
+const errorDomain = "coffer.hsm"
+
+// codeOf is the gRPC code for a PKCS#11 return value.
+func codeOf(rv ck.RV) codes.Code {
+	switch rv {
+	case ck.CKR_SESSION_HANDLE_INVALID, ck.CKR_OBJECT_HANDLE_INVALID, ck.CKR_KEY_HANDLE_INVALID,
+		ck.CKR_OPERATION_NOT_INITIALIZED:
+		return codes.NotFound
+	case ck.CKR_USER_NOT_LOGGED_IN, ck.CKR_PIN_INCORRECT, ck.CKR_PIN_LOCKED:
+		return codes.Unauthenticated
+	case ck.CKR_ACTION_PROHIBITED, ck.CKR_KEY_UNEXTRACTABLE, ck.CKR_KEY_FUNCTION_NOT_PERMITTED,
+		ck.CKR_USER_TYPE_INVALID, ck.CKR_FUNCTION_REJECTED:
+		return codes.PermissionDenied
+	case ck.CKR_DEVICE_ERROR, ck.CKR_DEVICE_MEMORY:
+		return codes.Internal
+	}
+	return codes.FailedPrecondition
+}
+
+// rvStatus is a refusal with its ErrorInfo, under the given gRPC code.
+func rvStatus(c codes.Code, rv ck.RV, msg string) error {
+	st := status.New(c, msg)
+	withInfo, err := st.WithDetails(&errdetails.ErrorInfo{
+		Domain:   errorDomain,
+		Reason:   rv.String(),
+		Metadata: map[string]string{"rv": fmt.Sprintf("0x%x", uint(rv))},
+	})
+	if err != nil { // cannot happen with a well-formed ErrorInfo
+		return st.Err()
+	}
+	return withInfo.Err()
+}
+
+// refusal is a refusal the node makes itself, classed by the table.
+func refusal(rv ck.RV, format string, args ...any) error {
+	return rvStatus(codeOf(rv), rv, fmt.Sprintf(format, args...))
+}
+
+// invalidArgument refuses a malformed request before the device sees it.
+func invalidArgument(rv ck.RV, format string, args ...any) error {
+	return rvStatus(codes.InvalidArgument, rv, fmt.Sprintf(format, args...))
+}
+
+// deviceStatus turns an error of a device call into a status: a device
+// refusal by the table, the caller's own cancellation or deadline as such,
+// and anything else (a store failure, a bug) as Internal with
+// CKR_DEVICE_ERROR.
+func deviceStatus(err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := status.FromError(err); ok {
+		return err // made by this package already
+	}
+	if _, ok := errors.AsType[*hsm.Kind](err); ok {
+		rv := hsm.Code(err)
+		return rvStatus(codeOf(rv), rv, err.Error())
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return status.FromContextError(err).Err()
+	}
+	return rvStatus(codes.Internal, ck.CKR_DEVICE_ERROR, err.Error())
+}
+
+// errNotReady answers client RPCs while the node has no device yet (it is
+// still cloning the masking key or catching up with its peers).
+func errNotReady() error {
+	return status.Error(codes.Unavailable, "node is not ready: it is joining its cluster")
+}
+
+// peerStatus turns an error of the syncer or the store, met while serving a
+// peer, into a status. Peer RPCs carry no ErrorInfo.
+func peerStatus(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return status.FromContextError(err).Err()
+	case errors.Is(err, store.ErrBadBox):
+		return status.Errorf(codes.FailedPrecondition, "records are sealed under another masking key: %v", err)
+	case errors.Is(err, store.ErrMalformedRecord), errors.Is(err, peersync.ErrInvalidRequest):
+		return status.Errorf(codes.InvalidArgument, "%v", err)
+	case errors.Is(err, store.ErrNoMaskingKey):
+		return status.Errorf(codes.Unavailable, "node has no masking key yet: %v", err)
+	}
+	return status.Errorf(codes.Internal, "%v", err)
+}
+
+// errPanic is what a caller sees when a handler panicked; the panic itself
+// is logged.
+func errPanic() error {
+	return rvStatus(codes.Internal, ck.CKR_DEVICE_ERROR, "internal error")
+}

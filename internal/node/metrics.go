@@ -1,0 +1,126 @@
+package node
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// maxUsers is CloudHSM's per-cluster user quota, which HsmUsersAvailable
+// counts down from as CloudWatch does. (The device does not enforce it.)
+const maxUsers = 1024
+
+// metrics are the node's Prometheus metrics, in a registry of its own. The
+// gauges named like CloudWatch's metrics are refreshed at each scrape.
+type metrics struct {
+	n   *Node
+	reg *prometheus.Registry
+
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+
+	// refreshMu serializes scrapes, which set the gauges below.
+	refreshMu      sync.Mutex
+	tokenObjects   prometheus.Gauge
+	sessionObjects prometheus.Gauge
+	sessions       prometheus.Gauge
+	usersAvailable prometheus.Gauge
+	usersMax       prometheus.Gauge
+	unhealthy      prometheus.Gauge
+	ready          prometheus.Gauge
+	lag            *prometheus.GaugeVec
+}
+
+func newMetrics(n *Node) *metrics {
+	gauge := func(name, help string) prometheus.Gauge {
+		return prometheus.NewGauge(prometheus.GaugeOpts{Name: name, Help: help})
+	}
+	m := &metrics{
+		n:   n,
+		reg: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "coffer_rpc_requests_total", Help: "RPCs served, by service, method and gRPC code.",
+		}, []string{"service", "method", "code"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "coffer_rpc_duration_seconds", Help: "Time to serve an RPC, by service and method.",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+		}, []string{"service", "method"}),
+		tokenObjects:   gauge("HsmKeysTokenOccupied", "Token objects (keys) on the HSM."),
+		sessionObjects: gauge("HsmKeysSessionOccupied", "Session objects (keys) on the HSM."),
+		sessions:       gauge("HsmSessionCount", "Open client sessions."),
+		usersAvailable: gauge("HsmUsersAvailable", "Users that can still be created (HsmUsersMax minus users)."),
+		usersMax:       gauge("HsmUsersMax", "Most users a cluster may have."),
+		unhealthy:      gauge("HsmUnhealthy", "1 if the HSM is not performing properly (audit log or store failing), else 0."),
+		ready:          gauge("coffer_ready", "1 once the device is loaded and synchronization has caught up."),
+		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "coffer_sync_lag_seconds", Help: "Age of the oldest local change a peer has not confirmed (0 in sync).",
+		}, []string{"peer"}),
+	}
+	m.reg.MustRegister(m.requests, m.latency, m.tokenObjects, m.sessionObjects, m.sessions,
+		m.usersAvailable, m.usersMax, m.unhealthy, m.ready, m.lag,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+func (m *metrics) observe(service, method, code string, d time.Duration) {
+	m.requests.WithLabelValues(service, method, code).Inc()
+	m.latency.WithLabelValues(service, method).Observe(d.Seconds())
+}
+
+// refresh sets the gauges from the node's state.
+func (m *metrics) refresh(r *http.Request) {
+	n := m.n
+	st, err := n.stats(r.Context())
+	unhealthy := err != nil || n.audit.Err() != nil
+	if err != nil {
+		n.log.Warn("metrics: reading the store", "err", err)
+	}
+	m.tokenObjects.Set(float64(st.tokenObjects))
+	m.sessionObjects.Set(float64(st.sessionObjects))
+	m.sessions.Set(float64(st.sessions))
+	m.usersMax.Set(maxUsers)
+	m.usersAvailable.Set(float64(max(maxUsers-st.users, 0)))
+	m.unhealthy.Set(b2f(unhealthy))
+	m.ready.Set(b2f(n.Ready()))
+	lag := n.lag()
+	for _, p := range n.peers {
+		m.lag.WithLabelValues(strconv.FormatUint(uint64(p.id), 10)).Set(lag[p.id].Seconds())
+	}
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// handler serves /healthz (the process is alive), /readyz (200 only once
+// the device is loaded and peersync is ready) and /metrics.
+func (m *metrics) handler() http.Handler {
+	prom := promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{ErrorLog: nil})
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if why := m.n.notReady(); why != "" {
+			http.Error(w, "not ready: "+why, http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+		m.refreshMu.Lock()
+		defer m.refreshMu.Unlock()
+		m.refresh(r)
+		prom.ServeHTTP(w, r)
+	})
+	return mux
+}

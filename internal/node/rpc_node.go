@@ -1,0 +1,78 @@
+package node
+
+import (
+	"cmp"
+	"context"
+	"slices"
+
+	"github.com/coffer-hsm/coffer/internal/store"
+	hsmv1 "github.com/coffer-hsm/coffer/proto/hsmv1"
+)
+
+// This file: what the node says about itself.
+
+// nodeStats are the node's counters (NodeInfo and metrics).
+type nodeStats struct {
+	tokenObjects   int // live token objects in the store
+	users          int // users in the store
+	sessions       int // open client sessions
+	sessionObjects int // session objects of those sessions
+}
+
+// stats counts records from the store's metadata (no payload is opened).
+func (n *Node) stats(ctx context.Context) (nodeStats, error) {
+	var st nodeStats
+	err := n.store.Versions(ctx, func(k store.Kind, _ string, _ store.Version, tombstone bool) error {
+		switch {
+		case tombstone:
+		case k == store.KindObject:
+			st.tokenObjects++
+		case k == store.KindUser:
+			st.users++
+		}
+		return nil
+	})
+	st.sessions, st.sessionObjects = n.sessions.counts()
+	return st, err
+}
+
+func (s *hsmServer) Mechanisms(context.Context, *hsmv1.Empty) (*hsmv1.MechanismsResponse, error) {
+	dev := s.n.dev.Load()
+	if dev == nil {
+		return nil, errNotReady()
+	}
+	resp := &hsmv1.MechanismsResponse{}
+	for _, m := range dev.Mechanisms() {
+		info, err := dev.MechanismInfo(m)
+		if err != nil {
+			return nil, deviceStatus(err)
+		}
+		resp.Mechanisms = append(resp.Mechanisms, &hsmv1.MechanismInfo{
+			Type: uint64(m), MinKeySize: uint32(info.MinKeySize), MaxKeySize: uint32(info.MaxKeySize), Flags: uint64(info.CKFlags()),
+		})
+	}
+	return resp, nil
+}
+
+// NodeInfo needs no session: it is how clients and operators check a node.
+func (s *hsmServer) NodeInfo(ctx context.Context, _ *hsmv1.Empty) (*hsmv1.NodeInfoResponse, error) {
+	n := s.n
+	st, err := n.stats(ctx)
+	if err != nil {
+		return nil, deviceStatus(err)
+	}
+	resp := &hsmv1.NodeInfoResponse{
+		NodeId: n.cfg.NodeID, ClusterId: n.cfg.ClusterID, HsmId: n.cfg.HSMID, Ready: n.Ready(),
+		Fips: n.cfg.Device.FIPS, Version: n.cfg.Version,
+		TokenObjects: uint32(st.tokenObjects), SessionObjects: uint32(st.sessionObjects),
+		Sessions: uint32(st.sessions), Users: uint32(st.users),
+	}
+	lag := n.lag()
+	for _, p := range n.peers {
+		resp.Peers = append(resp.Peers, &hsmv1.PeerStatus{
+			NodeId: p.id, Address: p.addr, Connected: p.connected(), SyncLagNanos: int64(lag[p.id]),
+		})
+	}
+	slices.SortFunc(resp.Peers, func(a, b *hsmv1.PeerStatus) int { return cmp.Compare(a.NodeId, b.NodeId) })
+	return resp, nil
+}

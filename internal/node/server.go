@@ -1,0 +1,80 @@
+package node
+
+import (
+	"context"
+	"crypto/tls"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/status"
+
+	hsmv1 "github.com/coffer-hsm/coffer/proto/hsmv1"
+)
+
+// handshakeTimeout drops a connection that has not completed its TLS and
+// HTTP/2 handshakes in time (e.g. one that sends garbage, or nothing).
+const handshakeTimeout = 10 * time.Second
+
+// newGRPCServer builds the server of both services on TLS 1.3.
+func (n *Node) newGRPCServer() *grpc.Server {
+	tc := n.cfg.ServerTLS.Clone()
+	tc.MinVersion = tls.VersionTLS13
+	srv := grpc.NewServer(
+		grpc.Creds(credentials.NewTLS(tc)),
+		grpc.MaxRecvMsgSize(maxRecvMsgSize),
+		grpc.ConnectionTimeout(handshakeTimeout),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 2 * time.Minute, Timeout: 20 * time.Second}),
+		grpc.ChainUnaryInterceptor(n.observe, n.recoverUnary),
+		grpc.ChainStreamInterceptor(n.recoverStream),
+		grpc.WaitForHandlers(true), // Stop returns only once every handler has
+	)
+	hsmv1.RegisterHSMServer(srv, &hsmServer{n: n})
+	hsmv1.RegisterPeerServer(srv, &peerServer{n: n})
+	return srv
+}
+
+// recoverUnary turns a handler's panic into an Internal status, so no input
+// can take the node down.
+func (n *Node) recoverUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			n.log.Error("panic in RPC handler", "method", info.FullMethod, "panic", p, "stack", string(debug.Stack()))
+			resp, err = nil, errPanic()
+		}
+	}()
+	return handler(ctx, req)
+}
+
+func (n *Node) recoverStream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			n.log.Error("panic in stream handler", "method", info.FullMethod, "panic", p, "stack", string(debug.Stack()))
+			err = errPanic()
+		}
+	}()
+	return handler(srv, ss)
+}
+
+// observe counts every RPC and its latency by service, method and code.
+func (n *Node) observe(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	start := time.Now()
+	resp, err := handler(ctx, req)
+	service, method := splitMethod(info.FullMethod)
+	n.metrics.observe(service, method, status.Code(err).String(), time.Since(start))
+	return resp, err
+}
+
+// splitMethod turns "/coffer.hsm.v1.HSM/Sign" into ("HSM", "Sign").
+func splitMethod(full string) (service, method string) {
+	full = strings.TrimPrefix(full, "/")
+	service, method, _ = strings.Cut(full, "/")
+	if i := strings.LastIndexByte(service, '.'); i >= 0 {
+		service = service[i+1:]
+	}
+	return service, method
+}

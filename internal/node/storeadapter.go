@@ -1,0 +1,118 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/coffer-hsm/coffer/internal/hsm"
+	"github.com/coffer-hsm/coffer/internal/peersync"
+	"github.com/coffer-hsm/coffer/internal/store"
+)
+
+// storeKind maps the device's record kinds to the store's.
+func storeKind(k hsm.RecordKind) (store.Kind, error) {
+	switch k {
+	case hsm.RecordObject:
+		return store.KindObject, nil
+	case hsm.RecordUser:
+		return store.KindUser, nil
+	case hsm.RecordSetting:
+		return store.KindSetting, nil
+	}
+	return 0, fmt.Errorf("node: unknown record kind %d", k)
+}
+
+func deviceKind(k store.Kind) (hsm.RecordKind, error) {
+	switch k {
+	case store.KindObject:
+		return hsm.RecordObject, nil
+	case store.KindUser:
+		return hsm.RecordUser, nil
+	case store.KindSetting:
+		return hsm.RecordSetting, nil
+	}
+	return 0, fmt.Errorf("node: unknown record kind %d", k)
+}
+
+// deviceStore is the hsm.Store of the node's device: writes go to the sealed
+// store and, once durable, to peersync to push to peers.
+type deviceStore struct {
+	n *Node
+}
+
+func (s deviceStore) Put(ctx context.Context, kind hsm.RecordKind, id string, data []byte) error {
+	k, err := storeKind(kind)
+	if err != nil {
+		return err
+	}
+	if _, err := s.n.store.Put(ctx, k, id, data); err != nil {
+		return err
+	}
+	s.n.notify(peersync.Key{Kind: k, ID: id})
+	return nil
+}
+
+func (s deviceStore) Delete(ctx context.Context, kind hsm.RecordKind, id string) error {
+	k, err := storeKind(kind)
+	if err != nil {
+		return err
+	}
+	_, err = s.n.store.Delete(ctx, k, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil // a peer deleted it first: the outcome the device wants
+	}
+	if err != nil {
+		return err
+	}
+	s.n.notify(peersync.Key{Kind: k, ID: id})
+	return nil
+}
+
+func (s deviceStore) Scan(ctx context.Context, kind hsm.RecordKind, fn func(id string, data []byte) error) error {
+	k, err := storeKind(kind)
+	if err != nil {
+		return err
+	}
+	return s.n.store.Scan(ctx, k, func(r store.Record) error { return fn(r.ID, r.Data) })
+}
+
+// notify tells the syncer about a local write; before the syncer runs,
+// anti-entropy will find the write instead.
+func (n *Node) notify(k peersync.Key) {
+	if s := n.syncer.Load(); s != nil {
+		s.Notify(k)
+	}
+}
+
+// onApply reloads a record a peer delivered into the device. It reads the
+// record as stored now (the payload in clear), so a reload never goes back
+// to an older version than the store holds.
+func (n *Node) onApply(ctx context.Context, rec store.Sealed) {
+	n.loadMu.RLock()
+	defer n.loadMu.RUnlock()
+	dev := n.dev.Load()
+	if dev == nil {
+		return // the device loads everything from the store when it starts
+	}
+	kind, err := deviceKind(rec.Kind)
+	if err != nil {
+		n.log.Warn("record from peer not reloaded", "kind", rec.Kind, "id", rec.ID, "err", err)
+		return
+	}
+	var data []byte
+	r, err := n.store.Get(ctx, rec.Kind, rec.ID)
+	switch {
+	case err == nil:
+		data = r.Data
+	case errors.Is(err, store.ErrNotFound):
+		// a tombstone: data stays nil
+	default:
+		n.log.Warn("record from peer not reloaded", "kind", rec.Kind, "id", rec.ID, "err", err)
+		return
+	}
+	if err := dev.Reload(kind, rec.ID, data); err != nil {
+		n.log.Warn("device refused a record from a peer", "kind", rec.Kind, "id", rec.ID, "err", err)
+	}
+	clear(data)
+}

@@ -4,8 +4,8 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
-	"net"
 	"math"
+	"net"
 	"time"
 
 	"google.golang.org/grpc"

@@ -1,0 +1,189 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/coffer-hsm/coffer/internal/pki"
+)
+
+// File is the cluster configuration file that the CLI (`coffer configure
+// cli`) and the PKCS#11 module (`coffer configure pkcs11`,
+// COFFER_PKCS11_CONFIG) read: where the HSMs are, how to trust them, and the
+// client's synchronization and recovery settings (seeds 002 and 003).
+type File struct {
+	// HSMs are the host:port of the cluster's HSMs (configure's -a).
+	HSMs []string `json:"hsms"`
+	// HSMCACert is the path of the customer's trust anchor, the CA
+	// certificate that signed the cluster certificate (--hsm-ca-cert).
+	HSMCACert string `json:"hsm_ca_cert"`
+	// ClusterID is the cluster the HSMs must belong to. configure learns it
+	// from the first HSM, whose certificate chain must verify under the
+	// trust anchor.
+	ClusterID string `json:"cluster_id"`
+
+	CreateObjectMinimumNodes int    `json:"create_object_minimum_nodes,omitempty"`
+	ReconnectInterval        string `json:"reconnect_interval,omitempty"` // Go duration, default 5s
+	ReconnectAttempts        *int   `json:"reconnect_attempts,omitempty"` // -1 forever (default), 0 never
+	RequestTimeout           string `json:"request_timeout,omitempty"`    // Go duration, default 10s
+
+	Logging Logging `json:"logging,omitzero"`
+}
+
+// Logging is where a library user of the client (the PKCS#11 module) logs.
+type Logging struct {
+	File  string `json:"file,omitempty"`
+	Level string `json:"level,omitempty"` // debug, info, warn, error
+}
+
+// ReadFile reads a configuration file. Relative paths in it are relative to
+// the file's directory.
+func ReadFile(path string) (*File, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("client config: %w", err)
+	}
+	var f File
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&f); err != nil {
+		return nil, fmt.Errorf("client config %s: %w", path, err)
+	}
+	if f.HSMCACert != "" && !filepath.IsAbs(f.HSMCACert) {
+		f.HSMCACert = filepath.Join(filepath.Dir(path), f.HSMCACert)
+	}
+	if f.Logging.File != "" && !filepath.IsAbs(f.Logging.File) {
+		f.Logging.File = filepath.Join(filepath.Dir(path), f.Logging.File)
+	}
+	return &f, nil
+}
+
+// WriteFile writes f as indented JSON, readable by its owner and group.
+func (f *File) WriteFile(path string) error {
+	b, err := json.MarshalIndent(f, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o640)
+}
+
+// Check reports what is missing or wrong, saying what to fix.
+func (f *File) Check() error {
+	var errs []error
+	if len(f.HSMs) == 0 {
+		errs = append(errs, errors.New(`no HSM addresses ("hsms"): run coffer configure with -a ADDR`))
+	}
+	for _, a := range f.HSMs {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			errs = append(errs, fmt.Errorf("HSM address %q: want host:port", a))
+		}
+	}
+	if f.HSMCACert == "" {
+		errs = append(errs, errors.New(`no trust anchor ("hsm_ca_cert"): run coffer configure with --hsm-ca-cert FILE`))
+	}
+	if f.ClusterID == "" {
+		errs = append(errs, errors.New(`no cluster id ("cluster_id"): run coffer configure again`))
+	}
+	for name, d := range map[string]string{"reconnect_interval": f.ReconnectInterval, "request_timeout": f.RequestTimeout} {
+		if d != "" {
+			if v, err := time.ParseDuration(d); err != nil || v <= 0 {
+				errs = append(errs, fmt.Errorf("%s %q: want a positive duration such as 5s", name, d))
+			}
+		}
+	}
+	if f.CreateObjectMinimumNodes < 0 {
+		errs = append(errs, fmt.Errorf("create_object_minimum_nodes %d is negative", f.CreateObjectMinimumNodes))
+	}
+	return errors.Join(errs...)
+}
+
+// Config turns the file into a client Config: TLS that verifies each HSM's
+// certificate against the trust anchor, for the file's cluster and the
+// address dialled.
+func (f *File) Config(logger *slog.Logger) (Config, error) {
+	if err := f.Check(); err != nil {
+		return Config{}, err
+	}
+	anchor, err := readAnchor(f.HSMCACert)
+	if err != nil {
+		return Config{}, err
+	}
+	trust := pki.Trust{TrustAnchor: anchor, ClusterID: f.ClusterID}
+	cfg := Config{
+		HSMs:                     f.HSMs,
+		TLS:                      func(host string) (*tls.Config, error) { return pki.ClusterClientConfig(trust, host) },
+		CreateObjectMinimumNodes: f.CreateObjectMinimumNodes,
+		ReconnectAttempts:        ReconnectForever,
+		Logger:                   logger,
+	}
+	if f.ReconnectAttempts != nil {
+		cfg.ReconnectAttempts = *f.ReconnectAttempts
+	}
+	if f.ReconnectInterval != "" {
+		cfg.ReconnectInterval, _ = time.ParseDuration(f.ReconnectInterval)
+	}
+	if f.RequestTimeout != "" {
+		cfg.RequestTimeout, _ = time.ParseDuration(f.RequestTimeout)
+	}
+	return cfg, nil
+}
+
+func readAnchor(path string) (*x509.Certificate, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("trust anchor: %w", err)
+	}
+	return pki.DecodeCertificatePEM(b, "trust anchor "+path)
+}
+
+// DiscoverClusterID connects to the HSM at addr and returns the id of the
+// cluster it belongs to, after verifying its certificate chain under the
+// trust anchor at anchorPath (the cluster certificate names the cluster).
+// configure uses it so a user need only give an address and the anchor.
+func DiscoverClusterID(ctx context.Context, addr, anchorPath string) (string, error) {
+	anchor, err := readAnchor(anchorPath)
+	if err != nil {
+		return "", err
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", fmt.Errorf("HSM address %q: want host:port", addr)
+	}
+	var found string
+	cfg := &tls.Config{
+		MinVersion:         tls.VersionTLS13,
+		NextProtos:         []string{"h2"},
+		InsecureSkipVerify: true, // verified in VerifyConnection below, completely
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			if len(cs.PeerCertificates) < 2 {
+				return errors.New("the HSM sent no cluster certificate")
+			}
+			id := cs.PeerCertificates[1].Subject.CommonName
+			if _, err := (pki.Trust{TrustAnchor: anchor, ClusterID: id}).VerifyNode(cs.PeerCertificates, x509.ExtKeyUsageServerAuth, host); err != nil {
+				return err
+			}
+			found = id
+			return nil
+		},
+	}
+	d := tls.Dialer{Config: cfg}
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return "", fmt.Errorf("HSM %s: %w", addr, err)
+	}
+	conn.Close()
+	return found, nil
+}

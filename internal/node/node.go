@@ -357,7 +357,7 @@ func (n *Node) join(ctx context.Context, spawn func(string, func() error)) error
 	}
 	s, err := peersync.New(peersync.Config{
 		Self: n.cfg.NodeID, Store: n.store, Peers: peers, OnApply: n.onApply,
-		Interval: n.cfg.SyncInterval, Now: n.cfg.Now, Logger: n.log,
+		Interval: n.cfg.SyncInterval, Now: n.cfg.Now, Logger: n.cfg.Logger,
 	})
 	if err != nil {
 		return err

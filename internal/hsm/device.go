@@ -206,9 +206,27 @@ func (d *Device) load(ctx context.Context) error {
 }
 
 // Reload replaces the device's copy of one record after the store changed
-// underneath it (replication from a peer). data nil means the record was
-// deleted.
-func (d *Device) Reload(kind RecordKind, id string, data []byte) error {
+// underneath it (replication from a peer). load reads the record as the store
+// holds it now; nil data means it was deleted. load runs under the lock every
+// local change of objects and users holds from its store write to its
+// publication, so a reload never overtakes a newer local write with the older
+// record it read.
+func (d *Device) Reload(kind RecordKind, id string, load func() ([]byte, error)) error {
+	d.createMu.Lock()
+	defer d.createMu.Unlock()
+	data, err := load()
+	if err != nil {
+		return err
+	}
+	defer clear(data)
+	if kind == RecordUser && data == nil {
+		d.mu.Lock()
+		delete(d.users, id)
+		d.mu.Unlock()
+		d.dropQuorumTokens(id)
+		d.logoutEverywhere(id)
+		return nil
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	switch kind {
@@ -227,10 +245,6 @@ func (d *Device) Reload(kind RecordKind, id string, data []byte) error {
 		}
 		d.objects[oid] = o
 	case RecordUser:
-		if data == nil {
-			delete(d.users, id)
-			return nil
-		}
 		u, err := unmarshalUser(data)
 		if err != nil {
 			return fmt.Errorf("user %q: %w", id, err)

@@ -109,3 +109,19 @@ func TestDeviceOverSealedStore(t *testing.T) {
 		t.Fatalf("find after reopen: %v %v", ids, err)
 	}
 }
+
+// A user deleted on another HSM (a replicated tombstone) is logged out of
+// this one's sessions at once.
+func TestReloadedUserDeletionLogsOut(t *testing.T) {
+	td, admin := activated(t)
+	alice := withCU(t, td, admin, "alice")
+	key := genAES(t, td, alice, "k")
+	if err := td.Reload(RecordUser, "alice", func() ([]byte, error) { return nil, nil }); err != nil {
+		t.Fatal(err)
+	}
+	_, err := td.Sign(alice, key, Mechanism{Type: ck.CKM_AES_CMAC}, []byte("m"))
+	wantErr(t, err, ErrNotLoggedIn)
+	if err := td.Login(t.Context(), td.OpenSession(), RoleCryptoUser, "alice", cuPW); !errors.Is(err, ErrPinIncorrect) {
+		t.Fatalf("login of a deleted user: %v", err)
+	}
+}

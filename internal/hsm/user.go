@@ -312,6 +312,13 @@ func (d *Device) deleteUser(ctx context.Context, sid SessionID, name string, for
 	d.mu.Unlock()
 	spend()
 	d.dropQuorumTokens(name)
+	d.logoutEverywhere(name)
+	return p, target, nil
+}
+
+// logoutEverywhere ends the login of every session logged in as a user that
+// no longer exists, and their operations.
+func (d *Device) logoutEverywhere(name string) {
 	for _, s := range d.allSessions() {
 		s.mu.Lock()
 		if s.who != nil && s.who.name == name {
@@ -320,7 +327,6 @@ func (d *Device) deleteUser(ctx context.Context, sid SessionID, name string, for
 		}
 		s.mu.Unlock()
 	}
-	return p, target, nil
 }
 
 // ChangePassword sets a user's password. Any user may change its own; an

@@ -100,19 +100,17 @@ func (n *Node) onApply(ctx context.Context, rec store.Sealed) {
 		n.log.Warn("record from peer not reloaded", "kind", rec.Kind, "id", rec.ID, "err", err)
 		return
 	}
-	var data []byte
-	r, err := n.store.Get(ctx, rec.Kind, rec.ID)
-	switch {
-	case err == nil:
-		data = r.Data
-	case errors.Is(err, store.ErrNotFound):
-		// a tombstone: data stays nil
-	default:
+	load := func() ([]byte, error) {
+		r, err := n.store.Get(ctx, rec.Kind, rec.ID)
+		switch {
+		case err == nil:
+			return r.Data, nil
+		case errors.Is(err, store.ErrNotFound):
+			return nil, nil // a tombstone
+		}
+		return nil, err
+	}
+	if err := dev.Reload(kind, rec.ID, load); err != nil {
 		n.log.Warn("record from peer not reloaded", "kind", rec.Kind, "id", rec.ID, "err", err)
-		return
 	}
-	if err := dev.Reload(kind, rec.ID, data); err != nil {
-		n.log.Warn("device refused a record from a peer", "kind", rec.Kind, "id", rec.ID, "err", err)
-	}
-	clear(data)
 }

@@ -7,7 +7,6 @@ import (
 	"crypto/x509"
 	"fmt"
 	"io"
-	"math/big"
 
 	"github.com/coffer-hsm/coffer/internal/ck"
 	"github.com/coffer-hsm/coffer/internal/hsm/mech"
@@ -112,11 +111,9 @@ func (d *Device) newKeyPair(op string, m Mechanism, pubTmpl, privTmpl Template) 
 		}
 		e := 65537
 		if ev, ok := pubTmpl.Get(ck.CKA_PUBLIC_EXPONENT); ok {
-			eb := new(big.Int).SetBytes(ev)
-			if !eb.IsInt64() || eb.Int64() < 3 || eb.Int64() > 1<<31-1 || eb.Bit(0) == 0 {
-				return nil, nil, fmt.Errorf("%w: CKA_PUBLIC_EXPONENT", ErrAttributeValueInvalid)
+			if e, err = parseExponent(ev); err != nil {
+				return nil, nil, err
 			}
-			e = int(eb.Int64())
 		}
 		key, err = mech.GenerateRSA(d.cfg.Rand, int(decodeUlong(v)), e)
 		skip[ck.CKA_MODULUS_BITS], skip[ck.CKA_PUBLIC_EXPONENT] = true, true

@@ -34,6 +34,28 @@ func parseCurve(params []byte) (curve elliptic.Curve, ed bool, err error) {
 	return curve, false, nil
 }
 
+// curveOf reads CKA_EC_PARAMS for a key of type kt, which must agree with
+// it (Ed25519 for CKK_EC_EDWARDS, a NIST curve for CKK_EC).
+func curveOf(kt ck.KeyType, params []byte) (elliptic.Curve, bool, error) {
+	curve, ed, err := parseCurve(params)
+	if err != nil {
+		return nil, false, err
+	}
+	if ed != (kt == ck.CKK_EC_EDWARDS) {
+		return nil, false, fmt.Errorf("%w: curve does not fit key type", ErrTemplateInconsistent)
+	}
+	return curve, ed, nil
+}
+
+// parseExponent reads CKA_PUBLIC_EXPONENT: an odd integer from 3 to 2^31-1.
+func parseExponent(b []byte) (int, error) {
+	e := new(big.Int).SetBytes(b)
+	if !e.IsInt64() || e.Int64() < 3 || e.Int64() > 1<<31-1 || e.Bit(0) == 0 {
+		return 0, fmt.Errorf("%w: CKA_PUBLIC_EXPONENT", ErrAttributeValueInvalid)
+	}
+	return int(e.Int64()), nil
+}
+
 func secretMaterial(kt ck.KeyType, v []byte) (*keyMaterial, error) {
 	switch kt {
 	case ck.CKK_AES:
@@ -152,12 +174,12 @@ func privateFromTemplate(kt ck.KeyType, tmpl Template) (any, error) {
 			}
 			parts[i] = v
 		}
-		e := new(big.Int).SetBytes(parts[1])
-		if !e.IsInt64() || e.Int64() < 3 || e.Int64() > 1<<31-1 {
-			return nil, fmt.Errorf("%w: public exponent", ErrAttributeValueInvalid)
+		exp, err := parseExponent(parts[1])
+		if err != nil {
+			return nil, err
 		}
 		return &rsa.PrivateKey{
-			PublicKey: rsa.PublicKey{N: new(big.Int).SetBytes(parts[0]), E: int(e.Int64())},
+			PublicKey: rsa.PublicKey{N: new(big.Int).SetBytes(parts[0]), E: exp},
 			D:         new(big.Int).SetBytes(parts[2]),
 			Primes:    []*big.Int{new(big.Int).SetBytes(parts[3]), new(big.Int).SetBytes(parts[4])},
 		}, nil
@@ -170,12 +192,9 @@ func privateFromTemplate(kt ck.KeyType, tmpl Template) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		curve, ed, err := parseCurve(params)
+		curve, ed, err := curveOf(kt, params)
 		if err != nil {
 			return nil, err
-		}
-		if ed != (kt == ck.CKK_EC_EDWARDS) {
-			return nil, fmt.Errorf("%w: curve does not fit key type", ErrTemplateInconsistent)
 		}
 		var k any
 		if ed {
@@ -200,23 +219,20 @@ func publicFromTemplate(kt ck.KeyType, tmpl Template) (any, error) {
 		if !ok1 || !ok2 {
 			return nil, fmt.Errorf("%w: CKA_MODULUS and CKA_PUBLIC_EXPONENT", ErrTemplateIncomplete)
 		}
-		eb := new(big.Int).SetBytes(e)
-		if !eb.IsInt64() || eb.Int64() < 3 || eb.Int64() > 1<<31-1 || eb.Bit(0) == 0 {
-			return nil, fmt.Errorf("%w: public exponent", ErrAttributeValueInvalid)
+		exp, err := parseExponent(e)
+		if err != nil {
+			return nil, err
 		}
-		return &rsa.PublicKey{N: new(big.Int).SetBytes(n), E: int(eb.Int64())}, nil
+		return &rsa.PublicKey{N: new(big.Int).SetBytes(n), E: exp}, nil
 	case ck.CKK_EC, ck.CKK_EC_EDWARDS:
 		params, ok1 := tmpl.Get(ck.CKA_EC_PARAMS)
 		point, ok2 := tmpl.Get(ck.CKA_EC_POINT)
 		if !ok1 || !ok2 {
 			return nil, fmt.Errorf("%w: CKA_EC_PARAMS and CKA_EC_POINT", ErrTemplateIncomplete)
 		}
-		curve, ed, err := parseCurve(params)
+		curve, ed, err := curveOf(kt, params)
 		if err != nil {
 			return nil, err
-		}
-		if ed != (kt == ck.CKK_EC_EDWARDS) {
-			return nil, fmt.Errorf("%w: curve does not fit key type", ErrTemplateInconsistent)
 		}
 		var k any
 		if ed {

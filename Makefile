@@ -11,6 +11,7 @@ LDFLAGS   := -X main.version=$(VERSION)
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/coffer ./cmd/coffer
+	$(GO) build -trimpath -buildmode=c-shared -o $(BIN)/libcoffer_pkcs11.so ./cmd/libcoffer_pkcs11
 
 test: build vet fmt-check vulncheck unit
 

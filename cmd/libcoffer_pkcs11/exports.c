@@ -1,0 +1,344 @@
+// The C side of the Coffer PKCS#11 library: the function tables, the
+// interfaces of PKCS#11 v3.0, and one forward per C_* function to its Go
+// export (exports.go). The types and prototypes are those of NSS's PKCS#11
+// v3.0 header (Debian libnss3-dev), so the compiler checks every C_* here
+// against the standard's prototype.
+//
+// Fork: a child process gets CKR_CRYPTOKI_NOT_INITIALIZED from every
+// function; the check is this file's `live` flag, cleared in the child by a
+// pthread_atfork handler, so a forked child never enters Go. Go's runtime
+// does not survive fork without exec (its threads stay in the parent; a
+// call into Go from the child hangs), so C_Initialize in a forked child
+// fails at once with CKR_FUNCTION_FAILED instead of hanging. A child that
+// execs loads the library afresh and works.
+#include <pthread.h>
+#include <string.h>
+#include "pkcs11.h"
+#include "_cgo_export.h"
+
+static volatile int live;   // 1 from a successful C_Initialize to C_Finalize, in this process
+static volatile int forked; // set in a child after fork
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+static void coffer_atfork_child(void) { live = 0; forked = 1; }
+static void coffer_register_atfork(void) { pthread_atfork(NULL, NULL, coffer_atfork_child); }
+
+#define LIVE do { if (!live) return CKR_CRYPTOKI_NOT_INITIALIZED; } while (0)
+
+extern CK_FUNCTION_LIST coffer_functions;
+extern CK_FUNCTION_LIST_3_0 coffer_functions_3_0;
+
+CK_RV C_Initialize(CK_VOID_PTR pInitArgs) {
+	pthread_once(&atfork_once, coffer_register_atfork);
+	if (forked) return CKR_FUNCTION_FAILED;
+	CK_RV rv = goInitialize(pInitArgs);
+	if (rv == CKR_OK) live = 1;
+	return rv;
+}
+
+CK_RV C_Finalize(CK_VOID_PTR pReserved) {
+	LIVE;
+	CK_RV rv = goFinalize(pReserved);
+	if (rv == CKR_OK) live = 0;
+	return rv;
+}
+
+CK_RV C_GetFunctionList(CK_FUNCTION_LIST_PTR_PTR ppFunctionList) {
+	if (ppFunctionList == NULL) return CKR_ARGUMENTS_BAD;
+	*ppFunctionList = &coffer_functions;
+	return CKR_OK;
+}
+
+static CK_INTERFACE coffer_interfaces[] = {
+	{(CK_CHAR *)"PKCS 11", &coffer_functions_3_0, 0},
+	{(CK_CHAR *)"PKCS 11", &coffer_functions, 0},
+};
+#define NUM_INTERFACES (sizeof(coffer_interfaces) / sizeof(coffer_interfaces[0]))
+
+CK_RV C_GetInterfaceList(CK_INTERFACE_PTR pInterfacesList, CK_ULONG_PTR pulCount) {
+	if (pulCount == NULL) return CKR_ARGUMENTS_BAD;
+	if (pInterfacesList == NULL) {
+		*pulCount = NUM_INTERFACES;
+		return CKR_OK;
+	}
+	if (*pulCount < NUM_INTERFACES) {
+		*pulCount = NUM_INTERFACES;
+		return CKR_BUFFER_TOO_SMALL;
+	}
+	memcpy(pInterfacesList, coffer_interfaces, sizeof(coffer_interfaces));
+	*pulCount = NUM_INTERFACES;
+	return CKR_OK;
+}
+
+// C_GetInterface: "PKCS 11" (or NULL), version 3.0 (the default) or 2.40.
+// The library is not fork-safe (a child must call C_Initialize), so a
+// request for CKF_INTERFACE_FORK_SAFE finds nothing.
+CK_RV C_GetInterface(CK_UTF8CHAR_PTR pInterfaceName, CK_VERSION_PTR pVersion, CK_INTERFACE_PTR_PTR ppInterface, CK_FLAGS flags) {
+	if (ppInterface == NULL) return CKR_ARGUMENTS_BAD;
+	if (pInterfaceName != NULL && strcmp((const char *)pInterfaceName, "PKCS 11") != 0) return CKR_ARGUMENTS_BAD;
+	if (flags != 0) return CKR_ARGUMENTS_BAD;
+	for (size_t i = 0; i < NUM_INTERFACES; i++) {
+		CK_VERSION *v = (CK_VERSION *)coffer_interfaces[i].pFunctionList;
+		if (pVersion == NULL || (pVersion->major == v->major && pVersion->minor == v->minor)) {
+			*ppInterface = &coffer_interfaces[i];
+			return CKR_OK;
+		}
+	}
+	return CKR_ARGUMENTS_BAD;
+}
+
+CK_RV C_GetInfo(CK_INFO_PTR pInfo) { LIVE; return goGetInfo(pInfo); }
+CK_RV C_GetSlotList(CK_BBOOL tokenPresent, CK_SLOT_ID_PTR pSlotList, CK_ULONG_PTR pulCount) { LIVE; return goGetSlotList(tokenPresent, pSlotList, pulCount); }
+CK_RV C_GetSlotInfo(CK_SLOT_ID slotID, CK_SLOT_INFO_PTR pInfo) { LIVE; return goGetSlotInfo(slotID, pInfo); }
+CK_RV C_GetTokenInfo(CK_SLOT_ID slotID, CK_TOKEN_INFO_PTR pInfo) { LIVE; return goGetTokenInfo(slotID, pInfo); }
+CK_RV C_GetMechanismList(CK_SLOT_ID slotID, CK_MECHANISM_TYPE_PTR pMechanismList, CK_ULONG_PTR pulCount) { LIVE; return goGetMechanismList(slotID, pMechanismList, pulCount); }
+CK_RV C_GetMechanismInfo(CK_SLOT_ID slotID, CK_MECHANISM_TYPE type, CK_MECHANISM_INFO_PTR pInfo) { LIVE; return goGetMechanismInfo(slotID, type, pInfo); }
+CK_RV C_InitToken(CK_SLOT_ID slotID, CK_UTF8CHAR_PTR pPin, CK_ULONG ulPinLen, CK_UTF8CHAR_PTR pLabel) { LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
+CK_RV C_InitPIN(CK_SESSION_HANDLE hSession, CK_UTF8CHAR_PTR pPin, CK_ULONG ulPinLen) { LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
+CK_RV C_SetPIN(CK_SESSION_HANDLE hSession, CK_UTF8CHAR_PTR pOldPin, CK_ULONG ulOldLen, CK_UTF8CHAR_PTR pNewPin, CK_ULONG ulNewLen) { LIVE; return goSetPIN(hSession, pOldPin, ulOldLen, pNewPin, ulNewLen); }
+CK_RV C_OpenSession(CK_SLOT_ID slotID, CK_FLAGS flags, CK_VOID_PTR pApplication, CK_NOTIFY Notify, CK_SESSION_HANDLE_PTR phSession) { LIVE; return goOpenSession(slotID, flags, phSession); }
+CK_RV C_CloseSession(CK_SESSION_HANDLE hSession) { LIVE; return goCloseSession(hSession); }
+CK_RV C_CloseAllSessions(CK_SLOT_ID slotID) { LIVE; return goCloseAllSessions(slotID); }
+CK_RV C_GetSessionInfo(CK_SESSION_HANDLE hSession, CK_SESSION_INFO_PTR pInfo) { LIVE; return goGetSessionInfo(hSession, pInfo); }
+CK_RV C_GetOperationState(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pOperationState, CK_ULONG_PTR pulOperationStateLen) { LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
+CK_RV C_SetOperationState(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pOperationState, CK_ULONG ulOperationStateLen, CK_OBJECT_HANDLE hEncryptionKey, CK_OBJECT_HANDLE hAuthenticationKey) { LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
+CK_RV C_Login(CK_SESSION_HANDLE hSession, CK_USER_TYPE userType, CK_UTF8CHAR_PTR pPin, CK_ULONG ulPinLen) { LIVE; return goLogin(hSession, userType, pPin, ulPinLen); }
+CK_RV C_Logout(CK_SESSION_HANDLE hSession) { LIVE; return goLogout(hSession); }
+CK_RV C_CreateObject(CK_SESSION_HANDLE hSession, CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulCount, CK_OBJECT_HANDLE_PTR phObject) { LIVE; return goCreateObject(hSession, pTemplate, ulCount, phObject); }
+CK_RV C_CopyObject(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject, CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulCount, CK_OBJECT_HANDLE_PTR phNewObject) { LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
+CK_RV C_DestroyObject(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject) { LIVE; return goDestroyObject(hSession, hObject); }
+CK_RV C_GetObjectSize(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject, CK_ULONG_PTR pulSize) { LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
+CK_RV C_GetAttributeValue(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject, CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulCount) { LIVE; return goGetAttributeValue(hSession, hObject, pTemplate, ulCount); }
+CK_RV C_SetAttributeValue(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject, CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulCount) { LIVE; return goSetAttributeValue(hSession, hObject, pTemplate, ulCount); }
+CK_RV C_FindObjectsInit(CK_SESSION_HANDLE hSession, CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulCount) { LIVE; return goFindObjectsInit(hSession, pTemplate, ulCount); }
+CK_RV C_FindObjects(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE_PTR phObject, CK_ULONG ulMaxObjectCount, CK_ULONG_PTR pulObjectCount) { LIVE; return goFindObjects(hSession, phObject, ulMaxObjectCount, pulObjectCount); }
+CK_RV C_FindObjectsFinal(CK_SESSION_HANDLE hSession) { LIVE; return goFindObjectsFinal(hSession); }
+CK_RV C_EncryptInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey) { LIVE; return goEncryptInit(hSession, pMechanism, hKey); }
+CK_RV C_Encrypt(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData, CK_ULONG ulDataLen, CK_BYTE_PTR pEncryptedData, CK_ULONG_PTR pulEncryptedDataLen) { LIVE; return goEncrypt(hSession, pData, ulDataLen, pEncryptedData, pulEncryptedDataLen); }
+CK_RV C_EncryptUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart, CK_ULONG ulPartLen, CK_BYTE_PTR pEncryptedPart, CK_ULONG_PTR pulEncryptedPartLen) { LIVE; return goEncryptUpdate(hSession, pPart, ulPartLen, pEncryptedPart, pulEncryptedPartLen); }
+CK_RV C_EncryptFinal(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pLastEncryptedPart, CK_ULONG_PTR pulLastEncryptedPartLen) { LIVE; return goEncryptFinal(hSession, pLastEncryptedPart, pulLastEncryptedPartLen); }
+CK_RV C_DecryptInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey) { LIVE; return goDecryptInit(hSession, pMechanism, hKey); }
+CK_RV C_Decrypt(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pEncryptedData, CK_ULONG ulEncryptedDataLen, CK_BYTE_PTR pData, CK_ULONG_PTR pulDataLen) { LIVE; return goDecrypt(hSession, pEncryptedData, ulEncryptedDataLen, pData, pulDataLen); }
+CK_RV C_DecryptUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pEncryptedPart, CK_ULONG ulEncryptedPartLen, CK_BYTE_PTR pPart, CK_ULONG_PTR pulPartLen) { LIVE; return goDecryptUpdate(hSession, pEncryptedPart, ulEncryptedPartLen, pPart, pulPartLen); }
+CK_RV C_DecryptFinal(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pLastPart, CK_ULONG_PTR pulLastPartLen) { LIVE; return goDecryptFinal(hSession, pLastPart, pulLastPartLen); }
+CK_RV C_DigestInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism) { LIVE; return goDigestInit(hSession, pMechanism); }
+CK_RV C_Digest(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData, CK_ULONG ulDataLen, CK_BYTE_PTR pDigest, CK_ULONG_PTR pulDigestLen) { LIVE; return goDigest(hSession, pData, ulDataLen, pDigest, pulDigestLen); }
+CK_RV C_DigestUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart, CK_ULONG ulPartLen) { LIVE; return goDigestUpdate(hSession, pPart, ulPartLen); }
+CK_RV C_DigestKey(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hKey) { LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
+CK_RV C_DigestFinal(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pDigest, CK_ULONG_PTR pulDigestLen) { LIVE; return goDigestFinal(hSession, pDigest, pulDigestLen); }
+CK_RV C_SignInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey) { LIVE; return goSignInit(hSession, pMechanism, hKey); }
+CK_RV C_Sign(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData, CK_ULONG ulDataLen, CK_BYTE_PTR pSignature, CK_ULONG_PTR pulSignatureLen) { LIVE; return goSign(hSession, pData, ulDataLen, pSignature, pulSignatureLen); }
+CK_RV C_SignUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart, CK_ULONG ulPartLen) { LIVE; return goSignUpdate(hSession, pPart, ulPartLen); }
+CK_RV C_SignFinal(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pSignature, CK_ULONG_PTR pulSignatureLen) { LIVE; return goSignFinal(hSession, pSignature, pulSignatureLen); }
+CK_RV C_SignRecoverInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey) { LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
+CK_RV C_SignRecover(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData, CK_ULONG ulDataLen, CK_BYTE_PTR pSignature, CK_ULONG_PTR pulSignatureLen) { LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
+CK_RV C_VerifyInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey) { LIVE; return goVerifyInit(hSession, pMechanism, hKey); }
+CK_RV C_Verify(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData, CK_ULONG ulDataLen, CK_BYTE_PTR pSignature, CK_ULONG ulSignatureLen) { LIVE; return goVerify(hSession, pData, ulDataLen, pSignature, ulSignatureLen); }
+CK_RV C_VerifyUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart, CK_ULONG ulPartLen) { LIVE; return goVerifyUpdate(hSession, pPart, ulPartLen); }
+CK_RV C_VerifyFinal(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pSignature, CK_ULONG ulSignatureLen) { LIVE; return goVerifyFinal(hSession, pSignature, ulSignatureLen); }
+CK_RV C_VerifyRecoverInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey) { LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
+CK_RV C_VerifyRecover(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pSignature, CK_ULONG ulSignatureLen, CK_BYTE_PTR pData, CK_ULONG_PTR pulDataLen) { LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
+CK_RV C_DigestEncryptUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart, CK_ULONG ulPartLen, CK_BYTE_PTR pEncryptedPart, CK_ULONG_PTR pulEncryptedPartLen) { LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
+CK_RV C_DecryptDigestUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pEncryptedPart, CK_ULONG ulEncryptedPartLen, CK_BYTE_PTR pPart, CK_ULONG_PTR pulPartLen) { LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
+CK_RV C_SignEncryptUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart, CK_ULONG ulPartLen, CK_BYTE_PTR pEncryptedPart, CK_ULONG_PTR pulEncryptedPartLen) { LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
+CK_RV C_DecryptVerifyUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pEncryptedPart, CK_ULONG ulEncryptedPartLen, CK_BYTE_PTR pPart, CK_ULONG_PTR pulPartLen) { LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
+CK_RV C_GenerateKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulCount, CK_OBJECT_HANDLE_PTR phKey) { LIVE; return goGenerateKey(hSession, pMechanism, pTemplate, ulCount, phKey); }
+CK_RV C_GenerateKeyPair(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_ATTRIBUTE_PTR pPublicKeyTemplate, CK_ULONG ulPublicKeyAttributeCount, CK_ATTRIBUTE_PTR pPrivateKeyTemplate, CK_ULONG ulPrivateKeyAttributeCount, CK_OBJECT_HANDLE_PTR phPublicKey, CK_OBJECT_HANDLE_PTR phPrivateKey) { LIVE; return goGenerateKeyPair(hSession, pMechanism, pPublicKeyTemplate, ulPublicKeyAttributeCount, pPrivateKeyTemplate, ulPrivateKeyAttributeCount, phPublicKey, phPrivateKey); }
+CK_RV C_WrapKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hWrappingKey, CK_OBJECT_HANDLE hKey, CK_BYTE_PTR pWrappedKey, CK_ULONG_PTR pulWrappedKeyLen) { LIVE; return goWrapKey(hSession, pMechanism, hWrappingKey, hKey, pWrappedKey, pulWrappedKeyLen); }
+CK_RV C_UnwrapKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hUnwrappingKey, CK_BYTE_PTR pWrappedKey, CK_ULONG ulWrappedKeyLen, CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulAttributeCount, CK_OBJECT_HANDLE_PTR phKey) { LIVE; return goUnwrapKey(hSession, pMechanism, hUnwrappingKey, pWrappedKey, ulWrappedKeyLen, pTemplate, ulAttributeCount, phKey); }
+CK_RV C_DeriveKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hBaseKey, CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulAttributeCount, CK_OBJECT_HANDLE_PTR phKey) { LIVE; return goDeriveKey(hSession, pMechanism, hBaseKey, pTemplate, ulAttributeCount, phKey); }
+CK_RV C_SeedRandom(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pSeed, CK_ULONG ulSeedLen) { LIVE; return goSeedRandom(hSession, pSeed, ulSeedLen); }
+CK_RV C_GenerateRandom(CK_SESSION_HANDLE hSession, CK_BYTE_PTR RandomData, CK_ULONG ulRandomLen) { LIVE; return goGenerateRandom(hSession, RandomData, ulRandomLen); }
+CK_RV C_GetFunctionStatus(CK_SESSION_HANDLE hSession) { LIVE; return CKR_FUNCTION_NOT_PARALLEL; }
+CK_RV C_CancelFunction(CK_SESSION_HANDLE hSession) { LIVE; return CKR_FUNCTION_NOT_PARALLEL; }
+CK_RV C_WaitForSlotEvent(CK_FLAGS flags, CK_SLOT_ID_PTR pSlot, CK_VOID_PTR pRserved) { LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
+CK_RV C_LoginUser(CK_SESSION_HANDLE hSession, CK_USER_TYPE userType, CK_CHAR_PTR pPin, CK_ULONG ulPinLen, CK_UTF8CHAR_PTR pUsername, CK_ULONG ulUsernameLen) { LIVE; return goLoginUser(hSession, userType, pPin, ulPinLen, pUsername, ulUsernameLen); }
+CK_RV C_SessionCancel(CK_SESSION_HANDLE hSession, CK_FLAGS flags) { LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
+CK_RV C_MessageEncryptInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey) { LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
+CK_RV C_EncryptMessage(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter, CK_ULONG ulParameterLen, CK_BYTE_PTR pAssociatedData, CK_ULONG ulAssociatedDataLen, CK_BYTE_PTR pPlaintext, CK_ULONG ulPlaintextLen, CK_BYTE_PTR pCiphertext, CK_ULONG_PTR pulCiphertextLen) { LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
+CK_RV C_EncryptMessageBegin(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter, CK_ULONG ulParameterLen, CK_BYTE_PTR pAssociatedData, CK_ULONG ulAssociatedDataLen) { LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
+CK_RV C_EncryptMessageNext(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter, CK_ULONG ulParameterLen, CK_BYTE_PTR pPlaintextPart, CK_ULONG ulPlaintextPartLen, CK_BYTE_PTR pCiphertextPart, CK_ULONG_PTR pulCiphertextPartLen, CK_FLAGS flags) { LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
+CK_RV C_MessageEncryptFinal(CK_SESSION_HANDLE hSession) { LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
+CK_RV C_MessageDecryptInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey) { LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
+CK_RV C_DecryptMessage(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter, CK_ULONG ulParameterLen, CK_BYTE_PTR pAssociatedData, CK_ULONG ulAssociatedDataLen, CK_BYTE_PTR pCiphertext, CK_ULONG ulCiphertextLen, CK_BYTE_PTR pPlaintext, CK_ULONG_PTR pulPlaintextLen) { LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
+CK_RV C_DecryptMessageBegin(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter, CK_ULONG ulParameterLen, CK_BYTE_PTR pAssociatedData, CK_ULONG ulAssociatedDataLen) { LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
+CK_RV C_DecryptMessageNext(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter, CK_ULONG ulParameterLen, CK_BYTE_PTR pCiphertextPart, CK_ULONG ulCiphertextPartLen, CK_BYTE_PTR pPlaintextPart, CK_ULONG_PTR pulPlaintextPartLen, CK_FLAGS flags) { LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
+CK_RV C_MessageDecryptFinal(CK_SESSION_HANDLE hSession) { LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
+CK_RV C_MessageSignInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey) { LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
+CK_RV C_SignMessage(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter, CK_ULONG ulParameterLen, CK_BYTE_PTR pData, CK_ULONG ulDataLen, CK_BYTE_PTR pSignature, CK_ULONG_PTR pulSignatureLen) { LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
+CK_RV C_SignMessageBegin(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter, CK_ULONG ulParameterLen) { LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
+CK_RV C_SignMessageNext(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter, CK_ULONG ulParameterLen, CK_BYTE_PTR pData, CK_ULONG ulDataLen, CK_BYTE_PTR pSignature, CK_ULONG_PTR pulSignatureLen) { LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
+CK_RV C_MessageSignFinal(CK_SESSION_HANDLE hSession) { LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
+CK_RV C_MessageVerifyInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey) { LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
+CK_RV C_VerifyMessage(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter, CK_ULONG ulParameterLen, CK_BYTE_PTR pData, CK_ULONG ulDataLen, CK_BYTE_PTR pSignature, CK_ULONG ulSignatureLen) { LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
+CK_RV C_VerifyMessageBegin(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter, CK_ULONG ulParameterLen) { LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
+CK_RV C_VerifyMessageNext(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter, CK_ULONG ulParameterLen, CK_BYTE_PTR pData, CK_ULONG ulDataLen, CK_BYTE_PTR pSignature, CK_ULONG ulSignatureLen) { LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
+CK_RV C_MessageVerifyFinal(CK_SESSION_HANDLE hSession) { LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
+
+CK_FUNCTION_LIST coffer_functions = {
+	{2, 40},
+	C_Initialize,
+	C_Finalize,
+	C_GetInfo,
+	C_GetFunctionList,
+	C_GetSlotList,
+	C_GetSlotInfo,
+	C_GetTokenInfo,
+	C_GetMechanismList,
+	C_GetMechanismInfo,
+	C_InitToken,
+	C_InitPIN,
+	C_SetPIN,
+	C_OpenSession,
+	C_CloseSession,
+	C_CloseAllSessions,
+	C_GetSessionInfo,
+	C_GetOperationState,
+	C_SetOperationState,
+	C_Login,
+	C_Logout,
+	C_CreateObject,
+	C_CopyObject,
+	C_DestroyObject,
+	C_GetObjectSize,
+	C_GetAttributeValue,
+	C_SetAttributeValue,
+	C_FindObjectsInit,
+	C_FindObjects,
+	C_FindObjectsFinal,
+	C_EncryptInit,
+	C_Encrypt,
+	C_EncryptUpdate,
+	C_EncryptFinal,
+	C_DecryptInit,
+	C_Decrypt,
+	C_DecryptUpdate,
+	C_DecryptFinal,
+	C_DigestInit,
+	C_Digest,
+	C_DigestUpdate,
+	C_DigestKey,
+	C_DigestFinal,
+	C_SignInit,
+	C_Sign,
+	C_SignUpdate,
+	C_SignFinal,
+	C_SignRecoverInit,
+	C_SignRecover,
+	C_VerifyInit,
+	C_Verify,
+	C_VerifyUpdate,
+	C_VerifyFinal,
+	C_VerifyRecoverInit,
+	C_VerifyRecover,
+	C_DigestEncryptUpdate,
+	C_DecryptDigestUpdate,
+	C_SignEncryptUpdate,
+	C_DecryptVerifyUpdate,
+	C_GenerateKey,
+	C_GenerateKeyPair,
+	C_WrapKey,
+	C_UnwrapKey,
+	C_DeriveKey,
+	C_SeedRandom,
+	C_GenerateRandom,
+	C_GetFunctionStatus,
+	C_CancelFunction,
+	C_WaitForSlotEvent,
+};
+
+CK_FUNCTION_LIST_3_0 coffer_functions_3_0 = {
+	{3, 0},
+	C_Initialize,
+	C_Finalize,
+	C_GetInfo,
+	C_GetFunctionList,
+	C_GetSlotList,
+	C_GetSlotInfo,
+	C_GetTokenInfo,
+	C_GetMechanismList,
+	C_GetMechanismInfo,
+	C_InitToken,
+	C_InitPIN,
+	C_SetPIN,
+	C_OpenSession,
+	C_CloseSession,
+	C_CloseAllSessions,
+	C_GetSessionInfo,
+	C_GetOperationState,
+	C_SetOperationState,
+	C_Login,
+	C_Logout,
+	C_CreateObject,
+	C_CopyObject,
+	C_DestroyObject,
+	C_GetObjectSize,
+	C_GetAttributeValue,
+	C_SetAttributeValue,
+	C_FindObjectsInit,
+	C_FindObjects,
+	C_FindObjectsFinal,
+	C_EncryptInit,
+	C_Encrypt,
+	C_EncryptUpdate,
+	C_EncryptFinal,
+	C_DecryptInit,
+	C_Decrypt,
+	C_DecryptUpdate,
+	C_DecryptFinal,
+	C_DigestInit,
+	C_Digest,
+	C_DigestUpdate,
+	C_DigestKey,
+	C_DigestFinal,
+	C_SignInit,
+	C_Sign,
+	C_SignUpdate,
+	C_SignFinal,
+	C_SignRecoverInit,
+	C_SignRecover,
+	C_VerifyInit,
+	C_Verify,
+	C_VerifyUpdate,
+	C_VerifyFinal,
+	C_VerifyRecoverInit,
+	C_VerifyRecover,
+	C_DigestEncryptUpdate,
+	C_DecryptDigestUpdate,
+	C_SignEncryptUpdate,
+	C_DecryptVerifyUpdate,
+	C_GenerateKey,
+	C_GenerateKeyPair,
+	C_WrapKey,
+	C_UnwrapKey,
+	C_DeriveKey,
+	C_SeedRandom,
+	C_GenerateRandom,
+	C_GetFunctionStatus,
+	C_CancelFunction,
+	C_WaitForSlotEvent,
+	C_GetInterfaceList,
+	C_GetInterface,
+	C_LoginUser,
+	C_SessionCancel,
+	C_MessageEncryptInit,
+	C_EncryptMessage,
+	C_EncryptMessageBegin,
+	C_EncryptMessageNext,
+	C_MessageEncryptFinal,
+	C_MessageDecryptInit,
+	C_DecryptMessage,
+	C_DecryptMessageBegin,
+	C_DecryptMessageNext,
+	C_MessageDecryptFinal,
+	C_MessageSignInit,
+	C_SignMessage,
+	C_SignMessageBegin,
+	C_SignMessageNext,
+	C_MessageSignFinal,
+	C_MessageVerifyInit,
+	C_VerifyMessage,
+	C_VerifyMessageBegin,
+	C_VerifyMessageNext,
+	C_MessageVerifyFinal,
+};

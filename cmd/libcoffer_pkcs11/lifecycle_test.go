@@ -1,0 +1,34 @@
+package main
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestLifecycle runs testdata/lifecycle.c: C_Finalize then C_Initialize
+// works again, and a forked child gets CKR_CRYPTOKI_NOT_INITIALIZED until it
+// initializes, then works.
+func TestLifecycle(t *testing.T) {
+	cc := needTool(t, "gcc", "gcc")
+	needCluster(t)
+	bin := filepath.Join(t.TempDir(), "lifecycle")
+	out, err := exec.Command(cc, "-Wall", "-Werror", "-I/usr/include/nss", "-I/usr/include/nspr",
+		"-o", bin, "testdata/lifecycle.c", "-ldl").CombinedOutput()
+	if err != nil {
+		t.Fatalf("gcc: %v\n%s", err, out)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, env.lib, userPIN)
+	cmd.Env = append(os.Environ(), "COFFER_PKCS11_CONFIG="+env.config)
+	cmd.WaitDelay = 5 * time.Second // a hung forked child keeps the pipe open
+	got, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(got), "OK") {
+		t.Fatalf("lifecycle: %v\n%s\n--- library log:\n%s", err, got, logTail())
+	}
+}

@@ -60,6 +60,7 @@ func TestLayers(t *testing.T) {
 		{"internal/peersync", []string{module + "internal/hsm", module + "internal/node", module + "internal/client", module + "proto/", "google.golang.org/grpc"}},
 		{"internal/pki", []string{module}},
 		{"internal/node", []string{module + "internal/pki", module + "internal/client", module + "internal/cli", module + "cmd/"}},
+		{"internal/controlplane", []string{module + "internal/hsm", module + "internal/store", module + "internal/node", module + "internal/peersync", module + "internal/client", module + "internal/cli", module + "cmd/"}},
 		{"internal/client", []string{module + "internal/hsm", module + "internal/store", module + "internal/node", module + "internal/peersync", module + "internal/audit"}},
 	} {
 		t.Run(c.pkg, func(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/coffer-hsm/coffer/internal/hsm"
 	"github.com/coffer-hsm/coffer/internal/peersync"
@@ -49,7 +50,7 @@ func (s deviceStore) Put(ctx context.Context, kind hsm.RecordKind, id string, da
 	if _, err := s.n.store.Put(ctx, k, id, data); err != nil {
 		return err
 	}
-	s.n.notify(peersync.Key{Kind: k, ID: id})
+	s.n.propagate(ctx, peersync.Key{Kind: k, ID: id})
 	return nil
 }
 
@@ -65,7 +66,7 @@ func (s deviceStore) Delete(ctx context.Context, kind hsm.RecordKind, id string)
 	if err != nil {
 		return err
 	}
-	s.n.notify(peersync.Key{Kind: k, ID: id})
+	s.n.propagate(ctx, peersync.Key{Kind: k, ID: id})
 	return nil
 }
 
@@ -77,11 +78,29 @@ func (s deviceStore) Scan(ctx context.Context, kind hsm.RecordKind, fn func(id s
 	return s.n.store.Scan(ctx, k, func(r store.Record) error { return fn(r.ID, r.Data) })
 }
 
-// notify tells the syncer about a local write; before the syncer runs,
-// anti-entropy will find the write instead.
-func (n *Node) notify(k peersync.Key) {
-	if s := n.syncer.Load(); s != nil {
+// userSyncTimeout bounds how long a user or settings change waits for peers.
+const userSyncTimeout = time.Second
+
+// propagate tells the syncer about a local write. Keys go out in the
+// background; users and cluster settings (activation, quorum values) are
+// pushed to every reachable peer before the change is acknowledged, within
+// userSyncTimeout, so a user created or a password changed through one HSM
+// holds on the others as soon as the call returns (a peer that is down
+// catches up by anti-entropy). Before the syncer runs, anti-entropy finds
+// the write instead.
+func (n *Node) propagate(ctx context.Context, k peersync.Key) {
+	s := n.syncer.Load()
+	if s == nil {
+		return
+	}
+	if k.Kind == store.KindObject || len(n.peers) == 0 {
 		s.Notify(k)
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, userSyncTimeout)
+	defer cancel()
+	if got, err := s.Replicate(ctx, k, len(n.peers)); err != nil {
+		n.log.Info("user change not yet on every HSM; anti-entropy will deliver it", "key", k, "on", got, "err", err)
 	}
 }
 

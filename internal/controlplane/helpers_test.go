@@ -1,0 +1,298 @@
+package controlplane
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coffer-hsm/coffer/internal/pki"
+)
+
+// fakeProv is an in-process Provisioner: the cluster key in memory, nodes
+// that are "ready" at once unless told otherwise.
+type fakeProv struct {
+	mu        sync.Mutex
+	keys      map[ClusterRef]crypto.Signer
+	csrs      map[ClusterRef]string
+	specs     map[string]NodeSpec // by HSM id, the last Ensure
+	notReady  map[string]bool
+	died      map[string]bool
+	removed   []string
+	activated bool
+}
+
+func newFakeProv() *fakeProv {
+	return &fakeProv{keys: map[ClusterRef]crypto.Signer{}, csrs: map[ClusterRef]string{}, specs: map[string]NodeSpec{},
+		notReady: map[string]bool{}, died: map[string]bool{}}
+}
+
+func (f *fakeProv) ClusterKey(_ context.Context, ref ClusterRef, hsmID string) (ClusterKeyResult, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	key, ok := f.keys[ref]
+	if !ok {
+		k, err := pki.NewClusterKey()
+		if err != nil {
+			return ClusterKeyResult{}, err
+		}
+		csr, err := pki.NewClusterCSR(k, ref.ClusterID)
+		if err != nil {
+			return ClusterKeyResult{}, err
+		}
+		key, f.keys[ref], f.csrs[ref] = k, k, string(csr)
+	}
+	now := time.Now()
+	cert, err := pki.NewHsmCertificate(key, ref.ClusterID, hsmID, now.Add(-time.Minute), now.Add(time.Hour))
+	if err != nil {
+		return ClusterKeyResult{}, err
+	}
+	return ClusterKeyResult{ClusterCSR: f.csrs[ref], HsmCertificate: string(pki.EncodeCertificatesPEM(cert))}, nil
+}
+
+func (f *fakeProv) Ensure(_ context.Context, spec NodeSpec, _ bool) (NodeStatus, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.specs[spec.HsmID] = spec
+	st := NodeStatus{Running: true, Ready: !f.notReady[spec.HsmID]}
+	if f.died[spec.HsmID] {
+		delete(f.died, spec.HsmID)
+		st.Restarted, st.Ready = true, false
+	}
+	return st, nil
+}
+
+func (f *fakeProv) Activated(context.Context, NodeSpec) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.activated, nil
+}
+
+func (f *fakeProv) RemoveHSM(_ context.Context, ref HSMRef) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.removed = append(f.removed, ref.HsmID)
+	delete(f.specs, ref.HsmID)
+	return nil
+}
+
+func (f *fakeProv) RemoveCluster(_ context.Context, ref ClusterRef) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.keys, ref)
+	return nil
+}
+
+func (f *fakeProv) Close(context.Context, bool) error { return nil }
+
+func (f *fakeProv) set(fn func(f *fakeProv)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	fn(f)
+}
+
+var testCred = Credential{AccessKeyID: "AKIATESTTESTTEST0001", SecretAccessKey: "secret-secret-secret-secret", AccountID: "123456789012"}
+
+// testEnv is a Server behind an httptest server, reconciled by hand.
+type testEnv struct {
+	t    *testing.T
+	dir  string
+	s    *Server
+	prov *fakeProv
+	http *httptest.Server
+	now  time.Time
+}
+
+func testConfig(dir string, prov Provisioner) Config {
+	return Config{
+		DataDir: dir, Regions: []Region{DefaultRegion("us-east-1", 0), DefaultRegion("us-west-2", 1)},
+		Credentials: []Credential{testCred}, Provisioner: prov, AddressBase: 200,
+	}
+}
+
+func newTestEnv(t *testing.T) *testEnv {
+	t.Helper()
+	e := &testEnv{t: t, dir: t.TempDir(), prov: newFakeProv()}
+	e.open()
+	return e
+}
+
+func (e *testEnv) open() {
+	s, err := New(testConfig(e.dir, e.prov))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.s = s
+	e.http = httptest.NewServer(s.Handler())
+	e.t.Cleanup(e.close)
+}
+
+func (e *testEnv) close() {
+	if e.s == nil {
+		return
+	}
+	e.http.Close()
+	e.s.Close()
+	e.s = nil
+}
+
+func (e *testEnv) reconcile() { e.s.reconcile(e.t.Context()) }
+
+// apiError is an error answer.
+type apiError struct {
+	Status  int
+	Type    string `json:"__type"`
+	Message string `json:"message"`
+}
+
+func (a *apiError) Error() string { return fmt.Sprintf("%d %s: %s", a.Status, a.Type, a.Message) }
+
+// call signs and sends one operation in region us-east-1.
+func (e *testEnv) call(op string, in, out any) *apiError {
+	return e.callIn("us-east-1", op, in, out)
+}
+
+func (e *testEnv) callIn(region, op string, in, out any) *apiError {
+	e.t.Helper()
+	body, err := json.Marshal(in)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	req := e.request(op, body)
+	SignRequest(req, body, testCred, region, time.Now())
+	return e.do(req, out)
+}
+
+func (e *testEnv) request(op string, body []byte) *http.Request {
+	req, err := http.NewRequest(http.MethodPost, e.http.URL+"/", bytes.NewReader(body))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-amz-json-1.1")
+	req.Header.Set("X-Amz-Target", TargetPrefix+op)
+	return req
+}
+
+func (e *testEnv) do(req *http.Request, out any) *apiError {
+	e.t.Helper()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		ae := &apiError{Status: resp.StatusCode}
+		if err := json.Unmarshal(b, ae); err != nil {
+			e.t.Fatalf("error answer %d is not JSON: %q", resp.StatusCode, b)
+		}
+		if ae.Type == "" || ae.Message == "" {
+			e.t.Fatalf("error answer without __type or message: %s", b)
+		}
+		return ae
+	}
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			e.t.Fatalf("answer %q: %v", b, err)
+		}
+	}
+	return nil
+}
+
+// must fails the test on an error answer.
+func (e *testEnv) must(op string, in, out any) {
+	e.t.Helper()
+	if err := e.call(op, in, out); err != nil {
+		e.t.Fatalf("%s: %v", op, err)
+	}
+}
+
+// wantErr checks an error answer's __type.
+func wantErr(t *testing.T, err *apiError, typ string) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("got success, want %s", typ)
+	}
+	if err.Type != typ {
+		t.Fatalf("got %v, want %s", err, typ)
+	}
+}
+
+func (e *testEnv) createCluster(subnets ...string) Cluster {
+	e.t.Helper()
+	if len(subnets) == 0 {
+		subnets = []string{"subnet-0aaaaaaa", "subnet-0bbbbbbb"}
+	}
+	var out CreateClusterResponse
+	e.must("CreateCluster", CreateClusterRequest{HsmType: "hsm1.medium", SubnetIds: subnets}, &out)
+	return out.Cluster
+}
+
+func (e *testEnv) describe(id string) Cluster {
+	e.t.Helper()
+	var out DescribeClustersResponse
+	e.must("DescribeClusters", DescribeClustersRequest{Filters: map[string][]string{"clusterIds": {id}}}, &out)
+	if len(out.Clusters) != 1 {
+		e.t.Fatalf("describe %s: %d clusters", id, len(out.Clusters))
+	}
+	return out.Clusters[0]
+}
+
+func (e *testEnv) createHsm(cluster, az string) Hsm {
+	e.t.Helper()
+	var out CreateHsmResponse
+	e.must("CreateHsm", CreateHsmRequest{ClusterId: cluster, AvailabilityZone: az}, &out)
+	return out.Hsm
+}
+
+// customerCA is a CA that signs CSRs as a customer would.
+type customerCA struct {
+	certPEM string
+	sign    func(csr string) string
+}
+
+func newCustomerCA(t *testing.T) customerCA {
+	t.Helper()
+	cert, key, err := pki.NewCustomerCA("Test CA", time.Now().Add(24*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return customerCA{
+		certPEM: string(pki.EncodeCertificatesPEM(cert)),
+		sign: func(csr string) string {
+			signed, err := pki.SignCSR(cert, key, []byte(csr), time.Now().Add(time.Hour))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return string(signed)
+		},
+	}
+}
+
+// initialized makes a cluster with HSMs in the given zones and takes it to
+// INITIALIZED.
+func (e *testEnv) initialized(azs ...string) Cluster {
+	e.t.Helper()
+	cl := e.createCluster()
+	for _, az := range azs {
+		e.createHsm(cl.ClusterId, az)
+	}
+	e.reconcile()
+	cl = e.describe(cl.ClusterId)
+	ca := newCustomerCA(e.t)
+	e.must("InitializeCluster", InitializeClusterRequest{ClusterId: cl.ClusterId,
+		SignedCert: ca.sign(cl.Certificates.ClusterCsr), TrustAnchor: ca.certPEM}, nil)
+	e.reconcile()
+	cl = e.describe(cl.ClusterId)
+	if cl.State != ClusterInitialized {
+		e.t.Fatalf("cluster %s after initialization", cl.State)
+	}
+	return cl
+}

@@ -1,0 +1,46 @@
+package controlplane
+
+// This file: finding records by the ids and ARNs callers give (s.mu held).
+
+func (s *Server) cluster(c *call, id string) (*clusterRecord, error) {
+	cl, ok := c.region.clusters[id]
+	if !ok {
+		return nil, notFound("Cluster %s not found in region %s.", id, c.region.cfg.Name)
+	}
+	return cl, nil
+}
+
+// liveCluster is a cluster that is not deleted or being deleted.
+func (s *Server) liveCluster(c *call, id string) (*clusterRecord, error) {
+	cl, err := s.cluster(c, id)
+	if err != nil {
+		return nil, err
+	}
+	if cl.State == ClusterDeleteInProgress || cl.State == ClusterDeleted {
+		return nil, invalid("Cluster %s is %s.", cl.ID, cl.State)
+	}
+	return cl, nil
+}
+
+func (s *Server) backup(c *call, id string) (*backupRecord, error) {
+	b, ok := c.region.backups[id]
+	if !ok || b.State == BackupDeleted {
+		return nil, notFound("Backup %s not found in region %s.", id, c.region.cfg.Name)
+	}
+	return b, nil
+}
+
+// findBackupRef accepts a backup id or a backup ARN of this region and
+// account.
+func (s *Server) findBackupRef(c *call, ref string) (*backupRecord, error) {
+	if m := reBackupArn.FindStringSubmatch(ref); m != nil {
+		if m[1] != c.region.cfg.Name || m[2] != c.account {
+			return nil, notFound("Backup %s is not a backup of this account in region %s.", ref, c.region.cfg.Name)
+		}
+		return s.backup(c, m[3])
+	}
+	if err := checkPattern("sourceBackupId", ref, reBackupID, "backup-abcdefghijk"); err != nil {
+		return nil, err
+	}
+	return s.backup(c, ref)
+}

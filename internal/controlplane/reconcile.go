@@ -1,0 +1,367 @@
+package controlplane
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"strconv"
+	"time"
+)
+
+// The reconciler makes the HSMs match the records and moves the states on.
+// It is one goroutine (Run), so no two provisioning steps for one HSM ever
+// overlap. Each pass copies a cluster under s.mu, provisions without the
+// lock, then applies what it learned to the live record if that record
+// still is in the state the step started from.
+
+// Run reconciles until ctx ends. The caller owns it: cancel ctx and wait
+// for Run to return before Close.
+func (s *Server) Run(ctx context.Context) error {
+	t := time.NewTicker(s.cfg.ReconcileInterval)
+	defer t.Stop()
+	for {
+		s.reconcile(ctx)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-s.kick:
+		case <-t.C:
+		}
+	}
+}
+
+func (s *Server) reconcile(ctx context.Context) {
+	s.mu.Lock()
+	var work []*clusterRecord
+	now := s.now().UTC()
+	for _, r := range s.regions {
+		for _, cl := range r.clusters {
+			if cl.State != ClusterDeleted {
+				work = append(work, cl.clone())
+			}
+		}
+		for _, b := range r.backups {
+			old := b.State
+			switch {
+			case b.State == BackupCreateInProgress:
+				b.State = BackupReady
+			case b.State == BackupPendingDeletion && !b.DeleteAt.IsZero() && !now.Before(b.DeleteAt):
+				b.State = BackupDeleted
+			}
+			if b.State != old {
+				if err := s.saveBackup(b); err != nil {
+					s.log.Error("save backup", "backup", b.ID, "err", err)
+				}
+			}
+		}
+	}
+	s.mu.Unlock()
+	slices.SortFunc(work, func(a, b *clusterRecord) int { return a.Created.Compare(b.Created) })
+	for _, cl := range work {
+		if ctx.Err() != nil {
+			return
+		}
+		s.reconcileCluster(ctx, cl)
+	}
+}
+
+// apply runs fn on the live record of snap's cluster and saves it.
+func (s *Server) apply(snap *clusterRecord, fn func(cl *clusterRecord) bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.regions[snap.Region]
+	cl := r.clusters[snap.ID]
+	if cl == nil || !fn(cl) {
+		return
+	}
+	if err := s.saveCluster(cl); err != nil {
+		s.log.Error("save cluster", "cluster", cl.ID, "err", err)
+	}
+}
+
+func (s *Server) reconcileCluster(ctx context.Context, snap *clusterRecord) {
+	log := s.log.With("region", snap.Region, "cluster", snap.ID)
+	if snap.State == ClusterCreateInProgress {
+		s.apply(snap, func(cl *clusterRecord) bool {
+			if cl.State != ClusterCreateInProgress {
+				return false
+			}
+			cl.State = ClusterUninitialized
+			return true
+		})
+		snap.State = ClusterUninitialized
+	}
+
+	// Deletions first: they free addresses and change the peers.
+	for _, h := range snap.HSMs {
+		if h.State != HsmDeleteInProgress {
+			continue
+		}
+		if err := s.prov.RemoveHSM(ctx, HSMRef{ClusterRef: snap.ref(), HsmID: h.ID}); err != nil {
+			log.Error("remove HSM", "hsm", h.ID, "err", err)
+			continue
+		}
+		log.Info("HSM deleted", "hsm", h.ID)
+		s.apply(snap, func(cl *clusterRecord) bool {
+			cl.HSMs = slices.DeleteFunc(cl.HSMs, func(x *hsmRecord) bool { return x.ID == h.ID })
+			if cl.initialized() {
+				s.addBackup(cl)
+			}
+			return true
+		})
+	}
+	live := slices.DeleteFunc(slices.Clone(snap.HSMs), func(h *hsmRecord) bool { return h.State == HsmDeleteInProgress })
+
+	switch {
+	case snap.State == ClusterDeleteInProgress:
+		if len(snap.HSMs) > 0 {
+			return
+		}
+		if err := s.prov.RemoveCluster(ctx, snap.ref()); err != nil {
+			log.Error("remove cluster", "err", err)
+			return
+		}
+		s.apply(snap, func(cl *clusterRecord) bool {
+			cl.State, cl.Deleted = ClusterDeleted, s.now().UTC()
+			return true
+		})
+		log.Info("cluster deleted")
+	case snap.State == ClusterUninitialized:
+		s.reconcileUninitialized(ctx, snap, live)
+	case snap.initialized():
+		s.reconcileNodes(ctx, snap, live)
+	}
+}
+
+// reconcileUninitialized: the first HSM makes the cluster key and CSR; the
+// others wait for InitializeCluster. If the HSM that made the key was
+// deleted, the next one re-publishes the HSM certificate for the same key.
+func (s *Server) reconcileUninitialized(ctx context.Context, snap *clusterRecord, live []*hsmRecord) {
+	if len(live) == 0 {
+		return
+	}
+	keyHSMLive := slices.ContainsFunc(live, func(h *hsmRecord) bool { return h.ID == snap.KeyHSM })
+	if snap.ClusterCsr == "" || !keyHSMLive {
+		h := live[0]
+		res, err := s.prov.ClusterKey(ctx, snap.ref(), h.ID)
+		if err != nil {
+			s.log.Error("cluster key", "cluster", snap.ID, "hsm", h.ID, "err", err)
+			s.apply(snap, func(cl *clusterRecord) bool {
+				if x := cl.hsm(h.ID); x != nil && x.State == HsmCreateInProgress {
+					x.StateMessage = "making the cluster key failed; retrying: " + truncate(err.Error(), 200)
+					return true
+				}
+				return false
+			})
+			return
+		}
+		s.apply(snap, func(cl *clusterRecord) bool {
+			if cl.State != ClusterUninitialized {
+				return false
+			}
+			if cl.ClusterCsr != "" && cl.ClusterCsr != res.ClusterCSR {
+				s.log.Error("the HSM side returned another CSR for the cluster; keeping the first", "cluster", cl.ID)
+				return false
+			}
+			cl.ClusterCsr, cl.HsmCertificate, cl.KeyHSM = res.ClusterCSR, res.HsmCertificate, h.ID
+			return true
+		})
+	}
+	s.apply(snap, func(cl *clusterRecord) bool {
+		changed := false
+		for _, h := range cl.HSMs {
+			if h.State == HsmCreateInProgress && cl.ClusterCsr != "" {
+				h.State, h.StateMessage, changed = HsmActive, "", true
+			}
+		}
+		return changed
+	})
+}
+
+// reconcileNodes keeps the node of every HSM of an initialized cluster
+// running, and moves the cluster to INITIALIZED and ACTIVE.
+func (s *Server) reconcileNodes(ctx context.Context, snap *clusterRecord, live []*hsmRecord) {
+	if len(live) == 0 {
+		return
+	}
+	// Fix what a node's configuration needs before its first start: its
+	// ports and where its masking key comes from.
+	if slices.ContainsFunc(live, func(h *hsmRecord) bool { return h.Port == 0 || h.MaskingKey == "" }) {
+		ports := map[string][2]int{}
+		for _, h := range live {
+			if h.Port == 0 {
+				p, m, err := pickPorts(h.EniIP)
+				if err != nil {
+					s.log.Error("no port for HSM", "hsm", h.ID, "ip", h.EniIP, "err", err)
+					return
+				}
+				ports[h.ID] = [2]int{p, m}
+			}
+		}
+		var fixed *clusterRecord
+		s.apply(snap, func(cl *clusterRecord) bool {
+			for _, h := range cl.HSMs {
+				if p, ok := ports[h.ID]; ok && h.Port == 0 {
+					h.Port, h.MetricsPort = p[0], p[1]
+				}
+			}
+			for _, h := range cl.HSMs {
+				if h.MaskingKey == "" && h.State != HsmDeleteInProgress {
+					if cl.MKCreated {
+						h.MaskingKey = "clone"
+					} else {
+						h.MaskingKey, cl.MKCreated = "create", true
+					}
+				}
+			}
+			fixed = cl.clone()
+			return true
+		})
+		if fixed == nil {
+			return
+		}
+		snap = fixed
+		live = slices.DeleteFunc(slices.Clone(snap.HSMs), func(h *hsmRecord) bool { return h.State == HsmDeleteInProgress })
+	}
+
+	type result struct {
+		st  NodeStatus
+		err error
+	}
+	results := map[string]result{}
+	restarting := false
+	for _, h := range live {
+		spec := s.nodeSpec(snap, h, live)
+		st, err := s.prov.Ensure(ctx, spec, !restarting)
+		if err != nil {
+			s.log.Warn("HSM node not running", "cluster", snap.ID, "hsm", h.ID, "err", err)
+		}
+		if st.Restarted || (st.Running && !st.Ready) {
+			restarting = true
+		}
+		results[h.ID] = result{st, err}
+	}
+	activated := false
+	if snap.State == ClusterInitialized {
+		for _, h := range live {
+			if r := results[h.ID]; r.st.Ready {
+				ok, err := s.prov.Activated(ctx, s.nodeSpec(snap, h, live))
+				if err != nil {
+					s.log.Warn("activation check", "hsm", h.ID, "err", err)
+				}
+				if ok {
+					activated = true
+					break
+				}
+			}
+		}
+	}
+	s.apply(snap, func(cl *clusterRecord) bool {
+		if !cl.initialized() {
+			return false
+		}
+		added := false
+		for _, h := range cl.HSMs {
+			r, ok := results[h.ID]
+			if !ok || h.State == HsmDeleteInProgress {
+				continue
+			}
+			switch {
+			case r.st.Ready:
+				if h.State == HsmCreateInProgress && cl.State != ClusterInitializeInProgress {
+					added = true
+				}
+				h.State, h.StateMessage, h.Serving = HsmActive, "", true
+			case !h.Serving:
+				h.StateMessage = nodeMessage(r.st, r.err)
+			default:
+				h.State, h.StateMessage = HsmDegraded, nodeMessage(r.st, r.err)
+			}
+		}
+		allActive := !slices.ContainsFunc(cl.HSMs, func(h *hsmRecord) bool { return h.State != HsmActive || !h.Serving })
+		switch {
+		case cl.State == ClusterInitializeInProgress && allActive:
+			cl.State, cl.StateMessage = ClusterInitialized, ""
+			s.log.Info("cluster initialized", "cluster", cl.ID)
+			s.addBackup(cl)
+		case cl.State == ClusterInitialized && activated:
+			cl.State = ClusterActive
+			s.log.Info("cluster activated", "cluster", cl.ID)
+		}
+		if added {
+			s.addBackup(cl)
+		}
+		return true
+	})
+}
+
+func nodeMessage(st NodeStatus, err error) string {
+	switch {
+	case err != nil:
+		return truncate("The HSM's node is not running: "+err.Error(), 300)
+	case st.Message != "":
+		return truncate(st.Message, 300)
+	case st.Restarted:
+		return "The HSM's node stopped and was restarted; it is catching up."
+	}
+	return "The HSM's node is starting."
+}
+
+func (s *Server) nodeSpec(cl *clusterRecord, h *hsmRecord, live []*hsmRecord) NodeSpec {
+	spec := NodeSpec{
+		HSMRef: HSMRef{ClusterRef: cl.ref(), HsmID: h.ID}, NodeID: h.NodeID, IP: h.EniIP, Port: h.Port,
+		MetricsPort: h.MetricsPort, MaskingKey: h.MaskingKey, FIPS: cl.Mode == "FIPS",
+		ClusterCertificate: cl.ClusterCertificate, TrustAnchor: cl.TrustAnchor,
+	}
+	for _, p := range live {
+		if p.ID != h.ID && p.Port != 0 {
+			spec.Peers = append(spec.Peers, NodePeer{NodeID: p.NodeID, HsmID: p.ID, Addr: net.JoinHostPort(p.EniIP, strconv.Itoa(p.Port))})
+		}
+	}
+	return spec
+}
+
+// DefaultHSMPort is CloudHSM's client port; an HSM gets it when its address
+// has it free, another port otherwise.
+const DefaultHSMPort = 2223
+
+// pickPorts chooses the HSM port and the metrics port on ip.
+func pickPorts(ip string) (port, metrics int, err error) {
+	free := func(p int) (int, error) {
+		ln, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(p)))
+		if err != nil {
+			return 0, err
+		}
+		defer ln.Close()
+		return ln.Addr().(*net.TCPAddr).Port, nil
+	}
+	if port, err = free(DefaultHSMPort); err != nil {
+		if port, err = free(0); err != nil {
+			return 0, 0, fmt.Errorf("no free port on %s: %w", ip, err)
+		}
+	}
+	for range 10 {
+		if metrics, err = free(0); err == nil && metrics != port {
+			return port, metrics, nil
+		}
+	}
+	return 0, 0, errors.Join(errors.New("no free metrics port"), err)
+}
+
+// addBackup records a backup of cl, as CloudHSM makes one when an HSM is
+// added to or removed from an initialized cluster (s.mu held). It holds
+// metadata only until backup contents are implemented.
+func (s *Server) addBackup(cl *clusterRecord) {
+	b := &backupRecord{
+		Region: cl.Region, ID: s.newID("backup"), ClusterID: cl.ID, State: BackupCreateInProgress,
+		Created: s.now().UTC(), HsmType: cl.HsmType, Mode: cl.Mode,
+	}
+	if err := s.saveBackup(b); err != nil {
+		s.log.Error("save backup", "err", err)
+		return
+	}
+	s.regions[cl.Region].backups[b.ID] = b
+	s.wake()
+}

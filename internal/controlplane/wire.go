@@ -1,0 +1,48 @@
+package controlplane
+
+// This file: records as the API shows them.
+
+func (c *clusterRecord) wire() Cluster {
+	out := Cluster{
+		BackupPolicy: c.BackupPolicy, ClusterId: c.ID, CreateTimestamp: ts(c.Created), Hsms: []Hsm{},
+		HsmType: c.HsmType, SecurityGroup: c.SecurityGroup, SourceBackupId: c.SourceBackupID, State: c.State,
+		StateMessage: c.StateMessage, SubnetMapping: c.SubnetMapping, VpcId: c.VpcID, NetworkType: c.NetworkType,
+		TagList: c.Tags, Mode: c.Mode,
+	}
+	if c.Retention.Type != "" {
+		r := c.Retention
+		out.BackupRetentionPolicy = &r
+	}
+	for _, h := range c.HSMs {
+		out.Hsms = append(out.Hsms, h.wire(c))
+	}
+	if c.ClusterCsr != "" || c.ClusterCertificate != "" {
+		// Coffer is software: there is no AWS or manufacturer hardware
+		// chain. The hardware certificates are the HSM certificate itself,
+		// self-signed on the cluster key, so tools that compare their
+		// public key with the CSR's still pass.
+		out.Certificates = &Certificates{
+			ClusterCsr: c.ClusterCsr, HsmCertificate: c.HsmCertificate,
+			AwsHardwareCertificate: c.HsmCertificate, ManufacturerHardwareCertificate: c.HsmCertificate,
+			ClusterCertificate: c.ClusterCertificate,
+		}
+	}
+	return out
+}
+
+func (h *hsmRecord) wire(c *clusterRecord) Hsm {
+	return Hsm{
+		AvailabilityZone: h.AZ, ClusterId: c.ID, SubnetId: h.SubnetID, EniId: h.EniID, EniIp: h.EniIP,
+		HsmId: h.ID, HsmType: c.HsmType, State: h.State, StateMessage: h.StateMessage,
+	}
+}
+
+func (b *backupRecord) wire(account string) Backup {
+	never := b.NeverExpires
+	return Backup{
+		BackupId: b.ID, BackupArn: backupArn(b.Region, account, b.ID), BackupState: b.State, ClusterId: b.ClusterID,
+		CreateTimestamp: ts(b.Created), CopyTimestamp: ts(b.Copied), NeverExpires: &never,
+		SourceRegion: b.SourceRegion, SourceBackup: b.SourceBackup, SourceCluster: b.SourceCluster,
+		DeleteTimestamp: ts(b.DeleteAt), TagList: b.Tags, HsmType: b.HsmType, Mode: b.Mode,
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 	"time"
 
@@ -39,7 +40,7 @@ func runHSMRun(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	cfg, err := nodeConfig(f, time.Now)
+	cfg, err := nodeConfig(f, *config, time.Now)
 	if err != nil {
 		return fmt.Errorf("%s: %w", *config, err)
 	}
@@ -57,7 +58,10 @@ func runHSMRun(ctx context.Context, args []string, stderr io.Writer) error {
 
 // nodeConfig turns an HSM's config file into the node's Config: its TLS
 // identity under the cluster certificate, and how it recognizes its peers.
-func nodeConfig(f *hsmFile, now func() time.Time) (node.Config, error) {
+// A node of the cluster that the file did not list when the node started
+// (an HSM added since) is looked up again in the file at path, so it can
+// clone the masking key and synchronize.
+func nodeConfig(f *hsmFile, path string, now func() time.Time) (node.Config, error) {
 	id, err := loadIdentity(f, now)
 	if err != nil {
 		return node.Config{}, err
@@ -70,12 +74,11 @@ func nodeConfig(f *hsmFile, now func() time.Time) (node.Config, error) {
 	if err != nil {
 		return node.Config{}, err
 	}
-	byHSM := map[string]uint32{}
 	var peers []node.PeerAddr
 	for _, p := range f.Peers {
-		byHSM[p.HSMID] = p.ID
 		peers = append(peers, node.PeerAddr{ID: p.ID, Addr: p.Address})
 	}
+	known := newPeerTable(f.Peers)
 	authorize := func(ctx context.Context) (uint32, error) {
 		pr, ok := peer.FromContext(ctx)
 		if !ok {
@@ -89,8 +92,11 @@ func nodeConfig(f *hsmFile, now func() time.Time) (node.Config, error) {
 		if !ok {
 			return 0, errors.New("no node certificate")
 		}
-		nid, known := byHSM[who.HsmID]
-		if who.ClusterID != f.ClusterID || !known {
+		if who.ClusterID != f.ClusterID {
+			return 0, fmt.Errorf("%s of %s is not a peer of this HSM", who.HsmID, who.ClusterID)
+		}
+		nid, ok := known.lookup(who.HsmID, path)
+		if !ok {
 			return 0, fmt.Errorf("%s of %s is not a peer of this HSM", who.HsmID, who.ClusterID)
 		}
 		return nid, nil
@@ -112,4 +118,36 @@ func nodeConfig(f *hsmFile, now func() time.Time) (node.Config, error) {
 		Device:        node.DeviceConfig{FIPS: f.FIPS},
 		Now:           now,
 	}, nil
+}
+
+// peerTable maps the HSM ids of a node's peers to their node ids, re-reading
+// the node's config file when asked about an HSM it does not know yet.
+type peerTable struct {
+	mu    sync.Mutex
+	byHSM map[string]uint32
+}
+
+func newPeerTable(peers []peerFile) *peerTable {
+	t := &peerTable{byHSM: map[string]uint32{}}
+	for _, p := range peers {
+		t.byHSM[p.HSMID] = p.ID
+	}
+	return t
+}
+
+func (t *peerTable) lookup(hsmID, path string) (uint32, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if id, ok := t.byHSM[hsmID]; ok {
+		return id, true
+	}
+	f, err := readRawHSMFile(path)
+	if err != nil {
+		return 0, false
+	}
+	for _, p := range f.Peers {
+		t.byHSM[p.HSMID] = p.ID
+	}
+	id, ok := t.byHSM[hsmID]
+	return id, ok
 }

@@ -146,7 +146,7 @@ func (d *Device) activate(ctx context.Context, sid SessionID, pw string) (*princ
 		return p, err
 	}
 	n := u.clone()
-	n.Role, n.hash, n.Failures = RoleAdmin, h, 0
+	n.Role, n.hash, n.Failures, n.passwordSet = RoleAdmin, h, 0, d.cfg.Now().UnixNano()
 	if err := d.putUser(ctx, n); err != nil {
 		return p, err
 	}

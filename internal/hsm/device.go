@@ -227,6 +227,22 @@ func (d *Device) Reload(kind RecordKind, id string, load func() ([]byte, error))
 		d.logoutEverywhere(id)
 		return nil
 	}
+	if kind == RecordUser {
+		u, err := unmarshalUser(data)
+		if err != nil {
+			return fmt.Errorf("user %q: %w", id, err)
+		}
+		u, writeBack := d.mergeUser(u)
+		if writeBack {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := d.storeUser(ctx, u); err != nil {
+				return fmt.Errorf("user %q: keeping the newer password: %w", id, err)
+			}
+		}
+		d.setUser(u)
+		return nil
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	switch kind {
@@ -244,12 +260,6 @@ func (d *Device) Reload(kind RecordKind, id string, load func() ([]byte, error))
 			return fmt.Errorf("object %s: %w", id, err)
 		}
 		d.objects[oid] = o
-	case RecordUser:
-		u, err := unmarshalUser(data)
-		if err != nil {
-			return fmt.Errorf("user %q: %w", id, err)
-		}
-		d.users[id] = u
 	case RecordSetting:
 		if id == clusterSettingsID && data != nil {
 			return d.cluster.unmarshal(data)

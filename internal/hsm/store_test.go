@@ -125,3 +125,47 @@ func TestReloadedUserDeletionLogsOut(t *testing.T) {
 		t.Fatalf("login of a deleted user: %v", err)
 	}
 }
+
+// A failed login counted on another HSM before a password change reached it
+// comes back with the old password; the newer password must survive.
+func TestReloadKeepsNewerPassword(t *testing.T) {
+	td, admin := activated(t)
+	ctx := t.Context()
+	withCU(t, td, admin, "alice")
+	old, err := unmarshalUser(td.store.recs[RecordUser]["alice"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := td.ChangePassword(ctx, admin, "alice", "changed-password", Approvals{}); err != nil {
+		t.Fatal(err)
+	}
+	old.Failures = 1 // what the other HSM wrote after a failed login
+	stale, err := old.marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := td.Reload(RecordUser, "alice", func() ([]byte, error) { return stale, nil }); err != nil {
+		t.Fatal(err)
+	}
+	if err := td.Login(ctx, td.OpenSession(), RoleCryptoUser, "alice", "changed-password"); err != nil {
+		t.Fatalf("the newer password was lost: %v", err)
+	}
+	stored, err := unmarshalUser(td.store.recs[RecordUser]["alice"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stored.passwordSet <= old.passwordSet {
+		t.Fatal("the merged record was not written back")
+	}
+	// A record with the newer password replaces the local one as usual.
+	newer := stored.clone()
+	newer.passwordSet++
+	newer.Failures = 2
+	b, _ := newer.marshal()
+	if err := td.Reload(RecordUser, "alice", func() ([]byte, error) { return b, nil }); err != nil {
+		t.Fatal(err)
+	}
+	if got := td.user("alice").Failures; got != 2 {
+		t.Fatalf("failures = %d, want the incoming 2", got)
+	}
+}

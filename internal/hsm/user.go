@@ -22,6 +22,11 @@ type User struct {
 	Locked    bool   // set at Config.MaxLoginFailures; cleared by an admin's password reset
 	QuorumKey []byte // SPKI DER of the admin's quorum approval key, nil if none
 	hash      []byte // encoded password hash (see password.go)
+	// passwordSet is when the password was last set (Unix nanoseconds):
+	// a record from a peer that carries an older password than this one
+	// (a failed login counted there before the change arrived) must not
+	// bring the old password back; see Device.mergeUser.
+	passwordSet int64
 }
 
 func (u *User) clone() *User {
@@ -42,13 +47,14 @@ type UserInfo struct {
 	SharedKeys int  // token keys shared with the user
 }
 
-// userFormat is the first byte of a user record. Format 1, in order:
+// userFormat is the first byte of a user record. Format 2, in order:
 //
 //	name (uvarint length, bytes) | role u8 | failures uvarint | locked u8 |
-//	password hash (uvarint length, bytes) | quorum key (uvarint length, bytes; 0 = none)
+//	password hash (uvarint length, bytes) | quorum key (uvarint length, bytes; 0 = none) |
+//	password set (uvarint, Unix nanoseconds)
 //
 // Varints are canonical and nothing may follow, so a record has one encoding.
-const userFormat = 1
+const userFormat = 2
 
 const (
 	maxUsernameLen  = 31
@@ -71,6 +77,7 @@ func (u *User) marshal() ([]byte, error) {
 	w.bool(u.Locked)
 	w.bytes(u.hash)
 	w.bytes(u.QuorumKey)
+	w.uvarint(uint64(u.passwordSet))
 	return w.b, nil
 }
 
@@ -85,6 +92,7 @@ func unmarshalUser(b []byte) (*User, error) {
 	u.Locked = r.bool()
 	u.hash = r.bytes(maxHashLen)
 	u.QuorumKey = r.bytes(maxQuorumKeyLen)
+	u.passwordSet = int64(r.uvarint() & (1<<63 - 1))
 	if err := r.done(); err != nil {
 		return nil, fmt.Errorf("%w: %w", errUserRecord, err)
 	}
@@ -195,7 +203,7 @@ func (d *Device) createPreAdmin(ctx context.Context) error {
 	}
 	d.createMu.Lock()
 	defer d.createMu.Unlock()
-	if err := d.putUser(ctx, &User{Name: DefaultAdminName, Role: rolePreAdmin, hash: h}); err != nil {
+	if err := d.putUser(ctx, &User{Name: DefaultAdminName, Role: rolePreAdmin, hash: h, passwordSet: d.cfg.Now().UnixNano()}); err != nil {
 		return fmt.Errorf("create pre-admin: %w", err)
 	}
 	return nil
@@ -244,7 +252,7 @@ func (d *Device) createUser(ctx context.Context, sid SessionID, name string, rol
 	if err != nil {
 		return p, err
 	}
-	if err := d.putUser(ctx, &User{Name: name, Role: role, hash: h}); err != nil {
+	if err := d.putUser(ctx, &User{Name: name, Role: role, hash: h, passwordSet: d.cfg.Now().UnixNano()}); err != nil {
 		return p, err
 	}
 	spend()
@@ -378,7 +386,7 @@ func (d *Device) changePassword(ctx context.Context, sid SessionID, name, pw str
 		}
 	}
 	n := u.clone()
-	n.hash = h
+	n.hash, n.passwordSet = h, d.cfg.Now().UnixNano()
 	if !self {
 		n.Failures, n.Locked = 0, false
 	}
@@ -596,4 +604,21 @@ func (d *Device) Logout(sid SessionID) error {
 	}
 	d.audit(sid, p, "logout", 0, "", err)
 	return err
+}
+
+// mergeUser decides what a user record from a peer becomes here. Records
+// are last-writer-wins, but a failed login writes the whole record with the
+// password it was checked against: if that password is older than the one
+// this HSM holds, the incoming record keeps this HSM's password (and its
+// failure count, which belongs to that password) and the merged record is
+// written back so it wins everywhere. It reports whether a write-back is
+// needed. The caller holds createMu.
+func (d *Device) mergeUser(in *User) (*User, bool) {
+	local := d.user(in.Name)
+	if local == nil || local.passwordSet <= in.passwordSet {
+		return in, false
+	}
+	m := local.clone()
+	m.Role, m.QuorumKey = in.Role, bytes.Clone(in.QuorumKey)
+	return m, true
 }

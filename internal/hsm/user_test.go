@@ -112,10 +112,10 @@ func TestUserRecordRejects(t *testing.T) {
 		b    []byte
 	}{
 		{"empty", nil},
-		{"version", append([]byte{2}, good[1:]...)},
+		{"version", append([]byte{userFormat + 1}, good[1:]...)},
 		{"truncated", good[:len(good)-1]},
 		{"trailing", append(slices.Clone(good), 0)},
-		{"bad role", []byte{1, 3, 'b', 'o', 'b', 9, 0, 0, 1, 1, 0}},
+		{"bad role", []byte{userFormat, 3, 'b', 'o', 'b', 9, 0, 0, 1, 1, 0, 0}},
 		{"bad bool", []byte{1, 3, 'b', 'o', 'b', 2, 0, 2, 1, 1, 0}},
 		{"bad name", []byte{1, 3, 'b', ' ', 'b', 2, 0, 0, 1, 1, 0}},
 		{"no hash", []byte{1, 3, 'b', 'o', 'b', 2, 0, 0, 0, 0}},

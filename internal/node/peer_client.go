@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
@@ -52,6 +53,9 @@ func newPeerClient(self uint32, p PeerAddr, peerTLS func(host string) (*tls.Conf
 	conn, err := grpc.NewClient(p.Addr,
 		grpc.WithTransportCredentials(credentials.NewTLS(c)),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 10 * time.Second, PermitWithoutStream: true}),
+		// A peer back after a long outage is reconnected within seconds,
+		// not gRPC's default of up to two minutes.
+		grpc.WithConnectParams(grpc.ConnectParams{Backoff: backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 5 * time.Second}, MinConnectTimeout: 5 * time.Second}),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(peerRecvMsgSize), grpc.MaxCallSendMsgSize(maxRecvMsgSize)),
 	)
 	if err != nil {

@@ -297,6 +297,10 @@ func (s *Syncer) apply(ctx context.Context, rec store.Sealed) (bool, error) {
 	mu := &s.applyMu[Bucket(Key{rec.Kind, rec.ID}, applyStripes)]
 	mu.Lock()
 	defer mu.Unlock()
+	// Once Apply may have stored the record, OnApply must run: a caller that
+	// gives up (a Push cancelled because Replicate had enough acks) must not
+	// leave the store ahead of the device, which anti-entropy cannot see.
+	ctx = context.WithoutCancel(ctx)
 	applied, err := s.cfg.Store.Apply(ctx, rec)
 	if err != nil {
 		return false, err

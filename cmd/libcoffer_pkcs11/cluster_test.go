@@ -20,9 +20,10 @@ import (
 // package (TestMain).
 
 const (
-	cuUser  = "alice"
-	cuPass  = "alice-password-1"
-	userPIN = cuUser + ":" + cuPass
+	adminPass = "admin-password-1" // the admin's password after activation
+	cuUser    = "alice"
+	cuPass    = "alice-password-1"
+	userPIN   = cuUser + ":" + cuPass
 )
 
 // env is the package's cluster and the files tests pass to programs.
@@ -65,17 +66,23 @@ func needCluster(t *testing.T) {
 // needTool fails the test when a program is missing, unless
 // COFFER_REQUIRE_TOOLS is unset (a developer's machine): then it skips,
 // saying what to install. CI sets COFFER_REQUIRE_TOOLS=1 (.ci/run).
-func needTool(t *testing.T, name, debianPackage string) string {
-	t.Helper()
+func needTool(tb testing.TB, name, debianPackage string) string {
+	tb.Helper()
 	p, err := exec.LookPath(name)
 	if err == nil {
 		return p
 	}
-	if os.Getenv("COFFER_REQUIRE_TOOLS") != "" {
-		t.Fatalf("%s not found (Debian package %s): %v", name, debianPackage, err)
-	}
-	t.Skipf("%s not found: install Debian package %s (COFFER_REQUIRE_TOOLS unset, so skipping)", name, debianPackage)
+	missing(tb, name, debianPackage, err)
 	return ""
+}
+
+// missing fails or skips (see needTool) for a file that is not installed.
+func missing(tb testing.TB, name, debianPackage string, err error) {
+	tb.Helper()
+	if os.Getenv("COFFER_REQUIRE_TOOLS") != "" {
+		tb.Fatalf("%s not found (Debian package %s): %v", name, debianPackage, err)
+	}
+	tb.Skipf("%s not found: install Debian package %s (COFFER_REQUIRE_TOOLS unset, so skipping)", name, debianPackage)
 }
 
 func freeAddr(ip string) (string, error) {
@@ -136,6 +143,7 @@ func setUp(dir string) (stop func(), err error) {
 		}
 		p := exec.Command(coffer, "hsm", "run", "--config", filepath.Join(cdir, fmt.Sprintf("hsm-%d.json", id)))
 		p.Stdout, p.Stderr = log, log
+		p.SysProcAttr = hsmProcAttr()
 		if err := p.Start(); err != nil {
 			return stop, err
 		}
@@ -186,7 +194,7 @@ func setUp(dir string) (stop func(), err error) {
 		return stop, fmt.Errorf("pre-admin login: %w", err)
 	}
 	defer s.Close(ctx)
-	if err := s.Activate(ctx, "admin-password-1"); err != nil {
+	if err := s.Activate(ctx, adminPass); err != nil {
 		return stop, fmt.Errorf("activate: %w", err)
 	}
 	for { // the activation reaches the other HSM by sync

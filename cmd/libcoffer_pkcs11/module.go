@@ -91,7 +91,7 @@ func initialize(ctx context.Context) error {
 	if module() != nil {
 		return errAlreadyInitialized
 	}
-	path := os.Getenv(ConfigEnv)
+	path := getenv(ConfigEnv)
 	if path == "" {
 		path = DefaultConfig
 	}

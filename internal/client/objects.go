@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/coffer-hsm/coffer/internal/ck"
@@ -43,6 +44,12 @@ func (s *Session) create(ctx context.Context, op string, tokens []bool, uses []O
 	if n := len(tokens) - countTrue(tokens); n > 0 {
 		if err := s.reserveSessionObject(n); err != nil {
 			return nil, fmt.Errorf("client: %s: %w", op, err)
+		}
+		// Session objects of one session live together, where the first was made.
+		if _, pinned, _ := s.sessionObjectHSM(uses); !pinned {
+			if id, ok := s.liveSessionObject(); ok {
+				uses = append(slices.Clone(uses), id)
+			}
 		}
 	}
 	minNodes := s.minNodes(opts)

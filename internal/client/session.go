@@ -228,6 +228,22 @@ func (s *Session) sessionObjectHSM(ids []ObjectID) (*member, bool, error) {
 	return nil, false, nil
 }
 
+// liveSessionObject returns one of the session's session objects whose node
+// session is still current, so a new session object can be placed beside it:
+// an operation that uses two session objects (wrap one with the other) works
+// only if they live on the same HSM.
+func (s *Session) liveSessionObject() (ObjectID, bool) {
+	s.objMu.Lock()
+	defer s.objMu.Unlock()
+	for id, o := range s.objects {
+		cur := s.nodes[o.m.idx].cur.Load()
+		if o.m.up.Load() && o.m.epoch.Load() == o.epoch && cur != nil && cur.id == o.sid {
+			return id, true
+		}
+	}
+	return 0, false
+}
+
 // reserveSessionObject refuses a creation that would exceed the bound on
 // tracked session objects.
 func (s *Session) reserveSessionObject(n int) error {

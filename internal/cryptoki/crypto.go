@@ -1,6 +1,7 @@
 package cryptoki
 
 import (
+	"bytes"
 	"context"
 
 	"github.com/coffer-hsm/coffer/internal/ck"
@@ -89,8 +90,18 @@ func (m *Module) Init(ctx context.Context, h SessionHandle, kind OpKind, mech cl
 	if o.active {
 		return ck.CKR_OPERATION_ACTIVE
 	}
-	*o = op{active: true, mech: mech, key: id, cs: cs, epoch: epoch}
+	*o = op{active: true, mech: ownMechanism(mech), key: id, cs: cs, epoch: epoch}
 	return ck.CKR_OK
+}
+
+// ownMechanism copies the parameters of a mechanism kept past C_*Init:
+// they point into the caller's memory, which the caller may free or reuse
+// once Init returns (miekg/pkcs11 frees it at once).
+func ownMechanism(m client.Mechanism) client.Mechanism {
+	for _, b := range []*[]byte{&m.IV, &m.AAD, &m.Label, &m.SharedData, &m.PublicData} {
+		*b = bytes.Clone(*b)
+	}
+	return m
 }
 
 // activeOp returns ss's operation of kind, locked; unlock ss.mu after.

@@ -432,6 +432,28 @@ func TestEncryptMultiPart(t *testing.T) {
 	wantRV(t, rv, ck.CKR_OPERATION_NOT_INITIALIZED)
 }
 
+// The mechanism's parameters given to Init are the caller's memory, which
+// it may free or reuse once Init returns: the operation uses a copy.
+func TestInitCopiesMechanism(t *testing.T) {
+	m, fc, h := loggedIn(t)
+	ctx := t.Context()
+	key, rv := m.CreateObject(ctx, h, nil)
+	must(t, rv)
+	iv, aad := bytes.Repeat([]byte{1}, 12), []byte("header")
+	gcm := client.Mechanism{Type: ck.CKM_AES_GCM, IV: iv, AAD: aad, TagBits: 128}
+	must(t, m.Init(ctx, h, OpEncrypt, gcm, key))
+	clear(iv)
+	copy(aad, "XXXXXX")
+	_, rv = m.Single(ctx, h, OpEncrypt, []byte("data"), make([]byte, 4), false)
+	must(t, rv)
+	fc.mu.Lock()
+	got := fc.lastMech
+	fc.mu.Unlock()
+	if !bytes.Equal(got.IV, bytes.Repeat([]byte{1}, 12)) || string(got.AAD) != "header" || got.TagBits != 128 {
+		t.Fatalf("Encrypt got IV %x AAD %q tag %d: the caller's memory, changed after Init", got.IV, got.AAD, got.TagBits)
+	}
+}
+
 func TestDigest(t *testing.T) {
 	m, _, h := loggedIn(t)
 	ctx := t.Context()

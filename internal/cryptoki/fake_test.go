@@ -22,7 +22,8 @@ type fakeCluster struct {
 	objects  map[client.ObjectID]map[ck.AttributeType][]byte
 	nextID   client.ObjectID
 	calls    map[string]int
-	open     int // client sessions open
+	open     int              // client sessions open
+	lastMech client.Mechanism // the mechanism of the last Encrypt, as the fake received it
 }
 
 func newFakeCluster() *fakeCluster {
@@ -186,7 +187,11 @@ func xor(b []byte) []byte {
 	return out
 }
 
-func (s *fakeSession) Encrypt(_ context.Context, _ client.ObjectID, _ client.Mechanism, data []byte) ([]byte, error) {
+func (s *fakeSession) Encrypt(_ context.Context, _ client.ObjectID, m client.Mechanism, data []byte) ([]byte, error) {
+	s.c.mu.Lock()
+	s.c.lastMech = m
+	s.c.lastMech.IV, s.c.lastMech.AAD = bytes.Clone(m.IV), bytes.Clone(m.AAD)
+	s.c.mu.Unlock()
 	return xor(data), nil
 }
 

@@ -44,6 +44,10 @@ func runHSM(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return runHSMInit(args[1:], stdout, stderr)
 	case "run":
 		return runHSMRun(ctx, args[1:], stderr)
+	case "cluster-key":
+		return runHSMClusterKey(args[1:], stdout, stderr)
+	case "issue-cert":
+		return runHSMIssueCert(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, hsmUsage)
 		return nil

@@ -4,7 +4,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -23,10 +22,7 @@ func main() {
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	if err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "coffer:", err)
-		}
-		os.Exit(1)
+		os.Exit(exitCode(err, os.Stderr))
 	}
 }
 
@@ -34,8 +30,12 @@ const usage = `usage: coffer <command> [arguments]
 
 commands:
   version              print the version
+  configure cli|pkcs11 write the cluster configuration for coffer cli or the PKCS#11 module
+  cli [COMMAND]        manage users, keys and quorum (the CloudHSM CLI's commands)
   hsm init|run         make a cluster's certificates; run an HSM node
   audit verify FILE    check an HSM audit log's hash chain
+  controlplane         serve the AWS cloudhsmv2 API and run the HSMs it creates
+  up                   a control plane and an activated two-HSM cluster, in the foreground
 `
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -51,6 +51,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runHSM(ctx, args[1:], stdout, stderr)
 	case "audit":
 		return runAudit(ctx, args[1:], stdout, stderr)
+	case "cli":
+		return runCLI(ctx, args[1:], os.Stdin, stdout, stderr)
+	case "configure":
+		return runConfigure(ctx, args[1:], stdout, stderr)
+	case "controlplane":
+		return runControlPlane(ctx, args[1:], stdout, stderr)
+	case "up":
+		return runUp(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

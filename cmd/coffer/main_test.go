@@ -17,10 +17,7 @@ func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
 		"coffer": func() {
 			if err := run(context.Background(), os.Args[1:], os.Stdout, os.Stderr); err != nil {
-				if err.Error() != "flag: help requested" {
-					os.Stderr.WriteString("coffer: " + err.Error() + "\n")
-				}
-				os.Exit(1)
+				os.Exit(exitCode(err, os.Stderr))
 			}
 		},
 	})
@@ -30,6 +27,9 @@ func TestScripts(t *testing.T) {
 	testscript.Run(t, testscript.Params{
 		Dir: "testdata",
 		Setup: func(env *testscript.Env) error {
+			if err := setupCLIScript(env); err != nil { // cli_*.txtar: a cluster
+				return err
+			}
 			// A real audit log, and a copy with one record edited.
 			path := filepath.Join(env.WorkDir, "audit.log")
 			log, err := audit.Open(context.Background(), audit.Config{Path: path})

@@ -241,6 +241,7 @@ func (d *Device) Reload(kind RecordKind, id string, load func() ([]byte, error))
 			}
 		}
 		d.setUser(u)
+		d.resetLogins(u)
 		return nil
 	}
 	d.mu.Lock()

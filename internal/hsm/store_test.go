@@ -169,3 +169,23 @@ func TestReloadKeepsNewerPassword(t *testing.T) {
 		t.Fatalf("failures = %d, want the incoming 2", got)
 	}
 }
+
+// A pre-admin session on this HSM becomes an admin session when the
+// activation made on another HSM arrives.
+func TestReloadedActivationPromotesSessions(t *testing.T) {
+	td := newTestDevice(t)
+	ctx := t.Context()
+	s := td.OpenSession()
+	if err := td.Login(ctx, s, RoleAdmin, DefaultAdminName, DefaultPreAdminPIN); err != nil {
+		t.Fatal(err)
+	}
+	u := td.user(DefaultAdminName).clone()
+	u.Role, u.passwordSet = RoleAdmin, u.passwordSet+1
+	b, _ := u.marshal()
+	if err := td.Reload(RecordUser, DefaultAdminName, func() ([]byte, error) { return b, nil }); err != nil {
+		t.Fatal(err)
+	}
+	if _, p, _ := td.whoami(s); p == nil || p.role != RoleAdmin {
+		t.Fatalf("session principal after the activation arrived: %+v", p)
+	}
+}

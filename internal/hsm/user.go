@@ -324,6 +324,24 @@ func (d *Device) deleteUser(ctx context.Context, sid SessionID, name string, for
 	return p, target, nil
 }
 
+// resetLogins brings the sessions logged in as u in line with its role as a
+// peer changed it: a pre-admin whose cluster was activated elsewhere becomes
+// an admin; any other change of role ends the login.
+func (d *Device) resetLogins(u *User) {
+	for _, s := range d.allSessions() {
+		s.mu.Lock()
+		if s.who != nil && s.who.name == u.Name && s.who.role != u.Role {
+			if s.who.role == rolePreAdmin && u.Role == RoleAdmin {
+				s.who = &principal{name: u.Name, role: RoleAdmin}
+			} else {
+				s.who = nil
+				clear(s.ops)
+			}
+		}
+		s.mu.Unlock()
+	}
+}
+
 // logoutEverywhere ends the login of every session logged in as a user that
 // no longer exists, and their operations.
 func (d *Device) logoutEverywhere(name string) {

@@ -1,0 +1,133 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/coffer-hsm/coffer/internal/cli"
+	"github.com/coffer-hsm/coffer/internal/client"
+)
+
+// DefaultPKCS11Config is where `coffer configure pkcs11` writes by default.
+const DefaultPKCS11Config = "/etc/coffer/pkcs11.json"
+
+const configureUsage = `usage: coffer configure cli|pkcs11 -a HOST:PORT [-a HOST:PORT ...] --hsm-ca-cert FILE [--path FILE]
+
+Write the cluster configuration file that coffer cli (configure cli) or the
+PKCS#11 module (configure pkcs11) reads: the HSMs' addresses, the customer CA
+certificate that the cluster certificate chains to, and the cluster's id,
+which configure learns from the HSMs (their certificates must verify under
+the CA). Settings already in the file (synchronization, recovery, logging)
+are kept.
+
+Defaults: cli writes $XDG_CONFIG_HOME/coffer/cli.json (or
+~/.config/coffer/cli.json); pkcs11 writes /etc/coffer/pkcs11.json.
+
+Example:
+  coffer configure cli -a 127.0.0.11:2223 -a 127.0.0.12:2223 --hsm-ca-cert ./cluster/customerCA.crt
+`
+
+// addrsFlag collects -a HOST:PORT.
+type addrsFlag []string
+
+func (a *addrsFlag) String() string { return strings.Join(*a, ",") }
+func (a *addrsFlag) Set(s string) error {
+	*a = append(*a, s)
+	return nil
+}
+
+func runConfigure(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "cli" && args[0] != "pkcs11" {
+		fmt.Fprint(stderr, configureUsage)
+		return flag.ErrHelp
+	}
+	kind := args[0]
+	def := DefaultPKCS11Config
+	if kind == "cli" {
+		var err error
+		if def, err = cli.DefaultConfigPath(os.Getenv); err != nil {
+			def = ""
+		}
+	}
+	fset := flag.NewFlagSet("configure "+kind, flag.ContinueOnError)
+	fset.SetOutput(stderr)
+	fset.Usage = func() {
+		fmt.Fprint(stderr, configureUsage+"\nflags:\n")
+		fset.PrintDefaults()
+	}
+	var addrs addrsFlag
+	fset.Var(&addrs, "a", "an HSM's address HOST:PORT (repeat for each HSM)")
+	ca := fset.String("hsm-ca-cert", "", "the customer CA certificate (trust anchor), PEM")
+	path := fset.String("path", def, "the configuration file to write")
+	fset.StringVar(path, "config", def, "same as --path")
+	if err := fset.Parse(args[1:]); err != nil {
+		return err
+	}
+	switch {
+	case fset.NArg() > 0:
+		fset.Usage()
+		return fmt.Errorf("unexpected argument %q", fset.Arg(0))
+	case len(addrs) == 0 || *ca == "":
+		fset.Usage()
+		return errors.New("-a and --hsm-ca-cert are required")
+	case *path == "":
+		return errors.New("no configuration directory: pass --path FILE")
+	}
+	anchor, err := filepath.Abs(*ca)
+	if err != nil {
+		return err
+	}
+	id, err := discoverCluster(ctx, addrs, anchor, stderr)
+	if err != nil {
+		return err
+	}
+	f, err := client.ReadFile(*path)
+	if errors.Is(err, fs.ErrNotExist) {
+		f, err = &client.File{}, nil
+	}
+	if err != nil {
+		return err
+	}
+	f.HSMs, f.HSMCACert, f.ClusterID = addrs, anchor, id
+	if err := f.Check(); err != nil {
+		return err
+	}
+	if err := f.WriteFile(*path); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s: cluster %s, %d HSM(s): %s\n", *path, id, len(addrs), strings.Join(addrs, " "))
+	return nil
+}
+
+// discoverCluster asks each HSM which cluster it belongs to; they must all
+// agree, and at least one must answer.
+func discoverCluster(ctx context.Context, addrs []string, anchor string, stderr io.Writer) (string, error) {
+	var id string
+	var errs []error
+	for _, a := range addrs {
+		dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		got, err := client.DiscoverClusterID(dctx, a, anchor)
+		cancel()
+		switch {
+		case err != nil:
+			fmt.Fprintf(stderr, "coffer: warning: HSM %s: %v\n", a, err)
+			errs = append(errs, err)
+		case id != "" && got != id:
+			return "", fmt.Errorf("HSM %s belongs to cluster %s, the others to %s", a, got, id)
+		default:
+			id = got
+		}
+	}
+	if id == "" {
+		return "", fmt.Errorf("no HSM answered: %w", errors.Join(errs...))
+	}
+	return id, nil
+}

@@ -1,0 +1,260 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/big"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/coffer-hsm/coffer/internal/controlplane"
+)
+
+const controlplaneUsage = `usage: coffer controlplane --data-dir DIR [--listen 127.0.0.1:PORT] [--regions R1,R2] [--credentials FILE]
+
+Serves the AWS cloudhsmv2 API; the aws CLI and SDKs use it with --endpoint-url.
+Each region has the VPC vpc-c0ffee0<i> and subnets subnet-<i>aaaaaaa (AZ a),
+subnet-<i>bbbbbbb (b) and subnet-<i>ccccccc (c), i the region's index in --regions.
+Without --credentials, DIR/credentials.json is made once and used.
+HSM nodes keep running when the control plane stops, and are adopted when it
+starts again.
+
+Example:
+  coffer controlplane --data-dir ./cp --listen 127.0.0.1:2280 &
+  export AWS_ACCESS_KEY_ID=... AWS_SECRET_ACCESS_KEY=...   (from ./cp/credentials.json)
+  aws cloudhsmv2 describe-clusters --endpoint-url http://127.0.0.1:2280 --region us-east-1
+
+`
+
+// controlPlaneOptions are what `coffer controlplane` and `coffer up` share.
+type controlPlaneOptions struct {
+	dataDir     string
+	listen      string
+	regions     []string
+	credentials string // file; "" means DATA/credentials.json, made if missing
+	stopNodes   bool   // stop the HSM nodes on exit (coffer up)
+	logger      *slog.Logger
+}
+
+// runningControlPlane is a control plane serving in this process.
+type runningControlPlane struct {
+	srv      *controlplane.Server
+	prov     *controlplane.Processes
+	http     *http.Server
+	endpoint string
+	cred     controlplane.Credential
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	errc     chan error
+
+	stopNodesOnExit bool
+}
+
+func runControlPlane(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("controlplane", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dataDir := fs.String("data-dir", "", "directory for the control plane's database and the HSMs (created)")
+	listen := fs.String("listen", "127.0.0.1:2280", "address of the API (loopback: it serves plain HTTP)")
+	regions := fs.String("regions", "us-east-1,us-west-2", "regions served, comma-separated")
+	creds := fs.String("credentials", "", `JSON file of access keys: [{"access_key_id", "secret_access_key", "account_id"}]`)
+	stopNodes := fs.Bool("stop-nodes", false, "stop the HSM nodes when the control plane stops (default: leave them running)")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, controlplaneUsage)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *dataDir == "" || fs.NArg() > 0 {
+		fs.Usage()
+		return errors.New("--data-dir is required")
+	}
+	// Ctrl-C and SIGTERM stop it cleanly, whoever called run.
+	ctx, stopSignals := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stopSignals()
+	cp, err := startControlPlane(ctx, controlPlaneOptions{
+		dataDir: *dataDir, listen: *listen, regions: strings.Split(*regions, ","), credentials: *creds,
+		stopNodes: *stopNodes, logger: newLogger(stderr),
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "control plane at %s (regions %s); access key %s\n", cp.endpoint, *regions, cp.cred.AccessKeyID)
+	select {
+	case <-ctx.Done():
+	case err = <-cp.errc:
+	}
+	return errors.Join(err, cp.stop())
+}
+
+func startControlPlane(ctx context.Context, o controlPlaneOptions) (*runningControlPlane, error) {
+	if err := checkLoopbackListen(o.listen); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(o.dataDir, 0o700); err != nil {
+		return nil, err
+	}
+	credPath := o.credentials
+	if credPath == "" {
+		credPath = filepath.Join(o.dataDir, "credentials.json")
+		if err := makeCredentials(credPath); err != nil {
+			return nil, err
+		}
+	}
+	creds, err := readCredentials(credPath)
+	if err != nil {
+		return nil, err
+	}
+	exe, err := cofferExecutable()
+	if err != nil {
+		return nil, err
+	}
+	prov, err := controlplane.NewProcesses(controlplane.ProcessesConfig{
+		Dir: filepath.Join(o.dataDir, "hsm-side"), Executable: exe, Logger: o.logger.With("part", "provisioner"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	var regions []controlplane.Region
+	for i, name := range o.regions {
+		regions = append(regions, controlplane.DefaultRegion(strings.TrimSpace(name), i))
+	}
+	srv, err := controlplane.New(controlplane.Config{
+		DataDir: o.dataDir, Regions: regions, Credentials: creds, Provisioner: prov,
+		AddressBase: addressBase(), Logger: o.logger.With("part", "controlplane"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", o.listen)
+	if err != nil {
+		srv.Close()
+		return nil, fmt.Errorf("control plane: %w", err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	cp := &runningControlPlane{
+		srv: srv, prov: prov, endpoint: "http://" + ln.Addr().String(), cred: creds[0], cancel: cancel,
+		http: &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}, errc: make(chan error, 2),
+	}
+	cp.wg.Go(func() {
+		if err := srv.Run(ctx); err != nil {
+			cp.errc <- err
+		}
+	})
+	cp.wg.Go(func() {
+		if err := cp.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			cp.errc <- err
+		}
+	})
+	cp.stopNodesOnExit = o.stopNodes
+	return cp, nil
+}
+
+// stop ends the API and the reconciler, stops the nodes if asked, and
+// closes the database.
+func (cp *runningControlPlane) stop() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := cp.http.Shutdown(ctx)
+	cp.cancel()
+	cp.wg.Wait()
+	return errors.Join(err, cp.prov.Close(ctx, cp.stopNodesOnExit), cp.srv.Close())
+}
+
+// cofferExecutable is the binary the HSM nodes run: this one, by the name
+// it was started as (tests run coffer as a copy of the test binary named
+// "coffer", and dispatch on that name).
+func cofferExecutable() (string, error) {
+	if p := os.Args[0]; p != "" {
+		if !strings.Contains(p, "/") {
+			if lp, err := exec.LookPath(p); err == nil {
+				p = lp
+			}
+		}
+		if abs, err := filepath.Abs(p); err == nil {
+			if _, err := os.Stat(abs); err == nil {
+				return abs, nil
+			}
+		}
+	}
+	return os.Executable()
+}
+
+// addressBase: COFFER_ADDRESS_BASE moves the HSMs' loopback addresses
+// (127.<base+region>.n.(11+az)), so that control planes on one machine
+// (tests) do not share them.
+func addressBase() int {
+	var n int
+	if v := os.Getenv("COFFER_ADDRESS_BASE"); v != "" {
+		fmt.Sscan(v, &n)
+	}
+	return n
+}
+
+func checkLoopbackListen(addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("--listen %q: want host:port", addr)
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil || !ip.IsLoopback() {
+		return fmt.Errorf("--listen %q: the control plane serves plain HTTP, so it listens on loopback only (TLS is not implemented yet)", addr)
+	}
+	return nil
+}
+
+// makeCredentials writes one random access key to path unless it exists.
+func makeCredentials(path string) error {
+	if exists(path) {
+		return nil
+	}
+	const upper = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+	const secretChars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+	random := func(alphabet string, n int) string {
+		b := make([]byte, n)
+		for i := range b {
+			v, _ := rand.Int(rand.Reader, big.NewInt(int64(len(alphabet))))
+			b[i] = alphabet[v.Int64()]
+		}
+		return string(b)
+	}
+	c := []controlplane.Credential{{
+		AccessKeyID: "AKIA" + random(upper, 16), SecretAccessKey: random(secretChars, 40),
+		AccountID: random("123456789", 1) + random("0123456789", 11),
+	}}
+	b, err := json.MarshalIndent(c, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(path, append(b, '\n'), 0o600)
+}
+
+func readCredentials(path string) ([]controlplane.Credential, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var c []controlplane.Credential
+	if err := json.Unmarshal(b, &c); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if len(c) == 0 {
+		return nil, fmt.Errorf("%s: no access keys", path)
+	}
+	return c, nil
+}

@@ -1,0 +1,358 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/coffer-hsm/coffer/internal/ck"
+	"github.com/coffer-hsm/coffer/internal/client"
+)
+
+// TestAWSWalkthrough is seed 004's walkthrough with the real aws CLI and
+// openssl against `coffer controlplane`: create a cluster and an HSM, sign
+// the CSR with an openssl CA, initialize, activate and create a crypto user,
+// make an AES key, add an HSM in a second AZ and use the key through it.
+func TestAWSWalkthrough(t *testing.T) {
+	for _, tool := range []string{"aws", "openssl"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			if os.Getenv("COFFER_REQUIRE_TOOLS") != "" {
+				t.Fatalf("%s is not installed (apt-get install awscli openssl)", tool)
+			}
+			t.Skipf("%s is not installed (apt-get install awscli openssl)", tool)
+		}
+	}
+	w := startWalkthrough(t)
+
+	// Step 1: the cluster, in two subnets (two AZs). (The seed writes --tags;
+	// the CLI's option is --tag-list.)
+	var created struct {
+		Cluster struct{ ClusterId, State string }
+	}
+	w.awsJSON(&created, "create-cluster", "--hsm-type", "hsm1.medium", "--subnet-ids", "subnet-0aaaaaaa", "subnet-0bbbbbbb",
+		"--tag-list", "Key=Environment,Value=Production", "Key=Name,Value=prod-hsm-cluster")
+	id := created.Cluster.ClusterId
+	if !strings.HasPrefix(id, "cluster-") || created.Cluster.State != "CREATE_IN_PROGRESS" {
+		t.Fatalf("create-cluster: %+v", created)
+	}
+	w.waitFor("UNINITIALIZED", "describe-clusters", "--filters", "clusterIds="+id, "--query", "Clusters[0].State")
+
+	// Step 2: the first HSM.
+	w.aws("create-hsm", "--cluster-id", id, "--availability-zone", "us-east-1a")
+	w.waitFor("ACTIVE", "describe-clusters", "--filters", "clusterIds="+id, "--query", "Clusters[0].Hsms[0].State")
+
+	// Step 3: the CSR, signed by an openssl CA; initialize.
+	csr := w.aws("describe-clusters", "--filters", "clusterIds="+id, "--query", "Clusters[0].Certificates.ClusterCsr")
+	w.write("cluster-csr.pem", csr)
+	w.openssl("genrsa", "-out", "ca-key.pem", "2048")
+	w.openssl("req", "-new", "-x509", "-key", "ca-key.pem", "-out", "ca-cert.pem", "-days", "3650", "-subj", "/CN=CloudHSM CA")
+	w.openssl("x509", "-req", "-in", "cluster-csr.pem", "-CA", "ca-cert.pem", "-CAkey", "ca-key.pem", "-CAcreateserial",
+		"-out", "cluster-cert.pem", "-days", "3650", "-sha256")
+	// A certificate for another key is refused, clearly.
+	if out, err := w.awsErr("initialize-cluster", "--cluster-id", id, "--signed-cert", "file://ca-cert.pem", "--trust-anchor", "file://ca-cert.pem"); err == nil ||
+		!strings.Contains(out, "CloudHsmInvalidRequestException") {
+		t.Fatalf("initialize-cluster with the CA's own certificate: %v %s", err, out)
+	}
+	w.aws("initialize-cluster", "--cluster-id", id, "--signed-cert", "file://cluster-cert.pem", "--trust-anchor", "file://ca-cert.pem")
+	w.waitFor("INITIALIZED", "describe-clusters", "--filters", "clusterIds="+id, "--query", "Clusters[0].State")
+
+	// Steps 4–5: the client, activation and a crypto user.
+	ip1 := w.aws("describe-clusters", "--filters", "clusterIds="+id, "--query", "Clusters[0].Hsms[0].EniIp")
+	ctx := t.Context()
+	s := w.login(ctx, id, []string{ip1}, "admin", "admin", "password")
+	if err := s.Activate(ctx, "admin-password-1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateUser(ctx, "app_user", "crypto-user", "app-password-1", nil); err != nil {
+		t.Fatal(err)
+	}
+	s.Close(ctx)
+	w.waitFor("ACTIVE", "describe-clusters", "--filters", "clusterIds="+id, "--query", "Clusters[0].State")
+
+	// An AES key made with pkcs11-tool through libcoffer_pkcs11.so (seed 004:
+	// "generate a key using PKCS#11"), then used once.
+	w.pkcs11Tool(id, ip1, "app_user:app-password-1", "--keygen", "--key-type", "AES:32", "--label", "my-encryption-key")
+	s = w.login(ctx, id, []string{ip1}, "crypto-user", "app_user", "app-password-1")
+	keys, err := s.FindObjects(ctx, []client.Attribute{{Type: ck.CKA_LABEL, Value: []byte("my-encryption-key")}})
+	if err != nil || len(keys) != 1 {
+		t.Fatalf("the key pkcs11-tool made: %v %v", keys, err)
+	}
+	key := keys[0]
+	gcm := client.Mechanism{Type: ck.CKM_AES_GCM, IV: make([]byte, 12), TagBits: 128}
+	plain := []byte("sensitive data that needs protection")
+	sealed, err := s.Encrypt(ctx, key, gcm, plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close(ctx)
+
+	// Step 6: a second HSM in another AZ; the key works through it alone.
+	w.aws("create-hsm", "--cluster-id", id, "--availability-zone", "us-east-1b")
+	w.waitFor("ACTIVE ACTIVE", "describe-clusters", "--filters", "clusterIds="+id, "--query", "join(' ', Clusters[0].Hsms[].State)")
+	ip2 := w.aws("describe-clusters", "--filters", "clusterIds="+id, "--query", "Clusters[0].Hsms[1].EniIp")
+	if ip2 == ip1 {
+		t.Fatalf("both HSMs at %s", ip1)
+	}
+	s = w.login(ctx, id, []string{ip2}, "crypto-user", "app_user", "app-password-1")
+	defer s.Close(ctx)
+	found, err := s.FindObjects(ctx, []client.Attribute{{Type: ck.CKA_LABEL, Value: []byte("my-encryption-key")}})
+	if err != nil || len(found) != 1 {
+		t.Fatalf("the key on the new HSM: %v %v", found, err)
+	}
+	opened, err := s.Decrypt(ctx, found[0], gcm, sealed)
+	if err != nil || !bytes.Equal(opened, plain) {
+		t.Fatalf("decrypt through the new HSM: %q %v", opened, err)
+	}
+
+	// A request signed with the wrong secret is refused as AWS does.
+	out, err := w.awsWith([]string{"AWS_SECRET_ACCESS_KEY=wrong-secret-wrong-secret"}, "describe-clusters")
+	if err == nil || !strings.Contains(out, "InvalidSignatureException") {
+		t.Fatalf("wrong secret: %v %s", err, out)
+	}
+}
+
+// pkcs11Tool runs OpenSC's pkcs11-tool with Coffer's PKCS#11 module (built
+// by `make build` into bin/, or here if missing) configured for the HSM at ip.
+func (w *walkthrough) pkcs11Tool(clusterID, ip, pin string, args ...string) string {
+	w.t.Helper()
+	if _, err := exec.LookPath("pkcs11-tool"); err != nil {
+		if os.Getenv("COFFER_REQUIRE_TOOLS") != "" {
+			w.t.Fatal("pkcs11-tool is not installed (apt-get install opensc)")
+		}
+		w.t.Skip("pkcs11-tool is not installed (apt-get install opensc)")
+	}
+	module, err := filepath.Abs(filepath.Join("..", "..", "bin", "libcoffer_pkcs11.so"))
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	if _, err := os.Stat(module); err != nil {
+		module = filepath.Join(w.dir, "libcoffer_pkcs11.so")
+		build := exec.CommandContext(w.t.Context(), "go", "build", "-buildmode=c-shared", "-o", module, "../libcoffer_pkcs11")
+		if out, err := build.CombinedOutput(); err != nil {
+			w.t.Fatalf("building the PKCS#11 module: %v\n%s", err, out)
+		}
+	}
+	cfg := filepath.Join(w.dir, "pkcs11.json")
+	f := client.File{HSMs: []string{net.JoinHostPort(ip, "2223")}, HSMCACert: filepath.Join(w.dir, "ca-cert.pem"), ClusterID: clusterID,
+		Logging: client.Logging{File: filepath.Join(w.dir, "pkcs11.log")}}
+	if err := f.WriteFile(cfg); err != nil {
+		w.t.Fatal(err)
+	}
+	cmd := exec.CommandContext(w.t.Context(), "pkcs11-tool", append([]string{"--module", module, "--login", "--pin", pin}, args...)...)
+	cmd.Env = append(os.Environ(), "COFFER_PKCS11_CONFIG="+cfg)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		log, _ := os.ReadFile(filepath.Join(w.dir, "pkcs11.log"))
+		w.t.Fatalf("pkcs11-tool %s: %v\n%s\nmodule log:\n%s", strings.Join(args, " "), err, out, log)
+	}
+	return string(out)
+}
+
+// cofferBinary links this test binary as DIR/bin/coffer: TestMain runs
+// coffer when started by that name.
+func cofferBinary(t *testing.T, dir string) string {
+	t.Helper()
+	bin := filepath.Join(dir, "bin")
+	if err := os.MkdirAll(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	coffer := filepath.Join(bin, "coffer")
+	if err := os.Link(self, coffer); err != nil {
+		b, err := os.ReadFile(self)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(coffer, b, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return coffer
+}
+
+type walkthrough struct {
+	t        *testing.T
+	dir      string
+	endpoint string
+	env      []string
+}
+
+// startWalkthrough runs `coffer controlplane` (this test binary, named
+// coffer) with its nodes on addresses of their own.
+func startWalkthrough(t *testing.T) *walkthrough {
+	dir := t.TempDir()
+	coffer := cofferBinary(t, dir)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	creds := `[{"access_key_id":"AKIAWALKTHROUGH00001","secret_access_key":"walkthrough-secret-0123456789","account_id":"123456789012"}]`
+	credPath := filepath.Join(dir, "credentials.json")
+	if err := os.WriteFile(credPath, []byte(creds), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(coffer, "controlplane", "--data-dir", filepath.Join(dir, "cp"), "--listen", addr,
+		"--credentials", credPath, "--stop-nodes")
+	cmd.Env = append(os.Environ(), fmt.Sprintf("COFFER_ADDRESS_BASE=%d", 20+rand.IntN(200)))
+	logf, err := os.Create(filepath.Join(dir, "controlplane.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGINT)
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+		logf.Close()
+		if t.Failed() {
+			b, _ := os.ReadFile(logf.Name())
+			t.Logf("control plane log:\n%s", b)
+			logs, _ := filepath.Glob(filepath.Join(dir, "cp", "hsm-side", "*", "*", "*", "hsm.log"))
+			for _, l := range logs {
+				b, _ := os.ReadFile(l)
+				t.Logf("%s:\n%s", l, b)
+			}
+		}
+	})
+	w := &walkthrough{t: t, dir: dir, endpoint: "http://" + addr, env: append(os.Environ(),
+		"AWS_ACCESS_KEY_ID=AKIAWALKTHROUGH00001", "AWS_SECRET_ACCESS_KEY=walkthrough-secret-0123456789",
+		"AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null", "AWS_MAX_ATTEMPTS=1", "AWS_PAGER=")}
+	w.eventually("the control plane to answer", func() (bool, string) {
+		out, err := w.awsErr("describe-clusters")
+		return err == nil, out
+	})
+	return w
+}
+
+func (w *walkthrough) awsWith(extraEnv []string, args ...string) (string, error) {
+	w.t.Helper()
+	ctx, cancel := context.WithTimeout(w.t.Context(), time.Minute)
+	defer cancel()
+	full := append([]string{"cloudhsmv2"}, args...)
+	full = append(full, "--endpoint-url", w.endpoint, "--region", "us-east-1")
+	if !slices.Contains(args, "--output") {
+		full = append(full, "--output", "text")
+	}
+	cmd := exec.CommandContext(ctx, "aws", full...)
+	cmd.Dir = w.dir
+	cmd.Env = append(append([]string(nil), w.env...), extraEnv...)
+	out, err := cmd.CombinedOutput()
+	return strings.TrimSpace(string(out)), err
+}
+
+func (w *walkthrough) awsErr(args ...string) (string, error) { return w.awsWith(nil, args...) }
+
+// aws runs an aws cloudhsmv2 command with --output text and fails the test
+// on error.
+func (w *walkthrough) aws(args ...string) string {
+	w.t.Helper()
+	out, err := w.awsWith(nil, args...)
+	if err != nil {
+		w.t.Fatalf("aws cloudhsmv2 %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+func (w *walkthrough) awsJSON(v any, args ...string) {
+	w.t.Helper()
+	out := w.aws(append(args, "--output", "json")...)
+	if err := json.Unmarshal([]byte(out), v); err != nil {
+		w.t.Fatalf("aws cloudhsmv2 %s: %v\n%s", args[0], err, out)
+	}
+}
+
+// waitFor repeats an aws command until it prints want.
+func (w *walkthrough) waitFor(want string, args ...string) {
+	w.t.Helper()
+	w.eventually(fmt.Sprintf("%q from %s", want, strings.Join(args, " ")), func() (bool, string) {
+		out, err := w.awsErr(args...)
+		return err == nil && out == want, out
+	})
+}
+
+// eventually polls cond for up to 2 minutes.
+func (w *walkthrough) eventually(what string, cond func() (bool, string)) {
+	w.t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	last := ""
+	for time.Now().Before(deadline) {
+		ok, got := cond()
+		if ok {
+			return
+		}
+		last = got
+		select {
+		case <-w.t.Context().Done():
+			w.t.Fatal(w.t.Context().Err())
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	w.t.Fatalf("waited 2 minutes for %s; last: %s", what, last)
+}
+
+func (w *walkthrough) write(name, content string) {
+	w.t.Helper()
+	if err := os.WriteFile(filepath.Join(w.dir, name), []byte(content+"\n"), 0o644); err != nil {
+		w.t.Fatal(err)
+	}
+}
+
+func (w *walkthrough) openssl(args ...string) {
+	w.t.Helper()
+	cmd := exec.CommandContext(w.t.Context(), "openssl", args...)
+	cmd.Dir = w.dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		w.t.Fatalf("openssl %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+}
+
+// login connects to the given HSMs (port 2223, as CloudHSM clients do)
+// under the openssl CA and logs in.
+func (w *walkthrough) login(ctx context.Context, clusterID string, ips []string, role, user, password string) *client.Session {
+	w.t.Helper()
+	f := client.File{HSMCACert: filepath.Join(w.dir, "ca-cert.pem"), ClusterID: clusterID}
+	for _, ip := range ips {
+		f.HSMs = append(f.HSMs, net.JoinHostPort(ip, "2223"))
+	}
+	cfg, err := f.Config(nil)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	c, err := client.Dial(ctx, cfg)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	w.t.Cleanup(func() { c.Close() })
+	var s *client.Session
+	// Activation and new users reach every HSM by sync, a moment later.
+	w.eventually("login of "+user, func() (bool, string) {
+		s, err = c.Login(ctx, role, user, password)
+		return err == nil, fmt.Sprint(err)
+	})
+	return s
+}

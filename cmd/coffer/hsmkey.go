@@ -1,0 +1,179 @@
+package main
+
+import (
+	"crypto"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/coffer-hsm/coffer/internal/pki"
+)
+
+// The HSM side of cluster initialization, run by the control plane's
+// provisioner as child processes (internal/controlplane.Processes). The
+// cluster key lives only in the cluster's HSM directory (0600), which the
+// control plane never reads: it sees the CSR and certificates these
+// commands print or write.
+
+// runHSMClusterKey makes the cluster key once per cluster directory, and
+// prints the CSR and an HSM certificate naming the HSM as JSON.
+func runHSMClusterKey(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("hsm cluster-key", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dir := fs.String("dir", "", "the cluster's HSM directory (created; holds cluster.key, 0600)")
+	clusterID := fs.String("cluster-id", "", "the cluster's id")
+	hsmID := fs.String("hsm-id", "", "the HSM publishing the key")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, "usage: coffer hsm cluster-key --dir DIR --cluster-id ID --hsm-id ID\n\n"+
+			"Makes the cluster key in DIR if it has none, and prints {\"cluster_csr\", \"hsm_certificate\"}.\n"+
+			"The control plane runs it; the same DIR always gives the same CSR.\n\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *dir == "" || *clusterID == "" || *hsmID == "" {
+		fs.Usage()
+		return errors.New("--dir, --cluster-id and --hsm-id are required")
+	}
+	keyPath, csrPath := filepath.Join(*dir, "cluster.key"), filepath.Join(*dir, "cluster.csr")
+	if !exists(keyPath) {
+		key, err := pki.NewClusterKey()
+		if err != nil {
+			return err
+		}
+		csr, err := pki.NewClusterCSR(key, *clusterID)
+		if err != nil {
+			return err
+		}
+		keyPEM, err := pki.EncodePrivateKeyPEM(key)
+		if err != nil {
+			return err
+		}
+		// The CSR first: a key without its CSR is remade, never the reverse.
+		if err := writeFileAtomic(csrPath, csr, 0o644); err != nil {
+			return err
+		}
+		if err := writeFileAtomic(keyPath, keyPEM, 0o600); err != nil {
+			return err
+		}
+	}
+	key, err := readClusterKey(*dir)
+	if err != nil {
+		return err
+	}
+	csrPEM, err := os.ReadFile(csrPath)
+	if err != nil {
+		return err
+	}
+	csr, err := pki.DecodeCSRPEM(csrPEM)
+	if err != nil {
+		return fmt.Errorf("%s: %w", csrPath, err)
+	}
+	if csr.Subject.CommonName != *clusterID {
+		return fmt.Errorf("%s holds the key of cluster %q, not %q", *dir, csr.Subject.CommonName, *clusterID)
+	}
+	now := time.Now()
+	hsmCert, err := pki.NewHsmCertificate(key, *clusterID, *hsmID, now.Add(-5*time.Minute), now.AddDate(10, 0, 0))
+	if err != nil {
+		return err
+	}
+	if err := pki.CheckHsmCertificate(hsmCert, csr); err != nil {
+		return fmt.Errorf("%s: the cluster key does not match its CSR: %w", *dir, err)
+	}
+	return json.NewEncoder(stdout).Encode(map[string]string{
+		"cluster_csr":     string(csrPEM),
+		"hsm_certificate": string(pki.EncodeCertificatesPEM(hsmCert)),
+	})
+}
+
+// runHSMIssueCert makes an HSM's TLS key and its node certificate, signed
+// with the cluster key under the cluster certificate InitializeCluster
+// accepted.
+func runHSMIssueCert(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("hsm issue-cert", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	clusterDir := fs.String("cluster-dir", "", "the cluster's HSM directory (from coffer hsm cluster-key)")
+	clusterCert := fs.String("cluster-cert", "", "the signed cluster certificate (PEM, intermediates after it)")
+	hsmID := fs.String("hsm-id", "", "the HSM's id")
+	ip := fs.String("ip", "", "the HSM's address (its ENI IP)")
+	out := fs.String("out", "", "directory for node.key.pem (0600) and node.crt")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, "usage: coffer hsm issue-cert --cluster-dir DIR --cluster-cert FILE --hsm-id ID --ip IP --out DIR\n\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	addr := net.ParseIP(*ip)
+	if *clusterDir == "" || *clusterCert == "" || *hsmID == "" || addr == nil || *out == "" {
+		fs.Usage()
+		return errors.New("--cluster-dir, --cluster-cert, --hsm-id, --ip (an IP address) and --out are required")
+	}
+	key, err := readClusterKey(*clusterDir)
+	if err != nil {
+		return err
+	}
+	certPEM, err := os.ReadFile(*clusterCert)
+	if err != nil {
+		return err
+	}
+	certs, err := pki.DecodeCertificatesPEM(certPEM, "cluster certificate")
+	if err != nil {
+		return fmt.Errorf("%s: %w", *clusterCert, err)
+	}
+	nodeKey, err := pki.NewNodeKey()
+	if err != nil {
+		return err
+	}
+	cert, err := pki.IssueNodeCert(key, certs[0], pki.NodeCertRequest{
+		HsmID: *hsmID, PublicKey: nodeKey.Public(), IPs: []net.IP{addr}, NotAfter: certs[0].NotAfter,
+	})
+	if err != nil {
+		return err
+	}
+	keyPEM, err := pki.EncodePrivateKeyPEM(nodeKey)
+	if err != nil {
+		return err
+	}
+	if err := writeFileAtomic(filepath.Join(*out, "node.key.pem"), keyPEM, 0o600); err != nil {
+		return err
+	}
+	if err := writeFileAtomic(filepath.Join(*out, "node.crt"), pki.EncodeCertificatesPEM(cert), 0o644); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, filepath.Join(*out, "node.crt"))
+	return nil
+}
+
+// readClusterKey loads the cluster key of a cluster's HSM directory.
+func readClusterKey(dir string) (crypto.Signer, error) {
+	b, err := os.ReadFile(filepath.Join(dir, "cluster.key"))
+	if err != nil {
+		return nil, fmt.Errorf("the cluster key: %w", err)
+	}
+	key, err := pki.DecodePrivateKeyPEM(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, "cluster.key"), err)
+	}
+	return key, nil
+}
+
+// writeFileAtomic writes through a temporary file and a rename, creating
+// the directory (0700).
+func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, mode); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}

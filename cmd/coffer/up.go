@@ -1,0 +1,456 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/coffer-hsm/coffer/internal/ck"
+	"github.com/coffer-hsm/coffer/internal/client"
+	"github.com/coffer-hsm/coffer/internal/controlplane"
+	"github.com/coffer-hsm/coffer/internal/pki"
+)
+
+const upUsage = `usage: coffer up --data-dir DIR [--listen 127.0.0.1:PORT]
+
+Starts, in the foreground, a control plane and a cluster of two HSMs in two
+availability zones, initialized under a customer CA made in DIR and
+activated, with one crypto user. Writes DIR/up.json (endpoint, credentials,
+HSM addresses, passwords) and DIR/pkcs11.json, and prints how to use the
+cluster. Run it again on the same DIR to resume the same cluster. Ctrl-C
+stops everything.
+
+`
+
+// upFile is DIR/up.json: exactly these keys.
+type upFile struct {
+	Endpoint        string   `json:"endpoint"`
+	Region          string   `json:"region"`
+	AccessKeyID     string   `json:"access_key_id"`
+	SecretAccessKey string   `json:"secret_access_key"`
+	ClusterID       string   `json:"cluster_id"`
+	HSMAddresses    []string `json:"hsm_addresses"`
+	TrustAnchor     string   `json:"trust_anchor"`
+	PKCS11Module    string   `json:"pkcs11_module"`
+	PKCS11Config    string   `json:"pkcs11_config"`
+	Admin           upUser   `json:"admin"`
+	CryptoUser      upUser   `json:"crypto_user"`
+}
+
+type upUser struct {
+	Username string `json:"username"`
+	Password string `json:"password"`
+}
+
+const (
+	upRegion     = "us-east-1"
+	upTagKey     = "coffer-up"
+	upCryptoUser = "app_user"
+	upWait       = 3 * time.Minute
+)
+
+func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("up", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dataDir := fs.String("data-dir", "", "directory for everything (created; run again to resume)")
+	listen := fs.String("listen", "", "control plane address (default: the last one used, else 127.0.0.1:2280 or a free port)")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, upUsage)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *dataDir == "" || fs.NArg() > 0 {
+		fs.Usage()
+		return errors.New("--data-dir is required")
+	}
+	// Ctrl-C and SIGTERM stop it cleanly, whoever called run.
+	ctx, stopSignals := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stopSignals()
+	dir, err := filepath.Abs(*dataDir)
+	if err != nil {
+		return err
+	}
+	upPath := filepath.Join(dir, "up.json")
+	var prev upFile
+	if b, err := os.ReadFile(upPath); err == nil {
+		if err := json.Unmarshal(b, &prev); err != nil {
+			return fmt.Errorf("%s: %w", upPath, err)
+		}
+	}
+	log := newLogger(stderr)
+	var cp *runningControlPlane
+	for _, addr := range upListenCandidates(*listen, prev.Endpoint) {
+		cp, err = startControlPlane(ctx, controlPlaneOptions{
+			dataDir: filepath.Join(dir, "controlplane"), listen: addr, regions: []string{upRegion, "us-west-2"},
+			stopNodes: true, logger: log,
+		})
+		if err == nil || *listen != "" {
+			break
+		}
+	}
+	if err != nil {
+		return err
+	}
+	defer func() {
+		fmt.Fprintln(stderr, "coffer up: stopping the HSMs and the control plane")
+		if err := cp.stop(); err != nil {
+			fmt.Fprintln(stderr, "coffer up:", err)
+		}
+	}()
+	api := &apiClient{endpoint: cp.endpoint, region: upRegion, cred: cp.cred}
+	up, err := bringUp(ctx, api, cp, dir, prev, upPath)
+	if err != nil {
+		return err
+	}
+	printUpUsage(stdout, up, upPath)
+	select {
+	case <-ctx.Done():
+		return nil
+	case err := <-cp.errc:
+		return err
+	}
+}
+
+func upListenCandidates(flagValue, prevEndpoint string) []string {
+	if flagValue != "" {
+		return []string{flagValue}
+	}
+	var out []string
+	if a, ok := strings.CutPrefix(prevEndpoint, "http://"); ok {
+		out = append(out, a)
+	}
+	return append(out, "127.0.0.1:2280", "127.0.0.1:0")
+}
+
+// bringUp makes (or finds) the cluster and takes it to ACTIVE with a crypto
+// user, writing up.json before the passwords are used.
+func bringUp(ctx context.Context, api *apiClient, cp *runningControlPlane, dir string, prev upFile, upPath string) (upFile, error) {
+	cl, err := upCluster(ctx, api)
+	if err != nil {
+		return upFile{}, err
+	}
+	// Two HSMs in two availability zones.
+	for _, az := range []string{upRegion + "a", upRegion + "b"} {
+		if !slices.ContainsFunc(cl.Hsms, func(h controlplane.Hsm) bool {
+			return h.AvailabilityZone == az && h.State != controlplane.HsmDeleteInProgress
+		}) {
+			if err := api.call(ctx, "CreateHsm", controlplane.CreateHsmRequest{ClusterId: cl.ClusterId, AvailabilityZone: az}, nil); err != nil {
+				return upFile{}, err
+			}
+		}
+	}
+	anchorPath := filepath.Join(dir, "customerCA.crt")
+	if cl.State == controlplane.ClusterUninitialized || cl.State == controlplane.ClusterCreateInProgress {
+		cl, err = waitCluster(ctx, api, cl.ClusterId, "its ClusterCsr", func(c controlplane.Cluster) bool {
+			return c.Certificates != nil && c.Certificates.ClusterCsr != ""
+		})
+		if err != nil {
+			return upFile{}, err
+		}
+		caCert, caKey, err := upCustomerCA(dir)
+		if err != nil {
+			return upFile{}, err
+		}
+		signed, err := pki.SignCSR(caCert, caKey, []byte(cl.Certificates.ClusterCsr), caCert.NotAfter)
+		if err != nil {
+			return upFile{}, err
+		}
+		err = api.call(ctx, "InitializeCluster", controlplane.InitializeClusterRequest{
+			ClusterId: cl.ClusterId, SignedCert: string(signed), TrustAnchor: string(pki.EncodeCertificatesPEM(caCert)),
+		}, nil)
+		if err != nil {
+			return upFile{}, err
+		}
+	}
+	cl, err = waitCluster(ctx, api, cl.ClusterId, "INITIALIZED with every HSM ACTIVE", func(c controlplane.Cluster) bool {
+		return (c.State == controlplane.ClusterInitialized || c.State == controlplane.ClusterActive) &&
+			!slices.ContainsFunc(c.Hsms, func(h controlplane.Hsm) bool { return h.State != controlplane.HsmActive })
+	})
+	if err != nil {
+		return upFile{}, err
+	}
+	addrs, err := cp.srv.HSMAddresses(upRegion, cl.ClusterId)
+	if err != nil {
+		return upFile{}, err
+	}
+	exe, _ := cofferExecutable()
+	up := upFile{
+		Endpoint: cp.endpoint, Region: upRegion, AccessKeyID: cp.cred.AccessKeyID, SecretAccessKey: cp.cred.SecretAccessKey,
+		ClusterID: cl.ClusterId, HSMAddresses: addrs, TrustAnchor: anchorPath,
+		PKCS11Module: filepath.Join(filepath.Dir(exe), "libcoffer_pkcs11.so"), PKCS11Config: filepath.Join(dir, "pkcs11.json"),
+		Admin: prev.Admin, CryptoUser: prev.CryptoUser,
+	}
+	if prev.ClusterID != cl.ClusterId || up.Admin.Password == "" {
+		up.Admin = upUser{Username: "admin", Password: randomPassword()}
+		up.CryptoUser = upUser{Username: upCryptoUser, Password: randomPassword()}
+	}
+	file := client.File{HSMs: addrs, HSMCACert: anchorPath, ClusterID: cl.ClusterId}
+	if err := file.WriteFile(up.PKCS11Config); err != nil {
+		return upFile{}, err
+	}
+	if err := writeJSON(upPath, up, 0o600); err != nil {
+		return upFile{}, err
+	}
+	if err := waitNodes(ctx, file); err != nil {
+		return upFile{}, err
+	}
+	if cl.State != controlplane.ClusterActive {
+		if err := activate(ctx, file, up); err != nil {
+			return upFile{}, err
+		}
+		if _, err := waitCluster(ctx, api, cl.ClusterId, "ACTIVE", func(c controlplane.Cluster) bool {
+			return c.State == controlplane.ClusterActive
+		}); err != nil {
+			return upFile{}, err
+		}
+	}
+	return up, nil
+}
+
+// upCluster finds the cluster of an earlier `coffer up`, or creates it.
+func upCluster(ctx context.Context, api *apiClient) (controlplane.Cluster, error) {
+	var out controlplane.DescribeClustersResponse
+	if err := api.call(ctx, "DescribeClusters", controlplane.DescribeClustersRequest{}, &out); err != nil {
+		return controlplane.Cluster{}, err
+	}
+	for _, c := range out.Clusters {
+		if c.State != controlplane.ClusterDeleted && c.State != controlplane.ClusterDeleteInProgress &&
+			slices.Contains(c.TagList, controlplane.Tag{Key: upTagKey, Value: "true"}) {
+			return c, nil
+		}
+	}
+	region := controlplane.DefaultRegion(upRegion, 0)
+	var created controlplane.CreateClusterResponse
+	err := api.call(ctx, "CreateCluster", controlplane.CreateClusterRequest{
+		HsmType: "hsm1.medium", SubnetIds: []string{region.Subnets[0].ID, region.Subnets[1].ID},
+		TagList: []controlplane.Tag{{Key: upTagKey, Value: "true"}, {Key: "Name", Value: "coffer-up"}},
+	}, &created)
+	return created.Cluster, err
+}
+
+// upCustomerCA makes (once) the customer CA of DIR/customerCA.{crt,key}.
+func upCustomerCA(dir string) (*x509.Certificate, crypto.Signer, error) {
+	certPath, keyPath := filepath.Join(dir, "customerCA.crt"), filepath.Join(dir, "customerCA.key")
+	if !exists(certPath) {
+		cert, key, err := pki.NewCustomerCA("Coffer up customer CA", time.Now().AddDate(10, 0, 0))
+		if err != nil {
+			return nil, nil, err
+		}
+		keyPEM, err := pki.EncodePrivateKeyPEM(key)
+		if err != nil {
+			return nil, nil, err
+		}
+		if err := writeFileAtomic(keyPath, keyPEM, 0o600); err != nil {
+			return nil, nil, err
+		}
+		if err := writeFileAtomic(certPath, pki.EncodeCertificatesPEM(cert), 0o644); err != nil {
+			return nil, nil, err
+		}
+	}
+	return loadCA(certPath, keyPath)
+}
+
+// activate: the pre-admin sets the admin password, then creates the crypto
+// user. An admin already activated (an interrupted earlier run) logs in
+// with the recorded password instead.
+func activate(ctx context.Context, file client.File, up upFile) error {
+	cfg, err := file.Config(nil)
+	if err != nil {
+		return err
+	}
+	cfg.ReconnectAttempts = 0
+	c, err := client.Dial(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	s, err := c.Login(ctx, "admin", "admin", "password")
+	if err == nil {
+		err = s.Activate(ctx, up.Admin.Password)
+	} else {
+		s, err = c.Login(ctx, "admin", up.Admin.Username, up.Admin.Password)
+	}
+	if err != nil {
+		return fmt.Errorf("activate the cluster: %w", err)
+	}
+	defer s.Close(ctx)
+	users, err := s.ListUsers(ctx)
+	if err != nil {
+		return err
+	}
+	if !slices.ContainsFunc(users, func(u client.UserInfo) bool { return u.Username == up.CryptoUser.Username }) {
+		// The activation reaches the other HSMs by sync, a moment later: an
+		// HSM that has not seen it yet refuses with USER_PIN_NOT_INITIALIZED.
+		err := retryWhile(ctx, 30*time.Second, func() error {
+			return s.CreateUser(ctx, up.CryptoUser.Username, "crypto-user", up.CryptoUser.Password, nil)
+		}, func(err error) bool { return client.Code(err) == ck.CKR_USER_PIN_NOT_INITIALIZED })
+		if err != nil {
+			return fmt.Errorf("create the crypto user: %w", err)
+		}
+	}
+	return nil
+}
+
+// waitNodes waits until every HSM of file answers and says it is ready
+// (after a restart the records say ACTIVE before the nodes are back).
+func waitNodes(ctx context.Context, file client.File) error {
+	cfg, err := file.Config(nil)
+	if err != nil {
+		return err
+	}
+	cfg.ReconnectAttempts = 0
+	notReady := errors.New("not every HSM is ready")
+	return retryWhile(ctx, upWait, func() error {
+		c, err := client.Dial(ctx, cfg)
+		if err != nil {
+			return fmt.Errorf("%w: %w", notReady, err)
+		}
+		defer c.Close()
+		for _, st := range c.ClusterInfo(ctx) {
+			if st.Err != nil || st.Info == nil || !st.Info.Ready {
+				return fmt.Errorf("%w: HSM %s: %v", notReady, st.Address, st.Err)
+			}
+		}
+		return nil
+	}, func(err error) bool { return errors.Is(err, notReady) })
+}
+
+// retryWhile calls fn until it succeeds, fails otherwise than again says,
+// or d has passed.
+func retryWhile(ctx context.Context, d time.Duration, fn func() error, again func(error) bool) error {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		err := fn()
+		if err == nil || !again(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-t.C:
+		}
+	}
+}
+
+func waitCluster(ctx context.Context, api *apiClient, id, what string, done func(controlplane.Cluster) bool) (controlplane.Cluster, error) {
+	ctx, cancel := context.WithTimeout(ctx, upWait)
+	defer cancel()
+	t := time.NewTicker(200 * time.Millisecond)
+	defer t.Stop()
+	for {
+		var out controlplane.DescribeClustersResponse
+		err := api.call(ctx, "DescribeClusters", controlplane.DescribeClustersRequest{Filters: map[string][]string{"clusterIds": {id}}}, &out)
+		if err == nil && len(out.Clusters) == 1 && done(out.Clusters[0]) {
+			return out.Clusters[0], nil
+		}
+		select {
+		case <-ctx.Done():
+			state := ""
+			if len(out.Clusters) == 1 {
+				b, _ := json.Marshal(out.Clusters[0].Hsms)
+				state = fmt.Sprintf(" (state %s %s; HSMs %s)", out.Clusters[0].State, out.Clusters[0].StateMessage, b)
+			}
+			return controlplane.Cluster{}, fmt.Errorf("waiting for cluster %s to be %s%s: %w", id, what, state, errors.Join(ctx.Err(), err))
+		case <-t.C:
+		}
+	}
+}
+
+func printUpUsage(w io.Writer, up upFile, upPath string) {
+	fmt.Fprintf(w, `Coffer is up: cluster %[1]s with HSMs %[2]s (Ctrl-C stops it; run again to resume).
+Everything is in %[3]s.
+
+AWS CLI:
+  export AWS_ACCESS_KEY_ID=%[4]s AWS_SECRET_ACCESS_KEY=%[5]s AWS_DEFAULT_REGION=%[6]s
+  aws cloudhsmv2 describe-clusters --endpoint-url %[7]s
+
+PKCS#11 (pkcs11-tool from OpenSC):
+  export COFFER_PKCS11_CONFIG=%[8]s
+  pkcs11-tool --module %[9]s --login --pin '%[10]s:%[11]s' --keygen --key-type AES:32 --label my-key
+
+Coffer CLI:
+  coffer cli --config %[8]s
+  (login --username %[10]s --role crypto-user --password %[11]s)
+`, up.ClusterID, strings.Join(up.HSMAddresses, ", "), upPath, up.AccessKeyID, up.SecretAccessKey, up.Region,
+		up.Endpoint, up.PKCS11Config, up.PKCS11Module, up.CryptoUser.Username, up.CryptoUser.Password)
+}
+
+func randomPassword() string {
+	const chars = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789"
+	b := make([]byte, 20)
+	rand.Read(b)
+	for i := range b {
+		b[i] = chars[int(b[i])%len(chars)]
+	}
+	return string(b)
+}
+
+func writeJSON(path string, v any, mode os.FileMode) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(path, append(b, '\n'), mode)
+}
+
+// apiClient calls the control plane as an SDK does (SigV4-signed AWS JSON).
+type apiClient struct {
+	endpoint, region string
+	cred             controlplane.Credential
+	http             http.Client
+}
+
+func (a *apiClient) call(ctx context.Context, op string, in, out any) error {
+	body, err := json.Marshal(in)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.endpoint+"/", bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/x-amz-json-1.1")
+	req.Header.Set("X-Amz-Target", controlplane.TargetPrefix+op)
+	controlplane.SignRequest(req, body, a.cred, a.region, time.Now())
+	resp, err := a.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<22))
+	if err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		var e struct {
+			Type    string `json:"__type"`
+			Message string `json:"message"`
+		}
+		json.Unmarshal(b, &e)
+		return fmt.Errorf("%s: %s: %s", op, e.Type, e.Message)
+	}
+	if out == nil {
+		return nil
+	}
+	return json.Unmarshal(b, out)
+}

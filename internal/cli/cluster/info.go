@@ -1,0 +1,110 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/coffer-hsm/coffer/internal/cli"
+	"github.com/coffer-hsm/coffer/internal/client"
+)
+
+// HSM states as `cluster info` reports them.
+const (
+	StateActive      = "ACTIVE"      // answers and has caught up with its peers
+	StateCatchingUp  = "CATCHING_UP" // answers, still syncing before it serves
+	StateUnreachable = "UNREACHABLE" // does not answer
+)
+
+// Info is the result of `cluster info`.
+type Info struct {
+	ClusterID string `json:"cluster-id"`
+	HSMs      []HSM  `json:"hsms"`
+}
+
+// HSM is one HSM of the cluster.
+type HSM struct {
+	Address        string `json:"address"`
+	HSMID          string `json:"hsm-id,omitempty"`
+	NodeID         uint32 `json:"node-id,omitempty"`
+	State          string `json:"state"`
+	Version        string `json:"version,omitempty"`
+	FIPS           bool   `json:"fips"`
+	TokenObjects   int    `json:"token-objects"`
+	SessionObjects int    `json:"session-objects"`
+	Sessions       int    `json:"sessions"`
+	Users          int    `json:"users"`
+	Peers          []Peer `json:"peers"`
+	Error          string `json:"error,omitempty"`
+}
+
+// Peer is an HSM's view of one of its peers.
+type Peer struct {
+	NodeID    uint32  `json:"node-id"`
+	Address   string  `json:"address"`
+	Connected bool    `json:"connected"`
+	SyncLagMS float64 `json:"sync-lag-ms"`
+}
+
+// Table prints one HSM per row, with its largest sync lag.
+func (in Info) Table() ([]string, [][]string) {
+	rows := make([][]string, len(in.HSMs))
+	for i, h := range in.HSMs {
+		lag, peers := 0.0, 0
+		for _, p := range h.Peers {
+			lag = max(lag, p.SyncLagMS)
+			if p.Connected {
+				peers++
+			}
+		}
+		rows[i] = []string{h.Address, h.HSMID, h.State, strconv.Itoa(h.TokenObjects), strconv.Itoa(h.Sessions),
+			fmt.Sprintf("%d/%d", peers, len(h.Peers)), fmt.Sprintf("%.1fms", lag)}
+	}
+	return []string{"ADDRESS", "HSM-ID", "STATE", "TOKEN-OBJECTS", "SESSIONS", "PEERS-CONNECTED", "MAX-SYNC-LAG"}, rows
+}
+
+func info(env *cli.Env) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "info",
+		Aliases: []string{"hsm-info"},
+		Short:   "List the HSMs of the cluster: state, objects, peers and sync lag",
+		Long: `Ask every HSM in the cluster configuration about itself: its state (ACTIVE,
+CATCHING_UP while it syncs before serving, UNREACHABLE), its objects, sessions
+and users, and how far behind each of its peers it is. No login needed.`,
+	}
+	cmd.RunE = cli.Run(env, cli.NeedNothing, func(ctx context.Context, _ *client.Session) (any, error) {
+		c, err := env.Cluster(ctx)
+		if err != nil {
+			return nil, err
+		}
+		var out Info
+		for _, st := range c.ClusterInfo(ctx) {
+			h := HSM{Address: st.Address, State: StateUnreachable, Peers: []Peer{}}
+			if st.Err != nil {
+				h.Error = st.Err.Error()
+			}
+			if n := st.Info; n != nil {
+				if out.ClusterID == "" {
+					out.ClusterID = n.ClusterID
+				}
+				h.HSMID, h.NodeID, h.Version, h.FIPS = n.HSMID, n.NodeID, n.Version, n.FIPS
+				h.TokenObjects, h.SessionObjects, h.Sessions, h.Users = n.TokenObjects, n.SessionObjects, n.Sessions, n.Users
+				h.State = StateCatchingUp
+				if n.Ready {
+					h.State = StateActive
+				}
+				for _, p := range n.Peers {
+					h.Peers = append(h.Peers, Peer{NodeID: p.NodeID, Address: p.Address, Connected: p.Connected,
+						SyncLagMS: float64(p.SyncLag) / float64(time.Millisecond)})
+				}
+			}
+			out.HSMs = append(out.HSMs, h)
+		}
+		return out, nil
+	})
+	return cli.Leaf(cmd, `  coffer cli cluster info
+  coffer cli --output table cluster info`)
+}

@@ -1,0 +1,142 @@
+package tree
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/coffer-hsm/coffer/internal/cli"
+)
+
+func testEnv(out *bytes.Buffer, vars map[string]string) *cli.Env {
+	return &cli.Env{In: strings.NewReader(""), Out: out, Err: out, Format: cli.JSON,
+		Getenv: func(k string) string { return vars[k] }}
+}
+
+func leaves(c *cobra.Command) []*cobra.Command {
+	var out []*cobra.Command
+	for _, s := range c.Commands() {
+		if s.HasAvailableSubCommands() {
+			out = append(out, leaves(s)...)
+		} else if !s.Hidden && s.Name() != "help" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func TestEveryCommandIsDocumented(t *testing.T) {
+	for _, interactive := range []bool{false, true} {
+		env := testEnv(&bytes.Buffer{}, nil)
+		env.Interactive = interactive
+		c := CLI(env)
+		if m := missingExamples(c); len(m) > 0 {
+			t.Errorf("commands without an example: %q", m)
+		}
+		for _, l := range leaves(c) {
+			if l.Short == "" || l.Long == "" {
+				t.Errorf("%s: no description", l.CommandPath())
+			}
+			l.LocalFlags().VisitAll(func(f *pflag.Flag) {
+				if f.Value.Type() == "stringArray" && !cli.IsMultiValue(f.Name) {
+					t.Errorf("%s --%s takes several values, but ExpandArgs does not know it", l.CommandPath(), f.Name)
+				}
+				if f.Usage == "" {
+					t.Errorf("%s --%s: no usage", l.CommandPath(), f.Name)
+				}
+			})
+		}
+	}
+	ref := string(Reference())
+	for _, l := range leaves(New(testEnv(&bytes.Buffer{}, nil)).Commands()[0]) {
+		if !strings.Contains(ref, "### "+l.CommandPath()+"\n") {
+			t.Errorf("the reference lacks %s", l.CommandPath())
+		}
+	}
+	for _, want := range []string{"| extractable | CKA_EXTRACTABLE |", "## Exit codes", "--cluster-config"} {
+		if !strings.Contains(ref, want) {
+			t.Errorf("the reference lacks %q", want)
+		}
+	}
+}
+
+// TestExecuteOffline runs the commands that need no cluster, and the
+// mistakes caught before one is needed.
+func TestExecuteOffline(t *testing.T) {
+	dir := t.TempDir()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyPath := filepath.Join(dir, "approver.key")
+	if err := os.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	token := filepath.Join(dir, "reg.json")
+	missing := filepath.Join(dir, "missing.json")
+	for _, c := range []struct {
+		name string
+		args []string
+		vars map[string]string
+		code int
+		want string
+	}{
+		{"registration token", []string{"quorum", "token-sign", "generate", "--service", "registration", "--token", token}, nil, 0, `"service": "registration"`},
+		{"approve it", []string{"quorum", "token-sign", "approve", "--token", token, "--username", "admin2", "--private-key", keyPath}, nil, 0, `"approvals": 1`},
+		{"approve needs a key or a signature", []string{"quorum", "token-sign", "approve", "--token", token, "--username", "admin2"}, nil, 2, "at least one of the flags"},
+		{"table output", []string{"--output", "table", "quorum", "token-sign", "approve", "--token", token, "--username", "admin3", "--private-key", keyPath}, nil, 0, "approvals: 2"},
+		{"help", []string{"key", "list", "--help"}, nil, 0, "Examples:"},
+		{"group alone", []string{"crypto"}, nil, 0, "Available Commands:"},
+		{"unknown command", []string{"key", "frob"}, nil, 2, `unknown command \"frob\" for \"coffer cli key\"`},
+		{"unknown top command", []string{"frob"}, nil, 2, `unknown command \"frob\"`},
+		{"unknown flag", []string{"key", "list", "--frob"}, nil, 2, "unknown flag: --frob"},
+		{"required flag", []string{"user", "delete", "--username", "x"}, nil, 2, `required flag(s) \"role\" not set`},
+		{"bad output", []string{"--output", "xml", "cluster", "info"}, nil, 2, `--output \"xml\"`},
+		{"no configuration", []string{"--cluster-config", missing, "cluster", "info"}, nil, 1, "no cluster configuration at " + missing},
+		{"credentials from the environment", []string{"--cluster-config", missing, "key", "list"},
+			map[string]string{cli.EnvUsername: "alice", cli.EnvRole: "crypto-user", cli.EnvPassword: "pw-pw-pw"}, 1, "no cluster configuration"},
+		{"flags before the environment", []string{"--cluster-config", missing, "--role", "root", "key", "list"},
+			map[string]string{cli.EnvUsername: "alice", cli.EnvRole: "crypto-user"}, 2, `role \"root\"`},
+		{"no credentials", []string{"--cluster-config", missing, "key", "list"}, nil, 1, "not logged in"},
+		{"mtls", []string{"cluster", "mtls", "get-enforcement"}, nil, 2, "not supported by this cluster yet"},
+		{"reference-pem", []string{"--cluster-config", missing, "key", "generate-file", "--encoding", "reference-pem", "--path", "x", "--filter", "attr.label=k"},
+			map[string]string{cli.EnvUsername: "alice", cli.EnvRole: "crypto-user", cli.EnvPassword: "pw-pw-pw"}, 1, "no cluster configuration"},
+		{"docs", []string{"docs"}, nil, 0, "### coffer cli crypto verify ed25519"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var out bytes.Buffer
+			env := testEnv(&out, c.vars)
+			code := Execute(context.Background(), env, c.args)
+			env.Close(context.Background())
+			if code != c.code || !strings.Contains(out.String(), c.want) {
+				t.Errorf("exit %d, output:\n%s\nwant exit %d and %q", code, out.String(), c.code, c.want)
+			}
+		})
+	}
+}
+
+func TestShellOverPlainInput(t *testing.T) {
+	var out bytes.Buffer
+	env := testEnv(&out, nil)
+	env.In = strings.NewReader("quorum token-sign generate --service registration --token " + filepath.Join(t.TempDir(), "t.json") + "\nlogin --username a --role admin --password p\n")
+	env.ConfigPath = filepath.Join(t.TempDir(), "none.json")
+	code := Execute(context.Background(), env, []string{"interactive"})
+	if code != cli.ExitFailed || !strings.Contains(out.String(), `"service": "registration"`) || !strings.Contains(out.String(), "no cluster configuration") {
+		t.Errorf("exit %d, output:\n%s", code, out.String())
+	}
+}

@@ -67,23 +67,21 @@ func TestAWSWalkthrough(t *testing.T) {
 	w.aws("initialize-cluster", "--cluster-id", id, "--signed-cert", "file://cluster-cert.pem", "--trust-anchor", "file://ca-cert.pem")
 	w.waitFor("INITIALIZED", "describe-clusters", "--filters", "clusterIds="+id, "--query", "Clusters[0].State")
 
-	// Steps 4–5: the client, activation and a crypto user.
+	// Steps 4–5: the client configuration, activation and a crypto user,
+	// with coffer cli as the seed does with the management utility.
 	ip1 := w.aws("describe-clusters", "--filters", "clusterIds="+id, "--query", "Clusters[0].Hsms[0].EniIp")
 	ctx := t.Context()
-	s := w.login(ctx, id, []string{ip1}, "admin", "admin", "password")
-	if err := s.Activate(ctx, "admin-password-1"); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.CreateUser(ctx, "app_user", "crypto-user", "app-password-1", nil); err != nil {
-		t.Fatal(err)
-	}
-	s.Close(ctx)
+	cliConfig := filepath.Join(w.dir, "cli.json")
+	w.cofferCmd("configure", "cli", "-a", net.JoinHostPort(ip1, "2223"), "--hsm-ca-cert", filepath.Join(w.dir, "ca-cert.pem"), "--path", cliConfig)
+	w.cofferCmd("cli", "--cluster-config", cliConfig, "cluster", "activate", "--password", "admin-password-1")
+	w.cofferCmd("cli", "--cluster-config", cliConfig, "--username", "admin", "--role", "admin",
+		"user", "create", "--username", "app_user", "--role", "crypto-user", "--password", "app-password-1")
 	w.waitFor("ACTIVE", "describe-clusters", "--filters", "clusterIds="+id, "--query", "Clusters[0].State")
 
 	// An AES key made with pkcs11-tool through libcoffer_pkcs11.so (seed 004:
 	// "generate a key using PKCS#11"), then used once.
 	w.pkcs11Tool(id, ip1, "app_user:app-password-1", "--keygen", "--key-type", "AES:32", "--label", "my-encryption-key")
-	s = w.login(ctx, id, []string{ip1}, "crypto-user", "app_user", "app-password-1")
+	s := w.login(ctx, id, []string{ip1}, "crypto-user", "app_user", "app-password-1")
 	keys, err := s.FindObjects(ctx, []client.Attribute{{Type: ck.CKA_LABEL, Value: []byte("my-encryption-key")}})
 	if err != nil || len(keys) != 1 {
 		t.Fatalf("the key pkcs11-tool made: %v %v", keys, err)
@@ -187,6 +185,7 @@ func cofferBinary(t *testing.T, dir string) string {
 type walkthrough struct {
 	t        *testing.T
 	dir      string
+	coffer   string // this test binary, linked as coffer
 	endpoint string
 	env      []string
 }
@@ -239,7 +238,7 @@ func startWalkthrough(t *testing.T) *walkthrough {
 			}
 		}
 	})
-	w := &walkthrough{t: t, dir: dir, endpoint: "http://" + addr, env: append(os.Environ(),
+	w := &walkthrough{t: t, dir: dir, coffer: coffer, endpoint: "http://" + addr, env: append(os.Environ(),
 		"AWS_ACCESS_KEY_ID=AKIAWALKTHROUGH00001", "AWS_SECRET_ACCESS_KEY=walkthrough-secret-0123456789",
 		"AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null", "AWS_MAX_ATTEMPTS=1", "AWS_PAGER=")}
 	w.eventually("the control plane to answer", func() (bool, string) {
@@ -329,6 +328,20 @@ func (w *walkthrough) openssl(args ...string) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		w.t.Fatalf("openssl %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
+}
+
+// cofferCmd runs a coffer command and fails the test if it fails. coffer
+// cli logs in as the admin from the environment, as a script would.
+func (w *walkthrough) cofferCmd(args ...string) string {
+	w.t.Helper()
+	cmd := exec.CommandContext(w.t.Context(), w.coffer, args...)
+	cmd.Dir = w.dir
+	cmd.Env = append(os.Environ(), "COFFER_CLI_PASSWORD=admin-password-1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		w.t.Fatalf("coffer %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
 }
 
 // login connects to the given HSMs (port 2223, as CloudHSM clients do)

@@ -191,6 +191,9 @@ func (p *Processes) Ensure(ctx context.Context, spec NodeSpec, allowRestart bool
 		if pr == nil && fileExists(filepath.Join(dir, "node.pid")) {
 			st.Restarted = true // it ran, and died while nobody watched
 		}
+		if pr != nil {
+			p.procs[key] = pr // watched, restarted and stopped like a child from now on
+		}
 	}
 	if pr != nil && !pr.alive(dir) {
 		p.log.Warn("HSM node exited; restarting", "hsm", spec.HsmID, "pid", pr.pid)

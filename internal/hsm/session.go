@@ -5,7 +5,6 @@ import (
 	"sync"
 
 	"github.com/coffer-hsm/coffer/internal/audit"
-	"github.com/coffer-hsm/coffer/internal/ck"
 )
 
 // SessionID names a session on one device. Ids are never reused while the
@@ -168,15 +167,4 @@ func resultOf(err error) string {
 		return "ok"
 	}
 	return Code(err).String()
-}
-
-// ckUser maps a PKCS#11 user type to the role it logs in as.
-func ckUser(u ck.UserType) (Role, bool) {
-	switch u {
-	case ck.CKU_SO:
-		return RoleAdmin, true
-	case ck.CKU_USER:
-		return RoleCryptoUser, true
-	}
-	return 0, false
 }

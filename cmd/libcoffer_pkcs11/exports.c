@@ -4,39 +4,125 @@
 // v3.0 header (Debian libnss3-dev), so the compiler checks every C_* here
 // against the standard's prototype.
 //
-// Fork: a child process gets CKR_CRYPTOKI_NOT_INITIALIZED from every
-// function; the check is this file's `live` flag, cleared in the child by a
-// pthread_atfork handler, so a forked child never enters Go. Go's runtime
-// does not survive fork without exec (its threads stay in the parent; a
-// call into Go from the child hangs), so C_Initialize in a forked child
-// fails at once with CKR_FUNCTION_FAILED instead of hanging. A child that
-// execs loads the library afresh and works.
+// Fork: Go's runtime does not survive fork without exec (its threads stay
+// in the parent; a call into it from a child hangs), so a forked child never
+// enters this copy's Go code again. Every function answers
+// CKR_CRYPTOKI_NOT_INITIALIZED in the child (pthread_atfork handler) until
+// the child calls C_Initialize, which loads a fresh copy of this library
+// from an in-memory file (memfd: a new inode, so the dynamic loader maps a
+// second image with its own Go runtime, started in the child) and from then
+// on forwards every C_* of this image to that copy (FWD). The copy is made
+// in the parent on the first fork after C_Initialize (atfork prepare, one
+// copy of the file shared by all children) or, failing that, in the child.
+// The application keeps the function list it got before the fork; its
+// handles from the parent are meaningless in the child, as PKCS#11 says.
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/sendfile.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include "pkcs11.h"
 #include "_cgo_export.h"
 
 static volatile int live;   // 1 from a successful C_Initialize to C_Finalize, in this process
-static volatile int forked; // set in a child after fork
-static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
-
-static void coffer_atfork_child(void) { live = 0; forked = 1; }
-static void coffer_register_atfork(void) { pthread_atfork(NULL, NULL, coffer_atfork_child); }
+static volatile int forked; // set in a child after fork: this image's Go runtime is gone
+static int self_fd = -1;    // this library's file, opened at load
+static int copy_fd = -1;    // a memfd holding a copy of it, made for children
+static int copy_loaded;     // copy_fd is already mapped in this process
+static CK_FUNCTION_LIST_3_0_PTR fwd; // the copy's functions, in a child that initialized
 
 #define LIVE do { if (!live) return CKR_CRYPTOKI_NOT_INITIALIZED; } while (0)
+#define FWD(name, ...) do { if (fwd) return fwd->name(__VA_ARGS__); } while (0)
 
 extern CK_FUNCTION_LIST coffer_functions;
 extern CK_FUNCTION_LIST_3_0 coffer_functions_3_0;
 
+// coffer_copy returns a sealed memfd holding this library's file, or -1.
+static int coffer_copy(void) {
+	struct stat st;
+	if (self_fd < 0 || fstat(self_fd, &st) != 0) return -1;
+	int fd = memfd_create("libcoffer_pkcs11.so", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (fd < 0) return -1;
+	off_t off = 0;
+	while (off < st.st_size) {
+		ssize_t n = sendfile(fd, self_fd, &off, (size_t)(st.st_size - off));
+		if (n <= 0) {
+			close(fd);
+			return -1;
+		}
+	}
+	fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL);
+	return fd;
+}
+
+static void coffer_atfork_prepare(void) {
+	// A copy already mapped here keeps its descriptor open: the loader
+	// knows it by the name /proc/self/fd/N, which must not be reused.
+	if ((live || fwd != NULL) && (copy_fd < 0 || copy_loaded)) {
+		copy_fd = coffer_copy();
+		copy_loaded = 0;
+	}
+}
+
+static void coffer_atfork_child(void) {
+	live = 0;
+	forked = 1;
+	fwd = NULL; // a copy loaded by the parent lost its runtime too
+}
+
+// coffer_load runs when the library is mapped. A copy loaded in a child
+// (named /proc/self/fd/N) is only ever called through the image the
+// application loaded, which handles forks for it, so it registers nothing.
+__attribute__((constructor)) static void coffer_load(void) {
+	Dl_info info;
+	if (!dladdr((void *)coffer_load, &info) || info.dli_fname == NULL) return;
+	if (strncmp(info.dli_fname, "/proc/self/fd/", 14) == 0) return;
+	self_fd = open(info.dli_fname, O_RDONLY | O_CLOEXEC);
+	pthread_atfork(coffer_atfork_prepare, NULL, coffer_atfork_child);
+}
+
+// coffer_load_copy maps a fresh copy of this library in a forked child and
+// returns its v3.0 function list.
+static CK_FUNCTION_LIST_3_0_PTR coffer_load_copy(void) {
+	if (copy_fd < 0 || copy_loaded) copy_fd = coffer_copy();
+	if (copy_fd < 0) {
+		fprintf(stderr, "coffer pkcs11: cannot copy the library for a forked child (%s): call C_Initialize before fork, or exec\n", strerror(errno));
+		return NULL;
+	}
+	char path[64];
+	snprintf(path, sizeof path, "/proc/self/fd/%d", copy_fd);
+	void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+	copy_loaded = 1;
+	if (h == NULL) {
+		fprintf(stderr, "coffer pkcs11: loading a fresh copy in a forked child: %s\n", dlerror());
+		return NULL;
+	}
+	CK_C_GetInterface get = (CK_C_GetInterface)dlsym(h, "C_GetInterface");
+	CK_VERSION v3 = {3, 0};
+	CK_INTERFACE_PTR iface = NULL;
+	if (get == NULL || get(NULL, &v3, &iface, 0) != CKR_OK || iface == NULL) return NULL;
+	return (CK_FUNCTION_LIST_3_0_PTR)iface->pFunctionList;
+}
+
 CK_RV C_Initialize(CK_VOID_PTR pInitArgs) {
-	pthread_once(&atfork_once, coffer_register_atfork);
-	if (forked) return CKR_FUNCTION_FAILED;
+	if (forked) {
+		if (fwd == NULL) fwd = coffer_load_copy();
+		if (fwd == NULL) return CKR_FUNCTION_FAILED;
+	}
+	FWD(C_Initialize, pInitArgs);
 	CK_RV rv = goInitialize(pInitArgs);
 	if (rv == CKR_OK) live = 1;
 	return rv;
 }
 
 CK_RV C_Finalize(CK_VOID_PTR pReserved) {
+	FWD(C_Finalize, pReserved);
 	LIVE;
 	CK_RV rv = goFinalize(pReserved);
 	if (rv == CKR_OK) live = 0;
@@ -71,8 +157,8 @@ CK_RV C_GetInterfaceList(CK_INTERFACE_PTR pInterfacesList, CK_ULONG_PTR pulCount
 }
 
 // C_GetInterface: "PKCS 11" (or NULL), version 3.0 (the default) or 2.40.
-// The library is not fork-safe (a child must call C_Initialize), so a
-// request for CKF_INTERFACE_FORK_SAFE finds nothing.
+// The library is not fork-safe in PKCS#11's sense (a child must call
+// C_Initialize), so a request for CKF_INTERFACE_FORK_SAFE finds nothing.
 CK_RV C_GetInterface(CK_UTF8CHAR_PTR pInterfaceName, CK_VERSION_PTR pVersion, CK_INTERFACE_PTR_PTR ppInterface, CK_FLAGS flags) {
 	if (ppInterface == NULL) return CKR_ARGUMENTS_BAD;
 	if (pInterfaceName != NULL && strcmp((const char *)pInterfaceName, "PKCS 11") != 0) return CKR_ARGUMENTS_BAD;
@@ -87,93 +173,93 @@ CK_RV C_GetInterface(CK_UTF8CHAR_PTR pInterfaceName, CK_VERSION_PTR pVersion, CK
 	return CKR_ARGUMENTS_BAD;
 }
 
-CK_RV C_GetInfo(CK_INFO_PTR pInfo) { LIVE; return goGetInfo(pInfo); }
-CK_RV C_GetSlotList(CK_BBOOL tokenPresent, CK_SLOT_ID_PTR pSlotList, CK_ULONG_PTR pulCount) { LIVE; return goGetSlotList(tokenPresent, pSlotList, pulCount); }
-CK_RV C_GetSlotInfo(CK_SLOT_ID slotID, CK_SLOT_INFO_PTR pInfo) { LIVE; return goGetSlotInfo(slotID, pInfo); }
-CK_RV C_GetTokenInfo(CK_SLOT_ID slotID, CK_TOKEN_INFO_PTR pInfo) { LIVE; return goGetTokenInfo(slotID, pInfo); }
-CK_RV C_GetMechanismList(CK_SLOT_ID slotID, CK_MECHANISM_TYPE_PTR pMechanismList, CK_ULONG_PTR pulCount) { LIVE; return goGetMechanismList(slotID, pMechanismList, pulCount); }
-CK_RV C_GetMechanismInfo(CK_SLOT_ID slotID, CK_MECHANISM_TYPE type, CK_MECHANISM_INFO_PTR pInfo) { LIVE; return goGetMechanismInfo(slotID, type, pInfo); }
-CK_RV C_InitToken(CK_SLOT_ID slotID, CK_UTF8CHAR_PTR pPin, CK_ULONG ulPinLen, CK_UTF8CHAR_PTR pLabel) { LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
-CK_RV C_InitPIN(CK_SESSION_HANDLE hSession, CK_UTF8CHAR_PTR pPin, CK_ULONG ulPinLen) { LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
-CK_RV C_SetPIN(CK_SESSION_HANDLE hSession, CK_UTF8CHAR_PTR pOldPin, CK_ULONG ulOldLen, CK_UTF8CHAR_PTR pNewPin, CK_ULONG ulNewLen) { LIVE; return goSetPIN(hSession, pOldPin, ulOldLen, pNewPin, ulNewLen); }
-CK_RV C_OpenSession(CK_SLOT_ID slotID, CK_FLAGS flags, CK_VOID_PTR pApplication, CK_NOTIFY Notify, CK_SESSION_HANDLE_PTR phSession) { LIVE; return goOpenSession(slotID, flags, phSession); }
-CK_RV C_CloseSession(CK_SESSION_HANDLE hSession) { LIVE; return goCloseSession(hSession); }
-CK_RV C_CloseAllSessions(CK_SLOT_ID slotID) { LIVE; return goCloseAllSessions(slotID); }
-CK_RV C_GetSessionInfo(CK_SESSION_HANDLE hSession, CK_SESSION_INFO_PTR pInfo) { LIVE; return goGetSessionInfo(hSession, pInfo); }
-CK_RV C_GetOperationState(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pOperationState, CK_ULONG_PTR pulOperationStateLen) { LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
-CK_RV C_SetOperationState(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pOperationState, CK_ULONG ulOperationStateLen, CK_OBJECT_HANDLE hEncryptionKey, CK_OBJECT_HANDLE hAuthenticationKey) { LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
-CK_RV C_Login(CK_SESSION_HANDLE hSession, CK_USER_TYPE userType, CK_UTF8CHAR_PTR pPin, CK_ULONG ulPinLen) { LIVE; return goLogin(hSession, userType, pPin, ulPinLen); }
-CK_RV C_Logout(CK_SESSION_HANDLE hSession) { LIVE; return goLogout(hSession); }
-CK_RV C_CreateObject(CK_SESSION_HANDLE hSession, CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulCount, CK_OBJECT_HANDLE_PTR phObject) { LIVE; return goCreateObject(hSession, pTemplate, ulCount, phObject); }
-CK_RV C_CopyObject(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject, CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulCount, CK_OBJECT_HANDLE_PTR phNewObject) { LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
-CK_RV C_DestroyObject(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject) { LIVE; return goDestroyObject(hSession, hObject); }
-CK_RV C_GetObjectSize(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject, CK_ULONG_PTR pulSize) { LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
-CK_RV C_GetAttributeValue(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject, CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulCount) { LIVE; return goGetAttributeValue(hSession, hObject, pTemplate, ulCount); }
-CK_RV C_SetAttributeValue(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject, CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulCount) { LIVE; return goSetAttributeValue(hSession, hObject, pTemplate, ulCount); }
-CK_RV C_FindObjectsInit(CK_SESSION_HANDLE hSession, CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulCount) { LIVE; return goFindObjectsInit(hSession, pTemplate, ulCount); }
-CK_RV C_FindObjects(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE_PTR phObject, CK_ULONG ulMaxObjectCount, CK_ULONG_PTR pulObjectCount) { LIVE; return goFindObjects(hSession, phObject, ulMaxObjectCount, pulObjectCount); }
-CK_RV C_FindObjectsFinal(CK_SESSION_HANDLE hSession) { LIVE; return goFindObjectsFinal(hSession); }
-CK_RV C_EncryptInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey) { LIVE; return goEncryptInit(hSession, pMechanism, hKey); }
-CK_RV C_Encrypt(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData, CK_ULONG ulDataLen, CK_BYTE_PTR pEncryptedData, CK_ULONG_PTR pulEncryptedDataLen) { LIVE; return goEncrypt(hSession, pData, ulDataLen, pEncryptedData, pulEncryptedDataLen); }
-CK_RV C_EncryptUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart, CK_ULONG ulPartLen, CK_BYTE_PTR pEncryptedPart, CK_ULONG_PTR pulEncryptedPartLen) { LIVE; return goEncryptUpdate(hSession, pPart, ulPartLen, pEncryptedPart, pulEncryptedPartLen); }
-CK_RV C_EncryptFinal(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pLastEncryptedPart, CK_ULONG_PTR pulLastEncryptedPartLen) { LIVE; return goEncryptFinal(hSession, pLastEncryptedPart, pulLastEncryptedPartLen); }
-CK_RV C_DecryptInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey) { LIVE; return goDecryptInit(hSession, pMechanism, hKey); }
-CK_RV C_Decrypt(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pEncryptedData, CK_ULONG ulEncryptedDataLen, CK_BYTE_PTR pData, CK_ULONG_PTR pulDataLen) { LIVE; return goDecrypt(hSession, pEncryptedData, ulEncryptedDataLen, pData, pulDataLen); }
-CK_RV C_DecryptUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pEncryptedPart, CK_ULONG ulEncryptedPartLen, CK_BYTE_PTR pPart, CK_ULONG_PTR pulPartLen) { LIVE; return goDecryptUpdate(hSession, pEncryptedPart, ulEncryptedPartLen, pPart, pulPartLen); }
-CK_RV C_DecryptFinal(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pLastPart, CK_ULONG_PTR pulLastPartLen) { LIVE; return goDecryptFinal(hSession, pLastPart, pulLastPartLen); }
-CK_RV C_DigestInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism) { LIVE; return goDigestInit(hSession, pMechanism); }
-CK_RV C_Digest(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData, CK_ULONG ulDataLen, CK_BYTE_PTR pDigest, CK_ULONG_PTR pulDigestLen) { LIVE; return goDigest(hSession, pData, ulDataLen, pDigest, pulDigestLen); }
-CK_RV C_DigestUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart, CK_ULONG ulPartLen) { LIVE; return goDigestUpdate(hSession, pPart, ulPartLen); }
-CK_RV C_DigestKey(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hKey) { LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
-CK_RV C_DigestFinal(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pDigest, CK_ULONG_PTR pulDigestLen) { LIVE; return goDigestFinal(hSession, pDigest, pulDigestLen); }
-CK_RV C_SignInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey) { LIVE; return goSignInit(hSession, pMechanism, hKey); }
-CK_RV C_Sign(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData, CK_ULONG ulDataLen, CK_BYTE_PTR pSignature, CK_ULONG_PTR pulSignatureLen) { LIVE; return goSign(hSession, pData, ulDataLen, pSignature, pulSignatureLen); }
-CK_RV C_SignUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart, CK_ULONG ulPartLen) { LIVE; return goSignUpdate(hSession, pPart, ulPartLen); }
-CK_RV C_SignFinal(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pSignature, CK_ULONG_PTR pulSignatureLen) { LIVE; return goSignFinal(hSession, pSignature, pulSignatureLen); }
-CK_RV C_SignRecoverInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey) { LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
-CK_RV C_SignRecover(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData, CK_ULONG ulDataLen, CK_BYTE_PTR pSignature, CK_ULONG_PTR pulSignatureLen) { LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
-CK_RV C_VerifyInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey) { LIVE; return goVerifyInit(hSession, pMechanism, hKey); }
-CK_RV C_Verify(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData, CK_ULONG ulDataLen, CK_BYTE_PTR pSignature, CK_ULONG ulSignatureLen) { LIVE; return goVerify(hSession, pData, ulDataLen, pSignature, ulSignatureLen); }
-CK_RV C_VerifyUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart, CK_ULONG ulPartLen) { LIVE; return goVerifyUpdate(hSession, pPart, ulPartLen); }
-CK_RV C_VerifyFinal(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pSignature, CK_ULONG ulSignatureLen) { LIVE; return goVerifyFinal(hSession, pSignature, ulSignatureLen); }
-CK_RV C_VerifyRecoverInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey) { LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
-CK_RV C_VerifyRecover(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pSignature, CK_ULONG ulSignatureLen, CK_BYTE_PTR pData, CK_ULONG_PTR pulDataLen) { LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
-CK_RV C_DigestEncryptUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart, CK_ULONG ulPartLen, CK_BYTE_PTR pEncryptedPart, CK_ULONG_PTR pulEncryptedPartLen) { LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
-CK_RV C_DecryptDigestUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pEncryptedPart, CK_ULONG ulEncryptedPartLen, CK_BYTE_PTR pPart, CK_ULONG_PTR pulPartLen) { LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
-CK_RV C_SignEncryptUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart, CK_ULONG ulPartLen, CK_BYTE_PTR pEncryptedPart, CK_ULONG_PTR pulEncryptedPartLen) { LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
-CK_RV C_DecryptVerifyUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pEncryptedPart, CK_ULONG ulEncryptedPartLen, CK_BYTE_PTR pPart, CK_ULONG_PTR pulPartLen) { LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
-CK_RV C_GenerateKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulCount, CK_OBJECT_HANDLE_PTR phKey) { LIVE; return goGenerateKey(hSession, pMechanism, pTemplate, ulCount, phKey); }
-CK_RV C_GenerateKeyPair(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_ATTRIBUTE_PTR pPublicKeyTemplate, CK_ULONG ulPublicKeyAttributeCount, CK_ATTRIBUTE_PTR pPrivateKeyTemplate, CK_ULONG ulPrivateKeyAttributeCount, CK_OBJECT_HANDLE_PTR phPublicKey, CK_OBJECT_HANDLE_PTR phPrivateKey) { LIVE; return goGenerateKeyPair(hSession, pMechanism, pPublicKeyTemplate, ulPublicKeyAttributeCount, pPrivateKeyTemplate, ulPrivateKeyAttributeCount, phPublicKey, phPrivateKey); }
-CK_RV C_WrapKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hWrappingKey, CK_OBJECT_HANDLE hKey, CK_BYTE_PTR pWrappedKey, CK_ULONG_PTR pulWrappedKeyLen) { LIVE; return goWrapKey(hSession, pMechanism, hWrappingKey, hKey, pWrappedKey, pulWrappedKeyLen); }
-CK_RV C_UnwrapKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hUnwrappingKey, CK_BYTE_PTR pWrappedKey, CK_ULONG ulWrappedKeyLen, CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulAttributeCount, CK_OBJECT_HANDLE_PTR phKey) { LIVE; return goUnwrapKey(hSession, pMechanism, hUnwrappingKey, pWrappedKey, ulWrappedKeyLen, pTemplate, ulAttributeCount, phKey); }
-CK_RV C_DeriveKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hBaseKey, CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulAttributeCount, CK_OBJECT_HANDLE_PTR phKey) { LIVE; return goDeriveKey(hSession, pMechanism, hBaseKey, pTemplate, ulAttributeCount, phKey); }
-CK_RV C_SeedRandom(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pSeed, CK_ULONG ulSeedLen) { LIVE; return goSeedRandom(hSession, pSeed, ulSeedLen); }
-CK_RV C_GenerateRandom(CK_SESSION_HANDLE hSession, CK_BYTE_PTR RandomData, CK_ULONG ulRandomLen) { LIVE; return goGenerateRandom(hSession, RandomData, ulRandomLen); }
-CK_RV C_GetFunctionStatus(CK_SESSION_HANDLE hSession) { LIVE; return CKR_FUNCTION_NOT_PARALLEL; }
-CK_RV C_CancelFunction(CK_SESSION_HANDLE hSession) { LIVE; return CKR_FUNCTION_NOT_PARALLEL; }
-CK_RV C_WaitForSlotEvent(CK_FLAGS flags, CK_SLOT_ID_PTR pSlot, CK_VOID_PTR pRserved) { LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
-CK_RV C_LoginUser(CK_SESSION_HANDLE hSession, CK_USER_TYPE userType, CK_CHAR_PTR pPin, CK_ULONG ulPinLen, CK_UTF8CHAR_PTR pUsername, CK_ULONG ulUsernameLen) { LIVE; return goLoginUser(hSession, userType, pPin, ulPinLen, pUsername, ulUsernameLen); }
-CK_RV C_SessionCancel(CK_SESSION_HANDLE hSession, CK_FLAGS flags) { LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
-CK_RV C_MessageEncryptInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey) { LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
-CK_RV C_EncryptMessage(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter, CK_ULONG ulParameterLen, CK_BYTE_PTR pAssociatedData, CK_ULONG ulAssociatedDataLen, CK_BYTE_PTR pPlaintext, CK_ULONG ulPlaintextLen, CK_BYTE_PTR pCiphertext, CK_ULONG_PTR pulCiphertextLen) { LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
-CK_RV C_EncryptMessageBegin(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter, CK_ULONG ulParameterLen, CK_BYTE_PTR pAssociatedData, CK_ULONG ulAssociatedDataLen) { LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
-CK_RV C_EncryptMessageNext(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter, CK_ULONG ulParameterLen, CK_BYTE_PTR pPlaintextPart, CK_ULONG ulPlaintextPartLen, CK_BYTE_PTR pCiphertextPart, CK_ULONG_PTR pulCiphertextPartLen, CK_FLAGS flags) { LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
-CK_RV C_MessageEncryptFinal(CK_SESSION_HANDLE hSession) { LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
-CK_RV C_MessageDecryptInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey) { LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
-CK_RV C_DecryptMessage(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter, CK_ULONG ulParameterLen, CK_BYTE_PTR pAssociatedData, CK_ULONG ulAssociatedDataLen, CK_BYTE_PTR pCiphertext, CK_ULONG ulCiphertextLen, CK_BYTE_PTR pPlaintext, CK_ULONG_PTR pulPlaintextLen) { LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
-CK_RV C_DecryptMessageBegin(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter, CK_ULONG ulParameterLen, CK_BYTE_PTR pAssociatedData, CK_ULONG ulAssociatedDataLen) { LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
-CK_RV C_DecryptMessageNext(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter, CK_ULONG ulParameterLen, CK_BYTE_PTR pCiphertextPart, CK_ULONG ulCiphertextPartLen, CK_BYTE_PTR pPlaintextPart, CK_ULONG_PTR pulPlaintextPartLen, CK_FLAGS flags) { LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
-CK_RV C_MessageDecryptFinal(CK_SESSION_HANDLE hSession) { LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
-CK_RV C_MessageSignInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey) { LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
-CK_RV C_SignMessage(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter, CK_ULONG ulParameterLen, CK_BYTE_PTR pData, CK_ULONG ulDataLen, CK_BYTE_PTR pSignature, CK_ULONG_PTR pulSignatureLen) { LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
-CK_RV C_SignMessageBegin(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter, CK_ULONG ulParameterLen) { LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
-CK_RV C_SignMessageNext(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter, CK_ULONG ulParameterLen, CK_BYTE_PTR pData, CK_ULONG ulDataLen, CK_BYTE_PTR pSignature, CK_ULONG_PTR pulSignatureLen) { LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
-CK_RV C_MessageSignFinal(CK_SESSION_HANDLE hSession) { LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
-CK_RV C_MessageVerifyInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey) { LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
-CK_RV C_VerifyMessage(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter, CK_ULONG ulParameterLen, CK_BYTE_PTR pData, CK_ULONG ulDataLen, CK_BYTE_PTR pSignature, CK_ULONG ulSignatureLen) { LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
-CK_RV C_VerifyMessageBegin(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter, CK_ULONG ulParameterLen) { LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
-CK_RV C_VerifyMessageNext(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter, CK_ULONG ulParameterLen, CK_BYTE_PTR pData, CK_ULONG ulDataLen, CK_BYTE_PTR pSignature, CK_ULONG ulSignatureLen) { LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
-CK_RV C_MessageVerifyFinal(CK_SESSION_HANDLE hSession) { LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
+CK_RV C_GetInfo(CK_INFO_PTR pInfo) { FWD(C_GetInfo, pInfo); LIVE; return goGetInfo(pInfo); }
+CK_RV C_GetSlotList(CK_BBOOL tokenPresent, CK_SLOT_ID_PTR pSlotList, CK_ULONG_PTR pulCount) { FWD(C_GetSlotList, tokenPresent, pSlotList, pulCount); LIVE; return goGetSlotList(tokenPresent, pSlotList, pulCount); }
+CK_RV C_GetSlotInfo(CK_SLOT_ID slotID, CK_SLOT_INFO_PTR pInfo) { FWD(C_GetSlotInfo, slotID, pInfo); LIVE; return goGetSlotInfo(slotID, pInfo); }
+CK_RV C_GetTokenInfo(CK_SLOT_ID slotID, CK_TOKEN_INFO_PTR pInfo) { FWD(C_GetTokenInfo, slotID, pInfo); LIVE; return goGetTokenInfo(slotID, pInfo); }
+CK_RV C_GetMechanismList(CK_SLOT_ID slotID, CK_MECHANISM_TYPE_PTR pMechanismList, CK_ULONG_PTR pulCount) { FWD(C_GetMechanismList, slotID, pMechanismList, pulCount); LIVE; return goGetMechanismList(slotID, pMechanismList, pulCount); }
+CK_RV C_GetMechanismInfo(CK_SLOT_ID slotID, CK_MECHANISM_TYPE type, CK_MECHANISM_INFO_PTR pInfo) { FWD(C_GetMechanismInfo, slotID, type, pInfo); LIVE; return goGetMechanismInfo(slotID, type, pInfo); }
+CK_RV C_InitToken(CK_SLOT_ID slotID, CK_UTF8CHAR_PTR pPin, CK_ULONG ulPinLen, CK_UTF8CHAR_PTR pLabel) { FWD(C_InitToken, slotID, pPin, ulPinLen, pLabel); LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
+CK_RV C_InitPIN(CK_SESSION_HANDLE hSession, CK_UTF8CHAR_PTR pPin, CK_ULONG ulPinLen) { FWD(C_InitPIN, hSession, pPin, ulPinLen); LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
+CK_RV C_SetPIN(CK_SESSION_HANDLE hSession, CK_UTF8CHAR_PTR pOldPin, CK_ULONG ulOldLen, CK_UTF8CHAR_PTR pNewPin, CK_ULONG ulNewLen) { FWD(C_SetPIN, hSession, pOldPin, ulOldLen, pNewPin, ulNewLen); LIVE; return goSetPIN(hSession, pOldPin, ulOldLen, pNewPin, ulNewLen); }
+CK_RV C_OpenSession(CK_SLOT_ID slotID, CK_FLAGS flags, CK_VOID_PTR pApplication, CK_NOTIFY Notify, CK_SESSION_HANDLE_PTR phSession) { FWD(C_OpenSession, slotID, flags, pApplication, Notify, phSession); LIVE; return goOpenSession(slotID, flags, phSession); }
+CK_RV C_CloseSession(CK_SESSION_HANDLE hSession) { FWD(C_CloseSession, hSession); LIVE; return goCloseSession(hSession); }
+CK_RV C_CloseAllSessions(CK_SLOT_ID slotID) { FWD(C_CloseAllSessions, slotID); LIVE; return goCloseAllSessions(slotID); }
+CK_RV C_GetSessionInfo(CK_SESSION_HANDLE hSession, CK_SESSION_INFO_PTR pInfo) { FWD(C_GetSessionInfo, hSession, pInfo); LIVE; return goGetSessionInfo(hSession, pInfo); }
+CK_RV C_GetOperationState(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pOperationState, CK_ULONG_PTR pulOperationStateLen) { FWD(C_GetOperationState, hSession, pOperationState, pulOperationStateLen); LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
+CK_RV C_SetOperationState(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pOperationState, CK_ULONG ulOperationStateLen, CK_OBJECT_HANDLE hEncryptionKey, CK_OBJECT_HANDLE hAuthenticationKey) { FWD(C_SetOperationState, hSession, pOperationState, ulOperationStateLen, hEncryptionKey, hAuthenticationKey); LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
+CK_RV C_Login(CK_SESSION_HANDLE hSession, CK_USER_TYPE userType, CK_UTF8CHAR_PTR pPin, CK_ULONG ulPinLen) { FWD(C_Login, hSession, userType, pPin, ulPinLen); LIVE; return goLogin(hSession, userType, pPin, ulPinLen); }
+CK_RV C_Logout(CK_SESSION_HANDLE hSession) { FWD(C_Logout, hSession); LIVE; return goLogout(hSession); }
+CK_RV C_CreateObject(CK_SESSION_HANDLE hSession, CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulCount, CK_OBJECT_HANDLE_PTR phObject) { FWD(C_CreateObject, hSession, pTemplate, ulCount, phObject); LIVE; return goCreateObject(hSession, pTemplate, ulCount, phObject); }
+CK_RV C_CopyObject(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject, CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulCount, CK_OBJECT_HANDLE_PTR phNewObject) { FWD(C_CopyObject, hSession, hObject, pTemplate, ulCount, phNewObject); LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
+CK_RV C_DestroyObject(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject) { FWD(C_DestroyObject, hSession, hObject); LIVE; return goDestroyObject(hSession, hObject); }
+CK_RV C_GetObjectSize(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject, CK_ULONG_PTR pulSize) { FWD(C_GetObjectSize, hSession, hObject, pulSize); LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
+CK_RV C_GetAttributeValue(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject, CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulCount) { FWD(C_GetAttributeValue, hSession, hObject, pTemplate, ulCount); LIVE; return goGetAttributeValue(hSession, hObject, pTemplate, ulCount); }
+CK_RV C_SetAttributeValue(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject, CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulCount) { FWD(C_SetAttributeValue, hSession, hObject, pTemplate, ulCount); LIVE; return goSetAttributeValue(hSession, hObject, pTemplate, ulCount); }
+CK_RV C_FindObjectsInit(CK_SESSION_HANDLE hSession, CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulCount) { FWD(C_FindObjectsInit, hSession, pTemplate, ulCount); LIVE; return goFindObjectsInit(hSession, pTemplate, ulCount); }
+CK_RV C_FindObjects(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE_PTR phObject, CK_ULONG ulMaxObjectCount, CK_ULONG_PTR pulObjectCount) { FWD(C_FindObjects, hSession, phObject, ulMaxObjectCount, pulObjectCount); LIVE; return goFindObjects(hSession, phObject, ulMaxObjectCount, pulObjectCount); }
+CK_RV C_FindObjectsFinal(CK_SESSION_HANDLE hSession) { FWD(C_FindObjectsFinal, hSession); LIVE; return goFindObjectsFinal(hSession); }
+CK_RV C_EncryptInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey) { FWD(C_EncryptInit, hSession, pMechanism, hKey); LIVE; return goEncryptInit(hSession, pMechanism, hKey); }
+CK_RV C_Encrypt(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData, CK_ULONG ulDataLen, CK_BYTE_PTR pEncryptedData, CK_ULONG_PTR pulEncryptedDataLen) { FWD(C_Encrypt, hSession, pData, ulDataLen, pEncryptedData, pulEncryptedDataLen); LIVE; return goEncrypt(hSession, pData, ulDataLen, pEncryptedData, pulEncryptedDataLen); }
+CK_RV C_EncryptUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart, CK_ULONG ulPartLen, CK_BYTE_PTR pEncryptedPart, CK_ULONG_PTR pulEncryptedPartLen) { FWD(C_EncryptUpdate, hSession, pPart, ulPartLen, pEncryptedPart, pulEncryptedPartLen); LIVE; return goEncryptUpdate(hSession, pPart, ulPartLen, pEncryptedPart, pulEncryptedPartLen); }
+CK_RV C_EncryptFinal(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pLastEncryptedPart, CK_ULONG_PTR pulLastEncryptedPartLen) { FWD(C_EncryptFinal, hSession, pLastEncryptedPart, pulLastEncryptedPartLen); LIVE; return goEncryptFinal(hSession, pLastEncryptedPart, pulLastEncryptedPartLen); }
+CK_RV C_DecryptInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey) { FWD(C_DecryptInit, hSession, pMechanism, hKey); LIVE; return goDecryptInit(hSession, pMechanism, hKey); }
+CK_RV C_Decrypt(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pEncryptedData, CK_ULONG ulEncryptedDataLen, CK_BYTE_PTR pData, CK_ULONG_PTR pulDataLen) { FWD(C_Decrypt, hSession, pEncryptedData, ulEncryptedDataLen, pData, pulDataLen); LIVE; return goDecrypt(hSession, pEncryptedData, ulEncryptedDataLen, pData, pulDataLen); }
+CK_RV C_DecryptUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pEncryptedPart, CK_ULONG ulEncryptedPartLen, CK_BYTE_PTR pPart, CK_ULONG_PTR pulPartLen) { FWD(C_DecryptUpdate, hSession, pEncryptedPart, ulEncryptedPartLen, pPart, pulPartLen); LIVE; return goDecryptUpdate(hSession, pEncryptedPart, ulEncryptedPartLen, pPart, pulPartLen); }
+CK_RV C_DecryptFinal(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pLastPart, CK_ULONG_PTR pulLastPartLen) { FWD(C_DecryptFinal, hSession, pLastPart, pulLastPartLen); LIVE; return goDecryptFinal(hSession, pLastPart, pulLastPartLen); }
+CK_RV C_DigestInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism) { FWD(C_DigestInit, hSession, pMechanism); LIVE; return goDigestInit(hSession, pMechanism); }
+CK_RV C_Digest(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData, CK_ULONG ulDataLen, CK_BYTE_PTR pDigest, CK_ULONG_PTR pulDigestLen) { FWD(C_Digest, hSession, pData, ulDataLen, pDigest, pulDigestLen); LIVE; return goDigest(hSession, pData, ulDataLen, pDigest, pulDigestLen); }
+CK_RV C_DigestUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart, CK_ULONG ulPartLen) { FWD(C_DigestUpdate, hSession, pPart, ulPartLen); LIVE; return goDigestUpdate(hSession, pPart, ulPartLen); }
+CK_RV C_DigestKey(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hKey) { FWD(C_DigestKey, hSession, hKey); LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
+CK_RV C_DigestFinal(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pDigest, CK_ULONG_PTR pulDigestLen) { FWD(C_DigestFinal, hSession, pDigest, pulDigestLen); LIVE; return goDigestFinal(hSession, pDigest, pulDigestLen); }
+CK_RV C_SignInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey) { FWD(C_SignInit, hSession, pMechanism, hKey); LIVE; return goSignInit(hSession, pMechanism, hKey); }
+CK_RV C_Sign(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData, CK_ULONG ulDataLen, CK_BYTE_PTR pSignature, CK_ULONG_PTR pulSignatureLen) { FWD(C_Sign, hSession, pData, ulDataLen, pSignature, pulSignatureLen); LIVE; return goSign(hSession, pData, ulDataLen, pSignature, pulSignatureLen); }
+CK_RV C_SignUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart, CK_ULONG ulPartLen) { FWD(C_SignUpdate, hSession, pPart, ulPartLen); LIVE; return goSignUpdate(hSession, pPart, ulPartLen); }
+CK_RV C_SignFinal(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pSignature, CK_ULONG_PTR pulSignatureLen) { FWD(C_SignFinal, hSession, pSignature, pulSignatureLen); LIVE; return goSignFinal(hSession, pSignature, pulSignatureLen); }
+CK_RV C_SignRecoverInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey) { FWD(C_SignRecoverInit, hSession, pMechanism, hKey); LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
+CK_RV C_SignRecover(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData, CK_ULONG ulDataLen, CK_BYTE_PTR pSignature, CK_ULONG_PTR pulSignatureLen) { FWD(C_SignRecover, hSession, pData, ulDataLen, pSignature, pulSignatureLen); LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
+CK_RV C_VerifyInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey) { FWD(C_VerifyInit, hSession, pMechanism, hKey); LIVE; return goVerifyInit(hSession, pMechanism, hKey); }
+CK_RV C_Verify(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData, CK_ULONG ulDataLen, CK_BYTE_PTR pSignature, CK_ULONG ulSignatureLen) { FWD(C_Verify, hSession, pData, ulDataLen, pSignature, ulSignatureLen); LIVE; return goVerify(hSession, pData, ulDataLen, pSignature, ulSignatureLen); }
+CK_RV C_VerifyUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart, CK_ULONG ulPartLen) { FWD(C_VerifyUpdate, hSession, pPart, ulPartLen); LIVE; return goVerifyUpdate(hSession, pPart, ulPartLen); }
+CK_RV C_VerifyFinal(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pSignature, CK_ULONG ulSignatureLen) { FWD(C_VerifyFinal, hSession, pSignature, ulSignatureLen); LIVE; return goVerifyFinal(hSession, pSignature, ulSignatureLen); }
+CK_RV C_VerifyRecoverInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey) { FWD(C_VerifyRecoverInit, hSession, pMechanism, hKey); LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
+CK_RV C_VerifyRecover(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pSignature, CK_ULONG ulSignatureLen, CK_BYTE_PTR pData, CK_ULONG_PTR pulDataLen) { FWD(C_VerifyRecover, hSession, pSignature, ulSignatureLen, pData, pulDataLen); LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
+CK_RV C_DigestEncryptUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart, CK_ULONG ulPartLen, CK_BYTE_PTR pEncryptedPart, CK_ULONG_PTR pulEncryptedPartLen) { FWD(C_DigestEncryptUpdate, hSession, pPart, ulPartLen, pEncryptedPart, pulEncryptedPartLen); LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
+CK_RV C_DecryptDigestUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pEncryptedPart, CK_ULONG ulEncryptedPartLen, CK_BYTE_PTR pPart, CK_ULONG_PTR pulPartLen) { FWD(C_DecryptDigestUpdate, hSession, pEncryptedPart, ulEncryptedPartLen, pPart, pulPartLen); LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
+CK_RV C_SignEncryptUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart, CK_ULONG ulPartLen, CK_BYTE_PTR pEncryptedPart, CK_ULONG_PTR pulEncryptedPartLen) { FWD(C_SignEncryptUpdate, hSession, pPart, ulPartLen, pEncryptedPart, pulEncryptedPartLen); LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
+CK_RV C_DecryptVerifyUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pEncryptedPart, CK_ULONG ulEncryptedPartLen, CK_BYTE_PTR pPart, CK_ULONG_PTR pulPartLen) { FWD(C_DecryptVerifyUpdate, hSession, pEncryptedPart, ulEncryptedPartLen, pPart, pulPartLen); LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
+CK_RV C_GenerateKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulCount, CK_OBJECT_HANDLE_PTR phKey) { FWD(C_GenerateKey, hSession, pMechanism, pTemplate, ulCount, phKey); LIVE; return goGenerateKey(hSession, pMechanism, pTemplate, ulCount, phKey); }
+CK_RV C_GenerateKeyPair(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_ATTRIBUTE_PTR pPublicKeyTemplate, CK_ULONG ulPublicKeyAttributeCount, CK_ATTRIBUTE_PTR pPrivateKeyTemplate, CK_ULONG ulPrivateKeyAttributeCount, CK_OBJECT_HANDLE_PTR phPublicKey, CK_OBJECT_HANDLE_PTR phPrivateKey) { FWD(C_GenerateKeyPair, hSession, pMechanism, pPublicKeyTemplate, ulPublicKeyAttributeCount, pPrivateKeyTemplate, ulPrivateKeyAttributeCount, phPublicKey, phPrivateKey); LIVE; return goGenerateKeyPair(hSession, pMechanism, pPublicKeyTemplate, ulPublicKeyAttributeCount, pPrivateKeyTemplate, ulPrivateKeyAttributeCount, phPublicKey, phPrivateKey); }
+CK_RV C_WrapKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hWrappingKey, CK_OBJECT_HANDLE hKey, CK_BYTE_PTR pWrappedKey, CK_ULONG_PTR pulWrappedKeyLen) { FWD(C_WrapKey, hSession, pMechanism, hWrappingKey, hKey, pWrappedKey, pulWrappedKeyLen); LIVE; return goWrapKey(hSession, pMechanism, hWrappingKey, hKey, pWrappedKey, pulWrappedKeyLen); }
+CK_RV C_UnwrapKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hUnwrappingKey, CK_BYTE_PTR pWrappedKey, CK_ULONG ulWrappedKeyLen, CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulAttributeCount, CK_OBJECT_HANDLE_PTR phKey) { FWD(C_UnwrapKey, hSession, pMechanism, hUnwrappingKey, pWrappedKey, ulWrappedKeyLen, pTemplate, ulAttributeCount, phKey); LIVE; return goUnwrapKey(hSession, pMechanism, hUnwrappingKey, pWrappedKey, ulWrappedKeyLen, pTemplate, ulAttributeCount, phKey); }
+CK_RV C_DeriveKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hBaseKey, CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulAttributeCount, CK_OBJECT_HANDLE_PTR phKey) { FWD(C_DeriveKey, hSession, pMechanism, hBaseKey, pTemplate, ulAttributeCount, phKey); LIVE; return goDeriveKey(hSession, pMechanism, hBaseKey, pTemplate, ulAttributeCount, phKey); }
+CK_RV C_SeedRandom(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pSeed, CK_ULONG ulSeedLen) { FWD(C_SeedRandom, hSession, pSeed, ulSeedLen); LIVE; return goSeedRandom(hSession, pSeed, ulSeedLen); }
+CK_RV C_GenerateRandom(CK_SESSION_HANDLE hSession, CK_BYTE_PTR RandomData, CK_ULONG ulRandomLen) { FWD(C_GenerateRandom, hSession, RandomData, ulRandomLen); LIVE; return goGenerateRandom(hSession, RandomData, ulRandomLen); }
+CK_RV C_GetFunctionStatus(CK_SESSION_HANDLE hSession) { FWD(C_GetFunctionStatus, hSession); LIVE; return CKR_FUNCTION_NOT_PARALLEL; }
+CK_RV C_CancelFunction(CK_SESSION_HANDLE hSession) { FWD(C_CancelFunction, hSession); LIVE; return CKR_FUNCTION_NOT_PARALLEL; }
+CK_RV C_WaitForSlotEvent(CK_FLAGS flags, CK_SLOT_ID_PTR pSlot, CK_VOID_PTR pRserved) { FWD(C_WaitForSlotEvent, flags, pSlot, pRserved); LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
+CK_RV C_LoginUser(CK_SESSION_HANDLE hSession, CK_USER_TYPE userType, CK_CHAR_PTR pPin, CK_ULONG ulPinLen, CK_UTF8CHAR_PTR pUsername, CK_ULONG ulUsernameLen) { FWD(C_LoginUser, hSession, userType, pPin, ulPinLen, pUsername, ulUsernameLen); LIVE; return goLoginUser(hSession, userType, pPin, ulPinLen, pUsername, ulUsernameLen); }
+CK_RV C_SessionCancel(CK_SESSION_HANDLE hSession, CK_FLAGS flags) { FWD(C_SessionCancel, hSession, flags); LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
+CK_RV C_MessageEncryptInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey) { FWD(C_MessageEncryptInit, hSession, pMechanism, hKey); LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
+CK_RV C_EncryptMessage(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter, CK_ULONG ulParameterLen, CK_BYTE_PTR pAssociatedData, CK_ULONG ulAssociatedDataLen, CK_BYTE_PTR pPlaintext, CK_ULONG ulPlaintextLen, CK_BYTE_PTR pCiphertext, CK_ULONG_PTR pulCiphertextLen) { FWD(C_EncryptMessage, hSession, pParameter, ulParameterLen, pAssociatedData, ulAssociatedDataLen, pPlaintext, ulPlaintextLen, pCiphertext, pulCiphertextLen); LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
+CK_RV C_EncryptMessageBegin(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter, CK_ULONG ulParameterLen, CK_BYTE_PTR pAssociatedData, CK_ULONG ulAssociatedDataLen) { FWD(C_EncryptMessageBegin, hSession, pParameter, ulParameterLen, pAssociatedData, ulAssociatedDataLen); LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
+CK_RV C_EncryptMessageNext(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter, CK_ULONG ulParameterLen, CK_BYTE_PTR pPlaintextPart, CK_ULONG ulPlaintextPartLen, CK_BYTE_PTR pCiphertextPart, CK_ULONG_PTR pulCiphertextPartLen, CK_FLAGS flags) { FWD(C_EncryptMessageNext, hSession, pParameter, ulParameterLen, pPlaintextPart, ulPlaintextPartLen, pCiphertextPart, pulCiphertextPartLen, flags); LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
+CK_RV C_MessageEncryptFinal(CK_SESSION_HANDLE hSession) { FWD(C_MessageEncryptFinal, hSession); LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
+CK_RV C_MessageDecryptInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey) { FWD(C_MessageDecryptInit, hSession, pMechanism, hKey); LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
+CK_RV C_DecryptMessage(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter, CK_ULONG ulParameterLen, CK_BYTE_PTR pAssociatedData, CK_ULONG ulAssociatedDataLen, CK_BYTE_PTR pCiphertext, CK_ULONG ulCiphertextLen, CK_BYTE_PTR pPlaintext, CK_ULONG_PTR pulPlaintextLen) { FWD(C_DecryptMessage, hSession, pParameter, ulParameterLen, pAssociatedData, ulAssociatedDataLen, pCiphertext, ulCiphertextLen, pPlaintext, pulPlaintextLen); LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
+CK_RV C_DecryptMessageBegin(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter, CK_ULONG ulParameterLen, CK_BYTE_PTR pAssociatedData, CK_ULONG ulAssociatedDataLen) { FWD(C_DecryptMessageBegin, hSession, pParameter, ulParameterLen, pAssociatedData, ulAssociatedDataLen); LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
+CK_RV C_DecryptMessageNext(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter, CK_ULONG ulParameterLen, CK_BYTE_PTR pCiphertextPart, CK_ULONG ulCiphertextPartLen, CK_BYTE_PTR pPlaintextPart, CK_ULONG_PTR pulPlaintextPartLen, CK_FLAGS flags) { FWD(C_DecryptMessageNext, hSession, pParameter, ulParameterLen, pCiphertextPart, ulCiphertextPartLen, pPlaintextPart, pulPlaintextPartLen, flags); LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
+CK_RV C_MessageDecryptFinal(CK_SESSION_HANDLE hSession) { FWD(C_MessageDecryptFinal, hSession); LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
+CK_RV C_MessageSignInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey) { FWD(C_MessageSignInit, hSession, pMechanism, hKey); LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
+CK_RV C_SignMessage(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter, CK_ULONG ulParameterLen, CK_BYTE_PTR pData, CK_ULONG ulDataLen, CK_BYTE_PTR pSignature, CK_ULONG_PTR pulSignatureLen) { FWD(C_SignMessage, hSession, pParameter, ulParameterLen, pData, ulDataLen, pSignature, pulSignatureLen); LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
+CK_RV C_SignMessageBegin(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter, CK_ULONG ulParameterLen) { FWD(C_SignMessageBegin, hSession, pParameter, ulParameterLen); LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
+CK_RV C_SignMessageNext(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter, CK_ULONG ulParameterLen, CK_BYTE_PTR pData, CK_ULONG ulDataLen, CK_BYTE_PTR pSignature, CK_ULONG_PTR pulSignatureLen) { FWD(C_SignMessageNext, hSession, pParameter, ulParameterLen, pData, ulDataLen, pSignature, pulSignatureLen); LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
+CK_RV C_MessageSignFinal(CK_SESSION_HANDLE hSession) { FWD(C_MessageSignFinal, hSession); LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
+CK_RV C_MessageVerifyInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey) { FWD(C_MessageVerifyInit, hSession, pMechanism, hKey); LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
+CK_RV C_VerifyMessage(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter, CK_ULONG ulParameterLen, CK_BYTE_PTR pData, CK_ULONG ulDataLen, CK_BYTE_PTR pSignature, CK_ULONG ulSignatureLen) { FWD(C_VerifyMessage, hSession, pParameter, ulParameterLen, pData, ulDataLen, pSignature, ulSignatureLen); LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
+CK_RV C_VerifyMessageBegin(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter, CK_ULONG ulParameterLen) { FWD(C_VerifyMessageBegin, hSession, pParameter, ulParameterLen); LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
+CK_RV C_VerifyMessageNext(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter, CK_ULONG ulParameterLen, CK_BYTE_PTR pData, CK_ULONG ulDataLen, CK_BYTE_PTR pSignature, CK_ULONG ulSignatureLen) { FWD(C_VerifyMessageNext, hSession, pParameter, ulParameterLen, pData, ulDataLen, pSignature, ulSignatureLen); LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
+CK_RV C_MessageVerifyFinal(CK_SESSION_HANDLE hSession) { FWD(C_MessageVerifyFinal, hSession); LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
 
 CK_FUNCTION_LIST coffer_functions = {
 	{2, 40},

@@ -20,19 +20,28 @@ import (
 const DefaultPKCS11Config = "/etc/coffer/pkcs11.json"
 
 const configureUsage = `usage: coffer configure cli|pkcs11 -a HOST:PORT [-a HOST:PORT ...] --hsm-ca-cert FILE [--path FILE]
+       [--client-cert-hsm-tls-file CERT --client-key-hsm-tls-file KEY | --no-client-cert]
 
 Write the cluster configuration file that coffer cli (configure cli) or the
 PKCS#11 module (configure pkcs11) reads: the HSMs' addresses, the customer CA
 certificate that the cluster certificate chains to, and the cluster's id,
 which configure learns from the HSMs (their certificates must verify under
-the CA). Settings already in the file (synchronization, recovery, logging)
-are kept.
+the CA). Settings already in the file (synchronization, recovery, logging,
+the client certificate) are kept.
+
+For client mutual TLS, --client-cert-hsm-tls-file and
+--client-key-hsm-tls-file name the certificate (PEM, leaf first, then any
+intermediates) and private key (PEM) the client presents to the HSMs; its CA
+must be registered on the cluster (coffer cli cluster mtls
+register-trust-anchor). --no-client-cert removes them from the file.
 
 Defaults: cli writes $XDG_CONFIG_HOME/coffer/cli.json (or
 ~/.config/coffer/cli.json); pkcs11 writes /etc/coffer/pkcs11.json.
 
-Example:
+Examples:
   coffer configure cli -a 127.0.0.11:2223 -a 127.0.0.12:2223 --hsm-ca-cert ./cluster/customerCA.crt
+  coffer configure cli -a 127.0.0.11:2223 --hsm-ca-cert ./cluster/customerCA.crt \
+      --client-cert-hsm-tls-file ./client.crt --client-key-hsm-tls-file ./client.key
 `
 
 // addrsFlag collects -a HOST:PORT.
@@ -68,6 +77,9 @@ func runConfigure(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	ca := fset.String("hsm-ca-cert", "", "the customer CA certificate (trust anchor), PEM")
 	path := fset.String("path", def, "the configuration file to write")
 	fset.StringVar(path, "config", def, "same as --path")
+	clientCert := fset.String("client-cert-hsm-tls-file", "", "the client certificate for mutual TLS with the HSMs, PEM")
+	clientKey := fset.String("client-key-hsm-tls-file", "", "the client certificate's private key, PEM")
+	noClientCert := fset.Bool("no-client-cert", false, "remove the client certificate and key from the file")
 	if err := fset.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -80,6 +92,10 @@ func runConfigure(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return errors.New("-a and --hsm-ca-cert are required")
 	case *path == "":
 		return errors.New("no configuration directory: pass --path FILE")
+	case (*clientCert == "") != (*clientKey == ""):
+		return errors.New("--client-cert-hsm-tls-file and --client-key-hsm-tls-file go together")
+	case *noClientCert && *clientCert != "":
+		return errors.New("--no-client-cert and --client-cert-hsm-tls-file exclude each other")
 	}
 	anchor, err := filepath.Abs(*ca)
 	if err != nil {
@@ -97,13 +113,27 @@ func runConfigure(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return err
 	}
 	f.HSMs, f.HSMCACert, f.ClusterID = addrs, anchor, id
-	if err := f.Check(); err != nil {
+	switch {
+	case *noClientCert:
+		f.ClientCert, f.ClientKey = "", ""
+	case *clientCert != "":
+		if f.ClientCert, err = filepath.Abs(*clientCert); err != nil {
+			return err
+		}
+		if f.ClientKey, err = filepath.Abs(*clientKey); err != nil {
+			return err
+		}
+	}
+	if _, err := f.Config(nil); err != nil { // also loads the client certificate and key
 		return err
 	}
 	if err := f.WriteFile(*path); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "%s: cluster %s, %d HSM(s): %s\n", *path, id, len(addrs), strings.Join(addrs, " "))
+	if f.ClientCert != "" {
+		fmt.Fprintf(stdout, "client certificate %s, key %s\n", f.ClientCert, f.ClientKey)
+	}
 	return nil
 }
 

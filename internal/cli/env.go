@@ -127,7 +127,12 @@ func (e *Env) Cluster(ctx context.Context) (*client.Cluster, error) {
 	}
 	c, err := client.Dial(ctx, cfg)
 	if err != nil {
-		return nil, &Error{Code: ExitFailed, Err: err, Hint: noHSMHint}
+		hint := noHSMHint
+		if f.ClientCert != "" {
+			hint += "; the HSMs also refuse a client certificate that no registered trust anchor issued: check that its CA is registered " +
+				"(from a client without the certificate: `cluster mtls list-trust-anchors`)"
+		}
+		return nil, &Error{Code: ExitFailed, Err: err, Hint: hint}
 	}
 	e.cluster, e.configUsed = c, path
 	return c, nil

@@ -126,6 +126,9 @@ func hintFor(rv ck.RV, msg string) string {
 	case ck.CKR_PIN_LEN_RANGE:
 		return "a password has 7 to 32 characters"
 	case ck.CKR_USER_NOT_LOGGED_IN:
+		if strings.Contains(msg, "client mTLS is enforced") {
+			return "" // the HSM says what to do
+		}
 		if strings.Contains(msg, "admins") {
 			return "use `login --username NAME --role crypto-user` (or --role crypto-user on the command line)"
 		}
@@ -159,14 +162,39 @@ func hintFor(rv ck.RV, msg string) string {
 		return "check the attributes given: docs/cli.md lists the attribute names, their values and which key types have them"
 	case ck.CKR_SIGNATURE_INVALID, ck.CKR_SIGNATURE_LEN_RANGE:
 		return "the signature does not match this data and key"
+	case ck.CKR_FUNCTION_FAILED:
+		return mtlsHint(msg)
 	case ck.CKR_ARGUMENTS_BAD:
 		if strings.Contains(msg, "no such user") {
 			return "`user list` shows the users"
+		}
+		if strings.Contains(msg, "no trust anchor with that reference") {
+			return "`cluster mtls list-trust-anchors` shows the trust anchors and their references"
 		}
 	case ck.CKR_DEVICE_ERROR:
 		if strings.Contains(msg, "no HSM") {
 			return noHSMHint
 		}
+	}
+	return ""
+}
+
+// mtlsHowTo says how a client presents a certificate.
+const mtlsHowTo = "configure this client with a certificate issued by a registered trust anchor " +
+	"(`coffer configure cli -a ADDRESS --hsm-ca-cert FILE --client-cert-hsm-tls-file CERT --client-key-hsm-tls-file KEY`); " +
+	"`cluster mtls list-trust-anchors` shows the registered ones"
+
+// mtlsHint explains the client mTLS refusals (CKR_FUNCTION_FAILED).
+func mtlsHint(msg string) string {
+	switch {
+	case strings.Contains(msg, "client certificate not accepted"):
+		return mtlsHowTo
+	case strings.Contains(msg, "no trust anchor is registered"):
+		return "`cluster mtls register-trust-anchor --path CA.pem`"
+	case strings.Contains(msg, "mTLS enforcement is cluster"):
+		return "`cluster mtls set-enforcement --level none`"
+	case strings.Contains(msg, "at most 2 trust anchors"):
+		return "`cluster mtls list-trust-anchors` shows them; remove one with `cluster mtls deregister-trust-anchor --certificate-reference REF`"
 	}
 	return ""
 }

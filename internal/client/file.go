@@ -32,6 +32,15 @@ type File struct {
 	// trust anchor.
 	ClusterID string `json:"cluster_id"`
 
+	// ClientCert and ClientKey are the paths of the certificate (PEM, the
+	// leaf first, then any intermediates) and private key (PEM) the client
+	// presents to the HSMs for client mutual TLS (configure's
+	// --client-cert-hsm-tls-file and --client-key-hsm-tls-file): both or
+	// neither. A cluster that enforces client mTLS accepts only clients
+	// whose certificate chains to one of its registered trust anchors.
+	ClientCert string `json:"client_cert_hsm_tls_file,omitempty"`
+	ClientKey  string `json:"client_key_hsm_tls_file,omitempty"`
+
 	CreateObjectMinimumNodes int    `json:"create_object_minimum_nodes,omitempty"`
 	ReconnectInterval        string `json:"reconnect_interval,omitempty"` // Go duration, default 5s
 	ReconnectAttempts        *int   `json:"reconnect_attempts,omitempty"` // -1 forever (default), 0 never
@@ -59,11 +68,10 @@ func ReadFile(path string) (*File, error) {
 	if err := dec.Decode(&f); err != nil {
 		return nil, fmt.Errorf("client config %s: %w", path, err)
 	}
-	if f.HSMCACert != "" && !filepath.IsAbs(f.HSMCACert) {
-		f.HSMCACert = filepath.Join(filepath.Dir(path), f.HSMCACert)
-	}
-	if f.Logging.File != "" && !filepath.IsAbs(f.Logging.File) {
-		f.Logging.File = filepath.Join(filepath.Dir(path), f.Logging.File)
+	for _, p := range []*string{&f.HSMCACert, &f.ClientCert, &f.ClientKey, &f.Logging.File} {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(filepath.Dir(path), *p)
+		}
 	}
 	return &f, nil
 }
@@ -97,6 +105,10 @@ func (f *File) Check() error {
 	if f.ClusterID == "" {
 		errs = append(errs, errors.New(`no cluster id ("cluster_id"): run coffer configure again`))
 	}
+	if (f.ClientCert == "") != (f.ClientKey == "") {
+		errs = append(errs, errors.New(`a client certificate needs its key and a key its certificate ("client_cert_hsm_tls_file", "client_key_hsm_tls_file"): `+
+			`run coffer configure with both --client-cert-hsm-tls-file and --client-key-hsm-tls-file`))
+	}
 	for name, d := range map[string]string{"reconnect_interval": f.ReconnectInterval, "request_timeout": f.RequestTimeout} {
 		if d != "" {
 			if v, err := time.ParseDuration(d); err != nil || v <= 0 {
@@ -112,7 +124,8 @@ func (f *File) Check() error {
 
 // Config turns the file into a client Config: TLS that verifies each HSM's
 // certificate against the trust anchor, for the file's cluster and the
-// address dialled.
+// address dialled, and presents the client certificate if the file names
+// one.
 func (f *File) Config(logger *slog.Logger) (Config, error) {
 	if err := f.Check(); err != nil {
 		return Config{}, err
@@ -121,10 +134,25 @@ func (f *File) Config(logger *slog.Logger) (Config, error) {
 	if err != nil {
 		return Config{}, err
 	}
+	var clientCert []tls.Certificate
+	if f.ClientCert != "" {
+		c, err := tls.LoadX509KeyPair(f.ClientCert, f.ClientKey)
+		if err != nil {
+			return Config{}, fmt.Errorf("client certificate %s with key %s: %w", f.ClientCert, f.ClientKey, err)
+		}
+		clientCert = []tls.Certificate{c}
+	}
 	trust := pki.Trust{TrustAnchor: anchor, ClusterID: f.ClusterID}
 	cfg := Config{
-		HSMs:                     f.HSMs,
-		TLS:                      func(host string) (*tls.Config, error) { return pki.ClusterClientConfig(trust, host) },
+		HSMs: f.HSMs,
+		TLS: func(host string) (*tls.Config, error) {
+			tc, err := pki.ClusterClientConfig(trust, host)
+			if err != nil {
+				return nil, err
+			}
+			tc.Certificates = clientCert
+			return tc, nil
+		},
 		CreateObjectMinimumNodes: f.CreateObjectMinimumNodes,
 		ReconnectAttempts:        ReconnectForever,
 		Logger:                   logger,

@@ -1,7 +1,13 @@
 package client
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -135,4 +141,132 @@ func TestFileRoundTripAndCheck(t *testing.T) {
 	if _, err := ReadFile(path); err == nil || !strings.Contains(err.Error(), "unknown") {
 		t.Fatalf("unknown field accepted: %v", err)
 	}
+}
+
+// clientCertFiles writes a client certificate issued by a fresh CA, and its
+// key, as PEM files in dir.
+func clientCertFiles(t *testing.T, dir string) (certPath, keyPath string) {
+	t.Helper()
+	ca, caKey, err := pki.NewCustomerCA("client CA", time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "app-1"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, key.Public(), caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyPEM, err := pki.EncodePrivateKeyPEM(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPath, keyPath = filepath.Join(dir, "client.crt"), filepath.Join(dir, "client.key")
+	if err := os.WriteFile(certPath, pki.EncodeCertificatesPEM(leaf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyPath, keyPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return certPath, keyPath
+}
+
+// TestFileClientCertificate: the file's client certificate is read relative
+// to the file, needs its key, and is presented to the HSMs.
+func TestFileClientCertificate(t *testing.T) {
+	anchor, server := clusterPKI(t, "cluster-abc")
+	dir := t.TempDir()
+	certPath, keyPath := clientCertFiles(t, dir)
+	path := filepath.Join(dir, "coffer.json")
+	f := &File{HSMs: []string{"127.0.0.1:1"}, HSMCACert: anchor, ClusterID: "cluster-abc",
+		ClientCert: "client.crt", ClientKey: "client.key"}
+	if err := f.WriteFile(path); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.ClientCert != certPath || got.ClientKey != keyPath {
+		t.Fatalf("read back %q %q, want %q %q", got.ClientCert, got.ClientKey, certPath, keyPath)
+	}
+
+	for _, c := range []struct {
+		name string
+		edit func(*File)
+		want string
+	}{
+		{"certificate without key", func(f *File) { f.ClientKey = "" }, "--client-key-hsm-tls-file"},
+		{"key without certificate", func(f *File) { f.ClientCert = "" }, "--client-cert-hsm-tls-file"},
+		{"key of another certificate", func(f *File) { f.ClientKey = anchorKey(t, dir) }, "client certificate " + certPath},
+		{"missing certificate", func(f *File) { f.ClientCert = filepath.Join(dir, "none.crt") }, "none.crt"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			g := *got
+			c.edit(&g)
+			if _, err := g.Config(nil); err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("Config = %v, want it to say %q", err, c.want)
+			}
+		})
+	}
+
+	// The HSM sees the certificate.
+	seen := make(chan string, 1)
+	srv := server.Clone()
+	srv.VerifyConnection = func(cs tls.ConnectionState) error {
+		if len(cs.PeerCertificates) > 0 {
+			seen <- cs.PeerCertificates[0].Subject.CommonName
+		}
+		return nil
+	}
+	addr := serveTLS(t, srv)
+	cfg, err := got.Config(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc, err := cfg.TLS("127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := tls.Dial("tcp", addr, tc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn.Read(make([]byte, 1)) // returns once the server has finished its handshake and hung up
+	conn.Close()
+	select {
+	case cn := <-seen:
+		if cn != "app-1" {
+			t.Fatalf("HSM saw client certificate %q, want app-1", cn)
+		}
+	default:
+		t.Fatal("the client presented no certificate")
+	}
+}
+
+// anchorKey writes a key that belongs to no certificate of the test.
+func anchorKey(t *testing.T, dir string) string {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := pki.EncodePrivateKeyPEM(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, "other.key")
+	if err := os.WriteFile(p, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

@@ -2,7 +2,8 @@
 // process, with no network. It holds PKCS#11 objects (keys, data,
 // certificates) with their attribute rules, performs the mechanisms, and
 // enforces who may do what: users and roles (admin, crypto user, appliance
-// user), key ownership and sharing, M-of-N quorum, per-session login. It
+// user), key ownership and sharing, M-of-N quorum, per-session login, and
+// the cluster's client mTLS settings (trust anchors, enforcement level). It
 // records every login, user change and key operation in an audit log and keeps
 // token objects and users in a Store.
 //
@@ -120,13 +121,15 @@ type Device struct {
 	cfg Config
 	log *slog.Logger
 
-	// mu guards objects, reserved, users and cluster. Objects are
-	// immutable once in the table; a change replaces the pointer under mu.
+	// mu guards objects, reserved, users, cluster and mtls. Objects and
+	// the mtls snapshot are immutable once published; a change replaces the
+	// pointer under mu.
 	mu       sync.RWMutex
 	objects  map[ObjectID]*Object
 	reserved map[ObjectID]struct{} // ids of objects being committed
 	users    map[string]*User
 	cluster  clusterSettings
+	mtls     *ClientTLSPolicy
 
 	// createMu serializes read-modify-write of existing objects and users
 	// (attribute changes, sharing, destruction), so no change is lost.
@@ -157,6 +160,7 @@ func New(ctx context.Context, cfg Config) (*Device, error) {
 		users:    map[string]*User{},
 		sessions: map[SessionID]*session{},
 		cluster:  defaultClusterSettings(),
+		mtls:     defaultClientTLSPolicy(),
 	}
 	d.quorum.tokens = map[string]*quorumToken{}
 	if err := d.load(ctx); err != nil {
@@ -183,10 +187,17 @@ func (d *Device) load(ctx context.Context) error {
 		return fmt.Errorf("load users: %w", err)
 	}
 	err = d.cfg.Store.Scan(ctx, RecordSetting, func(id string, data []byte) error {
-		if id != clusterSettingsID {
-			return nil
+		switch id {
+		case clusterSettingsID:
+			return d.cluster.unmarshal(data)
+		case mtlsSettingsID:
+			p, err := unmarshalPolicy(data)
+			if err != nil {
+				return err
+			}
+			d.mtls = p
 		}
-		return d.cluster.unmarshal(data)
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("load settings: %w", err)
@@ -262,8 +273,16 @@ func (d *Device) Reload(kind RecordKind, id string, load func() ([]byte, error))
 		}
 		d.objects[oid] = o
 	case RecordSetting:
-		if id == clusterSettingsID && data != nil {
+		switch {
+		case data == nil: // settings are never deleted
+		case id == clusterSettingsID:
 			return d.cluster.unmarshal(data)
+		case id == mtlsSettingsID:
+			p, err := unmarshalPolicy(data)
+			if err != nil {
+				return err
+			}
+			d.mtls = p
 		}
 	}
 	return nil

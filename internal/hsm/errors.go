@@ -76,6 +76,15 @@ var (
 	ErrQuorumValue      = &Kind{ck.CKR_ARGUMENTS_BAD, "quorum value out of range"}
 	ErrTokenExpired     = &Kind{ck.CKR_FUNCTION_REJECTED, "quorum token expired or unknown"}
 
+	// Client mTLS.
+	ErrTrustAnchorInvalid  = &Kind{ck.CKR_ARGUMENTS_BAD, "certificate cannot be a trust anchor"}
+	ErrTrustAnchorExists   = &Kind{ck.CKR_FUNCTION_FAILED, "trust anchor is registered already"}
+	ErrTrustAnchorLimit    = &Kind{ck.CKR_FUNCTION_FAILED, "the cluster holds at most 2 trust anchors: deregister one first"}
+	ErrTrustAnchorNotFound = &Kind{ck.CKR_ARGUMENTS_BAD, "no trust anchor with that reference"}
+	ErrNoTrustAnchor       = &Kind{ck.CKR_FUNCTION_FAILED, "no trust anchor is registered: register the CA of the client certificates first"}
+	ErrMTLSEnforced        = &Kind{ck.CKR_FUNCTION_FAILED, "mTLS enforcement is cluster, which needs a trust anchor: set the enforcement level to none first"}
+	ErrClientCertificate   = &Kind{ck.CKR_FUNCTION_FAILED, "client certificate not accepted"}
+
 	// Objects and attributes.
 	ErrObjectHandleInvalid   = &Kind{ck.CKR_OBJECT_HANDLE_INVALID, "no such object"}
 	ErrKeyHandleInvalid      = &Kind{ck.CKR_KEY_HANDLE_INVALID, "no such key"}

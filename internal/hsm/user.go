@@ -415,14 +415,16 @@ func (d *Device) changePassword(ctx context.Context, sid SessionID, name, pw str
 	return p, nil
 }
 
-// ListUsers lists the users, sorted by name, to any logged-in session.
+// NoSession stands for "no session" where a method needs none.
+const NoSession SessionID = 0
+
+// ListUsers lists the users, sorted by name, to anyone, as on CloudHSM: a
+// session that is not logged in, or NoSession, will do.
 func (d *Device) ListUsers(sid SessionID) ([]UserInfo, error) {
-	_, p, err := d.whoami(sid)
-	switch {
-	case err != nil:
-		return nil, &Error{Op: "user.list", Err: err}
-	case p == nil:
-		return nil, &Error{Op: "user.list", Err: ErrNotLoggedIn}
+	if sid != NoSession {
+		if _, err := d.session(sid); err != nil {
+			return nil, &Error{Op: "user.list", Err: err}
+		}
 	}
 	d.mu.RLock()
 	defer d.mu.RUnlock()

@@ -89,7 +89,13 @@ type Config struct {
 	HSMID     string
 
 	// ServerTLS is the server side of every connection, built by the caller.
-	// The node only raises MinVersion to TLS 1.3 (gRPC adds "h2").
+	// It must request client certificates without verifying them itself
+	// (ClientAuth tls.RequestClientCert) and verify node certificates in
+	// VerifyConnection, accepting a connection without one, as
+	// pki.NodeServerConfig does. The node raises MinVersion to TLS 1.3 (gRPC
+	// adds "h2") and also admits client certificates issued by the
+	// cluster's registered trust anchors (client mTLS); peer RPCs run
+	// VerifyConnection again, so only a node certificate makes a peer.
 	ServerTLS *tls.Config
 	// PeerTLS returns the client side of node-to-node mutual TLS for the
 	// peer at host (its IP address or DNS name, without port), so the peer's
@@ -141,8 +147,11 @@ func (c *Config) Validate() error {
 	if c.ClusterID == "" {
 		add("ClusterID is required")
 	}
-	if c.ServerTLS == nil {
+	switch {
+	case c.ServerTLS == nil:
 		add("ServerTLS is required")
+	case c.ServerTLS.ClientAuth != tls.RequestClientCert || c.ServerTLS.VerifyConnection == nil:
+		add("ServerTLS must request client certificates (ClientAuth RequestClientCert) and verify node certificates in VerifyConnection")
 	}
 	if len(c.Peers) > 0 && c.PeerTLS == nil {
 		add("PeerTLS is required when there are peers")

@@ -17,6 +17,10 @@
 //     to device sessions, closed after SessionIdleTimeout without use.
 //   - Client-side synchronization (min_nodes): a new token object is pushed to
 //     peers before the answer, and removed again if too few stored it.
+//   - Client mutual TLS (clienttls.go): client certificates of the cluster's
+//     registered trust anchors are admitted at the handshake besides node
+//     certificates, and while the device's enforcement level is "cluster"
+//     HSM RPCs without one are refused.
 //   - The Peer service (Hello, Push, Digest, Versions, Fetch, Clone) for
 //     authorized nodes of the same cluster, and a peersync.Peer over gRPC for
 //     each configured peer.

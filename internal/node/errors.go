@@ -95,6 +95,15 @@ func errNotReady() error {
 	return status.Error(codes.Unavailable, "node is not ready: it is joining its cluster")
 }
 
+// errClientCertificate refuses an RPC on a connection without an accepted
+// client certificate while the cluster enforces client mTLS. The refusal
+// (CKR_USER_NOT_LOGGED_IN, UNAUTHENTICATED) says how to fix it.
+func errClientCertificate(err error) error {
+	return rvStatus(codes.Unauthenticated, ck.CKR_USER_NOT_LOGGED_IN, fmt.Sprintf(
+		"client mTLS is enforced (level cluster): %v; configure the client with a certificate and key issued by a registered trust anchor "+
+			"(coffer configure cli|pkcs11 --client-cert-hsm-tls-file CERT --client-key-hsm-tls-file KEY)", errors.Unwrap(err)))
+}
+
 // peerStatus turns an error of the syncer or the store, met while serving a
 // peer, into a status. Peer RPCs carry no ErrorInfo.
 func peerStatus(err error) error {

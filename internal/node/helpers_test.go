@@ -98,9 +98,24 @@ func (p *testPKI) nodeCert(t testing.TB, id uint32) tls.Certificate {
 }
 
 // serverTLS asks for a client certificate but lets HSM clients connect
-// without one; Peer RPCs then refuse them in AuthorizePeer.
+// without one; Peer RPCs then refuse them in AuthorizePeer. As Config
+// requires, it verifies node certificates (here: any certificate of the
+// test CA) in VerifyConnection.
 func (p *testPKI) serverTLS(t testing.TB, id uint32) *tls.Config {
-	return &tls.Config{Certificates: []tls.Certificate{p.nodeCert(t, id)}, ClientCAs: p.pool, ClientAuth: tls.VerifyClientCertIfGiven}
+	return &tls.Config{Certificates: []tls.Certificate{p.nodeCert(t, id)}, ClientAuth: tls.RequestClientCert, VerifyConnection: p.verifyNode}
+}
+
+func (p *testPKI) verifyNode(cs tls.ConnectionState) error {
+	if len(cs.PeerCertificates) == 0 {
+		return nil
+	}
+	inter := x509.NewCertPool()
+	for _, c := range cs.PeerCertificates[1:] {
+		inter.AddCert(c)
+	}
+	_, err := cs.PeerCertificates[0].Verify(x509.VerifyOptions{Roots: p.pool, Intermediates: inter,
+		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
+	return err
 }
 
 func (p *testPKI) peerTLS(t testing.TB, id uint32) func(string) (*tls.Config, error) {
@@ -110,18 +125,19 @@ func (p *testPKI) peerTLS(t testing.TB, id uint32) func(string) (*tls.Config, er
 	}
 }
 
-// authorize is the tests' AuthorizePeer: the verified client certificate's
-// coffer:// URI names this cluster and a node id.
+// authorize is the tests' AuthorizePeer: the client certificate's coffer://
+// URI names this cluster and a node id (the node has checked it is a node
+// certificate: verifyNode).
 func (p *testPKI) authorize(ctx context.Context) (uint32, error) {
 	pr, ok := peer.FromContext(ctx)
 	if !ok {
 		return 0, errors.New("no peer")
 	}
 	ti, ok := pr.AuthInfo.(credentials.TLSInfo)
-	if !ok || len(ti.State.VerifiedChains) == 0 {
-		return 0, errors.New("no verified client certificate")
+	if !ok || len(ti.State.PeerCertificates) == 0 {
+		return 0, errors.New("no client certificate")
 	}
-	for _, u := range ti.State.VerifiedChains[0][0].URIs {
+	for _, u := range ti.State.PeerCertificates[0].URIs {
 		rest, ok := strings.CutPrefix(u.Path, "/"+p.cluster+"/hsm/")
 		if u.Scheme != "coffer" || u.Host != "cluster" || !ok {
 			continue

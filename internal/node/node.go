@@ -48,6 +48,7 @@ type Node struct {
 	metrics  *metrics
 	sessions *sessions
 	peers    []*peerClient
+	verified verifiedClients // client certificate chains verified under the current mTLS policy
 
 	// loadMu is held to load the device and read-held to reload a record a
 	// peer delivered (onApply), so no record is missed in between. (peersync

@@ -3,6 +3,7 @@ package node
 import (
 	"bytes"
 	"crypto/sha256"
+	"crypto/tls"
 	"os"
 	"path/filepath"
 	"strings"
@@ -223,6 +224,14 @@ func TestConfigValidate(t *testing.T) {
 		{"zero node id", func(c *Config) { c.NodeID = 0 }},
 		{"no cluster", func(c *Config) { c.ClusterID = "" }},
 		{"no server TLS", func(c *Config) { c.ServerTLS = nil }},
+		{"server TLS verifies clients itself", func(c *Config) {
+			c.ServerTLS = c.ServerTLS.Clone()
+			c.ServerTLS.ClientAuth = tls.VerifyClientCertIfGiven
+		}},
+		{"server TLS verifies no node certificates", func(c *Config) {
+			c.ServerTLS = c.ServerTLS.Clone()
+			c.ServerTLS.VerifyConnection = nil
+		}},
 		{"no authorizer", func(c *Config) { c.AuthorizePeer = nil }},
 		{"no key source", func(c *Config) { c.MasterKey = 0 }},
 		{"clone without peers", func(c *Config) { c.MasterKey = MasterKeyClone }},

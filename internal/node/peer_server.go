@@ -27,6 +27,11 @@ type peerServer struct {
 // nonzero, is the node id the request says it comes from, which must be the
 // certificate's.
 func (s *peerServer) authorize(ctx context.Context, claimed uint32) (uint32, error) {
+	// The handshake also admits client certificates of the cluster's trust
+	// anchors; only a node certificate makes a peer.
+	if err := s.n.verifyNodeConnection(ctx); err != nil {
+		return 0, status.Errorf(codes.PermissionDenied, "not a node of cluster %s: %v", s.n.cfg.ClusterID, err)
+	}
 	id, err := s.n.cfg.AuthorizePeer(ctx)
 	if err != nil {
 		return 0, status.Errorf(codes.PermissionDenied, "not a node of cluster %s: %v", s.n.cfg.ClusterID, err)

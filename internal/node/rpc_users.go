@@ -131,9 +131,10 @@ func (s *hsmServer) ChangePassword(ctx context.Context, req *hsmv1.ChangePasswor
 	})
 }
 
+// ListUsers needs no login, as on CloudHSM: session 0 is no session.
 func (s *hsmServer) ListUsers(_ context.Context, req *hsmv1.SessionRequest) (*hsmv1.ListUsersResponse, error) {
-	return inSession(s, req.GetSession(), func(dev *hsm.Device, cs *clientSession) (*hsmv1.ListUsersResponse, error) {
-		users, err := dev.ListUsers(cs.dev)
+	list := func(dev *hsm.Device, sid hsm.SessionID) (*hsmv1.ListUsersResponse, error) {
+		users, err := dev.ListUsers(sid)
 		if err != nil {
 			return nil, err
 		}
@@ -145,6 +146,17 @@ func (s *hsmServer) ListUsers(_ context.Context, req *hsmv1.SessionRequest) (*hs
 			})
 		}
 		return resp, nil
+	}
+	if req.GetSession() == 0 {
+		dev := s.n.dev.Load()
+		if dev == nil {
+			return nil, errNotReady()
+		}
+		resp, err := list(dev, hsm.NoSession)
+		return resp, deviceStatus(err)
+	}
+	return inSession(s, req.GetSession(), func(dev *hsm.Device, cs *clientSession) (*hsmv1.ListUsersResponse, error) {
+		return list(dev, cs.dev)
 	})
 }
 

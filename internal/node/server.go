@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"crypto/tls"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -21,15 +20,13 @@ const handshakeTimeout = 10 * time.Second
 
 // newGRPCServer builds the server of both services on TLS 1.3.
 func (n *Node) newGRPCServer() *grpc.Server {
-	tc := n.cfg.ServerTLS.Clone()
-	tc.MinVersion = tls.VersionTLS13
 	srv := grpc.NewServer(
-		grpc.Creds(credentials.NewTLS(tc)),
+		grpc.Creds(credentials.NewTLS(n.serverTLS())),
 		grpc.MaxRecvMsgSize(maxRecvMsgSize),
 		grpc.ConnectionTimeout(handshakeTimeout),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 2 * time.Minute, Timeout: 20 * time.Second}),
-		grpc.ChainUnaryInterceptor(n.observe, n.recoverUnary),
+		grpc.ChainUnaryInterceptor(n.observe, n.recoverUnary, n.enforceClientTLS),
 		grpc.ChainStreamInterceptor(n.recoverStream),
 		grpc.WaitForHandlers(true), // Stop returns only once every handler has
 	)

@@ -1401,6 +1401,334 @@ func (x *QuorumValuesResponse) GetValues() map[string]uint32 {
 	return nil
 }
 
+type TrustAnchor struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Reference     uint32                 `protobuf:"varint,1,opt,name=reference,proto3" json:"reference,omitempty"`    // shown as 0x01, never reused
+	Certificate   []byte                 `protobuf:"bytes,2,opt,name=certificate,proto3" json:"certificate,omitempty"` // DER
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TrustAnchor) Reset() {
+	*x = TrustAnchor{}
+	mi := &file_hsm_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TrustAnchor) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TrustAnchor) ProtoMessage() {}
+
+func (x *TrustAnchor) ProtoReflect() protoreflect.Message {
+	mi := &file_hsm_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TrustAnchor.ProtoReflect.Descriptor instead.
+func (*TrustAnchor) Descriptor() ([]byte, []int) {
+	return file_hsm_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *TrustAnchor) GetReference() uint32 {
+	if x != nil {
+		return x.Reference
+	}
+	return 0
+}
+
+func (x *TrustAnchor) GetCertificate() []byte {
+	if x != nil {
+		return x.Certificate
+	}
+	return nil
+}
+
+type RegisterTrustAnchorRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Session       uint64                 `protobuf:"varint,1,opt,name=session,proto3" json:"session,omitempty"`
+	Certificate   []byte                 `protobuf:"bytes,2,opt,name=certificate,proto3" json:"certificate,omitempty"` // DER
+	Approvals     *Approvals             `protobuf:"bytes,3,opt,name=approvals,proto3" json:"approvals,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RegisterTrustAnchorRequest) Reset() {
+	*x = RegisterTrustAnchorRequest{}
+	mi := &file_hsm_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RegisterTrustAnchorRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RegisterTrustAnchorRequest) ProtoMessage() {}
+
+func (x *RegisterTrustAnchorRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hsm_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RegisterTrustAnchorRequest.ProtoReflect.Descriptor instead.
+func (*RegisterTrustAnchorRequest) Descriptor() ([]byte, []int) {
+	return file_hsm_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *RegisterTrustAnchorRequest) GetSession() uint64 {
+	if x != nil {
+		return x.Session
+	}
+	return 0
+}
+
+func (x *RegisterTrustAnchorRequest) GetCertificate() []byte {
+	if x != nil {
+		return x.Certificate
+	}
+	return nil
+}
+
+func (x *RegisterTrustAnchorRequest) GetApprovals() *Approvals {
+	if x != nil {
+		return x.Approvals
+	}
+	return nil
+}
+
+type ListTrustAnchorsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Anchors       []*TrustAnchor         `protobuf:"bytes,1,rep,name=anchors,proto3" json:"anchors,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListTrustAnchorsResponse) Reset() {
+	*x = ListTrustAnchorsResponse{}
+	mi := &file_hsm_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListTrustAnchorsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListTrustAnchorsResponse) ProtoMessage() {}
+
+func (x *ListTrustAnchorsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hsm_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListTrustAnchorsResponse.ProtoReflect.Descriptor instead.
+func (*ListTrustAnchorsResponse) Descriptor() ([]byte, []int) {
+	return file_hsm_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *ListTrustAnchorsResponse) GetAnchors() []*TrustAnchor {
+	if x != nil {
+		return x.Anchors
+	}
+	return nil
+}
+
+type DeregisterTrustAnchorRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Session       uint64                 `protobuf:"varint,1,opt,name=session,proto3" json:"session,omitempty"`
+	Reference     uint32                 `protobuf:"varint,2,opt,name=reference,proto3" json:"reference,omitempty"` // 0 with all
+	All           bool                   `protobuf:"varint,3,opt,name=all,proto3" json:"all,omitempty"`
+	Approvals     *Approvals             `protobuf:"bytes,4,opt,name=approvals,proto3" json:"approvals,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeregisterTrustAnchorRequest) Reset() {
+	*x = DeregisterTrustAnchorRequest{}
+	mi := &file_hsm_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeregisterTrustAnchorRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeregisterTrustAnchorRequest) ProtoMessage() {}
+
+func (x *DeregisterTrustAnchorRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hsm_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeregisterTrustAnchorRequest.ProtoReflect.Descriptor instead.
+func (*DeregisterTrustAnchorRequest) Descriptor() ([]byte, []int) {
+	return file_hsm_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *DeregisterTrustAnchorRequest) GetSession() uint64 {
+	if x != nil {
+		return x.Session
+	}
+	return 0
+}
+
+func (x *DeregisterTrustAnchorRequest) GetReference() uint32 {
+	if x != nil {
+		return x.Reference
+	}
+	return 0
+}
+
+func (x *DeregisterTrustAnchorRequest) GetAll() bool {
+	if x != nil {
+		return x.All
+	}
+	return false
+}
+
+func (x *DeregisterTrustAnchorRequest) GetApprovals() *Approvals {
+	if x != nil {
+		return x.Approvals
+	}
+	return nil
+}
+
+type SetMTLSEnforcementRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Session       uint64                 `protobuf:"varint,1,opt,name=session,proto3" json:"session,omitempty"`
+	Level         string                 `protobuf:"bytes,2,opt,name=level,proto3" json:"level,omitempty"` // "none", "cluster"
+	Approvals     *Approvals             `protobuf:"bytes,3,opt,name=approvals,proto3" json:"approvals,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetMTLSEnforcementRequest) Reset() {
+	*x = SetMTLSEnforcementRequest{}
+	mi := &file_hsm_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetMTLSEnforcementRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetMTLSEnforcementRequest) ProtoMessage() {}
+
+func (x *SetMTLSEnforcementRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hsm_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetMTLSEnforcementRequest.ProtoReflect.Descriptor instead.
+func (*SetMTLSEnforcementRequest) Descriptor() ([]byte, []int) {
+	return file_hsm_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *SetMTLSEnforcementRequest) GetSession() uint64 {
+	if x != nil {
+		return x.Session
+	}
+	return 0
+}
+
+func (x *SetMTLSEnforcementRequest) GetLevel() string {
+	if x != nil {
+		return x.Level
+	}
+	return ""
+}
+
+func (x *SetMTLSEnforcementRequest) GetApprovals() *Approvals {
+	if x != nil {
+		return x.Approvals
+	}
+	return nil
+}
+
+type MTLSEnforcementResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Level         string                 `protobuf:"bytes,1,opt,name=level,proto3" json:"level,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MTLSEnforcementResponse) Reset() {
+	*x = MTLSEnforcementResponse{}
+	mi := &file_hsm_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MTLSEnforcementResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MTLSEnforcementResponse) ProtoMessage() {}
+
+func (x *MTLSEnforcementResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hsm_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MTLSEnforcementResponse.ProtoReflect.Descriptor instead.
+func (*MTLSEnforcementResponse) Descriptor() ([]byte, []int) {
+	return file_hsm_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *MTLSEnforcementResponse) GetLevel() string {
+	if x != nil {
+		return x.Level
+	}
+	return ""
+}
+
 type GenerateKeyRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Session       uint64                 `protobuf:"varint,1,opt,name=session,proto3" json:"session,omitempty"`
@@ -1413,7 +1741,7 @@ type GenerateKeyRequest struct {
 
 func (x *GenerateKeyRequest) Reset() {
 	*x = GenerateKeyRequest{}
-	mi := &file_hsm_proto_msgTypes[22]
+	mi := &file_hsm_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1425,7 +1753,7 @@ func (x *GenerateKeyRequest) String() string {
 func (*GenerateKeyRequest) ProtoMessage() {}
 
 func (x *GenerateKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hsm_proto_msgTypes[22]
+	mi := &file_hsm_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1438,7 +1766,7 @@ func (x *GenerateKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GenerateKeyRequest.ProtoReflect.Descriptor instead.
 func (*GenerateKeyRequest) Descriptor() ([]byte, []int) {
-	return file_hsm_proto_rawDescGZIP(), []int{22}
+	return file_hsm_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *GenerateKeyRequest) GetSession() uint64 {
@@ -1482,7 +1810,7 @@ type GenerateKeyPairRequest struct {
 
 func (x *GenerateKeyPairRequest) Reset() {
 	*x = GenerateKeyPairRequest{}
-	mi := &file_hsm_proto_msgTypes[23]
+	mi := &file_hsm_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1494,7 +1822,7 @@ func (x *GenerateKeyPairRequest) String() string {
 func (*GenerateKeyPairRequest) ProtoMessage() {}
 
 func (x *GenerateKeyPairRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hsm_proto_msgTypes[23]
+	mi := &file_hsm_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1507,7 +1835,7 @@ func (x *GenerateKeyPairRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GenerateKeyPairRequest.ProtoReflect.Descriptor instead.
 func (*GenerateKeyPairRequest) Descriptor() ([]byte, []int) {
-	return file_hsm_proto_rawDescGZIP(), []int{23}
+	return file_hsm_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *GenerateKeyPairRequest) GetSession() uint64 {
@@ -1556,7 +1884,7 @@ type CreateObjectRequest struct {
 
 func (x *CreateObjectRequest) Reset() {
 	*x = CreateObjectRequest{}
-	mi := &file_hsm_proto_msgTypes[24]
+	mi := &file_hsm_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1568,7 +1896,7 @@ func (x *CreateObjectRequest) String() string {
 func (*CreateObjectRequest) ProtoMessage() {}
 
 func (x *CreateObjectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hsm_proto_msgTypes[24]
+	mi := &file_hsm_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1581,7 +1909,7 @@ func (x *CreateObjectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateObjectRequest.ProtoReflect.Descriptor instead.
 func (*CreateObjectRequest) Descriptor() ([]byte, []int) {
-	return file_hsm_proto_rawDescGZIP(), []int{24}
+	return file_hsm_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *CreateObjectRequest) GetSession() uint64 {
@@ -1621,7 +1949,7 @@ type ImportKeyRequest struct {
 
 func (x *ImportKeyRequest) Reset() {
 	*x = ImportKeyRequest{}
-	mi := &file_hsm_proto_msgTypes[25]
+	mi := &file_hsm_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1633,7 +1961,7 @@ func (x *ImportKeyRequest) String() string {
 func (*ImportKeyRequest) ProtoMessage() {}
 
 func (x *ImportKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hsm_proto_msgTypes[25]
+	mi := &file_hsm_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1646,7 +1974,7 @@ func (x *ImportKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportKeyRequest.ProtoReflect.Descriptor instead.
 func (*ImportKeyRequest) Descriptor() ([]byte, []int) {
-	return file_hsm_proto_rawDescGZIP(), []int{25}
+	return file_hsm_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ImportKeyRequest) GetSession() uint64 {
@@ -1725,7 +2053,7 @@ type UnwrapKeyRequest struct {
 
 func (x *UnwrapKeyRequest) Reset() {
 	*x = UnwrapKeyRequest{}
-	mi := &file_hsm_proto_msgTypes[26]
+	mi := &file_hsm_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1737,7 +2065,7 @@ func (x *UnwrapKeyRequest) String() string {
 func (*UnwrapKeyRequest) ProtoMessage() {}
 
 func (x *UnwrapKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hsm_proto_msgTypes[26]
+	mi := &file_hsm_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1750,7 +2078,7 @@ func (x *UnwrapKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnwrapKeyRequest.ProtoReflect.Descriptor instead.
 func (*UnwrapKeyRequest) Descriptor() ([]byte, []int) {
-	return file_hsm_proto_rawDescGZIP(), []int{26}
+	return file_hsm_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *UnwrapKeyRequest) GetSession() uint64 {
@@ -1808,7 +2136,7 @@ type DeriveKeyRequest struct {
 
 func (x *DeriveKeyRequest) Reset() {
 	*x = DeriveKeyRequest{}
-	mi := &file_hsm_proto_msgTypes[27]
+	mi := &file_hsm_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1820,7 +2148,7 @@ func (x *DeriveKeyRequest) String() string {
 func (*DeriveKeyRequest) ProtoMessage() {}
 
 func (x *DeriveKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hsm_proto_msgTypes[27]
+	mi := &file_hsm_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1833,7 +2161,7 @@ func (x *DeriveKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeriveKeyRequest.ProtoReflect.Descriptor instead.
 func (*DeriveKeyRequest) Descriptor() ([]byte, []int) {
-	return file_hsm_proto_rawDescGZIP(), []int{27}
+	return file_hsm_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *DeriveKeyRequest) GetSession() uint64 {
@@ -1883,7 +2211,7 @@ type CreateResponse struct {
 
 func (x *CreateResponse) Reset() {
 	*x = CreateResponse{}
-	mi := &file_hsm_proto_msgTypes[28]
+	mi := &file_hsm_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1895,7 +2223,7 @@ func (x *CreateResponse) String() string {
 func (*CreateResponse) ProtoMessage() {}
 
 func (x *CreateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hsm_proto_msgTypes[28]
+	mi := &file_hsm_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1908,7 +2236,7 @@ func (x *CreateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateResponse.ProtoReflect.Descriptor instead.
 func (*CreateResponse) Descriptor() ([]byte, []int) {
-	return file_hsm_proto_rawDescGZIP(), []int{28}
+	return file_hsm_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *CreateResponse) GetObject() uint64 {
@@ -1936,7 +2264,7 @@ type GenerateKeyPairResponse struct {
 
 func (x *GenerateKeyPairResponse) Reset() {
 	*x = GenerateKeyPairResponse{}
-	mi := &file_hsm_proto_msgTypes[29]
+	mi := &file_hsm_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1948,7 +2276,7 @@ func (x *GenerateKeyPairResponse) String() string {
 func (*GenerateKeyPairResponse) ProtoMessage() {}
 
 func (x *GenerateKeyPairResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hsm_proto_msgTypes[29]
+	mi := &file_hsm_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1961,7 +2289,7 @@ func (x *GenerateKeyPairResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GenerateKeyPairResponse.ProtoReflect.Descriptor instead.
 func (*GenerateKeyPairResponse) Descriptor() ([]byte, []int) {
-	return file_hsm_proto_rawDescGZIP(), []int{29}
+	return file_hsm_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *GenerateKeyPairResponse) GetPublicKey() uint64 {
@@ -1995,7 +2323,7 @@ type FindObjectsRequest struct {
 
 func (x *FindObjectsRequest) Reset() {
 	*x = FindObjectsRequest{}
-	mi := &file_hsm_proto_msgTypes[30]
+	mi := &file_hsm_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2007,7 +2335,7 @@ func (x *FindObjectsRequest) String() string {
 func (*FindObjectsRequest) ProtoMessage() {}
 
 func (x *FindObjectsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hsm_proto_msgTypes[30]
+	mi := &file_hsm_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2020,7 +2348,7 @@ func (x *FindObjectsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FindObjectsRequest.ProtoReflect.Descriptor instead.
 func (*FindObjectsRequest) Descriptor() ([]byte, []int) {
-	return file_hsm_proto_rawDescGZIP(), []int{30}
+	return file_hsm_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *FindObjectsRequest) GetSession() uint64 {
@@ -2046,7 +2374,7 @@ type FindObjectsResponse struct {
 
 func (x *FindObjectsResponse) Reset() {
 	*x = FindObjectsResponse{}
-	mi := &file_hsm_proto_msgTypes[31]
+	mi := &file_hsm_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2058,7 +2386,7 @@ func (x *FindObjectsResponse) String() string {
 func (*FindObjectsResponse) ProtoMessage() {}
 
 func (x *FindObjectsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hsm_proto_msgTypes[31]
+	mi := &file_hsm_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2071,7 +2399,7 @@ func (x *FindObjectsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FindObjectsResponse.ProtoReflect.Descriptor instead.
 func (*FindObjectsResponse) Descriptor() ([]byte, []int) {
-	return file_hsm_proto_rawDescGZIP(), []int{31}
+	return file_hsm_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *FindObjectsResponse) GetObjects() []uint64 {
@@ -2091,7 +2419,7 @@ type ObjectRequest struct {
 
 func (x *ObjectRequest) Reset() {
 	*x = ObjectRequest{}
-	mi := &file_hsm_proto_msgTypes[32]
+	mi := &file_hsm_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2103,7 +2431,7 @@ func (x *ObjectRequest) String() string {
 func (*ObjectRequest) ProtoMessage() {}
 
 func (x *ObjectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hsm_proto_msgTypes[32]
+	mi := &file_hsm_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2116,7 +2444,7 @@ func (x *ObjectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ObjectRequest.ProtoReflect.Descriptor instead.
 func (*ObjectRequest) Descriptor() ([]byte, []int) {
-	return file_hsm_proto_rawDescGZIP(), []int{32}
+	return file_hsm_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ObjectRequest) GetSession() uint64 {
@@ -2148,7 +2476,7 @@ type ObjectInfoResponse struct {
 
 func (x *ObjectInfoResponse) Reset() {
 	*x = ObjectInfoResponse{}
-	mi := &file_hsm_proto_msgTypes[33]
+	mi := &file_hsm_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2160,7 +2488,7 @@ func (x *ObjectInfoResponse) String() string {
 func (*ObjectInfoResponse) ProtoMessage() {}
 
 func (x *ObjectInfoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hsm_proto_msgTypes[33]
+	mi := &file_hsm_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2173,7 +2501,7 @@ func (x *ObjectInfoResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ObjectInfoResponse.ProtoReflect.Descriptor instead.
 func (*ObjectInfoResponse) Descriptor() ([]byte, []int) {
-	return file_hsm_proto_rawDescGZIP(), []int{33}
+	return file_hsm_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ObjectInfoResponse) GetObject() uint64 {
@@ -2236,7 +2564,7 @@ type GetAttributesRequest struct {
 
 func (x *GetAttributesRequest) Reset() {
 	*x = GetAttributesRequest{}
-	mi := &file_hsm_proto_msgTypes[34]
+	mi := &file_hsm_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2248,7 +2576,7 @@ func (x *GetAttributesRequest) String() string {
 func (*GetAttributesRequest) ProtoMessage() {}
 
 func (x *GetAttributesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hsm_proto_msgTypes[34]
+	mi := &file_hsm_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2261,7 +2589,7 @@ func (x *GetAttributesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAttributesRequest.ProtoReflect.Descriptor instead.
 func (*GetAttributesRequest) Descriptor() ([]byte, []int) {
-	return file_hsm_proto_rawDescGZIP(), []int{34}
+	return file_hsm_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *GetAttributesRequest) GetSession() uint64 {
@@ -2298,7 +2626,7 @@ type AttributeValue struct {
 
 func (x *AttributeValue) Reset() {
 	*x = AttributeValue{}
-	mi := &file_hsm_proto_msgTypes[35]
+	mi := &file_hsm_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2310,7 +2638,7 @@ func (x *AttributeValue) String() string {
 func (*AttributeValue) ProtoMessage() {}
 
 func (x *AttributeValue) ProtoReflect() protoreflect.Message {
-	mi := &file_hsm_proto_msgTypes[35]
+	mi := &file_hsm_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2323,7 +2651,7 @@ func (x *AttributeValue) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AttributeValue.ProtoReflect.Descriptor instead.
 func (*AttributeValue) Descriptor() ([]byte, []int) {
-	return file_hsm_proto_rawDescGZIP(), []int{35}
+	return file_hsm_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *AttributeValue) GetType() uint64 {
@@ -2356,7 +2684,7 @@ type GetAttributesResponse struct {
 
 func (x *GetAttributesResponse) Reset() {
 	*x = GetAttributesResponse{}
-	mi := &file_hsm_proto_msgTypes[36]
+	mi := &file_hsm_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2368,7 +2696,7 @@ func (x *GetAttributesResponse) String() string {
 func (*GetAttributesResponse) ProtoMessage() {}
 
 func (x *GetAttributesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hsm_proto_msgTypes[36]
+	mi := &file_hsm_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2381,7 +2709,7 @@ func (x *GetAttributesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAttributesResponse.ProtoReflect.Descriptor instead.
 func (*GetAttributesResponse) Descriptor() ([]byte, []int) {
-	return file_hsm_proto_rawDescGZIP(), []int{36}
+	return file_hsm_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *GetAttributesResponse) GetValues() []*AttributeValue {
@@ -2402,7 +2730,7 @@ type SetAttributesRequest struct {
 
 func (x *SetAttributesRequest) Reset() {
 	*x = SetAttributesRequest{}
-	mi := &file_hsm_proto_msgTypes[37]
+	mi := &file_hsm_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2414,7 +2742,7 @@ func (x *SetAttributesRequest) String() string {
 func (*SetAttributesRequest) ProtoMessage() {}
 
 func (x *SetAttributesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hsm_proto_msgTypes[37]
+	mi := &file_hsm_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2427,7 +2755,7 @@ func (x *SetAttributesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetAttributesRequest.ProtoReflect.Descriptor instead.
 func (*SetAttributesRequest) Descriptor() ([]byte, []int) {
-	return file_hsm_proto_rawDescGZIP(), []int{37}
+	return file_hsm_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *SetAttributesRequest) GetSession() uint64 {
@@ -2462,7 +2790,7 @@ type ShareKeyRequest struct {
 
 func (x *ShareKeyRequest) Reset() {
 	*x = ShareKeyRequest{}
-	mi := &file_hsm_proto_msgTypes[38]
+	mi := &file_hsm_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2474,7 +2802,7 @@ func (x *ShareKeyRequest) String() string {
 func (*ShareKeyRequest) ProtoMessage() {}
 
 func (x *ShareKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hsm_proto_msgTypes[38]
+	mi := &file_hsm_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2487,7 +2815,7 @@ func (x *ShareKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShareKeyRequest.ProtoReflect.Descriptor instead.
 func (*ShareKeyRequest) Descriptor() ([]byte, []int) {
-	return file_hsm_proto_rawDescGZIP(), []int{38}
+	return file_hsm_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *ShareKeyRequest) GetSession() uint64 {
@@ -2520,7 +2848,7 @@ type BytesResponse struct {
 
 func (x *BytesResponse) Reset() {
 	*x = BytesResponse{}
-	mi := &file_hsm_proto_msgTypes[39]
+	mi := &file_hsm_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2532,7 +2860,7 @@ func (x *BytesResponse) String() string {
 func (*BytesResponse) ProtoMessage() {}
 
 func (x *BytesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hsm_proto_msgTypes[39]
+	mi := &file_hsm_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2545,7 +2873,7 @@ func (x *BytesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BytesResponse.ProtoReflect.Descriptor instead.
 func (*BytesResponse) Descriptor() ([]byte, []int) {
-	return file_hsm_proto_rawDescGZIP(), []int{39}
+	return file_hsm_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *BytesResponse) GetData() []byte {
@@ -2567,7 +2895,7 @@ type CryptRequest struct {
 
 func (x *CryptRequest) Reset() {
 	*x = CryptRequest{}
-	mi := &file_hsm_proto_msgTypes[40]
+	mi := &file_hsm_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2579,7 +2907,7 @@ func (x *CryptRequest) String() string {
 func (*CryptRequest) ProtoMessage() {}
 
 func (x *CryptRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hsm_proto_msgTypes[40]
+	mi := &file_hsm_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2592,7 +2920,7 @@ func (x *CryptRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CryptRequest.ProtoReflect.Descriptor instead.
 func (*CryptRequest) Descriptor() ([]byte, []int) {
-	return file_hsm_proto_rawDescGZIP(), []int{40}
+	return file_hsm_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *CryptRequest) GetSession() uint64 {
@@ -2636,7 +2964,7 @@ type VerifyRequest struct {
 
 func (x *VerifyRequest) Reset() {
 	*x = VerifyRequest{}
-	mi := &file_hsm_proto_msgTypes[41]
+	mi := &file_hsm_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2648,7 +2976,7 @@ func (x *VerifyRequest) String() string {
 func (*VerifyRequest) ProtoMessage() {}
 
 func (x *VerifyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hsm_proto_msgTypes[41]
+	mi := &file_hsm_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2661,7 +2989,7 @@ func (x *VerifyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyRequest.ProtoReflect.Descriptor instead.
 func (*VerifyRequest) Descriptor() ([]byte, []int) {
-	return file_hsm_proto_rawDescGZIP(), []int{41}
+	return file_hsm_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *VerifyRequest) GetSession() uint64 {
@@ -2711,7 +3039,7 @@ type WrapKeyRequest struct {
 
 func (x *WrapKeyRequest) Reset() {
 	*x = WrapKeyRequest{}
-	mi := &file_hsm_proto_msgTypes[42]
+	mi := &file_hsm_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2723,7 +3051,7 @@ func (x *WrapKeyRequest) String() string {
 func (*WrapKeyRequest) ProtoMessage() {}
 
 func (x *WrapKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hsm_proto_msgTypes[42]
+	mi := &file_hsm_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2736,7 +3064,7 @@ func (x *WrapKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WrapKeyRequest.ProtoReflect.Descriptor instead.
 func (*WrapKeyRequest) Descriptor() ([]byte, []int) {
-	return file_hsm_proto_rawDescGZIP(), []int{42}
+	return file_hsm_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *WrapKeyRequest) GetSession() uint64 {
@@ -2777,7 +3105,7 @@ type RandomRequest struct {
 
 func (x *RandomRequest) Reset() {
 	*x = RandomRequest{}
-	mi := &file_hsm_proto_msgTypes[43]
+	mi := &file_hsm_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2789,7 +3117,7 @@ func (x *RandomRequest) String() string {
 func (*RandomRequest) ProtoMessage() {}
 
 func (x *RandomRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hsm_proto_msgTypes[43]
+	mi := &file_hsm_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2802,7 +3130,7 @@ func (x *RandomRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RandomRequest.ProtoReflect.Descriptor instead.
 func (*RandomRequest) Descriptor() ([]byte, []int) {
-	return file_hsm_proto_rawDescGZIP(), []int{43}
+	return file_hsm_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *RandomRequest) GetSession() uint64 {
@@ -2831,7 +3159,7 @@ type BeginRequest struct {
 
 func (x *BeginRequest) Reset() {
 	*x = BeginRequest{}
-	mi := &file_hsm_proto_msgTypes[44]
+	mi := &file_hsm_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2843,7 +3171,7 @@ func (x *BeginRequest) String() string {
 func (*BeginRequest) ProtoMessage() {}
 
 func (x *BeginRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hsm_proto_msgTypes[44]
+	mi := &file_hsm_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2856,7 +3184,7 @@ func (x *BeginRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BeginRequest.ProtoReflect.Descriptor instead.
 func (*BeginRequest) Descriptor() ([]byte, []int) {
-	return file_hsm_proto_rawDescGZIP(), []int{44}
+	return file_hsm_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *BeginRequest) GetSession() uint64 {
@@ -2896,7 +3224,7 @@ type BeginResponse struct {
 
 func (x *BeginResponse) Reset() {
 	*x = BeginResponse{}
-	mi := &file_hsm_proto_msgTypes[45]
+	mi := &file_hsm_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2908,7 +3236,7 @@ func (x *BeginResponse) String() string {
 func (*BeginResponse) ProtoMessage() {}
 
 func (x *BeginResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hsm_proto_msgTypes[45]
+	mi := &file_hsm_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2921,7 +3249,7 @@ func (x *BeginResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BeginResponse.ProtoReflect.Descriptor instead.
 func (*BeginResponse) Descriptor() ([]byte, []int) {
-	return file_hsm_proto_rawDescGZIP(), []int{45}
+	return file_hsm_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *BeginResponse) GetOperation() uint64 {
@@ -2942,7 +3270,7 @@ type UpdateRequest struct {
 
 func (x *UpdateRequest) Reset() {
 	*x = UpdateRequest{}
-	mi := &file_hsm_proto_msgTypes[46]
+	mi := &file_hsm_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2954,7 +3282,7 @@ func (x *UpdateRequest) String() string {
 func (*UpdateRequest) ProtoMessage() {}
 
 func (x *UpdateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hsm_proto_msgTypes[46]
+	mi := &file_hsm_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2967,7 +3295,7 @@ func (x *UpdateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateRequest.ProtoReflect.Descriptor instead.
 func (*UpdateRequest) Descriptor() ([]byte, []int) {
-	return file_hsm_proto_rawDescGZIP(), []int{46}
+	return file_hsm_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *UpdateRequest) GetSession() uint64 {
@@ -3002,7 +3330,7 @@ type FinishRequest struct {
 
 func (x *FinishRequest) Reset() {
 	*x = FinishRequest{}
-	mi := &file_hsm_proto_msgTypes[47]
+	mi := &file_hsm_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3014,7 +3342,7 @@ func (x *FinishRequest) String() string {
 func (*FinishRequest) ProtoMessage() {}
 
 func (x *FinishRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hsm_proto_msgTypes[47]
+	mi := &file_hsm_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3027,7 +3355,7 @@ func (x *FinishRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FinishRequest.ProtoReflect.Descriptor instead.
 func (*FinishRequest) Descriptor() ([]byte, []int) {
-	return file_hsm_proto_rawDescGZIP(), []int{47}
+	return file_hsm_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *FinishRequest) GetSession() uint64 {
@@ -3061,7 +3389,7 @@ type OperationRequest struct {
 
 func (x *OperationRequest) Reset() {
 	*x = OperationRequest{}
-	mi := &file_hsm_proto_msgTypes[48]
+	mi := &file_hsm_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3073,7 +3401,7 @@ func (x *OperationRequest) String() string {
 func (*OperationRequest) ProtoMessage() {}
 
 func (x *OperationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hsm_proto_msgTypes[48]
+	mi := &file_hsm_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3086,7 +3414,7 @@ func (x *OperationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OperationRequest.ProtoReflect.Descriptor instead.
 func (*OperationRequest) Descriptor() ([]byte, []int) {
-	return file_hsm_proto_rawDescGZIP(), []int{48}
+	return file_hsm_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *OperationRequest) GetSession() uint64 {
@@ -3115,7 +3443,7 @@ type MechanismInfo struct {
 
 func (x *MechanismInfo) Reset() {
 	*x = MechanismInfo{}
-	mi := &file_hsm_proto_msgTypes[49]
+	mi := &file_hsm_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3127,7 +3455,7 @@ func (x *MechanismInfo) String() string {
 func (*MechanismInfo) ProtoMessage() {}
 
 func (x *MechanismInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_hsm_proto_msgTypes[49]
+	mi := &file_hsm_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3140,7 +3468,7 @@ func (x *MechanismInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MechanismInfo.ProtoReflect.Descriptor instead.
 func (*MechanismInfo) Descriptor() ([]byte, []int) {
-	return file_hsm_proto_rawDescGZIP(), []int{49}
+	return file_hsm_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *MechanismInfo) GetType() uint64 {
@@ -3180,7 +3508,7 @@ type MechanismsResponse struct {
 
 func (x *MechanismsResponse) Reset() {
 	*x = MechanismsResponse{}
-	mi := &file_hsm_proto_msgTypes[50]
+	mi := &file_hsm_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3192,7 +3520,7 @@ func (x *MechanismsResponse) String() string {
 func (*MechanismsResponse) ProtoMessage() {}
 
 func (x *MechanismsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hsm_proto_msgTypes[50]
+	mi := &file_hsm_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3205,7 +3533,7 @@ func (x *MechanismsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MechanismsResponse.ProtoReflect.Descriptor instead.
 func (*MechanismsResponse) Descriptor() ([]byte, []int) {
-	return file_hsm_proto_rawDescGZIP(), []int{50}
+	return file_hsm_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *MechanismsResponse) GetMechanisms() []*MechanismInfo {
@@ -3234,7 +3562,7 @@ type NodeInfoResponse struct {
 
 func (x *NodeInfoResponse) Reset() {
 	*x = NodeInfoResponse{}
-	mi := &file_hsm_proto_msgTypes[51]
+	mi := &file_hsm_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3246,7 +3574,7 @@ func (x *NodeInfoResponse) String() string {
 func (*NodeInfoResponse) ProtoMessage() {}
 
 func (x *NodeInfoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hsm_proto_msgTypes[51]
+	mi := &file_hsm_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3259,7 +3587,7 @@ func (x *NodeInfoResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeInfoResponse.ProtoReflect.Descriptor instead.
 func (*NodeInfoResponse) Descriptor() ([]byte, []int) {
-	return file_hsm_proto_rawDescGZIP(), []int{51}
+	return file_hsm_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *NodeInfoResponse) GetNodeId() uint32 {
@@ -3351,7 +3679,7 @@ type PeerStatus struct {
 
 func (x *PeerStatus) Reset() {
 	*x = PeerStatus{}
-	mi := &file_hsm_proto_msgTypes[52]
+	mi := &file_hsm_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3363,7 +3691,7 @@ func (x *PeerStatus) String() string {
 func (*PeerStatus) ProtoMessage() {}
 
 func (x *PeerStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_hsm_proto_msgTypes[52]
+	mi := &file_hsm_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3376,7 +3704,7 @@ func (x *PeerStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PeerStatus.ProtoReflect.Descriptor instead.
 func (*PeerStatus) Descriptor() ([]byte, []int) {
-	return file_hsm_proto_rawDescGZIP(), []int{52}
+	return file_hsm_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *PeerStatus) GetNodeId() uint32 {
@@ -3418,7 +3746,7 @@ type HelloRequest struct {
 
 func (x *HelloRequest) Reset() {
 	*x = HelloRequest{}
-	mi := &file_hsm_proto_msgTypes[53]
+	mi := &file_hsm_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3430,7 +3758,7 @@ func (x *HelloRequest) String() string {
 func (*HelloRequest) ProtoMessage() {}
 
 func (x *HelloRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hsm_proto_msgTypes[53]
+	mi := &file_hsm_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3443,7 +3771,7 @@ func (x *HelloRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HelloRequest.ProtoReflect.Descriptor instead.
 func (*HelloRequest) Descriptor() ([]byte, []int) {
-	return file_hsm_proto_rawDescGZIP(), []int{53}
+	return file_hsm_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *HelloRequest) GetNodeId() uint32 {
@@ -3479,7 +3807,7 @@ type HelloResponse struct {
 
 func (x *HelloResponse) Reset() {
 	*x = HelloResponse{}
-	mi := &file_hsm_proto_msgTypes[54]
+	mi := &file_hsm_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3491,7 +3819,7 @@ func (x *HelloResponse) String() string {
 func (*HelloResponse) ProtoMessage() {}
 
 func (x *HelloResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hsm_proto_msgTypes[54]
+	mi := &file_hsm_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3504,7 +3832,7 @@ func (x *HelloResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HelloResponse.ProtoReflect.Descriptor instead.
 func (*HelloResponse) Descriptor() ([]byte, []int) {
-	return file_hsm_proto_rawDescGZIP(), []int{54}
+	return file_hsm_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *HelloResponse) GetNodeId() uint32 {
@@ -3546,7 +3874,7 @@ type SealedRecord struct {
 
 func (x *SealedRecord) Reset() {
 	*x = SealedRecord{}
-	mi := &file_hsm_proto_msgTypes[55]
+	mi := &file_hsm_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3558,7 +3886,7 @@ func (x *SealedRecord) String() string {
 func (*SealedRecord) ProtoMessage() {}
 
 func (x *SealedRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_hsm_proto_msgTypes[55]
+	mi := &file_hsm_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3571,7 +3899,7 @@ func (x *SealedRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SealedRecord.ProtoReflect.Descriptor instead.
 func (*SealedRecord) Descriptor() ([]byte, []int) {
-	return file_hsm_proto_rawDescGZIP(), []int{55}
+	return file_hsm_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *SealedRecord) GetSealed() []byte {
@@ -3591,7 +3919,7 @@ type PushRequest struct {
 
 func (x *PushRequest) Reset() {
 	*x = PushRequest{}
-	mi := &file_hsm_proto_msgTypes[56]
+	mi := &file_hsm_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3603,7 +3931,7 @@ func (x *PushRequest) String() string {
 func (*PushRequest) ProtoMessage() {}
 
 func (x *PushRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hsm_proto_msgTypes[56]
+	mi := &file_hsm_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3616,7 +3944,7 @@ func (x *PushRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PushRequest.ProtoReflect.Descriptor instead.
 func (*PushRequest) Descriptor() ([]byte, []int) {
-	return file_hsm_proto_rawDescGZIP(), []int{56}
+	return file_hsm_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *PushRequest) GetFrom() uint32 {
@@ -3642,7 +3970,7 @@ type PushResponse struct {
 
 func (x *PushResponse) Reset() {
 	*x = PushResponse{}
-	mi := &file_hsm_proto_msgTypes[57]
+	mi := &file_hsm_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3654,7 +3982,7 @@ func (x *PushResponse) String() string {
 func (*PushResponse) ProtoMessage() {}
 
 func (x *PushResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hsm_proto_msgTypes[57]
+	mi := &file_hsm_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3667,7 +3995,7 @@ func (x *PushResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PushResponse.ProtoReflect.Descriptor instead.
 func (*PushResponse) Descriptor() ([]byte, []int) {
-	return file_hsm_proto_rawDescGZIP(), []int{57}
+	return file_hsm_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *PushResponse) GetApplied() uint32 {
@@ -3686,7 +4014,7 @@ type DigestRequest struct {
 
 func (x *DigestRequest) Reset() {
 	*x = DigestRequest{}
-	mi := &file_hsm_proto_msgTypes[58]
+	mi := &file_hsm_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3698,7 +4026,7 @@ func (x *DigestRequest) String() string {
 func (*DigestRequest) ProtoMessage() {}
 
 func (x *DigestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hsm_proto_msgTypes[58]
+	mi := &file_hsm_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3711,7 +4039,7 @@ func (x *DigestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DigestRequest.ProtoReflect.Descriptor instead.
 func (*DigestRequest) Descriptor() ([]byte, []int) {
-	return file_hsm_proto_rawDescGZIP(), []int{58}
+	return file_hsm_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *DigestRequest) GetBuckets() uint32 {
@@ -3730,7 +4058,7 @@ type DigestResponse struct {
 
 func (x *DigestResponse) Reset() {
 	*x = DigestResponse{}
-	mi := &file_hsm_proto_msgTypes[59]
+	mi := &file_hsm_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3742,7 +4070,7 @@ func (x *DigestResponse) String() string {
 func (*DigestResponse) ProtoMessage() {}
 
 func (x *DigestResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hsm_proto_msgTypes[59]
+	mi := &file_hsm_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3755,7 +4083,7 @@ func (x *DigestResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DigestResponse.ProtoReflect.Descriptor instead.
 func (*DigestResponse) Descriptor() ([]byte, []int) {
-	return file_hsm_proto_rawDescGZIP(), []int{59}
+	return file_hsm_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *DigestResponse) GetBuckets() [][]byte {
@@ -3779,7 +4107,7 @@ type RecordMeta struct {
 
 func (x *RecordMeta) Reset() {
 	*x = RecordMeta{}
-	mi := &file_hsm_proto_msgTypes[60]
+	mi := &file_hsm_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3791,7 +4119,7 @@ func (x *RecordMeta) String() string {
 func (*RecordMeta) ProtoMessage() {}
 
 func (x *RecordMeta) ProtoReflect() protoreflect.Message {
-	mi := &file_hsm_proto_msgTypes[60]
+	mi := &file_hsm_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3804,7 +4132,7 @@ func (x *RecordMeta) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordMeta.ProtoReflect.Descriptor instead.
 func (*RecordMeta) Descriptor() ([]byte, []int) {
-	return file_hsm_proto_rawDescGZIP(), []int{60}
+	return file_hsm_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *RecordMeta) GetKind() uint32 {
@@ -3859,7 +4187,7 @@ type VersionsRequest struct {
 
 func (x *VersionsRequest) Reset() {
 	*x = VersionsRequest{}
-	mi := &file_hsm_proto_msgTypes[61]
+	mi := &file_hsm_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3871,7 +4199,7 @@ func (x *VersionsRequest) String() string {
 func (*VersionsRequest) ProtoMessage() {}
 
 func (x *VersionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hsm_proto_msgTypes[61]
+	mi := &file_hsm_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3884,7 +4212,7 @@ func (x *VersionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VersionsRequest.ProtoReflect.Descriptor instead.
 func (*VersionsRequest) Descriptor() ([]byte, []int) {
-	return file_hsm_proto_rawDescGZIP(), []int{61}
+	return file_hsm_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *VersionsRequest) GetBuckets() uint32 {
@@ -3910,7 +4238,7 @@ type VersionsResponse struct {
 
 func (x *VersionsResponse) Reset() {
 	*x = VersionsResponse{}
-	mi := &file_hsm_proto_msgTypes[62]
+	mi := &file_hsm_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3922,7 +4250,7 @@ func (x *VersionsResponse) String() string {
 func (*VersionsResponse) ProtoMessage() {}
 
 func (x *VersionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hsm_proto_msgTypes[62]
+	mi := &file_hsm_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3935,7 +4263,7 @@ func (x *VersionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VersionsResponse.ProtoReflect.Descriptor instead.
 func (*VersionsResponse) Descriptor() ([]byte, []int) {
-	return file_hsm_proto_rawDescGZIP(), []int{62}
+	return file_hsm_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *VersionsResponse) GetRecords() []*RecordMeta {
@@ -3955,7 +4283,7 @@ type RecordKey struct {
 
 func (x *RecordKey) Reset() {
 	*x = RecordKey{}
-	mi := &file_hsm_proto_msgTypes[63]
+	mi := &file_hsm_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3967,7 +4295,7 @@ func (x *RecordKey) String() string {
 func (*RecordKey) ProtoMessage() {}
 
 func (x *RecordKey) ProtoReflect() protoreflect.Message {
-	mi := &file_hsm_proto_msgTypes[63]
+	mi := &file_hsm_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3980,7 +4308,7 @@ func (x *RecordKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordKey.ProtoReflect.Descriptor instead.
 func (*RecordKey) Descriptor() ([]byte, []int) {
-	return file_hsm_proto_rawDescGZIP(), []int{63}
+	return file_hsm_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *RecordKey) GetKind() uint32 {
@@ -4006,7 +4334,7 @@ type FetchRequest struct {
 
 func (x *FetchRequest) Reset() {
 	*x = FetchRequest{}
-	mi := &file_hsm_proto_msgTypes[64]
+	mi := &file_hsm_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4018,7 +4346,7 @@ func (x *FetchRequest) String() string {
 func (*FetchRequest) ProtoMessage() {}
 
 func (x *FetchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hsm_proto_msgTypes[64]
+	mi := &file_hsm_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4031,7 +4359,7 @@ func (x *FetchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchRequest.ProtoReflect.Descriptor instead.
 func (*FetchRequest) Descriptor() ([]byte, []int) {
-	return file_hsm_proto_rawDescGZIP(), []int{64}
+	return file_hsm_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *FetchRequest) GetKeys() []*RecordKey {
@@ -4050,7 +4378,7 @@ type FetchResponse struct {
 
 func (x *FetchResponse) Reset() {
 	*x = FetchResponse{}
-	mi := &file_hsm_proto_msgTypes[65]
+	mi := &file_hsm_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4062,7 +4390,7 @@ func (x *FetchResponse) String() string {
 func (*FetchResponse) ProtoMessage() {}
 
 func (x *FetchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hsm_proto_msgTypes[65]
+	mi := &file_hsm_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4075,7 +4403,7 @@ func (x *FetchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchResponse.ProtoReflect.Descriptor instead.
 func (*FetchResponse) Descriptor() ([]byte, []int) {
-	return file_hsm_proto_rawDescGZIP(), []int{65}
+	return file_hsm_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *FetchResponse) GetRecords() []*SealedRecord {
@@ -4095,7 +4423,7 @@ type CloneRequest struct {
 
 func (x *CloneRequest) Reset() {
 	*x = CloneRequest{}
-	mi := &file_hsm_proto_msgTypes[66]
+	mi := &file_hsm_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4107,7 +4435,7 @@ func (x *CloneRequest) String() string {
 func (*CloneRequest) ProtoMessage() {}
 
 func (x *CloneRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hsm_proto_msgTypes[66]
+	mi := &file_hsm_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4120,7 +4448,7 @@ func (x *CloneRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloneRequest.ProtoReflect.Descriptor instead.
 func (*CloneRequest) Descriptor() ([]byte, []int) {
-	return file_hsm_proto_rawDescGZIP(), []int{66}
+	return file_hsm_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *CloneRequest) GetNodeId() uint32 {
@@ -4148,7 +4476,7 @@ type CloneResponse struct {
 
 func (x *CloneResponse) Reset() {
 	*x = CloneResponse{}
-	mi := &file_hsm_proto_msgTypes[67]
+	mi := &file_hsm_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4160,7 +4488,7 @@ func (x *CloneResponse) String() string {
 func (*CloneResponse) ProtoMessage() {}
 
 func (x *CloneResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hsm_proto_msgTypes[67]
+	mi := &file_hsm_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4173,7 +4501,7 @@ func (x *CloneResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloneResponse.ProtoReflect.Descriptor instead.
 func (*CloneResponse) Descriptor() ([]byte, []int) {
-	return file_hsm_proto_rawDescGZIP(), []int{67}
+	return file_hsm_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *CloneResponse) GetEphemeralPublic() []byte {
@@ -4299,7 +4627,27 @@ const file_hsm_proto_rawDesc = "" +
 	"\x06values\x18\x01 \x03(\v2/.coffer.hsm.v1.QuorumValuesResponse.ValuesEntryR\x06values\x1a9\n" +
 	"\vValuesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\rR\x05value:\x028\x01\"\xb9\x01\n" +
+	"\x05value\x18\x02 \x01(\rR\x05value:\x028\x01\"M\n" +
+	"\vTrustAnchor\x12\x1c\n" +
+	"\treference\x18\x01 \x01(\rR\treference\x12 \n" +
+	"\vcertificate\x18\x02 \x01(\fR\vcertificate\"\x90\x01\n" +
+	"\x1aRegisterTrustAnchorRequest\x12\x18\n" +
+	"\asession\x18\x01 \x01(\x04R\asession\x12 \n" +
+	"\vcertificate\x18\x02 \x01(\fR\vcertificate\x126\n" +
+	"\tapprovals\x18\x03 \x01(\v2\x18.coffer.hsm.v1.ApprovalsR\tapprovals\"P\n" +
+	"\x18ListTrustAnchorsResponse\x124\n" +
+	"\aanchors\x18\x01 \x03(\v2\x1a.coffer.hsm.v1.TrustAnchorR\aanchors\"\xa0\x01\n" +
+	"\x1cDeregisterTrustAnchorRequest\x12\x18\n" +
+	"\asession\x18\x01 \x01(\x04R\asession\x12\x1c\n" +
+	"\treference\x18\x02 \x01(\rR\treference\x12\x10\n" +
+	"\x03all\x18\x03 \x01(\bR\x03all\x126\n" +
+	"\tapprovals\x18\x04 \x01(\v2\x18.coffer.hsm.v1.ApprovalsR\tapprovals\"\x83\x01\n" +
+	"\x19SetMTLSEnforcementRequest\x12\x18\n" +
+	"\asession\x18\x01 \x01(\x04R\asession\x12\x14\n" +
+	"\x05level\x18\x02 \x01(\tR\x05level\x126\n" +
+	"\tapprovals\x18\x03 \x01(\v2\x18.coffer.hsm.v1.ApprovalsR\tapprovals\"/\n" +
+	"\x17MTLSEnforcementResponse\x12\x14\n" +
+	"\x05level\x18\x01 \x01(\tR\x05level\"\xb9\x01\n" +
 	"\x12GenerateKeyRequest\x12\x18\n" +
 	"\asession\x18\x01 \x01(\x04R\asession\x126\n" +
 	"\tmechanism\x18\x02 \x01(\v2\x18.coffer.hsm.v1.MechanismR\tmechanism\x124\n" +
@@ -4505,7 +4853,7 @@ const file_hsm_proto_rawDesc = "" +
 	"\x10FUNCTION_DECRYPT\x10\x02\x12\x11\n" +
 	"\rFUNCTION_SIGN\x10\x03\x12\x13\n" +
 	"\x0fFUNCTION_VERIFY\x10\x04\x12\x13\n" +
-	"\x0fFUNCTION_DIGEST\x10\x052\x9c\x19\n" +
+	"\x0fFUNCTION_DIGEST\x10\x052\xef\x1c\n" +
 	"\x03HSM\x12T\n" +
 	"\vOpenSession\x12!.coffer.hsm.v1.OpenSessionRequest\x1a\".coffer.hsm.v1.OpenSessionResponse\x12C\n" +
 	"\fCloseSession\x12\x1d.coffer.hsm.v1.SessionRequest\x1a\x14.coffer.hsm.v1.Empty\x12:\n" +
@@ -4523,7 +4871,12 @@ const file_hsm_proto_rawDesc = "" +
 	"\x10ListQuorumTokens\x12\x1d.coffer.hsm.v1.SessionRequest\x1a'.coffer.hsm.v1.ListQuorumTokensResponse\x12R\n" +
 	"\x11DeleteQuorumToken\x12'.coffer.hsm.v1.DeleteQuorumTokenRequest\x1a\x14.coffer.hsm.v1.Empty\x12L\n" +
 	"\x0eSetQuorumValue\x12$.coffer.hsm.v1.SetQuorumValueRequest\x1a\x14.coffer.hsm.v1.Empty\x12R\n" +
-	"\fQuorumValues\x12\x1d.coffer.hsm.v1.SessionRequest\x1a#.coffer.hsm.v1.QuorumValuesResponse\x12O\n" +
+	"\fQuorumValues\x12\x1d.coffer.hsm.v1.SessionRequest\x1a#.coffer.hsm.v1.QuorumValuesResponse\x12\\\n" +
+	"\x13RegisterTrustAnchor\x12).coffer.hsm.v1.RegisterTrustAnchorRequest\x1a\x1a.coffer.hsm.v1.TrustAnchor\x12Q\n" +
+	"\x10ListTrustAnchors\x12\x14.coffer.hsm.v1.Empty\x1a'.coffer.hsm.v1.ListTrustAnchorsResponse\x12m\n" +
+	"\x15DeregisterTrustAnchor\x12+.coffer.hsm.v1.DeregisterTrustAnchorRequest\x1a'.coffer.hsm.v1.ListTrustAnchorsResponse\x12T\n" +
+	"\x12SetMTLSEnforcement\x12(.coffer.hsm.v1.SetMTLSEnforcementRequest\x1a\x14.coffer.hsm.v1.Empty\x12[\n" +
+	"\x12GetMTLSEnforcement\x12\x1d.coffer.hsm.v1.SessionRequest\x1a&.coffer.hsm.v1.MTLSEnforcementResponse\x12O\n" +
 	"\vGenerateKey\x12!.coffer.hsm.v1.GenerateKeyRequest\x1a\x1d.coffer.hsm.v1.CreateResponse\x12`\n" +
 	"\x0fGenerateKeyPair\x12%.coffer.hsm.v1.GenerateKeyPairRequest\x1a&.coffer.hsm.v1.GenerateKeyPairResponse\x12Q\n" +
 	"\fCreateObject\x12\".coffer.hsm.v1.CreateObjectRequest\x1a\x1d.coffer.hsm.v1.CreateResponse\x12K\n" +
@@ -4576,78 +4929,84 @@ func file_hsm_proto_rawDescGZIP() []byte {
 }
 
 var file_hsm_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_hsm_proto_msgTypes = make([]protoimpl.MessageInfo, 69)
+var file_hsm_proto_msgTypes = make([]protoimpl.MessageInfo, 75)
 var file_hsm_proto_goTypes = []any{
-	(Function)(0),                    // 0: coffer.hsm.v1.Function
-	(*Empty)(nil),                    // 1: coffer.hsm.v1.Empty
-	(*Attribute)(nil),                // 2: coffer.hsm.v1.Attribute
-	(*Mechanism)(nil),                // 3: coffer.hsm.v1.Mechanism
-	(*SessionRequest)(nil),           // 4: coffer.hsm.v1.SessionRequest
-	(*OpenSessionRequest)(nil),       // 5: coffer.hsm.v1.OpenSessionRequest
-	(*OpenSessionResponse)(nil),      // 6: coffer.hsm.v1.OpenSessionResponse
-	(*LoginRequest)(nil),             // 7: coffer.hsm.v1.LoginRequest
-	(*Approval)(nil),                 // 8: coffer.hsm.v1.Approval
-	(*Approvals)(nil),                // 9: coffer.hsm.v1.Approvals
-	(*ActivateRequest)(nil),          // 10: coffer.hsm.v1.ActivateRequest
-	(*CreateUserRequest)(nil),        // 11: coffer.hsm.v1.CreateUserRequest
-	(*DeleteUserRequest)(nil),        // 12: coffer.hsm.v1.DeleteUserRequest
-	(*ChangePasswordRequest)(nil),    // 13: coffer.hsm.v1.ChangePasswordRequest
-	(*UserInfo)(nil),                 // 14: coffer.hsm.v1.UserInfo
-	(*ListUsersResponse)(nil),        // 15: coffer.hsm.v1.ListUsersResponse
-	(*RegisterQuorumKeyRequest)(nil), // 16: coffer.hsm.v1.RegisterQuorumKeyRequest
-	(*QuorumTokenRequest)(nil),       // 17: coffer.hsm.v1.QuorumTokenRequest
-	(*QuorumTokenInfo)(nil),          // 18: coffer.hsm.v1.QuorumTokenInfo
-	(*ListQuorumTokensResponse)(nil), // 19: coffer.hsm.v1.ListQuorumTokensResponse
-	(*DeleteQuorumTokenRequest)(nil), // 20: coffer.hsm.v1.DeleteQuorumTokenRequest
-	(*SetQuorumValueRequest)(nil),    // 21: coffer.hsm.v1.SetQuorumValueRequest
-	(*QuorumValuesResponse)(nil),     // 22: coffer.hsm.v1.QuorumValuesResponse
-	(*GenerateKeyRequest)(nil),       // 23: coffer.hsm.v1.GenerateKeyRequest
-	(*GenerateKeyPairRequest)(nil),   // 24: coffer.hsm.v1.GenerateKeyPairRequest
-	(*CreateObjectRequest)(nil),      // 25: coffer.hsm.v1.CreateObjectRequest
-	(*ImportKeyRequest)(nil),         // 26: coffer.hsm.v1.ImportKeyRequest
-	(*UnwrapKeyRequest)(nil),         // 27: coffer.hsm.v1.UnwrapKeyRequest
-	(*DeriveKeyRequest)(nil),         // 28: coffer.hsm.v1.DeriveKeyRequest
-	(*CreateResponse)(nil),           // 29: coffer.hsm.v1.CreateResponse
-	(*GenerateKeyPairResponse)(nil),  // 30: coffer.hsm.v1.GenerateKeyPairResponse
-	(*FindObjectsRequest)(nil),       // 31: coffer.hsm.v1.FindObjectsRequest
-	(*FindObjectsResponse)(nil),      // 32: coffer.hsm.v1.FindObjectsResponse
-	(*ObjectRequest)(nil),            // 33: coffer.hsm.v1.ObjectRequest
-	(*ObjectInfoResponse)(nil),       // 34: coffer.hsm.v1.ObjectInfoResponse
-	(*GetAttributesRequest)(nil),     // 35: coffer.hsm.v1.GetAttributesRequest
-	(*AttributeValue)(nil),           // 36: coffer.hsm.v1.AttributeValue
-	(*GetAttributesResponse)(nil),    // 37: coffer.hsm.v1.GetAttributesResponse
-	(*SetAttributesRequest)(nil),     // 38: coffer.hsm.v1.SetAttributesRequest
-	(*ShareKeyRequest)(nil),          // 39: coffer.hsm.v1.ShareKeyRequest
-	(*BytesResponse)(nil),            // 40: coffer.hsm.v1.BytesResponse
-	(*CryptRequest)(nil),             // 41: coffer.hsm.v1.CryptRequest
-	(*VerifyRequest)(nil),            // 42: coffer.hsm.v1.VerifyRequest
-	(*WrapKeyRequest)(nil),           // 43: coffer.hsm.v1.WrapKeyRequest
-	(*RandomRequest)(nil),            // 44: coffer.hsm.v1.RandomRequest
-	(*BeginRequest)(nil),             // 45: coffer.hsm.v1.BeginRequest
-	(*BeginResponse)(nil),            // 46: coffer.hsm.v1.BeginResponse
-	(*UpdateRequest)(nil),            // 47: coffer.hsm.v1.UpdateRequest
-	(*FinishRequest)(nil),            // 48: coffer.hsm.v1.FinishRequest
-	(*OperationRequest)(nil),         // 49: coffer.hsm.v1.OperationRequest
-	(*MechanismInfo)(nil),            // 50: coffer.hsm.v1.MechanismInfo
-	(*MechanismsResponse)(nil),       // 51: coffer.hsm.v1.MechanismsResponse
-	(*NodeInfoResponse)(nil),         // 52: coffer.hsm.v1.NodeInfoResponse
-	(*PeerStatus)(nil),               // 53: coffer.hsm.v1.PeerStatus
-	(*HelloRequest)(nil),             // 54: coffer.hsm.v1.HelloRequest
-	(*HelloResponse)(nil),            // 55: coffer.hsm.v1.HelloResponse
-	(*SealedRecord)(nil),             // 56: coffer.hsm.v1.SealedRecord
-	(*PushRequest)(nil),              // 57: coffer.hsm.v1.PushRequest
-	(*PushResponse)(nil),             // 58: coffer.hsm.v1.PushResponse
-	(*DigestRequest)(nil),            // 59: coffer.hsm.v1.DigestRequest
-	(*DigestResponse)(nil),           // 60: coffer.hsm.v1.DigestResponse
-	(*RecordMeta)(nil),               // 61: coffer.hsm.v1.RecordMeta
-	(*VersionsRequest)(nil),          // 62: coffer.hsm.v1.VersionsRequest
-	(*VersionsResponse)(nil),         // 63: coffer.hsm.v1.VersionsResponse
-	(*RecordKey)(nil),                // 64: coffer.hsm.v1.RecordKey
-	(*FetchRequest)(nil),             // 65: coffer.hsm.v1.FetchRequest
-	(*FetchResponse)(nil),            // 66: coffer.hsm.v1.FetchResponse
-	(*CloneRequest)(nil),             // 67: coffer.hsm.v1.CloneRequest
-	(*CloneResponse)(nil),            // 68: coffer.hsm.v1.CloneResponse
-	nil,                              // 69: coffer.hsm.v1.QuorumValuesResponse.ValuesEntry
+	(Function)(0),                        // 0: coffer.hsm.v1.Function
+	(*Empty)(nil),                        // 1: coffer.hsm.v1.Empty
+	(*Attribute)(nil),                    // 2: coffer.hsm.v1.Attribute
+	(*Mechanism)(nil),                    // 3: coffer.hsm.v1.Mechanism
+	(*SessionRequest)(nil),               // 4: coffer.hsm.v1.SessionRequest
+	(*OpenSessionRequest)(nil),           // 5: coffer.hsm.v1.OpenSessionRequest
+	(*OpenSessionResponse)(nil),          // 6: coffer.hsm.v1.OpenSessionResponse
+	(*LoginRequest)(nil),                 // 7: coffer.hsm.v1.LoginRequest
+	(*Approval)(nil),                     // 8: coffer.hsm.v1.Approval
+	(*Approvals)(nil),                    // 9: coffer.hsm.v1.Approvals
+	(*ActivateRequest)(nil),              // 10: coffer.hsm.v1.ActivateRequest
+	(*CreateUserRequest)(nil),            // 11: coffer.hsm.v1.CreateUserRequest
+	(*DeleteUserRequest)(nil),            // 12: coffer.hsm.v1.DeleteUserRequest
+	(*ChangePasswordRequest)(nil),        // 13: coffer.hsm.v1.ChangePasswordRequest
+	(*UserInfo)(nil),                     // 14: coffer.hsm.v1.UserInfo
+	(*ListUsersResponse)(nil),            // 15: coffer.hsm.v1.ListUsersResponse
+	(*RegisterQuorumKeyRequest)(nil),     // 16: coffer.hsm.v1.RegisterQuorumKeyRequest
+	(*QuorumTokenRequest)(nil),           // 17: coffer.hsm.v1.QuorumTokenRequest
+	(*QuorumTokenInfo)(nil),              // 18: coffer.hsm.v1.QuorumTokenInfo
+	(*ListQuorumTokensResponse)(nil),     // 19: coffer.hsm.v1.ListQuorumTokensResponse
+	(*DeleteQuorumTokenRequest)(nil),     // 20: coffer.hsm.v1.DeleteQuorumTokenRequest
+	(*SetQuorumValueRequest)(nil),        // 21: coffer.hsm.v1.SetQuorumValueRequest
+	(*QuorumValuesResponse)(nil),         // 22: coffer.hsm.v1.QuorumValuesResponse
+	(*TrustAnchor)(nil),                  // 23: coffer.hsm.v1.TrustAnchor
+	(*RegisterTrustAnchorRequest)(nil),   // 24: coffer.hsm.v1.RegisterTrustAnchorRequest
+	(*ListTrustAnchorsResponse)(nil),     // 25: coffer.hsm.v1.ListTrustAnchorsResponse
+	(*DeregisterTrustAnchorRequest)(nil), // 26: coffer.hsm.v1.DeregisterTrustAnchorRequest
+	(*SetMTLSEnforcementRequest)(nil),    // 27: coffer.hsm.v1.SetMTLSEnforcementRequest
+	(*MTLSEnforcementResponse)(nil),      // 28: coffer.hsm.v1.MTLSEnforcementResponse
+	(*GenerateKeyRequest)(nil),           // 29: coffer.hsm.v1.GenerateKeyRequest
+	(*GenerateKeyPairRequest)(nil),       // 30: coffer.hsm.v1.GenerateKeyPairRequest
+	(*CreateObjectRequest)(nil),          // 31: coffer.hsm.v1.CreateObjectRequest
+	(*ImportKeyRequest)(nil),             // 32: coffer.hsm.v1.ImportKeyRequest
+	(*UnwrapKeyRequest)(nil),             // 33: coffer.hsm.v1.UnwrapKeyRequest
+	(*DeriveKeyRequest)(nil),             // 34: coffer.hsm.v1.DeriveKeyRequest
+	(*CreateResponse)(nil),               // 35: coffer.hsm.v1.CreateResponse
+	(*GenerateKeyPairResponse)(nil),      // 36: coffer.hsm.v1.GenerateKeyPairResponse
+	(*FindObjectsRequest)(nil),           // 37: coffer.hsm.v1.FindObjectsRequest
+	(*FindObjectsResponse)(nil),          // 38: coffer.hsm.v1.FindObjectsResponse
+	(*ObjectRequest)(nil),                // 39: coffer.hsm.v1.ObjectRequest
+	(*ObjectInfoResponse)(nil),           // 40: coffer.hsm.v1.ObjectInfoResponse
+	(*GetAttributesRequest)(nil),         // 41: coffer.hsm.v1.GetAttributesRequest
+	(*AttributeValue)(nil),               // 42: coffer.hsm.v1.AttributeValue
+	(*GetAttributesResponse)(nil),        // 43: coffer.hsm.v1.GetAttributesResponse
+	(*SetAttributesRequest)(nil),         // 44: coffer.hsm.v1.SetAttributesRequest
+	(*ShareKeyRequest)(nil),              // 45: coffer.hsm.v1.ShareKeyRequest
+	(*BytesResponse)(nil),                // 46: coffer.hsm.v1.BytesResponse
+	(*CryptRequest)(nil),                 // 47: coffer.hsm.v1.CryptRequest
+	(*VerifyRequest)(nil),                // 48: coffer.hsm.v1.VerifyRequest
+	(*WrapKeyRequest)(nil),               // 49: coffer.hsm.v1.WrapKeyRequest
+	(*RandomRequest)(nil),                // 50: coffer.hsm.v1.RandomRequest
+	(*BeginRequest)(nil),                 // 51: coffer.hsm.v1.BeginRequest
+	(*BeginResponse)(nil),                // 52: coffer.hsm.v1.BeginResponse
+	(*UpdateRequest)(nil),                // 53: coffer.hsm.v1.UpdateRequest
+	(*FinishRequest)(nil),                // 54: coffer.hsm.v1.FinishRequest
+	(*OperationRequest)(nil),             // 55: coffer.hsm.v1.OperationRequest
+	(*MechanismInfo)(nil),                // 56: coffer.hsm.v1.MechanismInfo
+	(*MechanismsResponse)(nil),           // 57: coffer.hsm.v1.MechanismsResponse
+	(*NodeInfoResponse)(nil),             // 58: coffer.hsm.v1.NodeInfoResponse
+	(*PeerStatus)(nil),                   // 59: coffer.hsm.v1.PeerStatus
+	(*HelloRequest)(nil),                 // 60: coffer.hsm.v1.HelloRequest
+	(*HelloResponse)(nil),                // 61: coffer.hsm.v1.HelloResponse
+	(*SealedRecord)(nil),                 // 62: coffer.hsm.v1.SealedRecord
+	(*PushRequest)(nil),                  // 63: coffer.hsm.v1.PushRequest
+	(*PushResponse)(nil),                 // 64: coffer.hsm.v1.PushResponse
+	(*DigestRequest)(nil),                // 65: coffer.hsm.v1.DigestRequest
+	(*DigestResponse)(nil),               // 66: coffer.hsm.v1.DigestResponse
+	(*RecordMeta)(nil),                   // 67: coffer.hsm.v1.RecordMeta
+	(*VersionsRequest)(nil),              // 68: coffer.hsm.v1.VersionsRequest
+	(*VersionsResponse)(nil),             // 69: coffer.hsm.v1.VersionsResponse
+	(*RecordKey)(nil),                    // 70: coffer.hsm.v1.RecordKey
+	(*FetchRequest)(nil),                 // 71: coffer.hsm.v1.FetchRequest
+	(*FetchResponse)(nil),                // 72: coffer.hsm.v1.FetchResponse
+	(*CloneRequest)(nil),                 // 73: coffer.hsm.v1.CloneRequest
+	(*CloneResponse)(nil),                // 74: coffer.hsm.v1.CloneResponse
+	nil,                                  // 75: coffer.hsm.v1.QuorumValuesResponse.ValuesEntry
 }
 var file_hsm_proto_depIdxs = []int32{
 	8,  // 0: coffer.hsm.v1.Approvals.signatures:type_name -> coffer.hsm.v1.Approval
@@ -4657,135 +5016,149 @@ var file_hsm_proto_depIdxs = []int32{
 	14, // 4: coffer.hsm.v1.ListUsersResponse.users:type_name -> coffer.hsm.v1.UserInfo
 	18, // 5: coffer.hsm.v1.ListQuorumTokensResponse.tokens:type_name -> coffer.hsm.v1.QuorumTokenInfo
 	9,  // 6: coffer.hsm.v1.SetQuorumValueRequest.approvals:type_name -> coffer.hsm.v1.Approvals
-	69, // 7: coffer.hsm.v1.QuorumValuesResponse.values:type_name -> coffer.hsm.v1.QuorumValuesResponse.ValuesEntry
-	3,  // 8: coffer.hsm.v1.GenerateKeyRequest.mechanism:type_name -> coffer.hsm.v1.Mechanism
-	2,  // 9: coffer.hsm.v1.GenerateKeyRequest.template:type_name -> coffer.hsm.v1.Attribute
-	3,  // 10: coffer.hsm.v1.GenerateKeyPairRequest.mechanism:type_name -> coffer.hsm.v1.Mechanism
-	2,  // 11: coffer.hsm.v1.GenerateKeyPairRequest.public_template:type_name -> coffer.hsm.v1.Attribute
-	2,  // 12: coffer.hsm.v1.GenerateKeyPairRequest.private_template:type_name -> coffer.hsm.v1.Attribute
-	2,  // 13: coffer.hsm.v1.CreateObjectRequest.template:type_name -> coffer.hsm.v1.Attribute
-	2,  // 14: coffer.hsm.v1.ImportKeyRequest.template:type_name -> coffer.hsm.v1.Attribute
-	3,  // 15: coffer.hsm.v1.UnwrapKeyRequest.mechanism:type_name -> coffer.hsm.v1.Mechanism
-	2,  // 16: coffer.hsm.v1.UnwrapKeyRequest.template:type_name -> coffer.hsm.v1.Attribute
-	3,  // 17: coffer.hsm.v1.DeriveKeyRequest.mechanism:type_name -> coffer.hsm.v1.Mechanism
-	2,  // 18: coffer.hsm.v1.DeriveKeyRequest.template:type_name -> coffer.hsm.v1.Attribute
-	2,  // 19: coffer.hsm.v1.FindObjectsRequest.template:type_name -> coffer.hsm.v1.Attribute
-	36, // 20: coffer.hsm.v1.GetAttributesResponse.values:type_name -> coffer.hsm.v1.AttributeValue
-	2,  // 21: coffer.hsm.v1.SetAttributesRequest.template:type_name -> coffer.hsm.v1.Attribute
-	3,  // 22: coffer.hsm.v1.CryptRequest.mechanism:type_name -> coffer.hsm.v1.Mechanism
-	3,  // 23: coffer.hsm.v1.VerifyRequest.mechanism:type_name -> coffer.hsm.v1.Mechanism
-	3,  // 24: coffer.hsm.v1.WrapKeyRequest.mechanism:type_name -> coffer.hsm.v1.Mechanism
-	0,  // 25: coffer.hsm.v1.BeginRequest.function:type_name -> coffer.hsm.v1.Function
-	3,  // 26: coffer.hsm.v1.BeginRequest.mechanism:type_name -> coffer.hsm.v1.Mechanism
-	50, // 27: coffer.hsm.v1.MechanismsResponse.mechanisms:type_name -> coffer.hsm.v1.MechanismInfo
-	53, // 28: coffer.hsm.v1.NodeInfoResponse.peers:type_name -> coffer.hsm.v1.PeerStatus
-	56, // 29: coffer.hsm.v1.PushRequest.records:type_name -> coffer.hsm.v1.SealedRecord
-	61, // 30: coffer.hsm.v1.VersionsResponse.records:type_name -> coffer.hsm.v1.RecordMeta
-	64, // 31: coffer.hsm.v1.FetchRequest.keys:type_name -> coffer.hsm.v1.RecordKey
-	56, // 32: coffer.hsm.v1.FetchResponse.records:type_name -> coffer.hsm.v1.SealedRecord
-	5,  // 33: coffer.hsm.v1.HSM.OpenSession:input_type -> coffer.hsm.v1.OpenSessionRequest
-	4,  // 34: coffer.hsm.v1.HSM.CloseSession:input_type -> coffer.hsm.v1.SessionRequest
-	7,  // 35: coffer.hsm.v1.HSM.Login:input_type -> coffer.hsm.v1.LoginRequest
-	4,  // 36: coffer.hsm.v1.HSM.Logout:input_type -> coffer.hsm.v1.SessionRequest
-	10, // 37: coffer.hsm.v1.HSM.Activate:input_type -> coffer.hsm.v1.ActivateRequest
-	11, // 38: coffer.hsm.v1.HSM.CreateUser:input_type -> coffer.hsm.v1.CreateUserRequest
-	12, // 39: coffer.hsm.v1.HSM.DeleteUser:input_type -> coffer.hsm.v1.DeleteUserRequest
-	13, // 40: coffer.hsm.v1.HSM.ChangePassword:input_type -> coffer.hsm.v1.ChangePasswordRequest
-	4,  // 41: coffer.hsm.v1.HSM.ListUsers:input_type -> coffer.hsm.v1.SessionRequest
-	16, // 42: coffer.hsm.v1.HSM.RegisterQuorumKey:input_type -> coffer.hsm.v1.RegisterQuorumKeyRequest
-	17, // 43: coffer.hsm.v1.HSM.QuorumToken:input_type -> coffer.hsm.v1.QuorumTokenRequest
-	4,  // 44: coffer.hsm.v1.HSM.ListQuorumTokens:input_type -> coffer.hsm.v1.SessionRequest
-	20, // 45: coffer.hsm.v1.HSM.DeleteQuorumToken:input_type -> coffer.hsm.v1.DeleteQuorumTokenRequest
-	21, // 46: coffer.hsm.v1.HSM.SetQuorumValue:input_type -> coffer.hsm.v1.SetQuorumValueRequest
-	4,  // 47: coffer.hsm.v1.HSM.QuorumValues:input_type -> coffer.hsm.v1.SessionRequest
-	23, // 48: coffer.hsm.v1.HSM.GenerateKey:input_type -> coffer.hsm.v1.GenerateKeyRequest
-	24, // 49: coffer.hsm.v1.HSM.GenerateKeyPair:input_type -> coffer.hsm.v1.GenerateKeyPairRequest
-	25, // 50: coffer.hsm.v1.HSM.CreateObject:input_type -> coffer.hsm.v1.CreateObjectRequest
-	26, // 51: coffer.hsm.v1.HSM.ImportKey:input_type -> coffer.hsm.v1.ImportKeyRequest
-	27, // 52: coffer.hsm.v1.HSM.UnwrapKey:input_type -> coffer.hsm.v1.UnwrapKeyRequest
-	28, // 53: coffer.hsm.v1.HSM.DeriveKey:input_type -> coffer.hsm.v1.DeriveKeyRequest
-	31, // 54: coffer.hsm.v1.HSM.FindObjects:input_type -> coffer.hsm.v1.FindObjectsRequest
-	33, // 55: coffer.hsm.v1.HSM.ObjectInfo:input_type -> coffer.hsm.v1.ObjectRequest
-	35, // 56: coffer.hsm.v1.HSM.GetAttributes:input_type -> coffer.hsm.v1.GetAttributesRequest
-	38, // 57: coffer.hsm.v1.HSM.SetAttributes:input_type -> coffer.hsm.v1.SetAttributesRequest
-	33, // 58: coffer.hsm.v1.HSM.DestroyObject:input_type -> coffer.hsm.v1.ObjectRequest
-	39, // 59: coffer.hsm.v1.HSM.ShareKey:input_type -> coffer.hsm.v1.ShareKeyRequest
-	39, // 60: coffer.hsm.v1.HSM.UnshareKey:input_type -> coffer.hsm.v1.ShareKeyRequest
-	33, // 61: coffer.hsm.v1.HSM.ExportKey:input_type -> coffer.hsm.v1.ObjectRequest
-	33, // 62: coffer.hsm.v1.HSM.ExportPublicKey:input_type -> coffer.hsm.v1.ObjectRequest
-	41, // 63: coffer.hsm.v1.HSM.Encrypt:input_type -> coffer.hsm.v1.CryptRequest
-	41, // 64: coffer.hsm.v1.HSM.Decrypt:input_type -> coffer.hsm.v1.CryptRequest
-	41, // 65: coffer.hsm.v1.HSM.Sign:input_type -> coffer.hsm.v1.CryptRequest
-	42, // 66: coffer.hsm.v1.HSM.Verify:input_type -> coffer.hsm.v1.VerifyRequest
-	41, // 67: coffer.hsm.v1.HSM.Digest:input_type -> coffer.hsm.v1.CryptRequest
-	43, // 68: coffer.hsm.v1.HSM.WrapKey:input_type -> coffer.hsm.v1.WrapKeyRequest
-	44, // 69: coffer.hsm.v1.HSM.GenerateRandom:input_type -> coffer.hsm.v1.RandomRequest
-	45, // 70: coffer.hsm.v1.HSM.Begin:input_type -> coffer.hsm.v1.BeginRequest
-	47, // 71: coffer.hsm.v1.HSM.Update:input_type -> coffer.hsm.v1.UpdateRequest
-	48, // 72: coffer.hsm.v1.HSM.Finish:input_type -> coffer.hsm.v1.FinishRequest
-	49, // 73: coffer.hsm.v1.HSM.Abort:input_type -> coffer.hsm.v1.OperationRequest
-	1,  // 74: coffer.hsm.v1.HSM.Mechanisms:input_type -> coffer.hsm.v1.Empty
-	1,  // 75: coffer.hsm.v1.HSM.NodeInfo:input_type -> coffer.hsm.v1.Empty
-	54, // 76: coffer.hsm.v1.Peer.Hello:input_type -> coffer.hsm.v1.HelloRequest
-	57, // 77: coffer.hsm.v1.Peer.Push:input_type -> coffer.hsm.v1.PushRequest
-	59, // 78: coffer.hsm.v1.Peer.Digest:input_type -> coffer.hsm.v1.DigestRequest
-	62, // 79: coffer.hsm.v1.Peer.Versions:input_type -> coffer.hsm.v1.VersionsRequest
-	65, // 80: coffer.hsm.v1.Peer.Fetch:input_type -> coffer.hsm.v1.FetchRequest
-	67, // 81: coffer.hsm.v1.Peer.Clone:input_type -> coffer.hsm.v1.CloneRequest
-	6,  // 82: coffer.hsm.v1.HSM.OpenSession:output_type -> coffer.hsm.v1.OpenSessionResponse
-	1,  // 83: coffer.hsm.v1.HSM.CloseSession:output_type -> coffer.hsm.v1.Empty
-	1,  // 84: coffer.hsm.v1.HSM.Login:output_type -> coffer.hsm.v1.Empty
-	1,  // 85: coffer.hsm.v1.HSM.Logout:output_type -> coffer.hsm.v1.Empty
-	1,  // 86: coffer.hsm.v1.HSM.Activate:output_type -> coffer.hsm.v1.Empty
-	1,  // 87: coffer.hsm.v1.HSM.CreateUser:output_type -> coffer.hsm.v1.Empty
-	1,  // 88: coffer.hsm.v1.HSM.DeleteUser:output_type -> coffer.hsm.v1.Empty
-	1,  // 89: coffer.hsm.v1.HSM.ChangePassword:output_type -> coffer.hsm.v1.Empty
-	15, // 90: coffer.hsm.v1.HSM.ListUsers:output_type -> coffer.hsm.v1.ListUsersResponse
-	1,  // 91: coffer.hsm.v1.HSM.RegisterQuorumKey:output_type -> coffer.hsm.v1.Empty
-	18, // 92: coffer.hsm.v1.HSM.QuorumToken:output_type -> coffer.hsm.v1.QuorumTokenInfo
-	19, // 93: coffer.hsm.v1.HSM.ListQuorumTokens:output_type -> coffer.hsm.v1.ListQuorumTokensResponse
-	1,  // 94: coffer.hsm.v1.HSM.DeleteQuorumToken:output_type -> coffer.hsm.v1.Empty
-	1,  // 95: coffer.hsm.v1.HSM.SetQuorumValue:output_type -> coffer.hsm.v1.Empty
-	22, // 96: coffer.hsm.v1.HSM.QuorumValues:output_type -> coffer.hsm.v1.QuorumValuesResponse
-	29, // 97: coffer.hsm.v1.HSM.GenerateKey:output_type -> coffer.hsm.v1.CreateResponse
-	30, // 98: coffer.hsm.v1.HSM.GenerateKeyPair:output_type -> coffer.hsm.v1.GenerateKeyPairResponse
-	29, // 99: coffer.hsm.v1.HSM.CreateObject:output_type -> coffer.hsm.v1.CreateResponse
-	29, // 100: coffer.hsm.v1.HSM.ImportKey:output_type -> coffer.hsm.v1.CreateResponse
-	29, // 101: coffer.hsm.v1.HSM.UnwrapKey:output_type -> coffer.hsm.v1.CreateResponse
-	29, // 102: coffer.hsm.v1.HSM.DeriveKey:output_type -> coffer.hsm.v1.CreateResponse
-	32, // 103: coffer.hsm.v1.HSM.FindObjects:output_type -> coffer.hsm.v1.FindObjectsResponse
-	34, // 104: coffer.hsm.v1.HSM.ObjectInfo:output_type -> coffer.hsm.v1.ObjectInfoResponse
-	37, // 105: coffer.hsm.v1.HSM.GetAttributes:output_type -> coffer.hsm.v1.GetAttributesResponse
-	1,  // 106: coffer.hsm.v1.HSM.SetAttributes:output_type -> coffer.hsm.v1.Empty
-	1,  // 107: coffer.hsm.v1.HSM.DestroyObject:output_type -> coffer.hsm.v1.Empty
-	1,  // 108: coffer.hsm.v1.HSM.ShareKey:output_type -> coffer.hsm.v1.Empty
-	1,  // 109: coffer.hsm.v1.HSM.UnshareKey:output_type -> coffer.hsm.v1.Empty
-	40, // 110: coffer.hsm.v1.HSM.ExportKey:output_type -> coffer.hsm.v1.BytesResponse
-	40, // 111: coffer.hsm.v1.HSM.ExportPublicKey:output_type -> coffer.hsm.v1.BytesResponse
-	40, // 112: coffer.hsm.v1.HSM.Encrypt:output_type -> coffer.hsm.v1.BytesResponse
-	40, // 113: coffer.hsm.v1.HSM.Decrypt:output_type -> coffer.hsm.v1.BytesResponse
-	40, // 114: coffer.hsm.v1.HSM.Sign:output_type -> coffer.hsm.v1.BytesResponse
-	1,  // 115: coffer.hsm.v1.HSM.Verify:output_type -> coffer.hsm.v1.Empty
-	40, // 116: coffer.hsm.v1.HSM.Digest:output_type -> coffer.hsm.v1.BytesResponse
-	40, // 117: coffer.hsm.v1.HSM.WrapKey:output_type -> coffer.hsm.v1.BytesResponse
-	40, // 118: coffer.hsm.v1.HSM.GenerateRandom:output_type -> coffer.hsm.v1.BytesResponse
-	46, // 119: coffer.hsm.v1.HSM.Begin:output_type -> coffer.hsm.v1.BeginResponse
-	40, // 120: coffer.hsm.v1.HSM.Update:output_type -> coffer.hsm.v1.BytesResponse
-	40, // 121: coffer.hsm.v1.HSM.Finish:output_type -> coffer.hsm.v1.BytesResponse
-	1,  // 122: coffer.hsm.v1.HSM.Abort:output_type -> coffer.hsm.v1.Empty
-	51, // 123: coffer.hsm.v1.HSM.Mechanisms:output_type -> coffer.hsm.v1.MechanismsResponse
-	52, // 124: coffer.hsm.v1.HSM.NodeInfo:output_type -> coffer.hsm.v1.NodeInfoResponse
-	55, // 125: coffer.hsm.v1.Peer.Hello:output_type -> coffer.hsm.v1.HelloResponse
-	58, // 126: coffer.hsm.v1.Peer.Push:output_type -> coffer.hsm.v1.PushResponse
-	60, // 127: coffer.hsm.v1.Peer.Digest:output_type -> coffer.hsm.v1.DigestResponse
-	63, // 128: coffer.hsm.v1.Peer.Versions:output_type -> coffer.hsm.v1.VersionsResponse
-	66, // 129: coffer.hsm.v1.Peer.Fetch:output_type -> coffer.hsm.v1.FetchResponse
-	68, // 130: coffer.hsm.v1.Peer.Clone:output_type -> coffer.hsm.v1.CloneResponse
-	82, // [82:131] is the sub-list for method output_type
-	33, // [33:82] is the sub-list for method input_type
-	33, // [33:33] is the sub-list for extension type_name
-	33, // [33:33] is the sub-list for extension extendee
-	0,  // [0:33] is the sub-list for field type_name
+	75, // 7: coffer.hsm.v1.QuorumValuesResponse.values:type_name -> coffer.hsm.v1.QuorumValuesResponse.ValuesEntry
+	9,  // 8: coffer.hsm.v1.RegisterTrustAnchorRequest.approvals:type_name -> coffer.hsm.v1.Approvals
+	23, // 9: coffer.hsm.v1.ListTrustAnchorsResponse.anchors:type_name -> coffer.hsm.v1.TrustAnchor
+	9,  // 10: coffer.hsm.v1.DeregisterTrustAnchorRequest.approvals:type_name -> coffer.hsm.v1.Approvals
+	9,  // 11: coffer.hsm.v1.SetMTLSEnforcementRequest.approvals:type_name -> coffer.hsm.v1.Approvals
+	3,  // 12: coffer.hsm.v1.GenerateKeyRequest.mechanism:type_name -> coffer.hsm.v1.Mechanism
+	2,  // 13: coffer.hsm.v1.GenerateKeyRequest.template:type_name -> coffer.hsm.v1.Attribute
+	3,  // 14: coffer.hsm.v1.GenerateKeyPairRequest.mechanism:type_name -> coffer.hsm.v1.Mechanism
+	2,  // 15: coffer.hsm.v1.GenerateKeyPairRequest.public_template:type_name -> coffer.hsm.v1.Attribute
+	2,  // 16: coffer.hsm.v1.GenerateKeyPairRequest.private_template:type_name -> coffer.hsm.v1.Attribute
+	2,  // 17: coffer.hsm.v1.CreateObjectRequest.template:type_name -> coffer.hsm.v1.Attribute
+	2,  // 18: coffer.hsm.v1.ImportKeyRequest.template:type_name -> coffer.hsm.v1.Attribute
+	3,  // 19: coffer.hsm.v1.UnwrapKeyRequest.mechanism:type_name -> coffer.hsm.v1.Mechanism
+	2,  // 20: coffer.hsm.v1.UnwrapKeyRequest.template:type_name -> coffer.hsm.v1.Attribute
+	3,  // 21: coffer.hsm.v1.DeriveKeyRequest.mechanism:type_name -> coffer.hsm.v1.Mechanism
+	2,  // 22: coffer.hsm.v1.DeriveKeyRequest.template:type_name -> coffer.hsm.v1.Attribute
+	2,  // 23: coffer.hsm.v1.FindObjectsRequest.template:type_name -> coffer.hsm.v1.Attribute
+	42, // 24: coffer.hsm.v1.GetAttributesResponse.values:type_name -> coffer.hsm.v1.AttributeValue
+	2,  // 25: coffer.hsm.v1.SetAttributesRequest.template:type_name -> coffer.hsm.v1.Attribute
+	3,  // 26: coffer.hsm.v1.CryptRequest.mechanism:type_name -> coffer.hsm.v1.Mechanism
+	3,  // 27: coffer.hsm.v1.VerifyRequest.mechanism:type_name -> coffer.hsm.v1.Mechanism
+	3,  // 28: coffer.hsm.v1.WrapKeyRequest.mechanism:type_name -> coffer.hsm.v1.Mechanism
+	0,  // 29: coffer.hsm.v1.BeginRequest.function:type_name -> coffer.hsm.v1.Function
+	3,  // 30: coffer.hsm.v1.BeginRequest.mechanism:type_name -> coffer.hsm.v1.Mechanism
+	56, // 31: coffer.hsm.v1.MechanismsResponse.mechanisms:type_name -> coffer.hsm.v1.MechanismInfo
+	59, // 32: coffer.hsm.v1.NodeInfoResponse.peers:type_name -> coffer.hsm.v1.PeerStatus
+	62, // 33: coffer.hsm.v1.PushRequest.records:type_name -> coffer.hsm.v1.SealedRecord
+	67, // 34: coffer.hsm.v1.VersionsResponse.records:type_name -> coffer.hsm.v1.RecordMeta
+	70, // 35: coffer.hsm.v1.FetchRequest.keys:type_name -> coffer.hsm.v1.RecordKey
+	62, // 36: coffer.hsm.v1.FetchResponse.records:type_name -> coffer.hsm.v1.SealedRecord
+	5,  // 37: coffer.hsm.v1.HSM.OpenSession:input_type -> coffer.hsm.v1.OpenSessionRequest
+	4,  // 38: coffer.hsm.v1.HSM.CloseSession:input_type -> coffer.hsm.v1.SessionRequest
+	7,  // 39: coffer.hsm.v1.HSM.Login:input_type -> coffer.hsm.v1.LoginRequest
+	4,  // 40: coffer.hsm.v1.HSM.Logout:input_type -> coffer.hsm.v1.SessionRequest
+	10, // 41: coffer.hsm.v1.HSM.Activate:input_type -> coffer.hsm.v1.ActivateRequest
+	11, // 42: coffer.hsm.v1.HSM.CreateUser:input_type -> coffer.hsm.v1.CreateUserRequest
+	12, // 43: coffer.hsm.v1.HSM.DeleteUser:input_type -> coffer.hsm.v1.DeleteUserRequest
+	13, // 44: coffer.hsm.v1.HSM.ChangePassword:input_type -> coffer.hsm.v1.ChangePasswordRequest
+	4,  // 45: coffer.hsm.v1.HSM.ListUsers:input_type -> coffer.hsm.v1.SessionRequest
+	16, // 46: coffer.hsm.v1.HSM.RegisterQuorumKey:input_type -> coffer.hsm.v1.RegisterQuorumKeyRequest
+	17, // 47: coffer.hsm.v1.HSM.QuorumToken:input_type -> coffer.hsm.v1.QuorumTokenRequest
+	4,  // 48: coffer.hsm.v1.HSM.ListQuorumTokens:input_type -> coffer.hsm.v1.SessionRequest
+	20, // 49: coffer.hsm.v1.HSM.DeleteQuorumToken:input_type -> coffer.hsm.v1.DeleteQuorumTokenRequest
+	21, // 50: coffer.hsm.v1.HSM.SetQuorumValue:input_type -> coffer.hsm.v1.SetQuorumValueRequest
+	4,  // 51: coffer.hsm.v1.HSM.QuorumValues:input_type -> coffer.hsm.v1.SessionRequest
+	24, // 52: coffer.hsm.v1.HSM.RegisterTrustAnchor:input_type -> coffer.hsm.v1.RegisterTrustAnchorRequest
+	1,  // 53: coffer.hsm.v1.HSM.ListTrustAnchors:input_type -> coffer.hsm.v1.Empty
+	26, // 54: coffer.hsm.v1.HSM.DeregisterTrustAnchor:input_type -> coffer.hsm.v1.DeregisterTrustAnchorRequest
+	27, // 55: coffer.hsm.v1.HSM.SetMTLSEnforcement:input_type -> coffer.hsm.v1.SetMTLSEnforcementRequest
+	4,  // 56: coffer.hsm.v1.HSM.GetMTLSEnforcement:input_type -> coffer.hsm.v1.SessionRequest
+	29, // 57: coffer.hsm.v1.HSM.GenerateKey:input_type -> coffer.hsm.v1.GenerateKeyRequest
+	30, // 58: coffer.hsm.v1.HSM.GenerateKeyPair:input_type -> coffer.hsm.v1.GenerateKeyPairRequest
+	31, // 59: coffer.hsm.v1.HSM.CreateObject:input_type -> coffer.hsm.v1.CreateObjectRequest
+	32, // 60: coffer.hsm.v1.HSM.ImportKey:input_type -> coffer.hsm.v1.ImportKeyRequest
+	33, // 61: coffer.hsm.v1.HSM.UnwrapKey:input_type -> coffer.hsm.v1.UnwrapKeyRequest
+	34, // 62: coffer.hsm.v1.HSM.DeriveKey:input_type -> coffer.hsm.v1.DeriveKeyRequest
+	37, // 63: coffer.hsm.v1.HSM.FindObjects:input_type -> coffer.hsm.v1.FindObjectsRequest
+	39, // 64: coffer.hsm.v1.HSM.ObjectInfo:input_type -> coffer.hsm.v1.ObjectRequest
+	41, // 65: coffer.hsm.v1.HSM.GetAttributes:input_type -> coffer.hsm.v1.GetAttributesRequest
+	44, // 66: coffer.hsm.v1.HSM.SetAttributes:input_type -> coffer.hsm.v1.SetAttributesRequest
+	39, // 67: coffer.hsm.v1.HSM.DestroyObject:input_type -> coffer.hsm.v1.ObjectRequest
+	45, // 68: coffer.hsm.v1.HSM.ShareKey:input_type -> coffer.hsm.v1.ShareKeyRequest
+	45, // 69: coffer.hsm.v1.HSM.UnshareKey:input_type -> coffer.hsm.v1.ShareKeyRequest
+	39, // 70: coffer.hsm.v1.HSM.ExportKey:input_type -> coffer.hsm.v1.ObjectRequest
+	39, // 71: coffer.hsm.v1.HSM.ExportPublicKey:input_type -> coffer.hsm.v1.ObjectRequest
+	47, // 72: coffer.hsm.v1.HSM.Encrypt:input_type -> coffer.hsm.v1.CryptRequest
+	47, // 73: coffer.hsm.v1.HSM.Decrypt:input_type -> coffer.hsm.v1.CryptRequest
+	47, // 74: coffer.hsm.v1.HSM.Sign:input_type -> coffer.hsm.v1.CryptRequest
+	48, // 75: coffer.hsm.v1.HSM.Verify:input_type -> coffer.hsm.v1.VerifyRequest
+	47, // 76: coffer.hsm.v1.HSM.Digest:input_type -> coffer.hsm.v1.CryptRequest
+	49, // 77: coffer.hsm.v1.HSM.WrapKey:input_type -> coffer.hsm.v1.WrapKeyRequest
+	50, // 78: coffer.hsm.v1.HSM.GenerateRandom:input_type -> coffer.hsm.v1.RandomRequest
+	51, // 79: coffer.hsm.v1.HSM.Begin:input_type -> coffer.hsm.v1.BeginRequest
+	53, // 80: coffer.hsm.v1.HSM.Update:input_type -> coffer.hsm.v1.UpdateRequest
+	54, // 81: coffer.hsm.v1.HSM.Finish:input_type -> coffer.hsm.v1.FinishRequest
+	55, // 82: coffer.hsm.v1.HSM.Abort:input_type -> coffer.hsm.v1.OperationRequest
+	1,  // 83: coffer.hsm.v1.HSM.Mechanisms:input_type -> coffer.hsm.v1.Empty
+	1,  // 84: coffer.hsm.v1.HSM.NodeInfo:input_type -> coffer.hsm.v1.Empty
+	60, // 85: coffer.hsm.v1.Peer.Hello:input_type -> coffer.hsm.v1.HelloRequest
+	63, // 86: coffer.hsm.v1.Peer.Push:input_type -> coffer.hsm.v1.PushRequest
+	65, // 87: coffer.hsm.v1.Peer.Digest:input_type -> coffer.hsm.v1.DigestRequest
+	68, // 88: coffer.hsm.v1.Peer.Versions:input_type -> coffer.hsm.v1.VersionsRequest
+	71, // 89: coffer.hsm.v1.Peer.Fetch:input_type -> coffer.hsm.v1.FetchRequest
+	73, // 90: coffer.hsm.v1.Peer.Clone:input_type -> coffer.hsm.v1.CloneRequest
+	6,  // 91: coffer.hsm.v1.HSM.OpenSession:output_type -> coffer.hsm.v1.OpenSessionResponse
+	1,  // 92: coffer.hsm.v1.HSM.CloseSession:output_type -> coffer.hsm.v1.Empty
+	1,  // 93: coffer.hsm.v1.HSM.Login:output_type -> coffer.hsm.v1.Empty
+	1,  // 94: coffer.hsm.v1.HSM.Logout:output_type -> coffer.hsm.v1.Empty
+	1,  // 95: coffer.hsm.v1.HSM.Activate:output_type -> coffer.hsm.v1.Empty
+	1,  // 96: coffer.hsm.v1.HSM.CreateUser:output_type -> coffer.hsm.v1.Empty
+	1,  // 97: coffer.hsm.v1.HSM.DeleteUser:output_type -> coffer.hsm.v1.Empty
+	1,  // 98: coffer.hsm.v1.HSM.ChangePassword:output_type -> coffer.hsm.v1.Empty
+	15, // 99: coffer.hsm.v1.HSM.ListUsers:output_type -> coffer.hsm.v1.ListUsersResponse
+	1,  // 100: coffer.hsm.v1.HSM.RegisterQuorumKey:output_type -> coffer.hsm.v1.Empty
+	18, // 101: coffer.hsm.v1.HSM.QuorumToken:output_type -> coffer.hsm.v1.QuorumTokenInfo
+	19, // 102: coffer.hsm.v1.HSM.ListQuorumTokens:output_type -> coffer.hsm.v1.ListQuorumTokensResponse
+	1,  // 103: coffer.hsm.v1.HSM.DeleteQuorumToken:output_type -> coffer.hsm.v1.Empty
+	1,  // 104: coffer.hsm.v1.HSM.SetQuorumValue:output_type -> coffer.hsm.v1.Empty
+	22, // 105: coffer.hsm.v1.HSM.QuorumValues:output_type -> coffer.hsm.v1.QuorumValuesResponse
+	23, // 106: coffer.hsm.v1.HSM.RegisterTrustAnchor:output_type -> coffer.hsm.v1.TrustAnchor
+	25, // 107: coffer.hsm.v1.HSM.ListTrustAnchors:output_type -> coffer.hsm.v1.ListTrustAnchorsResponse
+	25, // 108: coffer.hsm.v1.HSM.DeregisterTrustAnchor:output_type -> coffer.hsm.v1.ListTrustAnchorsResponse
+	1,  // 109: coffer.hsm.v1.HSM.SetMTLSEnforcement:output_type -> coffer.hsm.v1.Empty
+	28, // 110: coffer.hsm.v1.HSM.GetMTLSEnforcement:output_type -> coffer.hsm.v1.MTLSEnforcementResponse
+	35, // 111: coffer.hsm.v1.HSM.GenerateKey:output_type -> coffer.hsm.v1.CreateResponse
+	36, // 112: coffer.hsm.v1.HSM.GenerateKeyPair:output_type -> coffer.hsm.v1.GenerateKeyPairResponse
+	35, // 113: coffer.hsm.v1.HSM.CreateObject:output_type -> coffer.hsm.v1.CreateResponse
+	35, // 114: coffer.hsm.v1.HSM.ImportKey:output_type -> coffer.hsm.v1.CreateResponse
+	35, // 115: coffer.hsm.v1.HSM.UnwrapKey:output_type -> coffer.hsm.v1.CreateResponse
+	35, // 116: coffer.hsm.v1.HSM.DeriveKey:output_type -> coffer.hsm.v1.CreateResponse
+	38, // 117: coffer.hsm.v1.HSM.FindObjects:output_type -> coffer.hsm.v1.FindObjectsResponse
+	40, // 118: coffer.hsm.v1.HSM.ObjectInfo:output_type -> coffer.hsm.v1.ObjectInfoResponse
+	43, // 119: coffer.hsm.v1.HSM.GetAttributes:output_type -> coffer.hsm.v1.GetAttributesResponse
+	1,  // 120: coffer.hsm.v1.HSM.SetAttributes:output_type -> coffer.hsm.v1.Empty
+	1,  // 121: coffer.hsm.v1.HSM.DestroyObject:output_type -> coffer.hsm.v1.Empty
+	1,  // 122: coffer.hsm.v1.HSM.ShareKey:output_type -> coffer.hsm.v1.Empty
+	1,  // 123: coffer.hsm.v1.HSM.UnshareKey:output_type -> coffer.hsm.v1.Empty
+	46, // 124: coffer.hsm.v1.HSM.ExportKey:output_type -> coffer.hsm.v1.BytesResponse
+	46, // 125: coffer.hsm.v1.HSM.ExportPublicKey:output_type -> coffer.hsm.v1.BytesResponse
+	46, // 126: coffer.hsm.v1.HSM.Encrypt:output_type -> coffer.hsm.v1.BytesResponse
+	46, // 127: coffer.hsm.v1.HSM.Decrypt:output_type -> coffer.hsm.v1.BytesResponse
+	46, // 128: coffer.hsm.v1.HSM.Sign:output_type -> coffer.hsm.v1.BytesResponse
+	1,  // 129: coffer.hsm.v1.HSM.Verify:output_type -> coffer.hsm.v1.Empty
+	46, // 130: coffer.hsm.v1.HSM.Digest:output_type -> coffer.hsm.v1.BytesResponse
+	46, // 131: coffer.hsm.v1.HSM.WrapKey:output_type -> coffer.hsm.v1.BytesResponse
+	46, // 132: coffer.hsm.v1.HSM.GenerateRandom:output_type -> coffer.hsm.v1.BytesResponse
+	52, // 133: coffer.hsm.v1.HSM.Begin:output_type -> coffer.hsm.v1.BeginResponse
+	46, // 134: coffer.hsm.v1.HSM.Update:output_type -> coffer.hsm.v1.BytesResponse
+	46, // 135: coffer.hsm.v1.HSM.Finish:output_type -> coffer.hsm.v1.BytesResponse
+	1,  // 136: coffer.hsm.v1.HSM.Abort:output_type -> coffer.hsm.v1.Empty
+	57, // 137: coffer.hsm.v1.HSM.Mechanisms:output_type -> coffer.hsm.v1.MechanismsResponse
+	58, // 138: coffer.hsm.v1.HSM.NodeInfo:output_type -> coffer.hsm.v1.NodeInfoResponse
+	61, // 139: coffer.hsm.v1.Peer.Hello:output_type -> coffer.hsm.v1.HelloResponse
+	64, // 140: coffer.hsm.v1.Peer.Push:output_type -> coffer.hsm.v1.PushResponse
+	66, // 141: coffer.hsm.v1.Peer.Digest:output_type -> coffer.hsm.v1.DigestResponse
+	69, // 142: coffer.hsm.v1.Peer.Versions:output_type -> coffer.hsm.v1.VersionsResponse
+	72, // 143: coffer.hsm.v1.Peer.Fetch:output_type -> coffer.hsm.v1.FetchResponse
+	74, // 144: coffer.hsm.v1.Peer.Clone:output_type -> coffer.hsm.v1.CloneResponse
+	91, // [91:145] is the sub-list for method output_type
+	37, // [37:91] is the sub-list for method input_type
+	37, // [37:37] is the sub-list for extension type_name
+	37, // [37:37] is the sub-list for extension extendee
+	0,  // [0:37] is the sub-list for field type_name
 }
 
 func init() { file_hsm_proto_init() }
@@ -4793,7 +5166,7 @@ func file_hsm_proto_init() {
 	if File_hsm_proto != nil {
 		return
 	}
-	file_hsm_proto_msgTypes[25].OneofWrappers = []any{
+	file_hsm_proto_msgTypes[31].OneofWrappers = []any{
 		(*ImportKeyRequest_Pkcs8)(nil),
 		(*ImportKeyRequest_Spki)(nil),
 	}
@@ -4803,7 +5176,7 @@ func file_hsm_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hsm_proto_rawDesc), len(file_hsm_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   69,
+			NumMessages:   75,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -29,49 +29,54 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	HSM_OpenSession_FullMethodName       = "/coffer.hsm.v1.HSM/OpenSession"
-	HSM_CloseSession_FullMethodName      = "/coffer.hsm.v1.HSM/CloseSession"
-	HSM_Login_FullMethodName             = "/coffer.hsm.v1.HSM/Login"
-	HSM_Logout_FullMethodName            = "/coffer.hsm.v1.HSM/Logout"
-	HSM_Activate_FullMethodName          = "/coffer.hsm.v1.HSM/Activate"
-	HSM_CreateUser_FullMethodName        = "/coffer.hsm.v1.HSM/CreateUser"
-	HSM_DeleteUser_FullMethodName        = "/coffer.hsm.v1.HSM/DeleteUser"
-	HSM_ChangePassword_FullMethodName    = "/coffer.hsm.v1.HSM/ChangePassword"
-	HSM_ListUsers_FullMethodName         = "/coffer.hsm.v1.HSM/ListUsers"
-	HSM_RegisterQuorumKey_FullMethodName = "/coffer.hsm.v1.HSM/RegisterQuorumKey"
-	HSM_QuorumToken_FullMethodName       = "/coffer.hsm.v1.HSM/QuorumToken"
-	HSM_ListQuorumTokens_FullMethodName  = "/coffer.hsm.v1.HSM/ListQuorumTokens"
-	HSM_DeleteQuorumToken_FullMethodName = "/coffer.hsm.v1.HSM/DeleteQuorumToken"
-	HSM_SetQuorumValue_FullMethodName    = "/coffer.hsm.v1.HSM/SetQuorumValue"
-	HSM_QuorumValues_FullMethodName      = "/coffer.hsm.v1.HSM/QuorumValues"
-	HSM_GenerateKey_FullMethodName       = "/coffer.hsm.v1.HSM/GenerateKey"
-	HSM_GenerateKeyPair_FullMethodName   = "/coffer.hsm.v1.HSM/GenerateKeyPair"
-	HSM_CreateObject_FullMethodName      = "/coffer.hsm.v1.HSM/CreateObject"
-	HSM_ImportKey_FullMethodName         = "/coffer.hsm.v1.HSM/ImportKey"
-	HSM_UnwrapKey_FullMethodName         = "/coffer.hsm.v1.HSM/UnwrapKey"
-	HSM_DeriveKey_FullMethodName         = "/coffer.hsm.v1.HSM/DeriveKey"
-	HSM_FindObjects_FullMethodName       = "/coffer.hsm.v1.HSM/FindObjects"
-	HSM_ObjectInfo_FullMethodName        = "/coffer.hsm.v1.HSM/ObjectInfo"
-	HSM_GetAttributes_FullMethodName     = "/coffer.hsm.v1.HSM/GetAttributes"
-	HSM_SetAttributes_FullMethodName     = "/coffer.hsm.v1.HSM/SetAttributes"
-	HSM_DestroyObject_FullMethodName     = "/coffer.hsm.v1.HSM/DestroyObject"
-	HSM_ShareKey_FullMethodName          = "/coffer.hsm.v1.HSM/ShareKey"
-	HSM_UnshareKey_FullMethodName        = "/coffer.hsm.v1.HSM/UnshareKey"
-	HSM_ExportKey_FullMethodName         = "/coffer.hsm.v1.HSM/ExportKey"
-	HSM_ExportPublicKey_FullMethodName   = "/coffer.hsm.v1.HSM/ExportPublicKey"
-	HSM_Encrypt_FullMethodName           = "/coffer.hsm.v1.HSM/Encrypt"
-	HSM_Decrypt_FullMethodName           = "/coffer.hsm.v1.HSM/Decrypt"
-	HSM_Sign_FullMethodName              = "/coffer.hsm.v1.HSM/Sign"
-	HSM_Verify_FullMethodName            = "/coffer.hsm.v1.HSM/Verify"
-	HSM_Digest_FullMethodName            = "/coffer.hsm.v1.HSM/Digest"
-	HSM_WrapKey_FullMethodName           = "/coffer.hsm.v1.HSM/WrapKey"
-	HSM_GenerateRandom_FullMethodName    = "/coffer.hsm.v1.HSM/GenerateRandom"
-	HSM_Begin_FullMethodName             = "/coffer.hsm.v1.HSM/Begin"
-	HSM_Update_FullMethodName            = "/coffer.hsm.v1.HSM/Update"
-	HSM_Finish_FullMethodName            = "/coffer.hsm.v1.HSM/Finish"
-	HSM_Abort_FullMethodName             = "/coffer.hsm.v1.HSM/Abort"
-	HSM_Mechanisms_FullMethodName        = "/coffer.hsm.v1.HSM/Mechanisms"
-	HSM_NodeInfo_FullMethodName          = "/coffer.hsm.v1.HSM/NodeInfo"
+	HSM_OpenSession_FullMethodName           = "/coffer.hsm.v1.HSM/OpenSession"
+	HSM_CloseSession_FullMethodName          = "/coffer.hsm.v1.HSM/CloseSession"
+	HSM_Login_FullMethodName                 = "/coffer.hsm.v1.HSM/Login"
+	HSM_Logout_FullMethodName                = "/coffer.hsm.v1.HSM/Logout"
+	HSM_Activate_FullMethodName              = "/coffer.hsm.v1.HSM/Activate"
+	HSM_CreateUser_FullMethodName            = "/coffer.hsm.v1.HSM/CreateUser"
+	HSM_DeleteUser_FullMethodName            = "/coffer.hsm.v1.HSM/DeleteUser"
+	HSM_ChangePassword_FullMethodName        = "/coffer.hsm.v1.HSM/ChangePassword"
+	HSM_ListUsers_FullMethodName             = "/coffer.hsm.v1.HSM/ListUsers"
+	HSM_RegisterQuorumKey_FullMethodName     = "/coffer.hsm.v1.HSM/RegisterQuorumKey"
+	HSM_QuorumToken_FullMethodName           = "/coffer.hsm.v1.HSM/QuorumToken"
+	HSM_ListQuorumTokens_FullMethodName      = "/coffer.hsm.v1.HSM/ListQuorumTokens"
+	HSM_DeleteQuorumToken_FullMethodName     = "/coffer.hsm.v1.HSM/DeleteQuorumToken"
+	HSM_SetQuorumValue_FullMethodName        = "/coffer.hsm.v1.HSM/SetQuorumValue"
+	HSM_QuorumValues_FullMethodName          = "/coffer.hsm.v1.HSM/QuorumValues"
+	HSM_RegisterTrustAnchor_FullMethodName   = "/coffer.hsm.v1.HSM/RegisterTrustAnchor"
+	HSM_ListTrustAnchors_FullMethodName      = "/coffer.hsm.v1.HSM/ListTrustAnchors"
+	HSM_DeregisterTrustAnchor_FullMethodName = "/coffer.hsm.v1.HSM/DeregisterTrustAnchor"
+	HSM_SetMTLSEnforcement_FullMethodName    = "/coffer.hsm.v1.HSM/SetMTLSEnforcement"
+	HSM_GetMTLSEnforcement_FullMethodName    = "/coffer.hsm.v1.HSM/GetMTLSEnforcement"
+	HSM_GenerateKey_FullMethodName           = "/coffer.hsm.v1.HSM/GenerateKey"
+	HSM_GenerateKeyPair_FullMethodName       = "/coffer.hsm.v1.HSM/GenerateKeyPair"
+	HSM_CreateObject_FullMethodName          = "/coffer.hsm.v1.HSM/CreateObject"
+	HSM_ImportKey_FullMethodName             = "/coffer.hsm.v1.HSM/ImportKey"
+	HSM_UnwrapKey_FullMethodName             = "/coffer.hsm.v1.HSM/UnwrapKey"
+	HSM_DeriveKey_FullMethodName             = "/coffer.hsm.v1.HSM/DeriveKey"
+	HSM_FindObjects_FullMethodName           = "/coffer.hsm.v1.HSM/FindObjects"
+	HSM_ObjectInfo_FullMethodName            = "/coffer.hsm.v1.HSM/ObjectInfo"
+	HSM_GetAttributes_FullMethodName         = "/coffer.hsm.v1.HSM/GetAttributes"
+	HSM_SetAttributes_FullMethodName         = "/coffer.hsm.v1.HSM/SetAttributes"
+	HSM_DestroyObject_FullMethodName         = "/coffer.hsm.v1.HSM/DestroyObject"
+	HSM_ShareKey_FullMethodName              = "/coffer.hsm.v1.HSM/ShareKey"
+	HSM_UnshareKey_FullMethodName            = "/coffer.hsm.v1.HSM/UnshareKey"
+	HSM_ExportKey_FullMethodName             = "/coffer.hsm.v1.HSM/ExportKey"
+	HSM_ExportPublicKey_FullMethodName       = "/coffer.hsm.v1.HSM/ExportPublicKey"
+	HSM_Encrypt_FullMethodName               = "/coffer.hsm.v1.HSM/Encrypt"
+	HSM_Decrypt_FullMethodName               = "/coffer.hsm.v1.HSM/Decrypt"
+	HSM_Sign_FullMethodName                  = "/coffer.hsm.v1.HSM/Sign"
+	HSM_Verify_FullMethodName                = "/coffer.hsm.v1.HSM/Verify"
+	HSM_Digest_FullMethodName                = "/coffer.hsm.v1.HSM/Digest"
+	HSM_WrapKey_FullMethodName               = "/coffer.hsm.v1.HSM/WrapKey"
+	HSM_GenerateRandom_FullMethodName        = "/coffer.hsm.v1.HSM/GenerateRandom"
+	HSM_Begin_FullMethodName                 = "/coffer.hsm.v1.HSM/Begin"
+	HSM_Update_FullMethodName                = "/coffer.hsm.v1.HSM/Update"
+	HSM_Finish_FullMethodName                = "/coffer.hsm.v1.HSM/Finish"
+	HSM_Abort_FullMethodName                 = "/coffer.hsm.v1.HSM/Abort"
+	HSM_Mechanisms_FullMethodName            = "/coffer.hsm.v1.HSM/Mechanisms"
+	HSM_NodeInfo_FullMethodName              = "/coffer.hsm.v1.HSM/NodeInfo"
 )
 
 // HSMClient is the client API for HSM service.
@@ -91,6 +96,7 @@ type HSMClient interface {
 	CreateUser(ctx context.Context, in *CreateUserRequest, opts ...grpc.CallOption) (*Empty, error)
 	DeleteUser(ctx context.Context, in *DeleteUserRequest, opts ...grpc.CallOption) (*Empty, error)
 	ChangePassword(ctx context.Context, in *ChangePasswordRequest, opts ...grpc.CallOption) (*Empty, error)
+	// ListUsers needs no login: session 0 means no session.
 	ListUsers(ctx context.Context, in *SessionRequest, opts ...grpc.CallOption) (*ListUsersResponse, error)
 	RegisterQuorumKey(ctx context.Context, in *RegisterQuorumKeyRequest, opts ...grpc.CallOption) (*Empty, error)
 	QuorumToken(ctx context.Context, in *QuorumTokenRequest, opts ...grpc.CallOption) (*QuorumTokenInfo, error)
@@ -98,6 +104,19 @@ type HSMClient interface {
 	DeleteQuorumToken(ctx context.Context, in *DeleteQuorumTokenRequest, opts ...grpc.CallOption) (*Empty, error)
 	SetQuorumValue(ctx context.Context, in *SetQuorumValueRequest, opts ...grpc.CallOption) (*Empty, error)
 	QuorumValues(ctx context.Context, in *SessionRequest, opts ...grpc.CallOption) (*QuorumValuesResponse, error)
+	// Client mutual TLS: the CAs whose client certificates the cluster
+	// accepts, and whether every client connection must present one. Changes
+	// are admins' (guarded by the quorum-management quorum); the list needs
+	// no session. When the level is "cluster", every HSM RPC on a connection
+	// without such a certificate is refused with UNAUTHENTICATED.
+	RegisterTrustAnchor(ctx context.Context, in *RegisterTrustAnchorRequest, opts ...grpc.CallOption) (*TrustAnchor, error)
+	ListTrustAnchors(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*ListTrustAnchorsResponse, error)
+	// Answers with the anchors it removed.
+	DeregisterTrustAnchor(ctx context.Context, in *DeregisterTrustAnchorRequest, opts ...grpc.CallOption) (*ListTrustAnchorsResponse, error)
+	// Level "cluster" also needs this connection to present a client
+	// certificate issued by a registered trust anchor.
+	SetMTLSEnforcement(ctx context.Context, in *SetMTLSEnforcementRequest, opts ...grpc.CallOption) (*Empty, error)
+	GetMTLSEnforcement(ctx context.Context, in *SessionRequest, opts ...grpc.CallOption) (*MTLSEnforcementResponse, error)
 	// Objects. Creation calls carry min_nodes (client-side synchronization):
 	// the node answers only once that many HSMs, itself included, have stored
 	// a token object durably; otherwise it removes it and refuses.
@@ -286,6 +305,56 @@ func (c *hSMClient) QuorumValues(ctx context.Context, in *SessionRequest, opts .
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(QuorumValuesResponse)
 	err := c.cc.Invoke(ctx, HSM_QuorumValues_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *hSMClient) RegisterTrustAnchor(ctx context.Context, in *RegisterTrustAnchorRequest, opts ...grpc.CallOption) (*TrustAnchor, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(TrustAnchor)
+	err := c.cc.Invoke(ctx, HSM_RegisterTrustAnchor_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *hSMClient) ListTrustAnchors(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*ListTrustAnchorsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListTrustAnchorsResponse)
+	err := c.cc.Invoke(ctx, HSM_ListTrustAnchors_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *hSMClient) DeregisterTrustAnchor(ctx context.Context, in *DeregisterTrustAnchorRequest, opts ...grpc.CallOption) (*ListTrustAnchorsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListTrustAnchorsResponse)
+	err := c.cc.Invoke(ctx, HSM_DeregisterTrustAnchor_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *hSMClient) SetMTLSEnforcement(ctx context.Context, in *SetMTLSEnforcementRequest, opts ...grpc.CallOption) (*Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Empty)
+	err := c.cc.Invoke(ctx, HSM_SetMTLSEnforcement_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *hSMClient) GetMTLSEnforcement(ctx context.Context, in *SessionRequest, opts ...grpc.CallOption) (*MTLSEnforcementResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(MTLSEnforcementResponse)
+	err := c.cc.Invoke(ctx, HSM_GetMTLSEnforcement_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -589,6 +658,7 @@ type HSMServer interface {
 	CreateUser(context.Context, *CreateUserRequest) (*Empty, error)
 	DeleteUser(context.Context, *DeleteUserRequest) (*Empty, error)
 	ChangePassword(context.Context, *ChangePasswordRequest) (*Empty, error)
+	// ListUsers needs no login: session 0 means no session.
 	ListUsers(context.Context, *SessionRequest) (*ListUsersResponse, error)
 	RegisterQuorumKey(context.Context, *RegisterQuorumKeyRequest) (*Empty, error)
 	QuorumToken(context.Context, *QuorumTokenRequest) (*QuorumTokenInfo, error)
@@ -596,6 +666,19 @@ type HSMServer interface {
 	DeleteQuorumToken(context.Context, *DeleteQuorumTokenRequest) (*Empty, error)
 	SetQuorumValue(context.Context, *SetQuorumValueRequest) (*Empty, error)
 	QuorumValues(context.Context, *SessionRequest) (*QuorumValuesResponse, error)
+	// Client mutual TLS: the CAs whose client certificates the cluster
+	// accepts, and whether every client connection must present one. Changes
+	// are admins' (guarded by the quorum-management quorum); the list needs
+	// no session. When the level is "cluster", every HSM RPC on a connection
+	// without such a certificate is refused with UNAUTHENTICATED.
+	RegisterTrustAnchor(context.Context, *RegisterTrustAnchorRequest) (*TrustAnchor, error)
+	ListTrustAnchors(context.Context, *Empty) (*ListTrustAnchorsResponse, error)
+	// Answers with the anchors it removed.
+	DeregisterTrustAnchor(context.Context, *DeregisterTrustAnchorRequest) (*ListTrustAnchorsResponse, error)
+	// Level "cluster" also needs this connection to present a client
+	// certificate issued by a registered trust anchor.
+	SetMTLSEnforcement(context.Context, *SetMTLSEnforcementRequest) (*Empty, error)
+	GetMTLSEnforcement(context.Context, *SessionRequest) (*MTLSEnforcementResponse, error)
 	// Objects. Creation calls carry min_nodes (client-side synchronization):
 	// the node answers only once that many HSMs, itself included, have stored
 	// a token object durably; otherwise it removes it and refuses.
@@ -684,6 +767,21 @@ func (UnimplementedHSMServer) SetQuorumValue(context.Context, *SetQuorumValueReq
 }
 func (UnimplementedHSMServer) QuorumValues(context.Context, *SessionRequest) (*QuorumValuesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method QuorumValues not implemented")
+}
+func (UnimplementedHSMServer) RegisterTrustAnchor(context.Context, *RegisterTrustAnchorRequest) (*TrustAnchor, error) {
+	return nil, status.Error(codes.Unimplemented, "method RegisterTrustAnchor not implemented")
+}
+func (UnimplementedHSMServer) ListTrustAnchors(context.Context, *Empty) (*ListTrustAnchorsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListTrustAnchors not implemented")
+}
+func (UnimplementedHSMServer) DeregisterTrustAnchor(context.Context, *DeregisterTrustAnchorRequest) (*ListTrustAnchorsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeregisterTrustAnchor not implemented")
+}
+func (UnimplementedHSMServer) SetMTLSEnforcement(context.Context, *SetMTLSEnforcementRequest) (*Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetMTLSEnforcement not implemented")
+}
+func (UnimplementedHSMServer) GetMTLSEnforcement(context.Context, *SessionRequest) (*MTLSEnforcementResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetMTLSEnforcement not implemented")
 }
 func (UnimplementedHSMServer) GenerateKey(context.Context, *GenerateKeyRequest) (*CreateResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GenerateKey not implemented")
@@ -1056,6 +1154,96 @@ func _HSM_QuorumValues_Handler(srv interface{}, ctx context.Context, dec func(in
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(HSMServer).QuorumValues(ctx, req.(*SessionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _HSM_RegisterTrustAnchor_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RegisterTrustAnchorRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HSMServer).RegisterTrustAnchor(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: HSM_RegisterTrustAnchor_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HSMServer).RegisterTrustAnchor(ctx, req.(*RegisterTrustAnchorRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _HSM_ListTrustAnchors_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(Empty)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HSMServer).ListTrustAnchors(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: HSM_ListTrustAnchors_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HSMServer).ListTrustAnchors(ctx, req.(*Empty))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _HSM_DeregisterTrustAnchor_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeregisterTrustAnchorRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HSMServer).DeregisterTrustAnchor(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: HSM_DeregisterTrustAnchor_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HSMServer).DeregisterTrustAnchor(ctx, req.(*DeregisterTrustAnchorRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _HSM_SetMTLSEnforcement_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetMTLSEnforcementRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HSMServer).SetMTLSEnforcement(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: HSM_SetMTLSEnforcement_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HSMServer).SetMTLSEnforcement(ctx, req.(*SetMTLSEnforcementRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _HSM_GetMTLSEnforcement_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SessionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HSMServer).GetMTLSEnforcement(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: HSM_GetMTLSEnforcement_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HSMServer).GetMTLSEnforcement(ctx, req.(*SessionRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -1630,6 +1818,26 @@ var HSM_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "QuorumValues",
 			Handler:    _HSM_QuorumValues_Handler,
+		},
+		{
+			MethodName: "RegisterTrustAnchor",
+			Handler:    _HSM_RegisterTrustAnchor_Handler,
+		},
+		{
+			MethodName: "ListTrustAnchors",
+			Handler:    _HSM_ListTrustAnchors_Handler,
+		},
+		{
+			MethodName: "DeregisterTrustAnchor",
+			Handler:    _HSM_DeregisterTrustAnchor_Handler,
+		},
+		{
+			MethodName: "SetMTLSEnforcement",
+			Handler:    _HSM_SetMTLSEnforcement_Handler,
+		},
+		{
+			MethodName: "GetMTLSEnforcement",
+			Handler:    _HSM_GetMTLSEnforcement_Handler,
 		},
 		{
 			MethodName: "GenerateKey",

@@ -1,7 +1,7 @@
 // Package cluster holds the `coffer cli cluster` commands: activate (the
 // pre-admin sets the admin's password), info (the HSMs, their state and sync
-// lag), the quorum values (also under `quorum token-sign`), and mtls, which
-// this cluster does not support yet.
+// lag), the quorum values (also under `quorum token-sign`), and mtls: the
+// trust anchors for client certificates and whether the HSMs require one.
 //
 // It reaches the cluster only through internal/client, by way of package
 // cli.

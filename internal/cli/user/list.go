@@ -52,10 +52,14 @@ func list(env *cli.Env) *cobra.Command {
 		Short: "List the users of the cluster",
 		Long: `List every user: role, whether it is locked after failed logins, whether it
 registered a quorum key (token-sign), and how many token keys it owns and has
-shared with it. Any logged-in user may list.`,
+shared with it. Anyone may list: no login needed.`,
 	}
-	cmd.RunE = cli.Run(env, cli.NeedSession, func(ctx context.Context, s *client.Session) (any, error) {
-		users, err := s.ListUsers(ctx)
+	cmd.RunE = cli.Run(env, cli.NeedNothing, func(ctx context.Context, _ *client.Session) (any, error) {
+		c, err := env.Cluster(ctx)
+		if err != nil {
+			return nil, err
+		}
+		users, err := c.ListUsers(ctx)
 		if err != nil {
 			return nil, err
 		}

@@ -59,7 +59,8 @@ const cliClusterWait = 60 * time.Second
 // The script sees HSM1, HSM2 (addresses), CA (the trust anchor) and
 // CLUSTER (the directory). The HSMs are stopped when the script ends.
 func setupCLIScript(env *testscript.Env) error {
-	if !strings.HasPrefix(filepath.Base(env.WorkDir), "script-cli_") {
+	if base := filepath.Base(env.WorkDir); !strings.HasPrefix(base, "script-cli_") ||
+		strings.HasPrefix(base, "script-cli_up") { // cli_up*.txtar run `coffer up` instead
 		return nil
 	}
 	coffer, err := exec.LookPath("coffer")

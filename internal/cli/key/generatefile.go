@@ -24,20 +24,26 @@ func generateFile(env *cli.Env) *cobra.Command {
 		Short: "Write the public key of a key pair to a PEM file",
 		Long: `Write the public key of the one key --filter selects (a public key, or the
 public half of a private key) to --path as PEM ("PUBLIC KEY"); no private key
-material leaves the HSMs. CloudHSM's --encoding reference-pem (a fake PEM that
-names a private key for its OpenSSL engine) has no use without that engine and
-is not offered: use the PKCS#11 module.`,
+material leaves the HSMs.
+
+CloudHSM's --encoding reference-pem writes a "fake PEM" private key that names
+the key for its OpenSSL dynamic engine. CloudHSM does not document that
+file's layout, so Coffer does not guess at one: the encoding is refused
+(exit code 2). Use the PKCS#11 module instead (for OpenSSL, a PKCS#11
+provider or engine with a pkcs11: URI naming the key's label).`,
 	}
 	filterFlag(cmd, &filter, "filter", "the key")
 	cmd.Flags().StringVar(&path, "path", "", "the file to write")
-	cmd.Flags().StringVar(&encoding, "encoding", "pem", "the file's encoding: pem")
+	cmd.Flags().StringVar(&encoding, "encoding", "pem", "the file's encoding: pem (reference-pem is refused)")
 	_ = cmd.MarkFlagRequired("path")
 	cli.Enum(cmd, "encoding", "pem")
 	cmd.RunE = cli.Run(env, cli.NeedSession, func(ctx context.Context, s *client.Session) (any, error) {
 		switch encoding {
 		case "pem":
 		case "reference-pem":
-			return nil, cli.Unsupported("--encoding reference-pem", "there is no OpenSSL engine for Coffer key references; applications use the PKCS#11 module")
+			return nil, cli.Unsupported("--encoding reference-pem",
+				"CloudHSM does not document the layout of its reference (fake) PEM, so Coffer cannot write one faithfully; "+
+					"use the PKCS#11 module (for OpenSSL, a PKCS#11 provider or engine with a pkcs11: URI)")
 		default:
 			return nil, cli.Usagef("--encoding %q: want pem", encoding)
 		}

@@ -74,6 +74,7 @@ func TestWrapMechanisms(t *testing.T) {
 		{name: "oaep", mech: "rsa-oaep", f: mechFlags{hash: "sha384"}, want: client.Mechanism{Type: ck.CKM_RSA_PKCS_OAEP, Hash: ck.CKM_SHA384, MGF: ck.CKG_MGF1_SHA384}},
 		{name: "oaep mgf", mech: "rsa-oaep", f: mechFlags{hash: "sha256", mgf: "mgf1-sha1"}, want: client.Mechanism{Type: ck.CKM_RSA_PKCS_OAEP, Hash: ck.CKM_SHA256, MGF: ck.CKG_MGF1_SHA1}},
 		{name: "oaep bad hash", mech: "rsa-oaep", f: mechFlags{hash: "md5"}, err: "--hash-function"},
+		{name: "pkcs1 v1.5", mech: "rsa-pkcs", f: mechFlags{hash: "sha256"}, want: client.Mechanism{Type: ck.CKM_RSA_PKCS}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			m, err := byName[c.mech].mechanism(&c.f, iv)

@@ -16,6 +16,10 @@ import (
 const gcmIVLen = 12
 
 // wrapMech is a wrapping mechanism as `key wrap` and `key unwrap` name it.
+// Only mechanisms the HSMs offer are listed: CloudHSM's aes-pkcs5-pad and
+// aes-zero-pad (its own AES key wrap over a padded key) and rsa-aes
+// (CKM_RSA_AES_KEY_WRAP) have no mechanism in the device, and the CLI does
+// no key wrapping of its own.
 type wrapMech struct {
 	name  string
 	short string
@@ -28,6 +32,7 @@ func wrapMechs() []wrapMech {
 		{"aes-no-pad", "AES key wrap without padding (RFC 3394) with an AES key: for keys whose length is a multiple of 8 bytes", ck.CKM_AES_KEY_WRAP},
 		{"aes-kwp", "AES key wrap with padding (RFC 5649, NIST KWP) with an AES key: for keys of any length", ck.CKM_AES_KEY_WRAP_PAD},
 		{"rsa-oaep", "RSA-OAEP: wrap with an RSA public key, unwrap with its private key (short keys such as AES keys)", ck.CKM_RSA_PKCS_OAEP},
+		{"rsa-pkcs", "RSA PKCS #1 v1.5: wrap with an RSA public key, unwrap with its private key (keys of up to the modulus size less 11 bytes, such as AES keys; not FIPS-approved)", ck.CKM_RSA_PKCS},
 	}
 }
 

@@ -12,6 +12,7 @@ package main
 /*
 #cgo pkg-config: nss
 #cgo CFLAGS: -Werror=incompatible-pointer-types -Wall
+#cgo LDFLAGS: -Wl,-Bsymbolic-functions
 #include "pkcs11.h"
 */
 import "C"

@@ -85,109 +85,91 @@ func final(h C.CK_SESSION_HANDLE, kind cryptoki.OpKind, pOut C.CK_BYTE_PTR, pOut
 	return rv(v)
 }
 
-//export goEncryptInit
 func goEncryptInit(h C.CK_SESSION_HANDLE, p C.CK_MECHANISM_PTR, key C.CK_OBJECT_HANDLE) (r C.CK_RV) {
 	defer guard(&r, "C_EncryptInit")
 	return opInit(h, cryptoki.OpEncrypt, p, key)
 }
 
-//export goEncrypt
 func goEncrypt(h C.CK_SESSION_HANDLE, pIn C.CK_BYTE_PTR, inLen C.CK_ULONG, pOut C.CK_BYTE_PTR, pOutLen C.CK_ULONG_PTR) (r C.CK_RV) {
 	defer guard(&r, "C_Encrypt")
 	return single(h, cryptoki.OpEncrypt, false, pIn, inLen, pOut, pOutLen)
 }
 
-//export goEncryptUpdate
 func goEncryptUpdate(h C.CK_SESSION_HANDLE, pIn C.CK_BYTE_PTR, inLen C.CK_ULONG, pOut C.CK_BYTE_PTR, pOutLen C.CK_ULONG_PTR) (r C.CK_RV) {
 	defer guard(&r, "C_EncryptUpdate")
 	return single(h, cryptoki.OpEncrypt, true, pIn, inLen, pOut, pOutLen)
 }
 
-//export goEncryptFinal
 func goEncryptFinal(h C.CK_SESSION_HANDLE, pOut C.CK_BYTE_PTR, pOutLen C.CK_ULONG_PTR) (r C.CK_RV) {
 	defer guard(&r, "C_EncryptFinal")
 	return final(h, cryptoki.OpEncrypt, pOut, pOutLen)
 }
 
-//export goDecryptInit
 func goDecryptInit(h C.CK_SESSION_HANDLE, p C.CK_MECHANISM_PTR, key C.CK_OBJECT_HANDLE) (r C.CK_RV) {
 	defer guard(&r, "C_DecryptInit")
 	return opInit(h, cryptoki.OpDecrypt, p, key)
 }
 
-//export goDecrypt
 func goDecrypt(h C.CK_SESSION_HANDLE, pIn C.CK_BYTE_PTR, inLen C.CK_ULONG, pOut C.CK_BYTE_PTR, pOutLen C.CK_ULONG_PTR) (r C.CK_RV) {
 	defer guard(&r, "C_Decrypt")
 	return single(h, cryptoki.OpDecrypt, false, pIn, inLen, pOut, pOutLen)
 }
 
-//export goDecryptUpdate
 func goDecryptUpdate(h C.CK_SESSION_HANDLE, pIn C.CK_BYTE_PTR, inLen C.CK_ULONG, pOut C.CK_BYTE_PTR, pOutLen C.CK_ULONG_PTR) (r C.CK_RV) {
 	defer guard(&r, "C_DecryptUpdate")
 	return single(h, cryptoki.OpDecrypt, true, pIn, inLen, pOut, pOutLen)
 }
 
-//export goDecryptFinal
 func goDecryptFinal(h C.CK_SESSION_HANDLE, pOut C.CK_BYTE_PTR, pOutLen C.CK_ULONG_PTR) (r C.CK_RV) {
 	defer guard(&r, "C_DecryptFinal")
 	return final(h, cryptoki.OpDecrypt, pOut, pOutLen)
 }
 
-//export goDigestInit
 func goDigestInit(h C.CK_SESSION_HANDLE, p C.CK_MECHANISM_PTR) (r C.CK_RV) {
 	defer guard(&r, "C_DigestInit")
 	return opInit(h, cryptoki.OpDigest, p, 0)
 }
 
-//export goDigest
 func goDigest(h C.CK_SESSION_HANDLE, pIn C.CK_BYTE_PTR, inLen C.CK_ULONG, pOut C.CK_BYTE_PTR, pOutLen C.CK_ULONG_PTR) (r C.CK_RV) {
 	defer guard(&r, "C_Digest")
 	return single(h, cryptoki.OpDigest, false, pIn, inLen, pOut, pOutLen)
 }
 
-//export goDigestUpdate
 func goDigestUpdate(h C.CK_SESSION_HANDLE, pIn C.CK_BYTE_PTR, inLen C.CK_ULONG) (r C.CK_RV) {
 	defer guard(&r, "C_DigestUpdate")
 	return feed(h, cryptoki.OpDigest, pIn, inLen)
 }
 
-//export goDigestFinal
 func goDigestFinal(h C.CK_SESSION_HANDLE, pOut C.CK_BYTE_PTR, pOutLen C.CK_ULONG_PTR) (r C.CK_RV) {
 	defer guard(&r, "C_DigestFinal")
 	return final(h, cryptoki.OpDigest, pOut, pOutLen)
 }
 
-//export goSignInit
 func goSignInit(h C.CK_SESSION_HANDLE, p C.CK_MECHANISM_PTR, key C.CK_OBJECT_HANDLE) (r C.CK_RV) {
 	defer guard(&r, "C_SignInit")
 	return opInit(h, cryptoki.OpSign, p, key)
 }
 
-//export goSign
 func goSign(h C.CK_SESSION_HANDLE, pIn C.CK_BYTE_PTR, inLen C.CK_ULONG, pOut C.CK_BYTE_PTR, pOutLen C.CK_ULONG_PTR) (r C.CK_RV) {
 	defer guard(&r, "C_Sign")
 	return single(h, cryptoki.OpSign, false, pIn, inLen, pOut, pOutLen)
 }
 
-//export goSignUpdate
 func goSignUpdate(h C.CK_SESSION_HANDLE, pIn C.CK_BYTE_PTR, inLen C.CK_ULONG) (r C.CK_RV) {
 	defer guard(&r, "C_SignUpdate")
 	return feed(h, cryptoki.OpSign, pIn, inLen)
 }
 
-//export goSignFinal
 func goSignFinal(h C.CK_SESSION_HANDLE, pOut C.CK_BYTE_PTR, pOutLen C.CK_ULONG_PTR) (r C.CK_RV) {
 	defer guard(&r, "C_SignFinal")
 	return final(h, cryptoki.OpSign, pOut, pOutLen)
 }
 
-//export goVerifyInit
 func goVerifyInit(h C.CK_SESSION_HANDLE, p C.CK_MECHANISM_PTR, key C.CK_OBJECT_HANDLE) (r C.CK_RV) {
 	defer guard(&r, "C_VerifyInit")
 	return opInit(h, cryptoki.OpVerify, p, key)
 }
 
-//export goVerify
 func goVerify(h C.CK_SESSION_HANDLE, pIn C.CK_BYTE_PTR, inLen C.CK_ULONG, pSig C.CK_BYTE_PTR, sigLen C.CK_ULONG) (r C.CK_RV) {
 	defer guard(&r, "C_Verify")
 	m := module()
@@ -202,13 +184,11 @@ func goVerify(h C.CK_SESSION_HANDLE, pIn C.CK_BYTE_PTR, inLen C.CK_ULONG, pSig C
 	return rv(m.Verify(bg, cryptoki.SessionHandle(h), in, sig))
 }
 
-//export goVerifyUpdate
 func goVerifyUpdate(h C.CK_SESSION_HANDLE, pIn C.CK_BYTE_PTR, inLen C.CK_ULONG) (r C.CK_RV) {
 	defer guard(&r, "C_VerifyUpdate")
 	return feed(h, cryptoki.OpVerify, pIn, inLen)
 }
 
-//export goVerifyFinal
 func goVerifyFinal(h C.CK_SESSION_HANDLE, pSig C.CK_BYTE_PTR, sigLen C.CK_ULONG) (r C.CK_RV) {
 	defer guard(&r, "C_VerifyFinal")
 	m := module()
@@ -222,7 +202,6 @@ func goVerifyFinal(h C.CK_SESSION_HANDLE, pSig C.CK_BYTE_PTR, sigLen C.CK_ULONG)
 	return rv(m.VerifyFinal(bg, cryptoki.SessionHandle(h), sig))
 }
 
-//export goGenerateKey
 func goGenerateKey(h C.CK_SESSION_HANDLE, pMech C.CK_MECHANISM_PTR, pT C.CK_ATTRIBUTE_PTR, n C.CK_ULONG, ph C.CK_OBJECT_HANDLE_PTR) (r C.CK_RV) {
 	defer guard(&r, "C_GenerateKey")
 	m := module()
@@ -244,7 +223,6 @@ func goGenerateKey(h C.CK_SESSION_HANDLE, pMech C.CK_MECHANISM_PTR, pT C.CK_ATTR
 	return rv(v)
 }
 
-//export goGenerateKeyPair
 func goGenerateKeyPair(h C.CK_SESSION_HANDLE, pMech C.CK_MECHANISM_PTR, pPub C.CK_ATTRIBUTE_PTR, nPub C.CK_ULONG,
 	pPriv C.CK_ATTRIBUTE_PTR, nPriv C.CK_ULONG, phPub, phPriv C.CK_OBJECT_HANDLE_PTR) (r C.CK_RV) {
 	defer guard(&r, "C_GenerateKeyPair")
@@ -268,7 +246,6 @@ func goGenerateKeyPair(h C.CK_SESSION_HANDLE, pMech C.CK_MECHANISM_PTR, pPub C.C
 	return rv(v)
 }
 
-//export goWrapKey
 func goWrapKey(h C.CK_SESSION_HANDLE, pMech C.CK_MECHANISM_PTR, wrapping, key C.CK_OBJECT_HANDLE, pOut C.CK_BYTE_PTR, pOutLen C.CK_ULONG_PTR) (r C.CK_RV) {
 	defer guard(&r, "C_WrapKey")
 	m := module()
@@ -290,7 +267,6 @@ func goWrapKey(h C.CK_SESSION_HANDLE, pMech C.CK_MECHANISM_PTR, wrapping, key C.
 	return rv(v)
 }
 
-//export goUnwrapKey
 func goUnwrapKey(h C.CK_SESSION_HANDLE, pMech C.CK_MECHANISM_PTR, unwrapping C.CK_OBJECT_HANDLE, pWrapped C.CK_BYTE_PTR, wrappedLen C.CK_ULONG,
 	pT C.CK_ATTRIBUTE_PTR, n C.CK_ULONG, ph C.CK_OBJECT_HANDLE_PTR) (r C.CK_RV) {
 	defer guard(&r, "C_UnwrapKey")
@@ -314,7 +290,6 @@ func goUnwrapKey(h C.CK_SESSION_HANDLE, pMech C.CK_MECHANISM_PTR, unwrapping C.C
 	return rv(v)
 }
 
-//export goDeriveKey
 func goDeriveKey(h C.CK_SESSION_HANDLE, pMech C.CK_MECHANISM_PTR, base C.CK_OBJECT_HANDLE, pT C.CK_ATTRIBUTE_PTR, n C.CK_ULONG, ph C.CK_OBJECT_HANDLE_PTR) (r C.CK_RV) {
 	defer guard(&r, "C_DeriveKey")
 	m := module()
@@ -349,7 +324,6 @@ func goSeedRandom(h C.CK_SESSION_HANDLE, pSeed C.CK_BYTE_PTR, seedLen C.CK_ULONG
 	return rv(m.SeedRandom(cryptoki.SessionHandle(h)))
 }
 
-//export goGenerateRandom
 func goGenerateRandom(h C.CK_SESSION_HANDLE, pOut C.CK_BYTE_PTR, n C.CK_ULONG) (r C.CK_RV) {
 	defer guard(&r, "C_GenerateRandom")
 	m := module()

@@ -26,6 +26,7 @@ var lib struct {
 	// mu serializes C_Initialize and C_Finalize; mod is read without it.
 	mu      sync.Mutex
 	mod     atomic.Pointer[cryptoki.Module]
+	calls   *dispatcher
 	log     atomic.Pointer[slog.Logger]
 	logFile *os.File
 }
@@ -125,6 +126,12 @@ func initialize(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	d, err := startDispatcher()
+	if err != nil {
+		m.Close(ctx)
+		return err
+	}
+	lib.calls = d
 	lib.mod.Store(m)
 	log.Info("initialized", "config", path, "cluster", f.ClusterID, "hsms", f.HSMs)
 	return nil
@@ -147,6 +154,8 @@ func finalize(ctx context.Context) {
 	if m == nil {
 		return
 	}
+	lib.calls.stop()
+	lib.calls = nil
 	if err := m.Close(ctx); err != nil {
 		logger().Warn("finalize", "err", err)
 	}

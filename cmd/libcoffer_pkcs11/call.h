@@ -54,8 +54,7 @@ typedef struct coffer_call {
 // must not capture the library's calls.
 #define COFFER_HIDDEN __attribute__((visibility("hidden")))
 
-// The application's side.
-COFFER_HIDDEN coffer_call *coffer_call_begin(int op);
+// The application's side: a call lives on the caller's stack, which waits.
 COFFER_HIDDEN CK_RV coffer_call_submit(coffer_call *c);
 
 // The library's side.

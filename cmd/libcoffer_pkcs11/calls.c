@@ -18,16 +18,6 @@ static coffer_call *head, *tail;
 static int efd = -1;   // the dispatcher's eventfd; -1 when it is not running
 static int sleeping;   // the dispatcher waits on efd: wake it
 
-// A thread makes one call at a time, so it needs one call structure.
-static __thread coffer_call thread_call;
-
-coffer_call *coffer_call_begin(int op) {
-	thread_call.op = op;
-	thread_call.state = 0;
-	thread_call.next = NULL;
-	return &thread_call;
-}
-
 static void futex(int *addr, int op, int val) {
 	syscall(SYS_futex, addr, op | FUTEX_PRIVATE_FLAG, val, NULL, NULL, 0);
 }

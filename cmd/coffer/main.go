@@ -4,11 +4,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"syscall"
 
 	"github.com/coffer-hsm/coffer/internal/audit"
@@ -21,10 +23,15 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
+	if errors.Is(err, flag.ErrHelp) && slices.ContainsFunc(os.Args[1:], isHelpFlag) {
+		return // help that was asked for is not a failure
+	}
 	if err != nil {
 		os.Exit(exitCode(err, os.Stderr))
 	}
 }
+
+func isHelpFlag(a string) bool { return a == "-h" || a == "-help" || a == "--help" }
 
 const usage = `usage: coffer <command> [arguments]
 

@@ -389,7 +389,7 @@ PKCS#11 (pkcs11-tool from OpenSC):
   pkcs11-tool --module %[9]s --login --pin '%[10]s:%[11]s' --keygen --key-type AES:32 --label my-key
 
 Coffer CLI:
-  coffer cli --config %[8]s
+  coffer cli --cluster-config %[8]s
   (login --username %[10]s --role crypto-user --password %[11]s)
 `, up.ClusterID, strings.Join(up.HSMAddresses, ", "), upPath, up.AccessKeyID, up.SecretAccessKey, up.Region,
 		up.Endpoint, up.PKCS11Config, up.PKCS11Module, up.CryptoUser.Username, up.CryptoUser.Password)

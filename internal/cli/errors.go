@@ -118,6 +118,9 @@ const noHSMHint = "no HSM answered: check that the HSMs run and the addresses in
 var quorumCount = regexp.MustCompile(`needs (\d+) approvals, has (\d+)`)
 
 func hintFor(rv ck.RV, msg string) string {
+	if strings.Contains(msg, "client mTLS is enforced") {
+		return "" // the HSM says what to do
+	}
 	switch rv {
 	case ck.CKR_PIN_INCORRECT:
 		return "check the username, password and role; after 5 failed logins in a row (the HSM's default) the user is locked until an admin runs `user unlock` (or `user change-password`)"
@@ -126,9 +129,6 @@ func hintFor(rv ck.RV, msg string) string {
 	case ck.CKR_PIN_LEN_RANGE:
 		return "a password has 7 to 32 characters"
 	case ck.CKR_USER_NOT_LOGGED_IN:
-		if strings.Contains(msg, "client mTLS is enforced") {
-			return "" // the HSM says what to do
-		}
 		if strings.Contains(msg, "admins") {
 			return "use `login --username NAME --role crypto-user` (or --role crypto-user on the command line)"
 		}

@@ -31,7 +31,7 @@ import (
 //     certificate never passes for a node's.
 //   - While the level is "cluster", every HSM RPC on a connection whose
 //     certificate does not chain to a registered anchor is refused with
-//     UNAUTHENTICATED, saying what to do. The policy is read at every
+//     PERMISSION_DENIED (CKR_DEVICE_ERROR), saying what to do. The policy is read at every
 //     handshake and every RPC: a change applies at once, with no restart.
 
 // hsmMethodPrefix starts the full method name of every HSM RPC

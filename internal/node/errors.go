@@ -97,9 +97,11 @@ func errNotReady() error {
 
 // errClientCertificate refuses an RPC on a connection without an accepted
 // client certificate while the cluster enforces client mTLS. The refusal
-// (CKR_USER_NOT_LOGGED_IN, UNAUTHENTICATED) says how to fix it.
+// (CKR_DEVICE_ERROR, PERMISSION_DENIED: the HSM refuses this client, not
+// its user, so a PKCS#11 C_Login does not answer CKR_PIN_INCORRECT) says
+// how to fix it.
 func errClientCertificate(err error) error {
-	return rvStatus(codes.Unauthenticated, ck.CKR_USER_NOT_LOGGED_IN, fmt.Sprintf(
+	return rvStatus(codes.PermissionDenied, ck.CKR_DEVICE_ERROR, fmt.Sprintf(
 		"client mTLS is enforced (level cluster): %v; configure the client with a certificate and key issued by a registered trust anchor "+
 			"(coffer configure cli|pkcs11 --client-cert-hsm-tls-file CERT --client-key-hsm-tls-file KEY)", errors.Unwrap(err)))
 }

@@ -100,10 +100,10 @@ func TestClientMTLS(t *testing.T) {
 	for name, c := range map[string]hsmv1.HSMClient{"node 1": plainA, "node 2": plainB} {
 		eventually(t, "enforcement on "+name, func() bool {
 			_, err := c.OpenSession(ctx, &hsmv1.OpenSessionRequest{})
-			return status.Code(err) == codes.Unauthenticated
+			return status.Code(err) == codes.PermissionDenied
 		})
 		_, err := c.ListUsers(ctx, &hsmv1.SessionRequest{})
-		wantErr(t, err, codes.Unauthenticated, "CKR_USER_NOT_LOGGED_IN")
+		wantErr(t, err, codes.PermissionDenied, "CKR_DEVICE_ERROR")
 		if msg := status.Convert(err).Message(); !strings.Contains(msg, "--client-cert-hsm-tls-file") {
 			t.Errorf("%s: refusal does not say what to do: %s", name, msg)
 		}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/asn1"
 	"encoding/binary"
 	"sync"
 	"testing"
@@ -90,5 +91,62 @@ func TestConcurrentCalls(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Error(err)
+	}
+}
+
+// TestInitKeyType: C_*Init refuses a key of the wrong type or class, or an
+// object that is no key, itself (not at the C_Sign that follows), both for
+// keys made in this process and for keys found by C_FindObjects.
+func TestInitKeyType(t *testing.T) {
+	l := coffer(t)
+	c := l.ctx
+	s := l.session(t)
+	label := randomName("init-keytype-")
+	aes, err := c.GenerateKey(s, mech(pkcs11.CKM_AES_KEY_GEN, nil), []*pkcs11.Attribute{
+		attr(pkcs11.CKA_VALUE_LEN, 16), attr(pkcs11.CKA_ENCRYPT, true), attr(pkcs11.CKA_SIGN, true), attr(pkcs11.CKA_LABEL, label),
+	})
+	must(t, "C_GenerateKey", err)
+	p256, _ := asn1.Marshal(asn1.ObjectIdentifier{1, 2, 840, 10045, 3, 1, 7})
+	pub, priv, err := c.GenerateKeyPair(s, mech(pkcs11.CKM_EC_KEY_PAIR_GEN, nil),
+		[]*pkcs11.Attribute{attr(pkcs11.CKA_EC_PARAMS, p256), attr(pkcs11.CKA_VERIFY, true)},
+		[]*pkcs11.Attribute{attr(pkcs11.CKA_SIGN, true)})
+	must(t, "C_GenerateKeyPair", err)
+	data, err := c.CreateObject(s, []*pkcs11.Attribute{attr(pkcs11.CKA_CLASS, pkcs11.CKO_DATA), attr(pkcs11.CKA_VALUE, []byte("not a key"))})
+	must(t, "C_CreateObject", err)
+
+	// The AES key again, through a handle found rather than made.
+	must(t, "C_FindObjectsInit", c.FindObjectsInit(s, []*pkcs11.Attribute{attr(pkcs11.CKA_LABEL, label)}))
+	found, _, err := c.FindObjects(s, 2)
+	must(t, "C_FindObjects", err)
+	must(t, "C_FindObjectsFinal", c.FindObjectsFinal(s))
+	if len(found) != 1 {
+		t.Fatalf("found %d objects labelled %s, want 1", len(found), label)
+	}
+
+	for _, tc := range []struct {
+		name string
+		init func() error
+		want pkcs11.Error
+	}{
+		{"ECDSA with an AES key", func() error { return c.SignInit(s, mech(pkcs11.CKM_ECDSA, nil), aes) }, pkcs11.CKR_KEY_TYPE_INCONSISTENT},
+		{"ECDSA with a found AES key", func() error { return c.SignInit(s, mech(pkcs11.CKM_ECDSA, nil), found[0]) }, pkcs11.CKR_KEY_TYPE_INCONSISTENT},
+		{"HMAC with an AES key", func() error { return c.SignInit(s, mech(pkcs11.CKM_SHA256_HMAC, nil), aes) }, pkcs11.CKR_KEY_TYPE_INCONSISTENT},
+		{"RSA with an EC key", func() error { return c.SignInit(s, mech(pkcs11.CKM_SHA256_RSA_PKCS, nil), priv) }, pkcs11.CKR_KEY_TYPE_INCONSISTENT},
+		{"sign with a public key", func() error { return c.SignInit(s, mech(pkcs11.CKM_ECDSA, nil), pub) }, pkcs11.CKR_KEY_TYPE_INCONSISTENT},
+		{"verify with a private key", func() error { return c.VerifyInit(s, mech(pkcs11.CKM_ECDSA, nil), priv) }, pkcs11.CKR_KEY_TYPE_INCONSISTENT},
+		{"AES with a data object", func() error { return c.EncryptInit(s, mech(pkcs11.CKM_AES_ECB, nil), data) }, pkcs11.CKR_KEY_HANDLE_INVALID},
+		{"ECDSA with the EC key", func() error { return c.SignInit(s, mech(pkcs11.CKM_ECDSA, nil), priv) }, pkcs11.CKR_OK},
+		{"AES with the found key", func() error { return c.EncryptInit(s, mech(pkcs11.CKM_AES_ECB, nil), found[0]) }, pkcs11.CKR_OK},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.init()
+			if got := rvOf(err); got != tc.want {
+				t.Fatalf("got %v, want %v", err, tc.want)
+			}
+			if err == nil { // end the operation for the next case
+				_, _ = c.Sign(s, make([]byte, 32))
+				_, _ = c.Encrypt(s, make([]byte, 16))
+			}
+		})
 	}
 }

@@ -75,6 +75,9 @@ func (m *Module) Init(ctx context.Context, h SessionHandle, kind OpKind, mech cl
 		if id, rv = m.object(ss, key, ck.CKR_KEY_HANDLE_INVALID); rv != ck.CKR_OK {
 			return rv
 		}
+		if rv := m.checkKey(ctx, cs, key, id, kind, mech.Type); rv != ck.CKR_OK {
+			return rv
+		}
 	}
 	mi, rv := m.MechanismInfo(ctx, ss.slot.id, mech.Type)
 	if rv != ck.CKR_OK {

@@ -12,6 +12,7 @@ type objectRef struct {
 	slot    *slot
 	id      client.ObjectID
 	creator SessionHandle // the session that created this session object; 0 otherwise
+	shape   *keyShape     // class and key type, once known (keycheck.go)
 }
 
 type objectKey struct {

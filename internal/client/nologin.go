@@ -19,10 +19,5 @@ func (c *Cluster) ListUsers(ctx context.Context) ([]UserInfo, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := make([]UserInfo, len(r.GetUsers()))
-	for i, u := range r.GetUsers() {
-		out[i] = UserInfo{Username: u.GetUsername(), Role: u.GetRole(), Locked: u.GetLocked(), Failures: int(u.GetFailures()),
-			QuorumKey: u.GetQuorumKey(), OwnedKeys: int(u.GetOwnedKeys()), SharedKeys: int(u.GetSharedKeys())}
-	}
-	return out, nil
+	return usersFrom(r), nil
 }

@@ -89,12 +89,16 @@ func (s *Session) ListUsers(ctx context.Context) ([]UserInfo, error) {
 	if err != nil {
 		return nil, err
 	}
+	return usersFrom(r), nil
+}
+
+func usersFrom(r *hsmv1.ListUsersResponse) []UserInfo {
 	out := make([]UserInfo, len(r.GetUsers()))
 	for i, u := range r.GetUsers() {
 		out[i] = UserInfo{Username: u.GetUsername(), Role: u.GetRole(), Locked: u.GetLocked(), Failures: int(u.GetFailures()),
 			QuorumKey: u.GetQuorumKey(), OwnedKeys: int(u.GetOwnedKeys()), SharedKeys: int(u.GetSharedKeys())}
 	}
-	return out, nil
+	return out
 }
 
 // RegisterQuorumKey registers the logged-in admin's quorum public key

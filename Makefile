@@ -7,13 +7,13 @@ BIN       := bin
 VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -X main.version=$(VERSION)
 
-.PHONY: build test vet fmt-check vulncheck unit bench clean
+.PHONY: build test vet fmt-check vulncheck unit fuzz-short fuzz bench clean
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/coffer ./cmd/coffer
 	$(GO) build -trimpath -buildmode=c-shared -o $(BIN)/libcoffer_pkcs11.so ./cmd/libcoffer_pkcs11
 
-test: build vet fmt-check vulncheck unit
+test: build vet fmt-check vulncheck unit fuzz-short
 
 vet:
 	$(GO) vet ./...
@@ -27,6 +27,15 @@ vulncheck:
 
 unit:
 	$(GO) test -race -count=1 -timeout 20m ./...
+
+# Every fuzz target explores for a few seconds in `make test`; `make fuzz`
+# runs each longer (FUZZTIME=10m make fuzz).
+FUZZTIME ?= 2m
+fuzz-short:
+	bash scripts/fuzz.sh 4s
+
+fuzz:
+	bash scripts/fuzz.sh $(FUZZTIME)
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 1s ./internal/...

@@ -27,8 +27,11 @@ func (t *Timestamp) UnmarshalJSON(b []byte) error {
 	if math.IsNaN(f) || math.IsInf(f, 0) || math.Abs(f) > 1e11 {
 		return invalid("timestamp out of range")
 	}
+	// The API's timestamps have millisecond precision: round to it, so a
+	// value that float64 cannot hold exactly (100000000.8 is
+	// 100000000.7999999970) keeps its millisecond.
 	sec, frac := math.Modf(f)
-	*t = Timestamp(time.Unix(int64(sec), int64(frac*1e9)).UTC())
+	*t = Timestamp(time.Unix(int64(sec), int64(math.Round(frac*1e3))*1e6).UTC())
 	return nil
 }
 

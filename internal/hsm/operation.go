@@ -141,6 +141,9 @@ func (d *Device) prepare(op string, fn Function, key *Object, m Mechanism) (*ope
 	if f, attr := fnAttr(fn); !key.has(f) {
 		return nil, opErr(op, ErrKeyFunctionDenied, "%v is false", attr)
 	}
+	if fn == FnDecrypt && d.opensTrusted(key) {
+		return nil, opErr(op, ErrKeyFunctionDenied, "the unwrapping side of a trusted key unwraps but does not decrypt")
+	}
 	if err := o.start(); err != nil {
 		return nil, &Error{Op: op, Err: err}
 	}

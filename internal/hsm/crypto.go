@@ -133,6 +133,9 @@ func (d *Device) Update(sid SessionID, id OpID, data []byte) ([]byte, error) {
 	}
 	oper.mu.Lock()
 	out, err := oper.update(nil, data)
+	if err != nil {
+		oper.end()
+	}
 	oper.mu.Unlock()
 	if err != nil {
 		d.endOp(s, id)
@@ -169,11 +172,14 @@ func (d *Device) Finish(sid SessionID, id OpID, sig []byte) ([]byte, error) {
 
 // Abort ends a multi-part operation without a result.
 func (d *Device) Abort(sid SessionID, id OpID) error {
-	s, _, err := d.operation(sid, id)
+	s, oper, err := d.operation(sid, id)
 	if err != nil {
 		return err
 	}
 	d.endOp(s, id)
+	oper.mu.Lock()
+	oper.end()
+	oper.mu.Unlock()
 	return nil
 }
 

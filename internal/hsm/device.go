@@ -140,6 +140,8 @@ type Device struct {
 	nextSession atomic.Uint64
 
 	quorum quorumTokens
+
+	collect collectPool // input collected by one-shot operations (operation.go)
 }
 
 // New opens the device over cfg.Store: it loads users, settings and token

@@ -198,7 +198,7 @@ func (d *Device) wrap(op string, s *session, p *principal, wk *Object, m Mechani
 	if err := mayLeave(p, target, egressWrap, wk); err != nil {
 		return nil, &Error{Op: op, Err: err}
 	}
-	oper, err := d.prepare(op, FnWrap, wk, m)
+	oper, err := d.prepare(op, p, FnWrap, wk, m)
 	if err != nil {
 		return nil, wrapKeyErr(err, ErrWrappingKeyInvalid)
 	}
@@ -248,7 +248,7 @@ func (d *Device) UnwrapKey(ctx context.Context, sid SessionID, unwrapping Object
 }
 
 func (d *Device) unwrap(op string, p *principal, uk *Object, m Mechanism, wrapped []byte, tmpl Template) (*Object, error) {
-	oper, err := d.prepare(op, FnUnwrap, uk, m)
+	oper, err := d.prepare(op, p, FnUnwrap, uk, m)
 	if err != nil {
 		return nil, wrapKeyErr(err, ErrUnwrappingKeyInvalid)
 	}
@@ -320,7 +320,7 @@ func (d *Device) DeriveKey(ctx context.Context, sid SessionID, base ObjectID, m 
 }
 
 func (d *Device) derive(op string, p *principal, bk *Object, m Mechanism, tmpl Template) (*Object, error) {
-	if _, err := d.prepare(op, FnDerive, bk, m); err != nil {
+	if _, err := d.prepare(op, p, FnDerive, bk, m); err != nil {
 		return nil, err
 	}
 	if m.KDF != ck.CKD_NULL || len(m.SharedData) != 0 {

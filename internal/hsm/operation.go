@@ -163,8 +163,8 @@ func keyFits(o *Object, m ck.MechanismType, fn Function) bool {
 	return false
 }
 
-// prepare checks that key may do fn with m and sets up the operation.
-func (d *Device) prepare(op string, fn Function, key *Object, m Mechanism) (*operation, error) {
+// prepare checks that key may do fn with m for p and sets up the operation.
+func (d *Device) prepare(op string, p *principal, fn Function, key *Object, m Mechanism) (*operation, error) {
 	if _, err := d.mechanismFor(op, m.Type, fn); err != nil {
 		return nil, err
 	}
@@ -187,8 +187,10 @@ func (d *Device) prepare(op string, fn Function, key *Object, m Mechanism) (*ope
 	if f, attr := fnAttr(fn); !key.has(f) {
 		return nil, opErr(op, ErrKeyFunctionDenied, "%v is false", attr)
 	}
-	if fn == FnDecrypt && d.opensTrusted(key) {
-		return nil, opErr(op, ErrKeyFunctionDenied, "the unwrapping side of a trusted key unwraps but does not decrypt")
+	if fn == FnDecrypt {
+		if err := d.mayDecrypt(p, key); err != nil {
+			return nil, &Error{Op: op, Err: err}
+		}
 	}
 	if err := o.start(); err != nil {
 		return nil, &Error{Op: op, Err: err}

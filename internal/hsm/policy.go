@@ -102,6 +102,22 @@ func (d *Device) opensTrusted(uk *Object) bool {
 	return false
 }
 
+// mayDecrypt is the rule for C_Decrypt beyond CKA_DECRYPT. C_Decrypt of what
+// C_WrapKey made under a key gives the wrapped key in the clear, so a key
+// that may unwrap decrypts only for its owner (whose wrapped keys were
+// extractable by it anyway), and never when it opens a trusted key (what
+// was wrapped under it is CKA_WRAP_WITH_TRUSTED and leaves only wrapped).
+// An owner who shares a key for decryption sets its CKA_UNWRAP false.
+func (d *Device) mayDecrypt(p *principal, k *Object) error {
+	switch {
+	case k.has(fUnwrap) && (p == nil || k.owner != p.name):
+		return fmt.Errorf("%w: a shared key that may unwrap (CKA_UNWRAP) decrypts only for its owner", ErrKeyFunctionDenied)
+	case d.opensTrusted(k):
+		return fmt.Errorf("%w: the unwrapping side of a trusted key unwraps but does not decrypt", ErrKeyFunctionDenied)
+	}
+	return nil
+}
+
 // egress is a way a key's secret leaves the HSM.
 type egress uint8
 

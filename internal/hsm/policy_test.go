@@ -402,6 +402,27 @@ func TestForeignKeysStayInside(t *testing.T) {
 		})
 	}
 
+	// Decrypting with the shared key would open what alice wrapped under
+	// it: a shared key that may unwrap does not decrypt for bob. Shared
+	// for data (CKA_UNWRAP false), it does.
+	for _, m := range []Mechanism{kw, gcm12} {
+		_, err := td.Decrypt(bob, kek, m, must[[]byte](t)(td.WrapKey(alice, kek, m, secretOfAlice)))
+		wantErr(t, err, ErrKeyFunctionDenied)
+		_, err = td.Begin(bob, FnDecrypt, kek, m)
+		wantErr(t, err, ErrKeyFunctionDenied)
+	}
+	if _, err := td.Decrypt(alice, kek, kw, blob); err != nil {
+		t.Fatalf("the owner decrypts: %v", err)
+	}
+	data := genAES(t, td, alice, "data", Bool(ck.CKA_UNWRAP, false))
+	if err := td.ShareKey(ctx, alice, data, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	ct := must[[]byte](t)(td.Encrypt(alice, data, gcm12, []byte("for bob")))
+	if pt, err := td.Decrypt(bob, data, gcm12, ct); err != nil || string(pt) != "for bob" {
+		t.Fatalf("bob decrypts with a data key shared with him: %q, %v", pt, err)
+	}
+
 	// Bob may still wrap a key of his own under alice's key, and unwrap
 	// key material he supplies: it comes back bound to the HSM.
 	mine := genAES(t, td, bob, "bob's")

@@ -204,7 +204,7 @@ func (d *Device) publish(ctx context.Context, s *session, p *principal, o *Objec
 		s.mu.Unlock()
 	}
 	d.mu.Lock()
-	d.objects[id] = o
+	d.putObject(id, o)
 	d.mu.Unlock()
 	return nil
 }

@@ -246,8 +246,11 @@ func (d *Device) modify(ctx context.Context, s *session, p *principal, id Object
 		}
 	}
 	d.mu.Lock()
-	d.objects[id] = n
-	d.mu.Unlock()
+	defer d.mu.Unlock()
+	if _, ok := d.objects[id]; !ok { // a session object whose session closed meanwhile
+		return ErrObjectHandleInvalid
+	}
+	d.putObject(id, n)
 	return nil
 }
 
@@ -291,7 +294,33 @@ func (d *Device) destroy(ctx context.Context, s *session, p *principal, id Objec
 		s.mu.Unlock()
 	}
 	d.mu.Lock()
-	delete(d.objects, id)
+	d.dropObject(id)
 	d.mu.Unlock()
 	return nil
+}
+
+// putObject makes o the object id names in the device's table, replacing
+// the one there, and keeps the trust index in step (Device.trusted). The
+// caller holds d.mu for writing.
+func (d *Device) putObject(id ObjectID, o *Object) {
+	d.dropObject(id)
+	d.objects[id] = o
+	if k, ok := trustedPublic(o); ok {
+		d.trusted[k]++
+	}
+}
+
+// dropObject removes the object id names from the device's table, if it is
+// there, and from the trust index. The caller holds d.mu for writing.
+func (d *Device) dropObject(id ObjectID) {
+	old, ok := d.objects[id]
+	if !ok {
+		return
+	}
+	delete(d.objects, id)
+	if k, ok := trustedPublic(old); ok {
+		if d.trusted[k]--; d.trusted[k] <= 0 {
+			delete(d.trusted, k)
+		}
+	}
 }

@@ -2,6 +2,8 @@ package hsm
 
 import (
 	"crypto"
+	"crypto/sha256"
+	"crypto/x509"
 	"fmt"
 
 	"github.com/coffer-hsm/coffer/internal/ck"
@@ -77,29 +79,51 @@ func constrain(o *Object, from origin) {
 }
 
 // opensTrusted reports whether uk is the unwrapping side of a trusted key:
-// a trusted secret key, or the private key whose public key is trusted.
-// What was wrapped under a trusted key may come back only as a
-// CKA_WRAP_WITH_TRUSTED key, and such a key does not decrypt (C_Decrypt of
-// the wrapped bytes would give the key in the clear).
+// a trusted secret key, or the private key (RSA, EC or Ed25519) whose
+// public key is held by a trusted public-key object. What was wrapped under
+// a trusted key may come back only as a CKA_WRAP_WITH_TRUSTED key, and such
+// a key does not decrypt (C_Decrypt of the wrapped bytes would give the key
+// in the clear). It runs on every unwrap and decrypt, so it costs one
+// lookup in the device's trust index, never a scan of the objects.
 func (d *Device) opensTrusted(uk *Object) bool {
 	if uk.has(fTrusted) {
 		return true
 	}
-	if uk.class != ck.CKO_PRIVATE_KEY || uk.key == nil {
+	if uk.class != ck.CKO_PRIVATE_KEY || uk.key == nil || uk.key.pub == nil {
 		return false
 	}
-	pub, ok := uk.key.pub.(interface{ Equal(crypto.PublicKey) bool })
+	k, ok := publicKeyID(uk.key.pub)
 	if !ok {
-		return false
+		return true // a key the index cannot name is treated as trusted: it unwraps but does not decrypt
 	}
 	d.mu.RLock()
 	defer d.mu.RUnlock()
-	for _, o := range d.objects {
-		if o.class == ck.CKO_PUBLIC_KEY && o.has(fTrusted) && o.keyType == uk.keyType && o.key != nil && pub.Equal(o.key.pub) {
-			return true
-		}
+	return d.trusted[k] > 0
+}
+
+// keyID names a public key by the SHA-256 of its SubjectPublicKeyInfo
+// (algorithm, curve, modulus and exponent or point), so that a private key
+// and every public-key object holding its public half meet in one entry of
+// the trust index.
+type keyID [sha256.Size]byte
+
+func publicKeyID(pub crypto.PublicKey) (keyID, bool) {
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return keyID{}, false
 	}
-	return false
+	return sha256.Sum256(der), true
+}
+
+// trustedPublic reports whether o makes the private key of its public key
+// the unwrapping side of a trusted key (o is a public key with
+// CKA_TRUSTED=true), and names that key. It decides what the trust index
+// counts (Device.trusted).
+func trustedPublic(o *Object) (keyID, bool) {
+	if o.class != ck.CKO_PUBLIC_KEY || !o.has(fTrusted) || o.key == nil || o.key.pub == nil {
+		return keyID{}, false
+	}
+	return publicKeyID(o.key.pub)
 }
 
 // mayDecrypt is the rule for C_Decrypt beyond CKA_DECRYPT. C_Decrypt of what

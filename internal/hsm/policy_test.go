@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
+	"maps"
 	"slices"
 	"testing"
 
@@ -430,5 +431,181 @@ func TestForeignKeysStayInside(t *testing.T) {
 	back := must[ObjectID](t)(td.UnwrapKey(ctx, bob, kek, kw, own, secretAES))
 	if boolAttr(t, td, bob, back, ck.CKA_EXTRACTABLE) {
 		t.Fatal("key unwrapped with a shared key is extractable")
+	}
+}
+
+// trustIndexWhole fails unless the device's trust index is what a count of
+// its objects gives (the invariant beside Device.trusted).
+func trustIndexWhole(t testing.TB, td *testDevice) {
+	t.Helper()
+	td.mu.RLock()
+	defer td.mu.RUnlock()
+	want := map[keyID]int{}
+	for _, o := range td.objects {
+		if k, ok := trustedPublic(o); ok {
+			want[k]++
+		}
+	}
+	if !maps.Equal(td.trusted, want) {
+		t.Fatalf("trust index %v, a count of the objects gives %v", td.trusted, want)
+	}
+}
+
+// The unwrapping side of a trusted public key is found through the trust
+// index, which follows every change of the object table: trust set and
+// cleared by an admin or the owner, a second trusted copy, destruction,
+// records arriving from a peer (set, cleared, deleted), and objects loaded
+// at start. Sharing withdrawn and a session closed leave it whole.
+func TestOpensTrustedFollowsTheTable(t *testing.T) {
+	td, admin := activated(t)
+	alice := withCU(t, td, admin, "alice")
+	withCU(t, td, admin, "bob")
+	ctx := t.Context()
+	pub, priv, err := td.GenerateKeyPair(ctx, alice, Mechanism{Type: ck.CKM_RSA_PKCS_KEY_PAIR_GEN},
+		Template{Bool(ck.CKA_TOKEN, true), Ulong(ck.CKA_MODULUS_BITS, 2048)}, Template{Bool(ck.CKA_TOKEN, true)})
+	noErr(t, err)
+	spki := must[[]byte](t)(td.ExportPublicKey(alice, pub))
+	ct := must[[]byte](t)(td.Encrypt(alice, pub, oaep256, []byte("payload")))
+	setTrusted := func(s SessionID, id ObjectID, v bool) {
+		t.Helper()
+		noErr(t, td.SetAttributes(ctx, s, id, Template{Bool(ck.CKA_TRUSTED, v)}))
+	}
+	// peer is the record of pub as another HSM sends it, with CKA_TRUSTED v.
+	var rec []byte
+	peer := func(v bool) func() ([]byte, error) {
+		return func() ([]byte, error) {
+			o, err := unmarshalObject(rec)
+			if err != nil {
+				return nil, err
+			}
+			o.setBool(ck.CKA_TRUSTED, v)
+			return o.marshal()
+		}
+	}
+	var dup ObjectID
+	for _, step := range []struct {
+		name   string
+		do     func()
+		sealed bool // priv opens a trusted key: it does not decrypt
+	}{
+		{"generated", func() {}, false},
+		{"admin trusts the public key", func() { setTrusted(admin, pub, true) }, true},
+		{"a second trusted copy", func() {
+			dup = must[ObjectID](t)(td.ImportPublicKey(ctx, alice, spki, Template{Bool(ck.CKA_TOKEN, true)}))
+			setTrusted(admin, dup, true)
+		}, true},
+		{"admin untrusts one copy", func() { setTrusted(admin, pub, false) }, true},
+		{"owner untrusts the other", func() { setTrusted(alice, dup, false) }, false},
+		{"sharing withdrawn from a deleted user", func() {
+			setTrusted(admin, dup, true)
+			noErr(t, td.ShareKey(ctx, alice, dup, "bob"))
+			noErr(t, td.DeleteUser(ctx, admin, "bob", false, Approvals{}))
+		}, true},
+		{"a session closed with its public key", func() {
+			s := td.OpenSession()
+			noErr(t, td.Login(ctx, s, RoleCryptoUser, "alice", cuPW))
+			id := must[ObjectID](t)(td.ImportPublicKey(ctx, s, spki, Template{Bool(ck.CKA_TOKEN, false)}))
+			// An admin sees no session object, so it cannot make one trusted.
+			err := td.SetAttributes(ctx, admin, id, Template{Bool(ck.CKA_TRUSTED, true)})
+			wantErr(t, err, ErrObjectHandleInvalid)
+			noErr(t, td.CloseSession(s))
+		}, true},
+		{"trusted public key destroyed", func() { noErr(t, td.DestroyObject(ctx, alice, dup)) }, false},
+		{"admin trusts, owner destroys", func() {
+			setTrusted(admin, pub, true)
+			rec = slices.Clone(td.store.recs[RecordObject][pub.String()])
+			noErr(t, td.DestroyObject(ctx, alice, pub))
+		}, false},
+		{"a trusted record arrives from a peer", func() { noErr(t, td.Reload(RecordObject, pub.String(), peer(true))) }, true},
+		{"an untrusted record arrives from a peer", func() { noErr(t, td.Reload(RecordObject, pub.String(), peer(false))) }, false},
+		{"trusted again from a peer", func() { noErr(t, td.Reload(RecordObject, pub.String(), peer(true))) }, true},
+		{"the peer deletes it", func() {
+			noErr(t, td.Reload(RecordObject, pub.String(), func() ([]byte, error) { return nil, nil }))
+		}, false},
+	} {
+		t.Run(step.name, func(t *testing.T) {
+			step.do()
+			trustIndexWhole(t, td)
+			if got := td.opensTrusted(object(t, td, priv)); got != step.sealed {
+				t.Fatalf("opensTrusted = %v, want %v", got, step.sealed)
+			}
+			_, err := td.Decrypt(alice, priv, oaep256, ct)
+			if step.sealed {
+				wantErr(t, err, ErrKeyFunctionDenied)
+			} else {
+				noErr(t, err)
+			}
+		})
+	}
+
+	t.Run("a trusted record loaded at start", func(t *testing.T) {
+		b, err := peer(true)()
+		noErr(t, err)
+		noErr(t, td.store.Put(ctx, RecordObject, pub.String(), b))
+		td2 := td.reopen(t)
+		trustIndexWhole(t, td2)
+		s := td2.OpenSession()
+		noErr(t, td2.Login(ctx, s, RoleCryptoUser, "alice", cuPW))
+		_, err = td2.Decrypt(s, priv, oaep256, ct)
+		wantErr(t, err, ErrKeyFunctionDenied)
+	})
+}
+
+// object returns the object id names in td's table.
+func object(t testing.TB, td *testDevice, id ObjectID) *Object {
+	t.Helper()
+	td.mu.RLock()
+	defer td.mu.RUnlock()
+	o := td.objects[id]
+	if o == nil {
+		t.Fatalf("no object %v", id)
+	}
+	return o
+}
+
+// opensTrusted answers for every key type that unwraps or could: a trusted
+// secret key is itself the opener; an RSA, EC or Ed25519 private key opens a
+// trusted key when a trusted public key holds its public half, and only
+// that public half (another key of the same type does not count).
+func TestOpensTrustedKeyTypes(t *testing.T) {
+	td, admin := activated(t)
+	alice := withCU(t, td, admin, "alice")
+	ctx := t.Context()
+	k := makeKeys(t, td, alice)
+	other := makeKeys(t, td, alice)
+	trust := func(id ObjectID, v bool) {
+		t.Helper()
+		noErr(t, td.SetAttributes(ctx, admin, id, Template{Bool(ck.CKA_TRUSTED, v)}))
+	}
+	for _, c := range []struct {
+		name         string
+		trust, opens ObjectID
+		notOpens     ObjectID // a key of the same type that stays outside
+	}{
+		{"AES secret key", k.aes, k.aes, other.aes},
+		{"RSA", k.rsaPub, k.rsaPriv, other.rsaPriv},
+		{"EC P-256", k.ecPub, k.ecPriv, other.ecPriv},
+		{"EC P-384", k.p384Pub, k.p384Priv, other.p384Priv},
+		{"Ed25519", k.edPub, k.edPriv, other.edPriv},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			opens := func(id ObjectID) bool { return td.opensTrusted(object(t, td, id)) }
+			if opens(c.opens) {
+				t.Fatal("opens a trusted key before any is trusted")
+			}
+			trust(c.trust, true)
+			trustIndexWhole(t, td)
+			if !opens(c.opens) {
+				t.Fatal("does not open its trusted key")
+			}
+			if opens(c.notOpens) {
+				t.Fatal("another key of the same type opens it")
+			}
+			trust(c.trust, false)
+			trustIndexWhole(t, td)
+			if opens(c.opens) {
+				t.Fatal("still opens a trusted key after trust was cleared")
+			}
+		})
 	}
 }

@@ -50,7 +50,7 @@ func (d *Device) Digest(sid SessionID, m Mechanism, data []byte) ([]byte, error)
 	if _, err := d.session(sid); err != nil {
 		return nil, &Error{Op: "digest", Err: err}
 	}
-	o, err := d.prepare("digest", FnDigest, nil, m)
+	o, err := d.prepare("digest", nil, FnDigest, nil, m)
 	if err != nil {
 		return nil, err
 	}
@@ -64,7 +64,7 @@ func (d *Device) single(fn Function, sid SessionID, key ObjectID, m Mechanism, d
 	if err != nil {
 		return nil, err
 	}
-	oper, err := d.prepare(op, fn, o, m)
+	oper, err := d.prepare(op, p, fn, o, m)
 	if err == nil {
 		var out []byte
 		if oper.mp != nil || oper.h != nil {
@@ -95,6 +95,7 @@ func (d *Device) Begin(sid SessionID, fn Function, key ObjectID, m Mechanism) (O
 		return 0, &Error{Op: "begin", Err: ErrArgumentsBad}
 	}
 	var s *session
+	var p *principal
 	var o *Object
 	var err error
 	if fn == FnDigest {
@@ -102,10 +103,10 @@ func (d *Device) Begin(sid SessionID, fn Function, key ObjectID, m Mechanism) (O
 		if err != nil {
 			return 0, &Error{Op: op, Err: err}
 		}
-	} else if s, _, o, err = d.useKey(op, sid, key); err != nil {
+	} else if s, p, o, err = d.useKey(op, sid, key); err != nil {
 		return 0, err
 	}
-	oper, err := d.prepare(op, fn, o, m)
+	oper, err := d.prepare(op, p, fn, o, m)
 	if err != nil {
 		return 0, err
 	}
@@ -133,6 +134,9 @@ func (d *Device) Update(sid SessionID, id OpID, data []byte) ([]byte, error) {
 	}
 	oper.mu.Lock()
 	out, err := oper.update(nil, data)
+	if err != nil {
+		oper.end()
+	}
 	oper.mu.Unlock()
 	if err != nil {
 		d.endOp(s, id)
@@ -169,11 +173,14 @@ func (d *Device) Finish(sid SessionID, id OpID, sig []byte) ([]byte, error) {
 
 // Abort ends a multi-part operation without a result.
 func (d *Device) Abort(sid SessionID, id OpID) error {
-	s, _, err := d.operation(sid, id)
+	s, oper, err := d.operation(sid, id)
 	if err != nil {
 		return err
 	}
 	d.endOp(s, id)
+	oper.mu.Lock()
+	oper.end()
+	oper.mu.Unlock()
 	return nil
 }
 

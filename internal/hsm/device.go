@@ -121,11 +121,21 @@ type Device struct {
 	cfg Config
 	log *slog.Logger
 
-	// mu guards objects, reserved, users, cluster and mtls. Objects and
-	// the mtls snapshot are immutable once published; a change replaces the
-	// pointer under mu.
-	mu       sync.RWMutex
-	objects  map[ObjectID]*Object
+	// mu guards objects, trusted, reserved, users, cluster and mtls.
+	// Objects and the mtls snapshot are immutable once published; a change
+	// replaces the pointer under mu.
+	mu      sync.RWMutex
+	objects map[ObjectID]*Object
+	// trusted indexes the trusted public keys, so that opensTrusted asks
+	// one entry instead of scanning objects. Invariant: trusted[k] is the
+	// number of objects in objects for which trustedPublic gives k, and no
+	// entry is zero. putObject and dropObject keep it (objects.go); every
+	// write of objects goes through them, but for CloseSession, which
+	// deletes session objects (never trusted: only an admin sets
+	// CKA_TRUSTED, and an admin creates no object and sees no session
+	// object), and withdrawShares, which replaces an object by a copy that
+	// differs only in its sharing list.
+	trusted  map[keyID]int
 	reserved map[ObjectID]struct{} // ids of objects being committed
 	users    map[string]*User
 	cluster  clusterSettings
@@ -140,6 +150,8 @@ type Device struct {
 	nextSession atomic.Uint64
 
 	quorum quorumTokens
+
+	collect collectPool // input collected by one-shot operations (operation.go)
 }
 
 // New opens the device over cfg.Store: it loads users, settings and token
@@ -156,6 +168,7 @@ func New(ctx context.Context, cfg Config) (*Device, error) {
 		cfg:      cfg,
 		log:      cfg.Logger,
 		objects:  map[ObjectID]*Object{},
+		trusted:  map[keyID]int{},
 		reserved: map[ObjectID]struct{}{},
 		users:    map[string]*User{},
 		sessions: map[SessionID]*session{},
@@ -207,7 +220,7 @@ func (d *Device) load(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("object %s: %w", id, err)
 		}
-		d.objects[o.id] = o
+		d.putObject(o.id, o)
 		return nil
 	})
 	if err != nil {
@@ -264,14 +277,14 @@ func (d *Device) Reload(kind RecordKind, id string, load func() ([]byte, error))
 			return err
 		}
 		if data == nil {
-			delete(d.objects, oid)
+			d.dropObject(oid)
 			return nil
 		}
 		o, err := unmarshalObject(data)
 		if err != nil {
 			return fmt.Errorf("object %s: %w", id, err)
 		}
-		d.objects[oid] = o
+		d.putObject(oid, o)
 	case RecordSetting:
 		switch {
 		case data == nil: // settings are never deleted

@@ -111,6 +111,7 @@ var (
 	ErrMechanismInvalid      = &Kind{ck.CKR_MECHANISM_INVALID, "mechanism not supported for this function"}
 	ErrMechanismParamInvalid = &Kind{ck.CKR_MECHANISM_PARAM_INVALID, "mechanism parameter invalid"}
 	ErrDataLenRange          = &Kind{ck.CKR_DATA_LEN_RANGE, "data length invalid for the mechanism"}
+	ErrCollectMemory         = &Kind{ck.CKR_DEVICE_MEMORY, "the HSM holds as much multi-part input as it may: finish or abort other operations"}
 	ErrEncryptedDataInvalid  = &Kind{ck.CKR_ENCRYPTED_DATA_INVALID, "encrypted data is invalid"}
 	ErrEncryptedDataLen      = &Kind{ck.CKR_ENCRYPTED_DATA_LEN_RANGE, "encrypted data length invalid"}
 	ErrSignatureInvalid      = &Kind{ck.CKR_SIGNATURE_INVALID, "signature is invalid"}

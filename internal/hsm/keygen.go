@@ -21,7 +21,7 @@ func (d *Device) GenerateKey(ctx context.Context, sid SessionID, m Mechanism, tm
 	if err != nil {
 		return 0, err
 	}
-	o, err := d.newSecretKey(op, m, tmpl)
+	o, err := d.newSecretKey(op, p, m, tmpl)
 	if err == nil {
 		err = d.publish(ctx, s, p, o)
 	}
@@ -41,7 +41,7 @@ func asOpErr(op string, err error) error {
 	return &Error{Op: op, Err: err}
 }
 
-func (d *Device) newSecretKey(op string, m Mechanism, tmpl Template) (*Object, error) {
+func (d *Device) newSecretKey(op string, p *principal, m Mechanism, tmpl Template) (*Object, error) {
 	if _, err := d.mechanismFor(op, m.Type, FnGenerate); err != nil {
 		return nil, err
 	}
@@ -68,7 +68,7 @@ func (d *Device) newSecretKey(op string, m Mechanism, tmpl Template) (*Object, e
 	if err != nil {
 		return nil, err
 	}
-	return buildKey(ck.CKO_SECRET_KEY, kt, km, tmpl, origin{generated: true, mechanism: m.Type}, map[ck.AttributeType]bool{ck.CKA_VALUE_LEN: true})
+	return buildKey(ck.CKO_SECRET_KEY, kt, km, tmpl, origin{creator: p, generated: true, mechanism: m.Type}, map[ck.AttributeType]bool{ck.CKA_VALUE_LEN: true})
 }
 
 // GenerateKeyPair makes a key pair inside the HSM (C_GenerateKeyPair): RSA
@@ -80,7 +80,7 @@ func (d *Device) GenerateKeyPair(ctx context.Context, sid SessionID, m Mechanism
 	if err != nil {
 		return 0, 0, err
 	}
-	po, qo, err := d.newKeyPair(op, m, pubTmpl, privTmpl)
+	po, qo, err := d.newKeyPair(op, p, m, pubTmpl, privTmpl)
 	if err == nil {
 		if err = d.publish(ctx, s, p, qo); err == nil {
 			if err = d.publish(ctx, s, p, po); err != nil {
@@ -97,7 +97,7 @@ func (d *Device) GenerateKeyPair(ctx context.Context, sid SessionID, m Mechanism
 	return po.id, qo.id, nil
 }
 
-func (d *Device) newKeyPair(op string, m Mechanism, pubTmpl, privTmpl Template) (pub, priv *Object, err error) {
+func (d *Device) newKeyPair(op string, p *principal, m Mechanism, pubTmpl, privTmpl Template) (pub, priv *Object, err error) {
 	if _, err := d.mechanismFor(op, m.Type, FnGenerateKeyPair); err != nil {
 		return nil, nil, err
 	}
@@ -150,7 +150,7 @@ func (d *Device) newKeyPair(op string, m Mechanism, pubTmpl, privTmpl Template) 
 	if err != nil {
 		return nil, nil, err
 	}
-	from := origin{generated: true, mechanism: m.Type}
+	from := origin{creator: p, generated: true, mechanism: m.Type}
 	kt := keyTypeOf(key)
 	if priv, err = buildKey(ck.CKO_PRIVATE_KEY, kt, km, privTmpl, from, skip); err != nil {
 		return nil, nil, err
@@ -162,7 +162,7 @@ func (d *Device) newKeyPair(op string, m Mechanism, pubTmpl, privTmpl Template) 
 }
 
 // keyBytes is what wrapping and export carry of a key: the raw value of a
-// secret key, PKCS#8 of a private key.
+// secret key, PKCS#8 of a private key. Only after mayLeave.
 func keyBytes(o *Object) ([]byte, error) {
 	if o.key.secret != nil {
 		return bytes.Clone(o.key.secret), nil
@@ -173,9 +173,9 @@ func keyBytes(o *Object) ([]byte, error) {
 	return x509.MarshalPKCS8PrivateKey(o.key.priv)
 }
 
-// WrapKey encrypts a key under another (C_WrapKey). The key must be the
-// caller's own and extractable; a key marked CKA_WRAP_WITH_TRUSTED only under
-// a trusted wrapping key.
+// WrapKey encrypts a key under another (C_WrapKey), as mayLeave allows: the
+// key must be the caller's own and extractable; a key marked
+// CKA_WRAP_WITH_TRUSTED only under a trusted wrapping key.
 func (d *Device) WrapKey(sid SessionID, wrapping ObjectID, m Mechanism, key ObjectID) ([]byte, error) {
 	const op = "key.wrap"
 	s, p, wk, err := d.useKey(op, sid, wrapping)
@@ -194,14 +194,11 @@ func (d *Device) wrap(op string, s *session, p *principal, wk *Object, m Mechani
 		return nil, opErr(op, ErrKeyHandleInvalid, "key to wrap")
 	case !target.isKey():
 		return nil, opErr(op, ErrKeyHandleInvalid, "not a key")
-	case target.owner != p.name:
-		return nil, opErr(op, ErrNotOwner, "a shared key cannot be wrapped")
-	case !target.has(fExtractable):
-		return nil, opErr(op, ErrKeyNotExtractable, "")
-	case target.has(fWrapWithTrusted) && !wk.has(fTrusted):
-		return nil, opErr(op, ErrKeyNotWrappable, "")
 	}
-	oper, err := d.prepare(op, FnWrap, wk, m)
+	if err := mayLeave(p, target, egressWrap, wk); err != nil {
+		return nil, &Error{Op: op, Err: err}
+	}
+	oper, err := d.prepare(op, p, FnWrap, wk, m)
 	if err != nil {
 		return nil, wrapKeyErr(err, ErrWrappingKeyInvalid)
 	}
@@ -237,7 +234,7 @@ func (d *Device) UnwrapKey(ctx context.Context, sid SessionID, unwrapping Object
 	if err != nil {
 		return 0, err
 	}
-	o, err := d.unwrap(op, uk, m, wrapped, tmpl)
+	o, err := d.unwrap(op, p, uk, m, wrapped, tmpl)
 	if err == nil {
 		err = d.publish(ctx, s, p, o)
 	}
@@ -250,11 +247,12 @@ func (d *Device) UnwrapKey(ctx context.Context, sid SessionID, unwrapping Object
 	return o.id, nil
 }
 
-func (d *Device) unwrap(op string, uk *Object, m Mechanism, wrapped []byte, tmpl Template) (*Object, error) {
-	oper, err := d.prepare(op, FnUnwrap, uk, m)
+func (d *Device) unwrap(op string, p *principal, uk *Object, m Mechanism, wrapped []byte, tmpl Template) (*Object, error) {
+	oper, err := d.prepare(op, p, FnUnwrap, uk, m)
 	if err != nil {
 		return nil, wrapKeyErr(err, ErrUnwrappingKeyInvalid)
 	}
+	from := origin{creator: p, unwrapper: uk, sealed: d.opensTrusted(uk)}
 	oper.fn = FnDecrypt
 	plain, err := oper.update(nil, wrapped)
 	if err == nil {
@@ -281,7 +279,7 @@ func (d *Device) unwrap(op string, uk *Object, m Mechanism, wrapped []byte, tmpl
 		if vl, ok := tmpl.Get(ck.CKA_VALUE_LEN); ok && decodeUlong(vl) != uint(len(plain)) {
 			return nil, fmt.Errorf("%w: CKA_VALUE_LEN does not match the wrapped key", ErrTemplateInconsistent)
 		}
-		return buildKey(class, kt, km, tmpl, origin{}, map[ck.AttributeType]bool{ck.CKA_VALUE_LEN: true})
+		return buildKey(class, kt, km, tmpl, from, map[ck.AttributeType]bool{ck.CKA_VALUE_LEN: true})
 	case ck.CKO_PRIVATE_KEY:
 		key, err := x509.ParsePKCS8PrivateKey(plain)
 		if err != nil {
@@ -294,7 +292,7 @@ func (d *Device) unwrap(op string, uk *Object, m Mechanism, wrapped []byte, tmpl
 		if kv, ok := tmpl.Get(ck.CKA_KEY_TYPE); ok && ck.KeyType(decodeUlong(kv)) != keyTypeOf(key) {
 			return nil, fmt.Errorf("%w: CKA_KEY_TYPE does not match the wrapped key", ErrTemplateInconsistent)
 		}
-		return buildKey(class, keyTypeOf(key), km, tmpl, origin{}, nil)
+		return buildKey(class, keyTypeOf(key), km, tmpl, from, nil)
 	}
 	return nil, fmt.Errorf("%w: only secret and private keys are unwrapped", ErrTemplateInconsistent)
 }
@@ -308,7 +306,7 @@ func (d *Device) DeriveKey(ctx context.Context, sid SessionID, base ObjectID, m 
 	if err != nil {
 		return 0, err
 	}
-	o, err := d.derive(op, bk, m, tmpl)
+	o, err := d.derive(op, p, bk, m, tmpl)
 	if err == nil {
 		err = d.publish(ctx, s, p, o)
 	}
@@ -321,8 +319,8 @@ func (d *Device) DeriveKey(ctx context.Context, sid SessionID, base ObjectID, m 
 	return o.id, nil
 }
 
-func (d *Device) derive(op string, bk *Object, m Mechanism, tmpl Template) (*Object, error) {
-	if _, err := d.prepare(op, FnDerive, bk, m); err != nil {
+func (d *Device) derive(op string, p *principal, bk *Object, m Mechanism, tmpl Template) (*Object, error) {
+	if _, err := d.prepare(op, p, FnDerive, bk, m); err != nil {
 		return nil, err
 	}
 	if m.KDF != ck.CKD_NULL || len(m.SharedData) != 0 {
@@ -347,7 +345,7 @@ func (d *Device) derive(op string, bk *Object, m Mechanism, tmpl Template) (*Obj
 	if err != nil {
 		return nil, err
 	}
-	return buildKey(ck.CKO_SECRET_KEY, kt, km, tmpl, origin{generated: true, base: bk}, map[ck.AttributeType]bool{ck.CKA_VALUE_LEN: true})
+	return buildKey(ck.CKO_SECRET_KEY, kt, km, tmpl, origin{creator: p, generated: true, base: bk}, map[ck.AttributeType]bool{ck.CKA_VALUE_LEN: true})
 }
 
 // ExportPublicKey returns a public or private key's public half as
@@ -370,19 +368,16 @@ func (d *Device) ExportPublicKey(sid SessionID, id ObjectID) ([]byte, error) {
 }
 
 // ExportKey returns a key's secret in the clear, as CloudHSM's `key export`
-// does: the raw value of a secret key, PKCS#8 of a private key. Only the
-// owner may, and only of an extractable key.
+// does: the raw value of a secret key, PKCS#8 of a private key. It follows
+// the rules wrapping follows (mayLeave): only the owner, only an extractable
+// key, never a CKA_WRAP_WITH_TRUSTED key (it leaves only wrapped under a
+// trusted key).
 func (d *Device) ExportKey(ctx context.Context, sid SessionID, id ObjectID) ([]byte, error) {
 	const op = "key.export"
 	_, p, o, err := d.useKey(op, sid, id)
 	if err == nil {
-		switch {
-		case o.owner != p.name:
-			err = opErr(op, ErrNotOwner, "a shared key cannot be exported")
-		case !o.has(fExtractable):
-			err = opErr(op, ErrKeyNotExtractable, "")
-		case o.class == ck.CKO_PUBLIC_KEY:
-			err = opErr(op, ErrKeyHandleInvalid, "use ExportPublicKey for public keys")
+		if lerr := mayLeave(p, o, egressExport, nil); lerr != nil {
+			err = &Error{Op: op, Err: lerr}
 		}
 	}
 	var out []byte

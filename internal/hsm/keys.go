@@ -9,12 +9,16 @@ import (
 	"github.com/coffer-hsm/coffer/internal/ck"
 )
 
-// origin tells newObject how a key came to be, which fixes CKA_LOCAL,
-// CKA_ALWAYS_SENSITIVE, CKA_NEVER_EXTRACTABLE and CKA_KEY_GEN_MECHANISM.
+// origin tells buildKey who makes an object and how it came to be, which
+// fixes CKA_LOCAL, CKA_ALWAYS_SENSITIVE, CKA_NEVER_EXTRACTABLE and
+// CKA_KEY_GEN_MECHANISM, and what its template may say (admit, constrain).
 type origin struct {
+	creator   *principal       // who makes it
 	generated bool             // made inside the HSM (generate, or derive from a local base)
 	mechanism ck.MechanismType // the generating mechanism, if generated
 	base      *Object          // derived keys: the base key
+	unwrapper *Object          // unwrapped keys: the unwrapping key
+	sealed    bool             // unwrapped with the unwrapping side of a trusted key (Device.opensTrusted)
 }
 
 // defaults are applied before the caller's template, per PKCS#11 v3.0 and
@@ -70,10 +74,11 @@ func defaults(o *Object) {
 	}
 }
 
-// applyTemplate sets the caller's attributes on a new object. skip lists
-// attributes the caller's template may carry that were consumed already
-// (key material and its public parts).
-func applyTemplate(o *Object, tmpl Template, skip map[ck.AttributeType]bool) error {
+// applyTemplate sets the caller's attributes on a new object. Every
+// creation template passes through it, and each attribute through admit.
+// skip lists attributes the caller's template may carry that were consumed
+// already (key material and its public parts).
+func applyTemplate(o *Object, tmpl Template, skip map[ck.AttributeType]bool, from origin) error {
 	for _, a := range tmpl {
 		switch {
 		case skip[a.Type]:
@@ -96,6 +101,9 @@ func applyTemplate(o *Object, tmpl Template, skip map[ck.AttributeType]bool) err
 		case !checkValue(a.Type, a.Value):
 			return fmt.Errorf("%w: %v", ErrAttributeValueInvalid, a.Type)
 		default:
+			if err := admit(a, from); err != nil {
+				return err
+			}
 			o.setAttr(a.Type, bytes.Clone(a.Value))
 		}
 	}
@@ -140,9 +148,10 @@ func buildKey(class ck.ObjectClass, kt ck.KeyType, km *keyMaterial, tmpl Templat
 		o.key = km
 	}
 	o.setPublicAttrs()
-	if err := applyTemplate(o, tmpl, skip); err != nil {
+	if err := applyTemplate(o, tmpl, skip, from); err != nil {
 		return nil, err
 	}
+	constrain(o, from)
 	finish(o, from)
 	return o, nil
 }
@@ -195,7 +204,7 @@ func (d *Device) publish(ctx context.Context, s *session, p *principal, o *Objec
 		s.mu.Unlock()
 	}
 	d.mu.Lock()
-	d.objects[id] = o
+	d.putObject(id, o)
 	d.mu.Unlock()
 	return nil
 }
@@ -209,7 +218,7 @@ func (d *Device) CreateObject(ctx context.Context, sid SessionID, tmpl Template)
 	if err != nil {
 		return 0, err
 	}
-	o, err := objectFromTemplate(tmpl)
+	o, err := objectFromTemplate(tmpl, p)
 	if err == nil {
 		err = d.publish(ctx, s, p, o)
 	}
@@ -222,7 +231,7 @@ func (d *Device) CreateObject(ctx context.Context, sid SessionID, tmpl Template)
 	return o.id, nil
 }
 
-func objectFromTemplate(tmpl Template) (*Object, error) {
+func objectFromTemplate(tmpl Template, p *principal) (*Object, error) {
 	cv, ok := tmpl.Get(ck.CKA_CLASS)
 	if !ok || !checkValue(ck.CKA_CLASS, cv) {
 		return nil, fmt.Errorf("%w: CKA_CLASS", ErrTemplateIncomplete)
@@ -285,19 +294,19 @@ func objectFromTemplate(tmpl Template) (*Object, error) {
 				return nil, fmt.Errorf("%w: CKA_CERTIFICATE_TYPE", ErrTemplateIncomplete)
 			}
 		}
-		if err := applyTemplate(o, tmpl, nil); err != nil {
+		if err := applyTemplate(o, tmpl, nil, origin{creator: p}); err != nil {
 			return nil, err
 		}
 		return o, nil
 	default:
 		return nil, fmt.Errorf("%w: object class %d", ErrAttributeValueInvalid, class)
 	}
-	return buildKey(class, kt, km, tmpl, origin{}, keyParts)
+	return buildKey(class, kt, km, tmpl, origin{creator: p}, keyParts)
 }
 
 // ImportPrivateKey makes a private key object from PKCS#8 DER.
 func (d *Device) ImportPrivateKey(ctx context.Context, sid SessionID, pkcs8 []byte, tmpl Template) (ObjectID, error) {
-	return d.importKey(ctx, sid, "key.import", func() (*Object, error) {
+	return d.importKey(ctx, sid, "key.import", func(p *principal) (*Object, error) {
 		priv, err := x509.ParsePKCS8PrivateKey(pkcs8)
 		if err != nil {
 			return nil, fmt.Errorf("%w: PKCS#8: %w", ErrArgumentsBad, err)
@@ -306,13 +315,13 @@ func (d *Device) ImportPrivateKey(ctx context.Context, sid SessionID, pkcs8 []by
 		if err != nil {
 			return nil, err
 		}
-		return buildKey(ck.CKO_PRIVATE_KEY, keyTypeOf(priv), km, tmpl, origin{}, nil)
+		return buildKey(ck.CKO_PRIVATE_KEY, keyTypeOf(priv), km, tmpl, origin{creator: p}, nil)
 	})
 }
 
 // ImportPublicKey makes a public key object from SubjectPublicKeyInfo DER.
 func (d *Device) ImportPublicKey(ctx context.Context, sid SessionID, spki []byte, tmpl Template) (ObjectID, error) {
-	return d.importKey(ctx, sid, "key.import", func() (*Object, error) {
+	return d.importKey(ctx, sid, "key.import", func(p *principal) (*Object, error) {
 		pub, err := x509.ParsePKIXPublicKey(spki)
 		if err != nil {
 			return nil, fmt.Errorf("%w: SPKI: %w", ErrArgumentsBad, err)
@@ -321,16 +330,16 @@ func (d *Device) ImportPublicKey(ctx context.Context, sid SessionID, spki []byte
 		if err != nil {
 			return nil, err
 		}
-		return buildKey(ck.CKO_PUBLIC_KEY, keyTypeOf(pub), km, tmpl, origin{}, nil)
+		return buildKey(ck.CKO_PUBLIC_KEY, keyTypeOf(pub), km, tmpl, origin{creator: p}, nil)
 	})
 }
 
-func (d *Device) importKey(ctx context.Context, sid SessionID, op string, build func() (*Object, error)) (ObjectID, error) {
+func (d *Device) importKey(ctx context.Context, sid SessionID, op string, build func(*principal) (*Object, error)) (ObjectID, error) {
 	s, p, err := d.cryptoUser(op, sid)
 	if err != nil {
 		return 0, err
 	}
-	o, err := build()
+	o, err := build(p)
 	if err == nil {
 		err = d.publish(ctx, s, p, o)
 	}

@@ -356,3 +356,26 @@ func TestFindObjects(t *testing.T) {
 }
 
 func sorted(ids ...ObjectID) []ObjectID { slices.Sort(ids); return ids }
+
+// A change to a session object that its session's closing overtakes does
+// not bring the object back into the table (where nothing could reach or
+// remove it again).
+func TestChangeOvertakenByClose(t *testing.T) {
+	td, admin := activated(t)
+	alice := withCU(t, td, admin, "alice")
+	id, err := td.GenerateKey(t.Context(), alice, Mechanism{Type: ck.CKM_AES_KEY_GEN}, Template{Ulong(ck.CKA_VALUE_LEN, 16)})
+	noErr(t, err)
+	s, p, err := td.whoami(alice)
+	noErr(t, err)
+	err = td.update(t.Context(), s, p, id, func(o *Object) error {
+		noErr(t, td.CloseSession(alice)) // the session closes while the change is being made
+		return setOne(o, p, String(ck.CKA_LABEL, "late"))
+	})
+	wantErr(t, err, ErrObjectHandleInvalid)
+	td.mu.RLock()
+	_, back := td.objects[id]
+	td.mu.RUnlock()
+	if back {
+		t.Fatal("the closed session's object came back")
+	}
+}

@@ -94,21 +94,26 @@ func (o *Object) setUlong(t ck.AttributeType, v uint) {
 	o.setAttr(a.Type, a.Value)
 }
 
-// attribute returns the value of t as a reader may see it: public attributes
-// from the map, key material only from an extractable, non-sensitive key.
-func (o *Object) attribute(t ck.AttributeType) ([]byte, error) {
+// attribute returns the value of t as p may see it: metadata from the map,
+// the contents of a private data object or certificate only for a crypto
+// user (contentHidden), key material only as mayLeave allows it to be read.
+func (o *Object) attribute(p *principal, t ck.AttributeType) ([]byte, error) {
 	if v, ok := o.attrs[t]; ok {
+		if contentHidden(p, o, t) {
+			return nil, ErrAttributeSensitive
+		}
 		return v, nil
 	}
-	if !sensitiveAttrs[t] || o.key == nil || o.class == ck.CKO_PUBLIC_KEY {
+	if !isContent(o, t) || !o.isKey() {
 		return nil, ErrAttributeTypeInvalid
-	}
-	if o.has(fSensitive) || !o.has(fExtractable) {
-		return nil, ErrAttributeSensitive
 	}
 	v, ok := o.key.component(t)
 	if !ok {
 		return nil, ErrAttributeTypeInvalid
+	}
+	if mayLeave(p, o, egressRead, nil) != nil {
+		clear(v)
+		return nil, ErrAttributeSensitive
 	}
 	return v, nil
 }
@@ -149,11 +154,12 @@ func (k *keyMaterial) component(t ck.AttributeType) ([]byte, bool) {
 }
 
 // matches reports whether every attribute of tmpl has the same value in o.
-// Key material never matches: a search cannot probe a secret.
-func (o *Object) matches(tmpl Template) bool {
+// Key material never matches (a search cannot probe a secret), nor does
+// contents p may not read.
+func (o *Object) matches(p *principal, tmpl Template) bool {
 	for _, a := range tmpl {
 		v, ok := o.attrs[a.Type]
-		if !ok || !bytes.Equal(v, a.Value) {
+		if !ok || !bytes.Equal(v, a.Value) || contentHidden(p, o, a.Type) {
 			return false
 		}
 	}

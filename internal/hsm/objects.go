@@ -62,7 +62,7 @@ func (d *Device) FindObjects(sid SessionID, tmpl Template) ([]ObjectID, error) {
 	var out []ObjectID
 	d.mu.RLock()
 	for id, o := range d.objects {
-		if visible(s, p, o) && o.matches(tmpl) {
+		if visible(s, p, o) && o.matches(p, tmpl) {
 			out = append(out, id)
 		}
 	}
@@ -107,7 +107,7 @@ func (d *Device) GetAttributes(sid SessionID, id ObjectID, types []ck.AttributeT
 	out := make([]AttributeValue, len(types))
 	var first error
 	for i, t := range types {
-		v, err := o.attribute(t)
+		v, err := o.attribute(p, t)
 		out[i] = AttributeValue{Type: t, Value: v, Err: err}
 		if err != nil && (first == nil || err == ErrAttributeSensitive && first != ErrAttributeSensitive) {
 			first = err
@@ -120,9 +120,14 @@ func (d *Device) GetAttributes(sid SessionID, id ObjectID, types []ck.AttributeT
 }
 
 // SetAttributes changes attributes as C_SetAttributeValue does. Only the
-// owner may change a key; the one-way attributes move only their way.
+// owner may change a key; the one-way attributes move only their way. An
+// admin may change CKA_TRUSTED of any token object it sees, and nothing else
+// (mayTrust).
 func (d *Device) SetAttributes(ctx context.Context, sid SessionID, id ObjectID, tmpl Template) error {
 	const op = "object.set-attributes"
+	if s, p, err := d.whoami(sid); err == nil && p != nil && p.role == RoleAdmin {
+		return d.adminSetAttributes(ctx, op, s, sid, p, id, tmpl)
+	}
 	s, p, err := d.cryptoUser(op, sid)
 	if err != nil {
 		return err
@@ -139,6 +144,32 @@ func (d *Device) SetAttributes(ctx context.Context, sid SessionID, id ObjectID, 
 		return nil
 	})
 	d.audit(sid, p, op, id, "", err)
+	if err != nil {
+		return &Error{Op: op, Err: err}
+	}
+	return nil
+}
+
+// adminSetAttributes is an admin's C_SetAttributeValue: CKA_TRUSTED only,
+// audited durably.
+func (d *Device) adminSetAttributes(ctx context.Context, op string, s *session, sid SessionID, p *principal, id ObjectID, tmpl Template) error {
+	err := d.modify(ctx, s, p, id, false, func(o *Object) error {
+		if !o.has(fModifiable) {
+			return fmt.Errorf("%w: CKA_MODIFIABLE is false", ErrActionProhibited)
+		}
+		for _, a := range tmpl {
+			if a.Type != ck.CKA_TRUSTED {
+				return fmt.Errorf("%w: an admin changes only CKA_TRUSTED of a user's object, not %v", ErrRoleNotPermitted, a.Type)
+			}
+			if err := setOne(o, p, a); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if aerr := d.auditSync(ctx, sid, p, op, id, "", err); aerr != nil && err == nil {
+		d.log.Warn("audit", "op", op, "err", aerr)
+	}
 	if err != nil {
 		return &Error{Op: op, Err: err}
 	}
@@ -172,10 +203,11 @@ func setOne(o *Object, p *principal, a Attribute) error {
 			return fmt.Errorf("%w: CKA_WRAP_WITH_TRUSTED can only change from false to true", ErrAttributeReadOnly)
 		}
 	case ck.CKA_TRUSTED:
-		// Only the security officer may mark a key trusted (PKCS#11
-		// §4.8); a crypto user may only clear it.
+		// A crypto user may clear it; only an admin sets it.
 		if v && !o.has(fTrusted) {
-			return fmt.Errorf("%w: only an admin may set CKA_TRUSTED", ErrAttributeReadOnly)
+			if err := mayTrust(p); err != nil {
+				return err
+			}
 		}
 	}
 	o.setAttr(a.Type, bytes.Clone(a.Value))
@@ -185,13 +217,19 @@ func setOne(o *Object, p *principal, a Attribute) error {
 // update applies change to a copy of an object the principal owns, persists
 // it if it is a token object, and publishes it.
 func (d *Device) update(ctx context.Context, s *session, p *principal, id ObjectID, change func(*Object) error) error {
+	return d.modify(ctx, s, p, id, true, change)
+}
+
+// modify is update; ownerOnly false lets a principal change an object it
+// sees but does not own (an admin's CKA_TRUSTED).
+func (d *Device) modify(ctx context.Context, s *session, p *principal, id ObjectID, ownerOnly bool, change func(*Object) error) error {
 	d.createMu.Lock() // serializes writers of objects, so no update is lost
 	defer d.createMu.Unlock()
 	o, err := d.lookup(s, p, id)
 	if err != nil {
 		return err
 	}
-	if o.owner != p.name {
+	if ownerOnly && o.owner != p.name {
 		return ErrNotOwner
 	}
 	n := o.clone()
@@ -208,8 +246,11 @@ func (d *Device) update(ctx context.Context, s *session, p *principal, id Object
 		}
 	}
 	d.mu.Lock()
-	d.objects[id] = n
-	d.mu.Unlock()
+	defer d.mu.Unlock()
+	if _, ok := d.objects[id]; !ok { // a session object whose session closed meanwhile
+		return ErrObjectHandleInvalid
+	}
+	d.putObject(id, n)
 	return nil
 }
 
@@ -253,7 +294,33 @@ func (d *Device) destroy(ctx context.Context, s *session, p *principal, id Objec
 		s.mu.Unlock()
 	}
 	d.mu.Lock()
-	delete(d.objects, id)
+	d.dropObject(id)
 	d.mu.Unlock()
 	return nil
+}
+
+// putObject makes o the object id names in the device's table, replacing
+// the one there, and keeps the trust index in step (Device.trusted). The
+// caller holds d.mu for writing.
+func (d *Device) putObject(id ObjectID, o *Object) {
+	d.dropObject(id)
+	d.objects[id] = o
+	if k, ok := trustedPublic(o); ok {
+		d.trusted[k]++
+	}
+}
+
+// dropObject removes the object id names from the device's table, if it is
+// there, and from the trust index. The caller holds d.mu for writing.
+func (d *Device) dropObject(id ObjectID) {
+	old, ok := d.objects[id]
+	if !ok {
+		return
+	}
+	delete(d.objects, id)
+	if k, ok := trustedPublic(old); ok {
+		if d.trusted[k]--; d.trusted[k] <= 0 {
+			delete(d.trusted, k)
+		}
+	}
 }

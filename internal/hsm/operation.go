@@ -8,7 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"github.com/coffer-hsm/coffer/internal/ck"
 	"github.com/coffer-hsm/coffer/internal/hsm/mech"
@@ -30,7 +32,51 @@ type operation struct {
 	h    hash.Hash       // streaming digest or MAC
 	mp   *mech.Multipart // streaming AES modes
 	buf  []byte          // collected input of one-shot mechanisms
+	pool *collectPool    // the device's
+	held *collected      // buf's share of pool, from the first byte collected
 }
+
+// MaxCollectedInput is the most input one multi-part operation of a
+// one-shot mechanism (GCM, key wrap, raw RSA and ECDSA, EdDSA, OAEP)
+// collects before Final: 4 MiB, the largest message an HSM node accepts, so
+// whatever one C_Encrypt may carry, C_EncryptUpdate may too. One byte more
+// is CKR_DATA_LEN_RANGE and ends the operation.
+const MaxCollectedInput = 4 << 20
+
+// defaultCollectMax bounds what all operations of a device collect
+// together (each session may run one operation per function, and a node
+// serves thousands of sessions): beyond it an Update is CKR_DEVICE_MEMORY
+// and ends its operation.
+const defaultCollectMax = 256 << 20
+
+// collectPool counts the bytes the device's operations have collected.
+type collectPool struct {
+	used atomic.Int64
+	max  int64 // 0: defaultCollectMax
+}
+
+// collected is one operation's share of the pool. It is apart from the
+// operation so that a cleanup can give it back when an operation is dropped
+// with its session without ending.
+type collected struct {
+	pool *collectPool
+	n    atomic.Int64
+}
+
+func (c *collected) grow(n int) error {
+	limit := c.pool.max
+	if limit == 0 {
+		limit = defaultCollectMax
+	}
+	if c.pool.used.Add(int64(n)) > limit {
+		c.pool.used.Add(-int64(n))
+		return ErrCollectMemory
+	}
+	c.n.Add(int64(n))
+	return nil
+}
+
+func (c *collected) release() { c.pool.used.Add(-c.n.Swap(0)) }
 
 // hashes maps the digest and hash-then-sign mechanisms to their hash.
 var hashes = map[ck.MechanismType]crypto.Hash{
@@ -117,12 +163,12 @@ func keyFits(o *Object, m ck.MechanismType, fn Function) bool {
 	return false
 }
 
-// prepare checks that key may do fn with m and sets up the operation.
-func (d *Device) prepare(op string, fn Function, key *Object, m Mechanism) (*operation, error) {
+// prepare checks that key may do fn with m for p and sets up the operation.
+func (d *Device) prepare(op string, p *principal, fn Function, key *Object, m Mechanism) (*operation, error) {
 	if _, err := d.mechanismFor(op, m.Type, fn); err != nil {
 		return nil, err
 	}
-	o := &operation{fn: fn, m: m, key: key}
+	o := &operation{fn: fn, m: m, key: key, pool: &d.collect}
 	if fn == FnDigest {
 		o.hash = hashes[m.Type]
 		h, err := mech.NewDigest(o.hash)
@@ -140,6 +186,11 @@ func (d *Device) prepare(op string, fn Function, key *Object, m Mechanism) (*ope
 	}
 	if f, attr := fnAttr(fn); !key.has(f) {
 		return nil, opErr(op, ErrKeyFunctionDenied, "%v is false", attr)
+	}
+	if fn == FnDecrypt {
+		if err := d.mayDecrypt(p, key); err != nil {
+			return nil, &Error{Op: op, Err: err}
+		}
 	}
 	if err := o.start(); err != nil {
 		return nil, &Error{Op: op, Err: err}
@@ -195,14 +246,35 @@ func (o *operation) update(dst, data []byte) ([]byte, error) {
 		o.h.Write(data)
 		return dst, nil
 	}
+	if len(data) > MaxCollectedInput-len(o.buf) {
+		return dst, fmt.Errorf("%w: %v collects at most %d bytes before Final", ErrDataLenRange, o.m.Type, MaxCollectedInput)
+	}
+	if o.held == nil {
+		o.held = &collected{pool: o.pool}
+		runtime.AddCleanup(o, (*collected).release, o.held)
+	}
+	if err := o.held.grow(len(data)); err != nil {
+		return dst, err
+	}
 	o.buf = append(o.buf, data...)
 	return dst, nil
 }
 
 // final ends the operation. For verify, sig is the signature to check.
 func (o *operation) final(dst, sig []byte) ([]byte, error) {
+	defer o.end()
 	out, err := o.finish(dst, sig)
 	return out, mechErr(err, o.fn)
+}
+
+// end drops the collected input and gives its share of the pool back. The
+// caller holds o.mu or is the operation's only user.
+func (o *operation) end() {
+	clear(o.buf)
+	o.buf = nil
+	if o.held != nil {
+		o.held.release()
+	}
 }
 
 func (o *operation) finish(dst, sig []byte) ([]byte, error) {

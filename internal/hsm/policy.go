@@ -1,0 +1,195 @@
+package hsm
+
+import (
+	"crypto"
+	"crypto/sha256"
+	"crypto/x509"
+	"fmt"
+
+	"github.com/coffer-hsm/coffer/internal/ck"
+)
+
+// This file holds the device's rules on who may make what of a key: who
+// marks a key trusted, what a new key may be given that comes from another
+// key, when a key's secret may leave the HSM, and who reads an object's
+// contents. Every path that reaches the same data calls the rule here.
+
+// mayTrust is the one rule for CKA_TRUSTED=true, at creation and after:
+// only an admin marks a key trusted (PKCS#11 §4.8 reserves it to the SO).
+func mayTrust(p *principal) error {
+	if p == nil || p.role != RoleAdmin {
+		return fmt.Errorf("%w: only an admin may set CKA_TRUSTED", ErrAttributeReadOnly)
+	}
+	return nil
+}
+
+// foreign reports whether a new key comes from a key its creator does not
+// own (derived from a shared base key, unwrapped with a shared key). Such a
+// key is the creator's, but it stays inside the HSM: it is never
+// extractable and always sensitive, so the owner's secret cannot leave
+// through the user it was shared with.
+func (f origin) foreign() bool {
+	k := f.base
+	if k == nil {
+		k = f.unwrapper
+	}
+	return k != nil && (f.creator == nil || k.owner != f.creator.name)
+}
+
+// admit checks one attribute of a creation template against the rules that
+// depend on who creates the object and from what. applyTemplate calls it for
+// every attribute of every template (create, generate, generate pair,
+// unwrap, derive, import).
+func admit(a Attribute, from origin) error {
+	v := decodeBool(a.Value)
+	switch a.Type {
+	case ck.CKA_TRUSTED:
+		if v {
+			return mayTrust(from.creator)
+		}
+	case ck.CKA_EXTRACTABLE:
+		if v && from.foreign() {
+			return fmt.Errorf("%w: a key derived from or unwrapped with another user's key is not extractable", ErrTemplateInconsistent)
+		}
+	case ck.CKA_SENSITIVE:
+		if !v && from.foreign() {
+			return fmt.Errorf("%w: a key derived from or unwrapped with another user's key is sensitive", ErrTemplateInconsistent)
+		}
+	case ck.CKA_WRAP_WITH_TRUSTED:
+		if !v && from.sealed {
+			return fmt.Errorf("%w: a key unwrapped with a trusted key keeps CKA_WRAP_WITH_TRUSTED", ErrTemplateInconsistent)
+		}
+	}
+	return nil
+}
+
+// constrain sets what the origin forces on a new secret or private key,
+// after its template: see foreign and origin.sealed.
+func constrain(o *Object, from origin) {
+	if o.class != ck.CKO_SECRET_KEY && o.class != ck.CKO_PRIVATE_KEY {
+		return
+	}
+	if from.foreign() {
+		o.setBool(ck.CKA_EXTRACTABLE, false)
+		o.setBool(ck.CKA_SENSITIVE, true)
+	}
+	if from.sealed {
+		o.setBool(ck.CKA_WRAP_WITH_TRUSTED, true)
+	}
+}
+
+// opensTrusted reports whether uk is the unwrapping side of a trusted key:
+// a trusted secret key, or the private key (RSA, EC or Ed25519) whose
+// public key is held by a trusted public-key object. What was wrapped under
+// a trusted key may come back only as a CKA_WRAP_WITH_TRUSTED key, and such
+// a key does not decrypt (C_Decrypt of the wrapped bytes would give the key
+// in the clear). It runs on every unwrap and decrypt, so it costs one
+// lookup in the device's trust index, never a scan of the objects.
+func (d *Device) opensTrusted(uk *Object) bool {
+	if uk.has(fTrusted) {
+		return true
+	}
+	if uk.class != ck.CKO_PRIVATE_KEY || uk.key == nil || uk.key.pub == nil {
+		return false
+	}
+	k, ok := publicKeyID(uk.key.pub)
+	if !ok {
+		return true // a key the index cannot name is treated as trusted: it unwraps but does not decrypt
+	}
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	return d.trusted[k] > 0
+}
+
+// keyID names a public key by the SHA-256 of its SubjectPublicKeyInfo
+// (algorithm, curve, modulus and exponent or point), so that a private key
+// and every public-key object holding its public half meet in one entry of
+// the trust index.
+type keyID [sha256.Size]byte
+
+func publicKeyID(pub crypto.PublicKey) (keyID, bool) {
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return keyID{}, false
+	}
+	return sha256.Sum256(der), true
+}
+
+// trustedPublic reports whether o makes the private key of its public key
+// the unwrapping side of a trusted key (o is a public key with
+// CKA_TRUSTED=true), and names that key. It decides what the trust index
+// counts (Device.trusted).
+func trustedPublic(o *Object) (keyID, bool) {
+	if o.class != ck.CKO_PUBLIC_KEY || !o.has(fTrusted) || o.key == nil || o.key.pub == nil {
+		return keyID{}, false
+	}
+	return publicKeyID(o.key.pub)
+}
+
+// mayDecrypt is the rule for C_Decrypt beyond CKA_DECRYPT. C_Decrypt of what
+// C_WrapKey made under a key gives the wrapped key in the clear, so a key
+// that may unwrap decrypts only for its owner (whose wrapped keys were
+// extractable by it anyway), and never when it opens a trusted key (what
+// was wrapped under it is CKA_WRAP_WITH_TRUSTED and leaves only wrapped).
+// An owner who shares a key for decryption sets its CKA_UNWRAP false.
+func (d *Device) mayDecrypt(p *principal, k *Object) error {
+	switch {
+	case k.has(fUnwrap) && (p == nil || k.owner != p.name):
+		return fmt.Errorf("%w: a shared key that may unwrap (CKA_UNWRAP) decrypts only for its owner", ErrKeyFunctionDenied)
+	case d.opensTrusted(k):
+		return fmt.Errorf("%w: the unwrapping side of a trusted key unwraps but does not decrypt", ErrKeyFunctionDenied)
+	}
+	return nil
+}
+
+// egress is a way a key's secret leaves the HSM.
+type egress uint8
+
+const (
+	egressWrap   egress = iota // C_WrapKey: encrypted under a wrapping key
+	egressExport               // key export: in the clear (CloudHSM's rule: CKA_SENSITIVE does not matter)
+	egressRead                 // C_GetAttributeValue of key material: in the clear (PKCS#11's rule: not sensitive)
+)
+
+// mayLeave is the one rule for a key's secret leaving the HSM, however it
+// leaves: only a crypto user who owns the key (never a user it is shared
+// with, never an admin or appliance user), only an extractable key, a
+// CKA_WRAP_WITH_TRUSTED key only wrapped under a trusted key (never in the
+// clear), and read as an attribute only when it is not sensitive. wk is the
+// wrapping key of egressWrap. The device has no quorum service for key
+// use, so no approval is asked here.
+func mayLeave(p *principal, o *Object, how egress, wk *Object) error {
+	switch {
+	case !o.isKey() || o.class == ck.CKO_PUBLIC_KEY || o.key.secret == nil && o.key.priv == nil:
+		return fmt.Errorf("%w: only secret and private keys leave as key material", ErrKeyHandleInvalid)
+	case p == nil || p.role != RoleCryptoUser:
+		return fmt.Errorf("%w: only the crypto user who owns a key takes it out", ErrRoleNotPermitted)
+	case o.owner != p.name:
+		return fmt.Errorf("%w: a shared key stays with its owner", ErrNotOwner)
+	case !o.has(fExtractable):
+		return ErrKeyNotExtractable
+	case o.has(fWrapWithTrusted) && (how != egressWrap || wk == nil || !wk.has(fTrusted)):
+		return ErrKeyNotWrappable
+	case how == egressRead && o.has(fSensitive):
+		return ErrAttributeSensitive
+	}
+	return nil
+}
+
+// isContent reports whether t holds an object's contents rather than its
+// metadata: key material of a secret or private key, CKA_VALUE of a data
+// object or certificate.
+func isContent(o *Object, t ck.AttributeType) bool {
+	if o.isKey() {
+		return o.class != ck.CKO_PUBLIC_KEY && sensitiveAttrs[t]
+	}
+	return t == ck.CKA_VALUE
+}
+
+// contentHidden is the one rule for who reads (or matches in a search) the
+// contents of an object that is not a key: admins and appliance users see
+// the metadata of a crypto user's private objects, not their value. Key
+// material follows mayLeave.
+func contentHidden(p *principal, o *Object, t ck.AttributeType) bool {
+	return !o.isKey() && isContent(o, t) && o.has(fPrivate) && (p == nil || p.role != RoleCryptoUser)
+}

@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/coffer-hsm/coffer/internal/ck"
+	"github.com/coffer-hsm/coffer/internal/client"
 	"github.com/coffer-hsm/coffer/internal/hsm"
 	hsmv1 "github.com/coffer-hsm/coffer/proto/hsmv1"
 )
@@ -324,6 +325,25 @@ func TestLoginRateLimit(t *testing.T) {
 	}
 	wantThrottled(t, login(ctx, c, open(t, c), cuName, cuPW), "a login beyond the burst")
 	wantThrottled(t, login(ctx, c, open(t, c), "nobody", "x"), "an unknown user beyond the burst")
+	// The Go client (and so the PKCS#11 module) reads CKR_FUNCTION_FAILED,
+	// a refusal: the HSM is not marked down.
+	cl, err := client.Dial(ctx, client.Config{
+		HSMs: []string{n.Addr()},
+		TLS: func(string) (*tls.Config, error) {
+			return &tls.Config{RootCAs: pki.pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS13}, nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	_, err = cl.Login(ctx, "crypto-user", cuName, cuPW)
+	if client.Code(err) != ck.CKR_FUNCTION_FAILED || !strings.Contains(err.Error(), "too many logins from 127.0.0.1") {
+		t.Fatalf("client login beyond the burst: %v (%v), want CKR_FUNCTION_FAILED saying why", err, client.Code(err))
+	}
+	if st := cl.ClusterInfo(ctx); len(st) != 1 || !st[0].Up {
+		t.Fatalf("the HSM after a refused login: %+v, want up", st)
+	}
 
 	other := hsmv1.NewHSMClient(dialFrom(t, pki, n.Addr(), "127.0.0.2"))
 	if err := login(ctx, other, open(t, other), cuName, cuPW); err != nil {

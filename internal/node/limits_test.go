@@ -412,9 +412,9 @@ func TestLoginFailurePause(t *testing.T) {
 
 	// The pause grows four times at each further failure.
 	for i, pause := range []time.Duration{2 * time.Second, 8 * time.Second, 32 * time.Second} {
-		clock.advance(pause - time.Millisecond)
+		clock.advance(pause - 100*time.Millisecond) // 100 ms left: more than LoginWait
 		wantThrottled(t, guess(), fmt.Sprintf("just before the end of pause %d", i+1))
-		clock.advance(time.Millisecond)
+		clock.advance(100 * time.Millisecond)
 		wantErr(t, guess(), codes.Unauthenticated, "CKR_PIN_INCORRECT")
 	}
 	// A success from the address ends its pause.

@@ -83,6 +83,12 @@ func (c *Cluster) invoke(ctx context.Context, s *Session, cl call, fn requestFun
 				renewed = true
 				continue
 			}
+			if r.RV == ck.CKR_SESSION_HANDLE_INVALID && s != nil && cl.pin != nil {
+				// The operation's node session is gone (its connection
+				// ended): so is the operation; the next request logs in again.
+				s.forget(m, sid)
+				return nil, fmt.Errorf("client: %s: %w (HSM %s closed its session)", cl.op, ErrOperationLost, m.addr)
+			}
 			return nil, fmt.Errorf("client: %s: %w", cl.op, r)
 		}
 		renewed = false

@@ -129,6 +129,127 @@ type Config struct {
 	Logger  *slog.Logger
 	Now     func() time.Time // zero: time.Now
 	Version string           // reported by NodeInfo
+
+	// Limits bounds what one connection and one client address may hold or
+	// do before logging in (zero fields: defaults).
+	Limits ClientLimits
+}
+
+// ClientLimits bounds what unauthenticated network clients can make the node
+// spend. A client address is an IPv4 address or an IPv6 /64 (what one host
+// is usually given). Zero fields take the defaults below.
+type ClientLimits struct {
+	// MaxConnectionsPerAddress bounds the open connections of one address;
+	// a connection over it is closed before its TLS handshake.
+	MaxConnectionsPerAddress int
+	// MaxStreamsPerConnection is the HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS
+	// of every connection: a client's further calls wait for a free stream.
+	MaxStreamsPerConnection uint32
+
+	// MaxSessionsPerConnection and MaxSessionsPerAddress bound open
+	// sessions, logged in or not.
+	MaxSessionsPerConnection int
+	MaxSessionsPerAddress    int
+	// MaxAnonymousSessionsPerConnection and MaxAnonymousSessionsPerAddress
+	// bound sessions not logged in, opened on a connection that has no
+	// logged-in session. Such sessions also never take the last quarter of
+	// Config.MaxSessions, which is kept for connections with a logged-in
+	// session.
+	MaxAnonymousSessionsPerConnection int
+	MaxAnonymousSessionsPerAddress    int
+	// AnonymousSessionTimeout closes a session that has not logged in that
+	// long after it was opened (or logged out), used or not.
+	AnonymousSessionTimeout time.Duration
+
+	// LoginRate and LoginBurst are a token bucket of logins per address (per
+	// second, and how many at once).
+	LoginRate  float64
+	LoginBurst int
+	// LoginWait is the longest a login queues for its turn (its address's
+	// token, the end of its failure delay, the address's login in progress)
+	// before it is refused with RESOURCE_EXHAUSTED / CKR_FUNCTION_FAILED.
+	// A login never queues for more than half of its caller's deadline.
+	LoginWait time.Duration
+	// LoginFailureDelay is the pause an address must keep after a failed
+	// login (a wrong password, an unknown or locked user); it is multiplied
+	// by four at every further consecutive failure up to
+	// LoginMaxFailureDelay, and a successful login from the address ends it.
+	LoginFailureDelay    time.Duration
+	LoginMaxFailureDelay time.Duration
+	// LoginAddresses bounds the addresses whose login state is tracked;
+	// when all are in use, new addresses share one state.
+	LoginAddresses int
+}
+
+// Defaults of ClientLimits.
+const (
+	DefaultMaxConnectionsPerAddress          = 64
+	DefaultMaxStreamsPerConnection           = 128
+	DefaultMaxSessionsPerConnection          = 1024
+	DefaultMaxSessionsPerAddress             = 2048
+	DefaultMaxAnonymousSessionsPerConnection = 64
+	DefaultMaxAnonymousSessionsPerAddress    = 256
+	DefaultAnonymousSessionTimeout           = 10 * time.Second
+	DefaultLoginRate                         = 10
+	DefaultLoginBurst                        = 20
+	DefaultLoginWait                         = 5 * time.Second
+	DefaultLoginFailureDelay                 = 2 * time.Second
+	DefaultLoginMaxFailureDelay              = 15 * time.Minute
+	DefaultLoginAddresses                    = 16384
+)
+
+// validate reports negative settings.
+func (l *ClientLimits) validate(add func(string, ...any)) {
+	for name, v := range map[string]int64{
+		"MaxConnectionsPerAddress": int64(l.MaxConnectionsPerAddress),
+		"MaxSessionsPerConnection": int64(l.MaxSessionsPerConnection), "MaxSessionsPerAddress": int64(l.MaxSessionsPerAddress),
+		"MaxAnonymousSessionsPerConnection": int64(l.MaxAnonymousSessionsPerConnection),
+		"MaxAnonymousSessionsPerAddress":    int64(l.MaxAnonymousSessionsPerAddress),
+		"AnonymousSessionTimeout":           int64(l.AnonymousSessionTimeout), "LoginBurst": int64(l.LoginBurst),
+		"LoginWait": int64(l.LoginWait), "LoginFailureDelay": int64(l.LoginFailureDelay),
+		"LoginMaxFailureDelay": int64(l.LoginMaxFailureDelay), "LoginAddresses": int64(l.LoginAddresses),
+	} {
+		if v < 0 {
+			add("Limits.%s is negative", name)
+		}
+	}
+	if l.LoginRate < 0 || l.LoginRate != l.LoginRate {
+		add("Limits.LoginRate %v is not a rate", l.LoginRate)
+	}
+}
+
+func (l ClientLimits) withDefaults() ClientLimits {
+	def := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	def(&l.MaxConnectionsPerAddress, DefaultMaxConnectionsPerAddress)
+	def(&l.MaxSessionsPerConnection, DefaultMaxSessionsPerConnection)
+	def(&l.MaxSessionsPerAddress, DefaultMaxSessionsPerAddress)
+	def(&l.MaxAnonymousSessionsPerConnection, DefaultMaxAnonymousSessionsPerConnection)
+	def(&l.MaxAnonymousSessionsPerAddress, DefaultMaxAnonymousSessionsPerAddress)
+	def(&l.LoginBurst, DefaultLoginBurst)
+	def(&l.LoginAddresses, DefaultLoginAddresses)
+	if l.MaxStreamsPerConnection == 0 {
+		l.MaxStreamsPerConnection = DefaultMaxStreamsPerConnection
+	}
+	if l.LoginRate == 0 {
+		l.LoginRate = DefaultLoginRate
+	}
+	for _, d := range []struct {
+		v   *time.Duration
+		def time.Duration
+	}{
+		{&l.AnonymousSessionTimeout, DefaultAnonymousSessionTimeout}, {&l.LoginWait, DefaultLoginWait},
+		{&l.LoginFailureDelay, DefaultLoginFailureDelay}, {&l.LoginMaxFailureDelay, DefaultLoginMaxFailureDelay},
+	} {
+		if *d.v == 0 {
+			*d.v = d.def
+		}
+	}
+	l.LoginMaxFailureDelay = max(l.LoginMaxFailureDelay, l.LoginFailureDelay)
+	return l
 }
 
 // Validate reports every missing or inconsistent setting.
@@ -199,6 +320,7 @@ func (c *Config) Validate() error {
 	if c.MaxSessions < 0 {
 		add("MaxSessions %d is negative", c.MaxSessions)
 	}
+	c.Limits.validate(add)
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("node: invalid config: %w", err)
 	}
@@ -242,5 +364,6 @@ func (c Config) withDefaults() Config {
 	if c.Version == "" {
 		c.Version = "devel"
 	}
+	c.Limits = c.Limits.withDefaults()
 	return c
 }

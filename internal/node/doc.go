@@ -14,7 +14,14 @@
 //     device refusals into gRPC statuses (errors.go), request validation and
 //     panic recovery.
 //   - Client sessions as the wire sees them: unguessable 64-bit handles mapped
-//     to device sessions, closed after SessionIdleTimeout without use.
+//     to device sessions, each good only on the connection that opened it
+//     and closed with it, after SessionIdleTimeout without use, or, not
+//     logged in, after ClientLimits.AnonymousSessionTimeout; quotas per
+//     connection and per client address (sessions.go).
+//   - What unauthenticated network clients can spend (conns.go, logins.go):
+//     connections per address, streams per connection, and logins paced per
+//     address (a token bucket, one at a time, a growing pause after
+//     failures) before any password is hashed.
 //   - Client-side synchronization (min_nodes): a new token object is pushed to
 //     peers before the answer, and removed again if too few stored it.
 //   - Client mutual TLS (clienttls.go): client certificates of the cluster's

@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/protoadapt"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/coffer-hsm/coffer/internal/ck"
 	"github.com/coffer-hsm/coffer/internal/hsm"
@@ -45,13 +48,13 @@ func codeOf(rv ck.RV) codes.Code {
 }
 
 // rvStatus is a refusal with its ErrorInfo, under the given gRPC code.
-func rvStatus(c codes.Code, rv ck.RV, msg string) error {
+func rvStatus(c codes.Code, rv ck.RV, msg string, more ...protoadapt.MessageV1) error {
 	st := status.New(c, msg)
-	withInfo, err := st.WithDetails(&errdetails.ErrorInfo{
+	withInfo, err := st.WithDetails(append([]protoadapt.MessageV1{&errdetails.ErrorInfo{
 		Domain:   errorDomain,
 		Reason:   rv.String(),
 		Metadata: map[string]string{"rv": fmt.Sprintf("0x%x", uint(rv))},
-	})
+	}}, more...)...)
 	if err != nil { // cannot happen with a well-formed ErrorInfo
 		return st.Err()
 	}
@@ -87,6 +90,16 @@ func deviceStatus(err error) error {
 		return status.FromContextError(err).Err()
 	}
 	return rvStatus(codes.Internal, ck.CKR_DEVICE_ERROR, err.Error())
+}
+
+// errThrottled refuses a login the node will not run now (its client
+// address has too many, or is paused after failures: logins.go): the
+// device did not see it. It is RESOURCE_EXHAUSTED with CKR_FUNCTION_FAILED
+// (PKCS#11 has no "try later"; not CKR_PIN_*, which would say something of
+// the user) and a RetryInfo saying when to try again.
+func errThrottled(retry time.Duration, format string, args ...any) error {
+	return rvStatus(codes.ResourceExhausted, ck.CKR_FUNCTION_FAILED, fmt.Sprintf(format, args...),
+		&errdetails.RetryInfo{RetryDelay: durationpb.New(retry)})
 }
 
 // errNotReady answers client RPCs while the node has no device yet (it is

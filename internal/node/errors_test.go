@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -25,6 +26,7 @@ func TestErrorClasses(t *testing.T) {
 	cfg := config(t, pki, 1, MasterKeyCreate)
 	cfg.Device.MaxLoginFailures = 2
 	cfg.Device.MaxObjects = 16
+	cfg.Limits.LoginFailureDelay = time.Nanosecond // bob is locked from one address at once
 	n := start(t, cfg)
 	eventually(t, "ready", n.Ready)
 	c := hsmv1.NewHSMClient(dial(t, pki, n.Addr()))

@@ -47,6 +47,7 @@ type Node struct {
 	httpSrv  *http.Server
 	metrics  *metrics
 	sessions *sessions
+	logins   *loginLimiter
 	peers    []*peerClient
 	verified verifiedClients // client certificate chains verified under the current mTLS policy
 
@@ -77,10 +78,12 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	}
 	cfg = cfg.withDefaults()
 	n := &Node{
-		cfg:      cfg,
-		log:      cfg.Logger.With("node", cfg.NodeID),
-		sessions: newSessions(cfg.SessionIdleTimeout, cfg.MaxSessions, cfg.Now),
-		ln:       cfg.Listener, // owned by the node from here on, closed by Close
+		cfg: cfg,
+		log: cfg.Logger.With("node", cfg.NodeID),
+		sessions: newSessions(cfg.SessionIdleTimeout, cfg.Limits.AnonymousSessionTimeout, cfg.MaxSessions,
+			quotasOf(cfg.Limits, cfg.MaxSessions), cfg.Now),
+		logins: newLoginLimiter(cfg.Limits, cfg.Now),
+		ln:     cfg.Listener, // owned by the node from here on, closed by Close
 	}
 	defer func() {
 		if err != nil {
@@ -241,6 +244,9 @@ func (n *Node) listen() error {
 		}
 		n.ln = ln
 	}
+	n.ln = newConnLimiter(n.ln, n.cfg.Limits.MaxConnectionsPerAddress, func(a addrKey) {
+		n.log.Warn("refused connections: client address has too many open", "client", a, "limit", n.cfg.Limits.MaxConnectionsPerAddress)
+	})
 	n.srv = n.newGRPCServer()
 	if n.cfg.MetricsListen != "" {
 		ln, err := net.Listen("tcp", n.cfg.MetricsListen)

@@ -36,12 +36,16 @@ func inSession[T any](s *hsmServer, handle uint64, f func(dev *hsm.Device, cs *c
 	return out, nil
 }
 
-func (s *hsmServer) OpenSession(context.Context, *hsmv1.OpenSessionRequest) (*hsmv1.OpenSessionResponse, error) {
+func (s *hsmServer) OpenSession(ctx context.Context, _ *hsmv1.OpenSessionRequest) (*hsmv1.OpenSessionResponse, error) {
 	dev := s.n.dev.Load()
 	if dev == nil {
 		return nil, errNotReady()
 	}
-	h, err := s.n.sessions.open(dev)
+	c, ok := connOf(ctx)
+	if !ok {
+		return nil, refusal(ck.CKR_DEVICE_ERROR, "call without a connection")
+	}
+	h, err := s.n.sessions.open(dev, c)
 	if err != nil {
 		return nil, err
 	}
@@ -69,13 +73,24 @@ func (s *hsmServer) Login(ctx context.Context, req *hsmv1.LoginRequest) (*hsmv1.
 		if err != nil {
 			return nil, err
 		}
-		return &hsmv1.Empty{}, dev.Login(ctx, cs.dev, role, req.GetUsername(), req.GetPassword())
+		// Paced per client address before any password is hashed.
+		err = s.n.logins.login(ctx, cs.addr, func() error {
+			return dev.Login(ctx, cs.dev, role, req.GetUsername(), req.GetPassword())
+		})
+		if err == nil {
+			s.n.sessions.setLoggedIn(cs, true)
+		}
+		return &hsmv1.Empty{}, err
 	})
 }
 
 func (s *hsmServer) Logout(_ context.Context, req *hsmv1.SessionRequest) (*hsmv1.Empty, error) {
 	return inSession(s, req.GetSession(), func(dev *hsm.Device, cs *clientSession) (*hsmv1.Empty, error) {
-		return &hsmv1.Empty{}, dev.Logout(cs.dev)
+		err := dev.Logout(cs.dev)
+		if err == nil {
+			s.n.sessions.setLoggedIn(cs, false)
+		}
+		return &hsmv1.Empty{}, err
 	})
 }
 

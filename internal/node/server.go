@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
 
+	"github.com/coffer-hsm/coffer/internal/ck"
 	hsmv1 "github.com/coffer-hsm/coffer/proto/hsmv1"
 )
 
@@ -24,10 +25,13 @@ func (n *Node) newGRPCServer() *grpc.Server {
 	srv := grpc.NewServer(
 		grpc.Creds(credentials.NewTLS(n.serverTLS())),
 		grpc.MaxRecvMsgSize(maxRecvMsgSize),
+		// Calls beyond it wait on the client for a free stream.
+		grpc.MaxConcurrentStreams(n.cfg.Limits.MaxStreamsPerConnection),
+		grpc.StatsHandler(&connTagger{n: n}),
 		grpc.ConnectionTimeout(handshakeTimeout),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 2 * time.Minute, Timeout: 20 * time.Second}),
-		grpc.ChainUnaryInterceptor(n.observe, n.recoverUnary, n.enforceClientTLS),
+		grpc.ChainUnaryInterceptor(n.observe, n.recoverUnary, n.enforceClientTLS, n.bindSession),
 		grpc.ChainStreamInterceptor(n.recoverStream),
 		grpc.WaitForHandlers(true), // Stop returns only once every handler has
 		// Long-lived workers run the calls: a goroutine per call would grow
@@ -60,6 +64,22 @@ func (n *Node) recoverStream(srv any, ss grpc.ServerStream, info *grpc.StreamSer
 		}
 	}()
 	return handler(srv, ss)
+}
+
+// sessionRequest is every HSM request naming a session.
+type sessionRequest interface{ GetSession() uint64 }
+
+// bindSession refuses an HSM RPC naming a session (nonzero: 0 is "no
+// session") that the RPC's connection did not open, as an unknown handle:
+// a handle is good only on its connection, with its client certificate.
+func (n *Node) bindSession(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	if r, ok := req.(sessionRequest); ok && strings.HasPrefix(info.FullMethod, hsmMethodPrefix) && r.GetSession() != 0 {
+		c, ok := connOf(ctx)
+		if !ok || !n.sessions.owns(r.GetSession(), c) {
+			return nil, refusal(ck.CKR_SESSION_HANDLE_INVALID, "no such session")
+		}
+	}
+	return handler(ctx, req)
 }
 
 // observe counts every RPC and its latency by service, method and code.

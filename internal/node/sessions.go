@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/binary"
 	"sync"
 	"time"
@@ -19,35 +20,106 @@ import (
 // session it names. The table also tracks when each session was last used
 // (to close idle ones) and which session objects it created (for the
 // HsmKeysSessionOccupied metric).
+//
+// A session belongs to the connection that opened it (and so to the client
+// certificate that connection presented): from any other connection its
+// handle is CKR_SESSION_HANDLE_INVALID, and it is closed when its connection
+// ends. Sessions are counted per connection and per client address
+// (quotas), and sessions not logged in ("anonymous") are counted apart:
+// they have tighter quotas, may not take the headroom kept for connections
+// that have logged in, and are closed anonTTL after they were opened or
+// logged out, whether used or not.
 type sessions struct {
-	idle time.Duration
-	max  int
-	now  func() time.Time
+	idle    time.Duration
+	anonTTL time.Duration
+	max     int
+	q       sessionQuotas
+	now     func() time.Time
 
-	// mu guards byHandle and every clientSession's fields. A session with
-	// busy > 0 is in use by an RPC and is never reaped.
+	// mu guards the maps, anon and every clientSession's fields. A session
+	// with busy > 0 is in use by an RPC and is never reaped; one whose
+	// connection ended while it was busy is closed by its last release.
+	// Invariant: byConn and byAddr count exactly the sessions of byHandle.
 	mu       sync.Mutex
 	byHandle map[uint64]*clientSession
+	byConn   map[uint64]*sessionCount
+	byAddr   map[addrKey]*sessionCount
+	anon     int // sessions of byHandle not logged in
+}
+
+// sessionQuotas are the per-connection and per-address bounds
+// (ClientLimits), and anonMax, the most anonymous sessions the node holds:
+// three quarters of its maximum, the rest kept for connections that have
+// logged in.
+type sessionQuotas struct {
+	perConn, perAddr, anonPerConn, anonPerAddr, anonMax int
+}
+
+func quotasOf(l ClientLimits, maxSessions int) sessionQuotas {
+	return sessionQuotas{
+		perConn: l.MaxSessionsPerConnection, perAddr: l.MaxSessionsPerAddress,
+		anonPerConn: l.MaxAnonymousSessionsPerConnection, anonPerAddr: l.MaxAnonymousSessionsPerAddress,
+		anonMax: maxSessions - maxSessions/4,
+	}
+}
+
+// sessionCount counts the sessions of one connection or address.
+type sessionCount struct {
+	total, anon int
+	handles     map[uint64]struct{} // of a connection only
 }
 
 type clientSession struct {
-	handle   uint64
-	dev      hsm.SessionID
-	lastUsed time.Time
-	busy     int
-	objects  map[hsm.ObjectID]struct{} // session objects it created
+	handle    uint64
+	dev       hsm.SessionID
+	device    *hsm.Device // that opened it
+	conn      uint64      // connInfo.id of the connection that opened it
+	addr      addrKey
+	cert      [sha256.Size]byte // that connection's client certificate digest
+	lastUsed  time.Time
+	loggedIn  bool
+	anonSince time.Time // when it was opened or last logged out
+	busy      int
+	closing   bool                      // its connection ended while it was busy
+	objects   map[hsm.ObjectID]struct{} // session objects it created
 }
 
-func newSessions(idle time.Duration, max int, now func() time.Time) *sessions {
-	return &sessions{idle: idle, max: max, now: now, byHandle: map[uint64]*clientSession{}}
+func newSessions(idle, anonTTL time.Duration, max int, q sessionQuotas, now func() time.Time) *sessions {
+	return &sessions{
+		idle: idle, anonTTL: anonTTL, max: max, q: q, now: now,
+		byHandle: map[uint64]*clientSession{}, byConn: map[uint64]*sessionCount{}, byAddr: map[addrKey]*sessionCount{},
+	}
 }
 
-// open registers a new device session under a fresh handle.
-func (t *sessions) open(dev *hsm.Device) (uint64, error) {
+// open registers a new device session under a fresh handle, bound to conn.
+func (t *sessions) open(dev *hsm.Device, conn *connInfo) (uint64, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if len(t.byHandle) >= t.max {
+	cc, ac := t.byConn[conn.id], t.byAddr[conn.addr]
+	if cc == nil {
+		cc = &sessionCount{}
+	}
+	if ac == nil {
+		ac = &sessionCount{}
+	}
+	switch {
+	case len(t.byHandle) >= t.max:
 		return 0, refusal(ck.CKR_SESSION_COUNT, "node has %d open sessions, its limit", len(t.byHandle))
+	case cc.total >= t.q.perConn:
+		return 0, refusal(ck.CKR_SESSION_COUNT, "connection has %d open sessions, its limit", cc.total)
+	case ac.total >= t.q.perAddr:
+		return 0, refusal(ck.CKR_SESSION_COUNT, "client %s has %d open sessions, its limit", conn.addr, ac.total)
+	}
+	if cc.total == cc.anon { // no session of this connection is logged in
+		const hint = "; log in on the open sessions or close some"
+		switch {
+		case cc.anon >= t.q.anonPerConn:
+			return 0, refusal(ck.CKR_SESSION_COUNT, "connection has %d sessions not logged in, its limit%s", cc.anon, hint)
+		case ac.anon >= t.q.anonPerAddr:
+			return 0, refusal(ck.CKR_SESSION_COUNT, "client %s has %d sessions not logged in, its limit%s", conn.addr, ac.anon, hint)
+		case t.anon >= t.q.anonMax:
+			return 0, refusal(ck.CKR_SESSION_COUNT, "node has %d sessions not logged in, its limit for them (the rest is kept for logged-in connections)", t.anon)
+		}
 	}
 	var h uint64
 	for h == 0 || t.byHandle[h] != nil {
@@ -55,11 +127,73 @@ func (t *sessions) open(dev *hsm.Device) (uint64, error) {
 		rand.Read(b[:]) // never fails (crypto/rand)
 		h = binary.LittleEndian.Uint64(b[:])
 	}
-	t.byHandle[h] = &clientSession{handle: h, dev: dev.OpenSession(), lastUsed: t.now(), objects: map[hsm.ObjectID]struct{}{}}
+	now := t.now()
+	s := &clientSession{
+		handle: h, dev: dev.OpenSession(), device: dev, conn: conn.id, addr: conn.addr, cert: conn.cert,
+		lastUsed: now, anonSince: now, objects: map[hsm.ObjectID]struct{}{},
+	}
+	t.byHandle[h] = s
+	if cc.handles == nil {
+		cc.handles = map[uint64]struct{}{}
+	}
+	cc.handles[h] = struct{}{}
+	t.byConn[conn.id], t.byAddr[conn.addr] = cc, ac
+	t.add(s, 1)
 	return h, nil
 }
 
+// add counts s (d = 1) or stops counting it (d = -1); the caller holds mu
+// and, for d = -1, has deleted s from byHandle.
+func (t *sessions) add(s *clientSession, d int) {
+	anon := 0
+	if !s.loggedIn {
+		anon = d
+	}
+	t.anon += anon
+	cc, ac := t.byConn[s.conn], t.byAddr[s.addr]
+	cc.total, cc.anon = cc.total+d, cc.anon+anon
+	ac.total, ac.anon = ac.total+d, ac.anon+anon
+	if d < 0 {
+		delete(cc.handles, s.handle)
+		if cc.total == 0 {
+			delete(t.byConn, s.conn)
+		}
+		if ac.total == 0 {
+			delete(t.byAddr, s.addr)
+		}
+	}
+}
+
+// owns reports whether handle names a session that conn opened.
+func (t *sessions) owns(handle uint64, conn *connInfo) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s := t.byHandle[handle]
+	return s != nil && s.conn == conn.id && s.cert == conn.cert
+}
+
+// setLoggedIn records that s logged in (or out): a session not logged in
+// is anonymous from now on.
+func (t *sessions) setLoggedIn(s *clientSession, in bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if s.loggedIn == in {
+		return
+	}
+	s.loggedIn = in
+	d := -1
+	if !in {
+		d, s.anonSince = 1, t.now()
+	}
+	if t.byHandle[s.handle] == s { // still counted
+		t.anon += d
+		t.byConn[s.conn].anon += d
+		t.byAddr[s.addr].anon += d
+	}
+}
+
 // acquire finds a session for one RPC and marks it busy until release.
+// (The server checked that the RPC's connection owns it: bindSession.)
 func (t *sessions) acquire(handle uint64) (*clientSession, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -76,7 +210,11 @@ func (t *sessions) release(s *clientSession) {
 	t.mu.Lock()
 	s.busy--
 	s.lastUsed = t.now()
+	closeNow := s.closing && s.busy == 0
 	t.mu.Unlock()
+	if closeNow {
+		s.device.CloseSession(s.dev) // only fails for an unknown session
+	}
 }
 
 // remove takes a session out of the table; the caller closes it on the
@@ -89,7 +227,35 @@ func (t *sessions) remove(handle uint64) (*clientSession, bool) {
 		return nil, false
 	}
 	delete(t.byHandle, handle)
+	t.add(s, -1)
 	return s, true
+}
+
+// closeConn closes the sessions of a connection that ended (those in use
+// when their RPC ends) and returns how many there were.
+func (t *sessions) closeConn(conn uint64) int {
+	var now []*clientSession
+	t.mu.Lock()
+	cc := t.byConn[conn]
+	k := 0
+	if cc != nil {
+		for h := range cc.handles {
+			s := t.byHandle[h]
+			delete(t.byHandle, h)
+			t.add(s, -1)
+			k++
+			if s.busy > 0 {
+				s.closing = true
+			} else {
+				now = append(now, s)
+			}
+		}
+	}
+	t.mu.Unlock()
+	for _, s := range now {
+		s.device.CloseSession(s.dev)
+	}
+	return k
 }
 
 // addObjects records the session objects a session created.
@@ -118,16 +284,18 @@ func (t *sessions) counts() (sessions, objects int) {
 	return len(t.byHandle), objects
 }
 
-// reap closes every session idle for longer than the timeout and returns
-// how many it closed.
+// reap closes every session idle for longer than the idle timeout, and
+// every one not logged in for longer than anonTTL, and returns how many it
+// closed.
 func (t *sessions) reap(dev *hsm.Device) int {
 	now := t.now()
 	var stale []*clientSession
 	t.mu.Lock()
 	for h, s := range t.byHandle {
-		if s.busy == 0 && now.Sub(s.lastUsed) > t.idle {
+		if s.busy == 0 && (now.Sub(s.lastUsed) > t.idle || !s.loggedIn && now.Sub(s.anonSince) > t.anonTTL) {
 			stale = append(stale, s)
 			delete(t.byHandle, h)
+			t.add(s, -1)
 		}
 	}
 	t.mu.Unlock()
@@ -141,7 +309,7 @@ func (t *sessions) reap(dev *hsm.Device) int {
 func (t *sessions) closeAll(dev *hsm.Device) {
 	t.mu.Lock()
 	all := t.byHandle
-	t.byHandle = map[uint64]*clientSession{}
+	t.byHandle, t.byConn, t.byAddr, t.anon = map[uint64]*clientSession{}, map[uint64]*sessionCount{}, map[addrKey]*sessionCount{}, 0
 	t.mu.Unlock()
 	for _, s := range all {
 		dev.CloseSession(s.dev)
@@ -150,7 +318,7 @@ func (t *sessions) closeAll(dev *hsm.Device) {
 
 // reapLoop closes idle sessions until ctx ends.
 func (n *Node) reapLoop(ctx context.Context) error {
-	every := min(max(n.cfg.SessionIdleTimeout/4, time.Second), time.Minute)
+	every := min(max(min(n.cfg.SessionIdleTimeout, n.cfg.Limits.AnonymousSessionTimeout)/4, 250*time.Millisecond), time.Minute)
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {

@@ -49,7 +49,7 @@ func TestSessionIdleTimeout(t *testing.T) {
 		return err
 	}
 
-	idle, active := cuSession(t, c), open(t, c)
+	idle, active := cuSession(t, c), cuSession(t, c)
 	clock.advance(40 * time.Second)
 	if err := use(active); err != nil {
 		t.Fatal(err)

@@ -840,3 +840,31 @@ func maxCounts(a, b []failCount) []failCount {
 	}
 	return out
 }
+
+// RecoverAdmin unlocks admin name without a login: the recovery when every
+// admin is locked and none can reset another. It is for `coffer hsm
+// unlock-admin` only, run on a stopped node's host over its data dir (whoever
+// can do that holds the node key, and with it everything the node stores);
+// no network API reaches it. The password is kept; the failure counts are
+// cleared. The unlock is a reset in a new reset epoch, later than any this
+// HSM knows, so when the node is back it wins the merge over the locked
+// record its peers hold. It is audited.
+func (d *Device) RecoverAdmin(ctx context.Context, name string) error {
+	err := d.recoverAdmin(ctx, name)
+	return d.finish(ctx, NoSession, nil, "user.recover-admin", name, err)
+}
+
+func (d *Device) recoverAdmin(ctx context.Context, name string) error {
+	d.createMu.Lock()
+	defer d.createMu.Unlock()
+	u := d.user(name)
+	switch {
+	case u == nil:
+		return ErrUserNotFound
+	case !isAdmin(u.Role):
+		return fmt.Errorf("%w: %s is a %s: an admin unlocks it with a password reset", ErrRoleNotPermitted, name, u.Role)
+	}
+	n := u.clone()
+	n.reset(d.cfg.Now().UnixNano())
+	return d.putUser(ctx, n)
+}

@@ -758,3 +758,46 @@ func TestResetAndLockEndSessions(t *testing.T) {
 		})
 	}
 }
+
+// TestRecoverAdmin: with every admin locked, the offline recovery unlocks a
+// named admin, is audited, and its unlock wins the merge with a peer that
+// still holds the lock (and counted more failures meanwhile).
+func TestRecoverAdmin(t *testing.T) {
+	ctx := t.Context()
+	a, admin := activated(t)
+	noErr(t, a.CreateUser(ctx, admin, "alice", RoleCryptoUser, cuPW, Approvals{}))
+	b := peerOf(t, a)
+	for range a.cfg.MaxLoginFailures {
+		wantRefusal(t, a.Login(ctx, a.OpenSession(), RoleAdmin, DefaultAdminName, "wrong-password"), ErrPinIncorrect)
+	}
+	exchange(t, a, b, DefaultAdminName)
+	for _, td := range []*testDevice{a, b} {
+		wantRefusal(t, td.Login(ctx, td.OpenSession(), RoleAdmin, DefaultAdminName, adminPW), ErrPinLocked)
+	}
+
+	tests := []struct {
+		name string
+		user string
+		want *Kind
+	}{
+		{"unknown", "nobody", ErrUserNotFound},
+		{"crypto user", "alice", ErrRoleNotPermitted},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			wantRefusal(t, a.RecoverAdmin(ctx, tc.user), tc.want)
+		})
+	}
+	// a is the stopped node; b still holds the locked record.
+	noErr(t, a.RecoverAdmin(ctx, DefaultAdminName))
+	if !audited(a, "user.recover-admin:ok") || !audited(a, "user.recover-admin:CKR_ARGUMENTS_BAD") {
+		t.Errorf("audit: %v", a.audit.ops())
+	}
+	if u := storedUser(t, a, DefaultAdminName); u.Locked || u.Failures() != 0 {
+		t.Fatalf("stored after recovery: locked %v, %d failures", u.Locked, u.Failures())
+	}
+	exchange(t, b, a, DefaultAdminName)
+	for _, td := range []*testDevice{a, b} {
+		loginAs(t, td, RoleAdmin, DefaultAdminName, adminPW)
+	}
+}

@@ -195,9 +195,7 @@ func unmarshalUser(b []byte) (*User, error) {
 		u.Locked = r.bool()
 		u.hash = r.bytes(maxHashLen)
 		u.QuorumKey = r.bytes(maxQuorumKeyLen)
-		u.passwordSet = int64(r.int(math.MaxInt64))
-		u.resetAt = int64(r.int(math.MaxInt64))
-		u.failEpoch = int64(r.int(math.MaxInt64))
+		u.passwordSet, u.resetAt, u.failEpoch = readTime(&r), readTime(&r), readTime(&r)
 		count := r.int(maxFailSlots)
 		for i := 0; i < count && r.err == nil; i++ {
 			f := failCount{slot: r.uvarint(), n: r.int(maxFailures)}
@@ -219,6 +217,16 @@ func unmarshalUser(b []byte) (*User, error) {
 		return nil, fmt.Errorf("%w: no password hash", errUserRecord)
 	}
 	return u, nil
+}
+
+// readTime reads a time of a user record: Unix nanoseconds, 0..MaxInt64.
+func readTime(r *fieldReader) int64 {
+	v := r.uvarint()
+	if v > math.MaxInt64 {
+		r.fail("time out of range")
+		return 0
+	}
+	return int64(v)
 }
 
 func validRole(r Role) bool { return r >= RoleAdmin && r <= rolePreAdmin }

@@ -24,8 +24,9 @@ import (
 const hsmUsage = `usage: coffer hsm <command> [flags]
 
 commands:
-  init   make (or extend) a cluster's certificates and one config file per HSM
-  run    run one HSM node from its config file
+  init          make (or extend) a cluster's certificates and one config file per HSM
+  run           run one HSM node from its config file
+  unlock-admin  on a stopped HSM's host: unlock an admin when every admin is locked
 
 Example: a three-HSM cluster on this machine
   coffer hsm init --dir ./cluster --node 1=127.0.0.11:2223 --node 2=127.0.0.12:2223 --node 3=127.0.0.13:2223
@@ -44,6 +45,8 @@ func runHSM(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return runHSMInit(args[1:], stdout, stderr)
 	case "run":
 		return runHSMRun(ctx, args[1:], stderr)
+	case "unlock-admin":
+		return runHSMUnlockAdmin(ctx, args[1:], stdout, stderr)
 	case "cluster-key":
 		return runHSMClusterKey(args[1:], stdout, stderr)
 	case "issue-cert":

@@ -125,7 +125,7 @@ func hintFor(rv ck.RV, msg string) string {
 	case ck.CKR_PIN_INCORRECT:
 		return "check the username, password and role; after 5 failed logins in a row (the HSM's default) the user is locked until an admin runs `user unlock` (or `user change-password`)"
 	case ck.CKR_PIN_LOCKED:
-		return "an admin unlocks it by setting a new password: `user unlock --username NAME --role ROLE`"
+		return "an admin unlocks it by setting a new password: `user unlock --username NAME --role ROLE`; if every admin is locked, run `coffer hsm unlock-admin` on a stopped HSM's host"
 	case ck.CKR_PIN_LEN_RANGE:
 		return "a password has 7 to 32 characters"
 	case ck.CKR_USER_NOT_LOGGED_IN:

@@ -126,9 +126,9 @@ func (d *Device) activate(ctx context.Context, sid SessionID, pw string) (*princ
 	if pw == DefaultPreAdminPIN {
 		return p, fmt.Errorf("%w: the new password must differ from the default", ErrPinInvalid)
 	}
-	h, err := hashPassword(d.cfg.Rand, d.cfg.Password, d.cfg.FIPS, pw)
+	h, err := d.newPasswordHash(ctx, pw)
 	if err != nil {
-		return p, fmt.Errorf("%w: %w", ErrDevice, err)
+		return p, err
 	}
 
 	d.createMu.Lock()
@@ -146,7 +146,9 @@ func (d *Device) activate(ctx context.Context, sid SessionID, pw string) (*princ
 		return p, err
 	}
 	n := u.clone()
-	n.Role, n.hash, n.Failures, n.passwordSet = RoleAdmin, h, 0, d.cfg.Now().UnixNano()
+	now := d.cfg.Now().UnixNano()
+	n.Role, n.hash, n.passwordSet = RoleAdmin, h, later(now, u.passwordSet)
+	n.clearFailures(now)
 	if err := d.putUser(ctx, n); err != nil {
 		return p, err
 	}

@@ -19,6 +19,7 @@ package hsm
 import (
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -71,6 +72,11 @@ type Config struct {
 	MaxLoginFailures int
 	// Password sets the cost of password hashing (default: DefaultPasswordCost).
 	Password PasswordCost
+	// MaxConcurrentHashes bounds how many password hashes (logins, user
+	// creation, password changes) run at once; more wait their turn
+	// (default DefaultMaxConcurrentHashes). Memory for logins is this
+	// times the Argon2id memory cost.
+	MaxConcurrentHashes int
 	// MaxObjects caps token plus session objects (default 1<<20).
 	MaxObjects int
 	// QuorumTokenTTL is how long a quorum token stays valid (default 10 min).
@@ -86,6 +92,8 @@ func (c *Config) Validate() error {
 		return errors.New("hsm config: Audit is required")
 	case c.MaxLoginFailures < 0 || c.MaxLoginFailures > 1000:
 		return fmt.Errorf("hsm config: MaxLoginFailures %d out of range 1..1000", c.MaxLoginFailures)
+	case c.MaxConcurrentHashes < 0 || c.MaxConcurrentHashes > maxConcurrentHashes:
+		return fmt.Errorf("hsm config: MaxConcurrentHashes %d out of range 1..%d", c.MaxConcurrentHashes, maxConcurrentHashes)
 	case c.MaxObjects < 0:
 		return fmt.Errorf("hsm config: MaxObjects %d is negative", c.MaxObjects)
 	}
@@ -107,6 +115,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Password == (PasswordCost{}) {
 		c.Password = DefaultPasswordCost
+	}
+	if c.MaxConcurrentHashes == 0 {
+		c.MaxConcurrentHashes = DefaultMaxConcurrentHashes
 	}
 	if c.MaxObjects == 0 {
 		c.MaxObjects = 1 << 20
@@ -152,6 +163,11 @@ type Device struct {
 	quorum quorumTokens
 
 	collect collectPool // input collected by one-shot operations (operation.go)
+	hashes  hashSlots
+	// failSlot names this device's failure counts in user records (see
+	// User): random per start, so no two devices share one and no setting
+	// can make them.
+	failSlot uint64
 }
 
 // New opens the device over cfg.Store: it loads users, settings and token
@@ -174,8 +190,14 @@ func New(ctx context.Context, cfg Config) (*Device, error) {
 		sessions: map[SessionID]*session{},
 		cluster:  defaultClusterSettings(),
 		mtls:     defaultClientTLSPolicy(),
+		hashes:   newHashSlots(cfg.MaxConcurrentHashes),
 	}
 	d.quorum.tokens = map[string]*quorumToken{}
+	var slot [8]byte
+	if _, err := io.ReadFull(cfg.Rand, slot[:]); err != nil {
+		return nil, fmt.Errorf("hsm: failure slot: %w", err)
+	}
+	d.failSlot = binary.LittleEndian.Uint64(slot[:])
 	if err := d.load(ctx); err != nil {
 		return nil, err
 	}
@@ -256,15 +278,20 @@ func (d *Device) Reload(kind RecordKind, id string, load func() ([]byte, error))
 		if err != nil {
 			return fmt.Errorf("user %q: %w", id, err)
 		}
+		before := d.user(u.Name)
 		u, writeBack := d.mergeUser(u)
 		if writeBack {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			if err := d.storeUser(ctx, u); err != nil {
-				return fmt.Errorf("user %q: keeping the newer password: %w", id, err)
+				return fmt.Errorf("user %q: keeping the merged record: %w", id, err)
 			}
 		}
 		d.setUser(u)
+		if before != nil && (u.resetAt > before.resetAt || u.Locked && !before.Locked) {
+			// Reset or locked on a peer: as here, the user's logins end.
+			d.logoutEverywhere(u.Name)
+		}
 		d.resetLogins(u)
 		return nil
 	}

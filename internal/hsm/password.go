@@ -1,6 +1,7 @@
 package hsm
 
 import (
+	"context"
 	"crypto/pbkdf2"
 	"crypto/sha512"
 	"crypto/subtle"
@@ -236,4 +237,73 @@ func decodePassword(b []byte) (pwParams, error) {
 	}
 	p.salt, p.hash = b[:pwSaltLen:pwSaltLen], b[pwSaltLen:]
 	return p, nil
+}
+
+// DefaultMaxConcurrentHashes is how many password hashes a device runs at
+// once unless Config.MaxConcurrentHashes says otherwise. At the default cost
+// each Argon2id hash holds 64 MiB and already runs 4 lanes in parallel, so two
+// at once keep the memory of logins at 128 MiB and still use the cores.
+const DefaultMaxConcurrentHashes = 2
+
+// maxConcurrentHashes bounds Config.MaxConcurrentHashes.
+const maxConcurrentHashes = 256
+
+// hashSlots bounds how many password hashes run at once: every hash the
+// device computes (login, the unknown-user burn, a rehash, a new or changed
+// password) takes a slot first. Callers beyond the bound queue, in no
+// particular order, until a slot frees or their context ends.
+type hashSlots struct {
+	slots chan struct{}
+	// inside, when set (tests only), runs while a slot is held, around
+	// each derivation.
+	inside func()
+}
+
+func newHashSlots(n int) hashSlots { return hashSlots{slots: make(chan struct{}, n)} }
+
+// run waits for a slot, runs f in it and frees the slot. A caller whose ctx
+// ends while it waits gets ctx's error and f does not run.
+func (h *hashSlots) run(ctx context.Context, f func()) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%w: waiting to hash a password: %w", ErrDevice, err)
+	}
+	select {
+	case h.slots <- struct{}{}:
+	case <-ctx.Done():
+		return fmt.Errorf("%w: waiting to hash a password: %w", ErrDevice, ctx.Err())
+	}
+	defer func() { <-h.slots }()
+	if h.inside != nil {
+		h.inside()
+	}
+	f()
+	return nil
+}
+
+// newPasswordHash hashes a new password at the device's cost, in a hash slot.
+func (d *Device) newPasswordHash(ctx context.Context, pw string) ([]byte, error) {
+	var h []byte
+	var err error
+	if serr := d.hashes.run(ctx, func() { h, err = hashPassword(d.cfg.Rand, d.cfg.Password, d.cfg.FIPS, pw) }); serr != nil {
+		return nil, serr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrDevice, err)
+	}
+	return h, nil
+}
+
+// passwordMatches checks pw against an encoded hash, in a hash slot.
+func (d *Device) passwordMatches(ctx context.Context, encoded []byte, pw string) (bool, error) {
+	var ok bool
+	var err error
+	if serr := d.hashes.run(ctx, func() { ok, err = verifyPassword(encoded, pw) }); serr != nil {
+		return false, serr
+	}
+	return ok, err
+}
+
+// burnLogin spends one verification's work, in a hash slot.
+func (d *Device) burnLogin(ctx context.Context, pw string) error {
+	return d.hashes.run(ctx, func() { burnPassword(d.cfg.Password, d.cfg.FIPS, pw) })
 }

@@ -9,12 +9,14 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/coffer-hsm/coffer/internal/ck"
 )
@@ -183,7 +185,7 @@ func TestVerifyPasswordConstantTime(t *testing.T) {
 	noErr(t, err)
 	var fn *ast.FuncDecl
 	for _, d := range f.Decls {
-		if fd, ok := d.(*ast.FuncDecl); ok && fd.Name.Name == "verifyPassword" {
+		if fd, ok := d.(*ast.FuncDecl); ok && fd.Recv == nil && fd.Name.Name == "verifyPassword" {
 			fn = fd
 		}
 	}
@@ -264,8 +266,8 @@ func TestLockout(t *testing.T) {
 			for i := 1; i <= limit; i++ {
 				wantRefusal(t, td.Login(ctx, s, RoleCryptoUser, "alice", "wrong-password"), ErrPinIncorrect)
 				u := storedUser(t, td, "alice")
-				if u.Failures != i || u.Locked != (i == limit) {
-					t.Fatalf("after %d failures stored %d failures, locked %v", i, u.Failures, u.Locked)
+				if u.Failures() != i || u.Locked != (i == limit) {
+					t.Fatalf("after %d failures stored %d failures, locked %v", i, u.Failures(), u.Locked)
 				}
 			}
 			wantRefusal(t, td.Login(ctx, s, RoleCryptoUser, "alice", cuPW), ErrPinLocked)
@@ -283,8 +285,8 @@ func TestLockout(t *testing.T) {
 			// An admin's password reset unlocks.
 			admin = loginAs(t, td, RoleAdmin, DefaultAdminName, adminPW)
 			noErr(t, td.ChangePassword(ctx, admin, "alice", "new-password-2", Approvals{}))
-			if u := storedUser(t, td, "alice"); u.Failures != 0 || u.Locked {
-				t.Fatalf("after reset: %d failures, locked %v", u.Failures, u.Locked)
+			if u := storedUser(t, td, "alice"); u.Failures() != 0 || u.Locked {
+				t.Fatalf("after reset: %d failures, locked %v", u.Failures(), u.Locked)
 			}
 			wantRefusal(t, td.Login(ctx, s, RoleCryptoUser, "alice", cuPW), ErrPinIncorrect)
 			noErr(t, td.Login(ctx, s, RoleCryptoUser, "alice", "new-password-2"))
@@ -339,12 +341,12 @@ func TestLoginResetsFailures(t *testing.T) {
 	for range 2 {
 		wantRefusal(t, td.Login(ctx, s, RoleCryptoUser, "alice", "wrong-password"), ErrPinIncorrect)
 	}
-	if u := storedUser(t, td, "alice"); u.Failures != 2 {
-		t.Fatalf("stored failures %d, want 2", u.Failures)
+	if u := storedUser(t, td, "alice"); u.Failures() != 2 {
+		t.Fatalf("stored failures %d, want 2", u.Failures())
 	}
 	noErr(t, td.Login(ctx, s, RoleCryptoUser, "alice", cuPW))
-	if u := storedUser(t, td, "alice"); u.Failures != 0 {
-		t.Fatalf("stored failures %d after success, want 0", u.Failures)
+	if u := storedUser(t, td, "alice"); u.Failures() != 0 {
+		t.Fatalf("stored failures %d after success, want 0", u.Failures())
 	}
 
 	// A failure is counted in memory even when the store fails.
@@ -353,8 +355,8 @@ func TestLoginResetsFailures(t *testing.T) {
 	cs.failPuts, cs.failError = true, errors.New("disk on fire")
 	cs.mu.Unlock()
 	wantRefusal(t, td.Login(ctx, s, RoleCryptoUser, "alice", "wrong-password"), ErrDevice)
-	if u := td.user("alice"); u.Failures != 1 {
-		t.Fatalf("in-memory failures %d, want 1", u.Failures)
+	if u := td.user("alice"); u.Failures() != 1 {
+		t.Fatalf("in-memory failures %d, want 1", u.Failures())
 	}
 }
 
@@ -402,11 +404,11 @@ func TestLoginConcurrentFailuresAllCount(t *testing.T) {
 	for _, err := range errs {
 		wantRefusal(t, err, ErrPinIncorrect)
 	}
-	if u := td.user("alice"); u.Failures != n {
-		t.Fatalf("failures %d, want %d", u.Failures, n)
+	if u := td.user("alice"); u.Failures() != n {
+		t.Fatalf("failures %d, want %d", u.Failures(), n)
 	}
-	if u := storedUser(t, td, "alice"); u.Failures != n {
-		t.Fatalf("stored failures %d, want %d", u.Failures, n)
+	if u := storedUser(t, td, "alice"); u.Failures() != n {
+		t.Fatalf("stored failures %d, want %d", u.Failures(), n)
 	}
 	if m := ys.most.Load(); m != 1 {
 		t.Fatalf("%d user writes overlapped; they must be serialized", m)
@@ -434,5 +436,132 @@ func BenchmarkLogin(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "ms/op")
 		})
+	}
+}
+
+// TestPasswordHashingBounded: however many logins arrive at once, no more
+// password hashes run than Config.MaxConcurrentHashes; the others queue and
+// complete, and one whose caller gives up while queued leaves, uncounted.
+func TestPasswordHashingBounded(t *testing.T) {
+	ctx := t.Context()
+	const bound = 2
+	td := newDeviceWith(t, Config{MaxConcurrentHashes: bound})
+	admin := activateDevice(t, td)
+	noErr(t, td.CreateUser(ctx, admin, "alice", RoleCryptoUser, cuPW, Approvals{}))
+
+	var inside, most atomic.Int32
+	gate := make(chan struct{})
+	td.hashes.inside = func() {
+		n := inside.Add(1)
+		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+		}
+		<-gate
+		inside.Add(-1)
+	}
+	// Every path that hashes: logins (known, unknown, wrong password),
+	// user creation and password changes.
+	calls := []struct {
+		name string
+		call func() error
+		want *Kind
+	}{
+		{"login", func() error { return td.Login(ctx, td.OpenSession(), RoleCryptoUser, "alice", cuPW) }, nil},
+		{"login 2", func() error { return td.Login(ctx, td.OpenSession(), RoleCryptoUser, "alice", cuPW) }, nil},
+		{"unknown user", func() error { return td.Login(ctx, td.OpenSession(), RoleCryptoUser, "mallory", cuPW) }, ErrPinIncorrect},
+		{"unknown user 2", func() error { return td.Login(ctx, td.OpenSession(), RoleCryptoUser, "eve", cuPW) }, ErrPinIncorrect},
+		{"wrong password", func() error { return td.Login(ctx, td.OpenSession(), RoleCryptoUser, "alice", "wrong-password") }, ErrPinIncorrect},
+		{"create user", func() error { return td.CreateUser(ctx, admin, "bob", RoleCryptoUser, cuPW, Approvals{}) }, nil},
+		{"change password", func() error { return td.ChangePassword(ctx, admin, DefaultAdminName, "admin-password-9", Approvals{}) }, nil},
+	}
+	errs := make([]error, len(calls))
+	var wg sync.WaitGroup
+	for i, c := range calls {
+		wg.Go(func() { errs[i] = c.call() })
+	}
+	for left := len(calls); left > 0; left-- {
+		waitUntil(t, func() bool { return inside.Load() >= int32(min(bound, left)) })
+		gate <- struct{}{}
+	}
+	wg.Wait()
+	if m := most.Load(); m > bound {
+		t.Errorf("%d password hashes ran at once, bound %d", m, bound)
+	}
+	for i, c := range calls {
+		if c.want == nil {
+			if errs[i] != nil {
+				t.Errorf("%s: %v", c.name, errs[i])
+			}
+			continue
+		}
+		if !errors.Is(errs[i], c.want) {
+			t.Errorf("%s: %v, want %v", c.name, errs[i], c.want)
+		}
+	}
+
+	// With every slot taken, a login whose caller gives up returns and
+	// counts nothing.
+	before := td.user("alice").Failures()
+	for range bound {
+		wg.Go(func() { _ = td.Login(ctx, td.OpenSession(), RoleCryptoUser, "mallory", cuPW) })
+	}
+	waitUntil(t, func() bool { return inside.Load() == bound })
+	cctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- td.Login(cctx, td.OpenSession(), RoleCryptoUser, "alice", "wrong-password") }()
+	cancel()
+	err := <-done
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("queued login after cancel: %v", err)
+	}
+	if got := td.user("alice").Failures(); got != before {
+		t.Errorf("a cancelled login counted: failures %d, want %d", got, before)
+	}
+	close(gate)
+	wg.Wait()
+}
+
+// waitUntil polls cond until it holds, failing the test after 10 s.
+func waitUntil(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not reached within 10 s")
+		}
+		runtime.Gosched()
+	}
+}
+
+// TestPasswordHashesTakeASlot checks, in the source, that nothing but the
+// hash-slot wrappers computes a password hash: every path that hashes waits
+// for a slot (Config.MaxConcurrentHashes).
+func TestPasswordHashesTakeASlot(t *testing.T) {
+	raw := map[string]bool{"hashPassword": true, "verifyPassword": true, "burnPassword": true}
+	wrappers := map[string]bool{"newPasswordHash": true, "passwordMatches": true, "burnLogin": true}
+	fset := token.NewFileSet()
+	files, err := filepath.Glob("*.go")
+	noErr(t, err)
+	for _, name := range files {
+		if strings.HasSuffix(name, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(fset, name, nil, 0)
+		noErr(t, err)
+		for _, d := range f.Decls {
+			fd, ok := d.(*ast.FuncDecl)
+			if !ok || fd.Body == nil {
+				continue
+			}
+			ast.Inspect(fd.Body, func(n ast.Node) bool {
+				call, ok := n.(*ast.CallExpr)
+				if !ok {
+					return true
+				}
+				if id, ok := call.Fun.(*ast.Ident); ok && raw[id.Name] && !(fd.Recv != nil && wrappers[fd.Name.Name]) {
+					t.Errorf("%s: %s calls %s outside a hash slot", fset.Position(call.Pos()), fd.Name.Name, id.Name)
+				}
+				return true
+			})
+		}
 	}
 }

@@ -139,7 +139,7 @@ func TestReloadKeepsNewerPassword(t *testing.T) {
 	if err := td.ChangePassword(ctx, admin, "alice", "changed-password", Approvals{}); err != nil {
 		t.Fatal(err)
 	}
-	old.Failures = 1 // what the other HSM wrote after a failed login
+	old.countFailure(42) // what the other HSM wrote after a failed login
 	stale, err := old.marshal()
 	if err != nil {
 		t.Fatal(err)
@@ -160,12 +160,12 @@ func TestReloadKeepsNewerPassword(t *testing.T) {
 	// A record with the newer password replaces the local one as usual.
 	newer := stored.clone()
 	newer.passwordSet++
-	newer.Failures = 2
+	newer.failures = []failCount{{slot: 7, n: 2}}
 	b, _ := newer.marshal()
 	if err := td.Reload(RecordUser, "alice", func() ([]byte, error) { return b, nil }); err != nil {
 		t.Fatal(err)
 	}
-	if got := td.user("alice").Failures; got != 2 {
+	if got := td.user("alice").Failures(); got != 2 {
 		t.Fatalf("failures = %d, want the incoming 2", got)
 	}
 }

@@ -2,9 +2,11 @@ package hsm
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 
@@ -15,10 +17,22 @@ import (
 // changed: a change publishes a modified clone under d.mu, after the store
 // has it. Every write of a user record happens under d.createMu, so changes
 // to one user (failure counts above all) are never lost to a race.
+//
+// A user record is written by every HSM of the cluster and merged (see
+// mergeUser), so its login state is made of parts that merge without loss:
+//
+//   - the password (hash, passwordSet, and the role that goes with it): the
+//     newer wins;
+//   - the lock, which belongs to resetAt (the last admin reset or recovery
+//     unlock): a newer resetAt wins, and for the same resetAt a lock on
+//     either side stays;
+//   - the failure counts, one per device that counted (failSlot), which
+//     belong to failEpoch (when they were last cleared): a newer epoch wins,
+//     and for the same epoch each device's count is the larger of the two.
+//     The cluster's count is their sum.
 type User struct {
 	Name      string
 	Role      Role
-	Failures  int    // consecutive failed logins
 	Locked    bool   // set at Config.MaxLoginFailures; cleared by an admin's password reset
 	QuorumKey []byte // SPKI DER of the admin's quorum approval key, nil if none
 	hash      []byte // encoded password hash (see password.go)
@@ -27,16 +41,68 @@ type User struct {
 	// (a failed login counted there before the change arrived) must not
 	// bring the old password back; see Device.mergeUser.
 	passwordSet int64
+	// resetAt is when an admin last reset the password, or a recovery
+	// unlocked the user (Unix nanoseconds): the lock belongs to it.
+	resetAt int64
+	// failEpoch is when the failure counts were last cleared (a successful
+	// login, a reset); failures are the counts since, sorted by slot.
+	failEpoch int64
+	failures  []failCount
+}
+
+// failCount is how many failed logins one device counted in an epoch.
+type failCount struct {
+	slot uint64 // the counting device's failSlot
+	n    int
 }
 
 func (u *User) clone() *User {
 	c := *u
 	c.QuorumKey = bytes.Clone(u.QuorumKey)
 	c.hash = bytes.Clone(u.hash)
+	c.failures = slices.Clone(u.failures)
 	return &c
 }
 
-// UserInfo is what ListUsers tells about a user.
+// Failures is the cluster's count of failed logins since the last success or
+// reset: the sum over the devices that counted.
+func (u *User) Failures() int {
+	n := 0
+	for _, f := range u.failures {
+		n += f.n
+	}
+	return n
+}
+
+// countFailure adds one failure counted by the device of slot.
+func (u *User) countFailure(slot uint64) {
+	i, found := slices.BinarySearchFunc(u.failures, slot, func(f failCount, s uint64) int { return cmp.Compare(f.slot, s) })
+	if found {
+		u.failures[i].n++
+		return
+	}
+	u.failures = slices.Insert(u.failures, i, failCount{slot: slot, n: 1})
+}
+
+// clearFailures starts a new failure epoch, later than the current one.
+func (u *User) clearFailures(now int64) {
+	u.failEpoch, u.failures = later(now, u.failEpoch), nil
+}
+
+// reset is an admin's reset (or the recovery unlock): it unlocks the user
+// and clears its failures, in a new lock epoch that wins over every lock
+// counted before it, here or on a peer.
+func (u *User) reset(now int64) {
+	u.resetAt, u.Locked = later(now, u.resetAt), false
+	u.clearFailures(now)
+}
+
+// later is now, or just after prev if the clock is behind it: a new epoch
+// always orders after the one it replaces.
+func later(now, prev int64) int64 { return max(now, prev+1) }
+
+// UserInfo is what ListUsers tells about a user. Only Name and Role are
+// given to a caller that is not a logged-in admin; the other fields are zero.
 type UserInfo struct {
 	Name       string
 	Role       Role
@@ -47,52 +113,98 @@ type UserInfo struct {
 	SharedKeys int  // token keys shared with the user
 }
 
-// userFormat is the first byte of a user record. Format 2, in order:
+// userFormat is the first byte of a user record. Format 3, in order:
 //
-//	name (uvarint length, bytes) | role u8 | failures uvarint | locked u8 |
+//	name (uvarint length, bytes) | role u8 | locked u8 |
 //	password hash (uvarint length, bytes) | quorum key (uvarint length, bytes; 0 = none) |
-//	password set (uvarint, Unix nanoseconds)
+//	password set | reset at | failure epoch (uvarints, Unix nanoseconds) |
+//	failure counts (uvarint count, then per count: slot uvarint, n uvarint;
+//	slots ascending, n > 0)
+//
+// Format 2 (still read; written by earlier versions) had one failure count:
+//
+//	name | role u8 | failures uvarint | locked u8 | password hash | quorum key | password set
 //
 // Varints are canonical and nothing may follow, so a record has one encoding.
-const userFormat = 2
+const (
+	userFormat       = 3
+	userFormatSingle = 2
+)
 
 const (
 	maxUsernameLen  = 31
 	maxHashLen      = 256
 	maxQuorumKeyLen = 4096
 	maxFailures     = 1 << 20
+	// maxFailSlots bounds the devices counting in one epoch. A device
+	// counts nothing once the user is locked, at most 1000 failures, so
+	// only a cluster of thousands of HSMs could reach it.
+	maxFailSlots = 4096
 )
 
 var errUserRecord = errors.New("malformed user record")
 
 func (u *User) marshal() ([]byte, error) {
-	if !validUsername(u.Name) || !validRole(u.Role) || u.Failures < 0 || u.Failures > maxFailures ||
-		len(u.hash) == 0 || len(u.hash) > maxHashLen || len(u.QuorumKey) > maxQuorumKeyLen {
+	if !validUsername(u.Name) || !validRole(u.Role) || len(u.failures) > maxFailSlots ||
+		len(u.hash) == 0 || len(u.hash) > maxHashLen || len(u.QuorumKey) > maxQuorumKeyLen ||
+		u.passwordSet < 0 || u.resetAt < 0 || u.failEpoch < 0 {
 		return nil, fmt.Errorf("user %q: cannot encode an invalid user", u.Name)
+	}
+	for i, f := range u.failures {
+		if f.n < 1 || f.n > maxFailures || i > 0 && u.failures[i-1].slot >= f.slot {
+			return nil, fmt.Errorf("user %q: cannot encode invalid failure counts", u.Name)
+		}
 	}
 	w := fieldWriter{b: []byte{userFormat}}
 	w.bytes([]byte(u.Name))
 	w.b = append(w.b, byte(u.Role))
-	w.uvarint(uint64(u.Failures))
 	w.bool(u.Locked)
 	w.bytes(u.hash)
 	w.bytes(u.QuorumKey)
 	w.uvarint(uint64(u.passwordSet))
+	w.uvarint(uint64(u.resetAt))
+	w.uvarint(uint64(u.failEpoch))
+	w.uvarint(uint64(len(u.failures)))
+	for _, f := range u.failures {
+		w.uvarint(f.slot)
+		w.uvarint(uint64(f.n))
+	}
 	return w.b, nil
 }
 
 func unmarshalUser(b []byte) (*User, error) {
-	if len(b) == 0 || b[0] != userFormat {
+	if len(b) == 0 || b[0] != userFormat && b[0] != userFormatSingle {
 		return nil, fmt.Errorf("%w: unknown format", errUserRecord)
 	}
 	r := fieldReader{b: b[1:]}
 	u := &User{Name: string(r.bytes(maxUsernameLen))}
 	u.Role = Role(r.byte())
-	u.Failures = r.int(maxFailures)
-	u.Locked = r.bool()
-	u.hash = r.bytes(maxHashLen)
-	u.QuorumKey = r.bytes(maxQuorumKeyLen)
-	u.passwordSet = int64(r.uvarint() & (1<<63 - 1))
+	if b[0] == userFormatSingle {
+		n := r.int(maxFailures)
+		u.Locked = r.bool()
+		u.hash = r.bytes(maxHashLen)
+		u.QuorumKey = r.bytes(maxQuorumKeyLen)
+		u.passwordSet = int64(r.uvarint() & (1<<63 - 1))
+		// The single count becomes the count of slot 0, in the epoch
+		// of the password it was counted against.
+		u.resetAt, u.failEpoch = u.passwordSet, u.passwordSet
+		if n > 0 {
+			u.failures = []failCount{{slot: 0, n: n}}
+		}
+	} else {
+		u.Locked = r.bool()
+		u.hash = r.bytes(maxHashLen)
+		u.QuorumKey = r.bytes(maxQuorumKeyLen)
+		u.passwordSet, u.resetAt, u.failEpoch = readTime(&r), readTime(&r), readTime(&r)
+		count := r.int(maxFailSlots)
+		for i := 0; i < count && r.err == nil; i++ {
+			f := failCount{slot: r.uvarint(), n: r.int(maxFailures)}
+			if f.n == 0 || i > 0 && u.failures[i-1].slot >= f.slot {
+				r.fail("bad failure counts")
+			}
+			u.failures = append(u.failures, f)
+		}
+	}
 	if err := r.done(); err != nil {
 		return nil, fmt.Errorf("%w: %w", errUserRecord, err)
 	}
@@ -105,6 +217,16 @@ func unmarshalUser(b []byte) (*User, error) {
 		return nil, fmt.Errorf("%w: no password hash", errUserRecord)
 	}
 	return u, nil
+}
+
+// readTime reads a time of a user record: Unix nanoseconds, 0..MaxInt64.
+func readTime(r *fieldReader) int64 {
+	v := r.uvarint()
+	if v > math.MaxInt64 {
+		r.fail("time out of range")
+		return 0
+	}
+	return int64(v)
 }
 
 func validRole(r Role) bool { return r >= RoleAdmin && r <= rolePreAdmin }
@@ -197,13 +319,13 @@ func (d *Device) admin(sid SessionID) (*principal, error) {
 // createPreAdmin creates the first admin of a new store, with the default
 // password it must change to activate the cluster.
 func (d *Device) createPreAdmin(ctx context.Context) error {
-	h, err := hashPassword(d.cfg.Rand, d.cfg.Password, d.cfg.FIPS, DefaultPreAdminPIN)
+	h, err := d.newPasswordHash(ctx, DefaultPreAdminPIN)
 	if err != nil {
 		return fmt.Errorf("create pre-admin: %w", err)
 	}
 	d.createMu.Lock()
 	defer d.createMu.Unlock()
-	if err := d.putUser(ctx, &User{Name: DefaultAdminName, Role: rolePreAdmin, hash: h, passwordSet: d.cfg.Now().UnixNano()}); err != nil {
+	if err := d.putUser(ctx, d.newUser(DefaultAdminName, rolePreAdmin, h)); err != nil {
 		return fmt.Errorf("create pre-admin: %w", err)
 	}
 	return nil
@@ -233,9 +355,9 @@ func (d *Device) createUser(ctx context.Context, sid SessionID, name string, rol
 	if d.user(name) != nil {
 		return p, ErrUserExists
 	}
-	h, err := hashPassword(d.cfg.Rand, d.cfg.Password, d.cfg.FIPS, pw)
+	h, err := d.newPasswordHash(ctx, pw)
 	if err != nil {
-		return p, fmt.Errorf("%w: %w", ErrDevice, err)
+		return p, err
 	}
 
 	d.createMu.Lock()
@@ -252,11 +374,18 @@ func (d *Device) createUser(ctx context.Context, sid SessionID, name string, rol
 	if err != nil {
 		return p, err
 	}
-	if err := d.putUser(ctx, &User{Name: name, Role: role, hash: h, passwordSet: d.cfg.Now().UnixNano()}); err != nil {
+	if err := d.putUser(ctx, d.newUser(name, role, h)); err != nil {
 		return p, err
 	}
 	spend()
 	return p, nil
+}
+
+// newUser is a new user record: its password, lock and failure epochs start
+// now.
+func (d *Device) newUser(name string, role Role, hash []byte) *User {
+	now := d.cfg.Now().UnixNano()
+	return &User{Name: name, Role: role, hash: hash, passwordSet: now, resetAt: now, failEpoch: now}
 }
 
 // DeleteUser deletes a user (admins only; quorum-guarded). It refuses to
@@ -342,8 +471,8 @@ func (d *Device) resetLogins(u *User) {
 	}
 }
 
-// logoutEverywhere ends the login of every session logged in as a user that
-// no longer exists, and their operations.
+// logoutEverywhere ends the login of every session logged in as name, and
+// their operations: the user no longer exists, was reset or was locked.
 func (d *Device) logoutEverywhere(name string) {
 	for _, s := range d.allSessions() {
 		s.mu.Lock()
@@ -356,8 +485,9 @@ func (d *Device) logoutEverywhere(name string) {
 }
 
 // ChangePassword sets a user's password. Any user may change its own; an
-// admin may change anyone's, which is quorum-guarded for another user and
-// also clears its failure count and lock (the unlock path).
+// admin may change anyone's, which is quorum-guarded for another user, also
+// clears its failure count and lock (the unlock path) and logs out every
+// session logged in as that user.
 func (d *Device) ChangePassword(ctx context.Context, sid SessionID, name, newPassword string, ap Approvals) error {
 	p, err := d.changePassword(ctx, sid, name, newPassword, ap)
 	return d.finish(ctx, sid, p, "user.change-password", name, err)
@@ -386,9 +516,9 @@ func (d *Device) changePassword(ctx context.Context, sid SessionID, name, pw str
 	if d.user(name) == nil {
 		return p, ErrUserNotFound
 	}
-	h, err := hashPassword(d.cfg.Rand, d.cfg.Password, d.cfg.FIPS, pw)
+	h, err := d.newPasswordHash(ctx, pw)
 	if err != nil {
-		return p, fmt.Errorf("%w: %w", ErrDevice, err)
+		return p, err
 	}
 
 	d.createMu.Lock()
@@ -403,15 +533,21 @@ func (d *Device) changePassword(ctx context.Context, sid SessionID, name, pw str
 			return p, err
 		}
 	}
+	now := d.cfg.Now().UnixNano()
 	n := u.clone()
-	n.hash, n.passwordSet = h, d.cfg.Now().UnixNano()
+	n.hash, n.passwordSet = h, later(now, u.passwordSet)
 	if !self {
-		n.Failures, n.Locked = 0, false
+		n.reset(now)
 	}
 	if err := d.putUser(ctx, n); err != nil {
 		return p, err
 	}
 	spend()
+	if !self {
+		// A reset ends the user's logins: whoever held them must log in
+		// with the new password.
+		d.logoutEverywhere(name)
+	}
 	return p, nil
 }
 
@@ -419,12 +555,18 @@ func (d *Device) changePassword(ctx context.Context, sid SessionID, name, pw str
 const NoSession SessionID = 0
 
 // ListUsers lists the users, sorted by name, to anyone, as on CloudHSM: a
-// session that is not logged in, or NoSession, will do.
+// session that is not logged in, or NoSession, will do. Only a session
+// logged in as an admin learns more than names and roles (lock state,
+// failure counts, quorum keys, key counts): to anyone else they would say
+// whom to lock out, and whose keys are worth attacking.
 func (d *Device) ListUsers(sid SessionID) ([]UserInfo, error) {
+	detail := false
 	if sid != NoSession {
-		if _, err := d.session(sid); err != nil {
+		_, p, err := d.whoami(sid)
+		if err != nil {
 			return nil, &Error{Op: "user.list", Err: err}
 		}
+		detail = p != nil && p.role == RoleAdmin
 	}
 	d.mu.RLock()
 	defer d.mu.RUnlock()
@@ -440,10 +582,12 @@ func (d *Device) ListUsers(sid SessionID) ([]UserInfo, error) {
 	}
 	out := make([]UserInfo, 0, len(d.users))
 	for _, u := range d.users {
-		out = append(out, UserInfo{
-			Name: u.Name, Role: u.Role, Locked: u.Locked, Failures: u.Failures,
-			QuorumKey: u.QuorumKey != nil, OwnedKeys: owned[u.Name], SharedKeys: shared[u.Name],
-		})
+		info := UserInfo{Name: u.Name, Role: u.Role}
+		if detail {
+			info.Locked, info.Failures = u.Locked, u.Failures()
+			info.QuorumKey, info.OwnedKeys, info.SharedKeys = u.QuorumKey != nil, owned[u.Name], shared[u.Name]
+		}
+		out = append(out, info)
 	}
 	slices.SortFunc(out, func(a, b UserInfo) int { return strings.Compare(a.Name, b.Name) })
 	return out, nil
@@ -544,21 +688,26 @@ func (d *Device) login(ctx context.Context, sid SessionID, role Role, name, pw s
 		return nil, ErrNotActivated
 	}
 	if u == nil {
-		burnPassword(d.cfg.Password, d.cfg.FIPS, pw)
+		if err := d.burnLogin(ctx, pw); err != nil {
+			return nil, err
+		}
 		return nil, ErrPinIncorrect
 	}
 	if u.Locked {
 		return nil, ErrPinLocked
 	}
-	ok, err := verifyPassword(u.hash, pw)
-	if err != nil {
+	ok, err := d.passwordMatches(ctx, u.hash, pw)
+	switch {
+	case errors.Is(err, errPasswordHash):
 		return nil, fmt.Errorf("%w: user %q: %w", ErrDevice, name, err)
+	case err != nil:
+		return nil, err // gave up waiting: nothing was checked, nothing counts
 	}
 	ok = ok && (role == u.Role || role == RoleAdmin && u.Role == rolePreAdmin)
 	var rehash []byte
 	if ok && needsRehash(u.hash, d.cfg.Password, d.cfg.FIPS) {
 		// Best effort: the login stands even if the upgrade fails.
-		rehash, _ = hashPassword(d.cfg.Rand, d.cfg.Password, d.cfg.FIPS, pw)
+		rehash, _ = d.newPasswordHash(ctx, pw)
 	}
 
 	// The outcome is applied to the user as it is now, under createMu, so
@@ -576,19 +725,24 @@ func (d *Device) login(ctx context.Context, sid SessionID, role Role, name, pw s
 	}
 	if !ok {
 		n := now.clone()
-		n.Failures++
-		n.Locked = n.Failures >= d.cfg.MaxLoginFailures
+		n.countFailure(d.failSlot)
+		n.Locked = n.Failures() >= d.cfg.MaxLoginFailures
 		// Counted in memory even if the store fails, and persisted even if
 		// the caller gives up: hanging up must not avoid the count.
 		d.setUser(n)
+		if n.Locked {
+			d.logoutEverywhere(name)
+		}
 		if err := d.storeUser(context.WithoutCancel(ctx), n); err != nil {
 			return nil, err
 		}
 		return nil, ErrPinIncorrect
 	}
-	if now.Failures > 0 || rehash != nil {
+	if now.Failures() > 0 || rehash != nil {
 		n := now.clone()
-		n.Failures = 0
+		if now.Failures() > 0 {
+			n.clearFailures(d.cfg.Now().UnixNano())
+		}
 		if rehash != nil {
 			n.hash = rehash
 		}
@@ -626,19 +780,99 @@ func (d *Device) Logout(sid SessionID) error {
 	return err
 }
 
-// mergeUser decides what a user record from a peer becomes here. Records
-// are last-writer-wins, but a failed login writes the whole record with the
-// password it was checked against: if that password is older than the one
-// this HSM holds, the incoming record keeps this HSM's password (and its
-// failure count, which belongs to that password) and the merged record is
-// written back so it wins everywhere. It reports whether a write-back is
-// needed. The caller holds createMu.
+// mergeUser decides what a user record from a peer becomes here: the merge
+// of the record this HSM holds and the incoming one, part by part (see
+// User). The merge loses nothing either side counted, so the failures of the
+// whole cluster add up against Config.MaxLoginFailures, and a lock never
+// comes undone by a merge: only a newer reset clears it. It reports whether
+// the merge differs from the incoming record, which must then be written
+// back so that it wins everywhere. Merging the merge again changes nothing,
+// so two HSMs stop writing back once they agree. The caller holds createMu.
 func (d *Device) mergeUser(in *User) (*User, bool) {
 	local := d.user(in.Name)
-	if local == nil || local.passwordSet <= in.passwordSet {
+	if local == nil {
 		return in, false
 	}
-	m := local.clone()
-	m.Role, m.QuorumKey = in.Role, bytes.Clone(in.QuorumKey)
-	return m, true
+	m := in.clone()
+	if cmpPassword(local, in) > 0 {
+		m.Role, m.hash, m.passwordSet = local.Role, bytes.Clone(local.hash), local.passwordSet
+	}
+	switch {
+	case local.resetAt > in.resetAt:
+		m.resetAt, m.Locked = local.resetAt, local.Locked
+	case local.resetAt == in.resetAt:
+		m.Locked = local.Locked || in.Locked
+	}
+	switch {
+	case local.failEpoch > in.failEpoch:
+		m.failEpoch, m.failures = local.failEpoch, slices.Clone(local.failures)
+	case local.failEpoch == in.failEpoch:
+		m.failures = maxCounts(local.failures, in.failures)
+	}
+	if m.Failures() >= d.cfg.MaxLoginFailures {
+		m.Locked = true
+	}
+	a, aerr := m.marshal()
+	b, berr := in.marshal()
+	return m, aerr != nil || berr != nil || !bytes.Equal(a, b)
+}
+
+// cmpPassword orders the passwords of two records of one user: by the time
+// each was set, then by hash, so that two HSMs always pick the same one.
+func cmpPassword(a, b *User) int {
+	switch {
+	case a.passwordSet != b.passwordSet:
+		return cmp.Compare(a.passwordSet, b.passwordSet)
+	}
+	return bytes.Compare(a.hash, b.hash)
+}
+
+// maxCounts merges two slot-sorted failure counts of one epoch: each slot
+// gets the larger count.
+func maxCounts(a, b []failCount) []failCount {
+	out := make([]failCount, 0, max(len(a), len(b)))
+	i, j := 0, 0
+	for i < len(a) || j < len(b) {
+		switch {
+		case j == len(b) || i < len(a) && a[i].slot < b[j].slot:
+			out = append(out, a[i])
+			i++
+		case i == len(a) || b[j].slot < a[i].slot:
+			out = append(out, b[j])
+			j++
+		default:
+			out = append(out, failCount{slot: a[i].slot, n: max(a[i].n, b[j].n)})
+			i++
+			j++
+		}
+	}
+	return out
+}
+
+// RecoverAdmin unlocks admin name without a login: the recovery when every
+// admin is locked and none can reset another. It is for `coffer hsm
+// unlock-admin` only, run on a stopped node's host over its data dir (whoever
+// can do that holds the node key, and with it everything the node stores);
+// no network API reaches it. The password is kept; the failure counts are
+// cleared. The unlock is a reset in a new reset epoch, later than any this
+// HSM knows, so when the node is back it wins the merge over the locked
+// record its peers hold. It is audited.
+func (d *Device) RecoverAdmin(ctx context.Context, name string) error {
+	err := d.recoverAdmin(ctx, name)
+	return d.finish(ctx, NoSession, nil, "user.recover-admin", name, err)
+}
+
+func (d *Device) recoverAdmin(ctx context.Context, name string) error {
+	d.createMu.Lock()
+	defer d.createMu.Unlock()
+	u := d.user(name)
+	switch {
+	case u == nil:
+		return ErrUserNotFound
+	case !isAdmin(u.Role):
+		return fmt.Errorf("%w: %s is a %s: an admin unlocks it with a password reset", ErrRoleNotPermitted, name, u.Role)
+	}
+	n := u.clone()
+	n.reset(d.cfg.Now().UnixNano())
+	return d.putUser(ctx, n)
 }

@@ -23,7 +23,9 @@ func unlock(env *cli.Env) *cobra.Command {
 		Short: "Unlock a user locked after failed logins (admins only)",
 		Long: `Unlock a user that too many failed logins locked, by setting a new password for
 it: an admin's password reset clears the failure count and the lock (there is
-no unlock that keeps the old password). Guarded by the user-management quorum.`,
+no unlock that keeps the old password). The user's open sessions are logged
+out. Guarded by the user-management quorum. When every admin is locked, see
+` + "`coffer hsm unlock-admin`" + `, run on a stopped HSM's host.`,
 	}
 	userFlags(cmd, &username, &role, "the user's role: admin or crypto-user")
 	cmd.Flags().StringVar(&password, "password", "", "the user's new password, 7 to 32 characters (asked for if not given)")

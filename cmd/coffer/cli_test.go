@@ -76,7 +76,7 @@ func setupCLIScript(env *testscript.Env) error {
 		}
 		addrs = append(addrs, a)
 	}
-	if err := runHSMInit([]string{"--dir", dir, "--node", "1=" + addrs[0], "--node", "2=" + addrs[1]}, io.Discard, io.Discard); err != nil {
+	if err := runHSMInit([]string{"--dir", dir, "--node", "1=" + addrs[0], "--node", "2=" + addrs[1], "--login-failure-delay", "1ms"}, io.Discard, io.Discard); err != nil {
 		return fmt.Errorf("hsm init: %w", err)
 	}
 	for i := 1; i <= 2; i++ {

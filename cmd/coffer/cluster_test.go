@@ -116,7 +116,9 @@ func newCluster(t testing.TB, ids ...uint32) *testCluster {
 // init runs `coffer hsm init` with HSMs ids added (on fresh ports).
 func (c *testCluster) init(t testing.TB, ids ...uint32) {
 	t.Helper()
-	args := []string{"hsm", "init", "--dir", c.dir}
+	// Tests fail logins on purpose: a short fixed pause keeps the per-address
+	// pacing (tested in internal/node) out of their way.
+	args := []string{"hsm", "init", "--dir", c.dir, "--login-failure-delay", "1ms"}
 	c.mu.Lock()
 	for _, id := range ids {
 		c.addrs[id] = net.JoinHostPort(loopbackOf(id), strconv.Itoa(freeLoopbackPort(t, loopbackOf(id))))

@@ -89,6 +89,8 @@ func runHSMInit(args []string, stdout, stderr io.Writer) error {
 	clusterID := fs.String("cluster-id", "cluster-local", "the cluster's id")
 	nodes := nodeFlag{}
 	fs.Var(nodes, "node", "an HSM as ID=IP:PORT (repeat); init again with more to add HSMs")
+	loginDelay := fs.Duration("login-failure-delay", 0,
+		"a fixed pause a client address keeps after each failed login (default: 2s, growing 4x per failure up to 15m)")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, "usage: coffer hsm init --dir DIR --node ID=IP:PORT ...\n\n")
 		fs.PrintDefaults()
@@ -235,6 +237,11 @@ func runHSMInit(args []string, stdout, stderr io.Writer) error {
 			Certificate: filepath.Join(name, "node.crt"), PrivateKey: filepath.Join(name, "node.key.pem"),
 			ClusterCertificate: filepath.Join("cluster", "cluster.crt"), TrustAnchor: "customerCA.crt", MaskingKey: mk,
 			MetricsListen: net.JoinHostPort(host, "0"),
+		}
+	}
+	if *loginDelay > 0 {
+		for _, f := range all {
+			f.LoginFailureDelay, f.LoginMaxFailureDelay = loginDelay.String(), loginDelay.String()
 		}
 	}
 	for id, f := range all {

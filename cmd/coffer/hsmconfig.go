@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/coffer-hsm/coffer/internal/node"
 	"github.com/coffer-hsm/coffer/internal/pki"
 )
 
@@ -28,6 +29,34 @@ type hsmFile struct {
 	Peers              []peerFile `json:"peers"`
 	MaskingKey         string     `json:"masking_key"` // create | clone | existing
 	FIPS               bool       `json:"fips,omitempty"`
+	// LoginFailureDelay and LoginMaxFailureDelay (Go durations, e.g. "2s")
+	// override the pause a client address keeps after a failed login and
+	// its cap (node.ClientLimits); empty: the node's defaults.
+	LoginFailureDelay    string `json:"login_failure_delay,omitempty"`
+	LoginMaxFailureDelay string `json:"login_max_failure_delay,omitempty"`
+}
+
+// limits is the node's ClientLimits as the file sets them.
+func (f *hsmFile) limits() (node.ClientLimits, error) {
+	var l node.ClientLimits
+	for _, d := range []struct {
+		name string
+		in   string
+		out  *time.Duration
+	}{
+		{"login_failure_delay", f.LoginFailureDelay, &l.LoginFailureDelay},
+		{"login_max_failure_delay", f.LoginMaxFailureDelay, &l.LoginMaxFailureDelay},
+	} {
+		if d.in == "" {
+			continue
+		}
+		v, err := time.ParseDuration(d.in)
+		if err != nil || v <= 0 {
+			return l, fmt.Errorf("%s %q: want a positive duration such as 2s", d.name, d.in)
+		}
+		*d.out = v
+	}
+	return l, nil
 }
 
 type peerFile struct {

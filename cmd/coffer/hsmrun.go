@@ -74,6 +74,10 @@ func nodeConfig(f *hsmFile, path string, now func() time.Time) (node.Config, err
 	if err != nil {
 		return node.Config{}, err
 	}
+	limits, err := f.limits()
+	if err != nil {
+		return node.Config{}, fmt.Errorf("%s: %w", path, err)
+	}
 	var peers []node.PeerAddr
 	for _, p := range f.Peers {
 		peers = append(peers, node.PeerAddr{ID: p.ID, Addr: p.Address})
@@ -116,6 +120,7 @@ func nodeConfig(f *hsmFile, path string, now func() time.Time) (node.Config, err
 		MasterKey:     mk,
 		AuthorizePeer: authorize,
 		Device:        node.DeviceConfig{FIPS: f.FIPS},
+		Limits:        limits,
 		Now:           now,
 	}, nil
 }

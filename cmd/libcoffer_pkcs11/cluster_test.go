@@ -124,7 +124,9 @@ func setUp(dir string) (stop func(), err error) {
 	}
 	cdir := filepath.Join(dir, "cluster")
 	var addrs []string
-	args := []string{"hsm", "init", "--dir", cdir}
+	// TestMiekgLogin fails logins on purpose: a short fixed pause keeps the
+	// per-address pacing (tested in internal/node) out of its way.
+	args := []string{"hsm", "init", "--dir", cdir, "--login-failure-delay", "1ms"}
 	for id := 1; id <= 2; id++ {
 		a, err := freeAddr(fmt.Sprintf("127.0.0.%d", 10+id))
 		if err != nil {

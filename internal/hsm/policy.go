@@ -151,6 +151,17 @@ const (
 	egressRead                 // C_GetAttributeValue of key material: in the clear (PKCS#11's rule: not sensitive)
 )
 
+func (e egress) String() string {
+	switch e {
+	case egressWrap:
+		return "wrapped"
+	case egressExport:
+		return "exported"
+	default:
+		return "read"
+	}
+}
+
 // mayLeave is the one rule for a key's secret leaving the HSM, however it
 // leaves: only a crypto user who owns the key (never a user it is shared
 // with, never an admin or appliance user), only an extractable key, a
@@ -165,7 +176,7 @@ func mayLeave(p *principal, o *Object, how egress, wk *Object) error {
 	case p == nil || p.role != RoleCryptoUser:
 		return fmt.Errorf("%w: only the crypto user who owns a key takes it out", ErrRoleNotPermitted)
 	case o.owner != p.name:
-		return fmt.Errorf("%w: a shared key stays with its owner", ErrNotOwner)
+		return fmt.Errorf("%w: a shared key cannot be %s", ErrNotOwner, how)
 	case !o.has(fExtractable):
 		return ErrKeyNotExtractable
 	case o.has(fWrapWithTrusted) && (how != egressWrap || wk == nil || !wk.has(fTrusted)):

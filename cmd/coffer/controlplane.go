@@ -149,7 +149,7 @@ func startControlPlane(ctx context.Context, o controlPlaneOptions) (*runningCont
 	ctx, cancel := context.WithCancel(ctx)
 	cp := &runningControlPlane{
 		srv: srv, prov: prov, endpoint: "http://" + ln.Addr().String(), cred: creds[0], cancel: cancel,
-		http: &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}, errc: make(chan error, 2),
+		http: srv.HTTPServer(), errc: make(chan error, 2),
 	}
 	cp.wg.Go(func() {
 		if err := srv.Run(ctx); err != nil {

@@ -32,7 +32,7 @@ func FuzzOperations(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body string) {
 		for _, name := range ops {
 			c := &call{ctx: context.Background(), region: s.regions["us-east-1"], account: testCred.AccountID}
-			out, err := operations[name](s, c, []byte(body))
+			out, err := operations[name].run(s, c, []byte(body))
 			if err != nil {
 				if _, _, _, internal := wireError(err); internal {
 					t.Fatalf("%s(%q): untyped error %v", name, body, err)

@@ -115,6 +115,11 @@ func startControlPlane(ctx context.Context, o controlPlaneOptions) (*runningCont
 		if err := makeCredentials(credPath); err != nil {
 			return nil, err
 		}
+		if was, err := keepPrivate(credPath); err != nil {
+			return nil, err
+		} else if was != 0 {
+			o.logger.Warn("the access keys were open to others; made the file 0600", "path", credPath, "mode", fmt.Sprintf("%04o", was))
+		}
 	}
 	creds, err := readCredentials(credPath)
 	if err != nil {

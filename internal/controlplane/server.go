@@ -25,8 +25,9 @@ import (
 const TargetPrefix = "BaldrApiService."
 
 // maxBody bounds a request body: the largest request, InitializeCluster
-// with two certificates of 20000 characters, fits even JSON-escaped.
-const maxBody = 1 << 20
+// with two certificates of 20000 characters, fits even with every
+// character JSON-escaped as \uXXXX (240,000 bytes).
+const maxBody = 256 << 10
 
 // Server is the control plane: the API handler and the reconciler that
 // makes HSMs match the records.

@@ -51,6 +51,15 @@ func TestHTTPServerLimits(t *testing.T) {
 			}
 		})
 	}
+	// The largest request a client can make fits: two certificates of
+	// 20000 characters, each JSON-escaped (as Python's json does).
+	t.Run("largest InitializeCluster", func(t *testing.T) {
+		cert := strings.Repeat(`\u20ac`, maxCertLen)
+		body := []byte(`{"ClusterId":"cluster-aaaaaaaaaaa","SignedCert":"` + cert + `","TrustAnchor":"` + cert + `"}`)
+		req := e.request("InitializeCluster", body)
+		SignRequest(req, body, testCred, "us-east-1", time.Now())
+		wantErr(t, e.do(req, nil), "CloudHsmResourceNotFoundException")
+	})
 	t.Run("headers too large", func(t *testing.T) {
 		req := e.request("DescribeClusters", []byte(`{}`))
 		req.Header.Set("X-Padding", strings.Repeat("a", 2*maxHeaderBytes))

@@ -115,6 +115,11 @@ func startControlPlane(ctx context.Context, o controlPlaneOptions) (*runningCont
 		if err := makeCredentials(credPath); err != nil {
 			return nil, err
 		}
+		if was, err := keepPrivate(credPath); err != nil {
+			return nil, err
+		} else if was != 0 {
+			o.logger.Warn("the access keys were open to others; made the file 0600", "path", credPath, "mode", fmt.Sprintf("%04o", was))
+		}
 	}
 	creds, err := readCredentials(credPath)
 	if err != nil {
@@ -149,7 +154,7 @@ func startControlPlane(ctx context.Context, o controlPlaneOptions) (*runningCont
 	ctx, cancel := context.WithCancel(ctx)
 	cp := &runningControlPlane{
 		srv: srv, prov: prov, endpoint: "http://" + ln.Addr().String(), cred: creds[0], cancel: cancel,
-		http: &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}, errc: make(chan error, 2),
+		http: srv.HTTPServer(), errc: make(chan error, 2),
 	}
 	cp.wg.Go(func() {
 		if err := srv.Run(ctx); err != nil {

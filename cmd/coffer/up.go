@@ -31,9 +31,9 @@ const upUsage = `usage: coffer up --data-dir DIR [--listen 127.0.0.1:PORT]
 Starts, in the foreground, a control plane and a cluster of two HSMs in two
 availability zones, initialized under a customer CA made in DIR and
 activated, with one crypto user. Writes DIR/up.json (endpoint, credentials,
-HSM addresses, passwords) and DIR/pkcs11.json, and prints how to use the
-cluster. Run it again on the same DIR to resume the same cluster. Ctrl-C
-stops everything.
+HSM addresses, passwords; mode 0600) and DIR/pkcs11.json, and prints how to
+use the cluster, but no secret: those stay in up.json. Run it again on the
+same DIR to resume the same cluster. Ctrl-C stops everything.
 
 `
 
@@ -88,11 +88,9 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	upPath := filepath.Join(dir, "up.json")
-	var prev upFile
-	if b, err := os.ReadFile(upPath); err == nil {
-		if err := json.Unmarshal(b, &prev); err != nil {
-			return fmt.Errorf("%s: %w", upPath, err)
-		}
+	prev, err := readUpFile(upPath, stderr)
+	if err != nil {
+		return err
 	}
 	log := newLogger(stderr)
 	var cp *runningControlPlane
@@ -115,7 +113,7 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}()
 	api := &apiClient{endpoint: cp.endpoint, region: upRegion, cred: cp.cred}
-	up, err := bringUp(ctx, api, cp, dir, prev, upPath)
+	up, err := bringUp(ctx, api, cp, dir, prev, upPath, stderr)
 	if err != nil {
 		return err
 	}
@@ -126,6 +124,53 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case err := <-cp.errc:
 		return err
 	}
+}
+
+// readUpFile reads the up.json of an earlier run, if there is one, first
+// making it readable by its owner only.
+func readUpFile(path string, stderr io.Writer) (upFile, error) {
+	var prev upFile
+	if err := keepPrivateSay(path, stderr); errors.Is(err, os.ErrNotExist) {
+		return prev, nil
+	} else if err != nil {
+		return prev, err
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return prev, err
+	}
+	if err := json.Unmarshal(b, &prev); err != nil {
+		return prev, fmt.Errorf("%s: %w", path, err)
+	}
+	return prev, nil
+}
+
+// keepPrivate makes a file that holds secrets (up.json, a private key,
+// access keys) mode 0600 if others could read or write it, and returns the
+// mode it had then (0 if it was private). It refuses what is not a regular
+// file.
+func keepPrivate(path string) (was os.FileMode, err error) {
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return 0, err
+	}
+	if !fi.Mode().IsRegular() {
+		return 0, fmt.Errorf("%s holds secrets but is not a regular file (%v)", path, fi.Mode().Type())
+	}
+	perm := fi.Mode().Perm()
+	if perm&0o077 == 0 {
+		return 0, nil
+	}
+	return perm, os.Chmod(path, 0o600)
+}
+
+// keepPrivateSay is keepPrivate, saying on w what it changed.
+func keepPrivateSay(path string, w io.Writer) error {
+	was, err := keepPrivate(path)
+	if was != 0 && err == nil {
+		fmt.Fprintf(w, "coffer: %s was mode %04o, open to others; it is 0600 now (what it holds may have been read)\n", path, was)
+	}
+	return err
 }
 
 func upListenCandidates(flagValue, prevEndpoint string) []string {
@@ -141,7 +186,7 @@ func upListenCandidates(flagValue, prevEndpoint string) []string {
 
 // bringUp makes (or finds) the cluster and takes it to ACTIVE with a crypto
 // user, writing up.json before the passwords are used.
-func bringUp(ctx context.Context, api *apiClient, cp *runningControlPlane, dir string, prev upFile, upPath string) (upFile, error) {
+func bringUp(ctx context.Context, api *apiClient, cp *runningControlPlane, dir string, prev upFile, upPath string, stderr io.Writer) (upFile, error) {
 	cl, err := upCluster(ctx, api)
 	if err != nil {
 		return upFile{}, err
@@ -164,7 +209,7 @@ func bringUp(ctx context.Context, api *apiClient, cp *runningControlPlane, dir s
 		if err != nil {
 			return upFile{}, err
 		}
-		caCert, caKey, err := upCustomerCA(dir)
+		caCert, caKey, err := upCustomerCA(dir, stderr)
 		if err != nil {
 			return upFile{}, err
 		}
@@ -246,8 +291,11 @@ func upCluster(ctx context.Context, api *apiClient) (controlplane.Cluster, error
 }
 
 // upCustomerCA makes (once) the customer CA of DIR/customerCA.{crt,key}.
-func upCustomerCA(dir string) (*x509.Certificate, crypto.Signer, error) {
+func upCustomerCA(dir string, stderr io.Writer) (*x509.Certificate, crypto.Signer, error) {
 	certPath, keyPath := filepath.Join(dir, "customerCA.crt"), filepath.Join(dir, "customerCA.key")
+	if err := keepPrivateSay(keyPath, stderr); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, nil, err
+	}
 	if !exists(certPath) {
 		cert, key, err := pki.NewCustomerCA("Coffer up customer CA", time.Now().AddDate(10, 0, 0))
 		if err != nil {
@@ -376,23 +424,36 @@ func waitCluster(ctx context.Context, api *apiClient, id, what string, done func
 	}
 }
 
+// printUpUsage says how to use the cluster and where its secrets are; it
+// prints no secret (the AWS secret key and the passwords stay in up.json).
 func printUpUsage(w io.Writer, up upFile, upPath string) {
+	q := shellQuote(upPath)
 	fmt.Fprintf(w, `Coffer is up: cluster %[1]s with HSMs %[2]s (Ctrl-C stops it; run again to resume).
-Everything is in %[3]s.
+Everything is in %[3]s (mode 0600): the AWS secret access key and the admin's and
+crypto user's passwords are there, not printed.
 
 AWS CLI:
-  export AWS_ACCESS_KEY_ID=%[4]s AWS_SECRET_ACCESS_KEY=%[5]s AWS_DEFAULT_REGION=%[6]s
+  export AWS_ACCESS_KEY_ID=%[4]s AWS_DEFAULT_REGION=%[5]s
+  export AWS_SECRET_ACCESS_KEY="$(jq -r .secret_access_key %[6]s)"
   aws cloudhsmv2 describe-clusters --endpoint-url %[7]s
 
 PKCS#11 (pkcs11-tool from OpenSC):
   export COFFER_PKCS11_CONFIG=%[8]s
-  pkcs11-tool --module %[9]s --login --pin '%[10]s:%[11]s' --keygen --key-type AES:32 --label my-key
+  pkcs11-tool --module %[9]s --login --pin "%[10]s:$(jq -r .crypto_user.password %[6]s)" --keygen --key-type AES:32 --label my-key
 
 Coffer CLI:
   coffer cli --cluster-config %[8]s
-  (login --username %[10]s --role crypto-user --password %[11]s)
-`, up.ClusterID, strings.Join(up.HSMAddresses, ", "), upPath, up.AccessKeyID, up.SecretAccessKey, up.Region,
-		up.Endpoint, up.PKCS11Config, up.PKCS11Module, up.CryptoUser.Username, up.CryptoUser.Password)
+  (login --username %[10]s --role crypto-user asks for the crypto_user.password of up.json)
+`, up.ClusterID, strings.Join(up.HSMAddresses, ", "), upPath, up.AccessKeyID, up.Region, q,
+		up.Endpoint, shellQuote(up.PKCS11Config), shellQuote(up.PKCS11Module), up.CryptoUser.Username)
+}
+
+// shellQuote quotes s for a POSIX shell when it needs it.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/._-+:=@%,") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 func randomPassword() string {

@@ -58,9 +58,47 @@ func TestUp(t *testing.T) {
 		t.Fatal("the PKCS#11 config or the trust anchor is missing")
 	}
 
+	checkUpPrivate(t, data, first)
+
+	// An up.json left open to others is made private again at start.
+	if err := os.Chmod(filepath.Join(data, "up.json"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	second := runUpOnce(t, coffer, data, addr, base)
 	if second.ClusterID != first.ClusterID || second.CryptoUser != first.CryptoUser || second.Admin != first.Admin {
 		t.Fatalf("resumed %+v, first %+v", second, first)
+	}
+	checkUpPrivate(t, data, second)
+	if b, _ := os.ReadFile(data + ".log"); !strings.Contains(string(b), "up.json was mode 0644") {
+		t.Fatalf("coffer up did not say it made up.json private:\n%s", b)
+	}
+}
+
+// checkUpPrivate: coffer up printed none of the secrets (stdout is in
+// DATA.out), and up.json and the access keys are readable by their owner
+// only.
+func checkUpPrivate(t *testing.T, data string, up upFile) {
+	t.Helper()
+	out, err := os.ReadFile(data + ".out")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(out), filepath.Join(data, "up.json")) {
+		t.Fatalf("coffer up does not say where up.json is:\n%s", out)
+	}
+	for _, secret := range []string{up.SecretAccessKey, up.Admin.Password, up.CryptoUser.Password} {
+		if secret == "" || strings.Contains(string(out), secret) {
+			t.Fatalf("coffer up printed a secret (or up.json lacks one: %q):\n%s", secret, out)
+		}
+	}
+	for _, f := range []string{filepath.Join(data, "up.json"), filepath.Join(data, "controlplane", "credentials.json"), filepath.Join(data, "customerCA.key")} {
+		fi, err := os.Stat(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != 0o600 {
+			t.Fatalf("%s has mode %v, want 0600", f, fi.Mode().Perm())
+		}
 	}
 }
 
@@ -144,6 +182,12 @@ wait:
 	}
 	if err := stop(); err != nil {
 		t.Fatalf("coffer up after SIGINT: %v", err)
+	}
+	for l := range lines {
+		out = append(out, l)
+	}
+	if err := os.WriteFile(data+".out", []byte(strings.Join(out, "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
 	}
 	for _, p := range pids {
 		b, _ := os.ReadFile(p)

@@ -33,6 +33,15 @@ type Config struct {
 	// (zero: 7 days, as CloudHSM).
 	DeletedBackupRetention time.Duration
 
+	// ReplayCacheSize bounds the signatures of changing requests remembered
+	// to refuse their replays (zero: 32768); when it is full, changing
+	// requests are throttled until the oldest expire.
+	ReplayCacheSize int
+
+	// Timeouts of HTTPServer: to read a whole request (zero: 30s), to
+	// write the answer (zero: 30s), and of an idle connection (zero: 2min).
+	ReadTimeout, WriteTimeout, IdleTimeout time.Duration
+
 	Logger *slog.Logger     // zero: discard
 	Now    func() time.Time // zero: time.Now
 	Rand   io.Reader        // zero: crypto/rand
@@ -140,7 +149,10 @@ func (c *Config) Validate() error {
 	if c.AddressBase < 0 || c.AddressBase+len(c.Regions) > 256 {
 		add("AddressBase %d: want 0 to %d", c.AddressBase, 256-len(c.Regions))
 	}
-	if c.ReconcileInterval < 0 || c.DeletedBackupRetention < 0 {
+	if c.ReplayCacheSize < 0 {
+		add("negative ReplayCacheSize")
+	}
+	if c.ReconcileInterval < 0 || c.DeletedBackupRetention < 0 || c.ReadTimeout < 0 || c.WriteTimeout < 0 || c.IdleTimeout < 0 {
 		add("negative duration")
 	}
 	if err := errors.Join(errs...); err != nil {

@@ -29,6 +29,8 @@ var (
 	ErrUnrecognizedKey   = errors.New("unrecognized access key")
 	ErrMethodNotAllowed  = errors.New("method not allowed")
 	ErrUnsupportedFormat = errors.New("unsupported content type")
+	ErrTooLarge          = errors.New("request too large")
+	ErrThrottled         = errors.New("throttled")
 )
 
 // wireErrors is the AWS error table: kind → __type and HTTP status.
@@ -52,6 +54,8 @@ var wireErrors = []struct {
 	{ErrUnrecognizedKey, "UnrecognizedClientException", http.StatusForbidden},
 	{ErrMethodNotAllowed, "UnknownOperationException", http.StatusMethodNotAllowed},
 	{ErrUnsupportedFormat, "UnknownOperationException", http.StatusUnsupportedMediaType},
+	{ErrTooLarge, "RequestEntityTooLargeException", http.StatusRequestEntityTooLarge},
+	{ErrThrottled, "ThrottlingException", http.StatusBadRequest},
 }
 
 // Error is a refusal with the message the caller sees.

@@ -108,6 +108,7 @@ type testEnv struct {
 	prov *fakeProv
 	http *httptest.Server
 	now  time.Time
+	edit func(*Config)
 }
 
 func testConfig(dir string, prov Provisioner) Config {
@@ -119,18 +120,31 @@ func testConfig(dir string, prov Provisioner) Config {
 
 func newTestEnv(t *testing.T) *testEnv {
 	t.Helper()
-	e := &testEnv{t: t, dir: t.TempDir(), prov: newFakeProv()}
+	return newTestEnvWith(t, nil)
+}
+
+// newTestEnvWith is newTestEnv with the configuration changed by edit, and
+// the API served by HTTPServer.
+func newTestEnvWith(t *testing.T, edit func(*Config)) *testEnv {
+	t.Helper()
+	e := &testEnv{t: t, dir: t.TempDir(), prov: newFakeProv(), edit: edit}
 	e.open()
 	return e
 }
 
 func (e *testEnv) open() {
-	s, err := New(testConfig(e.dir, e.prov))
+	cfg := testConfig(e.dir, e.prov)
+	if e.edit != nil {
+		e.edit(&cfg)
+	}
+	s, err := New(cfg)
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	e.s = s
-	e.http = httptest.NewServer(s.Handler())
+	e.http = httptest.NewUnstartedServer(s.Handler())
+	e.http.Config = s.HTTPServer()
+	e.http.Start()
 	e.t.Cleanup(e.close)
 }
 

@@ -24,8 +24,10 @@ import (
 // TargetPrefix is the X-Amz-Target prefix of cloudhsmv2 operations.
 const TargetPrefix = "BaldrApiService."
 
-// maxBody bounds a request body (certificates are at most 20000 characters).
-const maxBody = 1 << 20
+// maxBody bounds a request body: the largest request, InitializeCluster
+// with two certificates of 20000 characters, fits even with every
+// character JSON-escaped as \uXXXX (240,000 bytes).
+const maxBody = 256 << 10
 
 // Server is the control plane: the API handler and the reconciler that
 // makes HSMs match the records.
@@ -35,6 +37,7 @@ type Server struct {
 	db          *bolt.DB
 	prov        Provisioner
 	credentials map[string]Credential
+	replays     *replayCache
 	kick        chan struct{} // wakes the reconciler; buffered 1
 
 	// mu guards regions and every record in them. Provisioning never runs
@@ -63,6 +66,15 @@ func New(cfg Config) (*Server, error) {
 	if cfg.DeletedBackupRetention == 0 {
 		cfg.DeletedBackupRetention = 7 * 24 * time.Hour
 	}
+	if cfg.ReadTimeout == 0 {
+		cfg.ReadTimeout = defaultReadTimeout
+	}
+	if cfg.WriteTimeout == 0 {
+		cfg.WriteTimeout = defaultWriteTimeout
+	}
+	if cfg.IdleTimeout == 0 {
+		cfg.IdleTimeout = defaultIdleTimeout
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -75,6 +87,7 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{
 		cfg: cfg, log: cfg.Logger, prov: cfg.Provisioner, kick: make(chan struct{}, 1),
 		credentials: map[string]Credential{}, regions: map[string]*regionState{},
+		replays: newReplayCache(cfg.ReplayCacheSize),
 	}
 	for _, c := range cfg.Credentials {
 		s.credentials[c.AccessKeyID] = c
@@ -142,37 +155,68 @@ type call struct {
 	account string
 }
 
-type operation func(s *Server, c *call, body []byte) (any, error)
+// operation is one API operation.
+type operation struct {
+	run func(s *Server, c *call, body []byte) (any, error)
+	// readOnly operations change nothing: a replay of one is served (the
+	// replay cache holds the signatures of the others).
+	readOnly bool
+}
 
 // operations is every operation of the cloudhsmv2 model.
 var operations = map[string]operation{
-	"CreateCluster":          (*Server).createCluster,
-	"DescribeClusters":       (*Server).describeClusters,
-	"InitializeCluster":      (*Server).initializeCluster,
-	"ModifyCluster":          (*Server).modifyCluster,
-	"DeleteCluster":          (*Server).deleteCluster,
-	"CreateHsm":              (*Server).createHsm,
-	"DeleteHsm":              (*Server).deleteHsm,
-	"DescribeBackups":        (*Server).describeBackups,
-	"DeleteBackup":           (*Server).deleteBackup,
-	"RestoreBackup":          (*Server).restoreBackup,
-	"CopyBackupToRegion":     (*Server).copyBackupToRegion,
-	"ModifyBackupAttributes": (*Server).modifyBackupAttributes,
-	"TagResource":            (*Server).tagResource,
-	"UntagResource":          (*Server).untagResource,
-	"ListTags":               (*Server).listTags,
-	"GetResourcePolicy":      (*Server).getResourcePolicy,
-	"PutResourcePolicy":      (*Server).putResourcePolicy,
-	"DeleteResourcePolicy":   (*Server).deleteResourcePolicy,
+	"CreateCluster":          {run: (*Server).createCluster},
+	"DescribeClusters":       {run: (*Server).describeClusters, readOnly: true},
+	"InitializeCluster":      {run: (*Server).initializeCluster},
+	"ModifyCluster":          {run: (*Server).modifyCluster},
+	"DeleteCluster":          {run: (*Server).deleteCluster},
+	"CreateHsm":              {run: (*Server).createHsm},
+	"DeleteHsm":              {run: (*Server).deleteHsm},
+	"DescribeBackups":        {run: (*Server).describeBackups, readOnly: true},
+	"DeleteBackup":           {run: (*Server).deleteBackup},
+	"RestoreBackup":          {run: (*Server).restoreBackup},
+	"CopyBackupToRegion":     {run: (*Server).copyBackupToRegion},
+	"ModifyBackupAttributes": {run: (*Server).modifyBackupAttributes},
+	"TagResource":            {run: (*Server).tagResource},
+	"UntagResource":          {run: (*Server).untagResource},
+	"ListTags":               {run: (*Server).listTags, readOnly: true},
+	"GetResourcePolicy":      {run: (*Server).getResourcePolicy, readOnly: true},
+	"PutResourcePolicy":      {run: (*Server).putResourcePolicy},
+	"DeleteResourcePolicy":   {run: (*Server).deleteResourcePolicy},
 }
 
 // Handler serves the API at any path (the SDKs post to "/").
 func (s *Server) Handler() http.Handler { return http.HandlerFunc(s.serveHTTP) }
 
+// Limits of the API's HTTP server (docs/design.md: Control plane).
+const (
+	readHeaderTimeout   = 10 * time.Second
+	defaultReadTimeout  = 30 * time.Second
+	defaultWriteTimeout = 30 * time.Second
+	defaultIdleTimeout  = 2 * time.Minute
+	maxHeaderBytes      = 64 << 10
+)
+
+// HTTPServer is an http.Server for Handler with the control plane's limits:
+// a client has ReadTimeout to send a request (headers within 10 s),
+// WriteTimeout to take the answer, IdleTimeout between requests on a
+// connection, and at most 64 KiB of headers and maxBody of body.
+func (s *Server) HTTPServer() *http.Server {
+	return &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: min(readHeaderTimeout, s.cfg.ReadTimeout),
+		ReadTimeout:       s.cfg.ReadTimeout,
+		WriteTimeout:      s.cfg.WriteTimeout,
+		IdleTimeout:       s.cfg.IdleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+}
+
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	reqID := s.requestID()
 	w.Header().Set("X-Amzn-Requestid", reqID)
-	out, op, err := s.serve(r)
+	out, op, err := s.serve(w, r)
 	if err != nil {
 		status, typ, msg, internal := wireError(err)
 		if internal {
@@ -196,35 +240,45 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Write(b)
 }
 
-func (s *Server) serve(r *http.Request) (any, string, error) {
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) (any, string, error) {
 	if r.Method != http.MethodPost {
 		return nil, "", refuse(ErrMethodNotAllowed, "Only POST is supported.")
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
-	if err != nil {
-		return nil, "", refuse(ErrSerialization, "reading the request body: %v", err)
+	tooLarge := refuse(ErrTooLarge, "Request body larger than %d bytes.", maxBody)
+	if r.ContentLength > maxBody {
+		return nil, "", tooLarge
 	}
-	if len(body) > maxBody {
-		return nil, "", refuse(ErrSerialization, "request body larger than %d bytes", maxBody)
+	// MaxBytesReader also closes the connection after a body too large.
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			return nil, "", tooLarge
+		}
+		return nil, "", refuse(ErrSerialization, "reading the request body: %v", err)
 	}
 	target := r.Header.Get("X-Amz-Target")
 	opName, ok := strings.CutPrefix(target, TargetPrefix)
-	fn := operations[opName]
-	if !ok || fn == nil {
+	op, known := operations[opName]
+	if !ok || !known {
 		return nil, "", refuse(ErrUnknownOperation, "Unknown operation %q.", truncate(target, 100))
 	}
 	if ct, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil ||
 		(ct != "application/x-amz-json-1.1" && ct != "application/json") {
 		return nil, opName, refuse(ErrUnsupportedFormat, "Content-Type must be application/x-amz-json-1.1.")
 	}
-	cred, region, err := s.verifySigV4(r, body)
+	v, err := s.verifySigV4(r, body)
 	if err != nil {
 		return nil, opName, err
+	}
+	if !op.readOnly {
+		if err := s.replays.first(v.signature, s.now()); err != nil {
+			return nil, opName, err
+		}
 	}
 	if len(bytes.TrimSpace(body)) == 0 {
 		body = []byte("{}")
 	}
-	out, err := fn(s, &call{ctx: r.Context(), region: s.regions[region], account: cred.AccountID}, body)
+	out, err := op.run(s, &call{ctx: r.Context(), region: s.regions[v.region], account: v.cred.AccountID}, body)
 	return out, opName, err
 }
 

@@ -2,6 +2,7 @@ package controlplane
 
 import (
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
@@ -64,59 +65,83 @@ func parseAuthorization(h string) (authorization, error) {
 	return a, nil
 }
 
-// verifySigV4 checks r's signature over body and returns the access key
-// and region of its credential scope.
-func (s *Server) verifySigV4(r *http.Request, body []byte) (Credential, string, error) {
+// mustSign are the headers every request must sign: the host, the date (so
+// the signature expires), the operation and how the body is read.
+var mustSign = []string{"Host", "X-Amz-Date", "X-Amz-Target", "Content-Type"}
+
+// verified is what a good signature establishes.
+type verified struct {
+	cred      Credential
+	region    string // of the credential scope
+	signature [sha256.Size]byte
+}
+
+// verifySigV4 checks r's signature over body and returns the access key,
+// the region of its credential scope and the signature.
+func (s *Server) verifySigV4(r *http.Request, body []byte) (verified, error) {
 	h := r.Header.Get("Authorization")
 	if h == "" {
-		return Credential{}, "", refuse(ErrMissingAuth, "Missing Authentication Token")
+		return verified{}, refuse(ErrMissingAuth, "Missing Authentication Token")
 	}
 	a, err := parseAuthorization(h)
 	if err != nil {
-		return Credential{}, "", err
+		return verified{}, err
 	}
 	cred, ok := s.credentials[a.accessKey]
 	if !ok {
-		return Credential{}, "", refuse(ErrUnrecognizedKey, "The security token included in the request is invalid.")
+		return verified{}, refuse(ErrUnrecognizedKey, "The security token included in the request is invalid.")
 	}
 	if a.service != SigningName {
-		return Credential{}, "", refuse(ErrInvalidSignature, "Credential should be scoped to correct service: '%s'.", SigningName)
+		return verified{}, refuse(ErrInvalidSignature, "Credential should be scoped to correct service: '%s'.", SigningName)
 	}
 	if _, ok := s.regions[a.region]; !ok {
-		return Credential{}, "", refuse(ErrInvalidSignature, "Credential should be scoped to a valid region, not '%s'.", truncate(a.region, 64))
+		return verified{}, refuse(ErrInvalidSignature, "Credential should be scoped to a valid region, not '%s'.", truncate(a.region, 64))
 	}
 	amzDate := r.Header.Get("X-Amz-Date")
 	if amzDate == "" {
-		return Credential{}, "", refuse(ErrIncompleteSig, "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header.")
+		return verified{}, refuse(ErrIncompleteSig, "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header.")
 	}
 	when, err := time.Parse(amzDateFormat, amzDate)
 	if err != nil {
-		return Credential{}, "", refuse(ErrIncompleteSig, "X-Amz-Date %q is not of the form %s.", truncate(amzDate, 64), amzDateFormat)
+		return verified{}, refuse(ErrIncompleteSig, "X-Amz-Date %q is not of the form %s.", truncate(amzDate, 64), amzDateFormat)
 	}
 	if a.date != when.Format("20060102") {
-		return Credential{}, "", refuse(ErrInvalidSignature, "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '%s' != '%s'.", truncate(a.date, 16), when.Format("20060102"))
+		return verified{}, refuse(ErrInvalidSignature, "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '%s' != '%s'.", truncate(a.date, 16), when.Format("20060102"))
 	}
 	now := s.now().UTC()
 	if when.Before(now.Add(-MaxClockSkew)) {
-		return Credential{}, "", refuse(ErrInvalidSignature, "Signature expired: %s is now earlier than %s (%s - 15 min.)",
+		return verified{}, refuse(ErrInvalidSignature, "Signature expired: %s is now earlier than %s (%s - 15 min.)",
 			amzDate, now.Add(-MaxClockSkew).Format(amzDateFormat), now.Format(amzDateFormat))
 	}
 	if when.After(now.Add(MaxClockSkew)) {
-		return Credential{}, "", refuse(ErrInvalidSignature, "Signature not yet current: %s is still later than %s (%s + 15 min.)",
+		return verified{}, refuse(ErrInvalidSignature, "Signature not yet current: %s is still later than %s (%s + 15 min.)",
 			amzDate, now.Add(MaxClockSkew).Format(amzDateFormat), now.Format(amzDateFormat))
 	}
-	if !slices.Contains(a.signedHeaders, "host") {
-		return Credential{}, "", refuse(ErrInvalidSignature, "'Host' must be a 'SignedHeader' in the AWS Authorization.")
+	for _, h := range mustSign {
+		if !slices.Contains(a.signedHeaders, strings.ToLower(h)) {
+			return verified{}, refuse(ErrInvalidSignature, "'%s' must be a 'SignedHeader' in the AWS Authorization.", h)
+		}
+	}
+	// The payload hash is always the body's own: a client's
+	// X-Amz-Content-Sha256 is only checked against it, never trusted.
+	payload := sha256.Sum256(body)
+	payloadHex := hex.EncodeToString(payload[:])
+	for _, claimed := range r.Header.Values("X-Amz-Content-Sha256") {
+		if !strings.EqualFold(strings.TrimSpace(claimed), payloadHex) {
+			return verified{}, refuse(ErrInvalidSignature, "The provided 'x-amz-content-sha256' header does not match what was computed.")
+		}
 	}
 	want := signature(cred.SecretAccessKey, a, amzDate, canonicalRequest(r, a.signedHeaders, body))
 	got, err := hex.DecodeString(a.signature)
 	if err != nil || subtle.ConstantTimeCompare(got, want) != 1 {
-		return Credential{}, "", refuse(ErrInvalidSignature, "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.")
+		return verified{}, refuse(ErrInvalidSignature, "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.")
 	}
-	return cred, a.region, nil
+	v := verified{cred: cred, region: a.region}
+	copy(v.signature[:], want)
+	return v, nil
 }
 
-// canonicalRequest is SigV4's canonical form of r.
+// canonicalRequest is SigV4's canonical form of r, whose body is body.
 func canonicalRequest(r *http.Request, signed []string, body []byte) string {
 	var b strings.Builder
 	b.WriteString(r.Method)
@@ -138,12 +163,8 @@ func canonicalRequest(r *http.Request, signed []string, body []byte) string {
 	b.WriteByte('\n')
 	b.WriteString(strings.Join(signed, ";"))
 	b.WriteByte('\n')
-	payload := r.Header.Get("X-Amz-Content-Sha256")
-	if payload == "" {
-		sum := sha256.Sum256(body)
-		payload = hex.EncodeToString(sum[:])
-	}
-	b.WriteString(payload)
+	sum := sha256.Sum256(body)
+	b.WriteString(hex.EncodeToString(sum[:]))
 	return b.String()
 }
 
@@ -209,20 +230,30 @@ func hmacSHA256(key []byte, data string) []byte {
 }
 
 // SignRequest signs r (whose body is body) as an SDK would, for tests and
-// for Coffer's own tools: service "cloudhsm", the given region, at now.
+// for Coffer's own tools: service "cloudhsm", the given region, at now. It
+// also signs a random Amz-Sdk-Invocation-Id (the SDKs send one unsigned),
+// so that two identical calls in one second are two requests, not a replay.
 func SignRequest(r *http.Request, body []byte, cred Credential, region string, now time.Time) {
 	amzDate := now.UTC().Format(amzDateFormat)
 	r.Header.Set("X-Amz-Date", amzDate)
+	r.Header.Set("Amz-Sdk-Invocation-Id", rand.Text())
 	if r.Host == "" {
 		r.Host = r.URL.Host
 	}
-	signed := []string{"host", "x-amz-date"}
+	signed := []string{"amz-sdk-invocation-id", "host", "x-amz-date"}
 	for _, h := range []string{"Content-Type", "X-Amz-Target"} {
 		if r.Header.Get(h) != "" {
 			signed = append(signed, strings.ToLower(h))
 		}
 	}
 	slices.Sort(signed)
+	signHeaders(r, body, cred, region, now, signed)
+}
+
+// signHeaders signs r over the headers named in signed (lower case,
+// sorted), X-Amz-Date already set.
+func signHeaders(r *http.Request, body []byte, cred Credential, region string, now time.Time, signed []string) {
+	amzDate := r.Header.Get("X-Amz-Date")
 	a := authorization{accessKey: cred.AccessKeyID, date: now.UTC().Format("20060102"), region: region,
 		service: SigningName, signedHeaders: signed}
 	sig := signature(cred.SecretAccessKey, a, amzDate, canonicalRequest(r, signed, body))

@@ -4,10 +4,13 @@ Run by TestBoto3 (boto3_test.go) against a control plane with in-process
 HSMs. Environment: COFFER_ENDPOINT, AWS_ACCESS_KEY_ID,
 AWS_SECRET_ACCESS_KEY, WORK (a scratch directory). Prints OK at the end.
 """
+import http.client
+import json
 import os
 import subprocess
 import sys
 import time
+import urllib.parse
 
 import boto3
 import botocore.exceptions
@@ -52,10 +55,12 @@ def wait_cluster(cid, done, what):
 
 
 # Create clusters; list them a page at a time, by hand and by paginator.
+# (Each call differs: boto3 signs no nonce, so identical changing calls in
+# one second have one signature, and the repeat is refused as a replay.)
 ids = []
-for _ in range(3):
+for i in range(3):
     c = hsm.create_cluster(HsmType="hsm1.medium", SubnetIds=["subnet-0aaaaaaa", "subnet-0bbbbbbb"],
-                           TagList=[{"Key": "Environment", "Value": "Test"}])["Cluster"]
+                           TagList=[{"Key": "Environment", "Value": "Test"}, {"Key": "Name", "Value": f"walk-{i}"}])["Cluster"]
     assert c["State"] == "CREATE_IN_PROGRESS", c
     ids.append(c["ClusterId"])
 seen, token = [], None
@@ -112,9 +117,9 @@ print("initialization: ok")
 # Tags.
 hsm.tag_resource(ResourceId=cid, TagList=[{"Key": f"k{i}", "Value": str(i)} for i in range(5)])
 tags = [t for p in hsm.get_paginator("list_tags").paginate(ResourceId=cid, PaginationConfig={"PageSize": 2}) for t in p["TagList"]]
-assert [t["Key"] for t in tags] == ["Environment", "k0", "k1", "k2", "k3", "k4"], tags
+assert [t["Key"] for t in tags] == ["Environment", "Name", "k0", "k1", "k2", "k3", "k4"], tags
 hsm.untag_resource(ResourceId=cid, TagKeyList=["k0", "k1"])
-assert len(hsm.list_tags(ResourceId=cid)["TagList"]) == 4
+assert len(hsm.list_tags(ResourceId=cid)["TagList"]) == 5
 print("tags: ok")
 
 # Backups: one was made at initialization.
@@ -143,6 +148,33 @@ if hasattr(hsm, "put_resource_policy"):
 else:
     print("  (this botocore has no resource policy operations)")
 print("backups: ok")
+
+# A request boto3 signed, sent again byte for byte: a changing one is
+# refused (and carried out once), a read is served again.
+def replay(call, **kwargs):
+    sent = {}
+
+    def keep(request, **_):
+        sent.update(url=request.url, headers=dict(request.headers), body=request.body)
+
+    hsm.meta.events.register("before-send", keep)
+    try:
+        first = call(**kwargs)
+    finally:
+        hsm.meta.events.unregister("before-send", keep)
+    conn = http.client.HTTPConnection(urllib.parse.urlsplit(sent["url"]).netloc, timeout=30)
+    conn.request("POST", "/", body=sent["body"], headers={k: v.decode() if isinstance(v, bytes) else v for k, v in sent["headers"].items()})
+    resp = conn.getresponse()
+    return first, resp.status, json.loads(resp.read() or b"{}")
+
+
+before = len(hsm.describe_clusters()["Clusters"])
+_, status, body = replay(hsm.create_cluster, HsmType="hsm1.medium", SubnetIds=["subnet-0aaaaaaa"])
+assert status == 403 and body.get("__type") == "InvalidSignatureException", (status, body)
+assert len(hsm.describe_clusters()["Clusters"]) == before + 1
+_, status, body = replay(hsm.describe_clusters)
+assert status == 200 and len(body["Clusters"]) == before + 1, (status, body)
+print("replay: ok")
 
 # Delete the HSM by its ENI address, then the cluster.
 assert hsm.delete_hsm(ClusterId=cid, EniIp=h["EniIp"])["HsmId"] == h["HsmId"]

@@ -19,6 +19,8 @@ import (
 
 	"github.com/coffer-hsm/coffer/internal/audit"
 	"github.com/coffer-hsm/coffer/internal/hsm/mech"
+	"github.com/coffer-hsm/coffer/internal/peersync"
+	"github.com/coffer-hsm/coffer/internal/store"
 	hsmv1 "github.com/coffer-hsm/coffer/proto/hsmv1"
 )
 
@@ -31,6 +33,16 @@ import (
 // client certificate is a node certificate of the cluster (AuthorizePeer)
 // naming the node id the request carries; the caller has already checked
 // the server's certificate through PeerTLS and its identity through Hello.
+//
+// The MK is handed out once per node id, to that node's join: before it
+// answers, the serving node records the node id as joined in a cluster
+// setting (joinedID) and pushes it to every reachable peer; a Clone for a
+// node id with that record is refused (AlreadyExists) on every HSM that has
+// it. A node that holds the MK records its own id too (at its start, for
+// clusters made before the record existed), so a certificate minted for a
+// node that already holds the MK gets nothing. Two Clones for one id racing
+// on two HSMs before the record reaches the second are the one window left
+// (one HSM serializes its own Clones); it is open only while a node joins.
 
 const cloneLabel = "coffer mk clone v1\x00"
 
@@ -61,6 +73,61 @@ func cloneKEK(priv *ecdh.PrivateKey, peer *ecdh.PublicKey, info string) ([]byte,
 	return hkdf.Key(sha256.New, shared, nil, info, 32)
 }
 
+// ErrAlreadyJoined means a peer refused to hand this node the masking key
+// because its node id already joined the cluster: a node id receives the
+// key once. A new HSM needs a new node id.
+var ErrAlreadyJoined = errors.New("node id already joined the cluster")
+
+// joinedPrefix starts the ids of the cluster settings that record which
+// node ids have received the masking key: joinedPrefix + cluster id + "/" +
+// node id. The payload is joinedFormat | serving node u32 | unix nanoseconds
+// i64. These records are never deleted.
+const (
+	joinedPrefix = "node-joined/"
+	joinedFormat = 1
+)
+
+func joinedID(cluster string, node uint32) string {
+	return fmt.Sprintf("%s%s/%d", joinedPrefix, cluster, node)
+}
+
+// hasJoined reports whether node id has a joined record (a tombstone
+// counts: only a masking-key holder can make one, and none does).
+func (n *Node) hasJoined(ctx context.Context, id uint32) (bool, error) {
+	_, err := n.store.Export(ctx, store.KindSetting, joinedID(n.cfg.ClusterID, id))
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, store.ErrNotFound):
+		return false, nil
+	}
+	return false, err
+}
+
+// markJoined records node id as joined and pushes the record to the peers
+// (within userSyncTimeout; anti-entropy delivers it to the others).
+func (n *Node) markJoined(ctx context.Context, id uint32) error {
+	b := []byte{joinedFormat}
+	b = binary.BigEndian.AppendUint32(b, n.cfg.NodeID)
+	b = binary.BigEndian.AppendUint64(b, uint64(n.cfg.Now().UnixNano()))
+	key := joinedID(n.cfg.ClusterID, id)
+	if _, err := n.store.Put(ctx, store.KindSetting, key, b); err != nil {
+		return fmt.Errorf("node: record node %d as joined: %w", id, err)
+	}
+	n.propagate(ctx, peersync.Key{Kind: store.KindSetting, ID: key})
+	return nil
+}
+
+// markSelfJoined records this node, which holds the masking key, as joined
+// if no record says so yet.
+func (n *Node) markSelfJoined(ctx context.Context) error {
+	joined, err := n.hasJoined(ctx, n.cfg.NodeID)
+	if err != nil || joined {
+		return err
+	}
+	return n.markJoined(ctx, n.cfg.NodeID)
+}
+
 // Clone serves a joining node.
 func (s *peerServer) Clone(ctx context.Context, req *hsmv1.CloneRequest) (*hsmv1.CloneResponse, error) {
 	id, err := s.authorize(ctx, req.GetNodeId())
@@ -75,6 +142,21 @@ func (s *peerServer) Clone(ctx context.Context, req *hsmv1.CloneRequest) (*hsmv1
 		return nil, status.Errorf(codes.InvalidArgument, "ephemeral public key: %v", err)
 	}
 	n := s.n
+	// One Clone at a time, so two requests for one id cannot both pass the
+	// joined check here.
+	n.cloneMu.Lock()
+	defer n.cloneMu.Unlock()
+	joined, err := n.hasJoined(ctx, id)
+	if err != nil {
+		return nil, peerStatus(err)
+	}
+	if joined {
+		n.log.Warn("refused the masking key to a node id that already joined", "peer", id)
+		if err := n.audit.AppendSync(ctx, audit.Event{Op: "cluster.mk-clone", Target: fmt.Sprintf("node-%d", id), Result: "already-joined"}); err != nil {
+			return nil, status.Errorf(codes.Internal, "audit: %v", err)
+		}
+		return nil, status.Errorf(codes.AlreadyExists, "node %d already joined cluster %s: a node id receives the masking key once; give a new HSM a new node id", id, n.cfg.ClusterID)
+	}
 	mk, err := n.maskingKey()
 	if err != nil {
 		return nil, status.Errorf(codes.FailedPrecondition, "cannot hand out the masking key: %v", err)
@@ -101,6 +183,11 @@ func (s *peerServer) Clone(ctx context.Context, req *hsmv1.CloneRequest) (*hsmv1
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "wrap: %v", err)
 	}
+	// Recorded before the key leaves: a join that loses this answer needs a
+	// new node id, never a second copy of the key.
+	if err := n.markJoined(ctx, id); err != nil {
+		return nil, peerStatus(err)
+	}
 	ev := audit.Event{Op: "cluster.mk-clone", Target: fmt.Sprintf("node-%d", id), Result: "ok"}
 	if err := n.audit.AppendSync(ctx, ev); err != nil {
 		return nil, status.Errorf(codes.Internal, "audit: %v", err)
@@ -121,6 +208,9 @@ func (n *Node) cloneMaskingKey(ctx context.Context) error {
 			}
 			if errors.Is(err, ErrOtherCluster) {
 				return err
+			}
+			if status.Code(err) == codes.AlreadyExists {
+				return fmt.Errorf("%w: peer %d: %s", ErrAlreadyJoined, p.id, status.Convert(err).Message())
 			}
 			n.log.Warn("could not clone the masking key", "peer", p.id, "addr", p.addr, "err", err)
 		}

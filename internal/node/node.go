@@ -62,6 +62,10 @@ type Node struct {
 	mkMu sync.Mutex
 	mk   []byte
 
+	// cloneMu serializes Clone handlers: the joined check and the joined
+	// record of one handout happen together.
+	cloneMu sync.Mutex
+
 	started   atomic.Bool
 	closeOnce sync.Once
 	closeErr  error
@@ -365,6 +369,9 @@ func (n *Node) join(ctx context.Context, spawn func(string, func() error)) error
 	}
 	n.syncer.Store(s)
 	spawn("peersync", func() error { return s.Run(ctx) })
+	if err := n.markSelfJoined(ctx); err != nil {
+		return ignoreCanceled(ctx, err)
+	}
 	if n.dev.Load() != nil {
 		return nil
 	}

@@ -55,7 +55,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stdout, "coffer", version)
 		return nil
 	case "hsm":
-		return runHSM(ctx, args[1:], stdout, stderr)
+		return runHSM(ctx, args[1:], os.Stdin, stdout, stderr)
 	case "audit":
 		return runAudit(ctx, args[1:], stdout, stderr)
 	case "cli":

@@ -147,9 +147,17 @@ func (n *Node) openFiles(ctx context.Context) error {
 		return fmt.Errorf("node: %w", err)
 	}
 	n.store = st
-	lg, err := audit.Open(ctx, audit.Config{Path: filepath.Join(dir, AuditFile), Logger: n.log, Now: n.cfg.Now})
+	key, anchor, err := auditTrust(st)
 	if err != nil {
 		return fmt.Errorf("node: %w", err)
+	}
+	defer clear(key)
+	lg, err := audit.Open(ctx, audit.Config{
+		Path: filepath.Join(dir, AuditFile), Logger: n.log, Now: n.cfg.Now,
+		Key: key, Anchor: anchor, OnDurable: n.keepAuditAnchor,
+	})
+	if err != nil {
+		return fmt.Errorf("node: audit log (rewritten, cut or not this node's?): %w", err)
 	}
 	n.audit = lg
 	return nil
@@ -188,6 +196,15 @@ func (n *Node) setMaskingKey(ctx context.Context, mk []byte) error {
 	n.mkMu.Lock()
 	n.mk = append([]byte(nil), mk...)
 	n.mkMu.Unlock()
+	// The audit chain is keyed from here on.
+	key, err := audit.DeriveKey(mk)
+	if err != nil {
+		return fmt.Errorf("node: %w", err)
+	}
+	defer clear(key)
+	if err := n.audit.SetKey(key); err != nil {
+		return fmt.Errorf("node: %w", err)
+	}
 	return nil
 }
 

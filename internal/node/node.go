@@ -386,13 +386,15 @@ func (n *Node) join(ctx context.Context, spawn func(string, func() error)) error
 	}
 	n.syncer.Store(s)
 	spawn("peersync", func() error { return s.Run(ctx) })
-	if err := n.markSelfJoined(ctx); err != nil {
-		return ignoreCanceled(ctx, err)
-	}
 	if n.dev.Load() != nil {
-		return nil
+		return ignoreCanceled(ctx, n.markSelfJoined(ctx))
 	}
 	if err := s.WaitReady(ctx); err != nil {
+		return ignoreCanceled(ctx, err)
+	}
+	// Caught up, so the final record is newer than the one the serving
+	// node wrote.
+	if err := n.markSelfJoined(ctx); err != nil {
 		return ignoreCanceled(ctx, err)
 	}
 	users, err := n.countRecords(ctx, store.KindUser)

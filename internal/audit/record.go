@@ -155,9 +155,11 @@ func recordHash(scratch []byte, r *Record, mac hash.Hash) ([32]byte, []byte) {
 	scratch = appendCanonical(scratch[:0], r)
 	mac.Reset()
 	mac.Write(scratch)
+	n := len(scratch)
+	scratch = mac.Sum(scratch) // the MAC after the encoding, in the reused buffer
 	var sum [32]byte
-	mac.Sum(sum[:0])
-	return sum, scratch
+	copy(sum[:], scratch[n:])
+	return sum, scratch[:n]
 }
 
 // newMAC returns the chain's MAC under key, or an error for a key of the

@@ -131,8 +131,12 @@ func startControlPlane(ctx context.Context, o controlPlaneOptions) (*runningCont
 	}
 	prov, err := controlplane.NewProcesses(controlplane.ProcessesConfig{
 		Dir: filepath.Join(o.dataDir, "hsm-side"), Executable: exe, Logger: o.logger.With("part", "provisioner"),
+		SealingKeyPath: filepath.Join(o.dataDir, "cluster-sealing.key"),
 	})
 	if err != nil {
+		return nil, err
+	}
+	if err := prov.SealClusterKeys(ctx); err != nil {
 		return nil, err
 	}
 	var regions []controlplane.Region

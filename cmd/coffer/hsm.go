@@ -35,7 +35,7 @@ Example: a three-HSM cluster on this machine
   coffer hsm run --config ./cluster/hsm-3.json &
 `
 
-func runHSM(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func runHSM(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, hsmUsage)
 		return flag.ErrHelp
@@ -48,9 +48,11 @@ func runHSM(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	case "unlock-admin":
 		return runHSMUnlockAdmin(ctx, args[1:], stdout, stderr)
 	case "cluster-key":
-		return runHSMClusterKey(args[1:], stdout, stderr)
+		return runHSMClusterKey(args[1:], stdin, stdout, stderr)
 	case "issue-cert":
-		return runHSMIssueCert(args[1:], stdout, stderr)
+		return runHSMIssueCert(args[1:], stdin, stdout, stderr)
+	case "seal-cluster-key":
+		return runHSMSealClusterKey(args[1:], stdin, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, hsmUsage)
 		return nil
@@ -80,13 +82,16 @@ func (n nodeFlag) Set(s string) error {
 
 // runHSMInit plays the parts that the control plane plays once it exists:
 // the customer's CA signs the cluster's CSR, and node certificates are
-// issued under the cluster certificate. Until then the cluster key lives in
-// DIR/cluster/cluster.key; keep DIR private.
+// issued under the cluster certificate. The cluster key lives in
+// DIR/cluster/cluster.key, sealed under the sealing key (--sealing-key,
+// by default DIR/sealing.key, outside DIR/cluster); keep both private, and
+// the sealing key elsewhere when DIR/cluster is copied around.
 func runHSMInit(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("hsm init", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	dir := fs.String("dir", "", "directory for certificates, keys and HSM config files (created)")
 	clusterID := fs.String("cluster-id", "cluster-local", "the cluster's id")
+	sealing := fs.String("sealing-key", "", "the key sealing the cluster key (created if missing; default DIR/sealing.key)")
 	nodes := nodeFlag{}
 	fs.Var(nodes, "node", "an HSM as ID=IP:PORT (repeat); init again with more to add HSMs")
 	loginDelay := fs.Duration("login-failure-delay", 0,
@@ -102,12 +107,19 @@ func runHSMInit(args []string, stdout, stderr io.Writer) error {
 		fs.Usage()
 		return errors.New("--dir and at least one --node are required")
 	}
+	if *sealing == "" {
+		*sealing = filepath.Join(*dir, "sealing.key")
+	}
+	sk, err := pki.SealingKeyFile(*sealing, true)
+	if err != nil {
+		return err
+	}
 	now := time.Now()
 	notAfter := now.AddDate(10, 0, 0)
 
 	// The customer's CA and the cluster certificate it signs.
 	caCertPath, caKeyPath := filepath.Join(*dir, "customerCA.crt"), filepath.Join(*dir, "customerCA.key")
-	clusterKeyPath := filepath.Join(*dir, "cluster", "cluster.key")
+	clusterKeyPath := filepath.Join(*dir, "cluster", clusterKeyFile)
 	clusterCertPath := filepath.Join(*dir, "cluster", "cluster.crt")
 	if !exists(caCertPath) {
 		cert, key, err := pki.NewCustomerCA("Coffer customer CA", notAfter)
@@ -142,11 +154,7 @@ func runHSMInit(args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		keyPEM, err := pki.EncodePrivateKeyPEM(key)
-		if err != nil {
-			return err
-		}
-		if err := writePEMFile(clusterKeyPath, keyPEM, 0o600); err != nil {
+		if err := writeClusterKey(clusterKeyPath, sk, key); err != nil {
 			return err
 		}
 		if err := writePEMFile(filepath.Join(*dir, "cluster", "cluster.csr"), csr, 0o644); err != nil {
@@ -171,11 +179,7 @@ func runHSMInit(args []string, stdout, stderr io.Writer) error {
 	if cc.ClusterID != *clusterID {
 		return fmt.Errorf("%s already holds cluster %q", *dir, cc.ClusterID)
 	}
-	clusterKeyPEM, err := os.ReadFile(clusterKeyPath)
-	if err != nil {
-		return err
-	}
-	clusterKey, err := pki.DecodePrivateKeyPEM(clusterKeyPEM)
+	clusterKey, err := readClusterKey(clusterKeyPath, sk, stderr)
 	if err != nil {
 		return err
 	}

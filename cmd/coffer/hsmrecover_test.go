@@ -77,7 +77,7 @@ func TestHSMUnlockAdmin(t *testing.T) {
 	must(os.WriteFile(config, b, 0o600))
 	var out, errOut bytes.Buffer
 	// The node still runs (holds the store): refused.
-	err := runHSM(ctx, []string{"unlock-admin", "--config", config, "--username", "admin"}, &out, &errOut)
+	err := runHSM(ctx, []string{"unlock-admin", "--config", config, "--username", "admin"}, strings.NewReader(""), &out, &errOut)
 	if err == nil || !strings.Contains(err.Error(), "stop it first") {
 		t.Fatalf("unlock-admin on a running node: %v", err)
 	}
@@ -94,14 +94,14 @@ func TestHSMUnlockAdmin(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			err := runHSM(context.Background(), append([]string{"unlock-admin"}, tc.args...), &out, &errOut)
+			err := runHSM(context.Background(), append([]string{"unlock-admin"}, tc.args...), strings.NewReader(""), &out, &errOut)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v, want %q", err, tc.want)
 			}
 		})
 	}
 	out.Reset()
-	must(runHSM(ctx, []string{"unlock-admin", "--config", config, "--username", "admin"}, &out, &errOut))
+	must(runHSM(ctx, []string{"unlock-admin", "--config", config, "--username", "admin"}, strings.NewReader(""), &out, &errOut))
 	if !strings.Contains(out.String(), `unlocked admin "admin"`) {
 		t.Errorf("stdout %q", out.String())
 	}

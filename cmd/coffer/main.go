@@ -12,8 +12,6 @@ import (
 	"os/signal"
 	"slices"
 	"syscall"
-
-	"github.com/coffer-hsm/coffer/internal/audit"
 )
 
 // version is set at build time by the Makefile.
@@ -40,7 +38,7 @@ commands:
   configure cli|pkcs11 write the cluster configuration for coffer cli or the PKCS#11 module
   cli [COMMAND]        manage users, keys and quorum (the CloudHSM CLI's commands)
   hsm init|run         make a cluster's certificates; run an HSM node
-  audit verify FILE    check an HSM audit log's hash chain
+  audit verify         check an HSM audit log's chain, MACs and anchor
   controlplane         serve the AWS cloudhsmv2 API and run the HSMs it creates
   up                   a control plane and an activated two-HSM cluster, in the foreground
 `
@@ -55,7 +53,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stdout, "coffer", version)
 		return nil
 	case "hsm":
-		return runHSM(ctx, args[1:], stdout, stderr)
+		return runHSM(ctx, args[1:], os.Stdin, stdout, stderr)
 	case "audit":
 		return runAudit(ctx, args[1:], stdout, stderr)
 	case "cli":
@@ -72,34 +70,4 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprint(stderr, usage)
 	return fmt.Errorf("unknown command %q", args[0])
-}
-
-func runAudit(_ context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("audit verify", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: coffer audit verify FILE\n\nChecks that no record of an HSM audit log was edited, removed or reordered.\nExample: coffer audit verify /var/lib/coffer/hsm1/audit.log")
-	}
-	if len(args) == 0 || args[0] != "verify" {
-		fs.Usage()
-		return flag.ErrHelp
-	}
-	if err := fs.Parse(args[1:]); err != nil {
-		return err
-	}
-	if fs.NArg() != 1 {
-		fs.Usage()
-		return flag.ErrHelp
-	}
-	f, err := os.Open(fs.Arg(0))
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	n, head, err := audit.Verify(f, nil)
-	if err != nil {
-		return fmt.Errorf("%s: %w", fs.Arg(0), err)
-	}
-	fmt.Fprintf(stdout, "%s: %d records, chain intact, head %d %x\n", fs.Arg(0), n, head.Seq, head.Hash)
-	return nil
 }

@@ -1,7 +1,8 @@
 // Package audit owns a node's audit log: an append-only, hash-chained file
 // recording every login, user change and key creation, use, deletion and
 // share, and the verifier that detects any edit, deletion, insertion or
-// reordering of its records.
+// reordering of its records, and, with the log's key and anchor, any
+// rewrite or cut.
 //
 // # Format
 //
@@ -11,24 +12,34 @@
 //	{"v":1,"seq":1,"time":"2025-01-02T03:04:05.123Z","user":"alice","role":"crypto-user","session":7,"op":"key.sign","object":42,"target":"","result":"ok","prev":"00…00","hash":"9f…"}
 //
 // Seq starts at 1 and grows by exactly one. Prev is the previous record's
-// Hash (all zeros for record 1). Hash is SHA-256 over a length-prefixed
-// binary encoding of a version tag, seq, every event field and prev (see
-// appendCanonical), so no two distinct records share an encoding. A line
+// Hash (all zeros for record 1). In a keyed record ("v":2) Hash is
+// HMAC-SHA256 under the log key ([DeriveKey] of the cluster's masking key,
+// which only HSMs hold; the file holds no key) over a length-prefixed binary
+// encoding of a version tag, seq, every event field and prev (see
+// appendCanonical), so no two distinct records share an encoding and nobody
+// without the key can make a record that verifies. An unkeyed record
+// ("v":1, written by older versions, or before a joining node has its
+// masking key) carries plain SHA-256 of the same encoding; once a log has a
+// keyed record every later one must be keyed. A line
 // must be byte-for-byte the encoding the writer would produce for the record
 // it parses to; any other spelling of the same JSON is rejected, so every
 // byte of the file is covered.
 //
 // # What verification proves
 //
-// [Verify] and [Reader] recompute the chain. Editing a field without fixing
+// [VerifyKeyed] (with the key) and [Verify] (unkeyed logs only; a keyed
+// record is ErrKeyRequired) recompute the chain; [NewReader] reads a keyed
+// log without checking its MACs, [NewKeyedReader] checks them. Editing a field without fixing
 // the hash fails at that record; fixing the hash breaks the next record's
 // prev; deleting, inserting or swapping lines breaks seq and prev. What a
 // chain alone cannot show is that records were cut off the end: a truncated
 // log is a valid shorter log. For that a caller keeps an [Anchor] (a
-// sequence number and its hash, as returned by [Log.Head]) somewhere the
-// attacker cannot rewrite — another node, the sealed store, an operator's
-// notebook — and passes it to [Verify] or [Config.Anchor]; the log must then
-// contain that exact record.
+// sequence number and its hash, as returned by [Log.Head] or handed to
+// [Config.OnDurable] after each durable flush) somewhere the attacker cannot
+// rewrite — the node keeps it in its sealed store — and passes it to
+// [VerifyKeyed] or [Config.Anchor]; the log must then contain that exact
+// record. The anchor also defeats a log rewritten entirely as unkeyed
+// records, which the key alone would accept as an older log.
 //
 // # Writing
 //

@@ -9,8 +9,12 @@ import (
 	"time"
 )
 
-// lineVersion is the "v" of every line this package writes.
-const lineVersion = 1
+// lineVersion is the "v" of an unkeyed line, keyedLineVersion of a keyed
+// one (its hash is a MAC).
+const (
+	lineVersion      = 1
+	keyedLineVersion = 2
+)
 
 // MaxLineBytes bounds one line of the log, newline included. Lines the
 // writer produces stay well below it (five fields of MaxFieldBytes, each
@@ -21,7 +25,11 @@ const MaxLineBytes = 64 << 10
 // encoding a reader accepts.
 func appendLine(dst []byte, r *Record) []byte {
 	dst = append(dst, `{"v":`...)
-	dst = strconv.AppendInt(dst, lineVersion, 10)
+	if r.Keyed {
+		dst = strconv.AppendInt(dst, keyedLineVersion, 10)
+	} else {
+		dst = strconv.AppendInt(dst, lineVersion, 10)
+	}
 	dst = append(dst, `,"seq":`...)
 	dst = strconv.AppendUint(dst, r.Seq, 10)
 	dst = append(dst, `,"time":"`...)
@@ -104,7 +112,7 @@ func parseLine(line, scratch []byte) (Record, []byte, error) {
 	if err := json.Unmarshal(line, &w); err != nil {
 		return Record{}, scratch, fmt.Errorf("not a JSON record: %w", err)
 	}
-	if w.V != lineVersion {
+	if w.V != lineVersion && w.V != keyedLineVersion {
 		return Record{}, scratch, fmt.Errorf("unknown version %d", w.V)
 	}
 	t, err := time.Parse(time.RFC3339Nano, w.Time)
@@ -112,7 +120,8 @@ func parseLine(line, scratch []byte) (Record, []byte, error) {
 		return Record{}, scratch, fmt.Errorf("bad time: %w", err)
 	}
 	r := Record{
-		Seq: w.Seq,
+		Seq:   w.Seq,
+		Keyed: w.V == keyedLineVersion,
 		Event: Event{
 			Time: t.UTC(), User: w.User, Role: w.Role, Session: w.Session,
 			Op: w.Op, Object: w.Object, Target: w.Target, Result: w.Result,

@@ -44,6 +44,16 @@ type Config struct {
 	// Anchor, if not nil, is a record the existing log must contain; Open
 	// fails with ErrTruncated or ErrAnchorMismatch otherwise.
 	Anchor *Anchor
+	// Key, if set (KeySize bytes, see DeriveKey), keys the chain: Open
+	// checks the MAC of every keyed record and new records are keyed. Without
+	// it records are unkeyed until SetKey, and Open refuses a log that has
+	// keyed records (ErrKeyRequired).
+	Key []byte
+	// OnDurable, if set, is called by the writer with the new head each time
+	// records become durable (after their fsync), to keep it as an anchor
+	// where the log's writer cannot rewrite it. An error is logged and the
+	// call repeated at the next flush.
+	OnDurable func(Anchor) error
 }
 
 // Validate reports whether c can be used.
@@ -55,6 +65,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("audit: config: FlushInterval %v is negative", c.FlushInterval)
 	case c.QueueSize < 0:
 		return fmt.Errorf("audit: config: QueueSize %d is negative", c.QueueSize)
+	case c.Key != nil && len(c.Key) != KeySize:
+		return fmt.Errorf("audit: config: Key of %d bytes, want %d", len(c.Key), KeySize)
 	}
 	return nil
 }
@@ -116,7 +128,8 @@ func open(ctx context.Context, cfg Config, openFn func(string) (logFile, error))
 	if err != nil {
 		return nil, err
 	}
-	n, head, tornAt, err := scan(ctxReader{ctx: ctx, r: f}, cfg.Anchor, true)
+	res, tornAt, err := scan(ctxReader{ctx: ctx, r: f}, cfg.Key, cfg.Anchor, true)
+	n, head := res.Records, res.Head
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("audit: open %s: %w", cfg.Path, err), f.Close())
 	}
@@ -136,10 +149,31 @@ func open(ctx context.Context, cfg Config, openFn func(string) (logFile, error))
 		reqs: make(chan request, cfg.QueueSize),
 		done: make(chan struct{}),
 		head: head,
-		w:    writer{seq: head.Seq, prev: head.Hash, last: head},
+		w:    writer{seq: head.Seq, prev: head.Hash, last: head, anchored: head},
+	}
+	if cfg.Key != nil {
+		if l.w.mac, err = newMAC(cfg.Key); err != nil {
+			return nil, errors.Join(err, f.Close())
+		}
 	}
 	go l.run()
 	return l, nil
+}
+
+// SetKey keys the chain from the next record on (see Config.Key); records
+// queued before it stay as they are. A log that has a key keeps it.
+func (l *Log) SetKey(key []byte) error {
+	mac, err := newMAC(key)
+	if err != nil {
+		return err
+	}
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if l.closed {
+		return ErrClosed
+	}
+	l.reqs <- request{mac: mac}
+	return nil
 }
 
 // Append records ev without waiting for the disk. It stamps ev.Time with

@@ -70,7 +70,7 @@ func TestParseLineRejectsNonCanonical(t *testing.T) {
 		{"unicode escape", strings.Replace(good, `"role":"crypto-user"`, `"role":"crypto\u002duser"`, 1)},
 		{"padded time", strings.Replace(good, `.89Z`, `.890Z`, 1)},
 		{"time with offset", strings.Replace(good, `05:06:07.89Z`, `05:06:07.89+00:00`, 1)},
-		{"version 2", strings.Replace(good, `"v":1`, `"v":2`, 1)},
+		{"version 3", strings.Replace(good, `"v":1`, `"v":3`, 1)},
 		{"missing field", strings.Replace(good, `"target":"",`, ``, 1)},
 		{"extra field", strings.Replace(good, `{"v":1,`, `{"v":1,"x":0,`, 1)},
 		{"duplicate field", strings.Replace(good, `"user":"user-1"`, `"user":"x","user":"user-1"`, 1)},

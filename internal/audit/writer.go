@@ -3,6 +3,7 @@ package audit
 import (
 	"errors"
 	"fmt"
+	"hash"
 	"time"
 )
 
@@ -11,6 +12,7 @@ import (
 type request struct {
 	ev   Event
 	done chan<- error
+	mac  hash.Hash // set: not an event, but SetKey's key
 }
 
 // writeBytes is how much encoded output the writer collects before it
@@ -31,6 +33,9 @@ type writer struct {
 	waiters []chan<- error // AppendSync callers in buf or written but not fsync'd
 	dirty   bool           // bytes written since the last fsync
 	failed  error          // sticky copy of Log.failed
+	mac     hash.Hash      // HMAC under the log key; nil while unkeyed
+	// anchored is the last head OnDurable accepted.
+	anchored Anchor
 }
 
 // run is the writer goroutine. It drains the queue into an in-memory batch
@@ -85,6 +90,12 @@ func (l *Log) drain() bool {
 // add numbers, chains and encodes one event into the batch.
 func (l *Log) add(req request) {
 	w := &l.w
+	if req.mac != nil {
+		if w.mac == nil {
+			w.mac = req.mac
+		}
+		return
+	}
 	if w.failed != nil {
 		l.lost(req.ev, w.failed)
 		if req.done != nil {
@@ -98,8 +109,8 @@ func (l *Log) add(req request) {
 			"time", req.ev.Time, "op", ev.Op, "user", ev.User)
 	}
 	w.seq++
-	rec := Record{Seq: w.seq, Event: ev, Prev: w.prev}
-	rec.Hash, w.scratch = computeHash(w.scratch, &rec)
+	rec := Record{Seq: w.seq, Event: ev, Prev: w.prev, Keyed: w.mac != nil}
+	rec.Hash, w.scratch = recordHash(w.scratch, &rec, w.mac)
 	w.buf = appendLine(w.buf, &rec)
 	w.prev = rec.Hash
 	w.last = rec.Anchor()
@@ -139,6 +150,27 @@ func (l *Log) flush(sync bool) {
 		w.waiters[i] = nil
 	}
 	w.waiters = w.waiters[:0]
+	l.anchor()
+}
+
+// anchor hands the durable head to Config.OnDurable if it moved.
+func (l *Log) anchor() {
+	w := &l.w
+	if l.cfg.OnDurable == nil || w.failed != nil {
+		return
+	}
+	l.state.Lock()
+	head := l.head
+	l.state.Unlock()
+	if head == w.anchored {
+		return
+	}
+	if err := l.cfg.OnDurable(head); err != nil {
+		l.cfg.Logger.Error("audit: could not keep the log's anchor; retrying at the next flush",
+			"path", l.cfg.Path, "seq", head.Seq, "err", err)
+		return
+	}
+	w.anchored = head
 }
 
 // fail stops the log for good: after a failed write the file's tail is

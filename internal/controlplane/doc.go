@@ -27,6 +27,9 @@
 // `coffer hsm cluster-key` in a directory the control plane never reads);
 // the control plane stores only the CSR and public certificates. Node
 // certificates are issued on the HSM side too (`coffer hsm issue-cert`).
+// The HSM side keeps the cluster key sealed under a sealing key that only
+// the control plane holds and passes to those tools on stdin (Processes),
+// so neither side's directory alone gives the key.
 //
 // Where Coffer does better than the real service (ARCHITECTURE.md): a
 // CreateHsm on a cluster that is not initialized yet is accepted (the HSM

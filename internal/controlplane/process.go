@@ -18,6 +18,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/coffer-hsm/coffer/internal/pki"
 )
 
 // Processes is the embedded default Provisioner: every HSM is a child
@@ -28,10 +30,17 @@ import (
 // The HSM side lives under Dir, which the control plane's own code never
 // reads:
 //
-//	Dir/<region>/<cluster-id>/cluster.key    the cluster key (0600), made by `coffer hsm cluster-key`
+//	Dir/<region>/<cluster-id>/cluster.key    the cluster key (0600), made by `coffer hsm cluster-key`,
+//	                                         sealed under the sealing key (never a plaintext PEM)
 //	Dir/<region>/<cluster-id>/cluster.csr    its CSR
 //	Dir/<region>/<cluster-id>/<hsm-id>/      one HSM: hsm.json, node.key.pem (0600), node.crt,
 //	                                         cluster.crt, customerCA.crt, data/ (its store), hsm.log, node.pid
+//
+// The sealing key (SealingKeyPath, 0600) is the control plane's: it lives
+// outside Dir and reaches the HSM-side tools on their stdin, never in a
+// command line. Reading the cluster's directory alone (a copy, a backup of
+// it) does not give the cluster key, nor does the control plane's own
+// directory alone.
 //
 // The cluster key is cluster-scoped, so deleting and replacing the first
 // HSM before initialization keeps the ClusterCsr. It is a 0600 file: on one
@@ -49,14 +58,19 @@ type Processes struct {
 
 	mu    sync.Mutex // guards procs; held across a start or stop of one node
 	procs map[string]*proc
+
+	sealingKey []byte // seals the cluster keys under Dir; given to the tools on stdin
 }
 
 // ProcessesConfig configures Processes.
 type ProcessesConfig struct {
-	Dir         string        // the HSM side's directory
-	Executable  string        // the coffer binary (`coffer hsm ...`)
-	StopTimeout time.Duration // SIGTERM to SIGKILL (zero: 10s)
-	Logger      *slog.Logger
+	Dir        string // the HSM side's directory
+	Executable string // the coffer binary (`coffer hsm ...`)
+	// SealingKeyPath is the file (0600, created if missing) of the key the
+	// cluster keys are sealed under; it must be outside Dir.
+	SealingKeyPath string
+	StopTimeout    time.Duration // SIGTERM to SIGKILL (zero: 10s)
+	Logger         *slog.Logger
 }
 
 type proc struct {
@@ -68,8 +82,11 @@ type proc struct {
 
 // NewProcesses returns the process provisioner.
 func NewProcesses(cfg ProcessesConfig) (*Processes, error) {
-	if cfg.Dir == "" || cfg.Executable == "" {
-		return nil, errors.New("controlplane: processes: Dir and Executable are required")
+	if cfg.Dir == "" || cfg.Executable == "" || cfg.SealingKeyPath == "" {
+		return nil, errors.New("controlplane: processes: Dir, Executable and SealingKeyPath are required")
+	}
+	if rel, err := filepath.Rel(cfg.Dir, cfg.SealingKeyPath); err == nil && !strings.HasPrefix(rel, "..") {
+		return nil, fmt.Errorf("controlplane: processes: the sealing key %s must be outside the HSM side's directory %s", cfg.SealingKeyPath, cfg.Dir)
 	}
 	if cfg.StopTimeout == 0 {
 		cfg.StopTimeout = 10 * time.Second
@@ -80,8 +97,28 @@ func NewProcesses(cfg ProcessesConfig) (*Processes, error) {
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("controlplane: %w", err)
 	}
-	return &Processes{cfg: cfg, log: cfg.Logger, procs: map[string]*proc{},
+	sk, err := pki.SealingKeyFile(cfg.SealingKeyPath, true)
+	if err != nil {
+		return nil, fmt.Errorf("controlplane: %w", err)
+	}
+	return &Processes{cfg: cfg, log: cfg.Logger, procs: map[string]*proc{}, sealingKey: sk,
 		http: &http.Client{Timeout: 2 * time.Second}}, nil
+}
+
+// SealClusterKeys seals every cluster key an older Coffer left in the
+// clear under Dir (`coffer hsm seal-cluster-key`; sealed keys are left as
+// they are). Call it once at start.
+func (p *Processes) SealClusterKeys(ctx context.Context) error {
+	keys, err := filepath.Glob(filepath.Join(p.cfg.Dir, "*", "*", "cluster.key"))
+	if err != nil {
+		return fmt.Errorf("controlplane: %w", err)
+	}
+	for _, k := range keys {
+		if _, err := p.runTool(ctx, "hsm", "seal-cluster-key", "--dir", filepath.Dir(k), "--sealing-key", "-"); err != nil {
+			return fmt.Errorf("controlplane: %w", err)
+		}
+	}
+	return nil
 }
 
 func (p *Processes) clusterDir(ref ClusterRef) string {
@@ -94,7 +131,7 @@ func (p *Processes) hsmDir(ref HSMRef) string {
 
 // ClusterKey runs `coffer hsm cluster-key` in the cluster's directory.
 func (p *Processes) ClusterKey(ctx context.Context, ref ClusterRef, hsmID string) (ClusterKeyResult, error) {
-	out, err := p.runTool(ctx, "hsm", "cluster-key", "--dir", p.clusterDir(ref), "--cluster-id", ref.ClusterID, "--hsm-id", hsmID)
+	out, err := p.runTool(ctx, "hsm", "cluster-key", "--dir", p.clusterDir(ref), "--cluster-id", ref.ClusterID, "--hsm-id", hsmID, "--sealing-key", "-")
 	if err != nil {
 		return ClusterKeyResult{}, err
 	}
@@ -112,6 +149,7 @@ func (p *Processes) runTool(ctx context.Context, args ...string) ([]byte, error)
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, p.cfg.Executable, args...)
+	cmd.Stdin = bytes.NewReader(pki.EncodeSealingKey(p.sealingKey))
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -160,7 +198,7 @@ func (p *Processes) Ensure(ctx context.Context, spec NodeSpec, allowRestart bool
 	}
 	if _, err := os.Stat(filepath.Join(dir, "node.crt")); errors.Is(err, os.ErrNotExist) {
 		_, err := p.runTool(ctx, "hsm", "issue-cert", "--cluster-dir", p.clusterDir(spec.ClusterRef),
-			"--cluster-cert", filepath.Join(dir, "cluster.crt"), "--hsm-id", spec.HsmID, "--ip", spec.IP, "--out", dir)
+			"--cluster-cert", filepath.Join(dir, "cluster.crt"), "--hsm-id", spec.HsmID, "--ip", spec.IP, "--out", dir, "--sealing-key", "-")
 		if err != nil {
 			return NodeStatus{}, err
 		}

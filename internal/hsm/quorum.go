@@ -264,7 +264,11 @@ func (d *Device) dropQuorumTokens(issuer string) {
 
 // SetQuorumValue sets M for service, 1 to 8. It is guarded by the
 // quorum-management quorum, and refuses to raise M above the number of
-// admins - 2 unless force is set (lowering M is always allowed).
+// admins - 2 unless force is set (lowering M is always allowed). Lowering a
+// service's M also needs that service's own current quorum: the
+// quorum-management token must carry max(M of quorum management, current M
+// of service) approvals, so no smaller group of admins than the one a
+// service demands can weaken it.
 func (d *Device) SetQuorumValue(ctx context.Context, sid SessionID, service QuorumService, m int, force bool, ap Approvals) error {
 	p, target, err := d.setQuorumValue(ctx, sid, service, m, force, ap)
 	return d.finish(ctx, sid, p, "quorum.set", target, err)
@@ -292,7 +296,11 @@ func (d *Device) setQuorumValue(ctx context.Context, sid SessionID, service Quor
 		}
 		target += fmt.Sprintf(" (forced: %d admins)", n)
 	}
-	spend, err := d.approve(ctx, QuorumQuorumManagement, p, ap)
+	need := c.quorum(QuorumQuorumManagement)
+	if cur := c.quorum(service); m < cur {
+		need = max(need, cur)
+	}
+	spend, err := d.approveN(ctx, QuorumQuorumManagement, need, p, ap)
 	if err != nil {
 		return p, target, err
 	}
@@ -333,7 +341,12 @@ func (d *Device) checkQuorum(ctx context.Context, service QuorumService, actor *
 // once the approved operation has succeeded. The caller holds d.createMu,
 // so a token approves one operation only.
 func (d *Device) approve(ctx context.Context, service QuorumService, actor *principal, ap Approvals) (spend func(), err error) {
-	used, err := d.verifyQuorum(ctx, service, actor, ap)
+	return d.approveN(ctx, service, d.settings().quorum(service), actor, ap)
+}
+
+// approveN is approve with m approvals needed on a token for service.
+func (d *Device) approveN(ctx context.Context, service QuorumService, m int, actor *principal, ap Approvals) (spend func(), err error) {
+	used, err := d.verifyQuorumN(ctx, service, m, actor, ap)
 	if err != nil {
 		return nil, err
 	}
@@ -349,10 +362,14 @@ func (d *Device) approve(ctx context.Context, service QuorumService, actor *prin
 
 // verifyQuorum is checkQuorum; used reports whether the token was needed.
 func (d *Device) verifyQuorum(ctx context.Context, service QuorumService, actor *principal, ap Approvals) (used bool, err error) {
+	return d.verifyQuorumN(ctx, service, d.settings().quorum(service), actor, ap)
+}
+
+// verifyQuorumN is verifyQuorum with m approvals needed.
+func (d *Device) verifyQuorumN(ctx context.Context, service QuorumService, m int, actor *principal, ap Approvals) (used bool, err error) {
 	if err := ctx.Err(); err != nil {
 		return false, err
 	}
-	m := d.settings().quorum(service)
 	if m <= 1 {
 		return false, nil
 	}

@@ -332,8 +332,9 @@ func TestSetQuorumValue(t *testing.T) {
 		if vals[QuorumUserManagement] != 2 {
 			t.Fatalf("after reopen QuorumValues = %v", vals)
 		}
-		// Lowering M is allowed with too few admins.
-		noErr(t, td.SetQuorumValue(ctx, admin, QuorumUserManagement, 1, false, Approvals{}))
+		// Lowering M needs the service's own quorum, which one admin cannot
+		// give: forcing M above the admins - 2 rule strands the service.
+		wantRefusal(t, td.SetQuorumValue(ctx, admin, QuorumUserManagement, 1, false, Approvals{}), ErrQuorumRequired)
 		if !audited(td, "quorum.set:ok") || !audited(td, "quorum.set:CKR_ARGUMENTS_BAD") {
 			t.Errorf("audit: %v", td.audit.ops())
 		}
@@ -357,6 +358,55 @@ func TestSetQuorumValue(t *testing.T) {
 		// With M = 2 for users and 4 admins, deleting an admin would leave 3 < 4.
 		wantRefusal(t, td.DeleteUser(ctx, admin.sid, "a3", false, Approvals{}), ErrLastAdmins)
 	})
+}
+
+// TestLowerQuorumNeedsServiceQuorum: with quorum management at M=1 one
+// admin may raise a service's M, but lowering it needs as many approvals as
+// the service's current M, on a quorum-management token.
+func TestLowerQuorumNeedsServiceQuorum(t *testing.T) {
+	ctx := t.Context()
+	td, ap := quorumCluster(t, Config{})
+	admin, a1, a2 := ap[0], ap[1], ap[2]
+	noErr(t, td.SetQuorumValue(ctx, admin.sid, QuorumUserManagement, 2, false, Approvals{}))
+	qmToken := func() QuorumTokenInfo {
+		tok, err := td.QuorumToken(ctx, admin.sid, QuorumQuorumManagement)
+		noErr(t, err)
+		return tok
+	}
+	umTok, err := td.QuorumToken(ctx, admin.sid, QuorumUserManagement)
+	noErr(t, err)
+	tests := []struct {
+		name string
+		ap   func() Approvals
+		want *Kind
+	}{
+		{"no approvals", func() Approvals { return Approvals{} }, ErrQuorumRequired},
+		{"one approval", func() Approvals {
+			tok := qmToken()
+			return Approvals{tok.ID, []Approval{a1.approve(t, tok)}}
+		}, ErrQuorumRequired},
+		{"user-management token", func() Approvals {
+			return Approvals{umTok.ID, []Approval{a1.approve(t, umTok), a2.approve(t, umTok)}}
+		}, ErrTokenExpired},
+		{"one admin twice", func() Approvals {
+			tok := qmToken()
+			return Approvals{tok.ID, []Approval{a1.approve(t, tok), a1.approve(t, tok)}}
+		}, ErrQuorumInvalid},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			wantRefusal(t, td.SetQuorumValue(ctx, admin.sid, QuorumUserManagement, 1, false, tc.ap()), tc.want)
+		})
+	}
+	if vals, err := td.QuorumValues(admin.sid); err != nil || vals[QuorumUserManagement] != 2 {
+		t.Fatalf("QuorumValues = %v, %v; want user-management still 2", vals, err)
+	}
+	tok := qmToken()
+	noErr(t, td.SetQuorumValue(ctx, admin.sid, QuorumUserManagement, 1, false,
+		Approvals{tok.ID, []Approval{a1.approve(t, tok), a2.approve(t, tok)}}))
+	if vals, err := td.QuorumValues(admin.sid); err != nil || vals[QuorumUserManagement] != 1 {
+		t.Fatalf("QuorumValues = %v, %v; want user-management 1", vals, err)
+	}
 }
 
 func TestQuorumTokens(t *testing.T) {

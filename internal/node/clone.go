@@ -8,6 +8,7 @@ import (
 	"crypto/hkdf"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -19,6 +20,8 @@ import (
 
 	"github.com/coffer-hsm/coffer/internal/audit"
 	"github.com/coffer-hsm/coffer/internal/hsm/mech"
+	"github.com/coffer-hsm/coffer/internal/peersync"
+	"github.com/coffer-hsm/coffer/internal/store"
 	hsmv1 "github.com/coffer-hsm/coffer/proto/hsmv1"
 )
 
@@ -31,6 +34,21 @@ import (
 // client certificate is a node certificate of the cluster (AuthorizePeer)
 // naming the node id the request carries; the caller has already checked
 // the server's certificate through PeerTLS and its identity through Hello.
+//
+// The MK is handed out to one join per node id. Before it answers, the
+// serving node records the node id as joined in a cluster setting
+// (joinedID) with a commitment to the joining node's join secret, and pushes
+// it to every reachable peer. A Clone for a node id with that record is
+// refused (AlreadyExists) on every HSM that has it, unless it carries the
+// same join secret: the same join asking again after a lost answer or a
+// crash (the joining node keeps its secret in its store until it holds the
+// MK). Once a node holds the MK and has caught up it makes its record final
+// (no commitment), and every node holding the MK does so at start (nodes
+// that joined before the record existed, the first node): after that no
+// Clone for its id is answered by any HSM, so a certificate minted for a
+// node that holds the MK gets nothing. Left open: two Clones for one new id
+// racing on two HSMs before the record reaches the second (one HSM
+// serializes its own); it is open only while a node joins.
 
 const cloneLabel = "coffer mk clone v1\x00"
 
@@ -61,6 +79,121 @@ func cloneKEK(priv *ecdh.PrivateKey, peer *ecdh.PublicKey, info string) ([]byte,
 	return hkdf.Key(sha256.New, shared, nil, info, 32)
 }
 
+// ErrAlreadyJoined means a peer refused to hand this node the masking key
+// because its node id already joined the cluster (or another join for it
+// is under way): a node id receives the key in one join only. A new HSM
+// needs a new node id.
+var ErrAlreadyJoined = errors.New("node id already joined the cluster")
+
+// joinedPrefix starts the ids of the cluster settings that record which
+// node ids have received the masking key: joinedPrefix + cluster id + "/" +
+// node id. The payload is
+//
+//	joinedFormat | serving node u32 | unix nanoseconds u64 | commitment length u8 (0 or 32) | commitment
+//
+// with the commitment joinCommitment(join secret), absent once final. These
+// records are never deleted.
+const (
+	joinedPrefix = "node-joined/"
+	joinedFormat = 1
+	// joinSecretLen is the length of a join secret.
+	joinSecretLen = 32
+	// joinSecretName is the joining node's store-local value holding its
+	// join secret.
+	joinSecretName = "join-secret"
+	joinCommitCtx  = "coffer join secret v1\x00"
+)
+
+func joinedID(cluster string, node uint32) string {
+	return fmt.Sprintf("%s%s/%d", joinedPrefix, cluster, node)
+}
+
+func joinCommitment(secret []byte) []byte {
+	h := sha256.New()
+	h.Write([]byte(joinCommitCtx))
+	h.Write(secret)
+	return h.Sum(nil)
+}
+
+// joinState is what a node knows of a node id's join.
+type joinState struct {
+	joined bool
+	commit []byte // the join secret's commitment; nil once final
+}
+
+// joinedState reads node id's joined record. A tombstone counts as final
+// (only a masking-key holder can make one, and none does).
+func (n *Node) joinedState(ctx context.Context, id uint32) (joinState, error) {
+	key := joinedID(n.cfg.ClusterID, id)
+	rec, err := n.store.Get(ctx, store.KindSetting, key)
+	if errors.Is(err, store.ErrNotFound) {
+		_, err = n.store.Export(ctx, store.KindSetting, key)
+		if errors.Is(err, store.ErrNotFound) {
+			return joinState{}, nil
+		}
+		return joinState{joined: true}, err
+	}
+	if err != nil {
+		return joinState{}, err
+	}
+	b := rec.Data
+	if len(b) < 14 || b[0] != joinedFormat || int(b[13]) != len(b)-14 || (b[13] != 0 && b[13] != sha256.Size) {
+		return joinState{joined: true}, fmt.Errorf("node: joined record of node %d: malformed", id)
+	}
+	st := joinState{joined: true}
+	if b[13] != 0 {
+		st.commit = bytes.Clone(b[14:])
+	}
+	return st, nil
+}
+
+// markJoined records node id as joined, with the commitment of its join
+// secret (nil: final), and pushes the record to the peers (within
+// userSyncTimeout; anti-entropy delivers it to the others).
+func (n *Node) markJoined(ctx context.Context, id uint32, commit []byte) error {
+	b := []byte{joinedFormat}
+	b = binary.BigEndian.AppendUint32(b, n.cfg.NodeID)
+	b = binary.BigEndian.AppendUint64(b, uint64(n.cfg.Now().UnixNano()))
+	b = append(b, byte(len(commit)))
+	b = append(b, commit...)
+	key := joinedID(n.cfg.ClusterID, id)
+	if _, err := n.store.Put(ctx, store.KindSetting, key, b); err != nil {
+		return fmt.Errorf("node: record node %d as joined: %w", id, err)
+	}
+	n.propagate(ctx, peersync.Key{Kind: store.KindSetting, ID: key})
+	return nil
+}
+
+// markSelfJoined makes this node's joined record final; the node holds the
+// masking key.
+func (n *Node) markSelfJoined(ctx context.Context) error {
+	st, err := n.joinedState(ctx, n.cfg.NodeID)
+	if err != nil || (st.joined && st.commit == nil) {
+		return err
+	}
+	return n.markJoined(ctx, n.cfg.NodeID, nil)
+}
+
+// joinSecret returns this joining node's join secret, made and stored
+// durably the first time.
+func (n *Node) joinSecret(ctx context.Context) ([]byte, error) {
+	b, err := n.store.GetLocal(joinSecretName)
+	switch {
+	case err == nil && len(b) == joinSecretLen:
+		return b, nil
+	case err == nil:
+		return nil, fmt.Errorf("node: join secret of %d bytes", len(b))
+	case !errors.Is(err, store.ErrNotFound):
+		return nil, fmt.Errorf("node: join secret: %w", err)
+	}
+	b = make([]byte, joinSecretLen)
+	rand.Read(b)
+	if err := n.store.PutLocal(ctx, joinSecretName, b); err != nil {
+		return nil, fmt.Errorf("node: join secret: %w", err)
+	}
+	return b, nil
+}
+
 // Clone serves a joining node.
 func (s *peerServer) Clone(ctx context.Context, req *hsmv1.CloneRequest) (*hsmv1.CloneResponse, error) {
 	id, err := s.authorize(ctx, req.GetNodeId())
@@ -75,6 +208,30 @@ func (s *peerServer) Clone(ctx context.Context, req *hsmv1.CloneRequest) (*hsmv1
 		return nil, status.Errorf(codes.InvalidArgument, "ephemeral public key: %v", err)
 	}
 	n := s.n
+	// One Clone at a time, so two requests for one id cannot both pass the
+	// joined check here.
+	n.cloneMu.Lock()
+	defer n.cloneMu.Unlock()
+	js, err := n.joinedState(ctx, id)
+	if err != nil {
+		return nil, peerStatus(err)
+	}
+	secret := req.GetJoinSecret()
+	if len(secret) != 0 && len(secret) != joinSecretLen {
+		return nil, status.Errorf(codes.InvalidArgument, "join secret of %d bytes, want %d", len(secret), joinSecretLen)
+	}
+	var commit []byte
+	if len(secret) != 0 {
+		commit = joinCommitment(secret)
+	}
+	retry := js.joined && js.commit != nil && commit != nil && subtle.ConstantTimeCompare(js.commit, commit) == 1
+	if js.joined && !retry {
+		n.log.Warn("refused the masking key to a node id that already joined", "peer", id)
+		if err := n.audit.AppendSync(ctx, audit.Event{Op: "cluster.mk-clone", Target: fmt.Sprintf("node-%d", id), Result: "already-joined"}); err != nil {
+			return nil, status.Errorf(codes.Internal, "audit: %v", err)
+		}
+		return nil, status.Errorf(codes.AlreadyExists, "node %d already joined cluster %s: a node id receives the masking key in one join only; give a new HSM a new node id", id, n.cfg.ClusterID)
+	}
 	mk, err := n.maskingKey()
 	if err != nil {
 		return nil, status.Errorf(codes.FailedPrecondition, "cannot hand out the masking key: %v", err)
@@ -101,6 +258,13 @@ func (s *peerServer) Clone(ctx context.Context, req *hsmv1.CloneRequest) (*hsmv1
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "wrap: %v", err)
 	}
+	// Recorded before the key leaves: only the same join (its secret) may
+	// ask again.
+	if !retry {
+		if err := n.markJoined(ctx, id, commit); err != nil {
+			return nil, peerStatus(err)
+		}
+	}
 	ev := audit.Event{Op: "cluster.mk-clone", Target: fmt.Sprintf("node-%d", id), Result: "ok"}
 	if err := n.audit.AppendSync(ctx, ev); err != nil {
 		return nil, status.Errorf(codes.Internal, "audit: %v", err)
@@ -121,6 +285,9 @@ func (n *Node) cloneMaskingKey(ctx context.Context) error {
 			}
 			if errors.Is(err, ErrOtherCluster) {
 				return err
+			}
+			if status.Code(err) == codes.AlreadyExists {
+				return fmt.Errorf("%w: peer %d: %s", ErrAlreadyJoined, p.id, status.Convert(err).Message())
 			}
 			n.log.Warn("could not clone the masking key", "peer", p.id, "addr", p.addr, "err", err)
 		}
@@ -145,7 +312,12 @@ func (n *Node) cloneFrom(ctx context.Context, p *peerClient) error {
 	if err != nil {
 		return err
 	}
-	resp, err := p.rpc.Clone(ctx, &hsmv1.CloneRequest{NodeId: n.cfg.NodeID, EphemeralPublic: eph.PublicKey().Bytes()})
+	secret, err := n.joinSecret(ctx)
+	if err != nil {
+		return err
+	}
+	defer clear(secret)
+	resp, err := p.rpc.Clone(ctx, &hsmv1.CloneRequest{NodeId: n.cfg.NodeID, EphemeralPublic: eph.PublicKey().Bytes(), JoinSecret: secret})
 	if err != nil {
 		return err
 	}

@@ -63,6 +63,10 @@ type Node struct {
 	mkMu sync.Mutex
 	mk   []byte
 
+	// cloneMu serializes Clone handlers: the joined check and the joined
+	// record of one handout happen together.
+	cloneMu sync.Mutex
+
 	started   atomic.Bool
 	closeOnce sync.Once
 	closeErr  error
@@ -146,9 +150,17 @@ func (n *Node) openFiles(ctx context.Context) error {
 		return fmt.Errorf("node: %w", err)
 	}
 	n.store = st
-	lg, err := audit.Open(ctx, audit.Config{Path: filepath.Join(dir, AuditFile), Logger: n.log, Now: n.cfg.Now})
+	key, anchor, err := auditTrust(st)
 	if err != nil {
 		return fmt.Errorf("node: %w", err)
+	}
+	defer clear(key)
+	lg, err := audit.Open(ctx, audit.Config{
+		Path: filepath.Join(dir, AuditFile), Logger: n.log, Now: n.cfg.Now,
+		Key: key, Anchor: anchor, OnDurable: n.keepAuditAnchor,
+	})
+	if err != nil {
+		return fmt.Errorf("node: audit log (rewritten, cut or not this node's?): %w", err)
 	}
 	n.audit = lg
 	return nil
@@ -187,6 +199,15 @@ func (n *Node) setMaskingKey(ctx context.Context, mk []byte) error {
 	n.mkMu.Lock()
 	n.mk = append([]byte(nil), mk...)
 	n.mkMu.Unlock()
+	// The audit chain is keyed from here on.
+	key, err := audit.DeriveKey(mk)
+	if err != nil {
+		return fmt.Errorf("node: %w", err)
+	}
+	defer clear(key)
+	if err := n.audit.SetKey(key); err != nil {
+		return fmt.Errorf("node: %w", err)
+	}
 	return nil
 }
 
@@ -372,9 +393,14 @@ func (n *Node) join(ctx context.Context, spawn func(string, func() error)) error
 	n.syncer.Store(s)
 	spawn("peersync", func() error { return s.Run(ctx) })
 	if n.dev.Load() != nil {
-		return nil
+		return ignoreCanceled(ctx, n.markSelfJoined(ctx))
 	}
 	if err := s.WaitReady(ctx); err != nil {
+		return ignoreCanceled(ctx, err)
+	}
+	// Caught up, so the final record is newer than the one the serving
+	// node wrote.
+	if err := n.markSelfJoined(ctx); err != nil {
 		return ignoreCanceled(ctx, err)
 	}
 	users, err := n.countRecords(ctx, store.KindUser)

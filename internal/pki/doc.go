@@ -32,6 +32,9 @@
 // CloudHSM check still works: `openssl x509 -pubkey` of the HSM certificate
 // equals `openssl req -pubkey` of the CSR (see CheckHsmCertificate).
 //
+// The cluster key is kept sealed at rest (SealClusterKey, OpenClusterKey)
+// under a separate sealing key; it is never written as a plaintext PEM.
+//
 // # Why Coffer verifies node certificates itself
 //
 // `openssl x509 -req` makes a version 1 certificate (OpenSSL 3.0, tested)

@@ -10,6 +10,9 @@
 //     payloads never appear in clear on disk.
 //   - The masking key, sealed with AES-256-GCM under the node key, a 32-byte
 //     file that only the node's user may read (see CreateNodeKey).
+//   - Node-local values (PutLocal, GetLocal): small named values of this node
+//     alone, such as the audit log's anchor, sealed under the node key and
+//     never replicated.
 //   - The hybrid logical clock (Clock) that versions local writes.
 //
 // # Record format (version 1)

@@ -362,9 +362,10 @@ func (s *Store) MaskingKeyCheck() ([]byte, error) {
 	return bytes.Clone(k.check), nil
 }
 
-// MaskingKey returns a copy of the masking key, for the one purpose of
-// handing it to a joining node of the same cluster wrapped for that node
-// alone (the node's Clone exchange). The caller zeroes it after use.
+// MaskingKey returns a copy of the masking key, for handing it to a joining
+// node of the same cluster wrapped for that node alone (the node's Clone
+// exchange) and for deriving the audit log's key. The caller zeroes it
+// after use.
 func (s *Store) MaskingKey() ([]byte, error) {
 	k, err := s.keyring()
 	if err != nil {

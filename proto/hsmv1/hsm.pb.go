@@ -4417,8 +4417,12 @@ type CloneRequest struct {
 	state           protoimpl.MessageState `protogen:"open.v1"`
 	NodeId          uint32                 `protobuf:"varint,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
 	EphemeralPublic []byte                 `protobuf:"bytes,2,opt,name=ephemeral_public,json=ephemeralPublic,proto3" json:"ephemeral_public,omitempty"` // uncompressed P-256 point
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// 32 random bytes the joining node keeps (durably) until it holds the
+	// masking key: a retry of the same join repeats them, so a join whose
+	// answer was lost can ask again; nobody else can.
+	JoinSecret    []byte `protobuf:"bytes,3,opt,name=join_secret,json=joinSecret,proto3" json:"join_secret,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CloneRequest) Reset() {
@@ -4461,6 +4465,13 @@ func (x *CloneRequest) GetNodeId() uint32 {
 func (x *CloneRequest) GetEphemeralPublic() []byte {
 	if x != nil {
 		return x.EphemeralPublic
+	}
+	return nil
+}
+
+func (x *CloneRequest) GetJoinSecret() []byte {
+	if x != nil {
+		return x.JoinSecret
 	}
 	return nil
 }
@@ -4838,10 +4849,12 @@ const file_hsm_proto_rawDesc = "" +
 	"\fFetchRequest\x12,\n" +
 	"\x04keys\x18\x01 \x03(\v2\x18.coffer.hsm.v1.RecordKeyR\x04keys\"F\n" +
 	"\rFetchResponse\x125\n" +
-	"\arecords\x18\x01 \x03(\v2\x1b.coffer.hsm.v1.SealedRecordR\arecords\"R\n" +
+	"\arecords\x18\x01 \x03(\v2\x1b.coffer.hsm.v1.SealedRecordR\arecords\"s\n" +
 	"\fCloneRequest\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\rR\x06nodeId\x12)\n" +
-	"\x10ephemeral_public\x18\x02 \x01(\fR\x0fephemeralPublic\"t\n" +
+	"\x10ephemeral_public\x18\x02 \x01(\fR\x0fephemeralPublic\x12\x1f\n" +
+	"\vjoin_secret\x18\x03 \x01(\fR\n" +
+	"joinSecret\"t\n" +
 	"\rCloneResponse\x12)\n" +
 	"\x10ephemeral_public\x18\x01 \x01(\fR\x0fephemeralPublic\x12\x1d\n" +
 	"\n" +

@@ -34,9 +34,9 @@ type peerState struct {
 	mu        sync.Mutex
 	pending   map[Key]time.Time
 	inflight  map[Key]time.Time
-	dropped   bool      // the queue overflowed since the last successful round
-	droppedAt time.Time // oldest change lost with a dropped queue
-	dropEpoch uint64    // counts overflows, so a round clears only those before it
+	dropped   bool          // the queue overflowed since the last successful round
+	droppedAt time.Time     // oldest change lost with a dropped queue
+	dropEpoch uint64        // counts overflows, so a round clears only those before it
 	changed   chan struct{} // closed and replaced whenever done settles keys
 	behind    Behind        // the peer's last report of its backlog for this node
 }

@@ -103,7 +103,9 @@ func (s *Syncer) peerByID(id uint32) *peerState {
 // HandleCatchUp serves a peer's CatchUp: it pushes to peer from what is
 // queued for it, for about CatchUpBudget, and reports the queue as it is
 // then. Flushed is true once every change queued before the request has
-// been acknowledged by the peer.
+// been acknowledged by the peer. When a push to the caller fails (it can
+// call this node, this node cannot reach it) the report is not Complete,
+// so the caller pulls by anti-entropy.
 func (s *Syncer) HandleCatchUp(ctx context.Context, from uint32) (Backlog, error) {
 	ps := s.peerByID(from)
 	if ps == nil {
@@ -124,7 +126,11 @@ flush:
 			err := s.pushKeys(ctx, ps, mapKeys(batch))
 			ps.done(batch, err == nil)
 			if err != nil {
-				return Backlog{}, fmt.Errorf("peersync: catch-up of %d: %w", from, err)
+				// This node cannot reach the caller (a one-way cut): the
+				// caller must pull, by anti-entropy over its own link.
+				s.log.Debug("catch-up: cannot push to the caller", "peer", from, "err", err)
+				b := ps.backlog(s.cfg.Now(), false)
+				return b, nil
 			}
 		} else {
 			select { // the sender has the rest in flight

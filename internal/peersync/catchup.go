@@ -32,6 +32,8 @@ const (
 	// catchUpCallTimeout declares a peer unresponsive (frozen, cut) when a
 	// CatchUp call takes this long.
 	catchUpCallTimeout = CatchUpBudget + time.Second
+	// catchUpPipeline is how many pushes a catch-up keeps in flight.
+	catchUpPipeline = 3
 	// MaxCatchUp bounds one CatchUp of this node with all its peers.
 	MaxCatchUp = 5 * time.Second
 )
@@ -114,38 +116,66 @@ func (s *Syncer) HandleCatchUp(ctx context.Context, from uint32) (Backlog, error
 	start := s.cfg.Now()
 	deadline := time.NewTimer(CatchUpBudget)
 	defer deadline.Stop()
+	// Up to catchUpPipeline pushes in flight: this node exports the next
+	// batch while the caller applies one.
+	var (
+		wg      sync.WaitGroup
+		failMu  sync.Mutex
+		failErr error
+	)
+	sem := make(chan struct{}, catchUpPipeline)
+	failed := func() error {
+		failMu.Lock()
+		defer failMu.Unlock()
+		return failErr
+	}
 	flushed := false
 flush:
-	for {
+	for failed() == nil {
 		done, changed := ps.settledBefore(start)
 		if done {
 			flushed = true
 			break
-		}
-		if batch := ps.take(MaxBatch); len(batch) > 0 {
-			err := s.pushKeys(ctx, ps, mapKeys(batch))
-			ps.done(batch, err == nil)
-			if err != nil {
-				// This node cannot reach the caller (a one-way cut): the
-				// caller must pull, by anti-entropy over its own link.
-				s.log.Debug("catch-up: cannot push to the caller", "peer", from, "err", err)
-				b := ps.backlog(s.cfg.Now(), false)
-				return b, nil
-			}
-		} else {
-			select { // the sender has the rest in flight
-			case <-changed:
-			case <-deadline.C:
-				break flush
-			case <-ctx.Done():
-				return Backlog{}, fmt.Errorf("peersync: catch-up of %d: %w", from, ctx.Err())
-			}
 		}
 		select {
 		case <-deadline.C:
 			break flush
 		default:
 		}
+		if batch := ps.take(MaxBatch); len(batch) > 0 {
+			sem <- struct{}{}
+			wg.Go(func() {
+				defer func() { <-sem }()
+				err := s.pushKeys(ctx, ps, mapKeys(batch))
+				ps.done(batch, err == nil)
+				if err != nil {
+					failMu.Lock()
+					failErr = err
+					failMu.Unlock()
+				}
+			})
+			continue
+		}
+		select { // the rest is in flight (ours or the sender's)
+		case <-changed:
+		case <-deadline.C:
+			break flush
+		case <-ctx.Done():
+			break flush
+		}
+	}
+	wg.Wait()
+	if err := failed(); err != nil {
+		// This node cannot reach the caller (a one-way cut): the caller
+		// must pull, by anti-entropy over its own link.
+		s.log.Debug("catch-up: cannot push to the caller", "peer", from, "err", err)
+		return ps.backlog(s.cfg.Now(), false), nil
+	}
+	if err := ctx.Err(); err != nil {
+		return Backlog{}, fmt.Errorf("peersync: catch-up of %d: %w", from, err)
+	}
+	if !flushed {
+		flushed, _ = ps.settledBefore(start)
 	}
 	b := ps.backlog(s.cfg.Now(), s.Ready())
 	b.Flushed = flushed

@@ -50,7 +50,9 @@ func (s *Syncer) round(ctx context.Context) error {
 	var wg sync.WaitGroup
 	for _, ps := range s.peers {
 		wg.Go(func() {
-			if _, err := s.catchUpPeer(ctx, ps); err != nil {
+			cctx, cancel := context.WithTimeout(ctx, MaxCatchUp)
+			defer cancel()
+			if _, err := s.catchUpPeer(cctx, ps); err != nil {
 				s.log.Debug("catch-up with peer failed", "peer", ps.id, "err", err)
 			}
 		})

@@ -34,6 +34,9 @@ const (
 	catchUpCallTimeout = CatchUpBudget + time.Second
 	// catchUpPipeline is how many pushes a catch-up keeps in flight.
 	catchUpPipeline = 3
+	// probeInterval is how often a peer that did not answer a catch-up is
+	// asked again, in the background (probeLoop).
+	probeInterval = 200 * time.Millisecond
 	// MaxCatchUp bounds one CatchUp of this node with all its peers.
 	MaxCatchUp = 5 * time.Second
 )
@@ -213,6 +216,30 @@ func (s *Syncer) catchUpPeer(ctx context.Context, ps *peerState) (Backlog, error
 		if err := ctx.Err(); err != nil {
 			return b, err
 		}
+	}
+}
+
+// probeLoop asks an unresponsive peer to catch this node up, every
+// probeInterval, until it answers: callers of CatchUp do not wait for such
+// a peer, so this is how it is taken back (within about probeInterval of a
+// cut healing or a frozen peer resuming) without making them pay for it.
+func (s *Syncer) probeLoop(ctx context.Context, ps *peerState) {
+	t := time.NewTicker(probeInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if !ps.unresponsive.Load() {
+			continue
+		}
+		cctx, cancel := context.WithTimeout(ctx, MaxCatchUp)
+		if _, err := s.catchUpPeer(cctx, ps); err == nil {
+			s.log.Info("peer answers a catch-up again", "peer", ps.id)
+		}
+		cancel()
 	}
 }
 

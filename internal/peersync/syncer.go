@@ -219,8 +219,9 @@ func New(cfg Config) (*Syncer, error) {
 	return s, nil
 }
 
-// Run synchronizes until ctx ends: one sender per peer, and anti-entropy
-// rounds every Interval, the first at once. It returns nil once ctx has
+// Run synchronizes until ctx ends: one sender and one prober (see
+// probeLoop) per peer, and anti-entropy rounds every Interval, the first at
+// once. It returns nil once ctx has
 // ended and every goroutine it started has stopped. Run may be called once.
 func (s *Syncer) Run(ctx context.Context) error {
 	if !s.started.CompareAndSwap(false, true) {
@@ -229,6 +230,7 @@ func (s *Syncer) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	for _, ps := range s.peers {
 		wg.Go(func() { s.sendLoop(ctx, ps) })
+		wg.Go(func() { s.probeLoop(ctx, ps) })
 	}
 	wg.Go(func() { s.antiEntropyLoop(ctx) })
 	wg.Wait()

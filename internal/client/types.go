@@ -1,6 +1,7 @@
 package client
 
 import (
+	"math"
 	"time"
 
 	"github.com/coffer-hsm/coffer/internal/ck"
@@ -143,7 +144,12 @@ type PeerStatus struct {
 	NodeID    uint32
 	Address   string
 	Connected bool
-	SyncLag   time.Duration
+	SyncLag   time.Duration // how far the peer is behind this HSM
+	// How far this HSM is behind the peer, as the peer last reported, and
+	// how many changes this HSM has queued for the peer.
+	BehindRecords int
+	Behind        time.Duration
+	QueuedRecords int
 }
 
 // HSMStatus is one HSM as the client sees it: its address, whether the client
@@ -208,7 +214,9 @@ func fromNodeInfo(r *hsmv1.NodeInfoResponse) *NodeInfo {
 	for _, p := range r.GetPeers() {
 		n.Peers = append(n.Peers, PeerStatus{
 			NodeID: p.GetNodeId(), Address: p.GetAddress(), Connected: p.GetConnected(),
-			SyncLag: time.Duration(p.GetSyncLagNanos()),
+			SyncLag:       time.Duration(p.GetSyncLagNanos()),
+			BehindRecords: int(min(p.GetBehindRecords(), math.MaxInt32)), Behind: time.Duration(p.GetBehindNanos()),
+			QueuedRecords: int(min(p.GetQueuedRecords(), math.MaxInt32)),
 		})
 	}
 	return n

@@ -35,6 +35,9 @@ type metrics struct {
 	unhealthy      prometheus.Gauge
 	ready          prometheus.Gauge
 	lag            *prometheus.GaugeVec
+	lagRecords     *prometheus.GaugeVec
+	behind         *prometheus.GaugeVec
+	behindRecords  *prometheus.GaugeVec
 }
 
 func newMetrics(n *Node) *metrics {
@@ -61,9 +64,18 @@ func newMetrics(n *Node) *metrics {
 		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "coffer_sync_lag_seconds", Help: "Age of the oldest local change a peer has not confirmed (0 in sync).",
 		}, []string{"peer"}),
+		lagRecords: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "coffer_sync_lag_records", Help: "Local changes a peer has not confirmed yet (the records of coffer_sync_lag_seconds).",
+		}, []string{"peer"}),
+		behind: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "coffer_sync_behind_seconds", Help: "How far this HSM is behind a peer: age of the oldest change the peer has not delivered, as it last reported (0 in sync).",
+		}, []string{"peer"}),
+		behindRecords: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "coffer_sync_behind_records", Help: "Records a peer still has to deliver to this HSM, as last learned (its queue for this HSM, plus what anti-entropy is fetching).",
+		}, []string{"peer"}),
 	}
 	m.reg.MustRegister(m.requests, m.latency, m.tokenObjects, m.sessionObjects, m.sessions,
-		m.usersAvailable, m.usersMax, m.unhealthy, m.ready, m.lag,
+		m.usersAvailable, m.usersMax, m.unhealthy, m.ready, m.lag, m.lagRecords, m.behind, m.behindRecords,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -88,9 +100,13 @@ func (m *metrics) refresh(r *http.Request) {
 	m.usersAvailable.Set(float64(max(maxUsers-st.users, 0)))
 	m.unhealthy.Set(b2f(unhealthy))
 	m.ready.Set(b2f(n.Ready()))
-	lag := n.lag()
+	sy := n.syncState()
 	for _, p := range n.peers {
-		m.lag.WithLabelValues(strconv.FormatUint(uint64(p.id), 10)).Set(lag[p.id].Seconds())
+		peer := strconv.FormatUint(uint64(p.id), 10)
+		m.lag.WithLabelValues(peer).Set(sy.lag[p.id].Seconds())
+		m.lagRecords.WithLabelValues(peer).Set(float64(sy.queued[p.id]))
+		m.behind.WithLabelValues(peer).Set(sy.behind[p.id].Lag.Seconds())
+		m.behindRecords.WithLabelValues(peer).Set(float64(sy.behind[p.id].Records))
 	}
 }
 

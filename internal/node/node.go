@@ -307,12 +307,20 @@ func (n *Node) notReady() string {
 	return ""
 }
 
-// lag is peersync's lag per peer (empty before it runs).
-func (n *Node) lag() map[uint32]time.Duration {
+// syncState is what peersync knows of each peer, both ways: how far the
+// peer is behind this node (lag, queued) and this node behind it (behind).
+// Empty before peersync runs.
+type syncState struct {
+	lag    map[uint32]time.Duration
+	queued map[uint32]int
+	behind map[uint32]peersync.Behind
+}
+
+func (n *Node) syncState() syncState {
 	if s := n.syncer.Load(); s != nil {
-		return s.Lag()
+		return syncState{lag: s.Lag(), queued: s.Queued(), behind: s.Behind()}
 	}
-	return map[uint32]time.Duration{}
+	return syncState{}
 }
 
 // Run serves until ctx ends or serving fails, then stops gracefully and

@@ -186,3 +186,15 @@ func sealedToWire(recs []store.Sealed) ([]*hsmv1.SealedRecord, error) {
 	}
 	return out, nil
 }
+
+// CatchUp asks the peer to push what it queued for this node now.
+func (p *peerClient) CatchUp(ctx context.Context) (peersync.Backlog, error) {
+	resp, err := p.rpc.CatchUp(ctx, &hsmv1.CatchUpRequest{From: p.self})
+	if err != nil {
+		return peersync.Backlog{}, err
+	}
+	return peersync.Backlog{
+		Records: int(min(resp.GetRecords(), math.MaxInt32)), Lag: time.Duration(resp.GetLagNanos()),
+		Complete: resp.GetComplete(), Flushed: resp.GetFlushed(),
+	}, nil
+}

@@ -178,3 +178,23 @@ func (s *peerServer) Fetch(ctx context.Context, req *hsmv1.FetchRequest) (*hsmv1
 	}
 	return &hsmv1.FetchResponse{Records: wire}, nil
 }
+
+// CatchUp pushes to the calling node what this node queued for it, for
+// about peersync.CatchUpBudget, and reports the rest.
+func (s *peerServer) CatchUp(ctx context.Context, req *hsmv1.CatchUpRequest) (*hsmv1.CatchUpResponse, error) {
+	from, err := s.authorize(ctx, req.GetFrom())
+	if err != nil {
+		return nil, err
+	}
+	sy, err := s.syncer()
+	if err != nil {
+		return nil, err
+	}
+	b, err := sy.HandleCatchUp(ctx, from)
+	if err != nil {
+		return nil, peerStatus(err)
+	}
+	return &hsmv1.CatchUpResponse{
+		Records: uint64(max(b.Records, 0)), LagNanos: int64(b.Lag), Complete: b.Complete, Flushed: b.Flushed,
+	}, nil
+}

@@ -67,10 +67,12 @@ func (s *hsmServer) NodeInfo(ctx context.Context, _ *hsmv1.Empty) (*hsmv1.NodeIn
 		TokenObjects: uint32(st.tokenObjects), SessionObjects: uint32(st.sessionObjects),
 		Sessions: uint32(st.sessions), Users: uint32(st.users),
 	}
-	lag := n.lag()
+	sy := n.syncState()
 	for _, p := range n.peers {
+		b := sy.behind[p.id]
 		resp.Peers = append(resp.Peers, &hsmv1.PeerStatus{
-			NodeId: p.id, Address: p.addr, Connected: p.connected(), SyncLagNanos: int64(lag[p.id]),
+			NodeId: p.id, Address: p.addr, Connected: p.connected(), SyncLagNanos: int64(sy.lag[p.id]),
+			BehindRecords: uint64(max(b.Records, 0)), BehindNanos: int64(b.Lag), QueuedRecords: uint64(max(sy.queued[p.id], 0)),
 		})
 	}
 	slices.SortFunc(resp.Peers, func(a, b *hsmv1.PeerStatus) int { return cmp.Compare(a.NodeId, b.NodeId) })

@@ -31,7 +31,7 @@ func (n *Node) newGRPCServer() *grpc.Server {
 		grpc.ConnectionTimeout(handshakeTimeout),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 2 * time.Minute, Timeout: 20 * time.Second}),
-		grpc.ChainUnaryInterceptor(n.observe, n.recoverUnary, n.enforceClientTLS, n.bindSession),
+		grpc.ChainUnaryInterceptor(n.observe, n.recoverUnary, n.enforceClientTLS, n.bindSession, n.catchUpFirst),
 		grpc.ChainStreamInterceptor(n.recoverStream),
 		grpc.WaitForHandlers(true), // Stop returns only once every handler has
 		// Long-lived workers run the calls: a goroutine per call would grow

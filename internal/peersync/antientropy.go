@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coffer-hsm/coffer/internal/store"
@@ -43,6 +44,20 @@ type peerResult struct {
 func (s *Syncer) round(ctx context.Context) error {
 	s.roundMu.Lock()
 	defer s.roundMu.Unlock()
+	// First each peer flushes its queue for this node (in bulk, and so that
+	// the digests then differ only by what is in flight), reporting how far
+	// behind this node is.
+	var wg sync.WaitGroup
+	for _, ps := range s.peers {
+		wg.Go(func() {
+			cctx, cancel := context.WithTimeout(ctx, MaxCatchUp)
+			defer cancel()
+			if _, err := s.catchUpPeer(cctx, ps); err != nil {
+				s.log.Debug("catch-up with peer failed", "peer", ps.id, "err", err)
+			}
+		})
+	}
+	wg.Wait()
 	epochs := make([]uint64, len(s.peers))
 	for i, ps := range s.peers {
 		epochs[i] = ps.epoch() // before the snapshot: what was dropped before is in it
@@ -59,9 +74,10 @@ func (s *Syncer) round(ctx context.Context) error {
 	}
 
 	results := make([]peerResult, len(s.peers))
-	var wg sync.WaitGroup
 	for i, ps := range s.peers {
 		wg.Go(func() {
+			ps.syncMu.Lock()
+			defer ps.syncMu.Unlock()
 			results[i].confirmed, results[i].err = s.syncPeer(ctx, ps, snap)
 		})
 	}
@@ -83,6 +99,7 @@ func (s *Syncer) round(ctx context.Context) error {
 			s.log.Info("anti-entropy with peer succeeded again", "peer", ps.id)
 		}
 		ps.failing = false
+		ps.answered()
 		ps.caughtUp(epochs[i])
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -182,46 +199,97 @@ func (s *Syncer) syncPeer(ctx context.Context, ps *peerState, snap *snapshot) (m
 	return confirmed, nil
 }
 
-// fetchFrom fetches keys from a peer, MaxBatch at a time, and applies what
-// comes back. A peer may answer part of a request (size limit); the rest is
-// asked again until an answer brings nothing new.
+// fetchFrom fetches keys from a peer, MaxBatch at a time with up to
+// fetchPipeline requests in flight, and applies each answer in bulk (see
+// applyAll) while the next is on its way. A peer may answer part of a
+// request (size limit); the rest is asked again until an answer brings
+// nothing new. While it runs, the peer counts records behind (Behind).
 func (s *Syncer) fetchFrom(ctx context.Context, ps *peerState, keys []Key) error {
-	var errs []error
+	if len(keys) == 0 {
+		return nil
+	}
+	var left atomic.Int64 // keys not yet applied, also counted in ps.fetching
+	left.Store(int64(len(keys)))
+	ps.fetching.Add(int64(len(keys)))
+	defer func() { ps.fetching.Add(-left.Load()) }()
+	done := func(n int) {
+		left.Add(-int64(n))
+		ps.fetching.Add(-int64(n))
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		mu   sync.Mutex
+		errs []error
+		wg   sync.WaitGroup
+	)
+	sem := make(chan struct{}, fetchPipeline)
 	for chunk := range slices.Chunk(keys, MaxBatch) {
-		want := slices.Clone(chunk)
-		for len(want) > 0 {
-			cctx, cancel := s.callCtx(ctx)
-			recs, err := ps.peer.Fetch(cctx, want)
-			cancel()
-			if err != nil {
-				return errors.Join(append(errs, fmt.Errorf("peersync: fetch from peer %d: %w", ps.id, err))...)
-			}
-			asked := make(map[Key]bool, len(want))
-			for _, k := range want {
-				asked[k] = true
-			}
-			got := 0
-			for _, rec := range recs {
-				k := Key{rec.Kind, rec.ID}
-				if !asked[k] {
-					s.log.Warn("anti-entropy: peer sent a record not asked for", "peer", ps.id, "key", k.String())
-					continue
-				}
-				delete(asked, k)
-				got++
-				if _, err := s.apply(ctx, rec); err != nil {
-					if cerr := ctx.Err(); cerr != nil {
-						return cerr
-					}
-					s.log.Warn("anti-entropy: refused fetched record", "peer", ps.id, "err", err)
-					errs = append(errs, fmt.Errorf("peersync: from peer %d: %w", ps.id, err))
-				}
-			}
-			if got == 0 {
-				break // the rest is gone there (purged) or unreadable
-			}
-			want = slices.DeleteFunc(want, func(k Key) bool { return !asked[k] })
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
 		}
+		if ctx.Err() != nil {
+			break
+		}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			if err := s.fetchChunk(ctx, ps, chunk, done); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+				if !errors.Is(err, errRefused) {
+					cancel() // the peer failed: stop asking it
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// errRefused marks records a peer sent that this store refused; fetching
+// the rest goes on.
+var errRefused = errors.New("peersync: refused fetched record")
+
+// fetchChunk fetches and applies one chunk of keys, calling done with the
+// count of each answer.
+func (s *Syncer) fetchChunk(ctx context.Context, ps *peerState, chunk []Key, done func(int)) error {
+	var errs []error
+	want := slices.Clone(chunk)
+	for len(want) > 0 {
+		cctx, cancel := s.callCtx(ctx)
+		recs, err := ps.peer.Fetch(cctx, want)
+		cancel()
+		if err != nil {
+			return errors.Join(append(errs, fmt.Errorf("peersync: fetch from peer %d: %w", ps.id, err))...)
+		}
+		ps.answered()
+		asked := make(map[Key]bool, len(want))
+		for _, k := range want {
+			asked[k] = true
+		}
+		got := recs[:0:0]
+		for _, rec := range recs {
+			k := Key{rec.Kind, rec.ID}
+			if !asked[k] {
+				s.log.Warn("anti-entropy: peer sent a record not asked for", "peer", ps.id, "key", k.String())
+				continue
+			}
+			delete(asked, k)
+			got = append(got, rec)
+		}
+		for _, r := range s.applyAll(ctx, got) {
+			if r.err != nil {
+				s.log.Warn("anti-entropy: refused fetched record", "peer", ps.id, "err", r.err)
+				errs = append(errs, fmt.Errorf("%w from peer %d: %w", errRefused, ps.id, r.err))
+			}
+		}
+		done(len(got))
+		if len(got) == 0 {
+			break // the rest is gone there (purged) or unreadable
+		}
+		want = slices.DeleteFunc(want, func(k Key) bool { return !asked[k] })
 	}
 	return errors.Join(errs...)
 }

@@ -7,6 +7,7 @@ import (
 	"iter"
 	"maps"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coffer-hsm/coffer/internal/store"
@@ -20,15 +21,24 @@ type peerState struct {
 
 	failing bool // the last round with this peer failed; guarded by Syncer.roundMu
 
+	// syncMu serializes anti-entropy with this peer (rounds and repairs).
+	syncMu sync.Mutex
+	// unresponsive: a catch-up call to the peer failed and no call has
+	// succeeded since; CatchUp does not wait for it.
+	unresponsive atomic.Bool
+	fetching     atomic.Int64 // records anti-entropy is fetching from the peer now
+
 	// mu guards the fields below. A key is in pending (announced, not yet
 	// taken by the sender) and/or inflight (being pushed); the time is when
 	// the oldest unacknowledged change of the key was announced.
 	mu        sync.Mutex
 	pending   map[Key]time.Time
 	inflight  map[Key]time.Time
-	dropped   bool      // the queue overflowed since the last successful round
-	droppedAt time.Time // oldest change lost with a dropped queue
-	dropEpoch uint64    // counts overflows, so a round clears only those before it
+	dropped   bool          // the queue overflowed since the last successful round
+	droppedAt time.Time     // oldest change lost with a dropped queue
+	dropEpoch uint64        // counts overflows, so a round clears only those before it
+	changed   chan struct{} // closed and replaced whenever done settles keys
+	behind    Behind        // the peer's last report of its backlog for this node
 }
 
 func newPeerState(p Peer) *peerState {
@@ -38,6 +48,7 @@ func newPeerState(p Peer) *peerState {
 		wake:     make(chan struct{}, 1),
 		pending:  make(map[Key]time.Time),
 		inflight: make(map[Key]time.Time),
+		changed:  make(chan struct{}),
 	}
 }
 
@@ -92,6 +103,8 @@ func (ps *peerState) take(n int) map[Key]time.Time {
 func (ps *peerState) done(batch map[Key]time.Time, acked bool) {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
+	close(ps.changed)
+	ps.changed = make(chan struct{})
 	for k, t := range batch {
 		delete(ps.inflight, k)
 		if acked {
@@ -124,6 +137,10 @@ func (ps *peerState) caughtUp(epoch uint64) {
 func (ps *peerState) oldest() (time.Time, bool) {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
+	return ps.oldestLocked()
+}
+
+func (ps *peerState) oldestLocked() (time.Time, bool) {
 	var t time.Time
 	found := false
 	consider := func(u time.Time) {
@@ -198,6 +215,7 @@ func (s *Syncer) sendLoop(ctx context.Context, ps *peerState) {
 		err := s.pushKeys(ctx, ps, maps.Keys(batch))
 		ps.done(batch, err == nil)
 		if err == nil {
+			ps.answered()
 			backoff = base
 			continue
 		}

@@ -90,17 +90,13 @@ func (s *Syncer) HandlePush(ctx context.Context, from uint32, recs []store.Seale
 		return 0, fmt.Errorf("peersync: push from %d: %w: %d records, at most %d", from, ErrInvalidRequest, len(recs), maxServeBatch)
 	}
 	var errs []error
-	for _, rec := range recs {
-		ok, err := s.apply(ctx, rec)
-		if err != nil {
-			if cerr := ctx.Err(); cerr != nil {
-				return applied, fmt.Errorf("peersync: push from %d: %w", from, cerr)
-			}
-			s.log.Warn("refused pushed record", "from", from, "err", err)
-			errs = append(errs, err)
+	for _, r := range s.applyAll(ctx, recs) {
+		if r.err != nil {
+			s.log.Warn("refused pushed record", "from", from, "err", r.err)
+			errs = append(errs, r.err)
 			continue
 		}
-		if ok {
+		if r.applied {
 			applied++
 		}
 	}

@@ -22,16 +22,16 @@ const (
 // Limits on requests, on both the serving and the calling side.
 const (
 	MaxBuckets    = 1 << 16 // digest buckets
-	MaxBatch      = 256     // records per Push or keys per Fetch that this syncer sends
+	MaxBatch      = 1024    // records per Push or keys per Fetch that this syncer sends
 	MaxBatchBytes = 2 << 20 // bytes of sealed records per Push or Fetch reply (a single larger record still goes alone)
 	maxServeBatch = 4096    // records per HandlePush, keys per HandleFetch
 )
 
 const (
-	defaultQueueLimit  = 8192             // pending keys per peer before the queue is dropped
+	defaultQueueLimit  = 1 << 18          // pending keys per peer before the queue is dropped (minutes of creation at full rate)
 	defaultPeerTimeout = 30 * time.Second // one call to a peer
-	versionsChunk      = 32               // buckets per Versions call
-	applyStripes       = 64               // locks serializing Apply+OnApply per key
+	versionsChunk      = 128              // buckets per Versions call
+	fetchPipeline      = 3                // Fetch calls in flight to one peer
 )
 
 // Errors callers compare with errors.Is.
@@ -95,6 +95,9 @@ type Peer interface {
 	Digest(ctx context.Context, buckets int) ([][]byte, error)
 	Versions(ctx context.Context, buckets int, which []int) ([]Meta, error)
 	Fetch(ctx context.Context, keys []Key) ([]store.Sealed, error)
+	// CatchUp asks the peer to push what it queued for this node now; see
+	// Syncer.HandleCatchUp.
+	CatchUp(ctx context.Context) (Backlog, error)
 }
 
 // Config configures a Syncer.
@@ -190,9 +193,11 @@ type Syncer struct {
 	readyOnce sync.Once
 	roundMu   sync.Mutex // serializes anti-entropy rounds
 
-	// applyMu[Bucket(k, applyStripes)] is held across Apply and OnApply of
-	// key k, so OnApply calls for one key follow the store's order.
-	applyMu [applyStripes]sync.Mutex
+	applyLocks keyLocks // per key, across Apply and OnApply
+
+	barrierMu   sync.Mutex // guards the two below
+	barrierNext *barrier   // the CatchUp run callers may still join
+	barrierCur  *barrier   // the run going on, or the last one
 }
 
 // New returns a Syncer; call Run to start synchronizing.
@@ -214,8 +219,9 @@ func New(cfg Config) (*Syncer, error) {
 	return s, nil
 }
 
-// Run synchronizes until ctx ends: one sender per peer, and anti-entropy
-// rounds every Interval, the first at once. It returns nil once ctx has
+// Run synchronizes until ctx ends: one sender and one prober (see
+// probeLoop) per peer, and anti-entropy rounds every Interval, the first at
+// once. It returns nil once ctx has
 // ended and every goroutine it started has stopped. Run may be called once.
 func (s *Syncer) Run(ctx context.Context) error {
 	if !s.started.CompareAndSwap(false, true) {
@@ -224,6 +230,7 @@ func (s *Syncer) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	for _, ps := range s.peers {
 		wg.Go(func() { s.sendLoop(ctx, ps) })
+		wg.Go(func() { s.probeLoop(ctx, ps) })
 	}
 	wg.Go(func() { s.antiEntropyLoop(ctx) })
 	wg.Wait()
@@ -290,23 +297,4 @@ func (s *Syncer) Lag() map[uint32]time.Duration {
 // callCtx bounds one call to a peer.
 func (s *Syncer) callCtx(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, s.peerTimeout)
-}
-
-// apply stores one record from a peer and calls OnApply if it was stored.
-func (s *Syncer) apply(ctx context.Context, rec store.Sealed) (bool, error) {
-	mu := &s.applyMu[Bucket(Key{rec.Kind, rec.ID}, applyStripes)]
-	mu.Lock()
-	defer mu.Unlock()
-	// Once Apply may have stored the record, OnApply must run: a caller that
-	// gives up (a Push cancelled because Replicate had enough acks) must not
-	// leave the store ahead of the device, which anti-entropy cannot see.
-	ctx = context.WithoutCancel(ctx)
-	applied, err := s.cfg.Store.Apply(ctx, rec)
-	if err != nil {
-		return false, err
-	}
-	if applied && s.cfg.OnApply != nil {
-		s.cfg.OnApply(ctx, rec)
-	}
-	return applied, nil
 }

@@ -3668,11 +3668,17 @@ func (x *NodeInfoResponse) GetPeers() []*PeerStatus {
 }
 
 type PeerStatus struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	NodeId        uint32                 `protobuf:"varint,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
-	Address       string                 `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
-	Connected     bool                   `protobuf:"varint,3,opt,name=connected,proto3" json:"connected,omitempty"`
-	SyncLagNanos  int64                  `protobuf:"varint,4,opt,name=sync_lag_nanos,json=syncLagNanos,proto3" json:"sync_lag_nanos,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	NodeId       uint32                 `protobuf:"varint,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	Address      string                 `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
+	Connected    bool                   `protobuf:"varint,3,opt,name=connected,proto3" json:"connected,omitempty"`
+	SyncLagNanos int64                  `protobuf:"varint,4,opt,name=sync_lag_nanos,json=syncLagNanos,proto3" json:"sync_lag_nanos,omitempty"`
+	// How far this node is behind that peer, as the peer last reported.
+	BehindRecords uint64 `protobuf:"varint,5,opt,name=behind_records,json=behindRecords,proto3" json:"behind_records,omitempty"`
+	BehindNanos   int64  `protobuf:"varint,6,opt,name=behind_nanos,json=behindNanos,proto3" json:"behind_nanos,omitempty"`
+	// Changes queued for that peer that it has not acknowledged (the records
+	// of sync_lag_nanos).
+	QueuedRecords uint64 `protobuf:"varint,7,opt,name=queued_records,json=queuedRecords,proto3" json:"queued_records,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3731,6 +3737,27 @@ func (x *PeerStatus) GetConnected() bool {
 func (x *PeerStatus) GetSyncLagNanos() int64 {
 	if x != nil {
 		return x.SyncLagNanos
+	}
+	return 0
+}
+
+func (x *PeerStatus) GetBehindRecords() uint64 {
+	if x != nil {
+		return x.BehindRecords
+	}
+	return 0
+}
+
+func (x *PeerStatus) GetBehindNanos() int64 {
+	if x != nil {
+		return x.BehindNanos
+	}
+	return 0
+}
+
+func (x *PeerStatus) GetQueuedRecords() uint64 {
+	if x != nil {
+		return x.QueuedRecords
 	}
 	return 0
 }
@@ -4536,6 +4563,118 @@ func (x *CloneResponse) GetMkCheck() []byte {
 	return nil
 }
 
+type CatchUpRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	From          uint32                 `protobuf:"varint,1,opt,name=from,proto3" json:"from,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CatchUpRequest) Reset() {
+	*x = CatchUpRequest{}
+	mi := &file_hsm_proto_msgTypes[74]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CatchUpRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CatchUpRequest) ProtoMessage() {}
+
+func (x *CatchUpRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hsm_proto_msgTypes[74]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CatchUpRequest.ProtoReflect.Descriptor instead.
+func (*CatchUpRequest) Descriptor() ([]byte, []int) {
+	return file_hsm_proto_rawDescGZIP(), []int{74}
+}
+
+func (x *CatchUpRequest) GetFrom() uint32 {
+	if x != nil {
+		return x.From
+	}
+	return 0
+}
+
+type CatchUpResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Records       uint64                 `protobuf:"varint,1,opt,name=records,proto3" json:"records,omitempty"`                   // changes still queued for the caller
+	LagNanos      int64                  `protobuf:"varint,2,opt,name=lag_nanos,json=lagNanos,proto3" json:"lag_nanos,omitempty"` // age of the oldest of them
+	Complete      bool                   `protobuf:"varint,3,opt,name=complete,proto3" json:"complete,omitempty"`                 // the queue holds all the caller may lack (no overflow, peer caught up itself)
+	Flushed       bool                   `protobuf:"varint,4,opt,name=flushed,proto3" json:"flushed,omitempty"`                   // every change queued before the request is acknowledged
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CatchUpResponse) Reset() {
+	*x = CatchUpResponse{}
+	mi := &file_hsm_proto_msgTypes[75]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CatchUpResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CatchUpResponse) ProtoMessage() {}
+
+func (x *CatchUpResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hsm_proto_msgTypes[75]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CatchUpResponse.ProtoReflect.Descriptor instead.
+func (*CatchUpResponse) Descriptor() ([]byte, []int) {
+	return file_hsm_proto_rawDescGZIP(), []int{75}
+}
+
+func (x *CatchUpResponse) GetRecords() uint64 {
+	if x != nil {
+		return x.Records
+	}
+	return 0
+}
+
+func (x *CatchUpResponse) GetLagNanos() int64 {
+	if x != nil {
+		return x.LagNanos
+	}
+	return 0
+}
+
+func (x *CatchUpResponse) GetComplete() bool {
+	if x != nil {
+		return x.Complete
+	}
+	return false
+}
+
+func (x *CatchUpResponse) GetFlushed() bool {
+	if x != nil {
+		return x.Flushed
+	}
+	return false
+}
+
 var File_hsm_proto protoreflect.FileDescriptor
 
 const file_hsm_proto_rawDesc = "" +
@@ -4801,13 +4940,16 @@ const file_hsm_proto_rawDesc = "" +
 	"\bsessions\x18\t \x01(\rR\bsessions\x12\x14\n" +
 	"\x05users\x18\n" +
 	" \x01(\rR\x05users\x12/\n" +
-	"\x05peers\x18\v \x03(\v2\x19.coffer.hsm.v1.PeerStatusR\x05peers\"\x83\x01\n" +
+	"\x05peers\x18\v \x03(\v2\x19.coffer.hsm.v1.PeerStatusR\x05peers\"\xf4\x01\n" +
 	"\n" +
 	"PeerStatus\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\rR\x06nodeId\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x1c\n" +
 	"\tconnected\x18\x03 \x01(\bR\tconnected\x12$\n" +
-	"\x0esync_lag_nanos\x18\x04 \x01(\x03R\fsyncLagNanos\"a\n" +
+	"\x0esync_lag_nanos\x18\x04 \x01(\x03R\fsyncLagNanos\x12%\n" +
+	"\x0ebehind_records\x18\x05 \x01(\x04R\rbehindRecords\x12!\n" +
+	"\fbehind_nanos\x18\x06 \x01(\x03R\vbehindNanos\x12%\n" +
+	"\x0equeued_records\x18\a \x01(\x04R\rqueuedRecords\"a\n" +
 	"\fHelloRequest\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\rR\x06nodeId\x12\x1d\n" +
 	"\n" +
@@ -4859,7 +5001,14 @@ const file_hsm_proto_rawDesc = "" +
 	"\x10ephemeral_public\x18\x01 \x01(\fR\x0fephemeralPublic\x12\x1d\n" +
 	"\n" +
 	"wrapped_mk\x18\x02 \x01(\fR\twrappedMk\x12\x19\n" +
-	"\bmk_check\x18\x03 \x01(\fR\amkCheck*\x8d\x01\n" +
+	"\bmk_check\x18\x03 \x01(\fR\amkCheck\"$\n" +
+	"\x0eCatchUpRequest\x12\x12\n" +
+	"\x04from\x18\x01 \x01(\rR\x04from\"~\n" +
+	"\x0fCatchUpResponse\x12\x18\n" +
+	"\arecords\x18\x01 \x01(\x04R\arecords\x12\x1b\n" +
+	"\tlag_nanos\x18\x02 \x01(\x03R\blagNanos\x12\x1a\n" +
+	"\bcomplete\x18\x03 \x01(\bR\bcomplete\x12\x18\n" +
+	"\aflushed\x18\x04 \x01(\bR\aflushed*\x8d\x01\n" +
 	"\bFunction\x12\x18\n" +
 	"\x14FUNCTION_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10FUNCTION_ENCRYPT\x10\x01\x12\x14\n" +
@@ -4920,14 +5069,15 @@ const file_hsm_proto_rawDesc = "" +
 	"\x05Abort\x12\x1f.coffer.hsm.v1.OperationRequest\x1a\x14.coffer.hsm.v1.Empty\x12E\n" +
 	"\n" +
 	"Mechanisms\x12\x14.coffer.hsm.v1.Empty\x1a!.coffer.hsm.v1.MechanismsResponse\x12A\n" +
-	"\bNodeInfo\x12\x14.coffer.hsm.v1.Empty\x1a\x1f.coffer.hsm.v1.NodeInfoResponse2\xa7\x03\n" +
+	"\bNodeInfo\x12\x14.coffer.hsm.v1.Empty\x1a\x1f.coffer.hsm.v1.NodeInfoResponse2\xf1\x03\n" +
 	"\x04Peer\x12B\n" +
 	"\x05Hello\x12\x1b.coffer.hsm.v1.HelloRequest\x1a\x1c.coffer.hsm.v1.HelloResponse\x12?\n" +
 	"\x04Push\x12\x1a.coffer.hsm.v1.PushRequest\x1a\x1b.coffer.hsm.v1.PushResponse\x12E\n" +
 	"\x06Digest\x12\x1c.coffer.hsm.v1.DigestRequest\x1a\x1d.coffer.hsm.v1.DigestResponse\x12K\n" +
 	"\bVersions\x12\x1e.coffer.hsm.v1.VersionsRequest\x1a\x1f.coffer.hsm.v1.VersionsResponse\x12B\n" +
 	"\x05Fetch\x12\x1b.coffer.hsm.v1.FetchRequest\x1a\x1c.coffer.hsm.v1.FetchResponse\x12B\n" +
-	"\x05Clone\x12\x1b.coffer.hsm.v1.CloneRequest\x1a\x1c.coffer.hsm.v1.CloneResponseB0Z.github.com/coffer-hsm/coffer/proto/hsmv1;hsmv1b\x06proto3"
+	"\x05Clone\x12\x1b.coffer.hsm.v1.CloneRequest\x1a\x1c.coffer.hsm.v1.CloneResponse\x12H\n" +
+	"\aCatchUp\x12\x1d.coffer.hsm.v1.CatchUpRequest\x1a\x1e.coffer.hsm.v1.CatchUpResponseB0Z.github.com/coffer-hsm/coffer/proto/hsmv1;hsmv1b\x06proto3"
 
 var (
 	file_hsm_proto_rawDescOnce sync.Once
@@ -4942,7 +5092,7 @@ func file_hsm_proto_rawDescGZIP() []byte {
 }
 
 var file_hsm_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_hsm_proto_msgTypes = make([]protoimpl.MessageInfo, 75)
+var file_hsm_proto_msgTypes = make([]protoimpl.MessageInfo, 77)
 var file_hsm_proto_goTypes = []any{
 	(Function)(0),                        // 0: coffer.hsm.v1.Function
 	(*Empty)(nil),                        // 1: coffer.hsm.v1.Empty
@@ -5019,7 +5169,9 @@ var file_hsm_proto_goTypes = []any{
 	(*FetchResponse)(nil),                // 72: coffer.hsm.v1.FetchResponse
 	(*CloneRequest)(nil),                 // 73: coffer.hsm.v1.CloneRequest
 	(*CloneResponse)(nil),                // 74: coffer.hsm.v1.CloneResponse
-	nil,                                  // 75: coffer.hsm.v1.QuorumValuesResponse.ValuesEntry
+	(*CatchUpRequest)(nil),               // 75: coffer.hsm.v1.CatchUpRequest
+	(*CatchUpResponse)(nil),              // 76: coffer.hsm.v1.CatchUpResponse
+	nil,                                  // 77: coffer.hsm.v1.QuorumValuesResponse.ValuesEntry
 }
 var file_hsm_proto_depIdxs = []int32{
 	8,  // 0: coffer.hsm.v1.Approvals.signatures:type_name -> coffer.hsm.v1.Approval
@@ -5029,7 +5181,7 @@ var file_hsm_proto_depIdxs = []int32{
 	14, // 4: coffer.hsm.v1.ListUsersResponse.users:type_name -> coffer.hsm.v1.UserInfo
 	18, // 5: coffer.hsm.v1.ListQuorumTokensResponse.tokens:type_name -> coffer.hsm.v1.QuorumTokenInfo
 	9,  // 6: coffer.hsm.v1.SetQuorumValueRequest.approvals:type_name -> coffer.hsm.v1.Approvals
-	75, // 7: coffer.hsm.v1.QuorumValuesResponse.values:type_name -> coffer.hsm.v1.QuorumValuesResponse.ValuesEntry
+	77, // 7: coffer.hsm.v1.QuorumValuesResponse.values:type_name -> coffer.hsm.v1.QuorumValuesResponse.ValuesEntry
 	9,  // 8: coffer.hsm.v1.RegisterTrustAnchorRequest.approvals:type_name -> coffer.hsm.v1.Approvals
 	23, // 9: coffer.hsm.v1.ListTrustAnchorsResponse.anchors:type_name -> coffer.hsm.v1.TrustAnchor
 	9,  // 10: coffer.hsm.v1.DeregisterTrustAnchorRequest.approvals:type_name -> coffer.hsm.v1.Approvals
@@ -5113,62 +5265,64 @@ var file_hsm_proto_depIdxs = []int32{
 	68, // 88: coffer.hsm.v1.Peer.Versions:input_type -> coffer.hsm.v1.VersionsRequest
 	71, // 89: coffer.hsm.v1.Peer.Fetch:input_type -> coffer.hsm.v1.FetchRequest
 	73, // 90: coffer.hsm.v1.Peer.Clone:input_type -> coffer.hsm.v1.CloneRequest
-	6,  // 91: coffer.hsm.v1.HSM.OpenSession:output_type -> coffer.hsm.v1.OpenSessionResponse
-	1,  // 92: coffer.hsm.v1.HSM.CloseSession:output_type -> coffer.hsm.v1.Empty
-	1,  // 93: coffer.hsm.v1.HSM.Login:output_type -> coffer.hsm.v1.Empty
-	1,  // 94: coffer.hsm.v1.HSM.Logout:output_type -> coffer.hsm.v1.Empty
-	1,  // 95: coffer.hsm.v1.HSM.Activate:output_type -> coffer.hsm.v1.Empty
-	1,  // 96: coffer.hsm.v1.HSM.CreateUser:output_type -> coffer.hsm.v1.Empty
-	1,  // 97: coffer.hsm.v1.HSM.DeleteUser:output_type -> coffer.hsm.v1.Empty
-	1,  // 98: coffer.hsm.v1.HSM.ChangePassword:output_type -> coffer.hsm.v1.Empty
-	15, // 99: coffer.hsm.v1.HSM.ListUsers:output_type -> coffer.hsm.v1.ListUsersResponse
-	1,  // 100: coffer.hsm.v1.HSM.RegisterQuorumKey:output_type -> coffer.hsm.v1.Empty
-	18, // 101: coffer.hsm.v1.HSM.QuorumToken:output_type -> coffer.hsm.v1.QuorumTokenInfo
-	19, // 102: coffer.hsm.v1.HSM.ListQuorumTokens:output_type -> coffer.hsm.v1.ListQuorumTokensResponse
-	1,  // 103: coffer.hsm.v1.HSM.DeleteQuorumToken:output_type -> coffer.hsm.v1.Empty
-	1,  // 104: coffer.hsm.v1.HSM.SetQuorumValue:output_type -> coffer.hsm.v1.Empty
-	22, // 105: coffer.hsm.v1.HSM.QuorumValues:output_type -> coffer.hsm.v1.QuorumValuesResponse
-	23, // 106: coffer.hsm.v1.HSM.RegisterTrustAnchor:output_type -> coffer.hsm.v1.TrustAnchor
-	25, // 107: coffer.hsm.v1.HSM.ListTrustAnchors:output_type -> coffer.hsm.v1.ListTrustAnchorsResponse
-	25, // 108: coffer.hsm.v1.HSM.DeregisterTrustAnchor:output_type -> coffer.hsm.v1.ListTrustAnchorsResponse
-	1,  // 109: coffer.hsm.v1.HSM.SetMTLSEnforcement:output_type -> coffer.hsm.v1.Empty
-	28, // 110: coffer.hsm.v1.HSM.GetMTLSEnforcement:output_type -> coffer.hsm.v1.MTLSEnforcementResponse
-	35, // 111: coffer.hsm.v1.HSM.GenerateKey:output_type -> coffer.hsm.v1.CreateResponse
-	36, // 112: coffer.hsm.v1.HSM.GenerateKeyPair:output_type -> coffer.hsm.v1.GenerateKeyPairResponse
-	35, // 113: coffer.hsm.v1.HSM.CreateObject:output_type -> coffer.hsm.v1.CreateResponse
-	35, // 114: coffer.hsm.v1.HSM.ImportKey:output_type -> coffer.hsm.v1.CreateResponse
-	35, // 115: coffer.hsm.v1.HSM.UnwrapKey:output_type -> coffer.hsm.v1.CreateResponse
-	35, // 116: coffer.hsm.v1.HSM.DeriveKey:output_type -> coffer.hsm.v1.CreateResponse
-	38, // 117: coffer.hsm.v1.HSM.FindObjects:output_type -> coffer.hsm.v1.FindObjectsResponse
-	40, // 118: coffer.hsm.v1.HSM.ObjectInfo:output_type -> coffer.hsm.v1.ObjectInfoResponse
-	43, // 119: coffer.hsm.v1.HSM.GetAttributes:output_type -> coffer.hsm.v1.GetAttributesResponse
-	1,  // 120: coffer.hsm.v1.HSM.SetAttributes:output_type -> coffer.hsm.v1.Empty
-	1,  // 121: coffer.hsm.v1.HSM.DestroyObject:output_type -> coffer.hsm.v1.Empty
-	1,  // 122: coffer.hsm.v1.HSM.ShareKey:output_type -> coffer.hsm.v1.Empty
-	1,  // 123: coffer.hsm.v1.HSM.UnshareKey:output_type -> coffer.hsm.v1.Empty
-	46, // 124: coffer.hsm.v1.HSM.ExportKey:output_type -> coffer.hsm.v1.BytesResponse
-	46, // 125: coffer.hsm.v1.HSM.ExportPublicKey:output_type -> coffer.hsm.v1.BytesResponse
-	46, // 126: coffer.hsm.v1.HSM.Encrypt:output_type -> coffer.hsm.v1.BytesResponse
-	46, // 127: coffer.hsm.v1.HSM.Decrypt:output_type -> coffer.hsm.v1.BytesResponse
-	46, // 128: coffer.hsm.v1.HSM.Sign:output_type -> coffer.hsm.v1.BytesResponse
-	1,  // 129: coffer.hsm.v1.HSM.Verify:output_type -> coffer.hsm.v1.Empty
-	46, // 130: coffer.hsm.v1.HSM.Digest:output_type -> coffer.hsm.v1.BytesResponse
-	46, // 131: coffer.hsm.v1.HSM.WrapKey:output_type -> coffer.hsm.v1.BytesResponse
-	46, // 132: coffer.hsm.v1.HSM.GenerateRandom:output_type -> coffer.hsm.v1.BytesResponse
-	52, // 133: coffer.hsm.v1.HSM.Begin:output_type -> coffer.hsm.v1.BeginResponse
-	46, // 134: coffer.hsm.v1.HSM.Update:output_type -> coffer.hsm.v1.BytesResponse
-	46, // 135: coffer.hsm.v1.HSM.Finish:output_type -> coffer.hsm.v1.BytesResponse
-	1,  // 136: coffer.hsm.v1.HSM.Abort:output_type -> coffer.hsm.v1.Empty
-	57, // 137: coffer.hsm.v1.HSM.Mechanisms:output_type -> coffer.hsm.v1.MechanismsResponse
-	58, // 138: coffer.hsm.v1.HSM.NodeInfo:output_type -> coffer.hsm.v1.NodeInfoResponse
-	61, // 139: coffer.hsm.v1.Peer.Hello:output_type -> coffer.hsm.v1.HelloResponse
-	64, // 140: coffer.hsm.v1.Peer.Push:output_type -> coffer.hsm.v1.PushResponse
-	66, // 141: coffer.hsm.v1.Peer.Digest:output_type -> coffer.hsm.v1.DigestResponse
-	69, // 142: coffer.hsm.v1.Peer.Versions:output_type -> coffer.hsm.v1.VersionsResponse
-	72, // 143: coffer.hsm.v1.Peer.Fetch:output_type -> coffer.hsm.v1.FetchResponse
-	74, // 144: coffer.hsm.v1.Peer.Clone:output_type -> coffer.hsm.v1.CloneResponse
-	91, // [91:145] is the sub-list for method output_type
-	37, // [37:91] is the sub-list for method input_type
+	75, // 91: coffer.hsm.v1.Peer.CatchUp:input_type -> coffer.hsm.v1.CatchUpRequest
+	6,  // 92: coffer.hsm.v1.HSM.OpenSession:output_type -> coffer.hsm.v1.OpenSessionResponse
+	1,  // 93: coffer.hsm.v1.HSM.CloseSession:output_type -> coffer.hsm.v1.Empty
+	1,  // 94: coffer.hsm.v1.HSM.Login:output_type -> coffer.hsm.v1.Empty
+	1,  // 95: coffer.hsm.v1.HSM.Logout:output_type -> coffer.hsm.v1.Empty
+	1,  // 96: coffer.hsm.v1.HSM.Activate:output_type -> coffer.hsm.v1.Empty
+	1,  // 97: coffer.hsm.v1.HSM.CreateUser:output_type -> coffer.hsm.v1.Empty
+	1,  // 98: coffer.hsm.v1.HSM.DeleteUser:output_type -> coffer.hsm.v1.Empty
+	1,  // 99: coffer.hsm.v1.HSM.ChangePassword:output_type -> coffer.hsm.v1.Empty
+	15, // 100: coffer.hsm.v1.HSM.ListUsers:output_type -> coffer.hsm.v1.ListUsersResponse
+	1,  // 101: coffer.hsm.v1.HSM.RegisterQuorumKey:output_type -> coffer.hsm.v1.Empty
+	18, // 102: coffer.hsm.v1.HSM.QuorumToken:output_type -> coffer.hsm.v1.QuorumTokenInfo
+	19, // 103: coffer.hsm.v1.HSM.ListQuorumTokens:output_type -> coffer.hsm.v1.ListQuorumTokensResponse
+	1,  // 104: coffer.hsm.v1.HSM.DeleteQuorumToken:output_type -> coffer.hsm.v1.Empty
+	1,  // 105: coffer.hsm.v1.HSM.SetQuorumValue:output_type -> coffer.hsm.v1.Empty
+	22, // 106: coffer.hsm.v1.HSM.QuorumValues:output_type -> coffer.hsm.v1.QuorumValuesResponse
+	23, // 107: coffer.hsm.v1.HSM.RegisterTrustAnchor:output_type -> coffer.hsm.v1.TrustAnchor
+	25, // 108: coffer.hsm.v1.HSM.ListTrustAnchors:output_type -> coffer.hsm.v1.ListTrustAnchorsResponse
+	25, // 109: coffer.hsm.v1.HSM.DeregisterTrustAnchor:output_type -> coffer.hsm.v1.ListTrustAnchorsResponse
+	1,  // 110: coffer.hsm.v1.HSM.SetMTLSEnforcement:output_type -> coffer.hsm.v1.Empty
+	28, // 111: coffer.hsm.v1.HSM.GetMTLSEnforcement:output_type -> coffer.hsm.v1.MTLSEnforcementResponse
+	35, // 112: coffer.hsm.v1.HSM.GenerateKey:output_type -> coffer.hsm.v1.CreateResponse
+	36, // 113: coffer.hsm.v1.HSM.GenerateKeyPair:output_type -> coffer.hsm.v1.GenerateKeyPairResponse
+	35, // 114: coffer.hsm.v1.HSM.CreateObject:output_type -> coffer.hsm.v1.CreateResponse
+	35, // 115: coffer.hsm.v1.HSM.ImportKey:output_type -> coffer.hsm.v1.CreateResponse
+	35, // 116: coffer.hsm.v1.HSM.UnwrapKey:output_type -> coffer.hsm.v1.CreateResponse
+	35, // 117: coffer.hsm.v1.HSM.DeriveKey:output_type -> coffer.hsm.v1.CreateResponse
+	38, // 118: coffer.hsm.v1.HSM.FindObjects:output_type -> coffer.hsm.v1.FindObjectsResponse
+	40, // 119: coffer.hsm.v1.HSM.ObjectInfo:output_type -> coffer.hsm.v1.ObjectInfoResponse
+	43, // 120: coffer.hsm.v1.HSM.GetAttributes:output_type -> coffer.hsm.v1.GetAttributesResponse
+	1,  // 121: coffer.hsm.v1.HSM.SetAttributes:output_type -> coffer.hsm.v1.Empty
+	1,  // 122: coffer.hsm.v1.HSM.DestroyObject:output_type -> coffer.hsm.v1.Empty
+	1,  // 123: coffer.hsm.v1.HSM.ShareKey:output_type -> coffer.hsm.v1.Empty
+	1,  // 124: coffer.hsm.v1.HSM.UnshareKey:output_type -> coffer.hsm.v1.Empty
+	46, // 125: coffer.hsm.v1.HSM.ExportKey:output_type -> coffer.hsm.v1.BytesResponse
+	46, // 126: coffer.hsm.v1.HSM.ExportPublicKey:output_type -> coffer.hsm.v1.BytesResponse
+	46, // 127: coffer.hsm.v1.HSM.Encrypt:output_type -> coffer.hsm.v1.BytesResponse
+	46, // 128: coffer.hsm.v1.HSM.Decrypt:output_type -> coffer.hsm.v1.BytesResponse
+	46, // 129: coffer.hsm.v1.HSM.Sign:output_type -> coffer.hsm.v1.BytesResponse
+	1,  // 130: coffer.hsm.v1.HSM.Verify:output_type -> coffer.hsm.v1.Empty
+	46, // 131: coffer.hsm.v1.HSM.Digest:output_type -> coffer.hsm.v1.BytesResponse
+	46, // 132: coffer.hsm.v1.HSM.WrapKey:output_type -> coffer.hsm.v1.BytesResponse
+	46, // 133: coffer.hsm.v1.HSM.GenerateRandom:output_type -> coffer.hsm.v1.BytesResponse
+	52, // 134: coffer.hsm.v1.HSM.Begin:output_type -> coffer.hsm.v1.BeginResponse
+	46, // 135: coffer.hsm.v1.HSM.Update:output_type -> coffer.hsm.v1.BytesResponse
+	46, // 136: coffer.hsm.v1.HSM.Finish:output_type -> coffer.hsm.v1.BytesResponse
+	1,  // 137: coffer.hsm.v1.HSM.Abort:output_type -> coffer.hsm.v1.Empty
+	57, // 138: coffer.hsm.v1.HSM.Mechanisms:output_type -> coffer.hsm.v1.MechanismsResponse
+	58, // 139: coffer.hsm.v1.HSM.NodeInfo:output_type -> coffer.hsm.v1.NodeInfoResponse
+	61, // 140: coffer.hsm.v1.Peer.Hello:output_type -> coffer.hsm.v1.HelloResponse
+	64, // 141: coffer.hsm.v1.Peer.Push:output_type -> coffer.hsm.v1.PushResponse
+	66, // 142: coffer.hsm.v1.Peer.Digest:output_type -> coffer.hsm.v1.DigestResponse
+	69, // 143: coffer.hsm.v1.Peer.Versions:output_type -> coffer.hsm.v1.VersionsResponse
+	72, // 144: coffer.hsm.v1.Peer.Fetch:output_type -> coffer.hsm.v1.FetchResponse
+	74, // 145: coffer.hsm.v1.Peer.Clone:output_type -> coffer.hsm.v1.CloneResponse
+	76, // 146: coffer.hsm.v1.Peer.CatchUp:output_type -> coffer.hsm.v1.CatchUpResponse
+	92, // [92:147] is the sub-list for method output_type
+	37, // [37:92] is the sub-list for method input_type
 	37, // [37:37] is the sub-list for extension type_name
 	37, // [37:37] is the sub-list for extension extendee
 	0,  // [0:37] is the sub-list for field type_name
@@ -5189,7 +5343,7 @@ func file_hsm_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hsm_proto_rawDesc), len(file_hsm_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   75,
+			NumMessages:   77,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

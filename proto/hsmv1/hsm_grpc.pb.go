@@ -1963,6 +1963,7 @@ const (
 	Peer_Versions_FullMethodName = "/coffer.hsm.v1.Peer/Versions"
 	Peer_Fetch_FullMethodName    = "/coffer.hsm.v1.Peer/Fetch"
 	Peer_Clone_FullMethodName    = "/coffer.hsm.v1.Peer/Clone"
+	Peer_CatchUp_FullMethodName  = "/coffer.hsm.v1.Peer/CatchUp"
 )
 
 // PeerClient is the client API for Peer service.
@@ -1988,6 +1989,11 @@ type PeerClient interface {
 	// for that node alone: ECDH between ephemeral P-256 keys, HKDF-SHA256 bound
 	// to both node certificates, AES key wrap.
 	Clone(ctx context.Context, in *CloneRequest, opts ...grpc.CallOption) (*CloneResponse, error)
+	// CatchUp asks the peer to push to the caller, now, what it has queued for
+	// it (changes the caller has not acknowledged), for a bounded time, and
+	// reports the rest: how a node that fell behind (frozen, restarted, cut
+	// off) gets level before it answers, and learns how far behind it is.
+	CatchUp(ctx context.Context, in *CatchUpRequest, opts ...grpc.CallOption) (*CatchUpResponse, error)
 }
 
 type peerClient struct {
@@ -2058,6 +2064,16 @@ func (c *peerClient) Clone(ctx context.Context, in *CloneRequest, opts ...grpc.C
 	return out, nil
 }
 
+func (c *peerClient) CatchUp(ctx context.Context, in *CatchUpRequest, opts ...grpc.CallOption) (*CatchUpResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CatchUpResponse)
+	err := c.cc.Invoke(ctx, Peer_CatchUp_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // PeerServer is the server API for Peer service.
 // All implementations must embed UnimplementedPeerServer
 // for forward compatibility.
@@ -2081,6 +2097,11 @@ type PeerServer interface {
 	// for that node alone: ECDH between ephemeral P-256 keys, HKDF-SHA256 bound
 	// to both node certificates, AES key wrap.
 	Clone(context.Context, *CloneRequest) (*CloneResponse, error)
+	// CatchUp asks the peer to push to the caller, now, what it has queued for
+	// it (changes the caller has not acknowledged), for a bounded time, and
+	// reports the rest: how a node that fell behind (frozen, restarted, cut
+	// off) gets level before it answers, and learns how far behind it is.
+	CatchUp(context.Context, *CatchUpRequest) (*CatchUpResponse, error)
 	mustEmbedUnimplementedPeerServer()
 }
 
@@ -2108,6 +2129,9 @@ func (UnimplementedPeerServer) Fetch(context.Context, *FetchRequest) (*FetchResp
 }
 func (UnimplementedPeerServer) Clone(context.Context, *CloneRequest) (*CloneResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Clone not implemented")
+}
+func (UnimplementedPeerServer) CatchUp(context.Context, *CatchUpRequest) (*CatchUpResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CatchUp not implemented")
 }
 func (UnimplementedPeerServer) mustEmbedUnimplementedPeerServer() {}
 func (UnimplementedPeerServer) testEmbeddedByValue()              {}
@@ -2238,6 +2262,24 @@ func _Peer_Clone_Handler(srv interface{}, ctx context.Context, dec func(interfac
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Peer_CatchUp_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CatchUpRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PeerServer).CatchUp(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Peer_CatchUp_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PeerServer).CatchUp(ctx, req.(*CatchUpRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Peer_ServiceDesc is the grpc.ServiceDesc for Peer service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -2268,6 +2310,10 @@ var Peer_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Clone",
 			Handler:    _Peer_Clone_Handler,
+		},
+		{
+			MethodName: "CatchUp",
+			Handler:    _Peer_CatchUp_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -46,24 +46,34 @@ type Peer struct {
 	NodeID    uint32  `json:"node-id"`
 	Address   string  `json:"address"`
 	Connected bool    `json:"connected"`
-	SyncLagMS float64 `json:"sync-lag-ms"`
+	SyncLagMS float64 `json:"sync-lag-ms"` // how far the peer is behind this HSM
+	// QueuedRecords are this HSM's changes the peer has not confirmed yet.
+	QueuedRecords int `json:"queued-records"`
+	// BehindRecords and BehindMS: how far this HSM is behind the peer (the
+	// records the peer has still to deliver, and the age of the oldest).
+	BehindRecords int     `json:"behind-records"`
+	BehindMS      float64 `json:"behind-ms"`
 }
 
-// Table prints one HSM per row, with its largest sync lag.
+// Table prints one HSM per row, with its largest sync lag (how far a peer
+// is behind it) and how far it is behind its peers (records, age).
 func (in Info) Table() ([]string, [][]string) {
 	rows := make([][]string, len(in.HSMs))
 	for i, h := range in.HSMs {
-		lag, peers := 0.0, 0
+		lag, behind, behindRecs, peers := 0.0, 0.0, 0, 0
 		for _, p := range h.Peers {
 			lag = max(lag, p.SyncLagMS)
+			behind = max(behind, p.BehindMS)
+			behindRecs += p.BehindRecords
 			if p.Connected {
 				peers++
 			}
 		}
 		rows[i] = []string{h.Address, h.HSMID, h.State, strconv.Itoa(h.TokenObjects), strconv.Itoa(h.Sessions),
-			fmt.Sprintf("%d/%d", peers, len(h.Peers)), fmt.Sprintf("%.1fms", lag)}
+			fmt.Sprintf("%d/%d", peers, len(h.Peers)), fmt.Sprintf("%.1fms", lag),
+			fmt.Sprintf("%d (%.1fms)", behindRecs, behind)}
 	}
-	return []string{"ADDRESS", "HSM-ID", "STATE", "TOKEN-OBJECTS", "SESSIONS", "PEERS-CONNECTED", "MAX-SYNC-LAG"}, rows
+	return []string{"ADDRESS", "HSM-ID", "STATE", "TOKEN-OBJECTS", "SESSIONS", "PEERS-CONNECTED", "MAX-SYNC-LAG", "BEHIND"}, rows
 }
 
 func info(env *cli.Env) *cobra.Command {
@@ -73,7 +83,9 @@ func info(env *cli.Env) *cobra.Command {
 		Short:   "List the HSMs of the cluster: state, objects, peers and sync lag",
 		Long: `Ask every HSM in the cluster configuration about itself: its state (ACTIVE,
 CATCHING_UP while it syncs before serving, UNREACHABLE), its objects, sessions
-and users, and how far behind each of its peers it is. No login needed.`,
+and users, how far each of its peers is behind it (MAX-SYNC-LAG) and how far
+it is behind its peers (BEHIND: records a peer has still to deliver, and the
+age of the oldest). No login needed.`,
 	}
 	cmd.RunE = cli.Run(env, cli.NeedNothing, func(ctx context.Context, _ *client.Session) (any, error) {
 		c, err := env.Cluster(ctx)
@@ -98,7 +110,8 @@ and users, and how far behind each of its peers it is. No login needed.`,
 				}
 				for _, p := range n.Peers {
 					h.Peers = append(h.Peers, Peer{NodeID: p.NodeID, Address: p.Address, Connected: p.Connected,
-						SyncLagMS: float64(p.SyncLag) / float64(time.Millisecond)})
+						SyncLagMS: float64(p.SyncLag) / float64(time.Millisecond), QueuedRecords: p.QueuedRecords,
+						BehindRecords: p.BehindRecords, BehindMS: float64(p.Behind) / float64(time.Millisecond)})
 				}
 			}
 			out.HSMs = append(out.HSMs, h)

@@ -32,6 +32,7 @@ type Handler interface {
 	HandleDigest(ctx context.Context, buckets int) ([][]byte, error)
 	HandleVersions(ctx context.Context, buckets int, which []int) ([]peersync.Meta, error)
 	HandleFetch(ctx context.Context, keys []peersync.Key) ([]store.Sealed, error)
+	HandleCatchUp(ctx context.Context, from uint32) (peersync.Backlog, error)
 }
 
 type link struct{ from, to uint32 }
@@ -254,6 +255,18 @@ func (p *peer) Fetch(ctx context.Context, keys []peersync.Key) ([]store.Sealed, 
 	})
 	if err != nil {
 		return nil, err
+	}
+	return out, nil
+}
+
+func (p *peer) CatchUp(ctx context.Context) (peersync.Backlog, error) {
+	var out peersync.Backlog
+	err := p.call(ctx, func(h Handler) (err error) {
+		out, err = h.HandleCatchUp(ctx, p.from)
+		return err
+	})
+	if err != nil {
+		return peersync.Backlog{}, err
 	}
 	return out, nil
 }

@@ -68,8 +68,8 @@ func invalidArgument(rv ck.RV, format string, args ...any) error {
 	return rvStatus(codes.InvalidArgument, rv, fmt.Sprintf(format, args...))
 }
 
-// deviceStatus turns an error of a device call into a status: a device
-// refusal by the table, the caller's own cancellation or deadline as such,
+// deviceStatus turns an error of a device call into a status: a full disk
+// under the store as CKR_DEVICE_MEMORY, a device refusal by the table, the caller's own cancellation or deadline as such,
 // and anything else (a store failure, a bug) as Internal with
 // CKR_DEVICE_ERROR.
 func deviceStatus(err error) error {
@@ -78,6 +78,12 @@ func deviceStatus(err error) error {
 	}
 	if _, ok := status.FromError(err); ok {
 		return err // made by this package already
+	}
+	if errors.Is(err, store.ErrNoSpace) {
+		// Before the device's own class (CKR_DEVICE_ERROR): the write was
+		// refused, nothing is lost, and it works again once space returns.
+		return rvStatus(codeOf(ck.CKR_DEVICE_MEMORY), ck.CKR_DEVICE_MEMORY,
+			fmt.Sprintf("the HSM's disk is full; the change was not made: %v", err))
 	}
 	if _, ok := errors.AsType[*hsm.Kind](err); ok {
 		rv := hsm.Code(err)

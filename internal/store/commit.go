@@ -123,12 +123,12 @@ func (c *committer) commit(group []*commitReq) {
 			})
 		})
 		if failed >= 0 {
-			group[failed].done <- failErr
+			group[failed].done <- noSpace(failErr)
 			group = slices.Delete(group, failed, failed+1)
 			continue
 		}
 		if err != nil {
-			err = fmt.Errorf("store: commit: %w", err)
+			err = fmt.Errorf("store: commit: %w", noSpace(err))
 		}
 		for _, r := range group {
 			r.done <- err

@@ -168,7 +168,10 @@ func classifyOpenErr(path string, timeout time.Duration, err error) error {
 	case errors.Is(err, bolt.ErrTimeout):
 		return fmt.Errorf("store: open %s: %w (waited %s)", path, ErrLocked, timeout)
 	case errors.Is(err, ErrCorruptDatabase), errors.As(err, &pathErr):
-		return fmt.Errorf("store: open %s: %w", path, err)
+		return fmt.Errorf("store: open %s: %w", path, noSpace(err))
+	case errors.Is(noSpace(err), ErrNoSpace):
+		// A new database that cannot write its first pages is not corrupt.
+		return fmt.Errorf("store: open %s: %w", path, noSpace(err))
 	default:
 		return fmt.Errorf("store: open %s: %w: %w", path, ErrCorruptDatabase, err)
 	}
@@ -203,7 +206,7 @@ func (s *Store) load(node uint32) error {
 		})
 	})
 	if err != nil {
-		return fmt.Errorf("store: open %s: %w", s.path, err)
+		return fmt.Errorf("store: open %s: %w", s.path, noSpace(err))
 	}
 	if err := s.verify(); err != nil {
 		return err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"syscall"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
@@ -79,11 +80,11 @@ func deviceStatus(err error) error {
 	if _, ok := status.FromError(err); ok {
 		return err // made by this package already
 	}
-	if errors.Is(err, store.ErrNoSpace) {
-		// Before the device's own class (CKR_DEVICE_ERROR): the write was
-		// refused, nothing is lost, and it works again once space returns.
-		return rvStatus(codeOf(ck.CKR_DEVICE_MEMORY), ck.CKR_DEVICE_MEMORY,
-			fmt.Sprintf("the HSM's disk is full; the change was not made: %v", err))
+	if errors.Is(err, store.ErrNoSpace) || errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		// Before the device's own class (CKR_DEVICE_ERROR): the HSM is not
+		// broken, its disk (the store's or the audit log's) is full. A store
+		// write is then refused and rolled back; err says what happened.
+		return rvStatus(codeOf(ck.CKR_DEVICE_MEMORY), ck.CKR_DEVICE_MEMORY, fmt.Sprintf("the HSM's disk is full: %v", err))
 	}
 	if _, ok := errors.AsType[*hsm.Kind](err); ok {
 		rv := hsm.Code(err)

@@ -325,9 +325,8 @@ func (s *Store) SetMaskingKey(ctx context.Context, mk []byte) error {
 	if err != nil {
 		return fmt.Errorf("store: seal masking key: %w", err)
 	}
-	// A call that gave up waiting (ctx) may have committed its key anyway:
-	// a stored key equal to mk counts as success.
-	// The function below may run after we return, so it gets its own copies.
+	// A stored key equal to mk (an earlier call's) counts as success.
+	// The function below runs in the committer, so it gets its own copies.
 	nodeKey, mk := bytes.Clone(s.nodeKey), bytes.Clone(mk)
 	var stored, same bool
 	err = s.commits.do(ctx, func(tx *bolt.Tx) error {

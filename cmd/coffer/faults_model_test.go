@@ -113,6 +113,21 @@ func (m *faultModel) liveKeys(prefix string) []*faultKey {
 	return out
 }
 
+// describe says what the history knows of every key whose label text
+// names, for a failure message.
+func (m *faultModel) describe(text string) string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	names := map[outcome]string{outNone: "none", outAcked: "acknowledged", outEither: "failed or unknown"}
+	var out []string
+	for _, label := range slices.Sorted(maps.Keys(m.keys)) {
+		if k := m.keys[label]; strings.Contains(text, "("+label+")") {
+			out = append(out, fmt.Sprintf("%s: created %s, shared %s, destroyed %s", label, names[k.created], names[k.shared], names[k.deleted]))
+		}
+	}
+	return strings.Join(out, "; ")
+}
+
 // summary is the figures of the history.
 func (m *faultModel) summary() string {
 	m.mu.Lock()
@@ -416,7 +431,7 @@ func converged(a, b *faultView) error {
 
 // check verifies every HSM's view against the model and returns the
 // violations: acknowledged writes lost, objects nobody made.
-func (m *faultModel) check(ctx context.Context, views []*faultView, setup map[string]bool) []string {
+func (m *faultModel) check(ctx context.Context, views []*faultView, owner string, setup map[string]bool) []string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var losses []string
@@ -444,7 +459,7 @@ func (m *faultModel) check(ctx context.Context, views []*faultView, setup map[st
 				lose("HSM %d still holds key %s (%x), whose destruction was acknowledged", v.id, label, k.id)
 			case k.deleted == outNone && !present:
 				lose("HSM %d lost key %s (%x), whose creation was acknowledged", v.id, label, k.id)
-			case present && (info.Label != label || info.Owner != testCU || info.Class != ck.CKO_SECRET_KEY || info.KeyType != ck.CKK_AES):
+			case present && (info.Label != label || info.Owner != owner || info.Class != ck.CKO_SECRET_KEY || info.KeyType != ck.CKK_AES):
 				lose("HSM %d: key %s (%x) has the wrong attributes: %+v", v.id, label, k.id, info)
 			case present && k.shared == outAcked && !slices.Contains(info.SharedWith, faultBob):
 				lose("HSM %d: key %s (%x) lost its acknowledged share with %s: %v", v.id, label, k.id, faultBob, info.SharedWith)

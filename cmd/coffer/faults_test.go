@@ -304,12 +304,12 @@ func (h *faultHarness) run(t *testing.T, cfg faultsConfig) {
 					held = append(held, fmt.Sprintf("HSM %d lists %d, its store holds %v", v.id, len(v.objects),
 						c.metricValue(t, v.id, "HsmKeysTokenOccupied")))
 				}
-				return fmt.Errorf("%w (token objects: %s)", err, strings.Join(held, ", "))
+				return fmt.Errorf("%w (token objects: %s; in the history: %s)", err, strings.Join(held, ", "), m.describe(err.Error()))
 			}
 		}
 		return nil
 	})
-	losses := m.check(ctx, views, map[string]bool{"faults-sign": true})
+	losses := m.check(ctx, views, testCU, map[string]bool{"faults-sign": true})
 	for _, l := range losses {
 		t.Errorf("loss: %s", l)
 	}

@@ -341,6 +341,16 @@ func startUp(t *testing.T, coffer, data string) *runningUp {
 func (u *runningUp) stdout() []byte { b, _ := os.ReadFile(u.stdoutF); return b }
 func (u *runningUp) stderr() []byte { b, _ := os.ReadFile(u.stderrF); return b }
 
+// kill ends coffer up with SIGKILL: its HSMs keep running.
+func (u *runningUp) kill(t *testing.T) {
+	if u.stopped {
+		t.Fatal("coffer up is not running")
+	}
+	u.stopped = true
+	u.cmd.Process.Kill()
+	<-u.exited
+}
+
 // stop ends coffer up with SIGINT (it stops its HSMs) and waits.
 func (u *runningUp) stop(t *testing.T) {
 	if u.stopped {

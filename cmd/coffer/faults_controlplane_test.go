@@ -76,15 +76,18 @@ func TestFaultsControlPlane(t *testing.T) {
 			}
 		}
 	})
+	// pid reads an HSM's pid file; the control plane rewrites it when it
+	// restarts the node, so an empty or partial file is read again.
 	pid := func(path string) int {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		n, err := strconv.Atoi(strings.TrimSpace(string(b)))
-		if err != nil {
-			t.Fatal(err)
-		}
+		var n int
+		pollUntil(t, "a pid in "+path, func() error {
+			b, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			n, err = strconv.Atoi(strings.TrimSpace(string(b)))
+			return err
+		})
 		return n
 	}
 	r := rand.New(rand.NewPCG(cfg.seed, 11))
@@ -122,8 +125,24 @@ func TestFaultsControlPlane(t *testing.T) {
 				}
 				return nil
 			})
+			// Serving again (its client link back) before the next fault.
+			nf, err := readRawHSMFile(filepath.Join(filepath.Dir(path), "hsm.json"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			one := ccfg
+			one.HSMs, one.CreateObjectMinimumNodes = []string{nf.Listen}, 1
+			ready := pollUntil(t, "the restarted HSM serving", func() error {
+				cl, err := client.Dial(ctx, one)
+				if err != nil {
+					return err
+				}
+				defer cl.Close()
+				return loginOnce(ctx, cl, "crypto-user", cu.Username, cu.Password)
+			})
 			h.progress(t, m, 30)
-			what = fmt.Sprintf("HSM node %d killed, restarted by the control plane after %s", old, took.Round(time.Millisecond))
+			what = fmt.Sprintf("HSM node %d killed, restarted by the control plane after %s, serving %s later",
+				old, took.Round(time.Millisecond), ready.Round(time.Millisecond))
 		}
 		faults[kind]++
 		t.Logf("cycle %d: %s (%s); %d operations so far", cycle+1, kind, what, m.ops.Load())
@@ -136,7 +155,13 @@ func TestFaultsControlPlane(t *testing.T) {
 	for i, addr := range up.file.HSMAddresses {
 		one := ccfg
 		one.HSMs, one.CreateObjectMinimumNodes = []string{addr}, 1
-		cl := dialConfigT(t, one)
+		var cl *client.Cluster
+		pollUntil(t, "HSM "+addr+" answering", func() error { // it may be restarting
+			var err error
+			cl, err = client.Dial(ctx, one)
+			return err
+		})
+		t.Cleanup(func() { cl.Close() })
 		views = append(views, &faultView{id: uint32(i + 1), cl: cl,
 			alice: c0login(t, cl, "crypto-user", cu.Username, cu.Password),
 			admin: c0login(t, cl, "admin", up.file.Admin.Username, up.file.Admin.Password)})

@@ -7,7 +7,7 @@ BIN       := bin
 VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -X main.version=$(VERSION)
 
-.PHONY: build test vet fmt-check vulncheck unit fuzz-short fuzz bench clean
+.PHONY: build test vet fmt-check vulncheck unit fuzz-short fuzz bench faults clean
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/coffer ./cmd/coffer
@@ -36,6 +36,16 @@ fuzz-short:
 
 fuzz:
 	bash scripts/fuzz.sh $(FUZZTIME)
+
+# The fault harness's long form: HSMs and the control plane killed and
+# restarted, partitions, a full disk, under load, then a check of every
+# acknowledged write (the short form runs in unit). Needs root for the
+# tmpfs; loopback only. FAULTS_CYCLES / FAULTS_DURATION bound it.
+FAULTS_CYCLES   ?= 16
+FAULTS_DURATION ?= 3m
+faults:
+	$(GO) test -race -count=1 -timeout 30m -v -run '^(TestFaults|TestFaultsControlPlane)$$' ./cmd/coffer/ \
+		-args -faults.cycles=$(FAULTS_CYCLES) -faults.duration=$(FAULTS_DURATION)
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 1s ./internal/...

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"syscall"
 	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -71,8 +72,8 @@ func invalidArgument(rv ck.RV, format string, args ...any) error {
 	return rvStatus(codes.InvalidArgument, rv, fmt.Sprintf(format, args...))
 }
 
-// deviceStatus turns an error of a device call into a status: a device
-// refusal by the table, the caller's own cancellation or deadline as such,
+// deviceStatus turns an error of a device call into a status: a full disk
+// under the store as CKR_DEVICE_MEMORY, a device refusal by the table, the caller's own cancellation or deadline as such,
 // and anything else (a store failure, a bug) as Internal with
 // CKR_DEVICE_ERROR.
 func deviceStatus(err error) error {
@@ -81,6 +82,12 @@ func deviceStatus(err error) error {
 	}
 	if _, ok := status.FromError(err); ok {
 		return err // made by this package already
+	}
+	if errors.Is(err, store.ErrNoSpace) || errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		// Before the device's own class (CKR_DEVICE_ERROR): the HSM is not
+		// broken, its disk (the store's or the audit log's) is full. A store
+		// write is then refused and rolled back; err says what happened.
+		return rvStatus(codeOf(ck.CKR_DEVICE_MEMORY), ck.CKR_DEVICE_MEMORY, fmt.Sprintf("the HSM's disk is full: %v", err))
 	}
 	if _, ok := errors.AsType[*hsm.Kind](err); ok {
 		rv := hsm.Code(err)

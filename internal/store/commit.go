@@ -49,8 +49,11 @@ func newCommitter(db *bolt.DB) *committer {
 }
 
 // do runs fn in a write transaction and returns once that transaction is
-// durable, or fails. If ctx ends first, do returns an error but the write may
-// still commit: the outcome is unknown to the caller.
+// durable, or fails. ctx is checked before the write is queued; once queued,
+// do waits for the commit's outcome whatever ctx does (one group commit: an
+// fsync), so an error always means "not stored" and success "stored". A
+// caller that returned while the write could still commit would leave its
+// own state (an HSM's device) behind the store, which nothing repairs.
 func (c *committer) do(ctx context.Context, fn func(*bolt.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -67,12 +70,7 @@ func (c *committer) do(ctx context.Context, fn func(*bolt.Tx) error) error {
 	case c.kick <- struct{}{}:
 	default: // a kick is already pending; run will see our request
 	}
-	select {
-	case err := <-req.done:
-		return err
-	case <-ctx.Done():
-		return fmt.Errorf("store: gave up waiting for commit, outcome unknown: %w", ctx.Err())
-	}
+	return <-req.done
 }
 
 // close stops accepting writes, lets run commit what is queued, and waits
@@ -123,12 +121,12 @@ func (c *committer) commit(group []*commitReq) {
 			})
 		})
 		if failed >= 0 {
-			group[failed].done <- failErr
+			group[failed].done <- noSpace(failErr)
 			group = slices.Delete(group, failed, failed+1)
 			continue
 		}
 		if err != nil {
-			err = fmt.Errorf("store: commit: %w", err)
+			err = fmt.Errorf("store: commit: %w", noSpace(err))
 		}
 		for _, r := range group {
 			r.done <- err

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -113,5 +114,59 @@ func TestImports(t *testing.T) {
 		if dep == "net" || strings.HasPrefix(dep, "net/") || strings.Contains(dep, "/internal/hsm") {
 			t.Errorf("store depends on %s", dep)
 		}
+	}
+}
+
+// TestCanceledWhileQueued: a write whose context ends after it was queued
+// still reports what happened to it. Before, Put returned "outcome unknown"
+// and the write committed anyway, so a caller that took the error for "not
+// stored" (the HSM's device) fell behind its own store.
+func TestCanceledWhileQueued(t *testing.T) {
+	s, _ := newTestStore(t, 1, newMK(t))
+	// Hold the committer in a transaction until the Put is queued behind it.
+	release := make(chan struct{})
+	blocked := make(chan struct{})
+	held := make(chan error, 1)
+	go func() {
+		held <- s.commits.do(t.Context(), func(*bolt.Tx) error {
+			select {
+			case <-blocked:
+			default:
+				close(blocked)
+			}
+			<-release
+			return nil
+		})
+	}()
+	<-blocked
+	ctx, cancel := context.WithCancel(t.Context())
+	put := make(chan error, 1)
+	go func() {
+		_, err := s.Put(ctx, KindObject, "queued", []byte("value"))
+		put <- err
+	}()
+	for {
+		s.commits.mu.Lock()
+		n := len(s.commits.queue)
+		s.commits.mu.Unlock()
+		if n > 0 {
+			break
+		}
+		runtime.Gosched()
+	}
+	cancel()
+	close(release)
+	if err := <-held; err != nil {
+		t.Fatal(err)
+	}
+	err := <-put
+	// A later write commits after the queued one: then look.
+	mustPut(t, s, KindObject, "later", []byte("value"))
+	_, getErr := s.Get(t.Context(), KindObject, "queued")
+	switch {
+	case err == nil && getErr != nil:
+		t.Fatalf("Put succeeded, but the record is not there: %v", getErr)
+	case err != nil && !errors.Is(getErr, ErrNotFound):
+		t.Fatalf("Put failed (%v), but the record was stored (%v)", err, getErr)
 	}
 }

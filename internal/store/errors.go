@@ -3,6 +3,7 @@ package store
 import (
 	"errors"
 	"fmt"
+	"syscall"
 )
 
 // Errors callers compare with errors.Is. They arrive wrapped with context.
@@ -30,7 +31,24 @@ var (
 	ErrCorruptDatabase = errors.New("corrupt database file")
 	// ErrClosed: the store is closed.
 	ErrClosed = errors.New("store is closed")
+	// ErrNoSpace: the filesystem holding the database is full (or the
+	// user's quota is used up). The write is rolled back and not
+	// acknowledged; nothing stored before is harmed, and writes succeed
+	// again once space returns. It is not a corrupt database.
+	ErrNoSpace = errors.New("no space left for the store's database")
 )
+
+// noSpace marks an error of a failed commit or open that the filesystem
+// being full caused with ErrNoSpace; other errors pass unchanged.
+func noSpace(err error) error {
+	if err == nil || errors.Is(err, ErrNoSpace) {
+		return err
+	}
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		return fmt.Errorf("%w: %w", ErrNoSpace, err)
+	}
+	return err
+}
 
 // CorruptError reports a stored record that fails to parse or to open.
 // Its data is never returned.

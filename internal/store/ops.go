@@ -77,7 +77,7 @@ func (s *Store) Put(ctx context.Context, kind Kind, id string, data []byte) (Ver
 	if len(data) > MaxDataLen {
 		return Version{}, fmt.Errorf("store: put %s %q: payload of %d bytes exceeds %d", kind, id, len(data), MaxDataLen)
 	}
-	// The commit may outlive this call if ctx ends first: keep our own copy.
+	// Our own copy: the caller may reuse data once we return.
 	v, err := s.write(ctx, kind, id, bytes.Clone(data), false)
 	if err != nil {
 		return Version{}, fmt.Errorf("store: put %s %q: %w", kind, id, err)

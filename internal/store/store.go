@@ -168,7 +168,10 @@ func classifyOpenErr(path string, timeout time.Duration, err error) error {
 	case errors.Is(err, bolt.ErrTimeout):
 		return fmt.Errorf("store: open %s: %w (waited %s)", path, ErrLocked, timeout)
 	case errors.Is(err, ErrCorruptDatabase), errors.As(err, &pathErr):
-		return fmt.Errorf("store: open %s: %w", path, err)
+		return fmt.Errorf("store: open %s: %w", path, noSpace(err))
+	case errors.Is(noSpace(err), ErrNoSpace):
+		// A new database that cannot write its first pages is not corrupt.
+		return fmt.Errorf("store: open %s: %w", path, noSpace(err))
 	default:
 		return fmt.Errorf("store: open %s: %w: %w", path, ErrCorruptDatabase, err)
 	}
@@ -203,7 +206,7 @@ func (s *Store) load(node uint32) error {
 		})
 	})
 	if err != nil {
-		return fmt.Errorf("store: open %s: %w", s.path, err)
+		return fmt.Errorf("store: open %s: %w", s.path, noSpace(err))
 	}
 	if err := s.verify(); err != nil {
 		return err
@@ -322,9 +325,8 @@ func (s *Store) SetMaskingKey(ctx context.Context, mk []byte) error {
 	if err != nil {
 		return fmt.Errorf("store: seal masking key: %w", err)
 	}
-	// A call that gave up waiting (ctx) may have committed its key anyway:
-	// a stored key equal to mk counts as success.
-	// The function below may run after we return, so it gets its own copies.
+	// A stored key equal to mk (an earlier call's) counts as success.
+	// The function below runs in the committer, so it gets its own copies.
 	nodeKey, mk := bytes.Clone(s.nodeKey), bytes.Clone(mk)
 	var stored, same bool
 	err = s.commits.do(ctx, func(tx *bolt.Tx) error {

@@ -19,8 +19,13 @@ const (
 // call describes one request for invoke.
 type call struct {
 	op    string
-	retry bool       // idempotent: resent to another HSM after a transport failure
-	objs  []ObjectID // objects it uses: routes fresh and session objects
+	retry bool // idempotent: resent to another HSM after a transport failure
+	// resend: it changes state but carries an idempotency token, so it too
+	// is resent after a transport failure, at most maxSends times (0: no
+	// limit); its outcome is unknown only if the caller gives up.
+	resend   bool
+	maxSends int
+	objs     []ObjectID // objects it uses: routes fresh and session objects
 
 	// A multi-part step runs only on the HSM (and in the node session) its
 	// operation began in.
@@ -54,6 +59,7 @@ func (c *Cluster) invoke(ctx context.Context, s *Session, cl call, fn requestFun
 	var last error
 	var failed uint64 // HSMs that failed this request: tried again only if nothing else is up
 	renewed := false
+	sends := 0
 	for attempt := 0; attempt < len(c.members)+2; attempt++ {
 		if attempt > 0 && !renewed {
 			if err := c.sleep(ctx, attempt); err != nil {
@@ -68,9 +74,12 @@ func (c *Cluster) invoke(ctx context.Context, s *Session, cl call, fn requestFun
 			return nil, fmt.Errorf("client: %s: %w", cl.op, err)
 		}
 		epoch := m.epoch.Load()
-		m.outstanding.Add(1)
+		c.busy(m)
 		sid, sent, err := c.attempt(ctx, s, m, cl, fn)
-		m.outstanding.Add(-1)
+		c.idle(m)
+		if sent {
+			sends++
+		}
 		if err == nil {
 			c.fresh.seen(cl.objs, m.bit(), c.all)
 			return m, nil
@@ -103,7 +112,7 @@ func (c *Cluster) invoke(ctx context.Context, s *Session, cl call, fn requestFun
 		c.markDown(m, epoch, err)
 		failed |= m.bit()
 		last = fmt.Errorf("HSM %s: %w", m.addr, err)
-		if sent && !cl.retry {
+		if sent && (!cl.retry && !cl.resend || cl.maxSends > 0 && sends >= cl.maxSends) {
 			return nil, &UnknownOutcomeError{Op: cl.op, HSM: m.addr, Err: err}
 		}
 	}
@@ -112,7 +121,10 @@ func (c *Cluster) invoke(ctx context.Context, s *Session, cl call, fn requestFun
 
 // attempt sends fn to m once, first opening s's node session there if
 // needed; sent reports whether fn's request may have reached the HSM.
+// Both end early if m is marked down meanwhile (e.g. found silent).
 func (c *Cluster) attempt(ctx context.Context, s *Session, m *member, cl call, fn requestFunc) (sid uint64, sent bool, err error) {
+	ctx, stop := m.bound(ctx)
+	defer stop()
 	switch {
 	case cl.pin != nil:
 		sid = cl.pinSID
@@ -123,7 +135,9 @@ func (c *Cluster) attempt(ctx context.Context, s *Session, m *member, cl call, f
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.RequestTimeout)
 	defer cancel()
-	return sid, true, fn(ctx, m, sid)
+	err = fn(ctx, m, sid)
+	c.heardFrom(m, err)
+	return sid, true, err
 }
 
 // route chooses the HSM for one attempt of cl, avoiding those of failed if

@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -157,7 +159,10 @@ func TestClusterFrozenHSMStallsNobody(t *testing.T) {
 	c.startAll(t, 1, 2)
 	c.activate(t, 1)
 	c.loginWhenKnown(t, 2, "crypto-user", testCU, testCUPW)
-	s := loginT(t, c.dial(t, 1, 1, 2), "crypto-user", testCU, testCUPW)
+	cfg := c.clientConfig(1, 1, 2)
+	var clientLog logBuffer
+	cfg.Logger = slog.New(slog.NewTextHandler(&clientLog, nil))
+	s := loginT(t, c.dialConfig(t, cfg), "crypto-user", testCU, testCUPW)
 
 	st := startCreationStorm(t, s)
 	pollUntil(t, "200 keys before the freeze", func() error { return atLeast(&st.acked, 200) })
@@ -185,6 +190,11 @@ func TestClusterFrozenHSMStallsNobody(t *testing.T) {
 	if during == 0 {
 		t.Errorf("no key was created while HSM 2 was frozen")
 	}
+	// The client left HSM 2 because it was silent, not because a request
+	// timed out.
+	if down := fmt.Sprintf(`msg="HSM down" hsm=%s err="no answer, not even to a liveness probe`, c.addr(2)); !strings.Contains(clientLog.String(), down) {
+		t.Errorf("the client never found HSM 2 silent; its log:\n%s", clientLog.String())
+	}
 
 	// HSM 2 catches up with what was made while it was frozen by
 	// anti-entropy, which applies one record (one fsync) at a time: give it
@@ -206,7 +216,10 @@ func TestClusterKilledHSMFailsNoCall(t *testing.T) {
 	c.startAll(t, 1, 2)
 	c.activate(t, 1)
 	c.loginWhenKnown(t, 2, "crypto-user", testCU, testCUPW)
-	s := loginT(t, c.dial(t, 1, 1, 2), "crypto-user", testCU, testCUPW)
+	cfg := c.clientConfig(1, 1, 2)
+	var clientLog logBuffer
+	cfg.Logger = slog.New(slog.NewTextHandler(&clientLog, nil))
+	s := loginT(t, c.dialConfig(t, cfg), "crypto-user", testCU, testCUPW)
 
 	st := startCreationStorm(t, s)
 	pollUntil(t, "300 keys before the kill", func() error { return atLeast(&st.acked, 300) })
@@ -215,6 +228,9 @@ func TestClusterKilledHSMFailsNoCall(t *testing.T) {
 	pollUntil(t, "1000 keys after the kill", func() error { return atLeast(&st.acked, before+1000) })
 	st.end()
 	st.report(t, "kill")
+	if down := fmt.Sprintf(`msg="HSM down" hsm=%s`, c.addr(2)); !strings.Contains(clientLog.String(), down) {
+		t.Errorf("the kill hit no request of the client; its log:\n%s", clientLog.String())
+	}
 
 	// With create_object_minimum_nodes 1 a key acknowledged by HSM 2 just
 	// before the kill may be on HSM 2 alone (on its disk, back with it).

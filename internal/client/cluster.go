@@ -60,6 +60,7 @@ type member struct {
 
 	life    atomic.Pointer[memberLife] // ends when it is marked down (silence.go)
 	heard   atomic.Int64               // last sign of life, since Cluster.born
+	probed  atomic.Int64               // last liveness probe sent, since Cluster.born
 	probing atomic.Bool                // a liveness probe is in flight
 
 	// mu serialises the up/down transitions (with the epoch change) and

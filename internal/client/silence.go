@@ -83,7 +83,8 @@ func (m *member) bound(ctx context.Context) (context.Context, context.CancelFunc
 }
 
 // watchLoop marks down the HSMs that have requests in flight and have been
-// silent for SilenceTimeout, probing them after half of it, until Close.
+// silent for SilenceTimeout, probing them after half of it (never down
+// without a probe that went unanswered), until Close.
 func (c *Cluster) watchLoop() {
 	t := time.NewTicker(max(c.cfg.SilenceTimeout/10, time.Millisecond))
 	defer t.Stop()
@@ -100,15 +101,21 @@ func (c *Cluster) watchLoop() {
 			if !m.up.Load() || m.outstanding.Load() == 0 {
 				continue
 			}
-			quiet := now - time.Duration(m.heard.Load())
+			heard, probed := time.Duration(m.heard.Load()), time.Duration(m.probed.Load())
+			quiet := now - heard
 			switch {
-			case quiet >= c.cfg.SilenceTimeout:
+			case quiet < c.cfg.SilenceTimeout/2:
+			case probed <= heard: // not asked since it was last heard
+				if m.probing.CompareAndSwap(false, true) {
+					m.probed.Store(int64(now))
+					probes.Go(func() {
+						defer m.probing.Store(false)
+						c.liveness(m)
+					})
+				}
+			case quiet >= c.cfg.SilenceTimeout && now-probed >= c.cfg.SilenceTimeout/2:
+				// Silent, and a probe had its time to be answered.
 				c.markDown(m, m.epoch.Load(), fmt.Errorf("%w for %s", errSilent, quiet.Round(time.Millisecond)))
-			case quiet >= c.cfg.SilenceTimeout/2 && m.probing.CompareAndSwap(false, true):
-				probes.Go(func() {
-					defer m.probing.Store(false)
-					c.liveness(m)
-				})
 			}
 		}
 	}

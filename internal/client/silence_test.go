@@ -62,3 +62,23 @@ func TestBusyHSMIsNotSilent(t *testing.T) {
 		t.Fatalf("Sign: %v", err)
 	}
 }
+
+// A login does not wait for a silent HSM either: the session is logged in
+// there later, when the HSM is back.
+func TestLoginLeavesSilentHSM(t *testing.T) {
+	w, pki := newFakeCluster(t, 2)
+	cfg := testConfig(w, pki)
+	cfg.SilenceTimeout = 100 * time.Millisecond
+	cfg.RequestTimeout = time.Hour // the login returns only if silence is detected
+	c := dial(t, cfg)
+	undo := steer(c, 0)
+	w.servers[1].setHang("*", true)
+	s := login(t, c)
+	undo()
+	if c.members[1].up.Load() {
+		t.Fatal("the silent HSM is still marked up")
+	}
+	if s.Username() != fakeUser {
+		t.Fatalf("logged in as %q", s.Username())
+	}
+}

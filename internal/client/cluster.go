@@ -377,9 +377,18 @@ func (c *Cluster) ClusterInfo(ctx context.Context) []HSMStatus {
 	for i, m := range c.members {
 		wg.Go(func() {
 			out[i] = HSMStatus{Address: m.addr, Up: m.up.Load()}
+			ctx := ctx
+			if out[i].Up { // watched: a silent HSM is reported after SilenceTimeout
+				c.busy(m)
+				defer c.idle(m)
+				var stop context.CancelFunc
+				ctx, stop = m.bound(ctx)
+				defer stop()
+			}
 			rctx, cancel := context.WithTimeout(ctx, c.cfg.RequestTimeout)
 			defer cancel()
 			r, err := m.rpc.NodeInfo(rctx, &hsmv1.Empty{})
+			c.heardFrom(m, err)
 			if err != nil {
 				if e := refusal(m.addr, err); e != nil {
 					err = e

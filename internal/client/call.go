@@ -59,17 +59,25 @@ func (c *Cluster) invoke(ctx context.Context, s *Session, cl call, fn requestFun
 	var last error
 	var failed uint64 // HSMs that failed this request: tried again only if nothing else is up
 	renewed := false
-	sends := 0
+	sends, sentTo := 0, ""
+	// giveUp ends the call: a resend call that reached an HSM before may
+	// have been done there, so its outcome is unknown.
+	giveUp := func(err error) error {
+		if cl.resend && sends > 0 {
+			return &UnknownOutcomeError{Op: cl.op, HSM: sentTo, Err: err}
+		}
+		return err
+	}
 	for attempt := 0; attempt < len(c.members)+2; attempt++ {
 		if attempt > 0 && !renewed {
 			if err := c.sleep(ctx, attempt); err != nil {
-				return nil, fmt.Errorf("client: %s: %w (last failure: %w)", cl.op, err, last)
+				return nil, giveUp(fmt.Errorf("client: %s: %w (last failure: %w)", cl.op, err, last))
 			}
 		}
 		m, err := c.route(s, cl, failed)
 		if err != nil {
 			if last != nil {
-				return nil, fmt.Errorf("client: %s: %w (last failure: %w)", cl.op, err, last)
+				return nil, giveUp(fmt.Errorf("client: %s: %w (last failure: %w)", cl.op, err, last))
 			}
 			return nil, fmt.Errorf("client: %s: %w", cl.op, err)
 		}
@@ -78,7 +86,7 @@ func (c *Cluster) invoke(ctx context.Context, s *Session, cl call, fn requestFun
 		sid, sent, err := c.attempt(ctx, s, m, cl, fn)
 		c.idle(m)
 		if sent {
-			sends++
+			sends, sentTo = sends+1, m.addr
 		}
 		if err == nil {
 			c.fresh.seen(cl.objs, m.bit(), c.all)
@@ -92,12 +100,15 @@ func (c *Cluster) invoke(ctx context.Context, s *Session, cl call, fn requestFun
 				renewed = true
 				continue
 			}
-			return nil, fmt.Errorf("client: %s: %w", cl.op, r)
+			if sent {
+				sends-- // this send was refused: it did nothing
+			}
+			return nil, giveUp(fmt.Errorf("client: %s: %w", cl.op, r))
 		}
 		renewed = false
 		switch {
 		case errors.Is(err, ErrClosed):
-			return nil, fmt.Errorf("client: %s: %w", cl.op, err)
+			return nil, giveUp(fmt.Errorf("client: %s: %w", cl.op, err))
 		case ctx.Err() != nil: // the caller gave up; the HSM is not to blame
 			if s != nil && sent && cl.multiPart {
 				s.forget(m, sid)
@@ -105,9 +116,9 @@ func (c *Cluster) invoke(ctx context.Context, s *Session, cl call, fn requestFun
 			if sent && !cl.retry {
 				return nil, &UnknownOutcomeError{Op: cl.op, HSM: m.addr, Err: context.Cause(ctx)}
 			}
-			return nil, fmt.Errorf("client: %s: %w", cl.op, context.Cause(ctx))
+			return nil, giveUp(fmt.Errorf("client: %s: %w", cl.op, context.Cause(ctx)))
 		case c.closed():
-			return nil, fmt.Errorf("client: %s: %w", cl.op, ErrClosed)
+			return nil, giveUp(fmt.Errorf("client: %s: %w", cl.op, ErrClosed))
 		}
 		c.markDown(m, epoch, err)
 		failed |= m.bit()
@@ -116,7 +127,7 @@ func (c *Cluster) invoke(ctx context.Context, s *Session, cl call, fn requestFun
 			return nil, &UnknownOutcomeError{Op: cl.op, HSM: m.addr, Err: err}
 		}
 	}
-	return nil, fmt.Errorf("client: %s: %w (last failure: %w)", cl.op, ErrNoHSM, last)
+	return nil, giveUp(fmt.Errorf("client: %s: %w (last failure: %w)", cl.op, ErrNoHSM, last))
 }
 
 // attempt sends fn to m once, first opening s's node session there if

@@ -46,10 +46,11 @@ const maxCreationSends = 8
 //
 // A creation of token objects only carries an idempotency token (random,
 // one per call) and its attempt number, and is resent to another HSM after
-// a transport failure: an HSM that holds what an earlier send made returns
-// that, and of two sends' objects the later send's win on every HSM, so a
-// resend never leaves a second key (docs/design.md). Only the answer of the
-// latest send is taken. A creation with a session object is never resent
+// a transport failure: of the objects several sends made, the latest send's
+// win on every HSM and the others are destroyed, so a resend never leaves a
+// second key (docs/design.md). Only the answer of the latest send is taken,
+// and none is sent after it. If the call fails after a send reached an HSM,
+// its outcome is unknown (an *UnknownOutcomeError). A creation with a session object is never resent
 // once it may have reached an HSM: its object would live in a node session
 // that is gone.
 func (s *Session) create(ctx context.Context, op string, tokens []bool, uses []ObjectID, opts []CreateOption,

@@ -2,6 +2,7 @@ package client
 
 import (
 	"bytes"
+	"errors"
 	"testing"
 	"time"
 )
@@ -80,5 +81,27 @@ func TestLoginLeavesSilentHSM(t *testing.T) {
 	}
 	if s.Username() != fakeUser {
 		t.Fatalf("logged in as %q", s.Username())
+	}
+}
+
+// When every HSM went silent after a creation reached it, the creation's
+// outcome is unknown (a send may have made the key), not "no HSM".
+func TestResentCreationOutcomeUnknown(t *testing.T) {
+	w, pki := newFakeCluster(t, 2)
+	cfg := testConfig(w, pki)
+	cfg.SilenceTimeout = 100 * time.Millisecond
+	cfg.RequestTimeout = time.Hour
+	cfg.ReconnectAttempts = 0 // a silent HSM stays down
+	c := dial(t, cfg)
+	s := login(t, c)
+	for _, f := range w.servers {
+		f.setHang("*", true)
+	}
+	_, err := s.GenerateKey(t.Context(), aesGen, tokenOn)
+	if !errors.Is(err, ErrOutcomeUnknown) {
+		t.Fatalf("GenerateKey with every HSM silent = %v, want an unknown outcome", err)
+	}
+	if n := w.servers[0].count("GenerateKey") + w.servers[1].count("GenerateKey"); n != 2 {
+		t.Fatalf("%d sends, want one to each HSM", n)
 	}
 }

@@ -37,12 +37,13 @@ type Cluster struct {
 
 	born time.Time // the monotonic origin of member.heard
 
-	ctx       context.Context // ends at Close; parent of reconnect probes
-	cancel    context.CancelFunc
-	loop      sync.WaitGroup // the reconnect and watch goroutines
-	closeOnce sync.Once
-	closeErr  error
-	rounds    atomic.Int64 // reconnect rounds completed, for tests
+	ctx         context.Context // ends at Close; parent of reconnect probes
+	cancel      context.CancelFunc
+	loop        sync.WaitGroup // the reconnect and watch goroutines
+	closeOnce   sync.Once
+	closeErr    error
+	rounds      atomic.Int64 // reconnect rounds completed, for tests
+	watchRounds atomic.Int64 // silence checks completed, for tests
 }
 
 // member is one HSM of the cluster.

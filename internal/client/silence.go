@@ -113,12 +113,24 @@ func (c *Cluster) watchLoop() {
 						c.liveness(m)
 					})
 				}
-			case quiet >= c.cfg.SilenceTimeout && now-probed >= c.cfg.SilenceTimeout/2:
-				// Silent, and a probe had its time to be answered.
+			case quiet >= c.cfg.SilenceTimeout && now-probed >= c.cfg.SilenceTimeout/2 && c.anotherUp(m):
+				// Silent, a probe had its time to be answered, and another
+				// HSM can serve. (The last HSM up is left to RequestTimeout:
+				// cancelling its requests would help no one.)
 				c.markDown(m, m.epoch.Load(), fmt.Errorf("%w for %s", errSilent, quiet.Round(time.Millisecond)))
 			}
 		}
+		c.watchRounds.Add(1)
 	}
+}
+
+func (c *Cluster) anotherUp(m *member) bool {
+	for _, o := range c.members {
+		if o != m && o.up.Load() {
+			return true
+		}
+	}
+	return false
 }
 
 // liveness asks m for something cheap that needs no session.

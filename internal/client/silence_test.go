@@ -2,6 +2,7 @@ package client
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"testing"
 	"time"
@@ -85,12 +86,14 @@ func TestLoginLeavesSilentHSM(t *testing.T) {
 }
 
 // When every HSM went silent after a creation reached it, the creation's
-// outcome is unknown (a send may have made the key), not "no HSM".
+// outcome is unknown (a send may have made the key), not "no HSM". The
+// first silent HSM is left for the other; the last one up is not left for
+// silence (nothing else could serve) but bounded by RequestTimeout.
 func TestResentCreationOutcomeUnknown(t *testing.T) {
 	w, pki := newFakeCluster(t, 2)
 	cfg := testConfig(w, pki)
 	cfg.SilenceTimeout = 100 * time.Millisecond
-	cfg.RequestTimeout = time.Hour
+	cfg.RequestTimeout = 300 * time.Millisecond
 	cfg.ReconnectAttempts = 0 // a silent HSM stays down
 	c := dial(t, cfg)
 	s := login(t, c)
@@ -104,4 +107,36 @@ func TestResentCreationOutcomeUnknown(t *testing.T) {
 	if n := w.servers[0].count("GenerateKey") + w.servers[1].count("GenerateKey"); n != 2 {
 		t.Fatalf("%d sends, want one to each HSM", n)
 	}
+}
+
+// The last HSM up is not left for silence: nothing else could serve, so its
+// requests are left to RequestTimeout (or the caller).
+func TestLastHSMIsNotLeftForSilence(t *testing.T) {
+	w, pki := newFakeCluster(t, 1)
+	cfg := testConfig(w, pki)
+	cfg.SilenceTimeout = 50 * time.Millisecond
+	cfg.RequestTimeout = time.Hour
+	c := dial(t, cfg)
+	s := login(t, c)
+	key := replicatedKey(t, s, 1)
+	w.servers[0].setHang("*", true)
+	probes := w.servers[0].count("Mechanisms")
+	ctx, cancel := context.WithCancel(t.Context())
+	errc := make(chan error, 1)
+	go func() { _, err := s.Sign(ctx, key, hmac, []byte("m")); errc <- err }()
+	m := c.members[0]
+	eventually(t, "an unanswered liveness probe", func() bool {
+		return w.servers[0].count("Mechanisms") > probes && !m.probing.Load()
+	})
+	// By now the HSM has been silent for more than SilenceTimeout.
+	r := c.watchRounds.Load()
+	eventually(t, "three more watch rounds", func() bool { return c.watchRounds.Load() >= r+3 })
+	if !m.up.Load() {
+		t.Fatal("the only HSM was marked down for silence")
+	}
+	cancel()
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Sign = %v, want the caller's cancellation", err)
+	}
+	w.servers[0].setHang("*", false) // the session is closed at the end
 }

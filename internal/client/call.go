@@ -19,8 +19,13 @@ const (
 // call describes one request for invoke.
 type call struct {
 	op    string
-	retry bool       // idempotent: resent to another HSM after a transport failure
-	objs  []ObjectID // objects it uses: routes fresh and session objects
+	retry bool // idempotent: resent to another HSM after a transport failure
+	// resend: it changes state but carries an idempotency token, so it too
+	// is resent after a transport failure, at most maxSends times (0: no
+	// limit); its outcome is unknown only if the caller gives up.
+	resend   bool
+	maxSends int
+	objs     []ObjectID // objects it uses: routes fresh and session objects
 
 	// A multi-part step runs only on the HSM (and in the node session) its
 	// operation began in.
@@ -54,23 +59,35 @@ func (c *Cluster) invoke(ctx context.Context, s *Session, cl call, fn requestFun
 	var last error
 	var failed uint64 // HSMs that failed this request: tried again only if nothing else is up
 	renewed := false
+	sends, sentTo := 0, ""
+	// giveUp ends the call: a resend call that reached an HSM before may
+	// have been done there, so its outcome is unknown.
+	giveUp := func(err error) error {
+		if cl.resend && sends > 0 {
+			return &UnknownOutcomeError{Op: cl.op, HSM: sentTo, Err: err}
+		}
+		return err
+	}
 	for attempt := 0; attempt < len(c.members)+2; attempt++ {
 		if attempt > 0 && !renewed {
 			if err := c.sleep(ctx, attempt); err != nil {
-				return nil, fmt.Errorf("client: %s: %w (last failure: %w)", cl.op, err, last)
+				return nil, giveUp(fmt.Errorf("client: %s: %w (last failure: %w)", cl.op, err, last))
 			}
 		}
 		m, err := c.route(s, cl, failed)
 		if err != nil {
 			if last != nil {
-				return nil, fmt.Errorf("client: %s: %w (last failure: %w)", cl.op, err, last)
+				return nil, giveUp(fmt.Errorf("client: %s: %w (last failure: %w)", cl.op, err, last))
 			}
 			return nil, fmt.Errorf("client: %s: %w", cl.op, err)
 		}
 		epoch := m.epoch.Load()
-		m.outstanding.Add(1)
+		c.busy(m)
 		sid, sent, err := c.attempt(ctx, s, m, cl, fn)
-		m.outstanding.Add(-1)
+		c.idle(m)
+		if sent {
+			sends, sentTo = sends+1, m.addr
+		}
 		if err == nil {
 			c.fresh.seen(cl.objs, m.bit(), c.all)
 			return m, nil
@@ -83,18 +100,21 @@ func (c *Cluster) invoke(ctx context.Context, s *Session, cl call, fn requestFun
 				renewed = true
 				continue
 			}
+			if sent {
+				sends-- // this send was refused: it did nothing
+			}
 			if r.RV == ck.CKR_SESSION_HANDLE_INVALID && s != nil && cl.pin != nil {
 				// The operation's node session is gone (its connection
 				// ended): so is the operation; the next request logs in again.
 				s.forget(m, sid)
-				return nil, fmt.Errorf("client: %s: %w (HSM %s closed its session)", cl.op, ErrOperationLost, m.addr)
+				return nil, giveUp(fmt.Errorf("client: %s: %w (HSM %s closed its session)", cl.op, ErrOperationLost, m.addr))
 			}
-			return nil, fmt.Errorf("client: %s: %w", cl.op, r)
+			return nil, giveUp(fmt.Errorf("client: %s: %w", cl.op, r))
 		}
 		renewed = false
 		switch {
 		case errors.Is(err, ErrClosed):
-			return nil, fmt.Errorf("client: %s: %w", cl.op, err)
+			return nil, giveUp(fmt.Errorf("client: %s: %w", cl.op, err))
 		case ctx.Err() != nil: // the caller gave up; the HSM is not to blame
 			if s != nil && sent && cl.multiPart {
 				s.forget(m, sid)
@@ -102,23 +122,26 @@ func (c *Cluster) invoke(ctx context.Context, s *Session, cl call, fn requestFun
 			if sent && !cl.retry {
 				return nil, &UnknownOutcomeError{Op: cl.op, HSM: m.addr, Err: context.Cause(ctx)}
 			}
-			return nil, fmt.Errorf("client: %s: %w", cl.op, context.Cause(ctx))
+			return nil, giveUp(fmt.Errorf("client: %s: %w", cl.op, context.Cause(ctx)))
 		case c.closed():
-			return nil, fmt.Errorf("client: %s: %w", cl.op, ErrClosed)
+			return nil, giveUp(fmt.Errorf("client: %s: %w", cl.op, ErrClosed))
 		}
 		c.markDown(m, epoch, err)
 		failed |= m.bit()
 		last = fmt.Errorf("HSM %s: %w", m.addr, err)
-		if sent && !cl.retry {
+		if sent && (!cl.retry && !cl.resend || cl.maxSends > 0 && sends >= cl.maxSends) {
 			return nil, &UnknownOutcomeError{Op: cl.op, HSM: m.addr, Err: err}
 		}
 	}
-	return nil, fmt.Errorf("client: %s: %w (last failure: %w)", cl.op, ErrNoHSM, last)
+	return nil, giveUp(fmt.Errorf("client: %s: %w (last failure: %w)", cl.op, ErrNoHSM, last))
 }
 
 // attempt sends fn to m once, first opening s's node session there if
 // needed; sent reports whether fn's request may have reached the HSM.
+// Both end early if m is marked down meanwhile (e.g. found silent).
 func (c *Cluster) attempt(ctx context.Context, s *Session, m *member, cl call, fn requestFunc) (sid uint64, sent bool, err error) {
+	ctx, stop := m.bound(ctx)
+	defer stop()
 	switch {
 	case cl.pin != nil:
 		sid = cl.pinSID
@@ -129,7 +152,9 @@ func (c *Cluster) attempt(ctx context.Context, s *Session, m *member, cl call, f
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.RequestTimeout)
 	defer cancel()
-	return sid, true, fn(ctx, m, sid)
+	err = fn(ctx, m, sid)
+	c.heardFrom(m, err)
+	return sid, true, err
 }
 
 // route chooses the HSM for one attempt of cl, avoiding those of failed if

@@ -35,12 +35,15 @@ type Cluster struct {
 	idMu   sync.RWMutex
 	byNode map[uint32]int // node id → index in members, learnt from NodeInfo
 
-	ctx       context.Context // ends at Close; parent of reconnect probes
-	cancel    context.CancelFunc
-	loop      sync.WaitGroup // the reconnect goroutine
-	closeOnce sync.Once
-	closeErr  error
-	rounds    atomic.Int64 // reconnect rounds completed, for tests
+	born time.Time // the monotonic origin of member.heard
+
+	ctx         context.Context // ends at Close; parent of reconnect probes
+	cancel      context.CancelFunc
+	loop        sync.WaitGroup // the reconnect and watch goroutines
+	closeOnce   sync.Once
+	closeErr    error
+	rounds      atomic.Int64 // reconnect rounds completed, for tests
+	watchRounds atomic.Int64 // silence checks completed, for tests
 }
 
 // member is one HSM of the cluster.
@@ -55,6 +58,11 @@ type member struct {
 	epoch       atomic.Uint64 // times marked down: node sessions of an older epoch are not reused
 	nodeID      atomic.Uint32 // 0 until a NodeInfo answered
 	probes      atomic.Int64  // reconnect probes sent, for tests
+
+	life    atomic.Pointer[memberLife] // ends when it is marked down (silence.go)
+	heard   atomic.Int64               // last sign of life, since Cluster.born
+	probed  atomic.Int64               // last liveness probe sent, since Cluster.born
+	probing atomic.Bool                // a liveness probe is in flight
 
 	// mu serialises the up/down transitions (with the epoch change) and
 	// guards attempts and gaveUp.
@@ -79,7 +87,9 @@ func Dial(ctx context.Context, cfg Config) (*Cluster, error) {
 		rand:   cfg.Rand,
 		byNode: map[uint32]int{},
 		fresh:  newFreshTable(cfg.FreshObjectWindow, freshLimit, cfg.Now),
+		born:   time.Now(),
 	}
+	c.ctx, c.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	for i, addr := range cfg.HSMs {
 		host, _, err := net.SplitHostPort(addr)
 		if err != nil {
@@ -105,7 +115,9 @@ func Dial(ctx context.Context, cfg Config) (*Cluster, error) {
 			c.closeConns()
 			return nil, fmt.Errorf("client: HSM %s: %w", addr, err)
 		}
-		c.members = append(c.members, &member{idx: i, addr: addr, conn: conn, rpc: hsmv1.NewHSMClient(conn)})
+		m := &member{idx: i, addr: addr, conn: conn, rpc: hsmv1.NewHSMClient(conn)}
+		m.life.Store(newMemberLife(c.ctx))
+		c.members = append(c.members, m)
 		c.all |= 1 << i
 	}
 
@@ -146,8 +158,8 @@ func Dial(ctx context.Context, cfg Config) (*Cluster, error) {
 		}
 	}
 
-	c.ctx, c.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	c.loop.Go(c.reconnectLoop)
+	c.loop.Go(c.watchLoop)
 	return c, nil
 }
 
@@ -163,6 +175,7 @@ func (c *Cluster) Close() error {
 }
 
 func (c *Cluster) closeConns() error {
+	c.cancel()
 	var errs []error
 	for _, m := range c.members {
 		if err := m.conn.Close(); err != nil {
@@ -249,6 +262,9 @@ func (c *Cluster) maskOf(ids []uint32) uint64 {
 func (m *member) markUp() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if old := m.life.Load(); old.ctx.Err() != nil {
+		m.life.Store(newMemberLife(old.parent))
+	}
 	m.up.Store(true)
 	m.attempts, m.gaveUp = 0, false
 }
@@ -264,6 +280,7 @@ func (c *Cluster) markDown(m *member, epoch uint64, err error) {
 	}
 	m.up.Store(false)
 	m.epoch.Add(1)
+	m.life.Load().cancel(err) // its requests in flight fail now, and go elsewhere if they may
 	m.attempts, m.gaveUp = 0, false
 	c.log.Warn("HSM down", "hsm", m.addr, "err", err)
 }
@@ -361,9 +378,18 @@ func (c *Cluster) ClusterInfo(ctx context.Context) []HSMStatus {
 	for i, m := range c.members {
 		wg.Go(func() {
 			out[i] = HSMStatus{Address: m.addr, Up: m.up.Load()}
+			ctx := ctx
+			if out[i].Up { // watched: a silent HSM is reported after SilenceTimeout
+				c.busy(m)
+				defer c.idle(m)
+				var stop context.CancelFunc
+				ctx, stop = m.bound(ctx)
+				defer stop()
+			}
 			rctx, cancel := context.WithTimeout(ctx, c.cfg.RequestTimeout)
 			defer cancel()
 			r, err := m.rpc.NodeInfo(rctx, &hsmv1.Empty{})
+			c.heardFrom(m, err)
 			if err != nil {
 				if e := refusal(m.addr, err); e != nil {
 					err = e

@@ -15,6 +15,7 @@ const (
 	DefaultReconnectInterval = 5 * time.Second
 	DefaultRequestTimeout    = 10 * time.Second
 	DefaultFreshObjectWindow = 30 * time.Second
+	DefaultSilenceTimeout    = time.Second
 
 	// ReconnectForever is the ReconnectAttempts of seed 003's default: retry a
 	// down HSM for as long as the Cluster lives.
@@ -51,6 +52,14 @@ type Config struct {
 	// RequestTimeout bounds one attempt of one request on one HSM (default
 	// 10s); an HSM that does not answer in time is marked down.
 	RequestTimeout time.Duration
+
+	// SilenceTimeout is how long an HSM with requests in flight may answer
+	// nothing, not even a liveness probe (sent after half of it), before it
+	// is taken as down (default 1s): its requests in flight are cancelled
+	// and those safe to resend go to another HSM. It tells a stopped or
+	// cut-off HSM from a busy one, which answers the probe; RequestTimeout
+	// still bounds a request that an answering HSM never finishes.
+	SilenceTimeout time.Duration
 
 	// FreshObjectWindow is how long operations on a token object created
 	// through this client are routed only to the HSMs known to hold it
@@ -92,7 +101,7 @@ func (c *Config) Validate() error {
 	if c.ReconnectAttempts < ReconnectForever {
 		return fmt.Errorf("client: config: reconnect attempts %d, want -1 (forever), 0 (never) or more", c.ReconnectAttempts)
 	}
-	if c.ReconnectInterval < 0 || c.RequestTimeout < 0 || c.FreshObjectWindow < 0 {
+	if c.ReconnectInterval < 0 || c.RequestTimeout < 0 || c.FreshObjectWindow < 0 || c.SilenceTimeout < 0 {
 		return errors.New("client: config: negative duration")
 	}
 	return nil
@@ -109,6 +118,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.RequestTimeout == 0 {
 		c.RequestTimeout = DefaultRequestTimeout
+	}
+	if c.SilenceTimeout == 0 {
+		c.SilenceTimeout = DefaultSilenceTimeout
 	}
 	if c.FreshObjectWindow == 0 {
 		c.FreshObjectWindow = DefaultFreshObjectWindow

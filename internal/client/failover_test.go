@@ -111,12 +111,23 @@ func TestStopMidRequest(t *testing.T) {
 			_, err := s.Begin(ctx, FnSign, key, hmac)
 			return err
 		}},
-		{"GenerateKey", false, func(ctx context.Context, s *Session, key ObjectID) error {
+		// A creation of token objects carries an idempotency token: it is
+		// resent (and the HSMs keep one key, docs/design.md).
+		{"GenerateKey", true, func(ctx context.Context, s *Session, key ObjectID) error {
 			_, err := s.GenerateKey(ctx, aesGen, tokenOn)
 			return err
 		}},
-		{"DeriveKey", false, func(ctx context.Context, s *Session, key ObjectID) error {
+		{"DeriveKey", true, func(ctx context.Context, s *Session, key ObjectID) error {
 			_, err := s.DeriveKey(ctx, key, Mechanism{Type: ck.CKM_ECDH1_DERIVE}, tokenOn)
+			return err
+		}},
+		// A session object would live in a node session that is gone.
+		{"GenerateKey", false, func(ctx context.Context, s *Session, key ObjectID) error {
+			_, err := s.GenerateKey(ctx, aesGen, []Attribute{Bool(ck.CKA_TOKEN, false)})
+			return err
+		}},
+		{"DeriveKey", false, func(ctx context.Context, s *Session, key ObjectID) error {
+			_, err := s.DeriveKey(ctx, key, Mechanism{Type: ck.CKM_ECDH1_DERIVE}, []Attribute{Bool(ck.CKA_TOKEN, false)})
 			return err
 		}},
 		{"SetAttributes", false, func(ctx context.Context, s *Session, key ObjectID) error {

@@ -104,9 +104,10 @@ type fakeHSM struct {
 	sessions map[uint64]bool // session → logged in
 	nextSID  uint64
 	calls    map[string]int
-	fail     map[string]error // method → error to answer
-	hang     map[string]bool  // method → block until the request's context ends ("*": all)
-	minNodes []uint32         // min_nodes of each creation request
+	fail     map[string]error     // method → error to answer
+	hang     map[string]bool      // method → block until the request's context ends ("*": all)
+	minNodes []uint32             // min_nodes of each creation request
+	idem     []*hsmv1.Idempotency // of each GenerateKey request
 
 	inflight atomic.Int64
 	entered  chan string // each request that starts hanging is announced here
@@ -315,6 +316,9 @@ func (f *fakeHSM) Login(ctx context.Context, r *hsmv1.LoginRequest) (*hsmv1.Empt
 }
 
 func (f *fakeHSM) GenerateKey(ctx context.Context, r *hsmv1.GenerateKeyRequest) (*hsmv1.CreateResponse, error) {
+	f.mu.Lock()
+	f.idem = append(f.idem, r.GetIdempotency())
+	f.mu.Unlock()
 	return f.created(ctx, "GenerateKey", r.GetSession(), r.GetMinNodes(), wireToken(r.GetTemplate()))
 }
 
@@ -560,4 +564,15 @@ func (p testPKI) tlsFor(host string) (*tls.Config, error) {
 	c := p.client.Clone()
 	c.ServerName = host
 	return c, nil
+}
+
+// lastIdem is the idempotency of the last GenerateKey request f received.
+func (f *fakeHSM) lastIdem(t *testing.T) *hsmv1.Idempotency {
+	t.Helper()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.idem) == 0 {
+		t.Fatalf("HSM %d received no GenerateKey", f.nodeID)
+	}
+	return f.idem[len(f.idem)-1]
 }

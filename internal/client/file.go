@@ -45,6 +45,7 @@ type File struct {
 	ReconnectInterval        string `json:"reconnect_interval,omitempty"` // Go duration, default 5s
 	ReconnectAttempts        *int   `json:"reconnect_attempts,omitempty"` // -1 forever (default), 0 never
 	RequestTimeout           string `json:"request_timeout,omitempty"`    // Go duration, default 10s
+	SilenceTimeout           string `json:"silence_timeout,omitempty"`    // Go duration, default 1s
 
 	Logging Logging `json:"logging,omitzero"`
 }
@@ -109,7 +110,7 @@ func (f *File) Check() error {
 		errs = append(errs, errors.New(`a client certificate needs its key and a key its certificate ("client_cert_hsm_tls_file", "client_key_hsm_tls_file"): `+
 			`run coffer configure with both --client-cert-hsm-tls-file and --client-key-hsm-tls-file`))
 	}
-	for name, d := range map[string]string{"reconnect_interval": f.ReconnectInterval, "request_timeout": f.RequestTimeout} {
+	for name, d := range map[string]string{"reconnect_interval": f.ReconnectInterval, "request_timeout": f.RequestTimeout, "silence_timeout": f.SilenceTimeout} {
 		if d != "" {
 			if v, err := time.ParseDuration(d); err != nil || v <= 0 {
 				errs = append(errs, fmt.Errorf("%s %q: want a positive duration such as 5s", name, d))
@@ -165,6 +166,9 @@ func (f *File) Config(logger *slog.Logger) (Config, error) {
 	}
 	if f.RequestTimeout != "" {
 		cfg.RequestTimeout, _ = time.ParseDuration(f.RequestTimeout)
+	}
+	if f.SilenceTimeout != "" {
+		cfg.SilenceTimeout, _ = time.ParseDuration(f.SilenceTimeout)
 	}
 	return cfg, nil
 }

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	crand "crypto/rand"
 	"fmt"
 	"slices"
 	"sync"
@@ -34,13 +35,26 @@ type created struct {
 	storedOn []uint32
 }
 
-// create sends a creation request (never resent once it may have reached an
-// HSM) and records where the new objects live: token objects in the
-// fresh-object table, session objects in the Session. tokens says, per
-// object created, whether it is a token object; uses are the existing
-// objects the request uses (routed to as usual).
+// maxCreationSends bounds the sends of one creation; the HSMs refuse more
+// (hsm.MaxCreationAttempts).
+const maxCreationSends = 8
+
+// create sends a creation request and records where the new objects live:
+// token objects in the fresh-object table, session objects in the Session.
+// tokens says, per object created, whether it is a token object; uses are
+// the existing objects the request uses (routed to as usual).
+//
+// A creation of token objects only carries an idempotency token (random,
+// one per call) and its attempt number, and is resent to another HSM after
+// a transport failure: of the objects several sends made, the latest send's
+// win on every HSM and the others are destroyed, so a resend never leaves a
+// second key (docs/design.md). Only the answer of the latest send is taken,
+// and none is sent after it. If the call fails after a send reached an HSM,
+// its outcome is unknown (an *UnknownOutcomeError). A creation with a session object is never resent
+// once it may have reached an HSM: its object would live in a node session
+// that is gone.
 func (s *Session) create(ctx context.Context, op string, tokens []bool, uses []ObjectID, opts []CreateOption,
-	send func(ctx context.Context, m *member, sid uint64, minNodes uint32) (created, error)) ([]ObjectID, error) {
+	send func(ctx context.Context, m *member, sid uint64, minNodes uint32, idem *hsmv1.Idempotency) (created, error)) ([]ObjectID, error) {
 	if n := len(tokens) - countTrue(tokens); n > 0 {
 		if err := s.reserveSessionObject(n); err != nil {
 			return nil, fmt.Errorf("client: %s: %w", op, err)
@@ -53,14 +67,26 @@ func (s *Session) create(ctx context.Context, op string, tokens []bool, uses []O
 		}
 	}
 	minNodes := s.minNodes(opts)
+	cl := call{op: op, objs: uses}
+	var token []byte
+	if countTrue(tokens) == len(tokens) {
+		cl.resend, cl.maxSends = true, maxCreationSends
+		token = []byte(crand.Text())
+	}
 	var out created
 	var sid, epoch uint64
-	m, err := s.c.invoke(ctx, s, call{op: op, objs: uses}, func(ctx context.Context, m *member, id uint64) (err error) {
+	var attempt uint32
+	m, err := s.c.invoke(ctx, s, cl, func(ctx context.Context, m *member, id uint64) (err error) {
 		sid, epoch = id, m.epoch.Load()
 		if cur := s.nodes[m.idx].cur.Load(); cur != nil && cur.id == id {
 			epoch = cur.epoch
 		}
-		out, err = send(ctx, m, id, minNodes)
+		var idem *hsmv1.Idempotency
+		if token != nil {
+			attempt++
+			idem = &hsmv1.Idempotency{Token: token, Attempt: attempt}
+		}
+		out, err = send(ctx, m, id, minNodes, idem)
 		return err
 	})
 	if err != nil {
@@ -100,9 +126,9 @@ func createResponse(r *hsmv1.CreateResponse, err error) (created, error) {
 // GenerateKey generates a secret key.
 func (s *Session) GenerateKey(ctx context.Context, mech Mechanism, tmpl []Attribute, opts ...CreateOption) (ObjectID, error) {
 	ids, err := s.create(ctx, "generate key", []bool{isToken(tmpl)}, nil, opts,
-		func(ctx context.Context, m *member, sid uint64, n uint32) (created, error) {
+		func(ctx context.Context, m *member, sid uint64, n uint32, idem *hsmv1.Idempotency) (created, error) {
 			return createResponse(m.rpc.GenerateKey(ctx, &hsmv1.GenerateKeyRequest{
-				Session: sid, Mechanism: mech.wire(), Template: wireTemplate(tmpl), MinNodes: n}))
+				Session: sid, Mechanism: mech.wire(), Template: wireTemplate(tmpl), MinNodes: n, Idempotency: idem}))
 		})
 	if err != nil {
 		return 0, err
@@ -114,10 +140,10 @@ func (s *Session) GenerateKey(ctx context.Context, mech Mechanism, tmpl []Attrib
 // key.
 func (s *Session) GenerateKeyPair(ctx context.Context, mech Mechanism, public, private []Attribute, opts ...CreateOption) (pub, priv ObjectID, err error) {
 	ids, err := s.create(ctx, "generate key pair", []bool{isToken(public), isToken(private)}, nil, opts,
-		func(ctx context.Context, m *member, sid uint64, n uint32) (created, error) {
+		func(ctx context.Context, m *member, sid uint64, n uint32, idem *hsmv1.Idempotency) (created, error) {
 			r, err := m.rpc.GenerateKeyPair(ctx, &hsmv1.GenerateKeyPairRequest{
 				Session: sid, Mechanism: mech.wire(), PublicTemplate: wireTemplate(public),
-				PrivateTemplate: wireTemplate(private), MinNodes: n})
+				PrivateTemplate: wireTemplate(private), MinNodes: n, Idempotency: idem})
 			if err != nil {
 				return created{}, err
 			}
@@ -132,9 +158,9 @@ func (s *Session) GenerateKeyPair(ctx context.Context, mech Mechanism, public, p
 // CreateObject creates an object from a template (C_CreateObject).
 func (s *Session) CreateObject(ctx context.Context, tmpl []Attribute, opts ...CreateOption) (ObjectID, error) {
 	ids, err := s.create(ctx, "create object", []bool{isToken(tmpl)}, nil, opts,
-		func(ctx context.Context, m *member, sid uint64, n uint32) (created, error) {
+		func(ctx context.Context, m *member, sid uint64, n uint32, idem *hsmv1.Idempotency) (created, error) {
 			return createResponse(m.rpc.CreateObject(ctx, &hsmv1.CreateObjectRequest{
-				Session: sid, Template: wireTemplate(tmpl), MinNodes: n}))
+				Session: sid, Template: wireTemplate(tmpl), MinNodes: n, Idempotency: idem}))
 		})
 	if err != nil {
 		return 0, err
@@ -155,8 +181,8 @@ func (s *Session) ImportKey(ctx context.Context, format KeyFormat, der []byte, t
 		return 0, &Error{RV: ck.CKR_ARGUMENTS_BAD, Msg: fmt.Sprintf("key format %d", format)}
 	}
 	ids, err := s.create(ctx, "import key", []bool{isToken(tmpl)}, nil, opts,
-		func(ctx context.Context, m *member, sid uint64, n uint32) (created, error) {
-			r := &hsmv1.ImportKeyRequest{Session: sid, Key: req.Key, Template: req.Template, MinNodes: n}
+		func(ctx context.Context, m *member, sid uint64, n uint32, idem *hsmv1.Idempotency) (created, error) {
+			r := &hsmv1.ImportKeyRequest{Session: sid, Key: req.Key, Template: req.Template, MinNodes: n, Idempotency: idem}
 			return createResponse(m.rpc.ImportKey(ctx, r))
 		})
 	if err != nil {
@@ -168,10 +194,10 @@ func (s *Session) ImportKey(ctx context.Context, format KeyFormat, der []byte, t
 // UnwrapKey unwraps a key with unwrappingKey.
 func (s *Session) UnwrapKey(ctx context.Context, unwrappingKey ObjectID, mech Mechanism, wrapped []byte, tmpl []Attribute, opts ...CreateOption) (ObjectID, error) {
 	ids, err := s.create(ctx, "unwrap key", []bool{isToken(tmpl)}, []ObjectID{unwrappingKey}, opts,
-		func(ctx context.Context, m *member, sid uint64, n uint32) (created, error) {
+		func(ctx context.Context, m *member, sid uint64, n uint32, idem *hsmv1.Idempotency) (created, error) {
 			return createResponse(m.rpc.UnwrapKey(ctx, &hsmv1.UnwrapKeyRequest{
 				Session: sid, UnwrappingKey: uint64(unwrappingKey), Mechanism: mech.wire(), Wrapped: wrapped,
-				Template: wireTemplate(tmpl), MinNodes: n}))
+				Template: wireTemplate(tmpl), MinNodes: n, Idempotency: idem}))
 		})
 	if err != nil {
 		return 0, err
@@ -182,9 +208,9 @@ func (s *Session) UnwrapKey(ctx context.Context, unwrappingKey ObjectID, mech Me
 // DeriveKey derives a key from baseKey.
 func (s *Session) DeriveKey(ctx context.Context, baseKey ObjectID, mech Mechanism, tmpl []Attribute, opts ...CreateOption) (ObjectID, error) {
 	ids, err := s.create(ctx, "derive key", []bool{isToken(tmpl)}, []ObjectID{baseKey}, opts,
-		func(ctx context.Context, m *member, sid uint64, n uint32) (created, error) {
+		func(ctx context.Context, m *member, sid uint64, n uint32, idem *hsmv1.Idempotency) (created, error) {
 			return createResponse(m.rpc.DeriveKey(ctx, &hsmv1.DeriveKeyRequest{
-				Session: sid, BaseKey: uint64(baseKey), Mechanism: mech.wire(), Template: wireTemplate(tmpl), MinNodes: n}))
+				Session: sid, BaseKey: uint64(baseKey), Mechanism: mech.wire(), Template: wireTemplate(tmpl), MinNodes: n, Idempotency: idem}))
 		})
 	if err != nil {
 		return 0, err

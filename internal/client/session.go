@@ -85,7 +85,14 @@ func (c *Cluster) Login(ctx context.Context, role, username, password string) (*
 		}
 		wg.Go(func() {
 			epoch := m.epoch.Load()
-			if _, err := s.ensure(ctx, m); err != nil {
+			// Watched like any request: a silent HSM does not hold up the login.
+			c.busy(m)
+			defer c.idle(m)
+			ctx, stop := m.bound(ctx)
+			defer stop()
+			_, err := s.ensure(ctx, m)
+			c.heardFrom(m, err)
+			if err != nil {
 				if r := refusal(m.addr, err); r != nil {
 					c.log.Warn("login refused by one HSM", "hsm", m.addr, "user", username, "err", r)
 				} else if ctx.Err() == nil {

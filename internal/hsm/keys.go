@@ -170,7 +170,7 @@ func (d *Device) publish(ctx context.Context, s *session, p *principal, o *Objec
 		d.mu.Unlock()
 		return ErrDeviceMemory
 	}
-	id, err := d.newObjectID()
+	id, err := d.allocObjectID(ctx, p, o)
 	if err == nil {
 		d.reserved[id] = struct{}{}
 	}

@@ -46,6 +46,7 @@ type Object struct {
 	shared  []string                    // crypto users it is shared with, sorted
 	session SessionID                   // non-zero for a session object
 	key     *keyMaterial                // nil for data and certificate objects
+	made    *creationMark               // token objects made by an idempotent creation (creation.go)
 }
 
 // keyMaterial is the secret part of a key, with values derived from it once
@@ -180,6 +181,7 @@ const (
 	tagSecret = tagBase + 3
 	tagPKCS8  = tagBase + 4
 	tagSPKI   = tagBase + 5
+	tagMade   = tagBase + 6 // creationMark
 )
 
 func (o *Object) marshal() ([]byte, error) {
@@ -196,6 +198,9 @@ func (o *Object) marshal() ([]byte, error) {
 	put(tagOwner, []byte(o.owner))
 	for _, u := range o.shared {
 		put(tagShared, []byte(u))
+	}
+	if o.made != nil {
+		put(tagMade, o.made.marshal())
 	}
 	if k := o.key; k != nil {
 		switch {
@@ -255,6 +260,12 @@ func unmarshalObject(b []byte) (*Object, error) {
 			pkcs8 = v
 		case tagSPKI:
 			spki = v
+		case tagMade:
+			m, err := unmarshalCreationMark(v)
+			if err != nil {
+				return nil, fmt.Errorf("%w: %w", errRecord, err)
+			}
+			o.made = m
 		default:
 			if !checkValue(at, v) {
 				return nil, fmt.Errorf("%w: bad value for %v", errRecord, at)

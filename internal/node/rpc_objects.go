@@ -23,20 +23,35 @@ import (
 const removeTimeout = 10 * time.Second
 
 // create runs one creation: it checks min_nodes against the cluster's size,
-// calls build, then settles what was made (see created).
-func (s *hsmServer) create(ctx context.Context, handle uint64, minNodes uint32,
-	build func(dev *hsm.Device, cs *clientSession) ([]hsm.ObjectID, error)) ([]hsm.ObjectID, []uint32, error) {
+// calls build, then settles what was made (see created). With idem, the
+// call may be a resend of one another node did not answer: the token fixes
+// the new token objects' ids, and what an earlier send made here loses to
+// them (hsm.Device.SettleCreation).
+func (s *hsmServer) create(ctx context.Context, handle uint64, minNodes uint32, idem *hsmv1.Idempotency,
+	build func(ctx context.Context, dev *hsm.Device, cs *clientSession) ([]hsm.ObjectID, error)) ([]hsm.ObjectID, []uint32, error) {
 	type result struct {
 		ids      []hsm.ObjectID
 		storedOn []uint32
+	}
+	if idem != nil {
+		c := hsm.Creation{Token: idem.GetToken(), Attempt: idem.GetAttempt()}
+		if err := c.Validate(); err != nil {
+			return nil, nil, invalidArgument(ck.CKR_ARGUMENTS_BAD, "%v", err)
+		}
+		ctx = hsm.WithCreation(ctx, c)
 	}
 	r, err := inSession(s, handle, func(dev *hsm.Device, cs *clientSession) (result, error) {
 		if cluster := 1 + len(s.n.peers); int(minNodes) > cluster {
 			return result{}, refusal(ck.CKR_FUNCTION_FAILED, "min_nodes %d exceeds the %d HSMs of the cluster", minNodes, cluster)
 		}
-		ids, err := build(dev, cs)
+		ids, err := build(ctx, dev, cs)
 		if err != nil {
 			return result{}, err
+		}
+		if idem != nil {
+			if err := dev.SettleCreation(ctx, ids[0]); err != nil {
+				s.n.log.Warn("could not settle a resent creation", "object", ids[0], "err", err)
+			}
 		}
 		storedOn, err := s.created(ctx, dev, cs, minNodes, ids)
 		return result{ids, storedOn}, err
@@ -127,7 +142,7 @@ func createResponse(ids []hsm.ObjectID, storedOn []uint32, err error) (*hsmv1.Cr
 }
 
 func (s *hsmServer) GenerateKey(ctx context.Context, req *hsmv1.GenerateKeyRequest) (*hsmv1.CreateResponse, error) {
-	return createResponse(s.create(ctx, req.GetSession(), req.GetMinNodes(), func(dev *hsm.Device, cs *clientSession) ([]hsm.ObjectID, error) {
+	return createResponse(s.create(ctx, req.GetSession(), req.GetMinNodes(), req.GetIdempotency(), func(ctx context.Context, dev *hsm.Device, cs *clientSession) ([]hsm.ObjectID, error) {
 		m, err := mechanism(req.GetMechanism())
 		if err != nil {
 			return nil, err
@@ -141,7 +156,7 @@ func (s *hsmServer) GenerateKey(ctx context.Context, req *hsmv1.GenerateKeyReque
 }
 
 func (s *hsmServer) GenerateKeyPair(ctx context.Context, req *hsmv1.GenerateKeyPairRequest) (*hsmv1.GenerateKeyPairResponse, error) {
-	ids, storedOn, err := s.create(ctx, req.GetSession(), req.GetMinNodes(), func(dev *hsm.Device, cs *clientSession) ([]hsm.ObjectID, error) {
+	ids, storedOn, err := s.create(ctx, req.GetSession(), req.GetMinNodes(), req.GetIdempotency(), func(ctx context.Context, dev *hsm.Device, cs *clientSession) ([]hsm.ObjectID, error) {
 		m, err := mechanism(req.GetMechanism())
 		if err != nil {
 			return nil, err
@@ -167,7 +182,7 @@ func (s *hsmServer) GenerateKeyPair(ctx context.Context, req *hsmv1.GenerateKeyP
 }
 
 func (s *hsmServer) CreateObject(ctx context.Context, req *hsmv1.CreateObjectRequest) (*hsmv1.CreateResponse, error) {
-	return createResponse(s.create(ctx, req.GetSession(), req.GetMinNodes(), func(dev *hsm.Device, cs *clientSession) ([]hsm.ObjectID, error) {
+	return createResponse(s.create(ctx, req.GetSession(), req.GetMinNodes(), req.GetIdempotency(), func(ctx context.Context, dev *hsm.Device, cs *clientSession) ([]hsm.ObjectID, error) {
 		t, err := template(req.GetTemplate())
 		if err != nil {
 			return nil, err
@@ -177,7 +192,7 @@ func (s *hsmServer) CreateObject(ctx context.Context, req *hsmv1.CreateObjectReq
 }
 
 func (s *hsmServer) ImportKey(ctx context.Context, req *hsmv1.ImportKeyRequest) (*hsmv1.CreateResponse, error) {
-	return createResponse(s.create(ctx, req.GetSession(), req.GetMinNodes(), func(dev *hsm.Device, cs *clientSession) ([]hsm.ObjectID, error) {
+	return createResponse(s.create(ctx, req.GetSession(), req.GetMinNodes(), req.GetIdempotency(), func(ctx context.Context, dev *hsm.Device, cs *clientSession) ([]hsm.ObjectID, error) {
 		t, err := template(req.GetTemplate())
 		if err != nil {
 			return nil, err
@@ -199,7 +214,7 @@ func (s *hsmServer) ImportKey(ctx context.Context, req *hsmv1.ImportKeyRequest) 
 }
 
 func (s *hsmServer) UnwrapKey(ctx context.Context, req *hsmv1.UnwrapKeyRequest) (*hsmv1.CreateResponse, error) {
-	return createResponse(s.create(ctx, req.GetSession(), req.GetMinNodes(), func(dev *hsm.Device, cs *clientSession) ([]hsm.ObjectID, error) {
+	return createResponse(s.create(ctx, req.GetSession(), req.GetMinNodes(), req.GetIdempotency(), func(ctx context.Context, dev *hsm.Device, cs *clientSession) ([]hsm.ObjectID, error) {
 		m, err := mechanism(req.GetMechanism())
 		if err != nil {
 			return nil, err
@@ -216,7 +231,7 @@ func (s *hsmServer) UnwrapKey(ctx context.Context, req *hsmv1.UnwrapKeyRequest) 
 }
 
 func (s *hsmServer) DeriveKey(ctx context.Context, req *hsmv1.DeriveKeyRequest) (*hsmv1.CreateResponse, error) {
-	return createResponse(s.create(ctx, req.GetSession(), req.GetMinNodes(), func(dev *hsm.Device, cs *clientSession) ([]hsm.ObjectID, error) {
+	return createResponse(s.create(ctx, req.GetSession(), req.GetMinNodes(), req.GetIdempotency(), func(ctx context.Context, dev *hsm.Device, cs *clientSession) ([]hsm.ObjectID, error) {
 		m, err := mechanism(req.GetMechanism())
 		if err != nil {
 			return nil, err

@@ -131,5 +131,14 @@ func (n *Node) onApply(ctx context.Context, rec store.Sealed) {
 	}
 	if err := dev.Reload(kind, rec.ID, load); err != nil {
 		n.log.Warn("record from peer not reloaded", "kind", rec.Kind, "id", rec.ID, "err", err)
+		return
+	}
+	if kind == hsm.RecordObject && !rec.Tombstone {
+		// A resent creation's objects may meet those of an earlier send here.
+		if id, err := hsm.ParseObjectID(rec.ID); err == nil {
+			if err := dev.SettleCreation(ctx, id); err != nil {
+				n.log.Warn("could not settle a resent creation", "object", rec.ID, "err", err)
+			}
+		}
 	}
 }

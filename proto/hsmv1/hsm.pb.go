@@ -1735,6 +1735,7 @@ type GenerateKeyRequest struct {
 	Mechanism     *Mechanism             `protobuf:"bytes,2,opt,name=mechanism,proto3" json:"mechanism,omitempty"`
 	Template      []*Attribute           `protobuf:"bytes,3,rep,name=template,proto3" json:"template,omitempty"`
 	MinNodes      uint32                 `protobuf:"varint,4,opt,name=min_nodes,json=minNodes,proto3" json:"min_nodes,omitempty"`
+	Idempotency   *Idempotency           `protobuf:"bytes,5,opt,name=idempotency,proto3" json:"idempotency,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1797,6 +1798,13 @@ func (x *GenerateKeyRequest) GetMinNodes() uint32 {
 	return 0
 }
 
+func (x *GenerateKeyRequest) GetIdempotency() *Idempotency {
+	if x != nil {
+		return x.Idempotency
+	}
+	return nil
+}
+
 type GenerateKeyPairRequest struct {
 	state           protoimpl.MessageState `protogen:"open.v1"`
 	Session         uint64                 `protobuf:"varint,1,opt,name=session,proto3" json:"session,omitempty"`
@@ -1804,6 +1812,7 @@ type GenerateKeyPairRequest struct {
 	PublicTemplate  []*Attribute           `protobuf:"bytes,3,rep,name=public_template,json=publicTemplate,proto3" json:"public_template,omitempty"`
 	PrivateTemplate []*Attribute           `protobuf:"bytes,4,rep,name=private_template,json=privateTemplate,proto3" json:"private_template,omitempty"`
 	MinNodes        uint32                 `protobuf:"varint,5,opt,name=min_nodes,json=minNodes,proto3" json:"min_nodes,omitempty"`
+	Idempotency     *Idempotency           `protobuf:"bytes,6,opt,name=idempotency,proto3" json:"idempotency,omitempty"`
 	unknownFields   protoimpl.UnknownFields
 	sizeCache       protoimpl.SizeCache
 }
@@ -1873,11 +1882,19 @@ func (x *GenerateKeyPairRequest) GetMinNodes() uint32 {
 	return 0
 }
 
+func (x *GenerateKeyPairRequest) GetIdempotency() *Idempotency {
+	if x != nil {
+		return x.Idempotency
+	}
+	return nil
+}
+
 type CreateObjectRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Session       uint64                 `protobuf:"varint,1,opt,name=session,proto3" json:"session,omitempty"`
 	Template      []*Attribute           `protobuf:"bytes,2,rep,name=template,proto3" json:"template,omitempty"`
 	MinNodes      uint32                 `protobuf:"varint,3,opt,name=min_nodes,json=minNodes,proto3" json:"min_nodes,omitempty"`
+	Idempotency   *Idempotency           `protobuf:"bytes,4,opt,name=idempotency,proto3" json:"idempotency,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1933,6 +1950,13 @@ func (x *CreateObjectRequest) GetMinNodes() uint32 {
 	return 0
 }
 
+func (x *CreateObjectRequest) GetIdempotency() *Idempotency {
+	if x != nil {
+		return x.Idempotency
+	}
+	return nil
+}
+
 type ImportKeyRequest struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	Session uint64                 `protobuf:"varint,1,opt,name=session,proto3" json:"session,omitempty"`
@@ -1943,6 +1967,7 @@ type ImportKeyRequest struct {
 	Key           isImportKeyRequest_Key `protobuf_oneof:"key"`
 	Template      []*Attribute           `protobuf:"bytes,4,rep,name=template,proto3" json:"template,omitempty"`
 	MinNodes      uint32                 `protobuf:"varint,5,opt,name=min_nodes,json=minNodes,proto3" json:"min_nodes,omitempty"`
+	Idempotency   *Idempotency           `protobuf:"bytes,6,opt,name=idempotency,proto3" json:"idempotency,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2023,6 +2048,13 @@ func (x *ImportKeyRequest) GetMinNodes() uint32 {
 	return 0
 }
 
+func (x *ImportKeyRequest) GetIdempotency() *Idempotency {
+	if x != nil {
+		return x.Idempotency
+	}
+	return nil
+}
+
 type isImportKeyRequest_Key interface {
 	isImportKeyRequest_Key()
 }
@@ -2047,6 +2079,7 @@ type UnwrapKeyRequest struct {
 	Wrapped       []byte                 `protobuf:"bytes,4,opt,name=wrapped,proto3" json:"wrapped,omitempty"`
 	Template      []*Attribute           `protobuf:"bytes,5,rep,name=template,proto3" json:"template,omitempty"`
 	MinNodes      uint32                 `protobuf:"varint,6,opt,name=min_nodes,json=minNodes,proto3" json:"min_nodes,omitempty"`
+	Idempotency   *Idempotency           `protobuf:"bytes,7,opt,name=idempotency,proto3" json:"idempotency,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2123,6 +2156,13 @@ func (x *UnwrapKeyRequest) GetMinNodes() uint32 {
 	return 0
 }
 
+func (x *UnwrapKeyRequest) GetIdempotency() *Idempotency {
+	if x != nil {
+		return x.Idempotency
+	}
+	return nil
+}
+
 type DeriveKeyRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Session       uint64                 `protobuf:"varint,1,opt,name=session,proto3" json:"session,omitempty"`
@@ -2130,6 +2170,7 @@ type DeriveKeyRequest struct {
 	Mechanism     *Mechanism             `protobuf:"bytes,3,opt,name=mechanism,proto3" json:"mechanism,omitempty"`
 	Template      []*Attribute           `protobuf:"bytes,4,rep,name=template,proto3" json:"template,omitempty"`
 	MinNodes      uint32                 `protobuf:"varint,5,opt,name=min_nodes,json=minNodes,proto3" json:"min_nodes,omitempty"`
+	Idempotency   *Idempotency           `protobuf:"bytes,6,opt,name=idempotency,proto3" json:"idempotency,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2199,6 +2240,71 @@ func (x *DeriveKeyRequest) GetMinNodes() uint32 {
 	return 0
 }
 
+func (x *DeriveKeyRequest) GetIdempotency() *Idempotency {
+	if x != nil {
+		return x.Idempotency
+	}
+	return nil
+}
+
+// Idempotency makes a creation of token objects safe to resend to another
+// node: token is chosen at random by the client once per creation call
+// (16..64 bytes) and attempt numbers the sends of that call, from 1 (at most
+// 8). The token and attempt fix the new objects' ids; of the objects the
+// sends of one call made, those of the highest attempt are kept on every
+// node and the others destroyed (docs/design.md).
+type Idempotency struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Token         []byte                 `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	Attempt       uint32                 `protobuf:"varint,2,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Idempotency) Reset() {
+	*x = Idempotency{}
+	mi := &file_hsm_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Idempotency) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Idempotency) ProtoMessage() {}
+
+func (x *Idempotency) ProtoReflect() protoreflect.Message {
+	mi := &file_hsm_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Idempotency.ProtoReflect.Descriptor instead.
+func (*Idempotency) Descriptor() ([]byte, []int) {
+	return file_hsm_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *Idempotency) GetToken() []byte {
+	if x != nil {
+		return x.Token
+	}
+	return nil
+}
+
+func (x *Idempotency) GetAttempt() uint32 {
+	if x != nil {
+		return x.Attempt
+	}
+	return 0
+}
+
 // CreateResponse names the new object and the nodes (their ids) known to
 // hold it durably, so the client can route to them until sync converges.
 type CreateResponse struct {
@@ -2211,7 +2317,7 @@ type CreateResponse struct {
 
 func (x *CreateResponse) Reset() {
 	*x = CreateResponse{}
-	mi := &file_hsm_proto_msgTypes[34]
+	mi := &file_hsm_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2223,7 +2329,7 @@ func (x *CreateResponse) String() string {
 func (*CreateResponse) ProtoMessage() {}
 
 func (x *CreateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hsm_proto_msgTypes[34]
+	mi := &file_hsm_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2236,7 +2342,7 @@ func (x *CreateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateResponse.ProtoReflect.Descriptor instead.
 func (*CreateResponse) Descriptor() ([]byte, []int) {
-	return file_hsm_proto_rawDescGZIP(), []int{34}
+	return file_hsm_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *CreateResponse) GetObject() uint64 {
@@ -2264,7 +2370,7 @@ type GenerateKeyPairResponse struct {
 
 func (x *GenerateKeyPairResponse) Reset() {
 	*x = GenerateKeyPairResponse{}
-	mi := &file_hsm_proto_msgTypes[35]
+	mi := &file_hsm_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2276,7 +2382,7 @@ func (x *GenerateKeyPairResponse) String() string {
 func (*GenerateKeyPairResponse) ProtoMessage() {}
 
 func (x *GenerateKeyPairResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hsm_proto_msgTypes[35]
+	mi := &file_hsm_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2289,7 +2395,7 @@ func (x *GenerateKeyPairResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GenerateKeyPairResponse.ProtoReflect.Descriptor instead.
 func (*GenerateKeyPairResponse) Descriptor() ([]byte, []int) {
-	return file_hsm_proto_rawDescGZIP(), []int{35}
+	return file_hsm_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *GenerateKeyPairResponse) GetPublicKey() uint64 {
@@ -2323,7 +2429,7 @@ type FindObjectsRequest struct {
 
 func (x *FindObjectsRequest) Reset() {
 	*x = FindObjectsRequest{}
-	mi := &file_hsm_proto_msgTypes[36]
+	mi := &file_hsm_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2335,7 +2441,7 @@ func (x *FindObjectsRequest) String() string {
 func (*FindObjectsRequest) ProtoMessage() {}
 
 func (x *FindObjectsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hsm_proto_msgTypes[36]
+	mi := &file_hsm_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2348,7 +2454,7 @@ func (x *FindObjectsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FindObjectsRequest.ProtoReflect.Descriptor instead.
 func (*FindObjectsRequest) Descriptor() ([]byte, []int) {
-	return file_hsm_proto_rawDescGZIP(), []int{36}
+	return file_hsm_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *FindObjectsRequest) GetSession() uint64 {
@@ -2374,7 +2480,7 @@ type FindObjectsResponse struct {
 
 func (x *FindObjectsResponse) Reset() {
 	*x = FindObjectsResponse{}
-	mi := &file_hsm_proto_msgTypes[37]
+	mi := &file_hsm_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2386,7 +2492,7 @@ func (x *FindObjectsResponse) String() string {
 func (*FindObjectsResponse) ProtoMessage() {}
 
 func (x *FindObjectsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hsm_proto_msgTypes[37]
+	mi := &file_hsm_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2399,7 +2505,7 @@ func (x *FindObjectsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FindObjectsResponse.ProtoReflect.Descriptor instead.
 func (*FindObjectsResponse) Descriptor() ([]byte, []int) {
-	return file_hsm_proto_rawDescGZIP(), []int{37}
+	return file_hsm_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *FindObjectsResponse) GetObjects() []uint64 {
@@ -2419,7 +2525,7 @@ type ObjectRequest struct {
 
 func (x *ObjectRequest) Reset() {
 	*x = ObjectRequest{}
-	mi := &file_hsm_proto_msgTypes[38]
+	mi := &file_hsm_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2431,7 +2537,7 @@ func (x *ObjectRequest) String() string {
 func (*ObjectRequest) ProtoMessage() {}
 
 func (x *ObjectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hsm_proto_msgTypes[38]
+	mi := &file_hsm_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2444,7 +2550,7 @@ func (x *ObjectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ObjectRequest.ProtoReflect.Descriptor instead.
 func (*ObjectRequest) Descriptor() ([]byte, []int) {
-	return file_hsm_proto_rawDescGZIP(), []int{38}
+	return file_hsm_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ObjectRequest) GetSession() uint64 {
@@ -2476,7 +2582,7 @@ type ObjectInfoResponse struct {
 
 func (x *ObjectInfoResponse) Reset() {
 	*x = ObjectInfoResponse{}
-	mi := &file_hsm_proto_msgTypes[39]
+	mi := &file_hsm_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2488,7 +2594,7 @@ func (x *ObjectInfoResponse) String() string {
 func (*ObjectInfoResponse) ProtoMessage() {}
 
 func (x *ObjectInfoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hsm_proto_msgTypes[39]
+	mi := &file_hsm_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2501,7 +2607,7 @@ func (x *ObjectInfoResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ObjectInfoResponse.ProtoReflect.Descriptor instead.
 func (*ObjectInfoResponse) Descriptor() ([]byte, []int) {
-	return file_hsm_proto_rawDescGZIP(), []int{39}
+	return file_hsm_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ObjectInfoResponse) GetObject() uint64 {
@@ -2564,7 +2670,7 @@ type GetAttributesRequest struct {
 
 func (x *GetAttributesRequest) Reset() {
 	*x = GetAttributesRequest{}
-	mi := &file_hsm_proto_msgTypes[40]
+	mi := &file_hsm_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2576,7 +2682,7 @@ func (x *GetAttributesRequest) String() string {
 func (*GetAttributesRequest) ProtoMessage() {}
 
 func (x *GetAttributesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hsm_proto_msgTypes[40]
+	mi := &file_hsm_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2589,7 +2695,7 @@ func (x *GetAttributesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAttributesRequest.ProtoReflect.Descriptor instead.
 func (*GetAttributesRequest) Descriptor() ([]byte, []int) {
-	return file_hsm_proto_rawDescGZIP(), []int{40}
+	return file_hsm_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *GetAttributesRequest) GetSession() uint64 {
@@ -2626,7 +2732,7 @@ type AttributeValue struct {
 
 func (x *AttributeValue) Reset() {
 	*x = AttributeValue{}
-	mi := &file_hsm_proto_msgTypes[41]
+	mi := &file_hsm_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2638,7 +2744,7 @@ func (x *AttributeValue) String() string {
 func (*AttributeValue) ProtoMessage() {}
 
 func (x *AttributeValue) ProtoReflect() protoreflect.Message {
-	mi := &file_hsm_proto_msgTypes[41]
+	mi := &file_hsm_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2651,7 +2757,7 @@ func (x *AttributeValue) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AttributeValue.ProtoReflect.Descriptor instead.
 func (*AttributeValue) Descriptor() ([]byte, []int) {
-	return file_hsm_proto_rawDescGZIP(), []int{41}
+	return file_hsm_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *AttributeValue) GetType() uint64 {
@@ -2684,7 +2790,7 @@ type GetAttributesResponse struct {
 
 func (x *GetAttributesResponse) Reset() {
 	*x = GetAttributesResponse{}
-	mi := &file_hsm_proto_msgTypes[42]
+	mi := &file_hsm_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2696,7 +2802,7 @@ func (x *GetAttributesResponse) String() string {
 func (*GetAttributesResponse) ProtoMessage() {}
 
 func (x *GetAttributesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hsm_proto_msgTypes[42]
+	mi := &file_hsm_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2709,7 +2815,7 @@ func (x *GetAttributesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAttributesResponse.ProtoReflect.Descriptor instead.
 func (*GetAttributesResponse) Descriptor() ([]byte, []int) {
-	return file_hsm_proto_rawDescGZIP(), []int{42}
+	return file_hsm_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *GetAttributesResponse) GetValues() []*AttributeValue {
@@ -2730,7 +2836,7 @@ type SetAttributesRequest struct {
 
 func (x *SetAttributesRequest) Reset() {
 	*x = SetAttributesRequest{}
-	mi := &file_hsm_proto_msgTypes[43]
+	mi := &file_hsm_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2742,7 +2848,7 @@ func (x *SetAttributesRequest) String() string {
 func (*SetAttributesRequest) ProtoMessage() {}
 
 func (x *SetAttributesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hsm_proto_msgTypes[43]
+	mi := &file_hsm_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2755,7 +2861,7 @@ func (x *SetAttributesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetAttributesRequest.ProtoReflect.Descriptor instead.
 func (*SetAttributesRequest) Descriptor() ([]byte, []int) {
-	return file_hsm_proto_rawDescGZIP(), []int{43}
+	return file_hsm_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *SetAttributesRequest) GetSession() uint64 {
@@ -2790,7 +2896,7 @@ type ShareKeyRequest struct {
 
 func (x *ShareKeyRequest) Reset() {
 	*x = ShareKeyRequest{}
-	mi := &file_hsm_proto_msgTypes[44]
+	mi := &file_hsm_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2802,7 +2908,7 @@ func (x *ShareKeyRequest) String() string {
 func (*ShareKeyRequest) ProtoMessage() {}
 
 func (x *ShareKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hsm_proto_msgTypes[44]
+	mi := &file_hsm_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2815,7 +2921,7 @@ func (x *ShareKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShareKeyRequest.ProtoReflect.Descriptor instead.
 func (*ShareKeyRequest) Descriptor() ([]byte, []int) {
-	return file_hsm_proto_rawDescGZIP(), []int{44}
+	return file_hsm_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *ShareKeyRequest) GetSession() uint64 {
@@ -2848,7 +2954,7 @@ type BytesResponse struct {
 
 func (x *BytesResponse) Reset() {
 	*x = BytesResponse{}
-	mi := &file_hsm_proto_msgTypes[45]
+	mi := &file_hsm_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2860,7 +2966,7 @@ func (x *BytesResponse) String() string {
 func (*BytesResponse) ProtoMessage() {}
 
 func (x *BytesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hsm_proto_msgTypes[45]
+	mi := &file_hsm_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2873,7 +2979,7 @@ func (x *BytesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BytesResponse.ProtoReflect.Descriptor instead.
 func (*BytesResponse) Descriptor() ([]byte, []int) {
-	return file_hsm_proto_rawDescGZIP(), []int{45}
+	return file_hsm_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *BytesResponse) GetData() []byte {
@@ -2895,7 +3001,7 @@ type CryptRequest struct {
 
 func (x *CryptRequest) Reset() {
 	*x = CryptRequest{}
-	mi := &file_hsm_proto_msgTypes[46]
+	mi := &file_hsm_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2907,7 +3013,7 @@ func (x *CryptRequest) String() string {
 func (*CryptRequest) ProtoMessage() {}
 
 func (x *CryptRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hsm_proto_msgTypes[46]
+	mi := &file_hsm_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2920,7 +3026,7 @@ func (x *CryptRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CryptRequest.ProtoReflect.Descriptor instead.
 func (*CryptRequest) Descriptor() ([]byte, []int) {
-	return file_hsm_proto_rawDescGZIP(), []int{46}
+	return file_hsm_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *CryptRequest) GetSession() uint64 {
@@ -2964,7 +3070,7 @@ type VerifyRequest struct {
 
 func (x *VerifyRequest) Reset() {
 	*x = VerifyRequest{}
-	mi := &file_hsm_proto_msgTypes[47]
+	mi := &file_hsm_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2976,7 +3082,7 @@ func (x *VerifyRequest) String() string {
 func (*VerifyRequest) ProtoMessage() {}
 
 func (x *VerifyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hsm_proto_msgTypes[47]
+	mi := &file_hsm_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2989,7 +3095,7 @@ func (x *VerifyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyRequest.ProtoReflect.Descriptor instead.
 func (*VerifyRequest) Descriptor() ([]byte, []int) {
-	return file_hsm_proto_rawDescGZIP(), []int{47}
+	return file_hsm_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *VerifyRequest) GetSession() uint64 {
@@ -3039,7 +3145,7 @@ type WrapKeyRequest struct {
 
 func (x *WrapKeyRequest) Reset() {
 	*x = WrapKeyRequest{}
-	mi := &file_hsm_proto_msgTypes[48]
+	mi := &file_hsm_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3051,7 +3157,7 @@ func (x *WrapKeyRequest) String() string {
 func (*WrapKeyRequest) ProtoMessage() {}
 
 func (x *WrapKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hsm_proto_msgTypes[48]
+	mi := &file_hsm_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3064,7 +3170,7 @@ func (x *WrapKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WrapKeyRequest.ProtoReflect.Descriptor instead.
 func (*WrapKeyRequest) Descriptor() ([]byte, []int) {
-	return file_hsm_proto_rawDescGZIP(), []int{48}
+	return file_hsm_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *WrapKeyRequest) GetSession() uint64 {
@@ -3105,7 +3211,7 @@ type RandomRequest struct {
 
 func (x *RandomRequest) Reset() {
 	*x = RandomRequest{}
-	mi := &file_hsm_proto_msgTypes[49]
+	mi := &file_hsm_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3117,7 +3223,7 @@ func (x *RandomRequest) String() string {
 func (*RandomRequest) ProtoMessage() {}
 
 func (x *RandomRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hsm_proto_msgTypes[49]
+	mi := &file_hsm_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3130,7 +3236,7 @@ func (x *RandomRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RandomRequest.ProtoReflect.Descriptor instead.
 func (*RandomRequest) Descriptor() ([]byte, []int) {
-	return file_hsm_proto_rawDescGZIP(), []int{49}
+	return file_hsm_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *RandomRequest) GetSession() uint64 {
@@ -3159,7 +3265,7 @@ type BeginRequest struct {
 
 func (x *BeginRequest) Reset() {
 	*x = BeginRequest{}
-	mi := &file_hsm_proto_msgTypes[50]
+	mi := &file_hsm_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3171,7 +3277,7 @@ func (x *BeginRequest) String() string {
 func (*BeginRequest) ProtoMessage() {}
 
 func (x *BeginRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hsm_proto_msgTypes[50]
+	mi := &file_hsm_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3184,7 +3290,7 @@ func (x *BeginRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BeginRequest.ProtoReflect.Descriptor instead.
 func (*BeginRequest) Descriptor() ([]byte, []int) {
-	return file_hsm_proto_rawDescGZIP(), []int{50}
+	return file_hsm_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *BeginRequest) GetSession() uint64 {
@@ -3224,7 +3330,7 @@ type BeginResponse struct {
 
 func (x *BeginResponse) Reset() {
 	*x = BeginResponse{}
-	mi := &file_hsm_proto_msgTypes[51]
+	mi := &file_hsm_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3236,7 +3342,7 @@ func (x *BeginResponse) String() string {
 func (*BeginResponse) ProtoMessage() {}
 
 func (x *BeginResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hsm_proto_msgTypes[51]
+	mi := &file_hsm_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3249,7 +3355,7 @@ func (x *BeginResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BeginResponse.ProtoReflect.Descriptor instead.
 func (*BeginResponse) Descriptor() ([]byte, []int) {
-	return file_hsm_proto_rawDescGZIP(), []int{51}
+	return file_hsm_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *BeginResponse) GetOperation() uint64 {
@@ -3270,7 +3376,7 @@ type UpdateRequest struct {
 
 func (x *UpdateRequest) Reset() {
 	*x = UpdateRequest{}
-	mi := &file_hsm_proto_msgTypes[52]
+	mi := &file_hsm_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3282,7 +3388,7 @@ func (x *UpdateRequest) String() string {
 func (*UpdateRequest) ProtoMessage() {}
 
 func (x *UpdateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hsm_proto_msgTypes[52]
+	mi := &file_hsm_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3295,7 +3401,7 @@ func (x *UpdateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateRequest.ProtoReflect.Descriptor instead.
 func (*UpdateRequest) Descriptor() ([]byte, []int) {
-	return file_hsm_proto_rawDescGZIP(), []int{52}
+	return file_hsm_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *UpdateRequest) GetSession() uint64 {
@@ -3330,7 +3436,7 @@ type FinishRequest struct {
 
 func (x *FinishRequest) Reset() {
 	*x = FinishRequest{}
-	mi := &file_hsm_proto_msgTypes[53]
+	mi := &file_hsm_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3342,7 +3448,7 @@ func (x *FinishRequest) String() string {
 func (*FinishRequest) ProtoMessage() {}
 
 func (x *FinishRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hsm_proto_msgTypes[53]
+	mi := &file_hsm_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3355,7 +3461,7 @@ func (x *FinishRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FinishRequest.ProtoReflect.Descriptor instead.
 func (*FinishRequest) Descriptor() ([]byte, []int) {
-	return file_hsm_proto_rawDescGZIP(), []int{53}
+	return file_hsm_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *FinishRequest) GetSession() uint64 {
@@ -3389,7 +3495,7 @@ type OperationRequest struct {
 
 func (x *OperationRequest) Reset() {
 	*x = OperationRequest{}
-	mi := &file_hsm_proto_msgTypes[54]
+	mi := &file_hsm_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3401,7 +3507,7 @@ func (x *OperationRequest) String() string {
 func (*OperationRequest) ProtoMessage() {}
 
 func (x *OperationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hsm_proto_msgTypes[54]
+	mi := &file_hsm_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3414,7 +3520,7 @@ func (x *OperationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OperationRequest.ProtoReflect.Descriptor instead.
 func (*OperationRequest) Descriptor() ([]byte, []int) {
-	return file_hsm_proto_rawDescGZIP(), []int{54}
+	return file_hsm_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *OperationRequest) GetSession() uint64 {
@@ -3443,7 +3549,7 @@ type MechanismInfo struct {
 
 func (x *MechanismInfo) Reset() {
 	*x = MechanismInfo{}
-	mi := &file_hsm_proto_msgTypes[55]
+	mi := &file_hsm_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3455,7 +3561,7 @@ func (x *MechanismInfo) String() string {
 func (*MechanismInfo) ProtoMessage() {}
 
 func (x *MechanismInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_hsm_proto_msgTypes[55]
+	mi := &file_hsm_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3468,7 +3574,7 @@ func (x *MechanismInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MechanismInfo.ProtoReflect.Descriptor instead.
 func (*MechanismInfo) Descriptor() ([]byte, []int) {
-	return file_hsm_proto_rawDescGZIP(), []int{55}
+	return file_hsm_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *MechanismInfo) GetType() uint64 {
@@ -3508,7 +3614,7 @@ type MechanismsResponse struct {
 
 func (x *MechanismsResponse) Reset() {
 	*x = MechanismsResponse{}
-	mi := &file_hsm_proto_msgTypes[56]
+	mi := &file_hsm_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3520,7 +3626,7 @@ func (x *MechanismsResponse) String() string {
 func (*MechanismsResponse) ProtoMessage() {}
 
 func (x *MechanismsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hsm_proto_msgTypes[56]
+	mi := &file_hsm_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3533,7 +3639,7 @@ func (x *MechanismsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MechanismsResponse.ProtoReflect.Descriptor instead.
 func (*MechanismsResponse) Descriptor() ([]byte, []int) {
-	return file_hsm_proto_rawDescGZIP(), []int{56}
+	return file_hsm_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *MechanismsResponse) GetMechanisms() []*MechanismInfo {
@@ -3562,7 +3668,7 @@ type NodeInfoResponse struct {
 
 func (x *NodeInfoResponse) Reset() {
 	*x = NodeInfoResponse{}
-	mi := &file_hsm_proto_msgTypes[57]
+	mi := &file_hsm_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3574,7 +3680,7 @@ func (x *NodeInfoResponse) String() string {
 func (*NodeInfoResponse) ProtoMessage() {}
 
 func (x *NodeInfoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hsm_proto_msgTypes[57]
+	mi := &file_hsm_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3587,7 +3693,7 @@ func (x *NodeInfoResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeInfoResponse.ProtoReflect.Descriptor instead.
 func (*NodeInfoResponse) Descriptor() ([]byte, []int) {
-	return file_hsm_proto_rawDescGZIP(), []int{57}
+	return file_hsm_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *NodeInfoResponse) GetNodeId() uint32 {
@@ -3685,7 +3791,7 @@ type PeerStatus struct {
 
 func (x *PeerStatus) Reset() {
 	*x = PeerStatus{}
-	mi := &file_hsm_proto_msgTypes[58]
+	mi := &file_hsm_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3697,7 +3803,7 @@ func (x *PeerStatus) String() string {
 func (*PeerStatus) ProtoMessage() {}
 
 func (x *PeerStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_hsm_proto_msgTypes[58]
+	mi := &file_hsm_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3710,7 +3816,7 @@ func (x *PeerStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PeerStatus.ProtoReflect.Descriptor instead.
 func (*PeerStatus) Descriptor() ([]byte, []int) {
-	return file_hsm_proto_rawDescGZIP(), []int{58}
+	return file_hsm_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *PeerStatus) GetNodeId() uint32 {
@@ -3773,7 +3879,7 @@ type HelloRequest struct {
 
 func (x *HelloRequest) Reset() {
 	*x = HelloRequest{}
-	mi := &file_hsm_proto_msgTypes[59]
+	mi := &file_hsm_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3785,7 +3891,7 @@ func (x *HelloRequest) String() string {
 func (*HelloRequest) ProtoMessage() {}
 
 func (x *HelloRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hsm_proto_msgTypes[59]
+	mi := &file_hsm_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3798,7 +3904,7 @@ func (x *HelloRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HelloRequest.ProtoReflect.Descriptor instead.
 func (*HelloRequest) Descriptor() ([]byte, []int) {
-	return file_hsm_proto_rawDescGZIP(), []int{59}
+	return file_hsm_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *HelloRequest) GetNodeId() uint32 {
@@ -3834,7 +3940,7 @@ type HelloResponse struct {
 
 func (x *HelloResponse) Reset() {
 	*x = HelloResponse{}
-	mi := &file_hsm_proto_msgTypes[60]
+	mi := &file_hsm_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3846,7 +3952,7 @@ func (x *HelloResponse) String() string {
 func (*HelloResponse) ProtoMessage() {}
 
 func (x *HelloResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hsm_proto_msgTypes[60]
+	mi := &file_hsm_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3859,7 +3965,7 @@ func (x *HelloResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HelloResponse.ProtoReflect.Descriptor instead.
 func (*HelloResponse) Descriptor() ([]byte, []int) {
-	return file_hsm_proto_rawDescGZIP(), []int{60}
+	return file_hsm_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *HelloResponse) GetNodeId() uint32 {
@@ -3901,7 +4007,7 @@ type SealedRecord struct {
 
 func (x *SealedRecord) Reset() {
 	*x = SealedRecord{}
-	mi := &file_hsm_proto_msgTypes[61]
+	mi := &file_hsm_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3913,7 +4019,7 @@ func (x *SealedRecord) String() string {
 func (*SealedRecord) ProtoMessage() {}
 
 func (x *SealedRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_hsm_proto_msgTypes[61]
+	mi := &file_hsm_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3926,7 +4032,7 @@ func (x *SealedRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SealedRecord.ProtoReflect.Descriptor instead.
 func (*SealedRecord) Descriptor() ([]byte, []int) {
-	return file_hsm_proto_rawDescGZIP(), []int{61}
+	return file_hsm_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *SealedRecord) GetSealed() []byte {
@@ -3946,7 +4052,7 @@ type PushRequest struct {
 
 func (x *PushRequest) Reset() {
 	*x = PushRequest{}
-	mi := &file_hsm_proto_msgTypes[62]
+	mi := &file_hsm_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3958,7 +4064,7 @@ func (x *PushRequest) String() string {
 func (*PushRequest) ProtoMessage() {}
 
 func (x *PushRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hsm_proto_msgTypes[62]
+	mi := &file_hsm_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3971,7 +4077,7 @@ func (x *PushRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PushRequest.ProtoReflect.Descriptor instead.
 func (*PushRequest) Descriptor() ([]byte, []int) {
-	return file_hsm_proto_rawDescGZIP(), []int{62}
+	return file_hsm_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *PushRequest) GetFrom() uint32 {
@@ -3997,7 +4103,7 @@ type PushResponse struct {
 
 func (x *PushResponse) Reset() {
 	*x = PushResponse{}
-	mi := &file_hsm_proto_msgTypes[63]
+	mi := &file_hsm_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4009,7 +4115,7 @@ func (x *PushResponse) String() string {
 func (*PushResponse) ProtoMessage() {}
 
 func (x *PushResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hsm_proto_msgTypes[63]
+	mi := &file_hsm_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4022,7 +4128,7 @@ func (x *PushResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PushResponse.ProtoReflect.Descriptor instead.
 func (*PushResponse) Descriptor() ([]byte, []int) {
-	return file_hsm_proto_rawDescGZIP(), []int{63}
+	return file_hsm_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *PushResponse) GetApplied() uint32 {
@@ -4041,7 +4147,7 @@ type DigestRequest struct {
 
 func (x *DigestRequest) Reset() {
 	*x = DigestRequest{}
-	mi := &file_hsm_proto_msgTypes[64]
+	mi := &file_hsm_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4053,7 +4159,7 @@ func (x *DigestRequest) String() string {
 func (*DigestRequest) ProtoMessage() {}
 
 func (x *DigestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hsm_proto_msgTypes[64]
+	mi := &file_hsm_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4066,7 +4172,7 @@ func (x *DigestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DigestRequest.ProtoReflect.Descriptor instead.
 func (*DigestRequest) Descriptor() ([]byte, []int) {
-	return file_hsm_proto_rawDescGZIP(), []int{64}
+	return file_hsm_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *DigestRequest) GetBuckets() uint32 {
@@ -4085,7 +4191,7 @@ type DigestResponse struct {
 
 func (x *DigestResponse) Reset() {
 	*x = DigestResponse{}
-	mi := &file_hsm_proto_msgTypes[65]
+	mi := &file_hsm_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4097,7 +4203,7 @@ func (x *DigestResponse) String() string {
 func (*DigestResponse) ProtoMessage() {}
 
 func (x *DigestResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hsm_proto_msgTypes[65]
+	mi := &file_hsm_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4110,7 +4216,7 @@ func (x *DigestResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DigestResponse.ProtoReflect.Descriptor instead.
 func (*DigestResponse) Descriptor() ([]byte, []int) {
-	return file_hsm_proto_rawDescGZIP(), []int{65}
+	return file_hsm_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *DigestResponse) GetBuckets() [][]byte {
@@ -4134,7 +4240,7 @@ type RecordMeta struct {
 
 func (x *RecordMeta) Reset() {
 	*x = RecordMeta{}
-	mi := &file_hsm_proto_msgTypes[66]
+	mi := &file_hsm_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4146,7 +4252,7 @@ func (x *RecordMeta) String() string {
 func (*RecordMeta) ProtoMessage() {}
 
 func (x *RecordMeta) ProtoReflect() protoreflect.Message {
-	mi := &file_hsm_proto_msgTypes[66]
+	mi := &file_hsm_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4159,7 +4265,7 @@ func (x *RecordMeta) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordMeta.ProtoReflect.Descriptor instead.
 func (*RecordMeta) Descriptor() ([]byte, []int) {
-	return file_hsm_proto_rawDescGZIP(), []int{66}
+	return file_hsm_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *RecordMeta) GetKind() uint32 {
@@ -4214,7 +4320,7 @@ type VersionsRequest struct {
 
 func (x *VersionsRequest) Reset() {
 	*x = VersionsRequest{}
-	mi := &file_hsm_proto_msgTypes[67]
+	mi := &file_hsm_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4226,7 +4332,7 @@ func (x *VersionsRequest) String() string {
 func (*VersionsRequest) ProtoMessage() {}
 
 func (x *VersionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hsm_proto_msgTypes[67]
+	mi := &file_hsm_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4239,7 +4345,7 @@ func (x *VersionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VersionsRequest.ProtoReflect.Descriptor instead.
 func (*VersionsRequest) Descriptor() ([]byte, []int) {
-	return file_hsm_proto_rawDescGZIP(), []int{67}
+	return file_hsm_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *VersionsRequest) GetBuckets() uint32 {
@@ -4265,7 +4371,7 @@ type VersionsResponse struct {
 
 func (x *VersionsResponse) Reset() {
 	*x = VersionsResponse{}
-	mi := &file_hsm_proto_msgTypes[68]
+	mi := &file_hsm_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4277,7 +4383,7 @@ func (x *VersionsResponse) String() string {
 func (*VersionsResponse) ProtoMessage() {}
 
 func (x *VersionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hsm_proto_msgTypes[68]
+	mi := &file_hsm_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4290,7 +4396,7 @@ func (x *VersionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VersionsResponse.ProtoReflect.Descriptor instead.
 func (*VersionsResponse) Descriptor() ([]byte, []int) {
-	return file_hsm_proto_rawDescGZIP(), []int{68}
+	return file_hsm_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *VersionsResponse) GetRecords() []*RecordMeta {
@@ -4310,7 +4416,7 @@ type RecordKey struct {
 
 func (x *RecordKey) Reset() {
 	*x = RecordKey{}
-	mi := &file_hsm_proto_msgTypes[69]
+	mi := &file_hsm_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4322,7 +4428,7 @@ func (x *RecordKey) String() string {
 func (*RecordKey) ProtoMessage() {}
 
 func (x *RecordKey) ProtoReflect() protoreflect.Message {
-	mi := &file_hsm_proto_msgTypes[69]
+	mi := &file_hsm_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4335,7 +4441,7 @@ func (x *RecordKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordKey.ProtoReflect.Descriptor instead.
 func (*RecordKey) Descriptor() ([]byte, []int) {
-	return file_hsm_proto_rawDescGZIP(), []int{69}
+	return file_hsm_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *RecordKey) GetKind() uint32 {
@@ -4361,7 +4467,7 @@ type FetchRequest struct {
 
 func (x *FetchRequest) Reset() {
 	*x = FetchRequest{}
-	mi := &file_hsm_proto_msgTypes[70]
+	mi := &file_hsm_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4373,7 +4479,7 @@ func (x *FetchRequest) String() string {
 func (*FetchRequest) ProtoMessage() {}
 
 func (x *FetchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hsm_proto_msgTypes[70]
+	mi := &file_hsm_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4386,7 +4492,7 @@ func (x *FetchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchRequest.ProtoReflect.Descriptor instead.
 func (*FetchRequest) Descriptor() ([]byte, []int) {
-	return file_hsm_proto_rawDescGZIP(), []int{70}
+	return file_hsm_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *FetchRequest) GetKeys() []*RecordKey {
@@ -4405,7 +4511,7 @@ type FetchResponse struct {
 
 func (x *FetchResponse) Reset() {
 	*x = FetchResponse{}
-	mi := &file_hsm_proto_msgTypes[71]
+	mi := &file_hsm_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4417,7 +4523,7 @@ func (x *FetchResponse) String() string {
 func (*FetchResponse) ProtoMessage() {}
 
 func (x *FetchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hsm_proto_msgTypes[71]
+	mi := &file_hsm_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4430,7 +4536,7 @@ func (x *FetchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchResponse.ProtoReflect.Descriptor instead.
 func (*FetchResponse) Descriptor() ([]byte, []int) {
-	return file_hsm_proto_rawDescGZIP(), []int{71}
+	return file_hsm_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *FetchResponse) GetRecords() []*SealedRecord {
@@ -4454,7 +4560,7 @@ type CloneRequest struct {
 
 func (x *CloneRequest) Reset() {
 	*x = CloneRequest{}
-	mi := &file_hsm_proto_msgTypes[72]
+	mi := &file_hsm_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4466,7 +4572,7 @@ func (x *CloneRequest) String() string {
 func (*CloneRequest) ProtoMessage() {}
 
 func (x *CloneRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hsm_proto_msgTypes[72]
+	mi := &file_hsm_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4479,7 +4585,7 @@ func (x *CloneRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloneRequest.ProtoReflect.Descriptor instead.
 func (*CloneRequest) Descriptor() ([]byte, []int) {
-	return file_hsm_proto_rawDescGZIP(), []int{72}
+	return file_hsm_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *CloneRequest) GetNodeId() uint32 {
@@ -4514,7 +4620,7 @@ type CloneResponse struct {
 
 func (x *CloneResponse) Reset() {
 	*x = CloneResponse{}
-	mi := &file_hsm_proto_msgTypes[73]
+	mi := &file_hsm_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4526,7 +4632,7 @@ func (x *CloneResponse) String() string {
 func (*CloneResponse) ProtoMessage() {}
 
 func (x *CloneResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hsm_proto_msgTypes[73]
+	mi := &file_hsm_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4539,7 +4645,7 @@ func (x *CloneResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloneResponse.ProtoReflect.Descriptor instead.
 func (*CloneResponse) Descriptor() ([]byte, []int) {
-	return file_hsm_proto_rawDescGZIP(), []int{73}
+	return file_hsm_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *CloneResponse) GetEphemeralPublic() []byte {
@@ -4572,7 +4678,7 @@ type CatchUpRequest struct {
 
 func (x *CatchUpRequest) Reset() {
 	*x = CatchUpRequest{}
-	mi := &file_hsm_proto_msgTypes[74]
+	mi := &file_hsm_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4584,7 +4690,7 @@ func (x *CatchUpRequest) String() string {
 func (*CatchUpRequest) ProtoMessage() {}
 
 func (x *CatchUpRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hsm_proto_msgTypes[74]
+	mi := &file_hsm_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4597,7 +4703,7 @@ func (x *CatchUpRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CatchUpRequest.ProtoReflect.Descriptor instead.
 func (*CatchUpRequest) Descriptor() ([]byte, []int) {
-	return file_hsm_proto_rawDescGZIP(), []int{74}
+	return file_hsm_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *CatchUpRequest) GetFrom() uint32 {
@@ -4619,7 +4725,7 @@ type CatchUpResponse struct {
 
 func (x *CatchUpResponse) Reset() {
 	*x = CatchUpResponse{}
-	mi := &file_hsm_proto_msgTypes[75]
+	mi := &file_hsm_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4631,7 +4737,7 @@ func (x *CatchUpResponse) String() string {
 func (*CatchUpResponse) ProtoMessage() {}
 
 func (x *CatchUpResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hsm_proto_msgTypes[75]
+	mi := &file_hsm_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4644,7 +4750,7 @@ func (x *CatchUpResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CatchUpResponse.ProtoReflect.Descriptor instead.
 func (*CatchUpResponse) Descriptor() ([]byte, []int) {
-	return file_hsm_proto_rawDescGZIP(), []int{75}
+	return file_hsm_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *CatchUpResponse) GetRecords() uint64 {
@@ -4797,42 +4903,51 @@ const file_hsm_proto_rawDesc = "" +
 	"\x05level\x18\x02 \x01(\tR\x05level\x126\n" +
 	"\tapprovals\x18\x03 \x01(\v2\x18.coffer.hsm.v1.ApprovalsR\tapprovals\"/\n" +
 	"\x17MTLSEnforcementResponse\x12\x14\n" +
-	"\x05level\x18\x01 \x01(\tR\x05level\"\xb9\x01\n" +
+	"\x05level\x18\x01 \x01(\tR\x05level\"\xf7\x01\n" +
 	"\x12GenerateKeyRequest\x12\x18\n" +
 	"\asession\x18\x01 \x01(\x04R\asession\x126\n" +
 	"\tmechanism\x18\x02 \x01(\v2\x18.coffer.hsm.v1.MechanismR\tmechanism\x124\n" +
 	"\btemplate\x18\x03 \x03(\v2\x18.coffer.hsm.v1.AttributeR\btemplate\x12\x1b\n" +
-	"\tmin_nodes\x18\x04 \x01(\rR\bminNodes\"\x8f\x02\n" +
+	"\tmin_nodes\x18\x04 \x01(\rR\bminNodes\x12<\n" +
+	"\vidempotency\x18\x05 \x01(\v2\x1a.coffer.hsm.v1.IdempotencyR\vidempotency\"\xcd\x02\n" +
 	"\x16GenerateKeyPairRequest\x12\x18\n" +
 	"\asession\x18\x01 \x01(\x04R\asession\x126\n" +
 	"\tmechanism\x18\x02 \x01(\v2\x18.coffer.hsm.v1.MechanismR\tmechanism\x12A\n" +
 	"\x0fpublic_template\x18\x03 \x03(\v2\x18.coffer.hsm.v1.AttributeR\x0epublicTemplate\x12C\n" +
 	"\x10private_template\x18\x04 \x03(\v2\x18.coffer.hsm.v1.AttributeR\x0fprivateTemplate\x12\x1b\n" +
-	"\tmin_nodes\x18\x05 \x01(\rR\bminNodes\"\x82\x01\n" +
+	"\tmin_nodes\x18\x05 \x01(\rR\bminNodes\x12<\n" +
+	"\vidempotency\x18\x06 \x01(\v2\x1a.coffer.hsm.v1.IdempotencyR\vidempotency\"\xc0\x01\n" +
 	"\x13CreateObjectRequest\x12\x18\n" +
 	"\asession\x18\x01 \x01(\x04R\asession\x124\n" +
 	"\btemplate\x18\x02 \x03(\v2\x18.coffer.hsm.v1.AttributeR\btemplate\x12\x1b\n" +
-	"\tmin_nodes\x18\x03 \x01(\rR\bminNodes\"\xb4\x01\n" +
+	"\tmin_nodes\x18\x03 \x01(\rR\bminNodes\x12<\n" +
+	"\vidempotency\x18\x04 \x01(\v2\x1a.coffer.hsm.v1.IdempotencyR\vidempotency\"\xf2\x01\n" +
 	"\x10ImportKeyRequest\x12\x18\n" +
 	"\asession\x18\x01 \x01(\x04R\asession\x12\x16\n" +
 	"\x05pkcs8\x18\x02 \x01(\fH\x00R\x05pkcs8\x12\x14\n" +
 	"\x04spki\x18\x03 \x01(\fH\x00R\x04spki\x124\n" +
 	"\btemplate\x18\x04 \x03(\v2\x18.coffer.hsm.v1.AttributeR\btemplate\x12\x1b\n" +
-	"\tmin_nodes\x18\x05 \x01(\rR\bminNodesB\x05\n" +
-	"\x03key\"\xf8\x01\n" +
+	"\tmin_nodes\x18\x05 \x01(\rR\bminNodes\x12<\n" +
+	"\vidempotency\x18\x06 \x01(\v2\x1a.coffer.hsm.v1.IdempotencyR\vidempotencyB\x05\n" +
+	"\x03key\"\xb6\x02\n" +
 	"\x10UnwrapKeyRequest\x12\x18\n" +
 	"\asession\x18\x01 \x01(\x04R\asession\x12%\n" +
 	"\x0eunwrapping_key\x18\x02 \x01(\x04R\runwrappingKey\x126\n" +
 	"\tmechanism\x18\x03 \x01(\v2\x18.coffer.hsm.v1.MechanismR\tmechanism\x12\x18\n" +
 	"\awrapped\x18\x04 \x01(\fR\awrapped\x124\n" +
 	"\btemplate\x18\x05 \x03(\v2\x18.coffer.hsm.v1.AttributeR\btemplate\x12\x1b\n" +
-	"\tmin_nodes\x18\x06 \x01(\rR\bminNodes\"\xd2\x01\n" +
+	"\tmin_nodes\x18\x06 \x01(\rR\bminNodes\x12<\n" +
+	"\vidempotency\x18\a \x01(\v2\x1a.coffer.hsm.v1.IdempotencyR\vidempotency\"\x90\x02\n" +
 	"\x10DeriveKeyRequest\x12\x18\n" +
 	"\asession\x18\x01 \x01(\x04R\asession\x12\x19\n" +
 	"\bbase_key\x18\x02 \x01(\x04R\abaseKey\x126\n" +
 	"\tmechanism\x18\x03 \x01(\v2\x18.coffer.hsm.v1.MechanismR\tmechanism\x124\n" +
 	"\btemplate\x18\x04 \x03(\v2\x18.coffer.hsm.v1.AttributeR\btemplate\x12\x1b\n" +
-	"\tmin_nodes\x18\x05 \x01(\rR\bminNodes\"E\n" +
+	"\tmin_nodes\x18\x05 \x01(\rR\bminNodes\x12<\n" +
+	"\vidempotency\x18\x06 \x01(\v2\x1a.coffer.hsm.v1.IdempotencyR\vidempotency\"=\n" +
+	"\vIdempotency\x12\x14\n" +
+	"\x05token\x18\x01 \x01(\fR\x05token\x12\x18\n" +
+	"\aattempt\x18\x02 \x01(\rR\aattempt\"E\n" +
 	"\x0eCreateResponse\x12\x16\n" +
 	"\x06object\x18\x01 \x01(\x04R\x06object\x12\x1b\n" +
 	"\tstored_on\x18\x02 \x03(\rR\bstoredOn\"v\n" +
@@ -5092,7 +5207,7 @@ func file_hsm_proto_rawDescGZIP() []byte {
 }
 
 var file_hsm_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_hsm_proto_msgTypes = make([]protoimpl.MessageInfo, 77)
+var file_hsm_proto_msgTypes = make([]protoimpl.MessageInfo, 78)
 var file_hsm_proto_goTypes = []any{
 	(Function)(0),                        // 0: coffer.hsm.v1.Function
 	(*Empty)(nil),                        // 1: coffer.hsm.v1.Empty
@@ -5129,49 +5244,50 @@ var file_hsm_proto_goTypes = []any{
 	(*ImportKeyRequest)(nil),             // 32: coffer.hsm.v1.ImportKeyRequest
 	(*UnwrapKeyRequest)(nil),             // 33: coffer.hsm.v1.UnwrapKeyRequest
 	(*DeriveKeyRequest)(nil),             // 34: coffer.hsm.v1.DeriveKeyRequest
-	(*CreateResponse)(nil),               // 35: coffer.hsm.v1.CreateResponse
-	(*GenerateKeyPairResponse)(nil),      // 36: coffer.hsm.v1.GenerateKeyPairResponse
-	(*FindObjectsRequest)(nil),           // 37: coffer.hsm.v1.FindObjectsRequest
-	(*FindObjectsResponse)(nil),          // 38: coffer.hsm.v1.FindObjectsResponse
-	(*ObjectRequest)(nil),                // 39: coffer.hsm.v1.ObjectRequest
-	(*ObjectInfoResponse)(nil),           // 40: coffer.hsm.v1.ObjectInfoResponse
-	(*GetAttributesRequest)(nil),         // 41: coffer.hsm.v1.GetAttributesRequest
-	(*AttributeValue)(nil),               // 42: coffer.hsm.v1.AttributeValue
-	(*GetAttributesResponse)(nil),        // 43: coffer.hsm.v1.GetAttributesResponse
-	(*SetAttributesRequest)(nil),         // 44: coffer.hsm.v1.SetAttributesRequest
-	(*ShareKeyRequest)(nil),              // 45: coffer.hsm.v1.ShareKeyRequest
-	(*BytesResponse)(nil),                // 46: coffer.hsm.v1.BytesResponse
-	(*CryptRequest)(nil),                 // 47: coffer.hsm.v1.CryptRequest
-	(*VerifyRequest)(nil),                // 48: coffer.hsm.v1.VerifyRequest
-	(*WrapKeyRequest)(nil),               // 49: coffer.hsm.v1.WrapKeyRequest
-	(*RandomRequest)(nil),                // 50: coffer.hsm.v1.RandomRequest
-	(*BeginRequest)(nil),                 // 51: coffer.hsm.v1.BeginRequest
-	(*BeginResponse)(nil),                // 52: coffer.hsm.v1.BeginResponse
-	(*UpdateRequest)(nil),                // 53: coffer.hsm.v1.UpdateRequest
-	(*FinishRequest)(nil),                // 54: coffer.hsm.v1.FinishRequest
-	(*OperationRequest)(nil),             // 55: coffer.hsm.v1.OperationRequest
-	(*MechanismInfo)(nil),                // 56: coffer.hsm.v1.MechanismInfo
-	(*MechanismsResponse)(nil),           // 57: coffer.hsm.v1.MechanismsResponse
-	(*NodeInfoResponse)(nil),             // 58: coffer.hsm.v1.NodeInfoResponse
-	(*PeerStatus)(nil),                   // 59: coffer.hsm.v1.PeerStatus
-	(*HelloRequest)(nil),                 // 60: coffer.hsm.v1.HelloRequest
-	(*HelloResponse)(nil),                // 61: coffer.hsm.v1.HelloResponse
-	(*SealedRecord)(nil),                 // 62: coffer.hsm.v1.SealedRecord
-	(*PushRequest)(nil),                  // 63: coffer.hsm.v1.PushRequest
-	(*PushResponse)(nil),                 // 64: coffer.hsm.v1.PushResponse
-	(*DigestRequest)(nil),                // 65: coffer.hsm.v1.DigestRequest
-	(*DigestResponse)(nil),               // 66: coffer.hsm.v1.DigestResponse
-	(*RecordMeta)(nil),                   // 67: coffer.hsm.v1.RecordMeta
-	(*VersionsRequest)(nil),              // 68: coffer.hsm.v1.VersionsRequest
-	(*VersionsResponse)(nil),             // 69: coffer.hsm.v1.VersionsResponse
-	(*RecordKey)(nil),                    // 70: coffer.hsm.v1.RecordKey
-	(*FetchRequest)(nil),                 // 71: coffer.hsm.v1.FetchRequest
-	(*FetchResponse)(nil),                // 72: coffer.hsm.v1.FetchResponse
-	(*CloneRequest)(nil),                 // 73: coffer.hsm.v1.CloneRequest
-	(*CloneResponse)(nil),                // 74: coffer.hsm.v1.CloneResponse
-	(*CatchUpRequest)(nil),               // 75: coffer.hsm.v1.CatchUpRequest
-	(*CatchUpResponse)(nil),              // 76: coffer.hsm.v1.CatchUpResponse
-	nil,                                  // 77: coffer.hsm.v1.QuorumValuesResponse.ValuesEntry
+	(*Idempotency)(nil),                  // 35: coffer.hsm.v1.Idempotency
+	(*CreateResponse)(nil),               // 36: coffer.hsm.v1.CreateResponse
+	(*GenerateKeyPairResponse)(nil),      // 37: coffer.hsm.v1.GenerateKeyPairResponse
+	(*FindObjectsRequest)(nil),           // 38: coffer.hsm.v1.FindObjectsRequest
+	(*FindObjectsResponse)(nil),          // 39: coffer.hsm.v1.FindObjectsResponse
+	(*ObjectRequest)(nil),                // 40: coffer.hsm.v1.ObjectRequest
+	(*ObjectInfoResponse)(nil),           // 41: coffer.hsm.v1.ObjectInfoResponse
+	(*GetAttributesRequest)(nil),         // 42: coffer.hsm.v1.GetAttributesRequest
+	(*AttributeValue)(nil),               // 43: coffer.hsm.v1.AttributeValue
+	(*GetAttributesResponse)(nil),        // 44: coffer.hsm.v1.GetAttributesResponse
+	(*SetAttributesRequest)(nil),         // 45: coffer.hsm.v1.SetAttributesRequest
+	(*ShareKeyRequest)(nil),              // 46: coffer.hsm.v1.ShareKeyRequest
+	(*BytesResponse)(nil),                // 47: coffer.hsm.v1.BytesResponse
+	(*CryptRequest)(nil),                 // 48: coffer.hsm.v1.CryptRequest
+	(*VerifyRequest)(nil),                // 49: coffer.hsm.v1.VerifyRequest
+	(*WrapKeyRequest)(nil),               // 50: coffer.hsm.v1.WrapKeyRequest
+	(*RandomRequest)(nil),                // 51: coffer.hsm.v1.RandomRequest
+	(*BeginRequest)(nil),                 // 52: coffer.hsm.v1.BeginRequest
+	(*BeginResponse)(nil),                // 53: coffer.hsm.v1.BeginResponse
+	(*UpdateRequest)(nil),                // 54: coffer.hsm.v1.UpdateRequest
+	(*FinishRequest)(nil),                // 55: coffer.hsm.v1.FinishRequest
+	(*OperationRequest)(nil),             // 56: coffer.hsm.v1.OperationRequest
+	(*MechanismInfo)(nil),                // 57: coffer.hsm.v1.MechanismInfo
+	(*MechanismsResponse)(nil),           // 58: coffer.hsm.v1.MechanismsResponse
+	(*NodeInfoResponse)(nil),             // 59: coffer.hsm.v1.NodeInfoResponse
+	(*PeerStatus)(nil),                   // 60: coffer.hsm.v1.PeerStatus
+	(*HelloRequest)(nil),                 // 61: coffer.hsm.v1.HelloRequest
+	(*HelloResponse)(nil),                // 62: coffer.hsm.v1.HelloResponse
+	(*SealedRecord)(nil),                 // 63: coffer.hsm.v1.SealedRecord
+	(*PushRequest)(nil),                  // 64: coffer.hsm.v1.PushRequest
+	(*PushResponse)(nil),                 // 65: coffer.hsm.v1.PushResponse
+	(*DigestRequest)(nil),                // 66: coffer.hsm.v1.DigestRequest
+	(*DigestResponse)(nil),               // 67: coffer.hsm.v1.DigestResponse
+	(*RecordMeta)(nil),                   // 68: coffer.hsm.v1.RecordMeta
+	(*VersionsRequest)(nil),              // 69: coffer.hsm.v1.VersionsRequest
+	(*VersionsResponse)(nil),             // 70: coffer.hsm.v1.VersionsResponse
+	(*RecordKey)(nil),                    // 71: coffer.hsm.v1.RecordKey
+	(*FetchRequest)(nil),                 // 72: coffer.hsm.v1.FetchRequest
+	(*FetchResponse)(nil),                // 73: coffer.hsm.v1.FetchResponse
+	(*CloneRequest)(nil),                 // 74: coffer.hsm.v1.CloneRequest
+	(*CloneResponse)(nil),                // 75: coffer.hsm.v1.CloneResponse
+	(*CatchUpRequest)(nil),               // 76: coffer.hsm.v1.CatchUpRequest
+	(*CatchUpResponse)(nil),              // 77: coffer.hsm.v1.CatchUpResponse
+	nil,                                  // 78: coffer.hsm.v1.QuorumValuesResponse.ValuesEntry
 }
 var file_hsm_proto_depIdxs = []int32{
 	8,  // 0: coffer.hsm.v1.Approvals.signatures:type_name -> coffer.hsm.v1.Approval
@@ -5181,151 +5297,157 @@ var file_hsm_proto_depIdxs = []int32{
 	14, // 4: coffer.hsm.v1.ListUsersResponse.users:type_name -> coffer.hsm.v1.UserInfo
 	18, // 5: coffer.hsm.v1.ListQuorumTokensResponse.tokens:type_name -> coffer.hsm.v1.QuorumTokenInfo
 	9,  // 6: coffer.hsm.v1.SetQuorumValueRequest.approvals:type_name -> coffer.hsm.v1.Approvals
-	77, // 7: coffer.hsm.v1.QuorumValuesResponse.values:type_name -> coffer.hsm.v1.QuorumValuesResponse.ValuesEntry
+	78, // 7: coffer.hsm.v1.QuorumValuesResponse.values:type_name -> coffer.hsm.v1.QuorumValuesResponse.ValuesEntry
 	9,  // 8: coffer.hsm.v1.RegisterTrustAnchorRequest.approvals:type_name -> coffer.hsm.v1.Approvals
 	23, // 9: coffer.hsm.v1.ListTrustAnchorsResponse.anchors:type_name -> coffer.hsm.v1.TrustAnchor
 	9,  // 10: coffer.hsm.v1.DeregisterTrustAnchorRequest.approvals:type_name -> coffer.hsm.v1.Approvals
 	9,  // 11: coffer.hsm.v1.SetMTLSEnforcementRequest.approvals:type_name -> coffer.hsm.v1.Approvals
 	3,  // 12: coffer.hsm.v1.GenerateKeyRequest.mechanism:type_name -> coffer.hsm.v1.Mechanism
 	2,  // 13: coffer.hsm.v1.GenerateKeyRequest.template:type_name -> coffer.hsm.v1.Attribute
-	3,  // 14: coffer.hsm.v1.GenerateKeyPairRequest.mechanism:type_name -> coffer.hsm.v1.Mechanism
-	2,  // 15: coffer.hsm.v1.GenerateKeyPairRequest.public_template:type_name -> coffer.hsm.v1.Attribute
-	2,  // 16: coffer.hsm.v1.GenerateKeyPairRequest.private_template:type_name -> coffer.hsm.v1.Attribute
-	2,  // 17: coffer.hsm.v1.CreateObjectRequest.template:type_name -> coffer.hsm.v1.Attribute
-	2,  // 18: coffer.hsm.v1.ImportKeyRequest.template:type_name -> coffer.hsm.v1.Attribute
-	3,  // 19: coffer.hsm.v1.UnwrapKeyRequest.mechanism:type_name -> coffer.hsm.v1.Mechanism
-	2,  // 20: coffer.hsm.v1.UnwrapKeyRequest.template:type_name -> coffer.hsm.v1.Attribute
-	3,  // 21: coffer.hsm.v1.DeriveKeyRequest.mechanism:type_name -> coffer.hsm.v1.Mechanism
-	2,  // 22: coffer.hsm.v1.DeriveKeyRequest.template:type_name -> coffer.hsm.v1.Attribute
-	2,  // 23: coffer.hsm.v1.FindObjectsRequest.template:type_name -> coffer.hsm.v1.Attribute
-	42, // 24: coffer.hsm.v1.GetAttributesResponse.values:type_name -> coffer.hsm.v1.AttributeValue
-	2,  // 25: coffer.hsm.v1.SetAttributesRequest.template:type_name -> coffer.hsm.v1.Attribute
-	3,  // 26: coffer.hsm.v1.CryptRequest.mechanism:type_name -> coffer.hsm.v1.Mechanism
-	3,  // 27: coffer.hsm.v1.VerifyRequest.mechanism:type_name -> coffer.hsm.v1.Mechanism
-	3,  // 28: coffer.hsm.v1.WrapKeyRequest.mechanism:type_name -> coffer.hsm.v1.Mechanism
-	0,  // 29: coffer.hsm.v1.BeginRequest.function:type_name -> coffer.hsm.v1.Function
-	3,  // 30: coffer.hsm.v1.BeginRequest.mechanism:type_name -> coffer.hsm.v1.Mechanism
-	56, // 31: coffer.hsm.v1.MechanismsResponse.mechanisms:type_name -> coffer.hsm.v1.MechanismInfo
-	59, // 32: coffer.hsm.v1.NodeInfoResponse.peers:type_name -> coffer.hsm.v1.PeerStatus
-	62, // 33: coffer.hsm.v1.PushRequest.records:type_name -> coffer.hsm.v1.SealedRecord
-	67, // 34: coffer.hsm.v1.VersionsResponse.records:type_name -> coffer.hsm.v1.RecordMeta
-	70, // 35: coffer.hsm.v1.FetchRequest.keys:type_name -> coffer.hsm.v1.RecordKey
-	62, // 36: coffer.hsm.v1.FetchResponse.records:type_name -> coffer.hsm.v1.SealedRecord
-	5,  // 37: coffer.hsm.v1.HSM.OpenSession:input_type -> coffer.hsm.v1.OpenSessionRequest
-	4,  // 38: coffer.hsm.v1.HSM.CloseSession:input_type -> coffer.hsm.v1.SessionRequest
-	7,  // 39: coffer.hsm.v1.HSM.Login:input_type -> coffer.hsm.v1.LoginRequest
-	4,  // 40: coffer.hsm.v1.HSM.Logout:input_type -> coffer.hsm.v1.SessionRequest
-	10, // 41: coffer.hsm.v1.HSM.Activate:input_type -> coffer.hsm.v1.ActivateRequest
-	11, // 42: coffer.hsm.v1.HSM.CreateUser:input_type -> coffer.hsm.v1.CreateUserRequest
-	12, // 43: coffer.hsm.v1.HSM.DeleteUser:input_type -> coffer.hsm.v1.DeleteUserRequest
-	13, // 44: coffer.hsm.v1.HSM.ChangePassword:input_type -> coffer.hsm.v1.ChangePasswordRequest
-	4,  // 45: coffer.hsm.v1.HSM.ListUsers:input_type -> coffer.hsm.v1.SessionRequest
-	16, // 46: coffer.hsm.v1.HSM.RegisterQuorumKey:input_type -> coffer.hsm.v1.RegisterQuorumKeyRequest
-	17, // 47: coffer.hsm.v1.HSM.QuorumToken:input_type -> coffer.hsm.v1.QuorumTokenRequest
-	4,  // 48: coffer.hsm.v1.HSM.ListQuorumTokens:input_type -> coffer.hsm.v1.SessionRequest
-	20, // 49: coffer.hsm.v1.HSM.DeleteQuorumToken:input_type -> coffer.hsm.v1.DeleteQuorumTokenRequest
-	21, // 50: coffer.hsm.v1.HSM.SetQuorumValue:input_type -> coffer.hsm.v1.SetQuorumValueRequest
-	4,  // 51: coffer.hsm.v1.HSM.QuorumValues:input_type -> coffer.hsm.v1.SessionRequest
-	24, // 52: coffer.hsm.v1.HSM.RegisterTrustAnchor:input_type -> coffer.hsm.v1.RegisterTrustAnchorRequest
-	1,  // 53: coffer.hsm.v1.HSM.ListTrustAnchors:input_type -> coffer.hsm.v1.Empty
-	26, // 54: coffer.hsm.v1.HSM.DeregisterTrustAnchor:input_type -> coffer.hsm.v1.DeregisterTrustAnchorRequest
-	27, // 55: coffer.hsm.v1.HSM.SetMTLSEnforcement:input_type -> coffer.hsm.v1.SetMTLSEnforcementRequest
-	4,  // 56: coffer.hsm.v1.HSM.GetMTLSEnforcement:input_type -> coffer.hsm.v1.SessionRequest
-	29, // 57: coffer.hsm.v1.HSM.GenerateKey:input_type -> coffer.hsm.v1.GenerateKeyRequest
-	30, // 58: coffer.hsm.v1.HSM.GenerateKeyPair:input_type -> coffer.hsm.v1.GenerateKeyPairRequest
-	31, // 59: coffer.hsm.v1.HSM.CreateObject:input_type -> coffer.hsm.v1.CreateObjectRequest
-	32, // 60: coffer.hsm.v1.HSM.ImportKey:input_type -> coffer.hsm.v1.ImportKeyRequest
-	33, // 61: coffer.hsm.v1.HSM.UnwrapKey:input_type -> coffer.hsm.v1.UnwrapKeyRequest
-	34, // 62: coffer.hsm.v1.HSM.DeriveKey:input_type -> coffer.hsm.v1.DeriveKeyRequest
-	37, // 63: coffer.hsm.v1.HSM.FindObjects:input_type -> coffer.hsm.v1.FindObjectsRequest
-	39, // 64: coffer.hsm.v1.HSM.ObjectInfo:input_type -> coffer.hsm.v1.ObjectRequest
-	41, // 65: coffer.hsm.v1.HSM.GetAttributes:input_type -> coffer.hsm.v1.GetAttributesRequest
-	44, // 66: coffer.hsm.v1.HSM.SetAttributes:input_type -> coffer.hsm.v1.SetAttributesRequest
-	39, // 67: coffer.hsm.v1.HSM.DestroyObject:input_type -> coffer.hsm.v1.ObjectRequest
-	45, // 68: coffer.hsm.v1.HSM.ShareKey:input_type -> coffer.hsm.v1.ShareKeyRequest
-	45, // 69: coffer.hsm.v1.HSM.UnshareKey:input_type -> coffer.hsm.v1.ShareKeyRequest
-	39, // 70: coffer.hsm.v1.HSM.ExportKey:input_type -> coffer.hsm.v1.ObjectRequest
-	39, // 71: coffer.hsm.v1.HSM.ExportPublicKey:input_type -> coffer.hsm.v1.ObjectRequest
-	47, // 72: coffer.hsm.v1.HSM.Encrypt:input_type -> coffer.hsm.v1.CryptRequest
-	47, // 73: coffer.hsm.v1.HSM.Decrypt:input_type -> coffer.hsm.v1.CryptRequest
-	47, // 74: coffer.hsm.v1.HSM.Sign:input_type -> coffer.hsm.v1.CryptRequest
-	48, // 75: coffer.hsm.v1.HSM.Verify:input_type -> coffer.hsm.v1.VerifyRequest
-	47, // 76: coffer.hsm.v1.HSM.Digest:input_type -> coffer.hsm.v1.CryptRequest
-	49, // 77: coffer.hsm.v1.HSM.WrapKey:input_type -> coffer.hsm.v1.WrapKeyRequest
-	50, // 78: coffer.hsm.v1.HSM.GenerateRandom:input_type -> coffer.hsm.v1.RandomRequest
-	51, // 79: coffer.hsm.v1.HSM.Begin:input_type -> coffer.hsm.v1.BeginRequest
-	53, // 80: coffer.hsm.v1.HSM.Update:input_type -> coffer.hsm.v1.UpdateRequest
-	54, // 81: coffer.hsm.v1.HSM.Finish:input_type -> coffer.hsm.v1.FinishRequest
-	55, // 82: coffer.hsm.v1.HSM.Abort:input_type -> coffer.hsm.v1.OperationRequest
-	1,  // 83: coffer.hsm.v1.HSM.Mechanisms:input_type -> coffer.hsm.v1.Empty
-	1,  // 84: coffer.hsm.v1.HSM.NodeInfo:input_type -> coffer.hsm.v1.Empty
-	60, // 85: coffer.hsm.v1.Peer.Hello:input_type -> coffer.hsm.v1.HelloRequest
-	63, // 86: coffer.hsm.v1.Peer.Push:input_type -> coffer.hsm.v1.PushRequest
-	65, // 87: coffer.hsm.v1.Peer.Digest:input_type -> coffer.hsm.v1.DigestRequest
-	68, // 88: coffer.hsm.v1.Peer.Versions:input_type -> coffer.hsm.v1.VersionsRequest
-	71, // 89: coffer.hsm.v1.Peer.Fetch:input_type -> coffer.hsm.v1.FetchRequest
-	73, // 90: coffer.hsm.v1.Peer.Clone:input_type -> coffer.hsm.v1.CloneRequest
-	75, // 91: coffer.hsm.v1.Peer.CatchUp:input_type -> coffer.hsm.v1.CatchUpRequest
-	6,  // 92: coffer.hsm.v1.HSM.OpenSession:output_type -> coffer.hsm.v1.OpenSessionResponse
-	1,  // 93: coffer.hsm.v1.HSM.CloseSession:output_type -> coffer.hsm.v1.Empty
-	1,  // 94: coffer.hsm.v1.HSM.Login:output_type -> coffer.hsm.v1.Empty
-	1,  // 95: coffer.hsm.v1.HSM.Logout:output_type -> coffer.hsm.v1.Empty
-	1,  // 96: coffer.hsm.v1.HSM.Activate:output_type -> coffer.hsm.v1.Empty
-	1,  // 97: coffer.hsm.v1.HSM.CreateUser:output_type -> coffer.hsm.v1.Empty
-	1,  // 98: coffer.hsm.v1.HSM.DeleteUser:output_type -> coffer.hsm.v1.Empty
-	1,  // 99: coffer.hsm.v1.HSM.ChangePassword:output_type -> coffer.hsm.v1.Empty
-	15, // 100: coffer.hsm.v1.HSM.ListUsers:output_type -> coffer.hsm.v1.ListUsersResponse
-	1,  // 101: coffer.hsm.v1.HSM.RegisterQuorumKey:output_type -> coffer.hsm.v1.Empty
-	18, // 102: coffer.hsm.v1.HSM.QuorumToken:output_type -> coffer.hsm.v1.QuorumTokenInfo
-	19, // 103: coffer.hsm.v1.HSM.ListQuorumTokens:output_type -> coffer.hsm.v1.ListQuorumTokensResponse
-	1,  // 104: coffer.hsm.v1.HSM.DeleteQuorumToken:output_type -> coffer.hsm.v1.Empty
-	1,  // 105: coffer.hsm.v1.HSM.SetQuorumValue:output_type -> coffer.hsm.v1.Empty
-	22, // 106: coffer.hsm.v1.HSM.QuorumValues:output_type -> coffer.hsm.v1.QuorumValuesResponse
-	23, // 107: coffer.hsm.v1.HSM.RegisterTrustAnchor:output_type -> coffer.hsm.v1.TrustAnchor
-	25, // 108: coffer.hsm.v1.HSM.ListTrustAnchors:output_type -> coffer.hsm.v1.ListTrustAnchorsResponse
-	25, // 109: coffer.hsm.v1.HSM.DeregisterTrustAnchor:output_type -> coffer.hsm.v1.ListTrustAnchorsResponse
-	1,  // 110: coffer.hsm.v1.HSM.SetMTLSEnforcement:output_type -> coffer.hsm.v1.Empty
-	28, // 111: coffer.hsm.v1.HSM.GetMTLSEnforcement:output_type -> coffer.hsm.v1.MTLSEnforcementResponse
-	35, // 112: coffer.hsm.v1.HSM.GenerateKey:output_type -> coffer.hsm.v1.CreateResponse
-	36, // 113: coffer.hsm.v1.HSM.GenerateKeyPair:output_type -> coffer.hsm.v1.GenerateKeyPairResponse
-	35, // 114: coffer.hsm.v1.HSM.CreateObject:output_type -> coffer.hsm.v1.CreateResponse
-	35, // 115: coffer.hsm.v1.HSM.ImportKey:output_type -> coffer.hsm.v1.CreateResponse
-	35, // 116: coffer.hsm.v1.HSM.UnwrapKey:output_type -> coffer.hsm.v1.CreateResponse
-	35, // 117: coffer.hsm.v1.HSM.DeriveKey:output_type -> coffer.hsm.v1.CreateResponse
-	38, // 118: coffer.hsm.v1.HSM.FindObjects:output_type -> coffer.hsm.v1.FindObjectsResponse
-	40, // 119: coffer.hsm.v1.HSM.ObjectInfo:output_type -> coffer.hsm.v1.ObjectInfoResponse
-	43, // 120: coffer.hsm.v1.HSM.GetAttributes:output_type -> coffer.hsm.v1.GetAttributesResponse
-	1,  // 121: coffer.hsm.v1.HSM.SetAttributes:output_type -> coffer.hsm.v1.Empty
-	1,  // 122: coffer.hsm.v1.HSM.DestroyObject:output_type -> coffer.hsm.v1.Empty
-	1,  // 123: coffer.hsm.v1.HSM.ShareKey:output_type -> coffer.hsm.v1.Empty
-	1,  // 124: coffer.hsm.v1.HSM.UnshareKey:output_type -> coffer.hsm.v1.Empty
-	46, // 125: coffer.hsm.v1.HSM.ExportKey:output_type -> coffer.hsm.v1.BytesResponse
-	46, // 126: coffer.hsm.v1.HSM.ExportPublicKey:output_type -> coffer.hsm.v1.BytesResponse
-	46, // 127: coffer.hsm.v1.HSM.Encrypt:output_type -> coffer.hsm.v1.BytesResponse
-	46, // 128: coffer.hsm.v1.HSM.Decrypt:output_type -> coffer.hsm.v1.BytesResponse
-	46, // 129: coffer.hsm.v1.HSM.Sign:output_type -> coffer.hsm.v1.BytesResponse
-	1,  // 130: coffer.hsm.v1.HSM.Verify:output_type -> coffer.hsm.v1.Empty
-	46, // 131: coffer.hsm.v1.HSM.Digest:output_type -> coffer.hsm.v1.BytesResponse
-	46, // 132: coffer.hsm.v1.HSM.WrapKey:output_type -> coffer.hsm.v1.BytesResponse
-	46, // 133: coffer.hsm.v1.HSM.GenerateRandom:output_type -> coffer.hsm.v1.BytesResponse
-	52, // 134: coffer.hsm.v1.HSM.Begin:output_type -> coffer.hsm.v1.BeginResponse
-	46, // 135: coffer.hsm.v1.HSM.Update:output_type -> coffer.hsm.v1.BytesResponse
-	46, // 136: coffer.hsm.v1.HSM.Finish:output_type -> coffer.hsm.v1.BytesResponse
-	1,  // 137: coffer.hsm.v1.HSM.Abort:output_type -> coffer.hsm.v1.Empty
-	57, // 138: coffer.hsm.v1.HSM.Mechanisms:output_type -> coffer.hsm.v1.MechanismsResponse
-	58, // 139: coffer.hsm.v1.HSM.NodeInfo:output_type -> coffer.hsm.v1.NodeInfoResponse
-	61, // 140: coffer.hsm.v1.Peer.Hello:output_type -> coffer.hsm.v1.HelloResponse
-	64, // 141: coffer.hsm.v1.Peer.Push:output_type -> coffer.hsm.v1.PushResponse
-	66, // 142: coffer.hsm.v1.Peer.Digest:output_type -> coffer.hsm.v1.DigestResponse
-	69, // 143: coffer.hsm.v1.Peer.Versions:output_type -> coffer.hsm.v1.VersionsResponse
-	72, // 144: coffer.hsm.v1.Peer.Fetch:output_type -> coffer.hsm.v1.FetchResponse
-	74, // 145: coffer.hsm.v1.Peer.Clone:output_type -> coffer.hsm.v1.CloneResponse
-	76, // 146: coffer.hsm.v1.Peer.CatchUp:output_type -> coffer.hsm.v1.CatchUpResponse
-	92, // [92:147] is the sub-list for method output_type
-	37, // [37:92] is the sub-list for method input_type
-	37, // [37:37] is the sub-list for extension type_name
-	37, // [37:37] is the sub-list for extension extendee
-	0,  // [0:37] is the sub-list for field type_name
+	35, // 14: coffer.hsm.v1.GenerateKeyRequest.idempotency:type_name -> coffer.hsm.v1.Idempotency
+	3,  // 15: coffer.hsm.v1.GenerateKeyPairRequest.mechanism:type_name -> coffer.hsm.v1.Mechanism
+	2,  // 16: coffer.hsm.v1.GenerateKeyPairRequest.public_template:type_name -> coffer.hsm.v1.Attribute
+	2,  // 17: coffer.hsm.v1.GenerateKeyPairRequest.private_template:type_name -> coffer.hsm.v1.Attribute
+	35, // 18: coffer.hsm.v1.GenerateKeyPairRequest.idempotency:type_name -> coffer.hsm.v1.Idempotency
+	2,  // 19: coffer.hsm.v1.CreateObjectRequest.template:type_name -> coffer.hsm.v1.Attribute
+	35, // 20: coffer.hsm.v1.CreateObjectRequest.idempotency:type_name -> coffer.hsm.v1.Idempotency
+	2,  // 21: coffer.hsm.v1.ImportKeyRequest.template:type_name -> coffer.hsm.v1.Attribute
+	35, // 22: coffer.hsm.v1.ImportKeyRequest.idempotency:type_name -> coffer.hsm.v1.Idempotency
+	3,  // 23: coffer.hsm.v1.UnwrapKeyRequest.mechanism:type_name -> coffer.hsm.v1.Mechanism
+	2,  // 24: coffer.hsm.v1.UnwrapKeyRequest.template:type_name -> coffer.hsm.v1.Attribute
+	35, // 25: coffer.hsm.v1.UnwrapKeyRequest.idempotency:type_name -> coffer.hsm.v1.Idempotency
+	3,  // 26: coffer.hsm.v1.DeriveKeyRequest.mechanism:type_name -> coffer.hsm.v1.Mechanism
+	2,  // 27: coffer.hsm.v1.DeriveKeyRequest.template:type_name -> coffer.hsm.v1.Attribute
+	35, // 28: coffer.hsm.v1.DeriveKeyRequest.idempotency:type_name -> coffer.hsm.v1.Idempotency
+	2,  // 29: coffer.hsm.v1.FindObjectsRequest.template:type_name -> coffer.hsm.v1.Attribute
+	43, // 30: coffer.hsm.v1.GetAttributesResponse.values:type_name -> coffer.hsm.v1.AttributeValue
+	2,  // 31: coffer.hsm.v1.SetAttributesRequest.template:type_name -> coffer.hsm.v1.Attribute
+	3,  // 32: coffer.hsm.v1.CryptRequest.mechanism:type_name -> coffer.hsm.v1.Mechanism
+	3,  // 33: coffer.hsm.v1.VerifyRequest.mechanism:type_name -> coffer.hsm.v1.Mechanism
+	3,  // 34: coffer.hsm.v1.WrapKeyRequest.mechanism:type_name -> coffer.hsm.v1.Mechanism
+	0,  // 35: coffer.hsm.v1.BeginRequest.function:type_name -> coffer.hsm.v1.Function
+	3,  // 36: coffer.hsm.v1.BeginRequest.mechanism:type_name -> coffer.hsm.v1.Mechanism
+	57, // 37: coffer.hsm.v1.MechanismsResponse.mechanisms:type_name -> coffer.hsm.v1.MechanismInfo
+	60, // 38: coffer.hsm.v1.NodeInfoResponse.peers:type_name -> coffer.hsm.v1.PeerStatus
+	63, // 39: coffer.hsm.v1.PushRequest.records:type_name -> coffer.hsm.v1.SealedRecord
+	68, // 40: coffer.hsm.v1.VersionsResponse.records:type_name -> coffer.hsm.v1.RecordMeta
+	71, // 41: coffer.hsm.v1.FetchRequest.keys:type_name -> coffer.hsm.v1.RecordKey
+	63, // 42: coffer.hsm.v1.FetchResponse.records:type_name -> coffer.hsm.v1.SealedRecord
+	5,  // 43: coffer.hsm.v1.HSM.OpenSession:input_type -> coffer.hsm.v1.OpenSessionRequest
+	4,  // 44: coffer.hsm.v1.HSM.CloseSession:input_type -> coffer.hsm.v1.SessionRequest
+	7,  // 45: coffer.hsm.v1.HSM.Login:input_type -> coffer.hsm.v1.LoginRequest
+	4,  // 46: coffer.hsm.v1.HSM.Logout:input_type -> coffer.hsm.v1.SessionRequest
+	10, // 47: coffer.hsm.v1.HSM.Activate:input_type -> coffer.hsm.v1.ActivateRequest
+	11, // 48: coffer.hsm.v1.HSM.CreateUser:input_type -> coffer.hsm.v1.CreateUserRequest
+	12, // 49: coffer.hsm.v1.HSM.DeleteUser:input_type -> coffer.hsm.v1.DeleteUserRequest
+	13, // 50: coffer.hsm.v1.HSM.ChangePassword:input_type -> coffer.hsm.v1.ChangePasswordRequest
+	4,  // 51: coffer.hsm.v1.HSM.ListUsers:input_type -> coffer.hsm.v1.SessionRequest
+	16, // 52: coffer.hsm.v1.HSM.RegisterQuorumKey:input_type -> coffer.hsm.v1.RegisterQuorumKeyRequest
+	17, // 53: coffer.hsm.v1.HSM.QuorumToken:input_type -> coffer.hsm.v1.QuorumTokenRequest
+	4,  // 54: coffer.hsm.v1.HSM.ListQuorumTokens:input_type -> coffer.hsm.v1.SessionRequest
+	20, // 55: coffer.hsm.v1.HSM.DeleteQuorumToken:input_type -> coffer.hsm.v1.DeleteQuorumTokenRequest
+	21, // 56: coffer.hsm.v1.HSM.SetQuorumValue:input_type -> coffer.hsm.v1.SetQuorumValueRequest
+	4,  // 57: coffer.hsm.v1.HSM.QuorumValues:input_type -> coffer.hsm.v1.SessionRequest
+	24, // 58: coffer.hsm.v1.HSM.RegisterTrustAnchor:input_type -> coffer.hsm.v1.RegisterTrustAnchorRequest
+	1,  // 59: coffer.hsm.v1.HSM.ListTrustAnchors:input_type -> coffer.hsm.v1.Empty
+	26, // 60: coffer.hsm.v1.HSM.DeregisterTrustAnchor:input_type -> coffer.hsm.v1.DeregisterTrustAnchorRequest
+	27, // 61: coffer.hsm.v1.HSM.SetMTLSEnforcement:input_type -> coffer.hsm.v1.SetMTLSEnforcementRequest
+	4,  // 62: coffer.hsm.v1.HSM.GetMTLSEnforcement:input_type -> coffer.hsm.v1.SessionRequest
+	29, // 63: coffer.hsm.v1.HSM.GenerateKey:input_type -> coffer.hsm.v1.GenerateKeyRequest
+	30, // 64: coffer.hsm.v1.HSM.GenerateKeyPair:input_type -> coffer.hsm.v1.GenerateKeyPairRequest
+	31, // 65: coffer.hsm.v1.HSM.CreateObject:input_type -> coffer.hsm.v1.CreateObjectRequest
+	32, // 66: coffer.hsm.v1.HSM.ImportKey:input_type -> coffer.hsm.v1.ImportKeyRequest
+	33, // 67: coffer.hsm.v1.HSM.UnwrapKey:input_type -> coffer.hsm.v1.UnwrapKeyRequest
+	34, // 68: coffer.hsm.v1.HSM.DeriveKey:input_type -> coffer.hsm.v1.DeriveKeyRequest
+	38, // 69: coffer.hsm.v1.HSM.FindObjects:input_type -> coffer.hsm.v1.FindObjectsRequest
+	40, // 70: coffer.hsm.v1.HSM.ObjectInfo:input_type -> coffer.hsm.v1.ObjectRequest
+	42, // 71: coffer.hsm.v1.HSM.GetAttributes:input_type -> coffer.hsm.v1.GetAttributesRequest
+	45, // 72: coffer.hsm.v1.HSM.SetAttributes:input_type -> coffer.hsm.v1.SetAttributesRequest
+	40, // 73: coffer.hsm.v1.HSM.DestroyObject:input_type -> coffer.hsm.v1.ObjectRequest
+	46, // 74: coffer.hsm.v1.HSM.ShareKey:input_type -> coffer.hsm.v1.ShareKeyRequest
+	46, // 75: coffer.hsm.v1.HSM.UnshareKey:input_type -> coffer.hsm.v1.ShareKeyRequest
+	40, // 76: coffer.hsm.v1.HSM.ExportKey:input_type -> coffer.hsm.v1.ObjectRequest
+	40, // 77: coffer.hsm.v1.HSM.ExportPublicKey:input_type -> coffer.hsm.v1.ObjectRequest
+	48, // 78: coffer.hsm.v1.HSM.Encrypt:input_type -> coffer.hsm.v1.CryptRequest
+	48, // 79: coffer.hsm.v1.HSM.Decrypt:input_type -> coffer.hsm.v1.CryptRequest
+	48, // 80: coffer.hsm.v1.HSM.Sign:input_type -> coffer.hsm.v1.CryptRequest
+	49, // 81: coffer.hsm.v1.HSM.Verify:input_type -> coffer.hsm.v1.VerifyRequest
+	48, // 82: coffer.hsm.v1.HSM.Digest:input_type -> coffer.hsm.v1.CryptRequest
+	50, // 83: coffer.hsm.v1.HSM.WrapKey:input_type -> coffer.hsm.v1.WrapKeyRequest
+	51, // 84: coffer.hsm.v1.HSM.GenerateRandom:input_type -> coffer.hsm.v1.RandomRequest
+	52, // 85: coffer.hsm.v1.HSM.Begin:input_type -> coffer.hsm.v1.BeginRequest
+	54, // 86: coffer.hsm.v1.HSM.Update:input_type -> coffer.hsm.v1.UpdateRequest
+	55, // 87: coffer.hsm.v1.HSM.Finish:input_type -> coffer.hsm.v1.FinishRequest
+	56, // 88: coffer.hsm.v1.HSM.Abort:input_type -> coffer.hsm.v1.OperationRequest
+	1,  // 89: coffer.hsm.v1.HSM.Mechanisms:input_type -> coffer.hsm.v1.Empty
+	1,  // 90: coffer.hsm.v1.HSM.NodeInfo:input_type -> coffer.hsm.v1.Empty
+	61, // 91: coffer.hsm.v1.Peer.Hello:input_type -> coffer.hsm.v1.HelloRequest
+	64, // 92: coffer.hsm.v1.Peer.Push:input_type -> coffer.hsm.v1.PushRequest
+	66, // 93: coffer.hsm.v1.Peer.Digest:input_type -> coffer.hsm.v1.DigestRequest
+	69, // 94: coffer.hsm.v1.Peer.Versions:input_type -> coffer.hsm.v1.VersionsRequest
+	72, // 95: coffer.hsm.v1.Peer.Fetch:input_type -> coffer.hsm.v1.FetchRequest
+	74, // 96: coffer.hsm.v1.Peer.Clone:input_type -> coffer.hsm.v1.CloneRequest
+	76, // 97: coffer.hsm.v1.Peer.CatchUp:input_type -> coffer.hsm.v1.CatchUpRequest
+	6,  // 98: coffer.hsm.v1.HSM.OpenSession:output_type -> coffer.hsm.v1.OpenSessionResponse
+	1,  // 99: coffer.hsm.v1.HSM.CloseSession:output_type -> coffer.hsm.v1.Empty
+	1,  // 100: coffer.hsm.v1.HSM.Login:output_type -> coffer.hsm.v1.Empty
+	1,  // 101: coffer.hsm.v1.HSM.Logout:output_type -> coffer.hsm.v1.Empty
+	1,  // 102: coffer.hsm.v1.HSM.Activate:output_type -> coffer.hsm.v1.Empty
+	1,  // 103: coffer.hsm.v1.HSM.CreateUser:output_type -> coffer.hsm.v1.Empty
+	1,  // 104: coffer.hsm.v1.HSM.DeleteUser:output_type -> coffer.hsm.v1.Empty
+	1,  // 105: coffer.hsm.v1.HSM.ChangePassword:output_type -> coffer.hsm.v1.Empty
+	15, // 106: coffer.hsm.v1.HSM.ListUsers:output_type -> coffer.hsm.v1.ListUsersResponse
+	1,  // 107: coffer.hsm.v1.HSM.RegisterQuorumKey:output_type -> coffer.hsm.v1.Empty
+	18, // 108: coffer.hsm.v1.HSM.QuorumToken:output_type -> coffer.hsm.v1.QuorumTokenInfo
+	19, // 109: coffer.hsm.v1.HSM.ListQuorumTokens:output_type -> coffer.hsm.v1.ListQuorumTokensResponse
+	1,  // 110: coffer.hsm.v1.HSM.DeleteQuorumToken:output_type -> coffer.hsm.v1.Empty
+	1,  // 111: coffer.hsm.v1.HSM.SetQuorumValue:output_type -> coffer.hsm.v1.Empty
+	22, // 112: coffer.hsm.v1.HSM.QuorumValues:output_type -> coffer.hsm.v1.QuorumValuesResponse
+	23, // 113: coffer.hsm.v1.HSM.RegisterTrustAnchor:output_type -> coffer.hsm.v1.TrustAnchor
+	25, // 114: coffer.hsm.v1.HSM.ListTrustAnchors:output_type -> coffer.hsm.v1.ListTrustAnchorsResponse
+	25, // 115: coffer.hsm.v1.HSM.DeregisterTrustAnchor:output_type -> coffer.hsm.v1.ListTrustAnchorsResponse
+	1,  // 116: coffer.hsm.v1.HSM.SetMTLSEnforcement:output_type -> coffer.hsm.v1.Empty
+	28, // 117: coffer.hsm.v1.HSM.GetMTLSEnforcement:output_type -> coffer.hsm.v1.MTLSEnforcementResponse
+	36, // 118: coffer.hsm.v1.HSM.GenerateKey:output_type -> coffer.hsm.v1.CreateResponse
+	37, // 119: coffer.hsm.v1.HSM.GenerateKeyPair:output_type -> coffer.hsm.v1.GenerateKeyPairResponse
+	36, // 120: coffer.hsm.v1.HSM.CreateObject:output_type -> coffer.hsm.v1.CreateResponse
+	36, // 121: coffer.hsm.v1.HSM.ImportKey:output_type -> coffer.hsm.v1.CreateResponse
+	36, // 122: coffer.hsm.v1.HSM.UnwrapKey:output_type -> coffer.hsm.v1.CreateResponse
+	36, // 123: coffer.hsm.v1.HSM.DeriveKey:output_type -> coffer.hsm.v1.CreateResponse
+	39, // 124: coffer.hsm.v1.HSM.FindObjects:output_type -> coffer.hsm.v1.FindObjectsResponse
+	41, // 125: coffer.hsm.v1.HSM.ObjectInfo:output_type -> coffer.hsm.v1.ObjectInfoResponse
+	44, // 126: coffer.hsm.v1.HSM.GetAttributes:output_type -> coffer.hsm.v1.GetAttributesResponse
+	1,  // 127: coffer.hsm.v1.HSM.SetAttributes:output_type -> coffer.hsm.v1.Empty
+	1,  // 128: coffer.hsm.v1.HSM.DestroyObject:output_type -> coffer.hsm.v1.Empty
+	1,  // 129: coffer.hsm.v1.HSM.ShareKey:output_type -> coffer.hsm.v1.Empty
+	1,  // 130: coffer.hsm.v1.HSM.UnshareKey:output_type -> coffer.hsm.v1.Empty
+	47, // 131: coffer.hsm.v1.HSM.ExportKey:output_type -> coffer.hsm.v1.BytesResponse
+	47, // 132: coffer.hsm.v1.HSM.ExportPublicKey:output_type -> coffer.hsm.v1.BytesResponse
+	47, // 133: coffer.hsm.v1.HSM.Encrypt:output_type -> coffer.hsm.v1.BytesResponse
+	47, // 134: coffer.hsm.v1.HSM.Decrypt:output_type -> coffer.hsm.v1.BytesResponse
+	47, // 135: coffer.hsm.v1.HSM.Sign:output_type -> coffer.hsm.v1.BytesResponse
+	1,  // 136: coffer.hsm.v1.HSM.Verify:output_type -> coffer.hsm.v1.Empty
+	47, // 137: coffer.hsm.v1.HSM.Digest:output_type -> coffer.hsm.v1.BytesResponse
+	47, // 138: coffer.hsm.v1.HSM.WrapKey:output_type -> coffer.hsm.v1.BytesResponse
+	47, // 139: coffer.hsm.v1.HSM.GenerateRandom:output_type -> coffer.hsm.v1.BytesResponse
+	53, // 140: coffer.hsm.v1.HSM.Begin:output_type -> coffer.hsm.v1.BeginResponse
+	47, // 141: coffer.hsm.v1.HSM.Update:output_type -> coffer.hsm.v1.BytesResponse
+	47, // 142: coffer.hsm.v1.HSM.Finish:output_type -> coffer.hsm.v1.BytesResponse
+	1,  // 143: coffer.hsm.v1.HSM.Abort:output_type -> coffer.hsm.v1.Empty
+	58, // 144: coffer.hsm.v1.HSM.Mechanisms:output_type -> coffer.hsm.v1.MechanismsResponse
+	59, // 145: coffer.hsm.v1.HSM.NodeInfo:output_type -> coffer.hsm.v1.NodeInfoResponse
+	62, // 146: coffer.hsm.v1.Peer.Hello:output_type -> coffer.hsm.v1.HelloResponse
+	65, // 147: coffer.hsm.v1.Peer.Push:output_type -> coffer.hsm.v1.PushResponse
+	67, // 148: coffer.hsm.v1.Peer.Digest:output_type -> coffer.hsm.v1.DigestResponse
+	70, // 149: coffer.hsm.v1.Peer.Versions:output_type -> coffer.hsm.v1.VersionsResponse
+	73, // 150: coffer.hsm.v1.Peer.Fetch:output_type -> coffer.hsm.v1.FetchResponse
+	75, // 151: coffer.hsm.v1.Peer.Clone:output_type -> coffer.hsm.v1.CloneResponse
+	77, // 152: coffer.hsm.v1.Peer.CatchUp:output_type -> coffer.hsm.v1.CatchUpResponse
+	98, // [98:153] is the sub-list for method output_type
+	43, // [43:98] is the sub-list for method input_type
+	43, // [43:43] is the sub-list for extension type_name
+	43, // [43:43] is the sub-list for extension extendee
+	0,  // [0:43] is the sub-list for field type_name
 }
 
 func init() { file_hsm_proto_init() }
@@ -5343,7 +5465,7 @@ func file_hsm_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hsm_proto_rawDesc), len(file_hsm_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   77,
+			NumMessages:   78,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -1,0 +1,184 @@
+package hsm
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/coffer-hsm/coffer/internal/ck"
+)
+
+// Idempotent creation. A client sends one creation call (generate, generate
+// pair, create, import, unwrap, derive) with a random token and the number of
+// this send (attempt 1, 2, ...), so that it can resend the call to another
+// HSM when the first one died or went silent without answering. Then:
+//
+//   - the token objects of attempt a get ids fixed by (owner, token, a,
+//     class) and record the token and a (made);
+//   - of the groups of objects one token made (one group per attempt), the
+//     one of the highest attempt wins on every HSM and the others are
+//     destroyed (SettleCreation), whenever a group is made here or a
+//     replicated record of one arrives.
+//
+// The client takes only the answer of its latest send, and sends no more
+// after it, so the group it was told about is the one of the highest attempt
+// there is: it wins everywhere, whole, with its own key material, and what
+// loses was never acknowledged. Nothing about a group ever changes, so no
+// HSM can see a stale order and destroy the winner. (A resend does not
+// return what an earlier send made, even where that is held: it would have
+// to raise the old group's attempt, a change that can race, under
+// last-writer-wins, with another HSM destroying that group as a loser.)
+
+// MaxCreationAttempts bounds the sends of one creation call.
+const MaxCreationAttempts = 8
+
+// Bounds of a creation token.
+const (
+	MinCreationToken = 16
+	MaxCreationToken = 64
+)
+
+// creationClasses are the classes a creation can make, one id each per
+// (owner, token, attempt).
+var creationClasses = []ck.ObjectClass{ck.CKO_DATA, ck.CKO_CERTIFICATE, ck.CKO_PUBLIC_KEY, ck.CKO_PRIVATE_KEY, ck.CKO_SECRET_KEY}
+
+// Creation names one creation call and which send of it this is.
+type Creation struct {
+	Token   []byte
+	Attempt uint32
+}
+
+// Validate reports a token or attempt out of bounds.
+func (c Creation) Validate() error {
+	switch {
+	case len(c.Token) < MinCreationToken || len(c.Token) > MaxCreationToken:
+		return fmt.Errorf("%w: idempotency token of %d bytes, want %d..%d", ErrArgumentsBad, len(c.Token), MinCreationToken, MaxCreationToken)
+	case c.Attempt < 1 || c.Attempt > MaxCreationAttempts:
+		return fmt.Errorf("%w: creation attempt %d, want 1..%d", ErrArgumentsBad, c.Attempt, MaxCreationAttempts)
+	}
+	return nil
+}
+
+type creationCtxKey struct{}
+
+// WithCreation returns ctx carrying c: the token objects a creation method
+// of the device makes under it get the ids and the mark of c.
+func WithCreation(ctx context.Context, c Creation) context.Context {
+	return context.WithValue(ctx, creationCtxKey{}, c)
+}
+
+func creationFrom(ctx context.Context) (Creation, bool) {
+	c, ok := ctx.Value(creationCtxKey{}).(Creation)
+	return c, ok
+}
+
+// creationMark is what a token object made by an idempotent creation
+// records (under tagMade). It never changes.
+type creationMark struct {
+	token []byte
+	made  uint32 // the attempt that made it; fixes its id
+}
+
+func (m *creationMark) marshal() []byte {
+	return append(binary.BigEndian.AppendUint32(nil, m.made), m.token...)
+}
+
+func unmarshalCreationMark(b []byte) (*creationMark, error) {
+	if len(b) < 4+MinCreationToken || len(b) > 4+MaxCreationToken {
+		return nil, errors.New("creation mark: bad length")
+	}
+	m := &creationMark{made: binary.BigEndian.Uint32(b), token: bytes.Clone(b[4:])}
+	if m.made < 1 || m.made > MaxCreationAttempts {
+		return nil, fmt.Errorf("creation mark: attempt %d", m.made)
+	}
+	return m, nil
+}
+
+// creationObjectID is the id of the object of class that attempt made of the
+// owner's creation token.
+func creationObjectID(owner string, token []byte, attempt uint32, class ck.ObjectClass) ObjectID {
+	h := sha256.New()
+	h.Write([]byte("coffer creation object id\x00"))
+	h.Write(binary.BigEndian.AppendUint16(nil, uint16(len(owner))))
+	h.Write([]byte(owner))
+	h.Write([]byte{byte(len(token))})
+	h.Write(token)
+	h.Write(binary.BigEndian.AppendUint32(nil, attempt))
+	h.Write(binary.BigEndian.AppendUint64(nil, uint64(class)))
+	sum := h.Sum(nil)
+	if id := binary.BigEndian.Uint64(sum); id != 0 {
+		return ObjectID(id)
+	}
+	return ObjectID(binary.BigEndian.Uint64(sum[8:]) | 1)
+}
+
+// allocObjectID picks the id of a new object: fixed by the creation ctx
+// carries for a token object, random otherwise. The caller holds mu.
+func (d *Device) allocObjectID(ctx context.Context, p *principal, o *Object) (ObjectID, error) {
+	c, ok := creationFrom(ctx)
+	if !ok || !o.Token() {
+		return d.newObjectID()
+	}
+	id := creationObjectID(p.name, c.Token, c.Attempt, o.class)
+	_, taken := d.objects[id]
+	if _, busy := d.reserved[id]; taken || busy {
+		return 0, fmt.Errorf("%w: attempt %d of this creation is made already", ErrArgumentsBad, c.Attempt)
+	}
+	o.made = &creationMark{token: bytes.Clone(c.Token), made: c.Attempt}
+	return id, nil
+}
+
+// creationGroups lists, by attempt, the objects of owner's token that this
+// device holds, the latest attempt's first. The caller holds mu.
+func (d *Device) creationGroups(owner string, token []byte) [][]*Object {
+	var groups [][]*Object
+	for a := uint32(MaxCreationAttempts); a >= 1; a-- {
+		var g []*Object
+		for _, class := range creationClasses {
+			o := d.objects[creationObjectID(owner, token, a, class)]
+			if o == nil || o.made == nil || o.owner != owner || o.made.made != a || !bytes.Equal(o.made.token, token) {
+				continue
+			}
+			g = append(g, o)
+		}
+		if len(g) > 0 {
+			groups = append(groups, g)
+		}
+	}
+	return groups
+}
+
+// SettleCreation keeps, of the objects that the sends of the creation that
+// made object id made, only those of the latest send (see the top of this
+// file), destroying the others. It does nothing for an object no idempotent
+// creation made.
+func (d *Device) SettleCreation(ctx context.Context, id ObjectID) error {
+	d.createMu.Lock() // as every writer of existing objects
+	defer d.createMu.Unlock()
+	d.mu.RLock()
+	o := d.objects[id]
+	if o == nil || o.made == nil {
+		d.mu.RUnlock()
+		return nil
+	}
+	groups := d.creationGroups(o.owner, o.made.token)
+	d.mu.RUnlock()
+	var errs []error
+	for _, g := range groups[1:] {
+		for _, lost := range g {
+			if err := d.cfg.Store.Delete(ctx, RecordObject, lost.id.String()); err != nil {
+				errs = append(errs, fmt.Errorf("%w: store: %w", ErrDevice, err))
+				continue
+			}
+			d.mu.Lock()
+			delete(d.objects, lost.id)
+			d.mu.Unlock()
+			d.audit(0, &principal{name: lost.owner, role: RoleCryptoUser}, "key.deduplicate", lost.id,
+				fmt.Sprintf("made by attempt %d of a resent creation; attempt %d's is kept", lost.made.made, groups[0][0].made.made), nil)
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -37,8 +37,10 @@ const (
 	// probeInterval is how often a peer that did not answer a catch-up is
 	// asked again, in the background (probeLoop).
 	probeInterval = 200 * time.Millisecond
-	// MaxCatchUp bounds one CatchUp of this node with all its peers.
-	MaxCatchUp = 5 * time.Second
+	// MaxCatchUp bounds one CatchUp of this node with all its peers: the
+	// client's default request timeout, so a node that cannot catch up in
+	// time makes the client try another HSM rather than answer short.
+	MaxCatchUp = 10 * time.Second
 )
 
 // Backlog is what a peer reports about its send queue for the caller.
@@ -199,10 +201,18 @@ func mapKeys(m map[Key]time.Time) func(yield func(Key) bool) {
 // while it makes progress, and returns its last report.
 func (s *Syncer) catchUpPeer(ctx context.Context, ps *peerState) (Backlog, error) {
 	for {
+		start := s.cfg.Now()
 		cctx, cancel := context.WithTimeout(ctx, catchUpCallTimeout)
 		b, err := ps.peer.CatchUp(cctx)
 		cancel()
 		if err != nil {
+			if ctx.Err() == nil && cctx.Err() != nil && ps.pushedAt.Load() >= start.UnixNano() {
+				// The call timed out while the peer kept pushing its
+				// backlog: this node applies slower than the peer sends
+				// (a loaded machine). Ask again rather than give up on a
+				// peer that is working.
+				continue
+			}
 			if ctx.Err() == nil {
 				ps.unresponsive.Store(true)
 			}

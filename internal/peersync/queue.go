@@ -27,6 +27,10 @@ type peerState struct {
 	// succeeded since; CatchUp does not wait for it.
 	unresponsive atomic.Bool
 	fetching     atomic.Int64 // records anti-entropy is fetching from the peer now
+	// pushedAt is when a push from the peer last arrived (Unix nanoseconds,
+	// local clock): a catch-up call that outlasts its timeout while the
+	// peer keeps pushing is slow on this side, not a silent peer.
+	pushedAt atomic.Int64
 
 	// mu guards the fields below. A key is in pending (announced, not yet
 	// taken by the sender) and/or inflight (being pushed); the time is when

@@ -89,6 +89,9 @@ func (s *Syncer) HandlePush(ctx context.Context, from uint32, recs []store.Seale
 	if len(recs) > maxServeBatch {
 		return 0, fmt.Errorf("peersync: push from %d: %w: %d records, at most %d", from, ErrInvalidRequest, len(recs), maxServeBatch)
 	}
+	if ps := s.peerByID(from); ps != nil {
+		ps.pushedAt.Store(s.cfg.Now().UnixNano())
+	}
 	var errs []error
 	for _, r := range s.applyAll(ctx, recs) {
 		if r.err != nil {

@@ -177,7 +177,7 @@ func TestResentCreation(t *testing.T) {
 		pub1Rec, priv1Rec := record(t, h.a, pub1), record(t, h.a, priv1)
 		pub2, priv2 := pair(h.b, h.sb, 2)
 		deliverObject(t, h.b, priv1, priv1Rec) // half of the first pair arrives
-		ship(t, h.b, h.a, priv2)         // half of the second
+		ship(t, h.b, h.a, priv2)               // half of the second
 		deliverObject(t, h.b, pub1, pub1Rec)
 		ship(t, h.b, h.a, pub2)
 		want := []ObjectID{pub2, priv2}

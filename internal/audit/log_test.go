@@ -485,3 +485,42 @@ func TestConfigValidate(t *testing.T) {
 		})
 	}
 }
+
+// TestWriterFailureBound: while the disk fails, events beyond
+// maxPendingBytes of waiting records get no number and are logged as lost;
+// once it recovers the log holds every numbered one, without a gap.
+func TestWriterFailureBound(t *testing.T) {
+	path := tempLog(t)
+	logger, logs := newLogger()
+	l, h := openHooked(t, Config{Path: path, Logger: logger, Now: fixedNow, FlushInterval: time.Hour})
+	h.set(errors.New("ENOSPC on write"), nil)
+	if err := l.AppendSync(t.Context(), testEvent(0)); !errors.Is(err, ErrFailed) {
+		t.Fatalf("AppendSync on a failing disk = %v, want ErrFailed", err)
+	}
+	line := len(appendLine(nil, &Record{Seq: 1, Event: testEvent(0)}))
+	n := 2*maxPendingBytes/line + 1
+	for i := range n {
+		l.Append(Event{Op: fmt.Sprintf("key.sign-%d", i), Result: "ok"})
+	}
+	err := l.AppendSync(t.Context(), testEvent(1))
+	if !errors.Is(err, ErrFailed) {
+		t.Fatalf("AppendSync beyond the bound = %v, want ErrFailed", err)
+	}
+	h.set(nil, nil)
+	if err := l.AppendSync(t.Context(), testEvent(2)); err != nil {
+		t.Fatalf("AppendSync after the disk recovered: %v", err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	recs := readRecords(t, path)
+	if len(recs) < 2 || len(recs) >= n {
+		t.Fatalf("%d records after %d events with a bound of %d bytes", len(recs), n+3, maxPendingBytes)
+	}
+	if last := recs[len(recs)-1]; last.Op != testEvent(2).Op || last.Seq != uint64(len(recs)) {
+		t.Errorf("last record %d %q, want %d %q", last.Seq, last.Op, len(recs), testEvent(2).Op)
+	}
+	if !strings.Contains(logs.String(), "audit: event not recorded") {
+		t.Error("events beyond the bound were not logged as lost")
+	}
+}

@@ -118,6 +118,9 @@ func (l *Log) add(req request) {
 		}
 		return
 	}
+	if w.failed != nil && len(w.pending) >= maxPendingBytes && (req.done != nil || !time.Now().Before(w.nextRetry)) {
+		l.flush(true, true) // an AppendSync retries at once, even here
+	}
 	if w.failed != nil && len(w.pending) >= maxPendingBytes {
 		err := fmt.Errorf("%w (%d bytes of records wait in memory, the most it keeps)", w.failed, len(w.pending))
 		l.lost(req.ev, err)

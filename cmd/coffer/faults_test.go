@@ -259,9 +259,11 @@ func (h *faultHarness) run(t *testing.T, cfg faultsConfig) {
 			kinds = shuffled(r, kinds)
 		}
 		kind := kinds[cycle%len(kinds)]
+		failedBefore := m.failedCount("create")
 		what := h.inject(t, r, kind, m, alice3)
 		faults[kind]++
-		t.Logf("cycle %d: %s (%s); %d operations so far", cycle+1, kind, what, m.ops.Load())
+		t.Logf("cycle %d: %s (%s); %d operations so far, %d failed creations in the cycle",
+			cycle+1, kind, what, m.ops.Load(), m.failedCount("create")-failedBefore)
 	}
 	stopLoad()
 	waitLoad()

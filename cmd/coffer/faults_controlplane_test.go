@@ -94,6 +94,7 @@ func TestFaultsControlPlane(t *testing.T) {
 	t.Logf("control plane faults: seed %d, %d cycles, at least %s", cfg.seed, cfg.cycles, cfg.duration)
 	kinds := []string{"kill-controlplane", "kill-hsm"}
 	faults := map[string]int{}
+	failedAfterServing := 0 // creations that failed once a killed HSM served again
 	start := time.Now()
 	cycle := 0
 	for ; cycle < cfg.cycles || time.Since(start) < cfg.duration; cycle++ {
@@ -116,6 +117,7 @@ func TestFaultsControlPlane(t *testing.T) {
 		case "kill-hsm":
 			path := pidFiles[r.IntN(len(pidFiles))]
 			old := pid(path)
+			failedAtKill := m.failedCount("create")
 			if err := syscall.Kill(old, syscall.SIGKILL); err != nil {
 				t.Fatalf("kill HSM node %d: %v", old, err)
 			}
@@ -140,9 +142,13 @@ func TestFaultsControlPlane(t *testing.T) {
 				defer cl.Close()
 				return loginOnce(ctx, cl, "crypto-user", cu.Username, cu.Password)
 			})
+			failedAtServing := m.failedCount("create")
 			h.progress(t, m, 30)
-			what = fmt.Sprintf("HSM node %d killed, restarted by the control plane after %s, serving %s later",
-				old, took.Round(time.Millisecond), ready.Round(time.Millisecond))
+			afterServing := m.failedCount("create") - failedAtServing
+			failedAfterServing += afterServing
+			what = fmt.Sprintf("HSM node %d killed, restarted by the control plane after %s, serving %s later; "+
+				"failed creations: %d while it was down, %d once it served",
+				old, took.Round(time.Millisecond), ready.Round(time.Millisecond), failedAtServing-failedAtKill, afterServing)
 		}
 		faults[kind]++
 		t.Logf("cycle %d: %s (%s); %d operations so far", cycle+1, kind, what, m.ops.Load())
@@ -182,8 +188,10 @@ func TestFaultsControlPlane(t *testing.T) {
 	for _, k := range slices.Sorted(maps.Keys(faults)) {
 		fk = append(fk, fmt.Sprintf("%s %d", k, faults[k]))
 	}
-	t.Logf("control plane fault figures: %d cycles in %s; %d operations; faults: %s; converged %s after the load; losses: %d\n%s",
-		cycle, loadTime.Round(time.Millisecond), m.ops.Load(), strings.Join(fk, ", "), took.Round(time.Millisecond), len(losses), m.summary())
+	t.Logf("control plane fault figures: %d cycles in %s; %d operations; faults: %s; converged %s after the load; "+
+		"%d creations failed once a killed HSM served again; losses: %d\n%s",
+		cycle, loadTime.Round(time.Millisecond), m.ops.Load(), strings.Join(fk, ", "), took.Round(time.Millisecond),
+		failedAfterServing, len(losses), m.summary())
 }
 
 // c0login logs in, waiting until the HSM answers (it may still be catching

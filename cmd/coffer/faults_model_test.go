@@ -72,6 +72,16 @@ func newFaultModel() *faultModel {
 }
 
 // record counts one finished operation of kind op.
+// failedCount is how many op calls failed so far.
+func (m *faultModel) failedCount(op string) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if c := m.counts[op]; c != nil {
+		return c.failed
+	}
+	return 0
+}
+
 func (m *faultModel) record(op string, err error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()

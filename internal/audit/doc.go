@@ -50,11 +50,16 @@
 // Config.FlushInterval. When the queue is full Append blocks until the
 // writer catches up: a record is never dropped to keep a caller fast.
 // [Log.AppendSync] (management operations) returns only after its record and
-// every record before it are written and fsync'd. If a write or fsync ever
-// fails the log stops writing for good ([Log.Err] reports it, AppendSync
-// returns it, and each event that can no longer be recorded is logged at
-// error level through the injected slog.Logger); an HSM should refuse
-// operations it cannot audit.
+// every record before it are written and fsync'd. If a write or fsync
+// fails (a full disk: ENOSPC) [Log.Err] reports it and AppendSync returns
+// it; an HSM should refuse operations it cannot audit. The records not yet
+// durable keep their numbers and stay in memory (up to a bound; events
+// beyond it get no number and are logged at error level through the
+// injected slog.Logger), and the log retries at the next AppendSync and
+// every second: it cuts the file back to its last durable record (the
+// tail after a failed write or fsync is unknown) and writes them again, so
+// the chain has neither a gap nor a fork. Once that succeeds Err is nil
+// again and the anchor moves on.
 //
 // # Crashes
 //

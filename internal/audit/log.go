@@ -19,7 +19,9 @@ const (
 var (
 	// ErrClosed is returned by AppendSync and Close after Close.
 	ErrClosed = errors.New("audit: log closed")
-	// ErrFailed wraps the write or fsync error that stopped the log.
+	// ErrFailed wraps the write or fsync error that keeps the log from
+	// making records durable now (e.g. ENOSPC); the log retries and clears
+	// it once they are (see Log.Err).
 	ErrFailed = errors.New("audit: log failed")
 	// ErrLocked means another Log (in this or another process) has the file open.
 	ErrLocked = errors.New("audit: log file in use")
@@ -102,7 +104,7 @@ type Log struct {
 	done     chan struct{} // closed when the writer goroutine has exited
 	closeErr error         // set by the writer before it closes done
 
-	// state guards head (the last fsync'd record) and failed (sticky).
+	// state guards head (the last fsync'd record) and failed (nil while writing).
 	state  sync.Mutex
 	head   Anchor
 	failed error
@@ -128,12 +130,15 @@ func open(ctx context.Context, cfg Config, openFn func(string) (logFile, error))
 	if err != nil {
 		return nil, err
 	}
-	res, tornAt, err := scan(ctxReader{ctx: ctx, r: f}, cfg.Key, cfg.Anchor, true)
+	cr := &ctxReader{ctx: ctx, r: f}
+	res, tornAt, err := scan(cr, cfg.Key, cfg.Anchor, true)
 	n, head := res.Records, res.Head
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("audit: open %s: %w", cfg.Path, err), f.Close())
 	}
+	size := cr.n // scan read to the end
 	if tornAt >= 0 {
+		size = tornAt
 		cfg.Logger.Warn("audit: truncating incomplete final line left by a crash",
 			"path", cfg.Path, "offset", tornAt, "records", n)
 		if err := f.Truncate(tornAt); err != nil {
@@ -149,7 +154,7 @@ func open(ctx context.Context, cfg Config, openFn func(string) (logFile, error))
 		reqs: make(chan request, cfg.QueueSize),
 		done: make(chan struct{}),
 		head: head,
-		w:    writer{seq: head.Seq, prev: head.Hash, last: head, anchored: head},
+		w:    writer{seq: head.Seq, prev: head.Hash, last: head, anchored: head, durable: size},
 	}
 	if cfg.Key != nil {
 		if l.w.mac, err = newMAC(cfg.Key); err != nil {
@@ -179,9 +184,10 @@ func (l *Log) SetKey(key []byte) error {
 // Append records ev without waiting for the disk. It stamps ev.Time with
 // the log's clock if it is zero and queues the event; it does not allocate.
 // If the queue is full it blocks until the writer makes room rather than
-// drop the record. After Close, or once the log has failed, the event is
-// logged at error level through Config.Logger instead (check Err to refuse
-// unaudited operations).
+// drop the record. While the log cannot write (Err is not nil) the record
+// waits in memory, up to a bound, for a retry to write it; after Close, or
+// beyond that bound, the event is logged at error level through
+// Config.Logger instead (check Err to refuse unaudited operations).
 func (l *Log) Append(ev Event) {
 	if ev.Time.IsZero() {
 		ev.Time = l.cfg.Now()
@@ -198,7 +204,10 @@ func (l *Log) Append(ev Event) {
 
 // AppendSync records ev and returns once it and every record before it are
 // written and fsync'd. It returns ErrClosed after Close and an error
-// wrapping ErrFailed once the log has failed. If ctx ends first it returns
+// wrapping ErrFailed (and the cause, e.g. syscall.ENOSPC) if the log
+// cannot write: it retries at once, and if that fails too the record stays
+// in memory in its place in the chain, to be written by a later retry
+// (unless the process stops first). If ctx ends first it returns
 // ctx's error; if the event was already queued it may still be recorded.
 func (l *Log) AppendSync(ctx context.Context, ev Event) error {
 	if err := ctx.Err(); err != nil {
@@ -237,7 +246,8 @@ func (l *Log) Head() (seq uint64, hash [32]byte) {
 }
 
 // Err returns nil while the log is writing, or the error (wrapping
-// ErrFailed) that stopped it.
+// ErrFailed) that keeps it from writing now; it is nil again once a retry
+// has made every record durable.
 func (l *Log) Err() error {
 	l.state.Lock()
 	defer l.state.Unlock()
@@ -245,8 +255,8 @@ func (l *Log) Err() error {
 }
 
 // Close writes and fsyncs everything queued, stops the writer goroutine,
-// waits for it and closes the file. It returns the log's failure if it had
-// one. Calling it again returns ErrClosed.
+// waits for it and closes the file. It returns the log's failure if the
+// last try to write failed. Calling it again returns ErrClosed.
 func (l *Log) Close() error {
 	l.mu.Lock()
 	if l.closed {
@@ -268,15 +278,18 @@ func (l *Log) lost(ev Event, why error) {
 		"op", ev.Op, "object", ev.Object, "target", ev.Target, "result", ev.Result)
 }
 
-// ctxReader stops a read when ctx ends.
+// ctxReader stops a read when ctx ends and counts the bytes read.
 type ctxReader struct {
 	ctx context.Context
 	r   io.Reader
+	n   int64
 }
 
-func (c ctxReader) Read(p []byte) (int, error) {
+func (c *ctxReader) Read(p []byte) (int, error) {
 	if err := c.ctx.Err(); err != nil {
 		return 0, err
 	}
-	return c.r.Read(p)
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
 }

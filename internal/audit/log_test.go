@@ -356,6 +356,11 @@ func TestAppendSyncContext(t *testing.T) {
 	}
 }
 
+// TestWriterFailure: a failed write or fsync makes AppendSync and Err
+// report ErrFailed, keeps Head at the last durable record, and keeps the
+// records in memory; while the disk still fails a retry fails too; once it
+// recovers the next AppendSync writes them all, once each (the file is cut
+// back to its last durable record first), and the log writes again.
 func TestWriterFailure(t *testing.T) {
 	tests := []struct {
 		name              string
@@ -366,8 +371,8 @@ func TestWriterFailure(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			logger, logs := newLogger()
-			l, h := openHooked(t, Config{Path: tempLog(t), Logger: logger, FlushInterval: time.Hour})
+			path := tempLog(t)
+			l, h := openHooked(t, Config{Path: path, Now: fixedNow, FlushInterval: time.Hour})
 			if err := l.AppendSync(t.Context(), testEvent(0)); err != nil {
 				t.Fatalf("first AppendSync: %v", err)
 			}
@@ -382,16 +387,29 @@ func TestWriterFailure(t *testing.T) {
 			if seq, _ := l.Head(); seq != 1 {
 				t.Errorf("Head = %d, want 1 (the last durable record)", seq)
 			}
-			h.set(nil, nil) // the disk recovers; the log must stay failed
-			l.Append(Event{Op: "after.failure", Result: "ok"})
-			if err := l.AppendSync(t.Context(), testEvent(2)); !errors.Is(err, ErrFailed) {
-				t.Errorf("AppendSync after failure = %v, want ErrFailed", err)
+			l.Append(testEvent(2))
+			if err := l.AppendSync(t.Context(), testEvent(3)); !errors.Is(err, ErrFailed) {
+				t.Errorf("AppendSync while the disk still fails = %v, want ErrFailed", err)
 			}
-			if err := l.Close(); !errors.Is(err, ErrFailed) {
-				t.Errorf("Close = %v, want ErrFailed", err)
+			h.set(nil, nil) // the disk recovers, and so must the log
+			if err := l.AppendSync(t.Context(), testEvent(4)); err != nil {
+				t.Fatalf("AppendSync after the disk recovered: %v", err)
 			}
-			if !strings.Contains(logs.String(), "after.failure") {
-				t.Errorf("an event the failed log could not record was not logged; log: %s", logs)
+			if err := l.Err(); err != nil {
+				t.Errorf("Err() after the disk recovered = %v, want nil", err)
+			}
+			if seq, _ := l.Head(); seq != 5 {
+				t.Errorf("Head = %d, want 5", seq)
+			}
+			if err := l.Close(); err != nil {
+				t.Fatalf("Close: %v", err)
+			}
+			data, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := join(chainLines(t, 5)...); !bytes.Equal(data, want) {
+				t.Errorf("log after recovery:\n%s\nwant:\n%s", data, want)
 			}
 		})
 	}
@@ -465,5 +483,44 @@ func TestConfigValidate(t *testing.T) {
 				t.Errorf("Validate() = %v, want ok=%v", err, tt.ok)
 			}
 		})
+	}
+}
+
+// TestWriterFailureBound: while the disk fails, events beyond
+// maxPendingBytes of waiting records get no number and are logged as lost;
+// once it recovers the log holds every numbered one, without a gap.
+func TestWriterFailureBound(t *testing.T) {
+	path := tempLog(t)
+	logger, logs := newLogger()
+	l, h := openHooked(t, Config{Path: path, Logger: logger, Now: fixedNow, FlushInterval: time.Hour})
+	h.set(errors.New("ENOSPC on write"), nil)
+	if err := l.AppendSync(t.Context(), testEvent(0)); !errors.Is(err, ErrFailed) {
+		t.Fatalf("AppendSync on a failing disk = %v, want ErrFailed", err)
+	}
+	line := len(appendLine(nil, &Record{Seq: 1, Event: testEvent(0)}))
+	n := 2*maxPendingBytes/line + 1
+	for i := range n {
+		l.Append(Event{Op: fmt.Sprintf("key.sign-%d", i), Result: "ok"})
+	}
+	err := l.AppendSync(t.Context(), testEvent(1))
+	if !errors.Is(err, ErrFailed) {
+		t.Fatalf("AppendSync beyond the bound = %v, want ErrFailed", err)
+	}
+	h.set(nil, nil)
+	if err := l.AppendSync(t.Context(), testEvent(2)); err != nil {
+		t.Fatalf("AppendSync after the disk recovered: %v", err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	recs := readRecords(t, path)
+	if len(recs) < 2 || len(recs) >= n {
+		t.Fatalf("%d records after %d events with a bound of %d bytes", len(recs), n+3, maxPendingBytes)
+	}
+	if last := recs[len(recs)-1]; last.Op != testEvent(2).Op || last.Seq != uint64(len(recs)) {
+		t.Errorf("last record %d %q, want %d %q", last.Seq, last.Op, len(recs), testEvent(2).Op)
+	}
+	if !strings.Contains(logs.String(), "audit: event not recorded") {
+		t.Error("events beyond the bound were not logged as lost")
 	}
 }

@@ -22,18 +22,35 @@ type request struct {
 // syscall per few records.
 const writeBytes = 64 << 10
 
+// maxPendingBytes bounds the records kept in memory that are not durable
+// yet. While the log writes, reaching it forces an fsync; while it cannot
+// (a full disk), events beyond it are not numbered but logged as lost.
+const maxPendingBytes = 4 << 20
+
+// retryInterval is how often the flush tick retries a log that cannot
+// write; an AppendSync retries at once.
+const retryInterval = time.Second
+
 // writer is the state of the writer goroutine; only it touches it.
 type writer struct {
-	seq     uint64   // last sequence number assigned
-	prev    [32]byte // hash of record seq
-	last    Anchor   // last record encoded
-	written Anchor   // last record written to the file (maybe not fsync'd)
-	buf     []byte   // encoded lines not yet written
+	seq  uint64   // last sequence number assigned
+	prev [32]byte // hash of record seq
+	last Anchor   // last record encoded
+	// pending holds the encoded lines after the last durable record, in
+	// order; the first written of them are in the file (maybe not
+	// fsync'd). durable is the file's size up to the last durable record.
+	pending []byte
+	written int
+	durable int64
 	scratch []byte
-	waiters []chan<- error // AppendSync callers in buf or written but not fsync'd
-	dirty   bool           // bytes written since the last fsync
-	failed  error          // sticky copy of Log.failed
-	mac     hash.Hash      // HMAC under the log key; nil while unkeyed
+	waiters []chan<- error // AppendSync callers in pending
+	dirty   bool           // bytes written (or the file cut) since the last fsync
+	// failed is the error of the last write, fsync or truncate (a copy of
+	// Log.failed), nil while the log writes. It clears once a retry makes
+	// pending durable.
+	failed    error
+	nextRetry time.Time // when the tick retries a failed log next
+	mac       hash.Hash // HMAC under the log key; nil while unkeyed
 	// anchored is the last head OnDurable accepted.
 	anchored Anchor
 }
@@ -59,21 +76,23 @@ func (l *Log) run() {
 				l.closeErr = l.shutdown()
 				return
 			}
-			if len(l.w.waiters) > 0 || len(l.w.buf) >= writeBytes {
-				l.flush(len(l.w.waiters) > 0)
+			w := &l.w
+			wait := len(w.waiters) > 0
+			if wait || len(w.pending)-w.written >= writeBytes || len(w.pending) >= maxPendingBytes {
+				l.flush(wait || len(w.pending) >= maxPendingBytes, wait)
 			}
 		case <-tick.C:
-			if l.w.dirty || len(l.w.buf) > 0 {
-				l.flush(true)
+			if l.w.dirty || len(l.w.pending) > 0 {
+				l.flush(true, false)
 			}
 		}
 	}
 }
 
-// drain adds whatever is already queued, until the batch reaches
-// writeBytes. It reports false if the queue was closed.
+// drain adds whatever is already queued, until the unwritten part of the
+// batch reaches writeBytes. It reports false if the queue was closed.
 func (l *Log) drain() bool {
-	for len(l.w.buf) < writeBytes {
+	for len(l.w.pending)-l.w.written < writeBytes && len(l.w.pending) < maxPendingBytes {
 		select {
 		case req, ok := <-l.reqs:
 			if !ok {
@@ -87,7 +106,10 @@ func (l *Log) drain() bool {
 	return true
 }
 
-// add numbers, chains and encodes one event into the batch.
+// add numbers, chains and encodes one event into the batch. While the log
+// cannot write, events still join the chain in memory (to be written when
+// it can) until maxPendingBytes; beyond it they get no number and are
+// logged as lost, so the chain has no gap.
 func (l *Log) add(req request) {
 	w := &l.w
 	if req.mac != nil {
@@ -96,10 +118,14 @@ func (l *Log) add(req request) {
 		}
 		return
 	}
-	if w.failed != nil {
-		l.lost(req.ev, w.failed)
+	if w.failed != nil && len(w.pending) >= maxPendingBytes && (req.done != nil || !time.Now().Before(w.nextRetry)) {
+		l.flush(true, true) // an AppendSync retries at once, even here
+	}
+	if w.failed != nil && len(w.pending) >= maxPendingBytes {
+		err := fmt.Errorf("%w (%d bytes of records wait in memory, the most it keeps)", w.failed, len(w.pending))
+		l.lost(req.ev, err)
 		if req.done != nil {
-			req.done <- w.failed
+			req.done <- err
 		}
 		return
 	}
@@ -111,7 +137,7 @@ func (l *Log) add(req request) {
 	w.seq++
 	rec := Record{Seq: w.seq, Event: ev, Prev: w.prev, Keyed: w.mac != nil}
 	rec.Hash, w.scratch = recordHash(w.scratch, &rec, w.mac)
-	w.buf = appendLine(w.buf, &rec)
+	w.pending = appendLine(w.pending, &rec)
 	w.prev = rec.Hash
 	w.last = rec.Anchor()
 	if req.done != nil {
@@ -120,26 +146,15 @@ func (l *Log) add(req request) {
 }
 
 // flush writes the batch and, if sync is set, fsyncs, then answers the
-// waiters.
-func (l *Log) flush(sync bool) {
+// waiters. A log that cannot write retries only when retryNow is set or
+// its retry is due, and then always fsyncs.
+func (l *Log) flush(sync, retryNow bool) {
 	w := &l.w
-	if w.failed == nil && len(w.buf) > 0 {
-		if _, err := l.f.Write(w.buf); err != nil {
-			l.fail(fmt.Errorf("write: %w", err))
-		} else {
-			w.dirty = true
-			w.written = w.last
-		}
-	}
-	w.buf = w.buf[:0]
-	if w.failed == nil && sync && w.dirty {
-		if err := l.f.Sync(); err != nil {
-			l.fail(fmt.Errorf("fsync: %w", err))
-		} else {
-			w.dirty = false
-			l.state.Lock()
-			l.head = w.written
-			l.state.Unlock()
+	if w.failed == nil || retryNow || !time.Now().Before(w.nextRetry) {
+		if err := l.persist(sync); err != nil {
+			l.fail(err)
+		} else if w.failed != nil && !w.dirty {
+			l.recovered()
 		}
 	}
 	if w.failed == nil && len(w.waiters) > 0 && w.dirty {
@@ -153,10 +168,44 @@ func (l *Log) flush(sync bool) {
 	l.anchor()
 }
 
+// persist writes what of pending is not in the file and, if sync is set,
+// fsyncs it, making all of pending durable. After a failed write or fsync
+// the file's tail is unknown (a write may have stopped mid-line; after a
+// failed fsync the kernel may have dropped the pages), so a retry first
+// cuts the file back to its last durable record and writes everything
+// after it again: the file never holds a record twice or half of one.
+func (l *Log) persist(sync bool) error {
+	w := &l.w
+	if w.failed != nil {
+		if err := l.f.Truncate(w.durable); err != nil {
+			return fmt.Errorf("truncate to the last durable record: %w", err)
+		}
+		w.written, w.dirty, sync = 0, true, true
+	}
+	if w.written < len(w.pending) {
+		if _, err := l.f.Write(w.pending[w.written:]); err != nil {
+			return fmt.Errorf("write: %w", err)
+		}
+		w.written, w.dirty = len(w.pending), true
+	}
+	if !sync || !w.dirty {
+		return nil
+	}
+	if err := l.f.Sync(); err != nil {
+		return fmt.Errorf("fsync: %w", err)
+	}
+	w.durable += int64(len(w.pending))
+	w.pending, w.written, w.dirty = w.pending[:0], 0, false
+	l.state.Lock()
+	l.head = w.last
+	l.state.Unlock()
+	return nil
+}
+
 // anchor hands the durable head to Config.OnDurable if it moved.
 func (l *Log) anchor() {
 	w := &l.w
-	if l.cfg.OnDurable == nil || w.failed != nil {
+	if l.cfg.OnDurable == nil {
 		return
 	}
 	l.state.Lock()
@@ -173,21 +222,44 @@ func (l *Log) anchor() {
 	w.anchored = head
 }
 
-// fail stops the log for good: after a failed write the file's tail is
-// unknown and after a failed fsync the kernel may have dropped the pages,
-// so nothing more is appended.
+// fail records that the log cannot write now. The records not yet durable
+// stay in pending with their numbers; the next AppendSync, and the flush
+// tick every retryInterval, try again (see persist).
 func (l *Log) fail(err error) {
+	w := &l.w
+	first := w.failed == nil
+	w.failed = fmt.Errorf("%w: %s: %w", ErrFailed, l.cfg.Path, err)
+	w.nextRetry = time.Now().Add(retryInterval)
 	l.state.Lock()
 	durable := l.head.Seq
-	l.w.failed = fmt.Errorf("%w: %s: %w", ErrFailed, l.cfg.Path, err)
-	l.failed = l.w.failed
+	l.failed = w.failed
 	l.state.Unlock()
-	l.cfg.Logger.Error("audit: log failed; no further records will be written",
-		"path", l.cfg.Path, "err", err, "durable_seq", durable)
+	if first {
+		l.cfg.Logger.Error("audit: log cannot write; records wait in memory and are retried",
+			"path", l.cfg.Path, "err", err, "durable_seq", durable, "pending_bytes", len(w.pending))
+	}
 }
 
-// shutdown flushes and fsyncs what is left and closes the file.
+// recovered clears the failure once a retry made every record durable.
+func (l *Log) recovered() {
+	w := &l.w
+	w.failed = nil
+	l.state.Lock()
+	l.failed = nil
+	durable := l.head.Seq
+	l.state.Unlock()
+	l.cfg.Logger.Info("audit: log writes again", "path", l.cfg.Path, "durable_seq", durable)
+}
+
+// shutdown flushes and fsyncs what is left (retrying a failed log once) and
+// closes the file. Records it could not write are counted in the error.
 func (l *Log) shutdown() error {
-	l.flush(true)
-	return errors.Join(l.w.failed, l.f.Close())
+	l.flush(true, true)
+	var err error
+	if w := &l.w; w.failed != nil {
+		err = fmt.Errorf("%w; records %d to %d were not written", w.failed, l.head.Seq+1, w.seq)
+		l.cfg.Logger.Error("audit: closing a log that cannot write; records lost",
+			"path", l.cfg.Path, "first_seq", l.head.Seq+1, "last_seq", w.seq)
+	}
+	return errors.Join(err, l.f.Close())
 }

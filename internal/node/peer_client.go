@@ -68,6 +68,20 @@ func (p *peerClient) close() { p.conn.Close() }
 
 func (p *peerClient) connected() bool { return p.conn.GetState() == connectivity.Ready }
 
+// heardFrom is told that peer id has just called this node, so it is up.
+// A link to it in TRANSIENT_FAILURE (the peer was down or cut off) is
+// waiting out its reconnect backoff, up to MaxDelay, and fails every call
+// at once meanwhile, min_nodes pushes included: it reconnects now instead.
+// A restarted node calls its peers as it starts (catch-up, anti-entropy),
+// so their links to it are back by the time it serves.
+func (n *Node) heardFrom(id uint32) {
+	for _, p := range n.peers {
+		if p.id == id && p.conn.GetState() == connectivity.TransientFailure {
+			p.conn.ResetConnectBackoff()
+		}
+	}
+}
+
 func (p *peerClient) ID() uint32 { return p.id }
 
 // Push sends records in batches that fit a message.

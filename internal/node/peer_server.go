@@ -42,6 +42,7 @@ func (s *peerServer) authorize(ctx context.Context, claimed uint32) (uint32, err
 	if claimed != 0 && claimed != id {
 		return 0, status.Errorf(codes.PermissionDenied, "request says node %d, certificate says node %d", claimed, id)
 	}
+	s.n.heardFrom(id)
 	return id, nil
 }
 

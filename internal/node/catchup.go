@@ -21,12 +21,20 @@ import (
 // shared; a peer that does not answer (down, frozen, cut off) is not waited
 // for.
 
+// A catch-up costs this node a round trip to every peer, and an
+// anti-entropy run with a peer whose queue cannot tell: only a caller that
+// has passed a password check may cause one. The interceptor catches up
+// for calls in a logged-in session only (a call with no session, or in an
+// anonymous one, answers from what this HSM holds); a login catches up
+// inside its address's pacing, once admitted, just before the password is
+// checked (rpc_users.go: Login).
+
 // catchUpBefore are the HSM methods whose answer depends on what the HSM
-// holds as a whole (a search, the user list, a login, settings), or that
-// change users or settings: they run after a catch-up.
+// holds as a whole (a search, the user list, settings), or that change
+// users or settings: in a logged-in session they run after a catch-up.
 var catchUpBefore = map[string]bool{
 	"FindObjects": true,
-	"Login":       true, "Activate": true, "CreateUser": true, "DeleteUser": true, "ChangePassword": true,
+	"Activate":    true, "CreateUser": true, "DeleteUser": true, "ChangePassword": true,
 	"ListUsers": true, "ShareKey": true, "UnshareKey": true,
 	"RegisterQuorumKey": true, "SetQuorumValue": true, "QuorumValues": true,
 	"RegisterTrustAnchor": true, "ListTrustAnchors": true, "DeregisterTrustAnchor": true,
@@ -49,6 +57,10 @@ func (n *Node) catchUpFirst(ctx context.Context, req any, info *grpc.UnaryServer
 	if !ok || len(n.peers) == 0 {
 		return handler(ctx, req)
 	}
+	// bindSession has checked that the connection owns the session.
+	if r, ok := req.(sessionRequest); !ok || r.GetSession() == 0 || !n.sessions.loggedIn(r.GetSession()) {
+		return handler(ctx, req)
+	}
 	if catchUpBefore[method] {
 		n.catchUp(ctx, method)
 		return handler(ctx, req)
@@ -67,7 +79,7 @@ func (n *Node) catchUpFirst(ctx context.Context, req any, info *grpc.UnaryServer
 // answers from what this HSM holds.
 func (n *Node) catchUp(ctx context.Context, method string) bool {
 	s := n.syncer.Load()
-	if s == nil {
+	if s == nil || len(n.peers) == 0 {
 		return false
 	}
 	if err := s.CatchUp(ctx); err != nil {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
@@ -22,12 +24,14 @@ import (
 // for.
 
 // A catch-up costs this node a round trip to every peer, and an
-// anti-entropy run with a peer whose queue cannot tell: only a caller that
-// has passed a password check may cause one. The interceptor catches up
-// for calls in a logged-in session only (a call with no session, or in an
-// anonymous one, answers from what this HSM holds); a login catches up
-// inside its address's pacing, once admitted, just before the password is
-// checked (rpc_users.go: Login).
+// anti-entropy run with a peer whose queue cannot tell, so who may cause
+// one, how often, is bounded. A call in a logged-in session catches up at
+// once. A login catches up inside its address's pacing, once admitted,
+// just before the password is checked (rpc_users.go: Login). Any other
+// call ("a stranger's": no session, or one not logged in) waits for the
+// next stranger slot (strangerGate) and then catches up: its answer is as
+// fresh, but all strangers together, from however many addresses, start
+// at most a couple of runs per strangerInterval.
 
 // catchUpBefore are the HSM methods whose answer depends on what the HSM
 // holds as a whole (a search, the user list, settings), or that change
@@ -58,20 +62,64 @@ func (n *Node) catchUpFirst(ctx context.Context, req any, info *grpc.UnaryServer
 		return handler(ctx, req)
 	}
 	// bindSession has checked that the connection owns the session.
-	if r, ok := req.(sessionRequest); !ok || r.GetSession() == 0 || !n.sessions.loggedIn(r.GetSession()) {
-		return handler(ctx, req)
+	r, ok := req.(sessionRequest)
+	stranger := !ok || r.GetSession() == 0 || !n.sessions.loggedIn(r.GetSession())
+	catchUp := func() bool {
+		if stranger && !n.strangers.wait(ctx) {
+			return false
+		}
+		return n.catchUp(ctx, method)
 	}
 	if catchUpBefore[method] {
-		n.catchUp(ctx, method)
+		catchUp()
 		return handler(ctx, req)
 	}
 	resp, err := handler(ctx, req)
 	if rv, ok := refusalRV(err); ok && missingObject[rv] {
-		if n.catchUp(ctx, method) {
+		if catchUp() {
 			return handler(ctx, req)
 		}
 	}
 	return resp, err
+}
+
+// strangerInterval is the spacing of stranger slots: a stranger's call
+// waits at most this long before its catch-up.
+const strangerInterval = 100 * time.Millisecond
+
+// strangerGate spaces the catch-ups of strangers' calls: a call waits for
+// the next slot, at least strangerInterval after the previous one, and
+// every call waiting for one slot shares its catch-up runs (peersync
+// shares concurrent CatchUp calls).
+type strangerGate struct {
+	mu   sync.Mutex
+	slot time.Time // the latest slot handed out
+}
+
+// wait blocks until the caller's slot, or reports false if ctx ends first.
+func (g *strangerGate) wait(ctx context.Context) bool {
+	now := time.Now()
+	g.mu.Lock()
+	switch next := g.slot.Add(strangerInterval); {
+	case !now.Before(next):
+		g.slot = now
+	case now.After(g.slot):
+		g.slot = next
+	}
+	at := g.slot
+	g.mu.Unlock()
+	d := time.Until(at)
+	if d <= 0 {
+		return true
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 // catchUp runs (or joins) a catch-up with the peers; it reports whether one

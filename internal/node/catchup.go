@@ -61,10 +61,10 @@ func (n *Node) catchUpFirst(ctx context.Context, req any, info *grpc.UnaryServer
 	if !ok || len(n.peers) == 0 {
 		return handler(ctx, req)
 	}
-	// bindSession has checked that the connection owns the session.
-	r, ok := req.(sessionRequest)
-	stranger := !ok || r.GetSession() == 0 || !n.sessions.loggedIn(r.GetSession())
 	catchUp := func() bool {
+		// bindSession has checked that the connection owns the session.
+		r, ok := req.(sessionRequest)
+		stranger := !ok || r.GetSession() == 0 || !n.sessions.loggedIn(r.GetSession())
 		if stranger && !n.strangers.wait(ctx) {
 			return false
 		}

@@ -5,6 +5,7 @@ import (
 	"sync"
 
 	"github.com/coffer-hsm/coffer/internal/audit"
+	"github.com/coffer-hsm/coffer/internal/ck"
 )
 
 // SessionID names a session on one device. Ids are never reused while the
@@ -146,6 +147,9 @@ func (d *Device) cryptoUser(op string, id SessionID) (*session, *principal, erro
 
 // audit records a key or user operation without waiting for the disk.
 func (d *Device) audit(s SessionID, p *principal, op string, obj ObjectID, target string, err error) {
+	if strangerRefused(p, err) {
+		return
+	}
 	ev := audit.Event{Time: d.cfg.Now(), Session: uint64(s), Op: op, Object: uint64(obj), Target: target, Result: resultOf(err)}
 	if p != nil {
 		ev.User, ev.Role = p.name, p.role.String()
@@ -155,11 +159,23 @@ func (d *Device) audit(s SessionID, p *principal, op string, obj ObjectID, targe
 
 // auditSync records a management operation and waits until it is durable.
 func (d *Device) auditSync(ctx context.Context, s SessionID, p *principal, op string, obj ObjectID, target string, err error) error {
+	if strangerRefused(p, err) {
+		return nil
+	}
 	ev := audit.Event{Time: d.cfg.Now(), Session: uint64(s), Op: op, Object: uint64(obj), Target: target, Result: resultOf(err)}
 	if p != nil {
 		ev.User, ev.Role = p.name, p.role.String()
 	}
 	return d.cfg.Audit.AppendSync(ctx, ev)
+}
+
+// strangerRefused reports a call refused because its session is not logged
+// in: it is not audited. It changed nothing and names no one, and whoever
+// reaches the node's port can send such calls at any rate (each would be a
+// record, a management call's a durable one: an fsync). Failed logins are
+// audited: they name a user and the node paces them per client address.
+func strangerRefused(p *principal, err error) bool {
+	return p == nil && err != nil && Code(err) == ck.CKR_USER_NOT_LOGGED_IN
 }
 
 func resultOf(err error) string {

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -134,4 +135,99 @@ func TestCatchUpMethods(t *testing.T) {
 			t.Errorf("catchUpBefore names %q, not a method of the HSM service", m)
 		}
 	}
+}
+
+// TestStrangersCatchUpBounded: a catch-up costs this node a round trip to
+// every peer (and, when a peer's queue cannot tell, an anti-entropy run),
+// so a client that has not passed a password check must not cause one per
+// request. A stranger's call (no session, or one not logged in) still
+// catches up, but strangers start at most a couple of runs per
+// strangerInterval however fast they call; a login causes none before its
+// address's pacing admits it (a paced one causes none); a logged-in
+// session catches up at once.
+func TestStrangersCatchUpBounded(t *testing.T) {
+	pki := newTestPKI(t, "cluster-catch-up-cost")
+	cfgA := config(t, pki, 1, MasterKeyCreate)
+	cfgB := config(t, pki, 2, MasterKeyClone)
+	cfgA.Peers = []PeerAddr{{ID: 2, Addr: cfgB.Listener.Addr().String()}}
+	cfgB.Peers = []PeerAddr{{ID: 1, Addr: cfgA.Listener.Addr().String()}}
+	cfgA.SyncInterval, cfgB.SyncInterval = time.Hour, time.Hour
+	cfgB.Limits.LoginFailureDelay = time.Hour // one wrong password pauses the address
+	a := start(t, cfgA)
+	b := start(t, cfgB)
+	eventually(t, "node 1 ready", a.Ready)
+	eventually(t, "node 2 ready", b.Ready)
+	ctx := t.Context()
+	activate(t, hsmv1.NewHSMClient(dial(t, pki, a.Addr())))
+	cb := hsmv1.NewHSMClient(dial(t, pki, b.Addr()))
+	served := func() int { // catch-ups node 1 served for node 2
+		var m dto.Metric
+		if err := a.metrics.requests.WithLabelValues("Peer", "CatchUp", codes.OK.String()).Write(&m); err != nil {
+			t.Fatal(err)
+		}
+		return int(m.GetCounter().GetValue())
+	}
+	in := cuSession(t, cb) // before the failure below pauses this address
+	anon := open(t, cb)
+	paced := open(t, cb)
+	if _, err := cb.Login(ctx, &hsmv1.LoginRequest{Session: paced, Role: "crypto-user", Username: cuName, Password: "wrong password"}); err == nil {
+		t.Fatal("login with a wrong password succeeded")
+	}
+	label := []*hsmv1.Attribute{{Type: uint64(ck.CKA_LABEL), Value: []byte("x")}}
+	const calls = 8
+	for _, tc := range []struct {
+		name    string
+		call    func() error
+		noneAll bool // no catch-up at all
+	}{
+		{"search without a session", func() error {
+			_, err := cb.FindObjects(ctx, &hsmv1.FindObjectsRequest{Template: label})
+			return err
+		}, false},
+		{"search in an anonymous session", func() error {
+			_, err := cb.FindObjects(ctx, &hsmv1.FindObjectsRequest{Session: anon, Template: label})
+			return err
+		}, false},
+		{"user list without a session", func() error {
+			_, err := cb.ListUsers(ctx, &hsmv1.SessionRequest{})
+			return err
+		}, false},
+		{"trust anchors without a session", func() error {
+			_, err := cb.ListTrustAnchors(ctx, &hsmv1.Empty{})
+			return err
+		}, false},
+		{"unknown key in an anonymous session", func() error {
+			_, err := cb.Encrypt(ctx, &hsmv1.CryptRequest{Session: anon, Key: 12345, Mechanism: mechOf(ck.CKM_AES_ECB), Data: make([]byte, 16)})
+			return err
+		}, true},
+		{"login without a session", func() error {
+			_, err := cb.Login(ctx, &hsmv1.LoginRequest{Role: "crypto-user", Username: cuName, Password: cuPW})
+			return err
+		}, true},
+		{"login the address's pacing refuses", func() error {
+			_, err := cb.Login(ctx, &hsmv1.LoginRequest{Session: paced, Role: "crypto-user", Username: cuName, Password: cuPW})
+			return err
+		}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before, begin := served(), time.Now()
+			for range calls {
+				tc.call() // refused or answered: what counts is the catch-ups
+			}
+			got, slots := served()-before, int(time.Since(begin)/strangerInterval)+1
+			switch {
+			case tc.noneAll && got != 0:
+				t.Errorf("%d calls made node 2 run %d catch-ups with node 1, want 0", calls, got)
+			case got > 2*slots:
+				t.Errorf("%d calls made node 2 run %d catch-ups with node 1 within %d stranger slots, want at most 2 a slot", calls, got, slots)
+			}
+		})
+	}
+	t.Run("a logged-in search catches up", func(t *testing.T) {
+		before := served()
+		must(t)(cb.FindObjects(ctx, &hsmv1.FindObjectsRequest{Session: in, Template: label}))
+		if served() == before {
+			t.Error("a logged-in search ran no catch-up")
+		}
+	})
 }

@@ -479,3 +479,88 @@ func TestLoginLimiterBounded(t *testing.T) {
 		t.Errorf("IPv6 keys %s and %s, want one /64", a, b)
 	}
 }
+
+// TestStrangersWriteNoAudit: a call in a session that is not logged in is
+// refused before it does anything; it must not cost the node an audit
+// record either (a durable one is an fsync), or a stranger with no account
+// and no pace grows audit.log and its disk at the rate it can send. Failed
+// logins stay audited: they are paced per address (logins.go).
+func TestStrangersWriteNoAudit(t *testing.T) {
+	pki := newTestPKI(t, "cluster-strangers-audit")
+	cfg := config(t, pki, 1, MasterKeyCreate)
+	cfg.Limits.LoginFailureDelay = time.Nanosecond // the failed login below, once per case
+	n := start(t, cfg)
+	eventually(t, "ready", n.Ready)
+	ctx := t.Context()
+	c := hsmv1.NewHSMClient(dial(t, pki, n.Addr()))
+	activate(t, c)
+	anon := open(t, c)
+	aes := []*hsmv1.Attribute{ulongAttr(ck.CKA_VALUE_LEN, 32), boolAttr(ck.CKA_TOKEN, true)}
+	for _, tc := range []struct {
+		name string
+		call func() error
+	}{
+		{"create user", func() error {
+			_, err := c.CreateUser(ctx, &hsmv1.CreateUserRequest{Session: anon, Username: "mallory", Password: "password1", Role: "crypto-user"})
+			return err
+		}},
+		{"delete user", func() error {
+			_, err := c.DeleteUser(ctx, &hsmv1.DeleteUserRequest{Session: anon, Username: cuName})
+			return err
+		}},
+		{"change password", func() error {
+			_, err := c.ChangePassword(ctx, &hsmv1.ChangePasswordRequest{Session: anon, Username: cuName, NewPassword: "password2"})
+			return err
+		}},
+		{"activate", func() error {
+			_, err := c.Activate(ctx, &hsmv1.ActivateRequest{Session: anon, NewPassword: "password3"})
+			return err
+		}},
+		{"set quorum", func() error {
+			_, err := c.SetQuorumValue(ctx, &hsmv1.SetQuorumValueRequest{Session: anon, Service: "user-management", Value: 2})
+			return err
+		}},
+		{"set mTLS enforcement", func() error {
+			_, err := c.SetMTLSEnforcement(ctx, &hsmv1.SetMTLSEnforcementRequest{Session: anon, Level: "cluster"})
+			return err
+		}},
+		{"generate key", func() error {
+			_, err := c.GenerateKey(ctx, &hsmv1.GenerateKeyRequest{Session: anon, Mechanism: mechOf(ck.CKM_AES_KEY_GEN), Template: aes})
+			return err
+		}},
+		{"encrypt", func() error {
+			_, err := c.Encrypt(ctx, &hsmv1.CryptRequest{Session: anon, Key: 1, Mechanism: mechOf(ck.CKM_AES_ECB), Data: make([]byte, 16)})
+			return err
+		}},
+		{"destroy", func() error {
+			_, err := c.DestroyObject(ctx, &hsmv1.ObjectRequest{Session: anon, Object: 1})
+			return err
+		}},
+		{"share", func() error {
+			_, err := c.ShareKey(ctx, &hsmv1.ShareKeyRequest{Session: anon, Object: 1, Username: cuName})
+			return err
+		}},
+		{"logout", func() error {
+			_, err := c.Logout(ctx, &hsmv1.SessionRequest{Session: anon})
+			return err
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before, _ := n.audit.Head()
+			const calls = 5
+			for range calls {
+				if err := tc.call(); err == nil {
+					t.Fatal("a session not logged in was served")
+				}
+			}
+			// A failed login: one durable record, after every earlier one.
+			s := open(t, c)
+			if _, err := c.Login(ctx, &hsmv1.LoginRequest{Session: s, Role: "crypto-user", Username: "nobody", Password: "wrong password"}); err == nil {
+				t.Fatal("login of an unknown user succeeded")
+			}
+			if after, _ := n.audit.Head(); after-before != 1 {
+				t.Errorf("%d refused calls and a failed login wrote %d audit records, want 1 (the login)", calls, after-before)
+			}
+		})
+	}
+}

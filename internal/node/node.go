@@ -37,19 +37,20 @@ var ErrOtherCluster = errors.New("masking key of another cluster")
 // Node is one HSM on the network. New prepares it, Run serves until its
 // context ends; Close releases what New opened when Run is never called.
 type Node struct {
-	cfg      Config
-	log      *slog.Logger
-	store    *store.Store
-	audit    *audit.Log
-	ln       net.Listener
-	srv      *grpc.Server
-	httpLn   net.Listener
-	httpSrv  *http.Server
-	metrics  *metrics
-	sessions *sessions
-	logins   *loginLimiter
-	peers    []*peerClient
-	verified verifiedClients // client certificate chains verified under the current mTLS policy
+	cfg       Config
+	log       *slog.Logger
+	store     *store.Store
+	audit     *audit.Log
+	ln        net.Listener
+	srv       *grpc.Server
+	httpLn    net.Listener
+	httpSrv   *http.Server
+	metrics   *metrics
+	sessions  *sessions
+	logins    *loginLimiter
+	strangers strangerGate // spaces strangers' catch-ups (catchup.go)
+	peers     []*peerClient
+	verified  verifiedClients // client certificate chains verified under the current mTLS policy
 
 	// loadMu is held to load the device and read-held to reload a record a
 	// peer delivered (onApply), so no record is missed in between. (peersync

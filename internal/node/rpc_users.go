@@ -73,8 +73,11 @@ func (s *hsmServer) Login(ctx context.Context, req *hsmv1.LoginRequest) (*hsmv1.
 		if err != nil {
 			return nil, err
 		}
-		// Paced per client address before any password is hashed.
+		// Paced per client address before any password is hashed, and
+		// before any catch-up (catchup.go): a user made or changed on a
+		// peer logs in here as there.
 		err = s.n.logins.login(ctx, cs.addr, func() error {
+			s.n.catchUp(ctx, "Login")
 			return dev.Login(ctx, cs.dev, role, req.GetUsername(), req.GetPassword())
 		})
 		if err == nil {

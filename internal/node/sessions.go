@@ -172,6 +172,14 @@ func (t *sessions) owns(handle uint64, conn *connInfo) bool {
 	return s != nil && s.conn == conn.id && s.cert == conn.cert
 }
 
+// loggedIn reports whether handle names a session that is logged in.
+func (t *sessions) loggedIn(handle uint64) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s := t.byHandle[handle]
+	return s != nil && s.loggedIn
+}
+
 // setLoggedIn records that s logged in (or out): a session not logged in
 // is anonymous from now on.
 func (t *sessions) setLoggedIn(s *clientSession, in bool) {

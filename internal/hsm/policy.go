@@ -126,6 +126,39 @@ func trustedPublic(o *Object) (keyID, bool) {
 	return publicKeyID(o.key.pub)
 }
 
+// mayUse is the one rule for p using key for fn, beyond the mechanism
+// fitting the key: the key's use attribute (CKA_DECRYPT, CKA_SIGN, ...) and
+// mayDecrypt. prepare runs it when an operation starts, and every later step
+// of a multi-part operation runs it again on the key as it is then
+// (Device.stillMayUse): a share withdrawn, a use attribute cleared, a key
+// destroyed or made trusted after C_*Init stops the operation.
+func (d *Device) mayUse(p *principal, fn Function, key *Object) error {
+	if f, attr := fnAttr(fn); !key.has(f) {
+		return fmt.Errorf("%w: %v is false", ErrKeyFunctionDenied, attr)
+	}
+	if fn == FnDecrypt {
+		return d.mayDecrypt(p, key)
+	}
+	return nil
+}
+
+// stillMayUse runs mayUse for the next step of a multi-part operation, on
+// its key as the session's user sees it now.
+func (d *Device) stillMayUse(sid SessionID, oper *operation) error {
+	if oper.key == nil { // a digest uses no key
+		return nil
+	}
+	s, p, err := d.whoami(sid)
+	if err != nil {
+		return err
+	}
+	k, err := d.lookup(s, p, oper.key.id)
+	if err != nil {
+		return fmt.Errorf("%w: the operation's key is gone or no longer shared", ErrKeyHandleInvalid)
+	}
+	return d.mayUse(p, oper.fn, k)
+}
+
 // mayDecrypt is the rule for C_Decrypt beyond CKA_DECRYPT. C_Decrypt of what
 // C_WrapKey made under a key gives the wrapped key in the clear, so a key
 // that may unwrap decrypts only for its owner (whose wrapped keys were

@@ -1,0 +1,100 @@
+package hsm
+
+import (
+	"testing"
+
+	"github.com/coffer-hsm/coffer/internal/ck"
+)
+
+// A multi-part operation uses its key under the rules of every step, not
+// only those of its start: a share withdrawn, a use attribute cleared, a
+// key become trusted or destroyed after C_DecryptInit stops the operation's
+// next Update and Final.
+func TestOperationFollowsKeyRules(t *testing.T) {
+	cbc := Mechanism{Type: ck.CKM_AES_CBC_PAD, IV: make([]byte, 16)}
+	for _, tc := range []struct {
+		name string
+		// run starts an operation as the attacker, changes the key as the
+		// owner or an admin, and returns the attacker's session, the
+		// operation and the data it then feeds (something it must not
+		// decrypt).
+		run  func(t *testing.T, td *testDevice, admin, alice, bob SessionID) (SessionID, OpID, []byte)
+		want *Kind
+	}{
+		{"share withdrawn", func(t *testing.T, td *testDevice, admin, alice, bob SessionID) (SessionID, OpID, []byte) {
+			k := genAES(t, td, alice, "k", Bool(ck.CKA_UNWRAP, false))
+			if err := td.ShareKey(t.Context(), alice, k, "bob"); err != nil {
+				t.Fatal(err)
+			}
+			op := must[OpID](t)(td.Begin(bob, FnDecrypt, k, cbc))
+			if err := td.UnshareKey(t.Context(), alice, k, "bob"); err != nil {
+				t.Fatal(err)
+			}
+			return bob, op, must[[]byte](t)(td.Encrypt(alice, k, cbc, []byte("alice's secret after the share ended")))
+		}, ErrKeyHandleInvalid},
+		{"key destroyed", func(t *testing.T, td *testDevice, admin, alice, bob SessionID) (SessionID, OpID, []byte) {
+			k := genAES(t, td, alice, "k", Bool(ck.CKA_UNWRAP, false))
+			if err := td.ShareKey(t.Context(), alice, k, "bob"); err != nil {
+				t.Fatal(err)
+			}
+			data := must[[]byte](t)(td.Encrypt(alice, k, cbc, []byte("alice's secret")))
+			op := must[OpID](t)(td.Begin(bob, FnDecrypt, k, cbc))
+			if err := td.DestroyObject(t.Context(), alice, k); err != nil {
+				t.Fatal(err)
+			}
+			return bob, op, data
+		}, ErrKeyHandleInvalid},
+		{"decrypt cleared", func(t *testing.T, td *testDevice, admin, alice, bob SessionID) (SessionID, OpID, []byte) {
+			k := genAES(t, td, alice, "k", Bool(ck.CKA_UNWRAP, false))
+			if err := td.ShareKey(t.Context(), alice, k, "bob"); err != nil {
+				t.Fatal(err)
+			}
+			op := must[OpID](t)(td.Begin(bob, FnDecrypt, k, cbc))
+			if err := td.SetAttributes(t.Context(), alice, k, Template{Bool(ck.CKA_DECRYPT, false)}); err != nil {
+				t.Fatal(err)
+			}
+			return bob, op, must[[]byte](t)(td.Encrypt(alice, k, cbc, []byte("alice's secret after decrypt was withdrawn")))
+		}, ErrKeyFunctionDenied},
+		{"unwrap set on a shared key", func(t *testing.T, td *testDevice, admin, alice, bob SessionID) (SessionID, OpID, []byte) {
+			k := genAES(t, td, alice, "k", Bool(ck.CKA_UNWRAP, false))
+			if err := td.ShareKey(t.Context(), alice, k, "bob"); err != nil {
+				t.Fatal(err)
+			}
+			op := must[OpID](t)(td.Begin(bob, FnDecrypt, k, cbc))
+			if err := td.SetAttributes(t.Context(), alice, k, Template{Bool(ck.CKA_UNWRAP, true)}); err != nil {
+				t.Fatal(err)
+			}
+			x := genAES(t, td, alice, "x")
+			return bob, op, must[[]byte](t)(td.WrapKey(alice, k, cbc, x)) // alice's key, wrapped
+		}, ErrKeyFunctionDenied},
+		{"key trusted after the start", func(t *testing.T, td *testDevice, admin, alice, bob SessionID) (SessionID, OpID, []byte) {
+			w := genAES(t, td, alice, "w")
+			op := must[OpID](t)(td.Begin(alice, FnDecrypt, w, cbc))
+			if err := td.SetAttributes(t.Context(), admin, w, Template{Bool(ck.CKA_TRUSTED, true)}); err != nil {
+				t.Fatal(err)
+			}
+			guarded := genAES(t, td, alice, "guarded", Bool(ck.CKA_WRAP_WITH_TRUSTED, true))
+			return alice, op, must[[]byte](t)(td.WrapKey(alice, w, cbc, guarded)) // leaves only wrapped
+		}, ErrKeyFunctionDenied},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			td, admin := activated(t)
+			alice := withCU(t, td, admin, "alice")
+			bob := withCU(t, td, admin, "bob")
+			s, op, data := tc.run(t, td, admin, alice, bob)
+			out, err := td.Update(s, op, data)
+			if err == nil {
+				var fin []byte
+				fin, err = td.Finish(s, op, nil)
+				out = append(out, fin...)
+			}
+			if err == nil {
+				t.Fatalf("the operation went on and gave %d bytes in the clear", len(out))
+			}
+			wantErr(t, err, tc.want)
+			if _, err := td.Finish(s, op, nil); err == nil || Code(err) != ck.CKR_OPERATION_NOT_INITIALIZED {
+				t.Errorf("after a refusal the operation should be over; Finish: %v", err)
+			}
+		})
+	}
+}

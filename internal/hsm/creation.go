@@ -174,7 +174,7 @@ func (d *Device) SettleCreation(ctx context.Context, id ObjectID) error {
 				continue
 			}
 			d.mu.Lock()
-			delete(d.objects, lost.id)
+			d.dropObject(lost.id) // keeps the trust index whole
 			d.mu.Unlock()
 			d.audit(0, &principal{name: lost.owner, role: RoleCryptoUser}, "key.deduplicate", lost.id,
 				fmt.Sprintf("made by attempt %d of a resent creation; attempt %d's is kept", lost.made.made, groups[0][0].made.made), nil)

@@ -1,6 +1,7 @@
 package hsm
 
 import (
+	"crypto/elliptic"
 	"testing"
 
 	"github.com/coffer-hsm/coffer/internal/ck"
@@ -96,5 +97,44 @@ func TestOperationFollowsKeyRules(t *testing.T) {
 				t.Errorf("after a refusal the operation should be over; Finish: %v", err)
 			}
 		})
+	}
+}
+
+// A resent creation that destroys an earlier send's trusted public key
+// leaves the trust index whole: the private key of that public key (here a
+// copy the owner imported) no longer counts as the opener of a trusted key.
+func TestSettleCreationKeepsTrustIndex(t *testing.T) {
+	td, admin := activated(t)
+	alice := withCU(t, td, admin, "alice")
+	token := []byte("0123456789abcdef-pair")
+	gen := func(attempt uint32) (pub, priv ObjectID) {
+		ctx := WithCreation(t.Context(), Creation{Token: token, Attempt: attempt})
+		pub, priv, err := td.GenerateKeyPair(ctx, alice, Mechanism{Type: ck.CKM_EC_KEY_PAIR_GEN},
+			Template{Bool(ck.CKA_TOKEN, true), Bytes(ck.CKA_EC_PARAMS, curveParams(elliptic.P256()))},
+			Template{Bool(ck.CKA_TOKEN, true), Bool(ck.CKA_DERIVE, true)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := td.SettleCreation(ctx, pub); err != nil {
+			t.Fatal(err)
+		}
+		return pub, priv
+	}
+	pub1, priv1 := gen(1)
+	if err := td.SetAttributes(t.Context(), admin, pub1, Template{Bool(ck.CKA_TRUSTED, true)}); err != nil {
+		t.Fatal(err)
+	}
+	pkcs8 := must[[]byte](t)(td.ExportKey(t.Context(), alice, priv1))
+	copyOf := must[ObjectID](t)(td.ImportPrivateKey(t.Context(), alice, pkcs8, Template{Bool(ck.CKA_TOKEN, true)}))
+	if !td.opensTrusted(object(t, td, copyOf)) {
+		t.Fatal("the copy of a trusted public key's private key should open a trusted key")
+	}
+	gen(2) // the resend: attempt 1's pair is destroyed
+	if _, err := td.Info(alice, pub1); err == nil {
+		t.Fatal("attempt 1's public key survived the resend")
+	}
+	trustIndexWhole(t, td)
+	if td.opensTrusted(object(t, td, copyOf)) {
+		t.Error("no trusted public key is left, yet the private key counts as the opener of one")
 	}
 }

@@ -184,7 +184,7 @@ func (d *Device) prepare(op string, p *principal, fn Function, key *Object, m Me
 	if !keyFits(key, m.Type, fn) {
 		return nil, opErr(op, ErrKeyTypeInconsistent, "%v cannot use this key", m.Type)
 	}
-	if err := d.mayUse(p, fn, key); err != nil {
+	if err := d.mayUse(p, fn, key, m.Type); err != nil {
 		return nil, &Error{Op: op, Err: err}
 	}
 	if err := o.start(); err != nil {

@@ -126,15 +126,18 @@ func trustedPublic(o *Object) (keyID, bool) {
 	return publicKeyID(o.key.pub)
 }
 
-// mayUse is the one rule for p using key for fn, beyond the mechanism
-// fitting the key: the key's use attribute (CKA_DECRYPT, CKA_SIGN, ...) and
-// mayDecrypt. prepare runs it when an operation starts, and every later step
+// mayUse is the one rule for p using key for fn with mechanism m, beyond
+// the mechanism fitting the key: the key's use attribute (CKA_DECRYPT,
+// CKA_SIGN, ...), its CKA_ALLOWED_MECHANISMS, and mayDecrypt. prepare runs it when an operation starts, and every later step
 // of a multi-part operation runs it again on the key as it is then
 // (Device.stillMayUse): a share withdrawn, a use attribute cleared, a key
 // destroyed or made trusted after C_*Init stops the operation.
-func (d *Device) mayUse(p *principal, fn Function, key *Object) error {
+func (d *Device) mayUse(p *principal, fn Function, key *Object, m ck.MechanismType) error {
 	if f, attr := fnAttr(fn); !key.has(f) {
 		return fmt.Errorf("%w: %v is false", ErrKeyFunctionDenied, attr)
+	}
+	if !mechanismAllowed(key, m) {
+		return fmt.Errorf("%w: %v is not in the key's CKA_ALLOWED_MECHANISMS", ErrMechanismInvalid, m)
 	}
 	if fn == FnDecrypt {
 		return d.mayDecrypt(p, key)
@@ -156,7 +159,27 @@ func (d *Device) stillMayUse(sid SessionID, oper *operation) error {
 	if err != nil {
 		return fmt.Errorf("%w: the operation's key is gone or no longer shared", ErrKeyHandleInvalid)
 	}
-	return d.mayUse(p, oper.fn, k)
+	return d.mayUse(p, oper.fn, k, oper.m.Type)
+}
+
+// mechanismAllowed reports whether the key's CKA_ALLOWED_MECHANISMS, if it
+// has one, lists m (PKCS#11 v3.0 §4.7: an empty or absent list allows
+// every mechanism). A list that is not a whole number of CK_ULONGs allows
+// none.
+func mechanismAllowed(key *Object, m ck.MechanismType) bool {
+	v := key.attrs[ck.CKA_ALLOWED_MECHANISMS]
+	if len(v) == 0 {
+		return true
+	}
+	if len(v)%8 != 0 {
+		return false
+	}
+	for ; len(v) > 0; v = v[8:] {
+		if decodeUlong(v[:8]) == uint(m) {
+			return true
+		}
+	}
+	return false
 }
 
 // mayDecrypt is the rule for C_Decrypt beyond CKA_DECRYPT. C_Decrypt of what

@@ -138,3 +138,80 @@ func TestSettleCreationKeepsTrustIndex(t *testing.T) {
 		t.Error("no trusted public key is left, yet the private key counts as the opener of one")
 	}
 }
+
+// allowedMechs is CKA_ALLOWED_MECHANISMS in the canonical encoding: one
+// CK_ULONG (eight bytes, little-endian) per mechanism.
+func allowedMechs(ms ...ck.MechanismType) Attribute {
+	var b []byte
+	for _, m := range ms {
+		b = append(b, Ulong(0, uint(m)).Value...)
+	}
+	return Bytes(ck.CKA_ALLOWED_MECHANISMS, b)
+}
+
+// CKA_ALLOWED_MECHANISMS, which a template may set, holds for every use of
+// the key by anyone: its owner, and a user it is shared with.
+func TestAllowedMechanismsEnforced(t *testing.T) {
+	td, admin := activated(t)
+	alice := withCU(t, td, admin, "alice")
+	bob := withCU(t, td, admin, "bob")
+	cbc := Mechanism{Type: ck.CKM_AES_CBC_PAD, IV: make([]byte, 16)}
+	cmac := Mechanism{Type: ck.CKM_AES_CMAC}
+	macOnly := genAES(t, td, alice, "mac only", allowedMechs(ck.CKM_AES_CMAC))
+	kwOnly := genAES(t, td, alice, "kw only", allowedMechs(ck.CKM_AES_KEY_WRAP))
+	malformed := genAES(t, td, alice, "malformed", Bytes(ck.CKA_ALLOWED_MECHANISMS, []byte{1, 2, 3}))
+	x := genAES(t, td, alice, "x")
+	for _, k := range []ObjectID{macOnly, kwOnly} {
+		if err := td.ShareKey(t.Context(), alice, k, "bob"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	derivePriv, _ := ecDeriver(t, td, alice)
+	if err := td.SetAttributes(t.Context(), alice, derivePriv, Template{allowedMechs(ck.CKM_ECDSA)}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		do   func() error
+		want *Kind // nil: allowed
+	}{
+		{"listed mechanism", func() error { _, err := td.Sign(bob, macOnly, cmac, []byte("m")); return err }, nil},
+		{"encrypt by the owner", func() error { _, err := td.Encrypt(alice, macOnly, cbc, []byte("m")); return err }, ErrMechanismInvalid},
+		{"encrypt by a user it is shared with", func() error { _, err := td.Encrypt(bob, macOnly, cbc, []byte("m")); return err }, ErrMechanismInvalid},
+		{"multi-part start", func() error { _, err := td.Begin(bob, FnEncrypt, macOnly, cbc); return err }, ErrMechanismInvalid},
+		{"wrap with another mechanism", func() error {
+			_, err := td.WrapKey(alice, kwOnly, Mechanism{Type: ck.CKM_AES_KEY_WRAP_PAD}, x)
+			return err
+		}, ErrMechanismInvalid},
+		{"wrap with the listed mechanism", func() error { _, err := td.WrapKey(alice, kwOnly, Mechanism{Type: ck.CKM_AES_KEY_WRAP}, x); return err }, nil},
+		{"unwrap with another mechanism", func() error {
+			_, err := td.UnwrapKey(t.Context(), bob, kwOnly, Mechanism{Type: ck.CKM_AES_KEY_WRAP_PAD}, make([]byte, 40), secretAES)
+			return err
+		}, ErrMechanismInvalid},
+		{"derive from an ECDSA-only key", func() error {
+			_, err := td.DeriveKey(t.Context(), alice, derivePriv, derive(peerPoint(t)), Template{Bool(ck.CKA_TOKEN, true)})
+			return err
+		}, ErrMechanismInvalid},
+		{"malformed list allows nothing", func() error { _, err := td.Sign(alice, malformed, cmac, []byte("m")); return err }, ErrMechanismInvalid},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.do()
+			if tc.want == nil {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			wantErr(t, err, tc.want)
+		})
+	}
+
+	t.Run("list narrowed during an operation", func(t *testing.T) {
+		op := must[OpID](t)(td.Begin(alice, FnEncrypt, x, cbc))
+		if err := td.SetAttributes(t.Context(), alice, x, Template{allowedMechs(ck.CKM_AES_CMAC)}); err != nil {
+			t.Fatal(err)
+		}
+		_, err := td.Update(alice, op, []byte("m"))
+		wantErr(t, err, ErrMechanismInvalid)
+	})
+}

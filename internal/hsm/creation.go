@@ -122,6 +122,9 @@ func (d *Device) allocObjectID(ctx context.Context, p *principal, o *Object) (Ob
 	if !ok || !o.Token() {
 		return d.newObjectID()
 	}
+	if err := c.Validate(); err != nil { // a mark out of bounds would not load again
+		return 0, err
+	}
 	id := creationObjectID(p.name, c.Token, c.Attempt, o.class)
 	_, taken := d.objects[id]
 	if _, busy := d.reserved[id]; taken || busy {

@@ -1,6 +1,7 @@
 package hsm
 
 import (
+	"bytes"
 	"crypto/elliptic"
 	"testing"
 
@@ -214,4 +215,30 @@ func TestAllowedMechanismsEnforced(t *testing.T) {
 		_, err := td.Update(alice, op, []byte("m"))
 		wantErr(t, err, ErrMechanismInvalid)
 	})
+}
+
+// The device itself refuses a creation token or attempt out of bounds,
+// whoever calls it: such a send would make a record no HSM can load again
+// (unmarshalCreationMark refuses it), stopping the HSM at its next start.
+func TestCreationBoundsAtTheDevice(t *testing.T) {
+	long := bytes.Repeat([]byte{'t'}, MaxCreationToken+1)
+	for _, tc := range []struct {
+		name string
+		c    Creation
+	}{
+		{"attempt 0", Creation{Token: []byte("0123456789abcdef"), Attempt: 0}},
+		{"attempt past the last", Creation{Token: []byte("0123456789abcdef"), Attempt: MaxCreationAttempts + 1}},
+		{"short token", Creation{Token: []byte("short"), Attempt: 1}},
+		{"long token", Creation{Token: long, Attempt: 1}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			td, admin := activated(t)
+			alice := withCU(t, td, admin, "alice")
+			_, err := td.GenerateKey(WithCreation(t.Context(), tc.c), alice, Mechanism{Type: ck.CKM_AES_KEY_GEN}, aesTemplate("k", 32))
+			wantErr(t, err, ErrArgumentsBad)
+			if _, err := New(t.Context(), Config{Store: td.store, Audit: td.audit, Password: testCost}); err != nil {
+				t.Fatalf("the device no longer starts: %v", err)
+			}
+		})
+	}
 }

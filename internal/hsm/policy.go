@@ -36,6 +36,24 @@ func (f origin) foreign() bool {
 	return k != nil && (f.creator == nil || k.owner != f.creator.name)
 }
 
+// minForeignSecret is the fewest bytes of secret a key made from another
+// user's key may hold. A shorter key is a guessable piece of a secret the
+// creator may not read: keys derived with CKA_VALUE_LEN 1, 2, ... and an
+// HMAC under each give the base's ECDH secret one byte in 256 guesses at a
+// time.
+const minForeignSecret = 16
+
+// admitSecret checks the secret of a new key against its origin: a secret
+// key made from another user's key (foreign) holds at least
+// minForeignSecret bytes. buildKey calls it for every new key.
+func admitSecret(km *keyMaterial, from origin) error {
+	if km.secret != nil && len(km.secret) < minForeignSecret && from.foreign() {
+		return fmt.Errorf("%w: a key derived from or unwrapped with another user's key has at least %d bytes, not %d",
+			ErrTemplateInconsistent, minForeignSecret, len(km.secret))
+	}
+	return nil
+}
+
 // admit checks one attribute of a creation template against the rules that
 // depend on who creates the object and from what. applyTemplate calls it for
 // every attribute of every template (create, generate, generate pair,

@@ -3,6 +3,8 @@ package hsm
 import (
 	"bytes"
 	"crypto/elliptic"
+	"crypto/hmac"
+	"crypto/sha256"
 	"testing"
 
 	"github.com/coffer-hsm/coffer/internal/ck"
@@ -241,4 +243,65 @@ func TestCreationBoundsAtTheDevice(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A user a key is shared with for derivation cannot read the derived
+// secret byte by byte: deriving keys of 1, 2, ... bytes (CKA_VALUE_LEN
+// truncates the ECDH secret) and an HMAC under each gives one unknown byte
+// at a time, found among 256 guesses. A key made from another user's key
+// keeps at least 16 bytes.
+func TestForeignDerivedKeyNotGuessable(t *testing.T) {
+	td, admin := activated(t)
+	alice := withCU(t, td, admin, "alice")
+	bob := withCU(t, td, admin, "bob")
+	ctx := t.Context()
+	ecPriv, _ := ecDeriver(t, td, alice)
+	if err := td.ShareKey(ctx, alice, ecPriv, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	pt := peerPoint(t) // another party's public key: the secret is alice's with it
+	msg := []byte("oracle")
+	hmac256 := Mechanism{Type: ck.CKM_SHA256_HMAC}
+	generic := func(n uint) Template {
+		return Template{Ulong(ck.CKA_KEY_TYPE, uint(ck.CKK_GENERIC_SECRET)), Ulong(ck.CKA_VALUE_LEN, n), Bool(ck.CKA_SIGN, true)}
+	}
+	var known []byte
+	for n := uint(1); n <= 32; n++ {
+		k, err := td.DeriveKey(ctx, bob, ecPriv, derive(pt), generic(n))
+		if err != nil {
+			wantErr(t, err, ErrTemplateInconsistent)
+			if n >= 16 {
+				t.Fatalf("a %d-byte key refused: %v", n, err)
+			}
+			break
+		}
+		if len(known) == 0 && n >= 16 {
+			break // nothing guessed: the first key allowed is already 16 unknown bytes
+		}
+		mac := must[[]byte](t)(td.Sign(bob, k, hmac256, msg))
+		found := false
+		for b := range 256 {
+			guess := append(bytes.Clone(known), byte(b))
+			if bytes.Equal(hmacSHA256(guess, msg), mac) {
+				known, found = guess, true
+				break
+			}
+		}
+		if !found {
+			t.Fatalf("byte %d not found", n)
+		}
+	}
+	if len(known) > 0 {
+		t.Fatalf("bob read %d bytes of the ECDH secret of a key shared with him: %x", len(known), known)
+	}
+	// The owner's own derivation keeps PKCS#11's truncation.
+	if _, err := td.DeriveKey(ctx, alice, ecPriv, derive(pt), generic(1)); err != nil {
+		t.Fatalf("owner's 1-byte derivation: %v", err)
+	}
+}
+
+func hmacSHA256(key, msg []byte) []byte {
+	m := hmac.New(sha256.New, key)
+	m.Write(msg)
+	return m.Sum(nil)
 }

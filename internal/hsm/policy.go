@@ -14,11 +14,30 @@ import (
 // key, when a key's secret may leave the HSM, and who reads an object's
 // contents. Every path that reaches the same data calls the rule here.
 
-// mayTrust is the one rule for CKA_TRUSTED=true, at creation and after:
-// only an admin marks a key trusted (PKCS#11 §4.8 reserves it to the SO).
+// mayTrust is the one rule for CKA_TRUSTED, at creation and after: only an
+// admin marks a key trusted (PKCS#11 §4.8 reserves it to the SO), and only
+// an admin ends a trust. What was wrapped under a trusted key comes back
+// only as a CKA_WRAP_WITH_TRUSTED key (origin.sealed, mayDecrypt) for as
+// long as the trust lasts, so the key's crypto user must not end it:
+// neither by clearing CKA_TRUSTED nor by destroying the trusted object
+// (mayDestroy).
 func mayTrust(p *principal) error {
 	if p == nil || p.role != RoleAdmin {
-		return fmt.Errorf("%w: only an admin may set CKA_TRUSTED", ErrAttributeReadOnly)
+		return fmt.Errorf("%w: only an admin may set or clear CKA_TRUSTED", ErrAttributeReadOnly)
+	}
+	return nil
+}
+
+// mayDestroy is the one rule for an object's destruction, by its owner
+// (C_DestroyObject) or as the loser of a resent creation (SettleCreation):
+// not when CKA_DESTROYABLE is false, and not while it is trusted (an admin
+// clears CKA_TRUSTED first, see mayTrust).
+func mayDestroy(o *Object) error {
+	switch {
+	case !o.has(fDestroyable):
+		return fmt.Errorf("%w: CKA_DESTROYABLE is false", ErrActionProhibited)
+	case o.has(fTrusted):
+		return fmt.Errorf("%w: the object is trusted; an admin clears CKA_TRUSTED before it is destroyed", ErrActionProhibited)
 	}
 	return nil
 }

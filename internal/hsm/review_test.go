@@ -5,6 +5,7 @@ import (
 	"crypto/elliptic"
 	"crypto/hmac"
 	"crypto/sha256"
+	"errors"
 	"testing"
 
 	"github.com/coffer-hsm/coffer/internal/ck"
@@ -103,9 +104,10 @@ func TestOperationFollowsKeyRules(t *testing.T) {
 	}
 }
 
-// A resent creation that destroys an earlier send's trusted public key
-// leaves the trust index whole: the private key of that public key (here a
-// copy the owner imported) no longer counts as the opener of a trusted key.
+// A resent creation leaves the trust index whole: an earlier send's trusted
+// public key is not destroyed (mayDestroy), so the private key of that
+// public key (here a copy the owner imported) still opens a trusted key;
+// once an admin ends the trust, a resend destroys it and nothing counts.
 func TestSettleCreationKeepsTrustIndex(t *testing.T) {
 	td, admin := activated(t)
 	alice := withCU(t, td, admin, "alice")
@@ -132,9 +134,20 @@ func TestSettleCreationKeepsTrustIndex(t *testing.T) {
 	if !td.opensTrusted(object(t, td, copyOf)) {
 		t.Fatal("the copy of a trusted public key's private key should open a trusted key")
 	}
-	gen(2) // the resend: attempt 1's pair is destroyed
+	gen(2) // a resend: attempt 1's trusted public key stays
+	if _, err := td.Info(alice, pub1); err != nil {
+		t.Fatalf("a resend destroyed a trusted key: %v", err)
+	}
+	trustIndexWhole(t, td)
+	if !td.opensTrusted(object(t, td, copyOf)) {
+		t.Fatal("the trusted public key is kept, yet its private key no longer opens a trusted key")
+	}
+	if err := td.SetAttributes(t.Context(), admin, pub1, Template{Bool(ck.CKA_TRUSTED, false)}); err != nil {
+		t.Fatal(err)
+	}
+	gen(3) // attempts 1 and 2 go
 	if _, err := td.Info(alice, pub1); err == nil {
-		t.Fatal("attempt 1's public key survived the resend")
+		t.Fatal("attempt 1's untrusted public key survived the resend")
 	}
 	trustIndexWhole(t, td)
 	if td.opensTrusted(object(t, td, copyOf)) {
@@ -304,4 +317,98 @@ func hmacSHA256(key, msg []byte) []byte {
 	m := hmac.New(sha256.New, key)
 	m.Write(msg)
 	return m.Sum(nil)
+}
+
+// What was wrapped under a trusted key stays CKA_WRAP_WITH_TRUSTED-bound
+// for as long as it is wrapped: the key's crypto user cannot end the trust
+// (clear CKA_TRUSTED, destroy the trusted object, have a resend destroy it)
+// and then decrypt the blob or unwrap it into an extractable key. Only an
+// admin ends a trust.
+func TestTrustEndsOnlyByAdmin(t *testing.T) {
+	td, admin := activated(t)
+	alice := withCU(t, td, admin, "alice")
+	ctx := t.Context()
+	trust := func(id ObjectID) {
+		t.Helper()
+		if err := td.SetAttributes(ctx, admin, id, Template{Bool(ck.CKA_TRUSTED, true)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	guarded := genAES(t, td, alice, "guarded", Bool(ck.CKA_WRAP_WITH_TRUSTED, true))
+
+	// A trusted AES key, not extractable: its opener is itself.
+	w := genAES(t, td, alice, "w", Bool(ck.CKA_EXTRACTABLE, false))
+	trust(w)
+	wBlob := must[[]byte](t)(td.WrapKey(alice, w, kw, guarded))
+
+	// A trusted RSA public key whose private key is not extractable.
+	rsaPair := func(pubTmpl Template) (pub, priv ObjectID) {
+		pub, priv, err := td.GenerateKeyPair(ctx, alice, Mechanism{Type: ck.CKM_RSA_PKCS_KEY_PAIR_GEN},
+			with(pubTmpl, Bool(ck.CKA_TOKEN, true), Ulong(ck.CKA_MODULUS_BITS, 2048)),
+			Template{Bool(ck.CKA_TOKEN, true), Bool(ck.CKA_EXTRACTABLE, false)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return pub, priv
+	}
+	pub, priv := rsaPair(nil)
+	trust(pub)
+	rsaBlob := must[[]byte](t)(td.WrapKey(alice, pub, oaep256, guarded))
+
+	// A trusted copy of another public key, made by a creation with a token
+	// a later send can reuse.
+	pub2, priv2 := rsaPair(nil)
+	spki := must[[]byte](t)(td.ExportPublicKey(alice, pub2))
+	token := []byte("0123456789abcdef-trusted")
+	ctx1 := WithCreation(ctx, Creation{Token: token, Attempt: 1})
+	copy1 := must[ObjectID](t)(td.ImportPublicKey(ctx1, alice, spki, Template{Bool(ck.CKA_TOKEN, true)}))
+	noErr(t, td.SettleCreation(ctx1, copy1))
+	noErr(t, td.DestroyObject(ctx, alice, pub2))
+	trust(copy1)
+	copyBlob := must[[]byte](t)(td.WrapKey(alice, copy1, oaep256, guarded))
+
+	for _, tc := range []struct {
+		name   string
+		end    func() error // the attacker's try to end the trust
+		opener ObjectID
+		m      Mechanism
+		blob   []byte
+	}{
+		{"owner clears CKA_TRUSTED of a secret key", func() error {
+			return td.SetAttributes(ctx, alice, w, Template{Bool(ck.CKA_TRUSTED, false)})
+		}, w, kw, wBlob},
+		{"owner clears CKA_TRUSTED of a public key", func() error {
+			return td.SetAttributes(ctx, alice, pub, Template{Bool(ck.CKA_TRUSTED, false)})
+		}, priv, oaep256, rsaBlob},
+		{"owner destroys the trusted public key", func() error {
+			return td.DestroyObject(ctx, alice, pub)
+		}, priv, oaep256, rsaBlob},
+		{"a resend of the creation destroys the trusted public key", func() error {
+			ctx2 := WithCreation(ctx, Creation{Token: token, Attempt: 2})
+			id, err := td.GenerateKey(ctx2, alice, Mechanism{Type: ck.CKM_AES_KEY_GEN}, aesTemplate("resend", 16))
+			if err != nil {
+				return err
+			}
+			if err := td.SettleCreation(ctx2, id); err != nil {
+				return err
+			}
+			if _, err := td.Info(alice, copy1); err != nil {
+				return errors.New("the trusted copy was destroyed")
+			}
+			return nil
+		}, priv2, oaep256, copyBlob},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_ = tc.end() // refused or not, the wrapped key must stay bound
+			if out, err := td.Decrypt(alice, tc.opener, tc.m, tc.blob); err == nil {
+				t.Fatalf("decrypted the wrapped CKA_WRAP_WITH_TRUSTED key: %d bytes in the clear", len(out))
+			}
+			k, err := td.UnwrapKey(ctx, alice, tc.opener, tc.m, tc.blob, with(secretAES, Bool(ck.CKA_WRAP_WITH_TRUSTED, false)))
+			if err == nil {
+				secret, _ := td.ExportKey(ctx, alice, k)
+				t.Fatalf("unwrapped without CKA_WRAP_WITH_TRUSTED; export gave %d bytes", len(secret))
+			}
+			wantErr(t, err, ErrTemplateInconsistent)
+		})
+	}
 }

@@ -412,3 +412,23 @@ func TestTrustEndsOnlyByAdmin(t *testing.T) {
 		})
 	}
 }
+
+// A resent creation does not destroy what its owner could not destroy: an
+// earlier send's CKA_DESTROYABLE=false key stays.
+func TestSettleCreationKeepsUndestroyable(t *testing.T) {
+	td, admin := activated(t)
+	alice := withCU(t, td, admin, "alice")
+	token := []byte("0123456789abcdef-keep")
+	send := func(attempt uint32, extra ...Attribute) ObjectID {
+		ctx := WithCreation(t.Context(), Creation{Token: token, Attempt: attempt})
+		id := must[ObjectID](t)(td.GenerateKey(ctx, alice, Mechanism{Type: ck.CKM_AES_KEY_GEN}, aesTemplate("k", 32, extra...)))
+		noErr(t, td.SettleCreation(ctx, id))
+		return id
+	}
+	kept := send(1, Bool(ck.CKA_DESTROYABLE, false))
+	wantErr(t, td.DestroyObject(t.Context(), alice, kept), ErrActionProhibited)
+	send(2)
+	if _, err := td.Info(alice, kept); err != nil {
+		t.Fatalf("a resend destroyed a CKA_DESTROYABLE=false key: %v", err)
+	}
+}

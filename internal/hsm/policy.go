@@ -43,17 +43,28 @@ func mayDestroy(o *Object) error {
 }
 
 // foreign reports whether a new key comes from a key its creator does not
-// own (derived from a shared base key, unwrapped with a shared key). Such a
-// key is the creator's, but it stays inside the HSM: it is never
-// extractable and always sensitive, so the owner's secret cannot leave
-// through the user it was shared with.
+// own (derived from a shared base key, unwrapped with a shared key), or from
+// a key that came so itself (bound). Such a key is the creator's, but it
+// stays inside the HSM: it is never extractable and always sensitive, and
+// it is bound, so what comes from it is foreign too; else the owner's
+// secret would leave through the user it was shared with, one level down
+// (a second-level key unwrapped, and with it the keys wrapped under it).
 func (f origin) foreign() bool {
 	k := f.base
 	if k == nil {
 		k = f.unwrapper
 	}
-	return k != nil && (f.creator == nil || k.owner != f.creator.name)
+	return k != nil && (f.creator == nil || k.owner != f.creator.name || k.bound != 0)
 }
+
+// binding records on a key that it was made from another user's key
+// (origin.foreign), and how.
+type binding uint8
+
+const (
+	boundDerived   binding = 1 // derived from such a key: a fresh secret
+	boundUnwrapped binding = 2 // unwrapped with such a key: one of its owner's keys, maybe
+)
 
 // minForeignSecret is the fewest bytes of secret a key made from another
 // user's key may hold. A shorter key is a guessable piece of a secret the
@@ -109,6 +120,10 @@ func constrain(o *Object, from origin) {
 	if from.foreign() {
 		o.setBool(ck.CKA_EXTRACTABLE, false)
 		o.setBool(ck.CKA_SENSITIVE, true)
+		o.bound = boundDerived
+		if from.unwrapper != nil {
+			o.bound = boundUnwrapped
+		}
 	}
 	if from.sealed {
 		o.setBool(ck.CKA_WRAP_WITH_TRUSTED, true)
@@ -229,6 +244,10 @@ func (d *Device) mayDecrypt(p *principal, k *Object) error {
 	switch {
 	case k.has(fUnwrap) && (p == nil || k.owner != p.name):
 		return fmt.Errorf("%w: a shared key that may unwrap (CKA_UNWRAP) decrypts only for its owner", ErrKeyFunctionDenied)
+	case k.bound == boundUnwrapped:
+		// It may be its source owner's key-encryption key: C_Decrypt would
+		// open that owner's keys wrapped under it.
+		return fmt.Errorf("%w: a key unwrapped with another user's key does not decrypt", ErrKeyFunctionDenied)
 	case d.opensTrusted(k):
 		return fmt.Errorf("%w: the unwrapping side of a trusted key unwraps but does not decrypt", ErrKeyFunctionDenied)
 	}

@@ -432,3 +432,68 @@ func TestSettleCreationKeepsUndestroyable(t *testing.T) {
 		t.Fatalf("a resend destroyed a CKA_DESTROYABLE=false key: %v", err)
 	}
 }
+
+// A key unwrapped with another user's key is bound to the HSM, and so is
+// what comes from it: unwrapped with it, or derived from it. Else the
+// user a key-encryption key is shared with unwraps the owner's second-level
+// key (bound) and with it the owner's keys wrapped under that (free, or
+// decrypted in the clear).
+func TestForeignBindingInherited(t *testing.T) {
+	td, admin := activated(t)
+	alice := withCU(t, td, admin, "alice")
+	bob := withCU(t, td, admin, "bob")
+	ctx := t.Context()
+	kek := genAES(t, td, alice, "kek")
+	noErr(t, td.ShareKey(ctx, alice, kek, "bob"))
+	kek2 := genAES(t, td, alice, "kek2")
+	y := genAES(t, td, alice, "y")
+	b := must[[]byte](t)(td.WrapKey(alice, kek, kw, kek2)) // alice's key hierarchy, stored outside
+	c := must[[]byte](t)(td.WrapKey(alice, kek2, kw, y))
+	for _, tc := range []struct {
+		name string
+		r    Template // bob's template for alice's kek2
+	}{
+		{"second level may unwrap", with(secretAES, Bool(ck.CKA_UNWRAP, true), Bool(ck.CKA_DECRYPT, true))},
+		{"second level for data only", with(secretAES, Bool(ck.CKA_UNWRAP, false), Bool(ck.CKA_DECRYPT, true))},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := must[ObjectID](t)(td.UnwrapKey(ctx, bob, kek, kw, b, tc.r))
+			if out, err := td.Decrypt(bob, r, kw, c); err == nil {
+				t.Fatalf("bob decrypted alice's key wrapped under her second-level key: %d bytes", len(out))
+			} else {
+				wantErr(t, err, ErrKeyFunctionDenied)
+			}
+			if !boolAttr(t, td, bob, r, ck.CKA_UNWRAP) {
+				return
+			}
+			k, err := td.UnwrapKey(ctx, bob, r, kw, c, with(secretAES, Bool(ck.CKA_EXTRACTABLE, true)))
+			if err == nil {
+				out, _ := td.ExportKey(ctx, bob, k)
+				t.Fatalf("bob unwrapped alice's key extractable and exported %d bytes", len(out))
+			}
+			wantErr(t, err, ErrTemplateInconsistent)
+			k = must[ObjectID](t)(td.UnwrapKey(ctx, bob, r, kw, c, secretAES))
+			if boolAttr(t, td, bob, k, ck.CKA_EXTRACTABLE) {
+				t.Fatal("a key unwrapped with a bound key is extractable")
+			}
+		})
+	}
+	t.Run("the binding is stored", func(t *testing.T) {
+		r := must[ObjectID](t)(td.UnwrapKey(ctx, bob, kek, kw, b, with(secretAES, Bool(ck.CKA_DECRYPT, true))))
+		td2 := td.reopen(t)
+		s := td2.OpenSession()
+		noErr(t, td2.Login(ctx, s, RoleCryptoUser, "bob", cuPW))
+		_, err := td2.Decrypt(s, r, kw, c)
+		wantErr(t, err, ErrKeyFunctionDenied)
+	})
+	t.Run("derived keys still decrypt", func(t *testing.T) {
+		ecPriv, _ := ecDeriver(t, td, alice)
+		noErr(t, td.ShareKey(ctx, alice, ecPriv, "bob"))
+		d := must[ObjectID](t)(td.DeriveKey(ctx, bob, ecPriv, derive(peerPoint(t)),
+			Template{Ulong(ck.CKA_KEY_TYPE, uint(ck.CKK_AES)), Ulong(ck.CKA_VALUE_LEN, 32), Bool(ck.CKA_ENCRYPT, true), Bool(ck.CKA_DECRYPT, true), Bool(ck.CKA_UNWRAP, false)}))
+		ct := must[[]byte](t)(td.Encrypt(bob, d, gcm12, []byte("from the peer")))
+		if pt, err := td.Decrypt(bob, d, gcm12, ct); err != nil || string(pt) != "from the peer" {
+			t.Fatalf("decrypt with a derived key: %q, %v", pt, err)
+		}
+	})
+}

@@ -122,6 +122,9 @@ func (d *Device) allocObjectID(ctx context.Context, p *principal, o *Object) (Ob
 	if !ok || !o.Token() {
 		return d.newObjectID()
 	}
+	if err := c.Validate(); err != nil { // a mark out of bounds would not load again
+		return 0, err
+	}
 	id := creationObjectID(p.name, c.Token, c.Attempt, o.class)
 	_, taken := d.objects[id]
 	if _, busy := d.reserved[id]; taken || busy {
@@ -153,8 +156,9 @@ func (d *Device) creationGroups(owner string, token []byte) [][]*Object {
 
 // SettleCreation keeps, of the objects that the sends of the creation that
 // made object id made, only those of the latest send (see the top of this
-// file), destroying the others. It does nothing for an object no idempotent
-// creation made.
+// file), destroying the others that mayDestroy lets go (a non-destroyable
+// or trusted one stays, a duplicate). It does nothing for an object no
+// idempotent creation made.
 func (d *Device) SettleCreation(ctx context.Context, id ObjectID) error {
 	d.createMu.Lock() // as every writer of existing objects
 	defer d.createMu.Unlock()
@@ -169,12 +173,17 @@ func (d *Device) SettleCreation(ctx context.Context, id ObjectID) error {
 	var errs []error
 	for _, g := range groups[1:] {
 		for _, lost := range g {
+			if err := mayDestroy(lost); err != nil {
+				// Kept: a duplicate, rather than a way around the rule.
+				d.log.Info("a resent creation's earlier object is kept", "object", lost.id, "reason", err)
+				continue
+			}
 			if err := d.cfg.Store.Delete(ctx, RecordObject, lost.id.String()); err != nil {
 				errs = append(errs, fmt.Errorf("%w: store: %w", ErrDevice, err))
 				continue
 			}
 			d.mu.Lock()
-			delete(d.objects, lost.id)
+			d.dropObject(lost.id) // keeps the trust index whole
 			d.mu.Unlock()
 			d.audit(0, &principal{name: lost.owner, role: RoleCryptoUser}, "key.deduplicate", lost.id,
 				fmt.Sprintf("made by attempt %d of a resent creation; attempt %d's is kept", lost.made.made, groups[0][0].made.made), nil)

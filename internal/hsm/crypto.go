@@ -132,8 +132,11 @@ func (d *Device) Update(sid SessionID, id OpID, data []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	var out []byte
 	oper.mu.Lock()
-	out, err := oper.update(nil, data)
+	if err = d.stillMayUse(sid, oper); err == nil {
+		out, err = oper.update(nil, data)
+	}
 	if err != nil {
 		oper.end()
 	}
@@ -154,8 +157,13 @@ func (d *Device) Finish(sid SessionID, id OpID, sig []byte) ([]byte, error) {
 	}
 	d.endOp(s, id)
 	op := fnOps[oper.fn]
+	var out []byte
 	oper.mu.Lock()
-	out, err := oper.final(nil, sig)
+	if err = d.stillMayUse(sid, oper); err == nil {
+		out, err = oper.final(nil, sig)
+	} else {
+		oper.end()
+	}
 	oper.mu.Unlock()
 	_, p, _ := d.whoami(sid)
 	var obj ObjectID

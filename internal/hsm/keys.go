@@ -140,6 +140,9 @@ func finish(o *Object, from origin) {
 
 // buildKey assembles a new key object from material and template.
 func buildKey(class ck.ObjectClass, kt ck.KeyType, km *keyMaterial, tmpl Template, from origin, skip map[ck.AttributeType]bool) (*Object, error) {
+	if err := admitSecret(km, from); err != nil {
+		return nil, err
+	}
 	o := &Object{class: class, keyType: kt, attrs: map[ck.AttributeType][]byte{}, key: km}
 	o.setUlong(ck.CKA_CLASS, uint(class))
 	defaults(o)

@@ -47,6 +47,7 @@ type Object struct {
 	session SessionID                   // non-zero for a session object
 	key     *keyMaterial                // nil for data and certificate objects
 	made    *creationMark               // token objects made by an idempotent creation (creation.go)
+	bound   binding                     // made from another user's key (policy.go: origin.foreign)
 }
 
 // keyMaterial is the secret part of a key, with values derived from it once
@@ -182,6 +183,7 @@ const (
 	tagPKCS8  = tagBase + 4
 	tagSPKI   = tagBase + 5
 	tagMade   = tagBase + 6 // creationMark
+	tagBound  = tagBase + 7 // binding, one byte
 )
 
 func (o *Object) marshal() ([]byte, error) {
@@ -201,6 +203,9 @@ func (o *Object) marshal() ([]byte, error) {
 	}
 	if o.made != nil {
 		put(tagMade, o.made.marshal())
+	}
+	if o.bound != 0 {
+		put(tagBound, []byte{byte(o.bound)})
 	}
 	if k := o.key; k != nil {
 		switch {
@@ -266,6 +271,11 @@ func unmarshalObject(b []byte) (*Object, error) {
 				return nil, fmt.Errorf("%w: %w", errRecord, err)
 			}
 			o.made = m
+		case tagBound:
+			if len(v) != 1 || binding(v[0]) != boundDerived && binding(v[0]) != boundUnwrapped {
+				return nil, fmt.Errorf("%w: bad binding", errRecord)
+			}
+			o.bound = binding(v[0])
 		default:
 			if !checkValue(at, v) {
 				return nil, fmt.Errorf("%w: bad value for %v", errRecord, at)

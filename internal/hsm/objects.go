@@ -203,8 +203,7 @@ func setOne(o *Object, p *principal, a Attribute) error {
 			return fmt.Errorf("%w: CKA_WRAP_WITH_TRUSTED can only change from false to true", ErrAttributeReadOnly)
 		}
 	case ck.CKA_TRUSTED:
-		// A crypto user may clear it; only an admin sets it.
-		if v && !o.has(fTrusted) {
+		if v != o.has(fTrusted) {
 			if err := mayTrust(p); err != nil {
 				return err
 			}
@@ -281,8 +280,8 @@ func (d *Device) destroy(ctx context.Context, s *session, p *principal, id Objec
 	if o.owner != p.name {
 		return ErrNotOwner
 	}
-	if !o.has(fDestroyable) {
-		return fmt.Errorf("%w: CKA_DESTROYABLE is false", ErrActionProhibited)
+	if err := mayDestroy(o); err != nil {
+		return err
 	}
 	if o.Token() {
 		if err := d.cfg.Store.Delete(ctx, RecordObject, id.String()); err != nil {

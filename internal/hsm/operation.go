@@ -184,13 +184,8 @@ func (d *Device) prepare(op string, p *principal, fn Function, key *Object, m Me
 	if !keyFits(key, m.Type, fn) {
 		return nil, opErr(op, ErrKeyTypeInconsistent, "%v cannot use this key", m.Type)
 	}
-	if f, attr := fnAttr(fn); !key.has(f) {
-		return nil, opErr(op, ErrKeyFunctionDenied, "%v is false", attr)
-	}
-	if fn == FnDecrypt {
-		if err := d.mayDecrypt(p, key); err != nil {
-			return nil, &Error{Op: op, Err: err}
-		}
+	if err := d.mayUse(p, fn, key, m.Type); err != nil {
+		return nil, &Error{Op: op, Err: err}
 	}
 	if err := o.start(); err != nil {
 		return nil, &Error{Op: op, Err: err}

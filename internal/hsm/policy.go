@@ -14,26 +14,74 @@ import (
 // key, when a key's secret may leave the HSM, and who reads an object's
 // contents. Every path that reaches the same data calls the rule here.
 
-// mayTrust is the one rule for CKA_TRUSTED=true, at creation and after:
-// only an admin marks a key trusted (PKCS#11 §4.8 reserves it to the SO).
+// mayTrust is the one rule for CKA_TRUSTED, at creation and after: only an
+// admin marks a key trusted (PKCS#11 §4.8 reserves it to the SO), and only
+// an admin ends a trust. What was wrapped under a trusted key comes back
+// only as a CKA_WRAP_WITH_TRUSTED key (origin.sealed, mayDecrypt) for as
+// long as the trust lasts, so the key's crypto user must not end it:
+// neither by clearing CKA_TRUSTED nor by destroying the trusted object
+// (mayDestroy).
 func mayTrust(p *principal) error {
 	if p == nil || p.role != RoleAdmin {
-		return fmt.Errorf("%w: only an admin may set CKA_TRUSTED", ErrAttributeReadOnly)
+		return fmt.Errorf("%w: only an admin may set or clear CKA_TRUSTED", ErrAttributeReadOnly)
+	}
+	return nil
+}
+
+// mayDestroy is the one rule for an object's destruction, by its owner
+// (C_DestroyObject) or as the loser of a resent creation (SettleCreation):
+// not when CKA_DESTROYABLE is false, and not while it is trusted (an admin
+// clears CKA_TRUSTED first, see mayTrust).
+func mayDestroy(o *Object) error {
+	switch {
+	case !o.has(fDestroyable):
+		return fmt.Errorf("%w: CKA_DESTROYABLE is false", ErrActionProhibited)
+	case o.has(fTrusted):
+		return fmt.Errorf("%w: the object is trusted; an admin clears CKA_TRUSTED before it is destroyed", ErrActionProhibited)
 	}
 	return nil
 }
 
 // foreign reports whether a new key comes from a key its creator does not
-// own (derived from a shared base key, unwrapped with a shared key). Such a
-// key is the creator's, but it stays inside the HSM: it is never
-// extractable and always sensitive, so the owner's secret cannot leave
-// through the user it was shared with.
+// own (derived from a shared base key, unwrapped with a shared key), or from
+// a key that came so itself (bound). Such a key is the creator's, but it
+// stays inside the HSM: it is never extractable and always sensitive, and
+// it is bound, so what comes from it is foreign too; else the owner's
+// secret would leave through the user it was shared with, one level down
+// (a second-level key unwrapped, and with it the keys wrapped under it).
 func (f origin) foreign() bool {
 	k := f.base
 	if k == nil {
 		k = f.unwrapper
 	}
-	return k != nil && (f.creator == nil || k.owner != f.creator.name)
+	return k != nil && (f.creator == nil || k.owner != f.creator.name || k.bound != 0)
+}
+
+// binding records on a key that it was made from another user's key
+// (origin.foreign), and how.
+type binding uint8
+
+const (
+	boundDerived   binding = 1 // derived from such a key: a fresh secret
+	boundUnwrapped binding = 2 // unwrapped with such a key: one of its owner's keys, maybe
+)
+
+// minForeignSecret is the fewest bytes of secret a key made from another
+// user's key may hold. A shorter key is a guessable piece of a secret the
+// creator may not read: keys derived with CKA_VALUE_LEN 1, 2, ... and an
+// HMAC under each give the base's ECDH secret one byte in 256 guesses at a
+// time.
+const minForeignSecret = 16
+
+// admitSecret checks the secret of a new key against its origin: a secret
+// key made from another user's key (foreign) holds at least
+// minForeignSecret bytes. buildKey calls it for every new key.
+func admitSecret(km *keyMaterial, from origin) error {
+	if km.secret != nil && len(km.secret) < minForeignSecret && from.foreign() {
+		return fmt.Errorf("%w: a key derived from or unwrapped with another user's key has at least %d bytes, not %d",
+			ErrTemplateInconsistent, minForeignSecret, len(km.secret))
+	}
+	return nil
 }
 
 // admit checks one attribute of a creation template against the rules that
@@ -72,6 +120,10 @@ func constrain(o *Object, from origin) {
 	if from.foreign() {
 		o.setBool(ck.CKA_EXTRACTABLE, false)
 		o.setBool(ck.CKA_SENSITIVE, true)
+		o.bound = boundDerived
+		if from.unwrapper != nil {
+			o.bound = boundUnwrapped
+		}
 	}
 	if from.sealed {
 		o.setBool(ck.CKA_WRAP_WITH_TRUSTED, true)
@@ -126,6 +178,62 @@ func trustedPublic(o *Object) (keyID, bool) {
 	return publicKeyID(o.key.pub)
 }
 
+// mayUse is the one rule for p using key for fn with mechanism m, beyond
+// the mechanism fitting the key: the key's use attribute (CKA_DECRYPT,
+// CKA_SIGN, ...), its CKA_ALLOWED_MECHANISMS, and mayDecrypt. prepare runs it when an operation starts, and every later step
+// of a multi-part operation runs it again on the key as it is then
+// (Device.stillMayUse): a share withdrawn, a use attribute cleared, a key
+// destroyed or made trusted after C_*Init stops the operation.
+func (d *Device) mayUse(p *principal, fn Function, key *Object, m ck.MechanismType) error {
+	if f, attr := fnAttr(fn); !key.has(f) {
+		return fmt.Errorf("%w: %v is false", ErrKeyFunctionDenied, attr)
+	}
+	if !mechanismAllowed(key, m) {
+		return fmt.Errorf("%w: %v is not in the key's CKA_ALLOWED_MECHANISMS", ErrMechanismInvalid, m)
+	}
+	if fn == FnDecrypt {
+		return d.mayDecrypt(p, key)
+	}
+	return nil
+}
+
+// stillMayUse runs mayUse for the next step of a multi-part operation, on
+// its key as the session's user sees it now.
+func (d *Device) stillMayUse(sid SessionID, oper *operation) error {
+	if oper.key == nil { // a digest uses no key
+		return nil
+	}
+	s, p, err := d.whoami(sid)
+	if err != nil {
+		return err
+	}
+	k, err := d.lookup(s, p, oper.key.id)
+	if err != nil {
+		return fmt.Errorf("%w: the operation's key is gone or no longer shared", ErrKeyHandleInvalid)
+	}
+	return d.mayUse(p, oper.fn, k, oper.m.Type)
+}
+
+// mechanismAllowed reports whether the key's CKA_ALLOWED_MECHANISMS, if it
+// has one, lists m (PKCS#11 v3.0 §4.7: an empty or absent list allows
+// every mechanism). A list that is not a whole number of CK_ULONGs allows
+// none.
+func mechanismAllowed(key *Object, m ck.MechanismType) bool {
+	v := key.attrs[ck.CKA_ALLOWED_MECHANISMS]
+	if len(v) == 0 {
+		return true
+	}
+	if len(v)%8 != 0 {
+		return false
+	}
+	for ; len(v) > 0; v = v[8:] {
+		if decodeUlong(v[:8]) == uint(m) {
+			return true
+		}
+	}
+	return false
+}
+
 // mayDecrypt is the rule for C_Decrypt beyond CKA_DECRYPT. C_Decrypt of what
 // C_WrapKey made under a key gives the wrapped key in the clear, so a key
 // that may unwrap decrypts only for its owner (whose wrapped keys were
@@ -136,6 +244,10 @@ func (d *Device) mayDecrypt(p *principal, k *Object) error {
 	switch {
 	case k.has(fUnwrap) && (p == nil || k.owner != p.name):
 		return fmt.Errorf("%w: a shared key that may unwrap (CKA_UNWRAP) decrypts only for its owner", ErrKeyFunctionDenied)
+	case k.bound == boundUnwrapped:
+		// It may be its source owner's key-encryption key: C_Decrypt would
+		// open that owner's keys wrapped under it.
+		return fmt.Errorf("%w: a key unwrapped with another user's key does not decrypt", ErrKeyFunctionDenied)
 	case d.opensTrusted(k):
 		return fmt.Errorf("%w: the unwrapping side of a trusted key unwraps but does not decrypt", ErrKeyFunctionDenied)
 	}

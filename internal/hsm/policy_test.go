@@ -495,7 +495,7 @@ func TestOpensTrustedFollowsTheTable(t *testing.T) {
 			setTrusted(admin, dup, true)
 		}, true},
 		{"admin untrusts one copy", func() { setTrusted(admin, pub, false) }, true},
-		{"owner untrusts the other", func() { setTrusted(alice, dup, false) }, false},
+		{"admin untrusts the other", func() { setTrusted(admin, dup, false) }, false},
 		{"sharing withdrawn from a deleted user", func() {
 			setTrusted(admin, dup, true)
 			noErr(t, td.ShareKey(ctx, alice, dup, "bob"))
@@ -510,10 +510,15 @@ func TestOpensTrustedFollowsTheTable(t *testing.T) {
 			wantErr(t, err, ErrObjectHandleInvalid)
 			noErr(t, td.CloseSession(s))
 		}, true},
-		{"trusted public key destroyed", func() { noErr(t, td.DestroyObject(ctx, alice, dup)) }, false},
-		{"admin trusts, owner destroys", func() {
+		{"trusted public key destroyed once the admin untrusts it", func() {
+			wantErr(t, td.DestroyObject(ctx, alice, dup), ErrActionProhibited)
+			setTrusted(admin, dup, false)
+			noErr(t, td.DestroyObject(ctx, alice, dup))
+		}, false},
+		{"admin trusts, then untrusts, owner destroys", func() {
 			setTrusted(admin, pub, true)
 			rec = slices.Clone(td.store.recs[RecordObject][pub.String()])
+			setTrusted(admin, pub, false)
 			noErr(t, td.DestroyObject(ctx, alice, pub))
 		}, false},
 		{"a trusted record arrives from a peer", func() { noErr(t, td.Reload(RecordObject, pub.String(), peer(true))) }, true},

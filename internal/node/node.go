@@ -412,12 +412,27 @@ func (n *Node) join(ctx context.Context, spawn func(string, func() error)) error
 	if err := n.markSelfJoined(ctx); err != nil {
 		return ignoreCanceled(ctx, err)
 	}
-	users, err := n.countRecords(ctx, store.KindUser)
-	if err != nil {
-		return ignoreCanceled(ctx, err)
-	}
-	if users == 0 {
-		return errors.New("caught up with the cluster but received no users: refusing to load a device that would create a pre-admin over the cluster's admin")
+	// A joining node loads its device only with the cluster's users: with
+	// none it would make a pre-admin over the cluster's admin. The first
+	// round may have reached no peer (a loaded machine, a peer restarting):
+	// sync again until one answers; the node stays not ready meanwhile.
+	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
+		users, err := n.countRecords(ctx, store.KindUser)
+		if err != nil {
+			return ignoreCanceled(ctx, err)
+		}
+		if users > 0 {
+			break
+		}
+		n.log.Warn("joined, but no peer has delivered the cluster's users yet; syncing again", "in", wait)
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return nil
+		}
+		if err := s.SyncNow(ctx); err != nil {
+			n.log.Debug("anti-entropy while joining", "err", err)
+		}
 	}
 	return ignoreCanceled(ctx, n.loadDevice(ctx))
 }

@@ -277,6 +277,11 @@ func (s *Syncer) WaitReady(ctx context.Context) error {
 	}
 }
 
+// SyncNow runs one anti-entropy round with every peer now (after any round
+// in progress) and returns the peers' errors, joined: nil means this node
+// pulled from every peer.
+func (s *Syncer) SyncNow(ctx context.Context) error { return s.round(ctx) }
+
 // Lag returns, per peer, the age of the oldest local change (Notify) that
 // peer has not yet acknowledged; 0 when it has them all. After a queue
 // overflow the age counts from the overflow until an anti-entropy round with

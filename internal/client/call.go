@@ -93,6 +93,17 @@ func (c *Cluster) invoke(ctx context.Context, s *Session, cl call, fn requestFun
 			return m, nil
 		}
 		if r := refusal(m.addr, err); r != nil {
+			if !sent && s != nil && cl.pin == nil && hsmCondition(r.RV) {
+				// Opening the session there failed for a reason of that
+				// HSM's own (its disk is full): the request never left, so
+				// another HSM may serve it.
+				failed |= m.bit()
+				last = fmt.Errorf("HSM %s: %w", m.addr, r)
+				if c.pick(c.all&^failed) != nil {
+					continue
+				}
+				return nil, giveUp(fmt.Errorf("client: %s: %w", cl.op, r))
+			}
 			if r.RV == ck.CKR_SESSION_HANDLE_INVALID && s != nil && cl.pin == nil && !renewed {
 				// The HSM forgot our session (it restarted, or the session
 				// idled out) and did nothing: log in again and resend.
@@ -134,6 +145,13 @@ func (c *Cluster) invoke(ctx context.Context, s *Session, cl call, fn requestFun
 		}
 	}
 	return nil, giveUp(fmt.Errorf("client: %s: %w (last failure: %w)", cl.op, ErrNoHSM, last))
+}
+
+// hsmCondition reports whether a refusal is about the HSM that gave it (its
+// disk is full, it failed), not about the request or the user: the same
+// request may succeed on another HSM.
+func hsmCondition(rv ck.RV) bool {
+	return rv == ck.CKR_DEVICE_MEMORY || rv == ck.CKR_DEVICE_ERROR
 }
 
 // attempt sends fn to m once, first opening s's node session there if

@@ -451,3 +451,48 @@ func TestNotReadyHSM(t *testing.T) {
 	w.servers[0].notReady.Store(false)
 	eventually(t, "the HSM to be used once ready", func() bool { return c.members[0].up.Load() })
 }
+
+// TestLoginRefusedByOneHSM: an HSM that cannot log a session in for a reason
+// of its own (its disk is full, CKR_DEVICE_MEMORY; a device error) did
+// nothing, so the request goes to another HSM; a refusal about the
+// credentials is the user's and is never tried elsewhere.
+func TestLoginRefusedByOneHSM(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		rv     ck.RV
+		wantOK bool
+	}{
+		{"disk full", ck.CKR_DEVICE_MEMORY, true},
+		{"device error", ck.CKR_DEVICE_ERROR, true},
+		{"wrong password", ck.CKR_PIN_INCORRECT, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w, pki := newFakeCluster(t, 2)
+			c := dial(t, testConfig(w, pki))
+			s := login(t, c)
+			key := replicatedKey(t, s, 2) // on both HSMs
+			w.servers[0].setFail("Login", refuse(tc.rv, "refused by this HSM"))
+			one, two := w.servers[0], w.servers[1]
+			// Until a request meets HSM 1's refusal (balancing chooses):
+			// each round HSM 1 forgets the session, so a request that goes
+			// there logs in again.
+			for i := 0; one.count("Login") < 2; i++ {
+				if i == 200 {
+					t.Fatal("no request went to HSM 1: the test proves nothing")
+				}
+				one.forgetSessions()
+				before := two.count("Login")
+				_, err := s.Sign(t.Context(), key, hmac, []byte("m"))
+				met := one.count("Login") >= 2
+				switch {
+				case tc.wantOK && err != nil:
+					t.Fatalf("Sign: %v", err)
+				case !tc.wantOK && met && err == nil:
+					t.Fatalf("a login refused with %v was tried on another HSM (HSM 2 logins %d → %d)", tc.rv, before, two.count("Login"))
+				case !tc.wantOK && met && !errors.Is(err, &Error{RV: tc.rv}):
+					t.Fatalf("Sign: %v, want %v", err, tc.rv)
+				}
+			}
+		})
+	}
+}

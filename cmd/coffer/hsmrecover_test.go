@@ -10,7 +10,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/coffer-hsm/coffer/internal/audit"
 	"github.com/coffer-hsm/coffer/internal/hsm"
 	"github.com/coffer-hsm/coffer/internal/node"
 	"github.com/coffer-hsm/coffer/internal/store"
@@ -31,15 +30,12 @@ func openDataDir(t *testing.T, dir string) (dev *hsm.Device, closeAll func()) {
 			t.Fatal(err)
 		}
 	}
-	lg, err := audit.Open(ctx, audit.Config{Path: filepath.Join(dir, node.AuditFile)})
+	st.Close()
+	o, err := node.OpenOffline(ctx, node.OfflineConfig{DataDir: dir, NodeID: 1, Device: node.DeviceConfig{Password: recoverTestCost}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	dev, err = hsm.New(ctx, hsm.Config{Store: offlineStore{st}, Audit: lg, Password: recoverTestCost})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return dev, func() { lg.Close(); st.Close() }
+	return o.Device, func() { o.Close() }
 }
 
 // TestHSMUnlockAdmin: `coffer hsm unlock-admin` on a stopped node's data dir

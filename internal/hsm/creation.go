@@ -160,10 +160,18 @@ func (d *Device) creationGroups(owner string, token []byte) [][]*Object {
 // or trusted one stays, a duplicate). It does nothing for an object no
 // idempotent creation made.
 func (d *Device) SettleCreation(ctx context.Context, id ObjectID) error {
+	d.mu.RLock()
+	o := d.objects[id]
+	d.mu.RUnlock()
+	if o == nil || o.made == nil {
+		// Most records (every one a peer delivers runs this) come from no
+		// resent creation: done without taking createMu.
+		return nil
+	}
 	d.createMu.Lock() // as every writer of existing objects
 	defer d.createMu.Unlock()
 	d.mu.RLock()
-	o := d.objects[id]
+	o = d.objects[id]
 	if o == nil || o.made == nil {
 		d.mu.RUnlock()
 		return nil

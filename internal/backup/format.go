@@ -29,8 +29,8 @@ const (
 	adMK      = "mk\x00"
 	adCluster = "cluster key\x00"
 
-	flagFIPS       = 1 << 0
-	flagActivated  = 1 << 1
+	flagFIPS      = 1 << 0
+	flagActivated = 1 << 1
 )
 
 // Limits on what a blob may hold.

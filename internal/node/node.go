@@ -25,7 +25,7 @@ import (
 
 // Files in Config.DataDir.
 const (
-	StoreFile   = "hsm.db"
+	StoreFile = "hsm.db"
 	// (A restore builds the data dir as DataDir + ".restoring" first.)
 	NodeKeyFile = "node.key"
 	AuditFile   = "audit.log"

@@ -123,9 +123,9 @@ func nodeConfig(f *hsmFile, path string, now func() time.Time) (node.Config, err
 		RestoreBlob:   f.RestoreBlob,
 		// The backup id a restore's blob must be bound to.
 		RestoreBackupID: f.RestoreBackupID,
-		Device:        node.DeviceConfig{FIPS: f.FIPS},
-		Limits:        limits,
-		Now:           now,
+		Device:          node.DeviceConfig{FIPS: f.FIPS},
+		Limits:          limits,
+		Now:             now,
 	}, nil
 }
 

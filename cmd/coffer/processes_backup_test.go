@@ -101,8 +101,8 @@ func TestProcessesBackupRestore(t *testing.T) {
 	tampered[len(tampered)/2] ^= 1
 	for _, tc := range []struct {
 		name, id string
-		blob []byte
-		want string
+		blob     []byte
+		want     string
 	}{
 		{"tampered", "backup-1", tampered, "edited"},
 		{"swapped", "backup-9", blob.Bytes(), "bound to another backup"},

@@ -100,6 +100,10 @@ func NewProcesses(cfg ProcessesConfig) (*Processes, error) {
 	if cfg.BackupKeyPath == "" {
 		cfg.BackupKeyPath = filepath.Join(cfg.Dir, "backup.key")
 	}
+	// Nodes run in their own directories: every path they are given is absolute.
+	if abs, err := filepath.Abs(cfg.BackupKeyPath); err == nil {
+		cfg.BackupKeyPath = abs
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}

@@ -146,6 +146,16 @@ func TestBackupRestore(t *testing.T) {
 	cfgB := config(t, dst, 1, MasterKeyRestore)
 	cfgB.DataDir = filepath.Join(t.TempDir(), "data")
 	cfgB.BackupKeyPath, cfgB.RestoreBlob, cfgB.RestoreBackupID = keyPath, path, "backup-1"
+	// An empty data dir is replaced; what a crashed restore left is removed.
+	if err := os.MkdirAll(cfgB.DataDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(cfgB.DataDir+restoreSuffix, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(cfgB.DataDir+restoreSuffix, StoreFile), []byte("half made"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	r := start(t, cfgB)
 	eventually(t, "restored node ready", r.Ready)
 	if _, err := os.Stat(cfgB.DataDir + restoreSuffix); !os.IsNotExist(err) {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"google.golang.org/grpc/codes"
@@ -275,4 +276,43 @@ func TestBackupAuthorization(t *testing.T) {
 			t.Fatalf("got %v, want FailedPrecondition", err)
 		}
 	})
+}
+
+// TestRestoreFIPSOnlyIntoFIPS: a backup of a FIPS cluster restores into a
+// FIPS node only, and a refused restore leaves no data dir.
+func TestRestoreFIPSOnlyIntoFIPS(t *testing.T) {
+	keyPath := backupKeyFile(t)
+	pki := newTestPKI(t, "cluster-fips")
+	cfg := config(t, pki, 1, MasterKeyCreate)
+	cfg.BackupKeyPath, cfg.Device.FIPS = keyPath, true
+	a := start(t, cfg)
+	eventually(t, "node ready", a.Ready)
+	blob, err := fetchBackup(t, pki, a.Addr(), ownCert(cfg), "backup-fips", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "restore.blob")
+	os.WriteFile(path, blob, 0o600)
+	for _, fips := range []bool{false, true} {
+		rcfg := config(t, newTestPKI(t, "cluster-dst"), 1, MasterKeyRestore)
+		rcfg.DataDir = filepath.Join(t.TempDir(), "data")
+		rcfg.BackupKeyPath, rcfg.RestoreBlob, rcfg.RestoreBackupID, rcfg.Device.FIPS = keyPath, path, "backup-fips", fips
+		n, err := New(t.Context(), rcfg)
+		if fips {
+			if err != nil {
+				t.Fatalf("restore into a FIPS node: %v", err)
+			}
+			n.Close()
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), "FIPS") {
+			if n != nil {
+				n.Close()
+			}
+			t.Fatalf("restore of a FIPS backup into a non-FIPS node: %v", err)
+		}
+		if _, err := os.Stat(rcfg.DataDir); !os.IsNotExist(err) {
+			t.Errorf("a refused restore left %s (%v)", rcfg.DataDir, err)
+		}
+	}
 }

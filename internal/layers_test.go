@@ -36,7 +36,7 @@ func imports(t *testing.T, pkg string) []string {
 var noNetworking = []string{"net", "net/", "C", "os/exec"}
 
 func TestNoNetworkingInTheDevice(t *testing.T) {
-	for _, pkg := range []string{"internal/ck", "internal/hsm", "internal/hsm/mech", "internal/store", "internal/audit", "internal/peersync"} {
+	for _, pkg := range []string{"internal/ck", "internal/hsm", "internal/hsm/mech", "internal/store", "internal/audit", "internal/peersync", "internal/backup"} {
 		for _, imp := range imports(t, pkg) {
 			for _, f := range noNetworking {
 				if imp == f || strings.HasSuffix(f, "/") && strings.HasPrefix(imp, f) {
@@ -59,8 +59,9 @@ func TestLayers(t *testing.T) {
 		{"internal/hsm", []string{module + "internal/store"}},
 		{"internal/peersync", []string{module + "internal/hsm", module + "internal/node", module + "internal/client", module + "proto/", "google.golang.org/grpc"}},
 		{"internal/pki", []string{module}},
+		{"internal/backup", []string{module + "internal/hsm", module + "internal/node", module + "internal/peersync", module + "internal/client", module + "internal/pki", module + "internal/controlplane", module + "proto/"}},
 		{"internal/node", []string{module + "internal/pki", module + "internal/client", module + "internal/cli", module + "cmd/"}},
-		{"internal/controlplane", []string{module + "internal/hsm", module + "internal/store", module + "internal/node", module + "internal/peersync", module + "internal/client", module + "internal/cli", module + "cmd/"}},
+		{"internal/controlplane", []string{module + "internal/hsm", module + "internal/store", module + "internal/backup", module + "internal/node", module + "internal/peersync", module + "internal/client", module + "internal/cli", module + "cmd/"}},
 		{"internal/client", []string{module + "internal/hsm", module + "internal/store", module + "internal/node", module + "internal/peersync", module + "internal/audit"}},
 	} {
 		t.Run(c.pkg, func(t *testing.T) {

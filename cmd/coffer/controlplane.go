@@ -48,7 +48,10 @@ type controlPlaneOptions struct {
 	regions     []string
 	credentials string // file; "" means DATA/credentials.json, made if missing
 	stopNodes   bool   // stop the HSM nodes on exit (coffer up)
-	logger      *slog.Logger
+	// backupKey is the fleet backup key file the HSMs seal backups under;
+	// "" means the HSM side's directory's backup.key (made if missing).
+	backupKey string
+	logger    *slog.Logger
 }
 
 // runningControlPlane is a control plane serving in this process.
@@ -73,6 +76,7 @@ func runControlPlane(ctx context.Context, args []string, stdout, stderr io.Write
 	regions := fs.String("regions", "us-east-1,us-west-2", "regions served, comma-separated")
 	creds := fs.String("credentials", "", `JSON file of access keys: [{"access_key_id", "secret_access_key", "account_id"}]`)
 	stopNodes := fs.Bool("stop-nodes", false, "stop the HSM nodes when the control plane stops (default: leave them running)")
+	backupKey := fs.String("backup-key", "", "the fleet backup key file of the HSMs (0600, made if missing; default: DATA/hsm-side/backup.key); copy it to another deployment to restore its backups there")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, controlplaneUsage)
 		fs.PrintDefaults()
@@ -89,7 +93,7 @@ func runControlPlane(ctx context.Context, args []string, stdout, stderr io.Write
 	defer stopSignals()
 	cp, err := startControlPlane(ctx, controlPlaneOptions{
 		dataDir: *dataDir, listen: *listen, regions: strings.Split(*regions, ","), credentials: *creds,
-		stopNodes: *stopNodes, logger: newLogger(stderr),
+		stopNodes: *stopNodes, backupKey: *backupKey, logger: newLogger(stderr),
 	})
 	if err != nil {
 		return err
@@ -131,7 +135,7 @@ func startControlPlane(ctx context.Context, o controlPlaneOptions) (*runningCont
 	}
 	prov, err := controlplane.NewProcesses(controlplane.ProcessesConfig{
 		Dir: filepath.Join(o.dataDir, "hsm-side"), Executable: exe, Logger: o.logger.With("part", "provisioner"),
-		SealingKeyPath: filepath.Join(o.dataDir, "cluster-sealing.key"),
+		SealingKeyPath: filepath.Join(o.dataDir, "cluster-sealing.key"), BackupKeyPath: o.backupKey,
 	})
 	if err != nil {
 		return nil, err

@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/coffer-hsm/coffer/internal/backup"
 	"github.com/coffer-hsm/coffer/internal/pki"
 )
 
@@ -27,6 +28,9 @@ commands:
   init          make (or extend) a cluster's certificates and one config file per HSM
   run           run one HSM node from its config file
   unlock-admin  on a stopped HSM's host: unlock an admin when every admin is locked
+  backup        ask a running HSM for a backup of its cluster (sealed under the backup key)
+  restore-cluster  verify a backup and prepare a new cluster's HSM side from it
+  backup-key    make the fleet backup key file (--create PATH)
 
 Example: a three-HSM cluster on this machine
   coffer hsm init --dir ./cluster --node 1=127.0.0.11:2223 --node 2=127.0.0.12:2223 --node 3=127.0.0.13:2223
@@ -53,6 +57,12 @@ func runHSM(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 		return runHSMIssueCert(args[1:], stdin, stdout, stderr)
 	case "seal-cluster-key":
 		return runHSMSealClusterKey(args[1:], stdin, stderr)
+	case "backup":
+		return runHSMBackup(ctx, args[1:], stdin, stdout, stderr)
+	case "restore-cluster":
+		return runHSMRestoreCluster(args[1:], stdin, stdout, stderr)
+	case "backup-key":
+		return runHSMBackupKey(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, hsmUsage)
 		return nil
@@ -94,6 +104,7 @@ func runHSMInit(args []string, stdout, stderr io.Writer) error {
 	sealing := fs.String("sealing-key", "", "the key sealing the cluster key (created if missing; default DIR/sealing.key)")
 	nodes := nodeFlag{}
 	fs.Var(nodes, "node", "an HSM as ID=IP:PORT (repeat); init again with more to add HSMs")
+	backupKey := fs.String("backup-key", "", "the fleet backup key file the HSMs back up under (created if missing, 0600); none: no backups")
 	loginDelay := fs.Duration("login-failure-delay", 0,
 		"a fixed pause a client address keeps after each failed login (default: 2s, growing 4x per failure up to 15m)")
 	fs.Usage = func() {
@@ -241,6 +252,18 @@ func runHSMInit(args []string, stdout, stderr io.Writer) error {
 			Certificate: filepath.Join(name, "node.crt"), PrivateKey: filepath.Join(name, "node.key.pem"),
 			ClusterCertificate: filepath.Join("cluster", "cluster.crt"), TrustAnchor: "customerCA.crt", MaskingKey: mk,
 			MetricsListen: net.JoinHostPort(host, "0"),
+		}
+	}
+	if *backupKey != "" {
+		abs, err := filepath.Abs(*backupKey)
+		if err != nil {
+			return err
+		}
+		if _, err := backup.CreateKeyFile(abs); err != nil {
+			return err
+		}
+		for _, f := range all {
+			f.BackupKey = abs
 		}
 	}
 	if *loginDelay > 0 {

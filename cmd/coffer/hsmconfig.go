@@ -27,8 +27,15 @@ type hsmFile struct {
 	ClusterCertificate string     `json:"cluster_certificate"` // PEM: the signed cluster certificate (+ intermediates)
 	TrustAnchor        string     `json:"trust_anchor"`        // PEM: the customer's CA certificate
 	Peers              []peerFile `json:"peers"`
-	MaskingKey         string     `json:"masking_key"` // create | clone | existing
+	MaskingKey         string     `json:"masking_key"` // create | clone | existing | restore
 	FIPS               bool       `json:"fips,omitempty"`
+	// BackupKey is the fleet backup key file (0600, `coffer hsm backup-key
+	// --create`); without one the node makes no backups.
+	BackupKey string `json:"backup_key,omitempty"`
+	// RestoreBlob and RestoreBackupID are the backup a "restore" node
+	// builds its store from when it has none.
+	RestoreBlob     string `json:"restore_blob,omitempty"`
+	RestoreBackupID string `json:"restore_backup_id,omitempty"`
 	// LoginFailureDelay and LoginMaxFailureDelay (Go durations, e.g. "2s")
 	// override the pause a client address keeps after a failed login and
 	// its cap (node.ClientLimits); empty: the node's defaults.
@@ -75,7 +82,7 @@ func readHSMFile(path string) (*hsmFile, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	dir := filepath.Dir(path)
-	for _, p := range []*string{&f.DataDir, &f.Certificate, &f.PrivateKey, &f.ClusterCertificate, &f.TrustAnchor} {
+	for _, p := range []*string{&f.DataDir, &f.Certificate, &f.PrivateKey, &f.ClusterCertificate, &f.TrustAnchor, &f.BackupKey, &f.RestoreBlob} {
 		if *p != "" && !filepath.IsAbs(*p) {
 			*p = filepath.Join(dir, *p)
 		}

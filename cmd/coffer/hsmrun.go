@@ -119,9 +119,13 @@ func nodeConfig(f *hsmFile, path string, now func() time.Time) (node.Config, err
 		Peers:         peers,
 		MasterKey:     mk,
 		AuthorizePeer: authorize,
-		Device:        node.DeviceConfig{FIPS: f.FIPS},
-		Limits:        limits,
-		Now:           now,
+		BackupKeyPath: f.BackupKey,
+		RestoreBlob:   f.RestoreBlob,
+		// The backup id a restore's blob must be bound to.
+		RestoreBackupID: f.RestoreBackupID,
+		Device:          node.DeviceConfig{FIPS: f.FIPS},
+		Limits:          limits,
+		Now:             now,
 	}, nil
 }
 

@@ -69,6 +69,7 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	dataDir := fs.String("data-dir", "", "directory for everything (created; run again to resume)")
 	listen := fs.String("listen", "", "control plane address (default: the last one used, else 127.0.0.1:2280 or a free port)")
+	backupKey := fs.String("backup-key", "", "the fleet backup key file of the HSMs (0600, made if missing; default: inside the HSM side's directory); name another deployment's copy to restore its backups")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, upUsage)
 		fs.PrintDefaults()
@@ -97,7 +98,7 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	for _, addr := range upListenCandidates(*listen, prev.Endpoint) {
 		cp, err = startControlPlane(ctx, controlPlaneOptions{
 			dataDir: filepath.Join(dir, "controlplane"), listen: addr, regions: []string{upRegion, "us-west-2"},
-			stopNodes: true, logger: log,
+			stopNodes: true, backupKey: absOrEmpty(*backupKey), logger: log,
 		})
 		if err == nil || *listen != "" {
 			break
@@ -514,4 +515,15 @@ func (a *apiClient) call(ctx context.Context, op string, in, out any) error {
 		return nil
 	}
 	return json.Unmarshal(b, out)
+}
+
+// absOrEmpty makes a path absolute, leaving "" as it is.
+func absOrEmpty(path string) string {
+	if path == "" {
+		return ""
+	}
+	if abs, err := filepath.Abs(path); err == nil {
+		return abs
+	}
+	return path
 }

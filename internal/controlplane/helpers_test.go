@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -91,6 +92,16 @@ func (f *fakeProv) RemoveCluster(_ context.Context, ref ClusterRef) error {
 }
 
 func (f *fakeProv) Close(context.Context, bool) error { return nil }
+
+// Backup and RestoreCluster: this fake makes no backups (the control plane's
+// backup tests bring their own).
+func (f *fakeProv) Backup(context.Context, NodeSpec, string, io.Writer) (BackupInfo, error) {
+	return BackupInfo{}, errors.New("fakeProv makes no backups")
+}
+
+func (f *fakeProv) RestoreCluster(context.Context, ClusterRef, string, io.Reader) (RestoredCluster, error) {
+	return RestoredCluster{}, errors.New("fakeProv restores no backups")
+}
 
 func (f *fakeProv) set(fn func(f *fakeProv)) {
 	f.mu.Lock()

@@ -34,7 +34,9 @@ import (
 //	                                         sealed under the sealing key (never a plaintext PEM)
 //	Dir/<region>/<cluster-id>/cluster.csr    its CSR
 //	Dir/<region>/<cluster-id>/<hsm-id>/      one HSM: hsm.json, node.key.pem (0600), node.crt,
-//	                                         cluster.crt, customerCA.crt, data/ (its store), hsm.log, node.pid
+//	                                         cluster.crt, customerCA.crt, data/ (its store), hsm.log, node.pid,
+//	                                         restore.blob (the first HSM of a cluster made from a backup, until it runs)
+//	Dir/backup.key                           the fleet backup key (0600; BackupKeyPath), named in every hsm.json
 //
 // The sealing key (SealingKeyPath, 0600) is the control plane's: it lives
 // outside Dir and reaches the HSM-side tools on their stdin, never in a
@@ -69,8 +71,12 @@ type ProcessesConfig struct {
 	// SealingKeyPath is the file (0600, created if missing) of the key the
 	// cluster keys are sealed under; it must be outside Dir.
 	SealingKeyPath string
-	StopTimeout    time.Duration // SIGTERM to SIGKILL (zero: 10s)
-	Logger         *slog.Logger
+	// BackupKeyPath is the fleet backup key (32 bytes, 0600) every node's
+	// hsm.json names; empty: Dir/backup.key. NewProcesses has the HSM-side
+	// tool create it if missing; the control plane's own code never opens it.
+	BackupKeyPath string
+	StopTimeout   time.Duration // SIGTERM to SIGKILL (zero: 10s)
+	Logger        *slog.Logger
 }
 
 type proc struct {
@@ -91,6 +97,13 @@ func NewProcesses(cfg ProcessesConfig) (*Processes, error) {
 	if cfg.StopTimeout == 0 {
 		cfg.StopTimeout = 10 * time.Second
 	}
+	if cfg.BackupKeyPath == "" {
+		cfg.BackupKeyPath = filepath.Join(cfg.Dir, "backup.key")
+	}
+	// Nodes run in their own directories: every path they are given is absolute.
+	if abs, err := filepath.Abs(cfg.BackupKeyPath); err == nil {
+		cfg.BackupKeyPath = abs
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -101,8 +114,14 @@ func NewProcesses(cfg ProcessesConfig) (*Processes, error) {
 	if err != nil {
 		return nil, fmt.Errorf("controlplane: %w", err)
 	}
-	return &Processes{cfg: cfg, log: cfg.Logger, procs: map[string]*proc{}, sealingKey: sk,
-		http: &http.Client{Timeout: 2 * time.Second}}, nil
+	p := &Processes{cfg: cfg, log: cfg.Logger, procs: map[string]*proc{}, sealingKey: sk,
+		http: &http.Client{Timeout: 2 * time.Second}}
+	// Made once per deployment, by the HSM side's tool: the control plane
+	// only names the file.
+	if _, err := p.runTool(context.Background(), "hsm", "backup-key", "--create", cfg.BackupKeyPath); err != nil {
+		return nil, fmt.Errorf("controlplane: %w", err)
+	}
+	return p, nil
 }
 
 // SealClusterKeys seals every cluster key an older Coffer left in the
@@ -146,7 +165,26 @@ func (p *Processes) ClusterKey(ctx context.Context, ref ClusterRef, hsmID string
 }
 
 func (p *Processes) runTool(ctx context.Context, args ...string) ([]byte, error) {
-	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	return p.runToolFor(ctx, time.Minute, args...)
+}
+
+// toolError is a tool that failed: its error and what it said on stderr.
+type toolError struct {
+	args   []string
+	err    error
+	stderr string
+}
+
+func (e *toolError) Error() string {
+	return fmt.Sprintf("coffer %s: %v: %s", strings.Join(e.args[:2], " "), e.err, truncate(e.stderr, 500))
+}
+
+func (e *toolError) Unwrap() error { return e.err }
+
+// runToolFor runs an HSM-side tool for at most timeout, the sealing key on
+// its stdin; a failure is a *toolError.
+func (p *Processes) runToolFor(ctx context.Context, timeout time.Duration, args ...string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, p.cfg.Executable, args...)
 	cmd.Stdin = bytes.NewReader(pki.EncodeSealingKey(p.sealingKey))
@@ -154,7 +192,7 @@ func (p *Processes) runTool(ctx context.Context, args ...string) ([]byte, error)
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		return nil, fmt.Errorf("coffer %s: %w: %s", strings.Join(args[:2], " "), err, truncate(strings.TrimSpace(stderr.String()), 500))
+		return nil, &toolError{args: args, err: err, stderr: strings.TrimSpace(stderr.String())}
 	}
 	return out, nil
 }
@@ -175,6 +213,9 @@ type nodeFile struct {
 	Peers              []nodePeer `json:"peers"`
 	MaskingKey         string     `json:"masking_key"`
 	FIPS               bool       `json:"fips,omitempty"`
+	BackupKey          string     `json:"backup_key,omitempty"`
+	RestoreBlob        string     `json:"restore_blob,omitempty"`
+	RestoreBackupID    string     `json:"restore_backup_id,omitempty"`
 }
 
 type nodePeer struct {
@@ -209,6 +250,13 @@ func (p *Processes) Ensure(ctx context.Context, spec NodeSpec, allowRestart bool
 		ClusterID: spec.ClusterID, HSMID: spec.HsmID, Certificate: filepath.Join(dir, "node.crt"),
 		PrivateKey: filepath.Join(dir, "node.key.pem"), ClusterCertificate: filepath.Join(dir, "cluster.crt"),
 		TrustAnchor: filepath.Join(dir, "customerCA.crt"), Peers: []nodePeer{}, MaskingKey: spec.MaskingKey, FIPS: spec.FIPS,
+		BackupKey: p.cfg.BackupKeyPath,
+	}
+	if spec.Restore != nil {
+		if err := p.writeRestoreBlob(ctx, dir, spec.Restore); err != nil {
+			return NodeStatus{}, err
+		}
+		f.RestoreBlob, f.RestoreBackupID = filepath.Join(dir, restoreBlobName), spec.Restore.BoundID
 	}
 	for _, peer := range spec.Peers {
 		f.Peers = append(f.Peers, nodePeer{ID: peer.NodeID, HSMID: peer.HsmID, Address: peer.Addr})

@@ -26,6 +26,12 @@ const (
 	MasterKeyClone MasterKeySource = 2
 	// MasterKeyExisting requires the store to hold the MK already.
 	MasterKeyExisting MasterKeySource = 3
+	// MasterKeyRestore is for the first node of a cluster made from a
+	// backup: with no store yet, the node verifies the whole blob
+	// (Config.RestoreBlob, bound to Config.RestoreBackupID, under the backup
+	// key) and builds its store from it before anything else (restore.go);
+	// a store that holds the MK already is used as MasterKeyExisting would.
+	MasterKeyRestore MasterKeySource = 4
 )
 
 func (m MasterKeySource) String() string {
@@ -36,18 +42,20 @@ func (m MasterKeySource) String() string {
 		return "clone"
 	case MasterKeyExisting:
 		return "existing"
+	case MasterKeyRestore:
+		return "restore"
 	}
 	return fmt.Sprintf("MasterKeySource(%d)", uint8(m))
 }
 
-// ParseMasterKeySource reads "create", "clone" or "existing".
+// ParseMasterKeySource reads "create", "clone", "existing" or "restore".
 func ParseMasterKeySource(s string) (MasterKeySource, error) {
-	for _, m := range []MasterKeySource{MasterKeyCreate, MasterKeyClone, MasterKeyExisting} {
+	for _, m := range []MasterKeySource{MasterKeyCreate, MasterKeyClone, MasterKeyExisting, MasterKeyRestore} {
 		if m.String() == s {
 			return m, nil
 		}
 	}
-	return 0, fmt.Errorf("node: unknown masking key source %q (want create, clone or existing)", s)
+	return 0, fmt.Errorf("node: unknown masking key source %q (want create, clone, existing or restore)", s)
 }
 
 // PeerAddr is another node of the cluster.
@@ -108,6 +116,15 @@ type Config struct {
 	// from (from its verified TLS client certificate), or refuses it. Peer
 	// RPCs require it; HSM RPCs do not (their authorization is Login).
 	AuthorizePeer func(ctx context.Context) (nodeID uint32, err error)
+
+	// BackupKeyPath is the fleet backup key (32 bytes, mode 0600; see
+	// internal/backup): what Backup seals the masking key under and what a
+	// restore opens it with. A node without one refuses Backup.
+	BackupKeyPath string
+	// RestoreBlob and RestoreBackupID are the backup a MasterKeyRestore node
+	// starts from: the blob's path and the backup id it must be bound to.
+	RestoreBlob     string
+	RestoreBackupID string
 
 	// MetricsListen, if set, serves /healthz, /readyz and /metrics over HTTP;
 	// it must be a loopback address.
@@ -297,12 +314,16 @@ func (c *Config) Validate() error {
 	}
 	switch c.MasterKey {
 	case MasterKeyCreate, MasterKeyExisting:
+	case MasterKeyRestore:
+		if c.RestoreBlob == "" || c.RestoreBackupID == "" || c.BackupKeyPath == "" {
+			add("MasterKey restore needs RestoreBlob, RestoreBackupID and BackupKeyPath")
+		}
 	case MasterKeyClone:
 		if len(c.Peers) == 0 {
 			add("MasterKey clone needs at least one peer")
 		}
 	default:
-		add("MasterKey must be create, clone or existing")
+		add("MasterKey must be create, clone, existing or restore")
 	}
 	if c.MetricsListen != "" {
 		if err := checkLoopback(c.MetricsListen); err != nil {

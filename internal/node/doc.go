@@ -28,6 +28,12 @@
 //     registered trust anchors are admitted at the handshake besides node
 //     certificates, and while the device's enforcement level is "cluster"
 //     HSM RPCs without one are refused.
+//   - Backups (operator.go, restore.go): the Operator service's Backup, served
+//     only to a caller presenting this node's own node certificate, streams
+//     a blob (internal/backup) of every record sealed under the fleet
+//     backup key (Config.BackupKeyPath); a MasterKeyRestore node with no
+//     store builds one from a verified blob beside the data directory and
+//     renames it into place.
 //   - The Peer service (Hello, Push, Digest, Versions, Fetch, Clone) for
 //     authorized nodes of the same cluster, and a peersync.Peer over gRPC for
 //     each configured peer.

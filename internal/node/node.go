@@ -25,7 +25,8 @@ import (
 
 // Files in Config.DataDir.
 const (
-	StoreFile   = "hsm.db"
+	StoreFile = "hsm.db"
+	// (A restore builds the data dir as DataDir + ".restoring" first.)
 	NodeKeyFile = "node.key"
 	AuditFile   = "audit.log"
 )
@@ -95,11 +96,23 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 			n.Close()
 		}
 	}()
+	restored := false
+	if cfg.MasterKey == MasterKeyRestore {
+		if restored, err = n.restoreStore(ctx); err != nil {
+			return nil, err
+		}
+	}
 	if err := n.openFiles(ctx); err != nil {
 		return nil, err
 	}
 	if err := n.initMaskingKey(ctx); err != nil {
 		return nil, err
+	}
+	if restored {
+		ev := audit.Event{Op: "cluster.mk-restore", Target: cfg.RestoreBackupID, Result: "ok"}
+		if err := n.audit.AppendSync(ctx, ev); err != nil {
+			return nil, fmt.Errorf("node: %w", err)
+		}
 	}
 	if n.store.HasMaskingKey() {
 		users, err := n.countRecords(ctx, store.KindUser)
@@ -109,7 +122,8 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 		// A joining node loads its device only after catching up: on an
 		// empty store the device would make a pre-admin, whose newer
 		// version would then replace the cluster's real admin everywhere.
-		if cfg.MasterKey == MasterKeyCreate || users > 0 {
+		// A restored node is the first of its cluster, as a creating one.
+		if cfg.MasterKey == MasterKeyCreate || cfg.MasterKey == MasterKeyRestore || users > 0 {
 			if err := n.loadDevice(ctx); err != nil {
 				return nil, err
 			}
@@ -175,8 +189,8 @@ func (n *Node) initMaskingKey(ctx context.Context) error {
 	case has:
 		n.log.Info("store holds a masking key", "source", n.cfg.MasterKey)
 		return nil
-	case n.cfg.MasterKey == MasterKeyExisting:
-		return fmt.Errorf("node: data dir %s holds no masking key: start the first node with create, others with clone", n.cfg.DataDir)
+	case n.cfg.MasterKey == MasterKeyExisting, n.cfg.MasterKey == MasterKeyRestore:
+		return fmt.Errorf("node: data dir %s holds no masking key: start the first node with create (or restore), others with clone", n.cfg.DataDir)
 	case n.cfg.MasterKey == MasterKeyClone:
 		return nil // Run fetches it from a peer
 	}

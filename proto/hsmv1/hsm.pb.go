@@ -4781,6 +4781,130 @@ func (x *CatchUpResponse) GetFlushed() bool {
 	return false
 }
 
+type BackupRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	BackupId string                 `protobuf:"bytes,1,opt,name=backup_id,json=backupId,proto3" json:"backup_id,omitempty"`
+	// The cluster's private key (PKCS#8 DER) the HSM-side tool opened; it
+	// travels in the blob sealed under the backup key. Optional.
+	ClusterKey []byte `protobuf:"bytes,2,opt,name=cluster_key,json=clusterKey,proto3" json:"cluster_key,omitempty"`
+	// The cluster's CSR, certificate (with intermediates) and trust anchor
+	// (PEM), recorded in the blob's header.
+	ClusterCsr         string `protobuf:"bytes,3,opt,name=cluster_csr,json=clusterCsr,proto3" json:"cluster_csr,omitempty"`
+	ClusterCertificate string `protobuf:"bytes,4,opt,name=cluster_certificate,json=clusterCertificate,proto3" json:"cluster_certificate,omitempty"`
+	TrustAnchor        string `protobuf:"bytes,5,opt,name=trust_anchor,json=trustAnchor,proto3" json:"trust_anchor,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *BackupRequest) Reset() {
+	*x = BackupRequest{}
+	mi := &file_hsm_proto_msgTypes[77]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BackupRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BackupRequest) ProtoMessage() {}
+
+func (x *BackupRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hsm_proto_msgTypes[77]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BackupRequest.ProtoReflect.Descriptor instead.
+func (*BackupRequest) Descriptor() ([]byte, []int) {
+	return file_hsm_proto_rawDescGZIP(), []int{77}
+}
+
+func (x *BackupRequest) GetBackupId() string {
+	if x != nil {
+		return x.BackupId
+	}
+	return ""
+}
+
+func (x *BackupRequest) GetClusterKey() []byte {
+	if x != nil {
+		return x.ClusterKey
+	}
+	return nil
+}
+
+func (x *BackupRequest) GetClusterCsr() string {
+	if x != nil {
+		return x.ClusterCsr
+	}
+	return ""
+}
+
+func (x *BackupRequest) GetClusterCertificate() string {
+	if x != nil {
+		return x.ClusterCertificate
+	}
+	return ""
+}
+
+func (x *BackupRequest) GetTrustAnchor() string {
+	if x != nil {
+		return x.TrustAnchor
+	}
+	return ""
+}
+
+type BackupChunk struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Data          []byte                 `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BackupChunk) Reset() {
+	*x = BackupChunk{}
+	mi := &file_hsm_proto_msgTypes[78]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BackupChunk) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BackupChunk) ProtoMessage() {}
+
+func (x *BackupChunk) ProtoReflect() protoreflect.Message {
+	mi := &file_hsm_proto_msgTypes[78]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BackupChunk.ProtoReflect.Descriptor instead.
+func (*BackupChunk) Descriptor() ([]byte, []int) {
+	return file_hsm_proto_rawDescGZIP(), []int{78}
+}
+
+func (x *BackupChunk) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
 var File_hsm_proto protoreflect.FileDescriptor
 
 const file_hsm_proto_rawDesc = "" +
@@ -5123,7 +5247,17 @@ const file_hsm_proto_rawDesc = "" +
 	"\arecords\x18\x01 \x01(\x04R\arecords\x12\x1b\n" +
 	"\tlag_nanos\x18\x02 \x01(\x03R\blagNanos\x12\x1a\n" +
 	"\bcomplete\x18\x03 \x01(\bR\bcomplete\x12\x18\n" +
-	"\aflushed\x18\x04 \x01(\bR\aflushed*\x8d\x01\n" +
+	"\aflushed\x18\x04 \x01(\bR\aflushed\"\xc2\x01\n" +
+	"\rBackupRequest\x12\x1b\n" +
+	"\tbackup_id\x18\x01 \x01(\tR\bbackupId\x12\x1f\n" +
+	"\vcluster_key\x18\x02 \x01(\fR\n" +
+	"clusterKey\x12\x1f\n" +
+	"\vcluster_csr\x18\x03 \x01(\tR\n" +
+	"clusterCsr\x12/\n" +
+	"\x13cluster_certificate\x18\x04 \x01(\tR\x12clusterCertificate\x12!\n" +
+	"\ftrust_anchor\x18\x05 \x01(\tR\vtrustAnchor\"!\n" +
+	"\vBackupChunk\x12\x12\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data*\x8d\x01\n" +
 	"\bFunction\x12\x18\n" +
 	"\x14FUNCTION_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10FUNCTION_ENCRYPT\x10\x01\x12\x14\n" +
@@ -5192,7 +5326,9 @@ const file_hsm_proto_rawDesc = "" +
 	"\bVersions\x12\x1e.coffer.hsm.v1.VersionsRequest\x1a\x1f.coffer.hsm.v1.VersionsResponse\x12B\n" +
 	"\x05Fetch\x12\x1b.coffer.hsm.v1.FetchRequest\x1a\x1c.coffer.hsm.v1.FetchResponse\x12B\n" +
 	"\x05Clone\x12\x1b.coffer.hsm.v1.CloneRequest\x1a\x1c.coffer.hsm.v1.CloneResponse\x12H\n" +
-	"\aCatchUp\x12\x1d.coffer.hsm.v1.CatchUpRequest\x1a\x1e.coffer.hsm.v1.CatchUpResponseB0Z.github.com/coffer-hsm/coffer/proto/hsmv1;hsmv1b\x06proto3"
+	"\aCatchUp\x12\x1d.coffer.hsm.v1.CatchUpRequest\x1a\x1e.coffer.hsm.v1.CatchUpResponse2P\n" +
+	"\bOperator\x12D\n" +
+	"\x06Backup\x12\x1c.coffer.hsm.v1.BackupRequest\x1a\x1a.coffer.hsm.v1.BackupChunk0\x01B0Z.github.com/coffer-hsm/coffer/proto/hsmv1;hsmv1b\x06proto3"
 
 var (
 	file_hsm_proto_rawDescOnce sync.Once
@@ -5207,7 +5343,7 @@ func file_hsm_proto_rawDescGZIP() []byte {
 }
 
 var file_hsm_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_hsm_proto_msgTypes = make([]protoimpl.MessageInfo, 78)
+var file_hsm_proto_msgTypes = make([]protoimpl.MessageInfo, 80)
 var file_hsm_proto_goTypes = []any{
 	(Function)(0),                        // 0: coffer.hsm.v1.Function
 	(*Empty)(nil),                        // 1: coffer.hsm.v1.Empty
@@ -5287,7 +5423,9 @@ var file_hsm_proto_goTypes = []any{
 	(*CloneResponse)(nil),                // 75: coffer.hsm.v1.CloneResponse
 	(*CatchUpRequest)(nil),               // 76: coffer.hsm.v1.CatchUpRequest
 	(*CatchUpResponse)(nil),              // 77: coffer.hsm.v1.CatchUpResponse
-	nil,                                  // 78: coffer.hsm.v1.QuorumValuesResponse.ValuesEntry
+	(*BackupRequest)(nil),                // 78: coffer.hsm.v1.BackupRequest
+	(*BackupChunk)(nil),                  // 79: coffer.hsm.v1.BackupChunk
+	nil,                                  // 80: coffer.hsm.v1.QuorumValuesResponse.ValuesEntry
 }
 var file_hsm_proto_depIdxs = []int32{
 	8,  // 0: coffer.hsm.v1.Approvals.signatures:type_name -> coffer.hsm.v1.Approval
@@ -5297,7 +5435,7 @@ var file_hsm_proto_depIdxs = []int32{
 	14, // 4: coffer.hsm.v1.ListUsersResponse.users:type_name -> coffer.hsm.v1.UserInfo
 	18, // 5: coffer.hsm.v1.ListQuorumTokensResponse.tokens:type_name -> coffer.hsm.v1.QuorumTokenInfo
 	9,  // 6: coffer.hsm.v1.SetQuorumValueRequest.approvals:type_name -> coffer.hsm.v1.Approvals
-	78, // 7: coffer.hsm.v1.QuorumValuesResponse.values:type_name -> coffer.hsm.v1.QuorumValuesResponse.ValuesEntry
+	80, // 7: coffer.hsm.v1.QuorumValuesResponse.values:type_name -> coffer.hsm.v1.QuorumValuesResponse.ValuesEntry
 	9,  // 8: coffer.hsm.v1.RegisterTrustAnchorRequest.approvals:type_name -> coffer.hsm.v1.Approvals
 	23, // 9: coffer.hsm.v1.ListTrustAnchorsResponse.anchors:type_name -> coffer.hsm.v1.TrustAnchor
 	9,  // 10: coffer.hsm.v1.DeregisterTrustAnchorRequest.approvals:type_name -> coffer.hsm.v1.Approvals
@@ -5388,63 +5526,65 @@ var file_hsm_proto_depIdxs = []int32{
 	72, // 95: coffer.hsm.v1.Peer.Fetch:input_type -> coffer.hsm.v1.FetchRequest
 	74, // 96: coffer.hsm.v1.Peer.Clone:input_type -> coffer.hsm.v1.CloneRequest
 	76, // 97: coffer.hsm.v1.Peer.CatchUp:input_type -> coffer.hsm.v1.CatchUpRequest
-	6,  // 98: coffer.hsm.v1.HSM.OpenSession:output_type -> coffer.hsm.v1.OpenSessionResponse
-	1,  // 99: coffer.hsm.v1.HSM.CloseSession:output_type -> coffer.hsm.v1.Empty
-	1,  // 100: coffer.hsm.v1.HSM.Login:output_type -> coffer.hsm.v1.Empty
-	1,  // 101: coffer.hsm.v1.HSM.Logout:output_type -> coffer.hsm.v1.Empty
-	1,  // 102: coffer.hsm.v1.HSM.Activate:output_type -> coffer.hsm.v1.Empty
-	1,  // 103: coffer.hsm.v1.HSM.CreateUser:output_type -> coffer.hsm.v1.Empty
-	1,  // 104: coffer.hsm.v1.HSM.DeleteUser:output_type -> coffer.hsm.v1.Empty
-	1,  // 105: coffer.hsm.v1.HSM.ChangePassword:output_type -> coffer.hsm.v1.Empty
-	15, // 106: coffer.hsm.v1.HSM.ListUsers:output_type -> coffer.hsm.v1.ListUsersResponse
-	1,  // 107: coffer.hsm.v1.HSM.RegisterQuorumKey:output_type -> coffer.hsm.v1.Empty
-	18, // 108: coffer.hsm.v1.HSM.QuorumToken:output_type -> coffer.hsm.v1.QuorumTokenInfo
-	19, // 109: coffer.hsm.v1.HSM.ListQuorumTokens:output_type -> coffer.hsm.v1.ListQuorumTokensResponse
-	1,  // 110: coffer.hsm.v1.HSM.DeleteQuorumToken:output_type -> coffer.hsm.v1.Empty
-	1,  // 111: coffer.hsm.v1.HSM.SetQuorumValue:output_type -> coffer.hsm.v1.Empty
-	22, // 112: coffer.hsm.v1.HSM.QuorumValues:output_type -> coffer.hsm.v1.QuorumValuesResponse
-	23, // 113: coffer.hsm.v1.HSM.RegisterTrustAnchor:output_type -> coffer.hsm.v1.TrustAnchor
-	25, // 114: coffer.hsm.v1.HSM.ListTrustAnchors:output_type -> coffer.hsm.v1.ListTrustAnchorsResponse
-	25, // 115: coffer.hsm.v1.HSM.DeregisterTrustAnchor:output_type -> coffer.hsm.v1.ListTrustAnchorsResponse
-	1,  // 116: coffer.hsm.v1.HSM.SetMTLSEnforcement:output_type -> coffer.hsm.v1.Empty
-	28, // 117: coffer.hsm.v1.HSM.GetMTLSEnforcement:output_type -> coffer.hsm.v1.MTLSEnforcementResponse
-	36, // 118: coffer.hsm.v1.HSM.GenerateKey:output_type -> coffer.hsm.v1.CreateResponse
-	37, // 119: coffer.hsm.v1.HSM.GenerateKeyPair:output_type -> coffer.hsm.v1.GenerateKeyPairResponse
-	36, // 120: coffer.hsm.v1.HSM.CreateObject:output_type -> coffer.hsm.v1.CreateResponse
-	36, // 121: coffer.hsm.v1.HSM.ImportKey:output_type -> coffer.hsm.v1.CreateResponse
-	36, // 122: coffer.hsm.v1.HSM.UnwrapKey:output_type -> coffer.hsm.v1.CreateResponse
-	36, // 123: coffer.hsm.v1.HSM.DeriveKey:output_type -> coffer.hsm.v1.CreateResponse
-	39, // 124: coffer.hsm.v1.HSM.FindObjects:output_type -> coffer.hsm.v1.FindObjectsResponse
-	41, // 125: coffer.hsm.v1.HSM.ObjectInfo:output_type -> coffer.hsm.v1.ObjectInfoResponse
-	44, // 126: coffer.hsm.v1.HSM.GetAttributes:output_type -> coffer.hsm.v1.GetAttributesResponse
-	1,  // 127: coffer.hsm.v1.HSM.SetAttributes:output_type -> coffer.hsm.v1.Empty
-	1,  // 128: coffer.hsm.v1.HSM.DestroyObject:output_type -> coffer.hsm.v1.Empty
-	1,  // 129: coffer.hsm.v1.HSM.ShareKey:output_type -> coffer.hsm.v1.Empty
-	1,  // 130: coffer.hsm.v1.HSM.UnshareKey:output_type -> coffer.hsm.v1.Empty
-	47, // 131: coffer.hsm.v1.HSM.ExportKey:output_type -> coffer.hsm.v1.BytesResponse
-	47, // 132: coffer.hsm.v1.HSM.ExportPublicKey:output_type -> coffer.hsm.v1.BytesResponse
-	47, // 133: coffer.hsm.v1.HSM.Encrypt:output_type -> coffer.hsm.v1.BytesResponse
-	47, // 134: coffer.hsm.v1.HSM.Decrypt:output_type -> coffer.hsm.v1.BytesResponse
-	47, // 135: coffer.hsm.v1.HSM.Sign:output_type -> coffer.hsm.v1.BytesResponse
-	1,  // 136: coffer.hsm.v1.HSM.Verify:output_type -> coffer.hsm.v1.Empty
-	47, // 137: coffer.hsm.v1.HSM.Digest:output_type -> coffer.hsm.v1.BytesResponse
-	47, // 138: coffer.hsm.v1.HSM.WrapKey:output_type -> coffer.hsm.v1.BytesResponse
-	47, // 139: coffer.hsm.v1.HSM.GenerateRandom:output_type -> coffer.hsm.v1.BytesResponse
-	53, // 140: coffer.hsm.v1.HSM.Begin:output_type -> coffer.hsm.v1.BeginResponse
-	47, // 141: coffer.hsm.v1.HSM.Update:output_type -> coffer.hsm.v1.BytesResponse
-	47, // 142: coffer.hsm.v1.HSM.Finish:output_type -> coffer.hsm.v1.BytesResponse
-	1,  // 143: coffer.hsm.v1.HSM.Abort:output_type -> coffer.hsm.v1.Empty
-	58, // 144: coffer.hsm.v1.HSM.Mechanisms:output_type -> coffer.hsm.v1.MechanismsResponse
-	59, // 145: coffer.hsm.v1.HSM.NodeInfo:output_type -> coffer.hsm.v1.NodeInfoResponse
-	62, // 146: coffer.hsm.v1.Peer.Hello:output_type -> coffer.hsm.v1.HelloResponse
-	65, // 147: coffer.hsm.v1.Peer.Push:output_type -> coffer.hsm.v1.PushResponse
-	67, // 148: coffer.hsm.v1.Peer.Digest:output_type -> coffer.hsm.v1.DigestResponse
-	70, // 149: coffer.hsm.v1.Peer.Versions:output_type -> coffer.hsm.v1.VersionsResponse
-	73, // 150: coffer.hsm.v1.Peer.Fetch:output_type -> coffer.hsm.v1.FetchResponse
-	75, // 151: coffer.hsm.v1.Peer.Clone:output_type -> coffer.hsm.v1.CloneResponse
-	77, // 152: coffer.hsm.v1.Peer.CatchUp:output_type -> coffer.hsm.v1.CatchUpResponse
-	98, // [98:153] is the sub-list for method output_type
-	43, // [43:98] is the sub-list for method input_type
+	78, // 98: coffer.hsm.v1.Operator.Backup:input_type -> coffer.hsm.v1.BackupRequest
+	6,  // 99: coffer.hsm.v1.HSM.OpenSession:output_type -> coffer.hsm.v1.OpenSessionResponse
+	1,  // 100: coffer.hsm.v1.HSM.CloseSession:output_type -> coffer.hsm.v1.Empty
+	1,  // 101: coffer.hsm.v1.HSM.Login:output_type -> coffer.hsm.v1.Empty
+	1,  // 102: coffer.hsm.v1.HSM.Logout:output_type -> coffer.hsm.v1.Empty
+	1,  // 103: coffer.hsm.v1.HSM.Activate:output_type -> coffer.hsm.v1.Empty
+	1,  // 104: coffer.hsm.v1.HSM.CreateUser:output_type -> coffer.hsm.v1.Empty
+	1,  // 105: coffer.hsm.v1.HSM.DeleteUser:output_type -> coffer.hsm.v1.Empty
+	1,  // 106: coffer.hsm.v1.HSM.ChangePassword:output_type -> coffer.hsm.v1.Empty
+	15, // 107: coffer.hsm.v1.HSM.ListUsers:output_type -> coffer.hsm.v1.ListUsersResponse
+	1,  // 108: coffer.hsm.v1.HSM.RegisterQuorumKey:output_type -> coffer.hsm.v1.Empty
+	18, // 109: coffer.hsm.v1.HSM.QuorumToken:output_type -> coffer.hsm.v1.QuorumTokenInfo
+	19, // 110: coffer.hsm.v1.HSM.ListQuorumTokens:output_type -> coffer.hsm.v1.ListQuorumTokensResponse
+	1,  // 111: coffer.hsm.v1.HSM.DeleteQuorumToken:output_type -> coffer.hsm.v1.Empty
+	1,  // 112: coffer.hsm.v1.HSM.SetQuorumValue:output_type -> coffer.hsm.v1.Empty
+	22, // 113: coffer.hsm.v1.HSM.QuorumValues:output_type -> coffer.hsm.v1.QuorumValuesResponse
+	23, // 114: coffer.hsm.v1.HSM.RegisterTrustAnchor:output_type -> coffer.hsm.v1.TrustAnchor
+	25, // 115: coffer.hsm.v1.HSM.ListTrustAnchors:output_type -> coffer.hsm.v1.ListTrustAnchorsResponse
+	25, // 116: coffer.hsm.v1.HSM.DeregisterTrustAnchor:output_type -> coffer.hsm.v1.ListTrustAnchorsResponse
+	1,  // 117: coffer.hsm.v1.HSM.SetMTLSEnforcement:output_type -> coffer.hsm.v1.Empty
+	28, // 118: coffer.hsm.v1.HSM.GetMTLSEnforcement:output_type -> coffer.hsm.v1.MTLSEnforcementResponse
+	36, // 119: coffer.hsm.v1.HSM.GenerateKey:output_type -> coffer.hsm.v1.CreateResponse
+	37, // 120: coffer.hsm.v1.HSM.GenerateKeyPair:output_type -> coffer.hsm.v1.GenerateKeyPairResponse
+	36, // 121: coffer.hsm.v1.HSM.CreateObject:output_type -> coffer.hsm.v1.CreateResponse
+	36, // 122: coffer.hsm.v1.HSM.ImportKey:output_type -> coffer.hsm.v1.CreateResponse
+	36, // 123: coffer.hsm.v1.HSM.UnwrapKey:output_type -> coffer.hsm.v1.CreateResponse
+	36, // 124: coffer.hsm.v1.HSM.DeriveKey:output_type -> coffer.hsm.v1.CreateResponse
+	39, // 125: coffer.hsm.v1.HSM.FindObjects:output_type -> coffer.hsm.v1.FindObjectsResponse
+	41, // 126: coffer.hsm.v1.HSM.ObjectInfo:output_type -> coffer.hsm.v1.ObjectInfoResponse
+	44, // 127: coffer.hsm.v1.HSM.GetAttributes:output_type -> coffer.hsm.v1.GetAttributesResponse
+	1,  // 128: coffer.hsm.v1.HSM.SetAttributes:output_type -> coffer.hsm.v1.Empty
+	1,  // 129: coffer.hsm.v1.HSM.DestroyObject:output_type -> coffer.hsm.v1.Empty
+	1,  // 130: coffer.hsm.v1.HSM.ShareKey:output_type -> coffer.hsm.v1.Empty
+	1,  // 131: coffer.hsm.v1.HSM.UnshareKey:output_type -> coffer.hsm.v1.Empty
+	47, // 132: coffer.hsm.v1.HSM.ExportKey:output_type -> coffer.hsm.v1.BytesResponse
+	47, // 133: coffer.hsm.v1.HSM.ExportPublicKey:output_type -> coffer.hsm.v1.BytesResponse
+	47, // 134: coffer.hsm.v1.HSM.Encrypt:output_type -> coffer.hsm.v1.BytesResponse
+	47, // 135: coffer.hsm.v1.HSM.Decrypt:output_type -> coffer.hsm.v1.BytesResponse
+	47, // 136: coffer.hsm.v1.HSM.Sign:output_type -> coffer.hsm.v1.BytesResponse
+	1,  // 137: coffer.hsm.v1.HSM.Verify:output_type -> coffer.hsm.v1.Empty
+	47, // 138: coffer.hsm.v1.HSM.Digest:output_type -> coffer.hsm.v1.BytesResponse
+	47, // 139: coffer.hsm.v1.HSM.WrapKey:output_type -> coffer.hsm.v1.BytesResponse
+	47, // 140: coffer.hsm.v1.HSM.GenerateRandom:output_type -> coffer.hsm.v1.BytesResponse
+	53, // 141: coffer.hsm.v1.HSM.Begin:output_type -> coffer.hsm.v1.BeginResponse
+	47, // 142: coffer.hsm.v1.HSM.Update:output_type -> coffer.hsm.v1.BytesResponse
+	47, // 143: coffer.hsm.v1.HSM.Finish:output_type -> coffer.hsm.v1.BytesResponse
+	1,  // 144: coffer.hsm.v1.HSM.Abort:output_type -> coffer.hsm.v1.Empty
+	58, // 145: coffer.hsm.v1.HSM.Mechanisms:output_type -> coffer.hsm.v1.MechanismsResponse
+	59, // 146: coffer.hsm.v1.HSM.NodeInfo:output_type -> coffer.hsm.v1.NodeInfoResponse
+	62, // 147: coffer.hsm.v1.Peer.Hello:output_type -> coffer.hsm.v1.HelloResponse
+	65, // 148: coffer.hsm.v1.Peer.Push:output_type -> coffer.hsm.v1.PushResponse
+	67, // 149: coffer.hsm.v1.Peer.Digest:output_type -> coffer.hsm.v1.DigestResponse
+	70, // 150: coffer.hsm.v1.Peer.Versions:output_type -> coffer.hsm.v1.VersionsResponse
+	73, // 151: coffer.hsm.v1.Peer.Fetch:output_type -> coffer.hsm.v1.FetchResponse
+	75, // 152: coffer.hsm.v1.Peer.Clone:output_type -> coffer.hsm.v1.CloneResponse
+	77, // 153: coffer.hsm.v1.Peer.CatchUp:output_type -> coffer.hsm.v1.CatchUpResponse
+	79, // 154: coffer.hsm.v1.Operator.Backup:output_type -> coffer.hsm.v1.BackupChunk
+	99, // [99:155] is the sub-list for method output_type
+	43, // [43:99] is the sub-list for method input_type
 	43, // [43:43] is the sub-list for extension type_name
 	43, // [43:43] is the sub-list for extension extendee
 	0,  // [0:43] is the sub-list for field type_name
@@ -5465,9 +5605,9 @@ func file_hsm_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hsm_proto_rawDesc), len(file_hsm_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   78,
+			NumMessages:   80,
 			NumExtensions: 0,
-			NumServices:   2,
+			NumServices:   3,
 		},
 		GoTypes:           file_hsm_proto_goTypes,
 		DependencyIndexes: file_hsm_proto_depIdxs,

@@ -2319,3 +2319,122 @@ var Peer_ServiceDesc = grpc.ServiceDesc{
 	Streams:  []grpc.StreamDesc{},
 	Metadata: "hsm.proto",
 }
+
+const (
+	Operator_Backup_FullMethodName = "/coffer.hsm.v1.Operator/Backup"
+)
+
+// OperatorClient is the client API for Operator service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// Operator is the HSM side's own tooling talking to its node (coffer hsm
+// backup): served only to a caller presenting this node's own node
+// certificate; peers, clients and other nodes are refused.
+type OperatorClient interface {
+	// Backup streams a backup blob (internal/backup) of every token object,
+	// user and setting record (tombstones included) bound to backup_id, with
+	// the masking key and cluster key sealed under the node's backup key.
+	Backup(ctx context.Context, in *BackupRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[BackupChunk], error)
+}
+
+type operatorClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewOperatorClient(cc grpc.ClientConnInterface) OperatorClient {
+	return &operatorClient{cc}
+}
+
+func (c *operatorClient) Backup(ctx context.Context, in *BackupRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[BackupChunk], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Operator_ServiceDesc.Streams[0], Operator_Backup_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[BackupRequest, BackupChunk]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Operator_BackupClient = grpc.ServerStreamingClient[BackupChunk]
+
+// OperatorServer is the server API for Operator service.
+// All implementations must embed UnimplementedOperatorServer
+// for forward compatibility.
+//
+// Operator is the HSM side's own tooling talking to its node (coffer hsm
+// backup): served only to a caller presenting this node's own node
+// certificate; peers, clients and other nodes are refused.
+type OperatorServer interface {
+	// Backup streams a backup blob (internal/backup) of every token object,
+	// user and setting record (tombstones included) bound to backup_id, with
+	// the masking key and cluster key sealed under the node's backup key.
+	Backup(*BackupRequest, grpc.ServerStreamingServer[BackupChunk]) error
+	mustEmbedUnimplementedOperatorServer()
+}
+
+// UnimplementedOperatorServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedOperatorServer struct{}
+
+func (UnimplementedOperatorServer) Backup(*BackupRequest, grpc.ServerStreamingServer[BackupChunk]) error {
+	return status.Error(codes.Unimplemented, "method Backup not implemented")
+}
+func (UnimplementedOperatorServer) mustEmbedUnimplementedOperatorServer() {}
+func (UnimplementedOperatorServer) testEmbeddedByValue()                  {}
+
+// UnsafeOperatorServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to OperatorServer will
+// result in compilation errors.
+type UnsafeOperatorServer interface {
+	mustEmbedUnimplementedOperatorServer()
+}
+
+func RegisterOperatorServer(s grpc.ServiceRegistrar, srv OperatorServer) {
+	// If the following call panics, it indicates UnimplementedOperatorServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&Operator_ServiceDesc, srv)
+}
+
+func _Operator_Backup_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(BackupRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(OperatorServer).Backup(m, &grpc.GenericServerStream[BackupRequest, BackupChunk]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Operator_BackupServer = grpc.ServerStreamingServer[BackupChunk]
+
+// Operator_ServiceDesc is the grpc.ServiceDesc for Operator service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var Operator_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "coffer.hsm.v1.Operator",
+	HandlerType: (*OperatorServer)(nil),
+	Methods:     []grpc.MethodDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "Backup",
+			Handler:       _Operator_Backup_Handler,
+			ServerStreams: true,
+		},
+	},
+	Metadata: "hsm.proto",
+}

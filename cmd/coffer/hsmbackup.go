@@ -19,7 +19,9 @@ import (
 
 	"github.com/coffer-hsm/coffer/internal/backup"
 	"github.com/coffer-hsm/coffer/internal/cli"
+	"github.com/coffer-hsm/coffer/internal/node"
 	"github.com/coffer-hsm/coffer/internal/pki"
+	"github.com/coffer-hsm/coffer/internal/store"
 	hsmv1 "github.com/coffer-hsm/coffer/proto/hsmv1"
 )
 
@@ -185,6 +187,9 @@ type restoredCluster struct {
 	Activated          bool   `json:"activated"`
 	FIPS               bool   `json:"fips"`
 	Created            string `json:"created"` // RFC 3339
+	// NextNodeID is one past the highest node id the backup names (the
+	// node that made it, and every node its cluster recorded as joined).
+	NextNodeID uint32 `json:"next_node_id"`
 }
 
 // runHSMRestoreCluster verifies a whole blob and writes the cluster key
@@ -272,9 +277,22 @@ func runHSMRestoreCluster(args []string, stdin io.Reader, stdout, stderr io.Writ
 		return err
 	}
 	h := b.Header
+	maxID := h.NodeID
+	err = b.Records(context.Background(), func(rec store.Sealed) error {
+		if rec.Kind == store.KindSetting {
+			if id, ok := node.JoinedNodeID(rec.ID); ok {
+				maxID = max(maxID, id)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
 	return json.NewEncoder(stdout).Encode(restoredCluster{
 		SourceClusterID: h.SourceClusterID, ClusterCSR: h.ClusterCSR, ClusterCertificate: h.ClusterCertificate,
 		TrustAnchor: h.TrustAnchor, Activated: h.Activated, FIPS: h.FIPS, Created: h.Created.Format(time.RFC3339Nano),
+		NextNodeID: maxID + 1,
 	})
 }
 

@@ -93,10 +93,10 @@ func TestProcessesBackupRestore(t *testing.T) {
 		t.Fatalf("Backup: %+v, %d bytes written", info, blob.Len())
 	}
 
-	// The restored cluster keeps the source's certificate, whose subject
-	// names the source cluster id (pki binds node identities to it): here
-	// it is the same id in another region.
-	dst := controlplane.ClusterRef{Region: "r2", ClusterID: src.ClusterID}
+	// The restored cluster, under an id of its own in another region,
+	// keeps the source's certificate: its node serves under the id that
+	// certificate names.
+	dst := controlplane.ClusterRef{Region: "r2", ClusterID: "cluster-dst"}
 	tampered := bytes.Clone(blob.Bytes())
 	tampered[len(tampered)/2] ^= 1
 	for _, tc := range []struct {
@@ -124,7 +124,7 @@ func TestProcessesBackupRestore(t *testing.T) {
 		t.Fatal(err)
 	}
 	if rc.SourceClusterID != src.ClusterID || rc.ClusterCSR != key.ClusterCSR || rc.ClusterCertificate != string(certPEM) ||
-		rc.TrustAnchor != anchor || rc.Created.IsZero() {
+		rc.TrustAnchor != anchor || rc.Created.IsZero() || rc.NextNodeID != 2 {
 		t.Fatalf("RestoreCluster: %+v", rc)
 	}
 	if !exists(filepath.Join(dir, dst.Region, dst.ClusterID, "cluster.key")) {

@@ -218,6 +218,23 @@ type nodeFile struct {
 	RestoreBackupID    string     `json:"restore_backup_id,omitempty"`
 }
 
+// nodeClusterID is the cluster id an HSM's node serves under: the one its
+// cluster certificate names. That is the API's cluster id, except for a
+// cluster restored from a backup, whose HSMs keep the cluster certificate
+// of the cluster that was initialized (so the customer signs nothing again)
+// and so its id: node certificates, peers and clients know the cluster by
+// the id its certificate names.
+func nodeClusterID(spec NodeSpec) string {
+	if spec.ClusterCertificate == "" {
+		return spec.ClusterID
+	}
+	cert, err := pki.DecodeCertificatePEM([]byte(spec.ClusterCertificate), "cluster certificate")
+	if err != nil || cert.Subject.CommonName == "" {
+		return spec.ClusterID // the node refuses it, saying why
+	}
+	return cert.Subject.CommonName
+}
+
 type nodePeer struct {
 	ID      uint32 `json:"id"`
 	HSMID   string `json:"hsm_id"`
@@ -247,7 +264,7 @@ func (p *Processes) Ensure(ctx context.Context, spec NodeSpec, allowRestart bool
 	f := nodeFile{
 		DataDir: filepath.Join(dir, "data"), Listen: net.JoinHostPort(spec.IP, strconv.Itoa(spec.Port)),
 		MetricsListen: net.JoinHostPort(spec.IP, strconv.Itoa(spec.MetricsPort)), NodeID: spec.NodeID,
-		ClusterID: spec.ClusterID, HSMID: spec.HsmID, Certificate: filepath.Join(dir, "node.crt"),
+		ClusterID: nodeClusterID(spec), HSMID: spec.HsmID, Certificate: filepath.Join(dir, "node.crt"),
 		PrivateKey: filepath.Join(dir, "node.key.pem"), ClusterCertificate: filepath.Join(dir, "cluster.crt"),
 		TrustAnchor: filepath.Join(dir, "customerCA.crt"), Peers: []nodePeer{}, MaskingKey: spec.MaskingKey, FIPS: spec.FIPS,
 		BackupKey: p.cfg.BackupKeyPath,

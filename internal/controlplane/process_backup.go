@@ -101,8 +101,9 @@ func (p *Processes) RestoreCluster(ctx context.Context, ref ClusterRef, boundID 
 		Activated          bool   `json:"activated"`
 		FIPS               bool   `json:"fips"`
 		Created            string `json:"created"`
+		NextNodeID         uint32 `json:"next_node_id"`
 	}
-	if err := json.Unmarshal(out, &res); err != nil || res.ClusterCSR == "" {
+	if err := json.Unmarshal(out, &res); err != nil || res.ClusterCSR == "" || res.NextNodeID == 0 {
 		return RestoredCluster{}, fmt.Errorf("coffer hsm restore-cluster: unexpected output %q", truncate(string(out), 200))
 	}
 	created, err := time.Parse(time.RFC3339Nano, res.Created)
@@ -111,7 +112,7 @@ func (p *Processes) RestoreCluster(ctx context.Context, ref ClusterRef, boundID 
 	}
 	return RestoredCluster{
 		SourceClusterID: res.SourceClusterID, ClusterCSR: res.ClusterCSR, ClusterCertificate: res.ClusterCertificate,
-		TrustAnchor: res.TrustAnchor, Activated: res.Activated, FIPS: res.FIPS, Created: created,
+		TrustAnchor: res.TrustAnchor, Activated: res.Activated, FIPS: res.FIPS, Created: created, NextNodeID: res.NextNodeID,
 	}, nil
 }
 

@@ -106,6 +106,10 @@ type RestoredCluster struct {
 	Activated          bool   // an admin of the backup had activated the cluster
 	FIPS               bool
 	Created            time.Time // when the backup was taken
+	// NextNodeID is the lowest node id no HSM of the backup's lineage has
+	// used: the restored cluster's HSMs take ids from it on, so none asks
+	// for the masking key under an id the backup records as joined.
+	NextNodeID uint32
 }
 
 // ErrBackupRefused: a backup blob failed verification (truncated, edited,

@@ -12,6 +12,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -106,6 +108,24 @@ const (
 
 func joinedID(cluster string, node uint32) string {
 	return fmt.Sprintf("%s%s/%d", joinedPrefix, cluster, node)
+}
+
+// JoinedNodeID returns the node id a cluster setting's id records as
+// joined, if it is such a record (of any cluster).
+func JoinedNodeID(settingID string) (uint32, bool) {
+	rest, ok := strings.CutPrefix(settingID, joinedPrefix)
+	if !ok {
+		return 0, false
+	}
+	i := strings.LastIndexByte(rest, '/')
+	if i < 0 {
+		return 0, false
+	}
+	id, err := strconv.ParseUint(rest[i+1:], 10, 32)
+	if err != nil || id == 0 {
+		return 0, false
+	}
+	return uint32(id), true
 }
 
 func joinCommitment(secret []byte) []byte {

@@ -180,3 +180,22 @@ func TestJoinAfterLostAnswer(t *testing.T) {
 		t.Fatalf("Clone after the join = %v, %v; want AlreadyExists", resp, err)
 	}
 }
+
+func TestJoinedNodeID(t *testing.T) {
+	for _, tc := range []struct {
+		id   string
+		want uint32
+		ok   bool
+	}{
+		{joinedID("cluster-a", 7), 7, true},
+		{joinedID("cluster-a/b", 12), 12, true},
+		{"node-joined/cluster-a/0", 0, false},
+		{"node-joined/cluster-a/x", 0, false},
+		{"node-joined/4294967296", 0, false},
+		{"mtls/anchor/1", 0, false},
+	} {
+		if got, ok := JoinedNodeID(tc.id); got != tc.want || ok != tc.ok {
+			t.Errorf("JoinedNodeID(%q) = %d, %v; want %d, %v", tc.id, got, ok, tc.want, tc.ok)
+		}
+	}
+}

@@ -55,6 +55,9 @@ func (n *Node) serverTLS() *tls.Config {
 		}
 		pol := dev.ClientTLSPolicy()
 		if err := pol.VerifyClient(cs.PeerCertificates, n.cfg.Now()); err != nil {
+			if _, ok := n.inboundLinkFor(cs.PeerCertificates); ok {
+				return nil // a node of a linked source cluster (link_server.go)
+			}
 			n.log.Info("TLS handshake refused: unknown client certificate",
 				"subject", cs.PeerCertificates[0].Subject.String(), "as_node", nodeErr, "as_client", err)
 			return fmt.Errorf("certificate %q is neither a node certificate of cluster %s nor issued by a registered trust anchor",

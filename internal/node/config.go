@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -71,6 +72,7 @@ const (
 	DefaultMaxSessions        = 4096
 	DefaultShutdownTimeout    = 5 * time.Second
 	DefaultReplicateTimeout   = 5 * time.Second
+	DefaultLinkInterval       = 5 * time.Second
 )
 
 // Config is how a Node is built. Flags and files are parsed by the caller.
@@ -108,6 +110,22 @@ type Config struct {
 	// from (from its verified TLS client certificate), or refuses it. Peer
 	// RPCs require it; HSM RPCs do not (their authorization is Login).
 	AuthorizePeer func(ctx context.Context) (nodeID uint32, err error)
+
+	// LinkTLS returns the client side of mutual TLS to an HSM of a linked
+	// clone at host (IP address or DNS name, without port): this node's
+	// certificate, and verification of the server's node certificate for
+	// cluster clusterID, against anchor only, for serverAuth and host (as
+	// pki.NodeClientConfig with pki.Trust{TrustAnchor: anchor, ClusterID:
+	// clusterID}). Nil: this node runs no outbound replication link.
+	LinkTLS func(host string, anchor *x509.Certificate, clusterID string) (*tls.Config, error)
+	// VerifyLinkedNode checks a chain as TLS delivers it (leaf first) is a
+	// node certificate of cluster clusterID chaining to anchor only, valid
+	// for clientAuth (as pki.Trust.VerifyNode). Nil: this node admits no
+	// inbound replication link.
+	VerifyLinkedNode func(chain []*x509.Certificate, anchor *x509.Certificate, clusterID string) error
+	// LinkInterval is the period of outbound replication link rounds
+	// (zero: DefaultLinkInterval).
+	LinkInterval time.Duration
 
 	// MetricsListen, if set, serves /healthz, /readyz and /metrics over HTTP;
 	// it must be a loopback address.
@@ -312,6 +330,7 @@ func (c *Config) Validate() error {
 	for name, d := range map[string]time.Duration{
 		"SessionIdleTimeout": c.SessionIdleTimeout, "ShutdownTimeout": c.ShutdownTimeout,
 		"ReplicateTimeout": c.ReplicateTimeout, "SyncInterval": c.SyncInterval,
+		"LinkInterval": c.LinkInterval,
 	} {
 		if d < 0 {
 			add("%s %s is negative", name, d)
@@ -360,6 +379,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ReplicateTimeout == 0 {
 		c.ReplicateTimeout = DefaultReplicateTimeout
+	}
+	if c.LinkInterval == 0 {
+		c.LinkInterval = DefaultLinkInterval
 	}
 	if c.Version == "" {
 		c.Version = "devel"

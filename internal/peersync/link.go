@@ -45,6 +45,8 @@ type MirrorResult struct {
 	Behind, Pushed int
 	// Oldest is the version time of the oldest record of Behind (zero if none).
 	Oldest time.Time
+	// Reached: the clone answered the round's digest.
+	Reached bool
 }
 
 // kindSet checks a kind list and returns it as a set.
@@ -98,6 +100,7 @@ func (s *Syncer) Mirror(ctx context.Context, target LinkTarget, kinds []store.Ki
 	if len(remote) != buckets {
 		return res, fmt.Errorf("peersync: link digest: %d buckets, asked %d", len(remote), buckets)
 	}
+	res.Reached = true
 	var diff []int
 	inDiff := make([]bool, buckets)
 	for b, ms := range snap.metas {
@@ -140,14 +143,22 @@ func (s *Syncer) Mirror(ctx context.Context, target LinkTarget, kinds []store.Ki
 	}
 	res.Behind = len(push)
 	slices.SortFunc(push, Key.compare)
+	// Users go first, in pushes of their own: the clone admits a key only
+	// once its owner is a user there.
+	users := slices.DeleteFunc(slices.Clone(push), func(k Key) bool { return k.Kind != store.KindUser })
+	rest := slices.DeleteFunc(push, func(k Key) bool { return k.Kind == store.KindUser })
 	pushed := 0
-	err = s.pushRecords(ctx, "link", func(ctx context.Context, recs []store.Sealed) error {
+	send := func(ctx context.Context, recs []store.Sealed) error {
 		_, err := target.Push(ctx, recs)
 		if err == nil {
 			pushed += len(recs)
 		}
 		return err
-	}, slices.Values(push))
+	}
+	err = s.pushRecords(ctx, "link", send, slices.Values(users))
+	if err == nil {
+		err = s.pushRecords(ctx, "link", send, slices.Values(rest))
+	}
 	res.Pushed = pushed
 	if err != nil {
 		return res, err
@@ -190,20 +201,34 @@ func (s *Syncer) HandleLinkVersions(ctx context.Context, buckets int, which []in
 
 // HandleLinkPush applies records a linked cluster pushed, through the same
 // path as a peer's records (Store.Apply, then OnApply), and returns how many
-// were stored. admit is asked about every record first; if it refuses any,
-// nothing is applied and the error wraps its refusal. A record that does not
-// open under this store's masking key wraps store.ErrBadBox.
-func (s *Syncer) HandleLinkPush(ctx context.Context, recs []store.Sealed, admit func(store.Sealed) error) (applied int, err error) {
+// were stored. A record of a kind not in kinds refuses the whole push
+// (ErrKindNotLinked): the sender is not keeping to the link. admit is then
+// asked about each record; one it refuses is not applied, the others are,
+// and the error joins the refusals (a record that does not open under this
+// store's masking key should wrap store.ErrBadBox).
+func (s *Syncer) HandleLinkPush(ctx context.Context, recs []store.Sealed, kinds []store.Kind, admit func(store.Sealed) error) (applied int, err error) {
 	if len(recs) > maxServeBatch {
 		return 0, fmt.Errorf("peersync: link push: %w: %d records, at most %d", ErrInvalidRequest, len(recs), maxServeBatch)
 	}
+	set, err := kindSet(kinds)
+	if err != nil {
+		return 0, fmt.Errorf("peersync: link push: %w", err)
+	}
 	for _, r := range recs {
-		if err := admit(r); err != nil {
-			return 0, fmt.Errorf("peersync: link push: %s: %w", Key{r.Kind, r.ID}, err)
+		if !set[r.Kind] {
+			return 0, fmt.Errorf("peersync: link push: %s: %w", Key{r.Kind, r.ID}, ErrKindNotLinked)
 		}
 	}
 	var errs []error
-	for _, r := range s.applyAll(ctx, recs) {
+	ok := recs[:0:0]
+	for _, r := range recs {
+		if err := admit(r); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", Key{r.Kind, r.ID}, err))
+			continue
+		}
+		ok = append(ok, r)
+	}
+	for _, r := range s.applyAll(ctx, ok) {
 		if r.err != nil {
 			errs = append(errs, r.err)
 			continue

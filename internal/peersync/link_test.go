@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/coffer-hsm/coffer/internal/peersync"
@@ -17,13 +18,12 @@ type linkTo struct {
 	kinds []store.Kind
 }
 
+// admit refuses records whose id starts with "refuse".
 func (l linkTo) admit(r store.Sealed) error {
-	for _, k := range l.kinds {
-		if k == r.Kind {
-			return nil
-		}
+	if strings.HasPrefix(r.ID, "refuse") {
+		return errors.New("refused by the clone")
 	}
-	return peersync.ErrKindNotLinked
+	return nil
 }
 
 func (l linkTo) Digest(ctx context.Context, buckets int) ([][]byte, error) {
@@ -35,7 +35,7 @@ func (l linkTo) Versions(ctx context.Context, buckets int, which []int) ([]peers
 }
 
 func (l linkTo) Push(ctx context.Context, recs []store.Sealed) (int, error) {
-	return l.sy.HandleLinkPush(ctx, recs, l.admit)
+	return l.sy.HandleLinkPush(ctx, recs, l.kinds, l.admit)
 }
 
 func TestMirror(t *testing.T) {
@@ -132,5 +132,31 @@ func TestLinkPushNotAClone(t *testing.T) {
 	}
 	if _, err := b.node(1).st.Export(ctx, store.KindObject, "obj"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("non-clone stored it: %v", err)
+	}
+}
+
+// A record the clone refuses does not hold up the others.
+func TestLinkPushRefusesOneRecord(t *testing.T) {
+	ctx := t.Context()
+	a := newCluster(t, clusterOpts{nodes: 1})
+	b := newCluster(t, clusterOpts{nodes: 1, mk: map[uint32][]byte{1: a.mk}})
+	a.put(1, store.KindObject, "ok-1", []byte("key"))
+	a.put(1, store.KindObject, "refuse-me", []byte("key"))
+	a.put(1, store.KindObject, "ok-2", []byte("key"))
+	target := linkTo{sy: b.node(1).sy, kinds: []store.Kind{store.KindObject}}
+	res, err := a.node(1).sy.Mirror(ctx, target, []store.Kind{store.KindObject})
+	if err == nil || !strings.Contains(err.Error(), "refused by the clone") {
+		t.Fatalf("mirror: %v", err)
+	}
+	if res.Behind != 3 || !res.Reached {
+		t.Fatalf("result %+v", res)
+	}
+	for _, id := range []string{"ok-1", "ok-2"} {
+		if _, err := b.node(1).st.Get(ctx, store.KindObject, id); err != nil {
+			t.Errorf("%s on the clone: %v", id, err)
+		}
+	}
+	if _, err := b.node(1).st.Get(ctx, store.KindObject, "refuse-me"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("refused record on the clone: %v", err)
 	}
 }

@@ -25,8 +25,10 @@ import (
 //   - At the handshake, a certificate that Config.ServerTLS's
 //     VerifyConnection refuses (it is not a node certificate of the cluster)
 //     is still accepted if it chains to a registered trust anchor: a client
-//     certificate. Any other certificate ends the handshake; a connection
-//     without a certificate is accepted.
+//     certificate; or if it is a node certificate of a cluster this one
+//     holds an inbound replication link from (link_server.go). Any other
+//     certificate ends the handshake; a connection without a certificate is
+//     accepted.
 //   - Peer RPCs run VerifyConnection again on the connection, so a client
 //     certificate never passes for a node's.
 //   - While the level is "cluster", every HSM RPC on a connection whose

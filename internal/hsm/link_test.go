@@ -86,3 +86,35 @@ func FuzzUnmarshalLinks(f *testing.F) {
 		}
 	})
 }
+
+func TestAdmitReplicated(t *testing.T) {
+	td, admin := activated(t)
+	withCU(t, td, admin, "alice")
+	u, err := td.user("alice").marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		kind RecordKind
+		id   string
+		data []byte
+		ok   bool
+	}{
+		{"user under its name", RecordUser, "alice", u, true},
+		{"user under another name", RecordUser, "admin", u, false},
+		{"user deleted", RecordUser, "alice", nil, true},
+		{"setting", RecordSetting, clusterSettingsID, defaultClusterSettings().marshal(), false},
+		{"setting deleted", RecordSetting, linksSettingsID, nil, false},
+		{"object with a bad id", RecordObject, "not-an-id", nil, false},
+		{"object deleted", RecordObject, ObjectID(7).String(), nil, true},
+		{"object that does not parse", RecordObject, ObjectID(7).String(), []byte{1, 2, 3}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := td.AdmitReplicated(tc.kind, tc.id, tc.data)
+			if (err == nil) != tc.ok {
+				t.Fatalf("got %v, want ok=%v", err, tc.ok)
+			}
+		})
+	}
+}

@@ -451,3 +451,37 @@ func TestReplicationLinkHostile(t *testing.T) {
 		eventually(t, "alice's later key on B", func() bool { return hasObject(t, lc.cb1, sb, later.GetObject()) })
 	})
 }
+
+// TestReplicationLinkUsers: with users chosen on both sides, a crypto user
+// made on A reaches B, logs in there, and the key it made on A arrives
+// after it (users go first); a link whose clone did not choose users is
+// refused and says why.
+func TestReplicationLinkUsers(t *testing.T) {
+	lc := newLinkedClusters(t, true)
+	ctx := t.Context()
+	lc.link(t, true)
+	must(t)(lc.ca.CreateUser(ctx, &hsmv1.CreateUserRequest{Session: adminSession(t, lc.ca), Username: "bob", Role: "crypto-user", Password: cuPW}))
+	s := open(t, lc.ca)
+	must(t)(lc.ca.Login(ctx, &hsmv1.LoginRequest{Session: s, Role: "crypto-user", Username: "bob", Password: cuPW}))
+	key, err := aesKey(t, lc.ca, s, true, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sb uint64
+	eventually(t, "bob logs in on B2", func() bool {
+		sb = open(t, lc.cb2)
+		_, err := lc.cb2.Login(ctx, &hsmv1.LoginRequest{Session: sb, Role: "crypto-user", Username: "bob", Password: cuPW})
+		return err == nil
+	})
+	eventually(t, "bob's key on B2", func() bool { return hasObject(t, lc.cb2, sb, key.GetObject()) })
+
+	// B's admin deletes its side and accepts again without users: A's
+	// link, which asks for users, is refused.
+	admin := adminSession(t, lc.cb1)
+	must(t)(lc.cb1.DeleteReplicationLink(ctx, &hsmv1.DeleteReplicationLinkRequest{Session: admin, Direction: "inbound", ClusterId: "cluster-a"}))
+	lc.accept(t, false)
+	eventually(t, "A reports the link refused", func() bool {
+		l := outboundLink(t, lc.ca)
+		return l.GetState() == linkRefused && strings.Contains(l.GetError(), "admits")
+	})
+}

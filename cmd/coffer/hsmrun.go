@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -115,6 +116,15 @@ func nodeConfig(f *hsmFile, path string, now func() time.Time) (node.Config, err
 		ServerTLS:     server,
 		PeerTLS: func(host string) (*tls.Config, error) {
 			return pki.NodeClientConfig(id.cert, id.trust, host)
+		},
+		// Replication links: a linked clone's HSMs are checked against the
+		// anchor and cluster id its link names, as peers are against ours.
+		LinkTLS: func(host string, anchor *x509.Certificate, clusterID string) (*tls.Config, error) {
+			return pki.NodeClientConfig(id.cert, pki.Trust{TrustAnchor: anchor, ClusterID: clusterID, Now: now}, host)
+		},
+		VerifyLinkedNode: func(chain []*x509.Certificate, anchor *x509.Certificate, clusterID string) error {
+			_, err := pki.Trust{TrustAnchor: anchor, ClusterID: clusterID, Now: now}.VerifyNode(chain, x509.ExtKeyUsageClientAuth, "")
+			return err
 		},
 		Peers:         peers,
 		MasterKey:     mk,

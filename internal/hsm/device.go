@@ -151,6 +151,7 @@ type Device struct {
 	users    map[string]*User
 	cluster  clusterSettings
 	mtls     *ClientTLSPolicy
+	links    []ReplicationLink // sorted; replaced, never modified in place
 
 	// createMu serializes read-modify-write of existing objects and users
 	// (attribute changes, sharing, destruction), so no change is lost.
@@ -231,6 +232,12 @@ func (d *Device) load(ctx context.Context) error {
 				return err
 			}
 			d.mtls = p
+		case linksSettingsID:
+			l, err := unmarshalLinks(data)
+			if err != nil {
+				return err
+			}
+			d.links = l
 		}
 		return nil
 	})
@@ -323,6 +330,12 @@ func (d *Device) Reload(kind RecordKind, id string, load func() ([]byte, error))
 				return err
 			}
 			d.mtls = p
+		case id == linksSettingsID:
+			l, err := unmarshalLinks(data)
+			if err != nil {
+				return err
+			}
+			d.links = l
 		}
 	}
 	return nil

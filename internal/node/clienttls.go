@@ -25,8 +25,10 @@ import (
 //   - At the handshake, a certificate that Config.ServerTLS's
 //     VerifyConnection refuses (it is not a node certificate of the cluster)
 //     is still accepted if it chains to a registered trust anchor: a client
-//     certificate. Any other certificate ends the handshake; a connection
-//     without a certificate is accepted.
+//     certificate; or if it is a node certificate of a cluster this one
+//     holds an inbound replication link from (link_server.go). Any other
+//     certificate ends the handshake; a connection without a certificate is
+//     accepted.
 //   - Peer RPCs run VerifyConnection again on the connection, so a client
 //     certificate never passes for a node's.
 //   - While the level is "cluster", every HSM RPC on a connection whose
@@ -55,6 +57,9 @@ func (n *Node) serverTLS() *tls.Config {
 		}
 		pol := dev.ClientTLSPolicy()
 		if err := pol.VerifyClient(cs.PeerCertificates, n.cfg.Now()); err != nil {
+			if _, ok := n.inboundLinkFor(cs.PeerCertificates); ok {
+				return nil // a node of a linked source cluster (link_server.go)
+			}
 			n.log.Info("TLS handshake refused: unknown client certificate",
 				"subject", cs.PeerCertificates[0].Subject.String(), "as_node", nodeErr, "as_client", err)
 			return fmt.Errorf("certificate %q is neither a node certificate of cluster %s nor issued by a registered trust anchor",

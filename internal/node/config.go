@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -79,6 +80,7 @@ const (
 	DefaultMaxSessions        = 4096
 	DefaultShutdownTimeout    = 5 * time.Second
 	DefaultReplicateTimeout   = 5 * time.Second
+	DefaultLinkInterval       = 5 * time.Second
 )
 
 // Config is how a Node is built. Flags and files are parsed by the caller.
@@ -125,6 +127,21 @@ type Config struct {
 	// starts from: the blob's path and the backup id it must be bound to.
 	RestoreBlob     string
 	RestoreBackupID string
+	// LinkTLS returns the client side of mutual TLS to an HSM of a linked
+	// clone at host (IP address or DNS name, without port): this node's
+	// certificate, and verification of the server's node certificate for
+	// cluster clusterID, against anchor only, for serverAuth and host (as
+	// pki.NodeClientConfig with pki.Trust{TrustAnchor: anchor, ClusterID:
+	// clusterID}). Nil: this node runs no outbound replication link.
+	LinkTLS func(host string, anchor *x509.Certificate, clusterID string) (*tls.Config, error)
+	// VerifyLinkedNode checks a chain as TLS delivers it (leaf first) is a
+	// node certificate of cluster clusterID chaining to anchor only, valid
+	// for clientAuth (as pki.Trust.VerifyNode). Nil: this node admits no
+	// inbound replication link.
+	VerifyLinkedNode func(chain []*x509.Certificate, anchor *x509.Certificate, clusterID string) error
+	// LinkInterval is the period of outbound replication link rounds
+	// (zero: DefaultLinkInterval).
+	LinkInterval time.Duration
 
 	// MetricsListen, if set, serves /healthz, /readyz and /metrics over HTTP;
 	// it must be a loopback address.
@@ -333,6 +350,7 @@ func (c *Config) Validate() error {
 	for name, d := range map[string]time.Duration{
 		"SessionIdleTimeout": c.SessionIdleTimeout, "ShutdownTimeout": c.ShutdownTimeout,
 		"ReplicateTimeout": c.ReplicateTimeout, "SyncInterval": c.SyncInterval,
+		"LinkInterval": c.LinkInterval,
 	} {
 		if d < 0 {
 			add("%s %s is negative", name, d)
@@ -381,6 +399,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ReplicateTimeout == 0 {
 		c.ReplicateTimeout = DefaultReplicateTimeout
+	}
+	if c.LinkInterval == 0 {
+		c.LinkInterval = DefaultLinkInterval
 	}
 	if c.Version == "" {
 		c.Version = "devel"

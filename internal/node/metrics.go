@@ -10,6 +10,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/coffer-hsm/coffer/internal/hsm"
 )
 
 // maxUsers is CloudHSM's per-cluster user quota, which HsmUsersAvailable
@@ -38,6 +40,9 @@ type metrics struct {
 	lagRecords     *prometheus.GaugeVec
 	behind         *prometheus.GaugeVec
 	behindRecords  *prometheus.GaugeVec
+	linkLag        *prometheus.GaugeVec
+	linkBehind     *prometheus.GaugeVec
+	linkUp         *prometheus.GaugeVec
 }
 
 func newMetrics(n *Node) *metrics {
@@ -73,7 +78,17 @@ func newMetrics(n *Node) *metrics {
 		behindRecords: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "coffer_sync_behind_records", Help: "Records a peer still has to deliver to this HSM, as last learned (its queue for this HSM, plus what anti-entropy is fetching).",
 		}, []string{"peer"}),
+		linkLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "coffer_replication_link_lag_seconds", Help: "Outbound replication link: age of the oldest change of this cluster not known to be on the clone (0 in sync; an upper bound while the clone is unreachable).",
+		}, []string{"cluster"}),
+		linkBehind: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "coffer_replication_link_records_behind", Help: "Outbound replication link: records of this cluster not known to be on the clone.",
+		}, []string{"cluster"}),
+		linkUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "coffer_replication_link_in_sync", Help: "1 if the last round of the replication link succeeded (outbound) or the source was admitted within the last minute (inbound), else 0.",
+		}, []string{"cluster", "direction"}),
 	}
+	m.reg.MustRegister(m.linkLag, m.linkBehind, m.linkUp)
 	m.reg.MustRegister(m.requests, m.latency, m.tokenObjects, m.sessionObjects, m.sessions,
 		m.usersAvailable, m.usersMax, m.unhealthy, m.ready, m.lag, m.lagRecords, m.behind, m.behindRecords,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -107,6 +122,20 @@ func (m *metrics) refresh(r *http.Request) {
 		m.lagRecords.WithLabelValues(peer).Set(float64(sy.queued[p.id]))
 		m.behind.WithLabelValues(peer).Set(sy.behind[p.id].Lag.Seconds())
 		m.behindRecords.WithLabelValues(peer).Set(float64(sy.behind[p.id].Records))
+	}
+	m.linkLag.Reset()
+	m.linkBehind.Reset()
+	m.linkUp.Reset()
+	if dev := n.dev.Load(); dev != nil {
+		for _, l := range dev.ReplicationLinks() {
+			st := n.linkState(l)
+			up := st.state == linkInSync || st.state == linkReceiving
+			m.linkUp.WithLabelValues(l.ClusterID, l.Direction.String()).Set(b2f(up))
+			if l.Direction == hsm.LinkOutbound {
+				m.linkLag.WithLabelValues(l.ClusterID).Set(st.lag.Seconds())
+				m.linkBehind.WithLabelValues(l.ClusterID).Set(float64(st.behind))
+			}
+		}
 	}
 }
 

@@ -52,6 +52,7 @@ type Node struct {
 	strangers strangerGate // spaces strangers' catch-ups (catchup.go)
 	peers     []*peerClient
 	verified  verifiedClients // client certificate chains verified under the current mTLS policy
+	links     links           // replication links: clients and state (link.go)
 
 	// loadMu is held to load the device and read-held to reload a record a
 	// peer delivered (onApply), so no record is missed in between. (peersync
@@ -415,6 +416,7 @@ func (n *Node) join(ctx context.Context, spawn func(string, func() error)) error
 	}
 	n.syncer.Store(s)
 	spawn("peersync", func() error { return s.Run(ctx) })
+	spawn("replication links", func() error { return n.linkLoop(ctx) })
 	if n.dev.Load() != nil {
 		return ignoreCanceled(ctx, n.markSelfJoined(ctx))
 	}

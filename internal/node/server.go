@@ -42,6 +42,7 @@ func (n *Node) newGRPCServer() *grpc.Server {
 	hsmv1.RegisterHSMServer(srv, &hsmServer{n: n})
 	hsmv1.RegisterPeerServer(srv, &peerServer{n: n})
 	hsmv1.RegisterOperatorServer(srv, &operatorServer{n: n})
+	hsmv1.RegisterReplicationLinkServer(srv, &linkServer{n: n})
 	return srv
 }
 

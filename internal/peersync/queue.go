@@ -244,6 +244,15 @@ func (s *Syncer) sendLoop(ctx context.Context, ps *peerState) {
 // no longer open (corrupt: retrying would not help; anti-entropy brings the
 // peer's copy back).
 func (s *Syncer) pushKeys(ctx context.Context, ps *peerState, keys iter.Seq[Key]) error {
+	return s.pushRecords(ctx, fmt.Sprintf("peer %d", ps.id), func(ctx context.Context, recs []store.Sealed) error {
+		_, err := ps.peer.Push(ctx, recs)
+		return err
+	}, keys)
+}
+
+// pushRecords is pushKeys through push, to the receiver named to (for
+// errors and logs): a peer or a replication link.
+func (s *Syncer) pushRecords(ctx context.Context, to string, push func(context.Context, []store.Sealed) error, keys iter.Seq[Key]) error {
 	var batch []store.Sealed
 	size := 0
 	flush := func() error {
@@ -251,11 +260,11 @@ func (s *Syncer) pushKeys(ctx context.Context, ps *peerState, keys iter.Seq[Key]
 			return nil
 		}
 		cctx, cancel := s.callCtx(ctx)
-		_, err := ps.peer.Push(cctx, batch)
+		err := push(cctx, batch)
 		cancel()
 		batch, size = batch[:0], 0
 		if err != nil {
-			return fmt.Errorf("peersync: push to peer %d: %w", ps.id, err)
+			return fmt.Errorf("peersync: push to %s: %w", to, err)
 		}
 		return nil
 	}
@@ -266,7 +275,7 @@ func (s *Syncer) pushKeys(ctx context.Context, ps *peerState, keys iter.Seq[Key]
 				continue
 			}
 			if _, ok := errors.AsType[*store.CorruptError](err); ok {
-				s.log.Error("not pushing corrupt record", "peer", ps.id, "err", err)
+				s.log.Error("not pushing corrupt record", "to", to, "err", err)
 				continue
 			}
 			return fmt.Errorf("peersync: export %s: %w", k, err)

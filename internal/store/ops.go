@@ -375,3 +375,27 @@ func (s *Store) PurgeTombstone(ctx context.Context, kind Kind, id string, v Vers
 	}
 	return nil
 }
+
+// Open opens a sealed record (from a peer or a linked clone) under this
+// store's masking key without storing it: the caller checks the payload
+// before Apply. A box that does not open wraps ErrBadBox.
+func (s *Store) Open(rec Sealed) (Record, error) {
+	raw, err := rec.MarshalBinary()
+	if err != nil {
+		return Record{}, fmt.Errorf("store: open: %w", err)
+	}
+	keys, err := s.keyring()
+	if err != nil {
+		return Record{}, err
+	}
+	n := headerFixed + len(rec.ID)
+	data, err := keys.open(raw[:n], raw[n:])
+	if err != nil {
+		return Record{}, fmt.Errorf("store: open %s %q %s: %w", rec.Kind, rec.ID, rec.Version, ErrBadBox)
+	}
+	if rec.Tombstone && len(data) != 0 {
+		clear(data)
+		return Record{}, fmt.Errorf("store: open %s %q %s: tombstone carries a payload: %w", rec.Kind, rec.ID, rec.Version, ErrBadBox)
+	}
+	return Record{Kind: rec.Kind, ID: rec.ID, Version: rec.Version, Tombstone: rec.Tombstone, Data: data}, nil
+}

@@ -4905,6 +4905,595 @@ func (x *BackupChunk) GetData() []byte {
 	return nil
 }
 
+type ReplicationLinkInfo struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	Direction        string                 `protobuf:"bytes,1,opt,name=direction,proto3" json:"direction,omitempty"`                        // "outbound" (this cluster replicates to it), "inbound" (accepts from it)
+	ClusterId        string                 `protobuf:"bytes,2,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`       // the other cluster
+	Address          string                 `protobuf:"bytes,3,opt,name=address,proto3" json:"address,omitempty"`                            // outbound: host:port of an HSM of the other cluster
+	TrustAnchor      []byte                 `protobuf:"bytes,4,opt,name=trust_anchor,json=trustAnchor,proto3" json:"trust_anchor,omitempty"` // DER: the other cluster's customer CA
+	Users            bool                   `protobuf:"varint,5,opt,name=users,proto3" json:"users,omitempty"`                               // users replicate too
+	CreatedUnixNanos int64                  `protobuf:"varint,6,opt,name=created_unix_nanos,json=createdUnixNanos,proto3" json:"created_unix_nanos,omitempty"`
+	// State on the HSM that answered.
+	State             string `protobuf:"bytes,7,opt,name=state,proto3" json:"state,omitempty"`                                                        // e.g. "in-sync", "behind", "unreachable", "not-a-clone", "refused", "waiting"
+	Error             string `protobuf:"bytes,8,opt,name=error,proto3" json:"error,omitempty"`                                                        // the last failure, if any
+	LagNanos          int64  `protobuf:"varint,9,opt,name=lag_nanos,json=lagNanos,proto3" json:"lag_nanos,omitempty"`                                 // outbound: age of the oldest change not known to be on the clone
+	RecordsBehind     uint64 `protobuf:"varint,10,opt,name=records_behind,json=recordsBehind,proto3" json:"records_behind,omitempty"`                 // outbound: records not known to be on the clone
+	LastSyncUnixNanos int64  `protobuf:"varint,11,opt,name=last_sync_unix_nanos,json=lastSyncUnixNanos,proto3" json:"last_sync_unix_nanos,omitempty"` // outbound: last complete round; inbound: last push admitted
+	RecordsApplied    uint64 `protobuf:"varint,12,opt,name=records_applied,json=recordsApplied,proto3" json:"records_applied,omitempty"`              // records this HSM applied (inbound) or pushed (outbound) since it started
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *ReplicationLinkInfo) Reset() {
+	*x = ReplicationLinkInfo{}
+	mi := &file_hsm_proto_msgTypes[79]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplicationLinkInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplicationLinkInfo) ProtoMessage() {}
+
+func (x *ReplicationLinkInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_hsm_proto_msgTypes[79]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplicationLinkInfo.ProtoReflect.Descriptor instead.
+func (*ReplicationLinkInfo) Descriptor() ([]byte, []int) {
+	return file_hsm_proto_rawDescGZIP(), []int{79}
+}
+
+func (x *ReplicationLinkInfo) GetDirection() string {
+	if x != nil {
+		return x.Direction
+	}
+	return ""
+}
+
+func (x *ReplicationLinkInfo) GetClusterId() string {
+	if x != nil {
+		return x.ClusterId
+	}
+	return ""
+}
+
+func (x *ReplicationLinkInfo) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+func (x *ReplicationLinkInfo) GetTrustAnchor() []byte {
+	if x != nil {
+		return x.TrustAnchor
+	}
+	return nil
+}
+
+func (x *ReplicationLinkInfo) GetUsers() bool {
+	if x != nil {
+		return x.Users
+	}
+	return false
+}
+
+func (x *ReplicationLinkInfo) GetCreatedUnixNanos() int64 {
+	if x != nil {
+		return x.CreatedUnixNanos
+	}
+	return 0
+}
+
+func (x *ReplicationLinkInfo) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *ReplicationLinkInfo) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *ReplicationLinkInfo) GetLagNanos() int64 {
+	if x != nil {
+		return x.LagNanos
+	}
+	return 0
+}
+
+func (x *ReplicationLinkInfo) GetRecordsBehind() uint64 {
+	if x != nil {
+		return x.RecordsBehind
+	}
+	return 0
+}
+
+func (x *ReplicationLinkInfo) GetLastSyncUnixNanos() int64 {
+	if x != nil {
+		return x.LastSyncUnixNanos
+	}
+	return 0
+}
+
+func (x *ReplicationLinkInfo) GetRecordsApplied() uint64 {
+	if x != nil {
+		return x.RecordsApplied
+	}
+	return 0
+}
+
+type CreateReplicationLinkRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Session       uint64                 `protobuf:"varint,1,opt,name=session,proto3" json:"session,omitempty"`
+	Link          *ReplicationLinkInfo   `protobuf:"bytes,2,opt,name=link,proto3" json:"link,omitempty"` // direction, cluster_id, address, trust_anchor, users
+	Approvals     *Approvals             `protobuf:"bytes,3,opt,name=approvals,proto3" json:"approvals,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateReplicationLinkRequest) Reset() {
+	*x = CreateReplicationLinkRequest{}
+	mi := &file_hsm_proto_msgTypes[80]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateReplicationLinkRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateReplicationLinkRequest) ProtoMessage() {}
+
+func (x *CreateReplicationLinkRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hsm_proto_msgTypes[80]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateReplicationLinkRequest.ProtoReflect.Descriptor instead.
+func (*CreateReplicationLinkRequest) Descriptor() ([]byte, []int) {
+	return file_hsm_proto_rawDescGZIP(), []int{80}
+}
+
+func (x *CreateReplicationLinkRequest) GetSession() uint64 {
+	if x != nil {
+		return x.Session
+	}
+	return 0
+}
+
+func (x *CreateReplicationLinkRequest) GetLink() *ReplicationLinkInfo {
+	if x != nil {
+		return x.Link
+	}
+	return nil
+}
+
+func (x *CreateReplicationLinkRequest) GetApprovals() *Approvals {
+	if x != nil {
+		return x.Approvals
+	}
+	return nil
+}
+
+type DeleteReplicationLinkRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Session       uint64                 `protobuf:"varint,1,opt,name=session,proto3" json:"session,omitempty"`
+	Direction     string                 `protobuf:"bytes,2,opt,name=direction,proto3" json:"direction,omitempty"`
+	ClusterId     string                 `protobuf:"bytes,3,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	Approvals     *Approvals             `protobuf:"bytes,4,opt,name=approvals,proto3" json:"approvals,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteReplicationLinkRequest) Reset() {
+	*x = DeleteReplicationLinkRequest{}
+	mi := &file_hsm_proto_msgTypes[81]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteReplicationLinkRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteReplicationLinkRequest) ProtoMessage() {}
+
+func (x *DeleteReplicationLinkRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hsm_proto_msgTypes[81]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteReplicationLinkRequest.ProtoReflect.Descriptor instead.
+func (*DeleteReplicationLinkRequest) Descriptor() ([]byte, []int) {
+	return file_hsm_proto_rawDescGZIP(), []int{81}
+}
+
+func (x *DeleteReplicationLinkRequest) GetSession() uint64 {
+	if x != nil {
+		return x.Session
+	}
+	return 0
+}
+
+func (x *DeleteReplicationLinkRequest) GetDirection() string {
+	if x != nil {
+		return x.Direction
+	}
+	return ""
+}
+
+func (x *DeleteReplicationLinkRequest) GetClusterId() string {
+	if x != nil {
+		return x.ClusterId
+	}
+	return ""
+}
+
+func (x *DeleteReplicationLinkRequest) GetApprovals() *Approvals {
+	if x != nil {
+		return x.Approvals
+	}
+	return nil
+}
+
+type ListReplicationLinksResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Links         []*ReplicationLinkInfo `protobuf:"bytes,1,rep,name=links,proto3" json:"links,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListReplicationLinksResponse) Reset() {
+	*x = ListReplicationLinksResponse{}
+	mi := &file_hsm_proto_msgTypes[82]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListReplicationLinksResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListReplicationLinksResponse) ProtoMessage() {}
+
+func (x *ListReplicationLinksResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hsm_proto_msgTypes[82]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListReplicationLinksResponse.ProtoReflect.Descriptor instead.
+func (*ListReplicationLinksResponse) Descriptor() ([]byte, []int) {
+	return file_hsm_proto_rawDescGZIP(), []int{82}
+}
+
+func (x *ListReplicationLinksResponse) GetLinks() []*ReplicationLinkInfo {
+	if x != nil {
+		return x.Links
+	}
+	return nil
+}
+
+type LinkHelloRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ClusterId     string                 `protobuf:"bytes,1,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"` // the caller's cluster
+	MkCheck       []byte                 `protobuf:"bytes,2,opt,name=mk_check,json=mkCheck,proto3" json:"mk_check,omitempty"`
+	Kinds         []uint32               `protobuf:"varint,3,rep,packed,name=kinds,proto3" json:"kinds,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LinkHelloRequest) Reset() {
+	*x = LinkHelloRequest{}
+	mi := &file_hsm_proto_msgTypes[83]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LinkHelloRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LinkHelloRequest) ProtoMessage() {}
+
+func (x *LinkHelloRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hsm_proto_msgTypes[83]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LinkHelloRequest.ProtoReflect.Descriptor instead.
+func (*LinkHelloRequest) Descriptor() ([]byte, []int) {
+	return file_hsm_proto_rawDescGZIP(), []int{83}
+}
+
+func (x *LinkHelloRequest) GetClusterId() string {
+	if x != nil {
+		return x.ClusterId
+	}
+	return ""
+}
+
+func (x *LinkHelloRequest) GetMkCheck() []byte {
+	if x != nil {
+		return x.MkCheck
+	}
+	return nil
+}
+
+func (x *LinkHelloRequest) GetKinds() []uint32 {
+	if x != nil {
+		return x.Kinds
+	}
+	return nil
+}
+
+type LinkHelloResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ClusterId     string                 `protobuf:"bytes,1,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	MkCheck       []byte                 `protobuf:"bytes,2,opt,name=mk_check,json=mkCheck,proto3" json:"mk_check,omitempty"`
+	Kinds         []uint32               `protobuf:"varint,3,rep,packed,name=kinds,proto3" json:"kinds,omitempty"` // the kinds this side admits from the caller
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LinkHelloResponse) Reset() {
+	*x = LinkHelloResponse{}
+	mi := &file_hsm_proto_msgTypes[84]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LinkHelloResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LinkHelloResponse) ProtoMessage() {}
+
+func (x *LinkHelloResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hsm_proto_msgTypes[84]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LinkHelloResponse.ProtoReflect.Descriptor instead.
+func (*LinkHelloResponse) Descriptor() ([]byte, []int) {
+	return file_hsm_proto_rawDescGZIP(), []int{84}
+}
+
+func (x *LinkHelloResponse) GetClusterId() string {
+	if x != nil {
+		return x.ClusterId
+	}
+	return ""
+}
+
+func (x *LinkHelloResponse) GetMkCheck() []byte {
+	if x != nil {
+		return x.MkCheck
+	}
+	return nil
+}
+
+func (x *LinkHelloResponse) GetKinds() []uint32 {
+	if x != nil {
+		return x.Kinds
+	}
+	return nil
+}
+
+type LinkDigestRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Buckets       uint32                 `protobuf:"varint,1,opt,name=buckets,proto3" json:"buckets,omitempty"`
+	Kinds         []uint32               `protobuf:"varint,2,rep,packed,name=kinds,proto3" json:"kinds,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LinkDigestRequest) Reset() {
+	*x = LinkDigestRequest{}
+	mi := &file_hsm_proto_msgTypes[85]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LinkDigestRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LinkDigestRequest) ProtoMessage() {}
+
+func (x *LinkDigestRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hsm_proto_msgTypes[85]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LinkDigestRequest.ProtoReflect.Descriptor instead.
+func (*LinkDigestRequest) Descriptor() ([]byte, []int) {
+	return file_hsm_proto_rawDescGZIP(), []int{85}
+}
+
+func (x *LinkDigestRequest) GetBuckets() uint32 {
+	if x != nil {
+		return x.Buckets
+	}
+	return 0
+}
+
+func (x *LinkDigestRequest) GetKinds() []uint32 {
+	if x != nil {
+		return x.Kinds
+	}
+	return nil
+}
+
+type LinkVersionsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Buckets       uint32                 `protobuf:"varint,1,opt,name=buckets,proto3" json:"buckets,omitempty"`
+	Bucket        []uint32               `protobuf:"varint,2,rep,packed,name=bucket,proto3" json:"bucket,omitempty"`
+	Kinds         []uint32               `protobuf:"varint,3,rep,packed,name=kinds,proto3" json:"kinds,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LinkVersionsRequest) Reset() {
+	*x = LinkVersionsRequest{}
+	mi := &file_hsm_proto_msgTypes[86]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LinkVersionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LinkVersionsRequest) ProtoMessage() {}
+
+func (x *LinkVersionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hsm_proto_msgTypes[86]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LinkVersionsRequest.ProtoReflect.Descriptor instead.
+func (*LinkVersionsRequest) Descriptor() ([]byte, []int) {
+	return file_hsm_proto_rawDescGZIP(), []int{86}
+}
+
+func (x *LinkVersionsRequest) GetBuckets() uint32 {
+	if x != nil {
+		return x.Buckets
+	}
+	return 0
+}
+
+func (x *LinkVersionsRequest) GetBucket() []uint32 {
+	if x != nil {
+		return x.Bucket
+	}
+	return nil
+}
+
+func (x *LinkVersionsRequest) GetKinds() []uint32 {
+	if x != nil {
+		return x.Kinds
+	}
+	return nil
+}
+
+type LinkPushRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Kinds         []uint32               `protobuf:"varint,1,rep,packed,name=kinds,proto3" json:"kinds,omitempty"`
+	Records       []*SealedRecord        `protobuf:"bytes,2,rep,name=records,proto3" json:"records,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LinkPushRequest) Reset() {
+	*x = LinkPushRequest{}
+	mi := &file_hsm_proto_msgTypes[87]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LinkPushRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LinkPushRequest) ProtoMessage() {}
+
+func (x *LinkPushRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hsm_proto_msgTypes[87]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LinkPushRequest.ProtoReflect.Descriptor instead.
+func (*LinkPushRequest) Descriptor() ([]byte, []int) {
+	return file_hsm_proto_rawDescGZIP(), []int{87}
+}
+
+func (x *LinkPushRequest) GetKinds() []uint32 {
+	if x != nil {
+		return x.Kinds
+	}
+	return nil
+}
+
+func (x *LinkPushRequest) GetRecords() []*SealedRecord {
+	if x != nil {
+		return x.Records
+	}
+	return nil
+}
+
 var File_hsm_proto protoreflect.FileDescriptor
 
 const file_hsm_proto_rawDesc = "" +
@@ -5257,14 +5846,61 @@ const file_hsm_proto_rawDesc = "" +
 	"\x13cluster_certificate\x18\x04 \x01(\tR\x12clusterCertificate\x12!\n" +
 	"\ftrust_anchor\x18\x05 \x01(\tR\vtrustAnchor\"!\n" +
 	"\vBackupChunk\x12\x12\n" +
-	"\x04data\x18\x01 \x01(\fR\x04data*\x8d\x01\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data\"\x9d\x03\n" +
+	"\x13ReplicationLinkInfo\x12\x1c\n" +
+	"\tdirection\x18\x01 \x01(\tR\tdirection\x12\x1d\n" +
+	"\n" +
+	"cluster_id\x18\x02 \x01(\tR\tclusterId\x12\x18\n" +
+	"\aaddress\x18\x03 \x01(\tR\aaddress\x12!\n" +
+	"\ftrust_anchor\x18\x04 \x01(\fR\vtrustAnchor\x12\x14\n" +
+	"\x05users\x18\x05 \x01(\bR\x05users\x12,\n" +
+	"\x12created_unix_nanos\x18\x06 \x01(\x03R\x10createdUnixNanos\x12\x14\n" +
+	"\x05state\x18\a \x01(\tR\x05state\x12\x14\n" +
+	"\x05error\x18\b \x01(\tR\x05error\x12\x1b\n" +
+	"\tlag_nanos\x18\t \x01(\x03R\blagNanos\x12%\n" +
+	"\x0erecords_behind\x18\n" +
+	" \x01(\x04R\rrecordsBehind\x12/\n" +
+	"\x14last_sync_unix_nanos\x18\v \x01(\x03R\x11lastSyncUnixNanos\x12'\n" +
+	"\x0frecords_applied\x18\f \x01(\x04R\x0erecordsApplied\"\xa8\x01\n" +
+	"\x1cCreateReplicationLinkRequest\x12\x18\n" +
+	"\asession\x18\x01 \x01(\x04R\asession\x126\n" +
+	"\x04link\x18\x02 \x01(\v2\".coffer.hsm.v1.ReplicationLinkInfoR\x04link\x126\n" +
+	"\tapprovals\x18\x03 \x01(\v2\x18.coffer.hsm.v1.ApprovalsR\tapprovals\"\xad\x01\n" +
+	"\x1cDeleteReplicationLinkRequest\x12\x18\n" +
+	"\asession\x18\x01 \x01(\x04R\asession\x12\x1c\n" +
+	"\tdirection\x18\x02 \x01(\tR\tdirection\x12\x1d\n" +
+	"\n" +
+	"cluster_id\x18\x03 \x01(\tR\tclusterId\x126\n" +
+	"\tapprovals\x18\x04 \x01(\v2\x18.coffer.hsm.v1.ApprovalsR\tapprovals\"X\n" +
+	"\x1cListReplicationLinksResponse\x128\n" +
+	"\x05links\x18\x01 \x03(\v2\".coffer.hsm.v1.ReplicationLinkInfoR\x05links\"b\n" +
+	"\x10LinkHelloRequest\x12\x1d\n" +
+	"\n" +
+	"cluster_id\x18\x01 \x01(\tR\tclusterId\x12\x19\n" +
+	"\bmk_check\x18\x02 \x01(\fR\amkCheck\x12\x14\n" +
+	"\x05kinds\x18\x03 \x03(\rR\x05kinds\"c\n" +
+	"\x11LinkHelloResponse\x12\x1d\n" +
+	"\n" +
+	"cluster_id\x18\x01 \x01(\tR\tclusterId\x12\x19\n" +
+	"\bmk_check\x18\x02 \x01(\fR\amkCheck\x12\x14\n" +
+	"\x05kinds\x18\x03 \x03(\rR\x05kinds\"C\n" +
+	"\x11LinkDigestRequest\x12\x18\n" +
+	"\abuckets\x18\x01 \x01(\rR\abuckets\x12\x14\n" +
+	"\x05kinds\x18\x02 \x03(\rR\x05kinds\"]\n" +
+	"\x13LinkVersionsRequest\x12\x18\n" +
+	"\abuckets\x18\x01 \x01(\rR\abuckets\x12\x16\n" +
+	"\x06bucket\x18\x02 \x03(\rR\x06bucket\x12\x14\n" +
+	"\x05kinds\x18\x03 \x03(\rR\x05kinds\"^\n" +
+	"\x0fLinkPushRequest\x12\x14\n" +
+	"\x05kinds\x18\x01 \x03(\rR\x05kinds\x125\n" +
+	"\arecords\x18\x02 \x03(\v2\x1b.coffer.hsm.v1.SealedRecordR\arecords*\x8d\x01\n" +
 	"\bFunction\x12\x18\n" +
 	"\x14FUNCTION_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10FUNCTION_ENCRYPT\x10\x01\x12\x14\n" +
 	"\x10FUNCTION_DECRYPT\x10\x02\x12\x11\n" +
 	"\rFUNCTION_SIGN\x10\x03\x12\x13\n" +
 	"\x0fFUNCTION_VERIFY\x10\x04\x12\x13\n" +
-	"\x0fFUNCTION_DIGEST\x10\x052\xef\x1c\n" +
+	"\x0fFUNCTION_DIGEST\x10\x052\x8b\x1f\n" +
 	"\x03HSM\x12T\n" +
 	"\vOpenSession\x12!.coffer.hsm.v1.OpenSessionRequest\x1a\".coffer.hsm.v1.OpenSessionResponse\x12C\n" +
 	"\fCloseSession\x12\x1d.coffer.hsm.v1.SessionRequest\x1a\x14.coffer.hsm.v1.Empty\x12:\n" +
@@ -5287,7 +5923,10 @@ const file_hsm_proto_rawDesc = "" +
 	"\x10ListTrustAnchors\x12\x14.coffer.hsm.v1.Empty\x1a'.coffer.hsm.v1.ListTrustAnchorsResponse\x12m\n" +
 	"\x15DeregisterTrustAnchor\x12+.coffer.hsm.v1.DeregisterTrustAnchorRequest\x1a'.coffer.hsm.v1.ListTrustAnchorsResponse\x12T\n" +
 	"\x12SetMTLSEnforcement\x12(.coffer.hsm.v1.SetMTLSEnforcementRequest\x1a\x14.coffer.hsm.v1.Empty\x12[\n" +
-	"\x12GetMTLSEnforcement\x12\x1d.coffer.hsm.v1.SessionRequest\x1a&.coffer.hsm.v1.MTLSEnforcementResponse\x12O\n" +
+	"\x12GetMTLSEnforcement\x12\x1d.coffer.hsm.v1.SessionRequest\x1a&.coffer.hsm.v1.MTLSEnforcementResponse\x12Z\n" +
+	"\x15CreateReplicationLink\x12+.coffer.hsm.v1.CreateReplicationLinkRequest\x1a\x14.coffer.hsm.v1.Empty\x12Z\n" +
+	"\x15DeleteReplicationLink\x12+.coffer.hsm.v1.DeleteReplicationLinkRequest\x1a\x14.coffer.hsm.v1.Empty\x12b\n" +
+	"\x14ListReplicationLinks\x12\x1d.coffer.hsm.v1.SessionRequest\x1a+.coffer.hsm.v1.ListReplicationLinksResponse\x12O\n" +
 	"\vGenerateKey\x12!.coffer.hsm.v1.GenerateKeyRequest\x1a\x1d.coffer.hsm.v1.CreateResponse\x12`\n" +
 	"\x0fGenerateKeyPair\x12%.coffer.hsm.v1.GenerateKeyPairRequest\x1a&.coffer.hsm.v1.GenerateKeyPairResponse\x12Q\n" +
 	"\fCreateObject\x12\".coffer.hsm.v1.CreateObjectRequest\x1a\x1d.coffer.hsm.v1.CreateResponse\x12K\n" +
@@ -5328,7 +5967,12 @@ const file_hsm_proto_rawDesc = "" +
 	"\x05Clone\x12\x1b.coffer.hsm.v1.CloneRequest\x1a\x1c.coffer.hsm.v1.CloneResponse\x12H\n" +
 	"\aCatchUp\x12\x1d.coffer.hsm.v1.CatchUpRequest\x1a\x1e.coffer.hsm.v1.CatchUpResponse2P\n" +
 	"\bOperator\x12D\n" +
-	"\x06Backup\x12\x1c.coffer.hsm.v1.BackupRequest\x1a\x1a.coffer.hsm.v1.BackupChunk0\x01B0Z.github.com/coffer-hsm/coffer/proto/hsmv1;hsmv1b\x06proto3"
+	"\x06Backup\x12\x1c.coffer.hsm.v1.BackupRequest\x1a\x1a.coffer.hsm.v1.BackupChunk0\x012\xbe\x02\n" +
+	"\x0fReplicationLink\x12J\n" +
+	"\x05Hello\x12\x1f.coffer.hsm.v1.LinkHelloRequest\x1a .coffer.hsm.v1.LinkHelloResponse\x12I\n" +
+	"\x06Digest\x12 .coffer.hsm.v1.LinkDigestRequest\x1a\x1d.coffer.hsm.v1.DigestResponse\x12O\n" +
+	"\bVersions\x12\".coffer.hsm.v1.LinkVersionsRequest\x1a\x1f.coffer.hsm.v1.VersionsResponse\x12C\n" +
+	"\x04Push\x12\x1e.coffer.hsm.v1.LinkPushRequest\x1a\x1b.coffer.hsm.v1.PushResponseB0Z.github.com/coffer-hsm/coffer/proto/hsmv1;hsmv1b\x06proto3"
 
 var (
 	file_hsm_proto_rawDescOnce sync.Once
@@ -5343,7 +5987,7 @@ func file_hsm_proto_rawDescGZIP() []byte {
 }
 
 var file_hsm_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_hsm_proto_msgTypes = make([]protoimpl.MessageInfo, 80)
+var file_hsm_proto_msgTypes = make([]protoimpl.MessageInfo, 89)
 var file_hsm_proto_goTypes = []any{
 	(Function)(0),                        // 0: coffer.hsm.v1.Function
 	(*Empty)(nil),                        // 1: coffer.hsm.v1.Empty
@@ -5425,169 +6069,197 @@ var file_hsm_proto_goTypes = []any{
 	(*CatchUpResponse)(nil),              // 77: coffer.hsm.v1.CatchUpResponse
 	(*BackupRequest)(nil),                // 78: coffer.hsm.v1.BackupRequest
 	(*BackupChunk)(nil),                  // 79: coffer.hsm.v1.BackupChunk
-	nil,                                  // 80: coffer.hsm.v1.QuorumValuesResponse.ValuesEntry
+	(*ReplicationLinkInfo)(nil),          // 80: coffer.hsm.v1.ReplicationLinkInfo
+	(*CreateReplicationLinkRequest)(nil), // 81: coffer.hsm.v1.CreateReplicationLinkRequest
+	(*DeleteReplicationLinkRequest)(nil), // 82: coffer.hsm.v1.DeleteReplicationLinkRequest
+	(*ListReplicationLinksResponse)(nil), // 83: coffer.hsm.v1.ListReplicationLinksResponse
+	(*LinkHelloRequest)(nil),             // 84: coffer.hsm.v1.LinkHelloRequest
+	(*LinkHelloResponse)(nil),            // 85: coffer.hsm.v1.LinkHelloResponse
+	(*LinkDigestRequest)(nil),            // 86: coffer.hsm.v1.LinkDigestRequest
+	(*LinkVersionsRequest)(nil),          // 87: coffer.hsm.v1.LinkVersionsRequest
+	(*LinkPushRequest)(nil),              // 88: coffer.hsm.v1.LinkPushRequest
+	nil,                                  // 89: coffer.hsm.v1.QuorumValuesResponse.ValuesEntry
 }
 var file_hsm_proto_depIdxs = []int32{
-	8,  // 0: coffer.hsm.v1.Approvals.signatures:type_name -> coffer.hsm.v1.Approval
-	9,  // 1: coffer.hsm.v1.CreateUserRequest.approvals:type_name -> coffer.hsm.v1.Approvals
-	9,  // 2: coffer.hsm.v1.DeleteUserRequest.approvals:type_name -> coffer.hsm.v1.Approvals
-	9,  // 3: coffer.hsm.v1.ChangePasswordRequest.approvals:type_name -> coffer.hsm.v1.Approvals
-	14, // 4: coffer.hsm.v1.ListUsersResponse.users:type_name -> coffer.hsm.v1.UserInfo
-	18, // 5: coffer.hsm.v1.ListQuorumTokensResponse.tokens:type_name -> coffer.hsm.v1.QuorumTokenInfo
-	9,  // 6: coffer.hsm.v1.SetQuorumValueRequest.approvals:type_name -> coffer.hsm.v1.Approvals
-	80, // 7: coffer.hsm.v1.QuorumValuesResponse.values:type_name -> coffer.hsm.v1.QuorumValuesResponse.ValuesEntry
-	9,  // 8: coffer.hsm.v1.RegisterTrustAnchorRequest.approvals:type_name -> coffer.hsm.v1.Approvals
-	23, // 9: coffer.hsm.v1.ListTrustAnchorsResponse.anchors:type_name -> coffer.hsm.v1.TrustAnchor
-	9,  // 10: coffer.hsm.v1.DeregisterTrustAnchorRequest.approvals:type_name -> coffer.hsm.v1.Approvals
-	9,  // 11: coffer.hsm.v1.SetMTLSEnforcementRequest.approvals:type_name -> coffer.hsm.v1.Approvals
-	3,  // 12: coffer.hsm.v1.GenerateKeyRequest.mechanism:type_name -> coffer.hsm.v1.Mechanism
-	2,  // 13: coffer.hsm.v1.GenerateKeyRequest.template:type_name -> coffer.hsm.v1.Attribute
-	35, // 14: coffer.hsm.v1.GenerateKeyRequest.idempotency:type_name -> coffer.hsm.v1.Idempotency
-	3,  // 15: coffer.hsm.v1.GenerateKeyPairRequest.mechanism:type_name -> coffer.hsm.v1.Mechanism
-	2,  // 16: coffer.hsm.v1.GenerateKeyPairRequest.public_template:type_name -> coffer.hsm.v1.Attribute
-	2,  // 17: coffer.hsm.v1.GenerateKeyPairRequest.private_template:type_name -> coffer.hsm.v1.Attribute
-	35, // 18: coffer.hsm.v1.GenerateKeyPairRequest.idempotency:type_name -> coffer.hsm.v1.Idempotency
-	2,  // 19: coffer.hsm.v1.CreateObjectRequest.template:type_name -> coffer.hsm.v1.Attribute
-	35, // 20: coffer.hsm.v1.CreateObjectRequest.idempotency:type_name -> coffer.hsm.v1.Idempotency
-	2,  // 21: coffer.hsm.v1.ImportKeyRequest.template:type_name -> coffer.hsm.v1.Attribute
-	35, // 22: coffer.hsm.v1.ImportKeyRequest.idempotency:type_name -> coffer.hsm.v1.Idempotency
-	3,  // 23: coffer.hsm.v1.UnwrapKeyRequest.mechanism:type_name -> coffer.hsm.v1.Mechanism
-	2,  // 24: coffer.hsm.v1.UnwrapKeyRequest.template:type_name -> coffer.hsm.v1.Attribute
-	35, // 25: coffer.hsm.v1.UnwrapKeyRequest.idempotency:type_name -> coffer.hsm.v1.Idempotency
-	3,  // 26: coffer.hsm.v1.DeriveKeyRequest.mechanism:type_name -> coffer.hsm.v1.Mechanism
-	2,  // 27: coffer.hsm.v1.DeriveKeyRequest.template:type_name -> coffer.hsm.v1.Attribute
-	35, // 28: coffer.hsm.v1.DeriveKeyRequest.idempotency:type_name -> coffer.hsm.v1.Idempotency
-	2,  // 29: coffer.hsm.v1.FindObjectsRequest.template:type_name -> coffer.hsm.v1.Attribute
-	43, // 30: coffer.hsm.v1.GetAttributesResponse.values:type_name -> coffer.hsm.v1.AttributeValue
-	2,  // 31: coffer.hsm.v1.SetAttributesRequest.template:type_name -> coffer.hsm.v1.Attribute
-	3,  // 32: coffer.hsm.v1.CryptRequest.mechanism:type_name -> coffer.hsm.v1.Mechanism
-	3,  // 33: coffer.hsm.v1.VerifyRequest.mechanism:type_name -> coffer.hsm.v1.Mechanism
-	3,  // 34: coffer.hsm.v1.WrapKeyRequest.mechanism:type_name -> coffer.hsm.v1.Mechanism
-	0,  // 35: coffer.hsm.v1.BeginRequest.function:type_name -> coffer.hsm.v1.Function
-	3,  // 36: coffer.hsm.v1.BeginRequest.mechanism:type_name -> coffer.hsm.v1.Mechanism
-	57, // 37: coffer.hsm.v1.MechanismsResponse.mechanisms:type_name -> coffer.hsm.v1.MechanismInfo
-	60, // 38: coffer.hsm.v1.NodeInfoResponse.peers:type_name -> coffer.hsm.v1.PeerStatus
-	63, // 39: coffer.hsm.v1.PushRequest.records:type_name -> coffer.hsm.v1.SealedRecord
-	68, // 40: coffer.hsm.v1.VersionsResponse.records:type_name -> coffer.hsm.v1.RecordMeta
-	71, // 41: coffer.hsm.v1.FetchRequest.keys:type_name -> coffer.hsm.v1.RecordKey
-	63, // 42: coffer.hsm.v1.FetchResponse.records:type_name -> coffer.hsm.v1.SealedRecord
-	5,  // 43: coffer.hsm.v1.HSM.OpenSession:input_type -> coffer.hsm.v1.OpenSessionRequest
-	4,  // 44: coffer.hsm.v1.HSM.CloseSession:input_type -> coffer.hsm.v1.SessionRequest
-	7,  // 45: coffer.hsm.v1.HSM.Login:input_type -> coffer.hsm.v1.LoginRequest
-	4,  // 46: coffer.hsm.v1.HSM.Logout:input_type -> coffer.hsm.v1.SessionRequest
-	10, // 47: coffer.hsm.v1.HSM.Activate:input_type -> coffer.hsm.v1.ActivateRequest
-	11, // 48: coffer.hsm.v1.HSM.CreateUser:input_type -> coffer.hsm.v1.CreateUserRequest
-	12, // 49: coffer.hsm.v1.HSM.DeleteUser:input_type -> coffer.hsm.v1.DeleteUserRequest
-	13, // 50: coffer.hsm.v1.HSM.ChangePassword:input_type -> coffer.hsm.v1.ChangePasswordRequest
-	4,  // 51: coffer.hsm.v1.HSM.ListUsers:input_type -> coffer.hsm.v1.SessionRequest
-	16, // 52: coffer.hsm.v1.HSM.RegisterQuorumKey:input_type -> coffer.hsm.v1.RegisterQuorumKeyRequest
-	17, // 53: coffer.hsm.v1.HSM.QuorumToken:input_type -> coffer.hsm.v1.QuorumTokenRequest
-	4,  // 54: coffer.hsm.v1.HSM.ListQuorumTokens:input_type -> coffer.hsm.v1.SessionRequest
-	20, // 55: coffer.hsm.v1.HSM.DeleteQuorumToken:input_type -> coffer.hsm.v1.DeleteQuorumTokenRequest
-	21, // 56: coffer.hsm.v1.HSM.SetQuorumValue:input_type -> coffer.hsm.v1.SetQuorumValueRequest
-	4,  // 57: coffer.hsm.v1.HSM.QuorumValues:input_type -> coffer.hsm.v1.SessionRequest
-	24, // 58: coffer.hsm.v1.HSM.RegisterTrustAnchor:input_type -> coffer.hsm.v1.RegisterTrustAnchorRequest
-	1,  // 59: coffer.hsm.v1.HSM.ListTrustAnchors:input_type -> coffer.hsm.v1.Empty
-	26, // 60: coffer.hsm.v1.HSM.DeregisterTrustAnchor:input_type -> coffer.hsm.v1.DeregisterTrustAnchorRequest
-	27, // 61: coffer.hsm.v1.HSM.SetMTLSEnforcement:input_type -> coffer.hsm.v1.SetMTLSEnforcementRequest
-	4,  // 62: coffer.hsm.v1.HSM.GetMTLSEnforcement:input_type -> coffer.hsm.v1.SessionRequest
-	29, // 63: coffer.hsm.v1.HSM.GenerateKey:input_type -> coffer.hsm.v1.GenerateKeyRequest
-	30, // 64: coffer.hsm.v1.HSM.GenerateKeyPair:input_type -> coffer.hsm.v1.GenerateKeyPairRequest
-	31, // 65: coffer.hsm.v1.HSM.CreateObject:input_type -> coffer.hsm.v1.CreateObjectRequest
-	32, // 66: coffer.hsm.v1.HSM.ImportKey:input_type -> coffer.hsm.v1.ImportKeyRequest
-	33, // 67: coffer.hsm.v1.HSM.UnwrapKey:input_type -> coffer.hsm.v1.UnwrapKeyRequest
-	34, // 68: coffer.hsm.v1.HSM.DeriveKey:input_type -> coffer.hsm.v1.DeriveKeyRequest
-	38, // 69: coffer.hsm.v1.HSM.FindObjects:input_type -> coffer.hsm.v1.FindObjectsRequest
-	40, // 70: coffer.hsm.v1.HSM.ObjectInfo:input_type -> coffer.hsm.v1.ObjectRequest
-	42, // 71: coffer.hsm.v1.HSM.GetAttributes:input_type -> coffer.hsm.v1.GetAttributesRequest
-	45, // 72: coffer.hsm.v1.HSM.SetAttributes:input_type -> coffer.hsm.v1.SetAttributesRequest
-	40, // 73: coffer.hsm.v1.HSM.DestroyObject:input_type -> coffer.hsm.v1.ObjectRequest
-	46, // 74: coffer.hsm.v1.HSM.ShareKey:input_type -> coffer.hsm.v1.ShareKeyRequest
-	46, // 75: coffer.hsm.v1.HSM.UnshareKey:input_type -> coffer.hsm.v1.ShareKeyRequest
-	40, // 76: coffer.hsm.v1.HSM.ExportKey:input_type -> coffer.hsm.v1.ObjectRequest
-	40, // 77: coffer.hsm.v1.HSM.ExportPublicKey:input_type -> coffer.hsm.v1.ObjectRequest
-	48, // 78: coffer.hsm.v1.HSM.Encrypt:input_type -> coffer.hsm.v1.CryptRequest
-	48, // 79: coffer.hsm.v1.HSM.Decrypt:input_type -> coffer.hsm.v1.CryptRequest
-	48, // 80: coffer.hsm.v1.HSM.Sign:input_type -> coffer.hsm.v1.CryptRequest
-	49, // 81: coffer.hsm.v1.HSM.Verify:input_type -> coffer.hsm.v1.VerifyRequest
-	48, // 82: coffer.hsm.v1.HSM.Digest:input_type -> coffer.hsm.v1.CryptRequest
-	50, // 83: coffer.hsm.v1.HSM.WrapKey:input_type -> coffer.hsm.v1.WrapKeyRequest
-	51, // 84: coffer.hsm.v1.HSM.GenerateRandom:input_type -> coffer.hsm.v1.RandomRequest
-	52, // 85: coffer.hsm.v1.HSM.Begin:input_type -> coffer.hsm.v1.BeginRequest
-	54, // 86: coffer.hsm.v1.HSM.Update:input_type -> coffer.hsm.v1.UpdateRequest
-	55, // 87: coffer.hsm.v1.HSM.Finish:input_type -> coffer.hsm.v1.FinishRequest
-	56, // 88: coffer.hsm.v1.HSM.Abort:input_type -> coffer.hsm.v1.OperationRequest
-	1,  // 89: coffer.hsm.v1.HSM.Mechanisms:input_type -> coffer.hsm.v1.Empty
-	1,  // 90: coffer.hsm.v1.HSM.NodeInfo:input_type -> coffer.hsm.v1.Empty
-	61, // 91: coffer.hsm.v1.Peer.Hello:input_type -> coffer.hsm.v1.HelloRequest
-	64, // 92: coffer.hsm.v1.Peer.Push:input_type -> coffer.hsm.v1.PushRequest
-	66, // 93: coffer.hsm.v1.Peer.Digest:input_type -> coffer.hsm.v1.DigestRequest
-	69, // 94: coffer.hsm.v1.Peer.Versions:input_type -> coffer.hsm.v1.VersionsRequest
-	72, // 95: coffer.hsm.v1.Peer.Fetch:input_type -> coffer.hsm.v1.FetchRequest
-	74, // 96: coffer.hsm.v1.Peer.Clone:input_type -> coffer.hsm.v1.CloneRequest
-	76, // 97: coffer.hsm.v1.Peer.CatchUp:input_type -> coffer.hsm.v1.CatchUpRequest
-	78, // 98: coffer.hsm.v1.Operator.Backup:input_type -> coffer.hsm.v1.BackupRequest
-	6,  // 99: coffer.hsm.v1.HSM.OpenSession:output_type -> coffer.hsm.v1.OpenSessionResponse
-	1,  // 100: coffer.hsm.v1.HSM.CloseSession:output_type -> coffer.hsm.v1.Empty
-	1,  // 101: coffer.hsm.v1.HSM.Login:output_type -> coffer.hsm.v1.Empty
-	1,  // 102: coffer.hsm.v1.HSM.Logout:output_type -> coffer.hsm.v1.Empty
-	1,  // 103: coffer.hsm.v1.HSM.Activate:output_type -> coffer.hsm.v1.Empty
-	1,  // 104: coffer.hsm.v1.HSM.CreateUser:output_type -> coffer.hsm.v1.Empty
-	1,  // 105: coffer.hsm.v1.HSM.DeleteUser:output_type -> coffer.hsm.v1.Empty
-	1,  // 106: coffer.hsm.v1.HSM.ChangePassword:output_type -> coffer.hsm.v1.Empty
-	15, // 107: coffer.hsm.v1.HSM.ListUsers:output_type -> coffer.hsm.v1.ListUsersResponse
-	1,  // 108: coffer.hsm.v1.HSM.RegisterQuorumKey:output_type -> coffer.hsm.v1.Empty
-	18, // 109: coffer.hsm.v1.HSM.QuorumToken:output_type -> coffer.hsm.v1.QuorumTokenInfo
-	19, // 110: coffer.hsm.v1.HSM.ListQuorumTokens:output_type -> coffer.hsm.v1.ListQuorumTokensResponse
-	1,  // 111: coffer.hsm.v1.HSM.DeleteQuorumToken:output_type -> coffer.hsm.v1.Empty
-	1,  // 112: coffer.hsm.v1.HSM.SetQuorumValue:output_type -> coffer.hsm.v1.Empty
-	22, // 113: coffer.hsm.v1.HSM.QuorumValues:output_type -> coffer.hsm.v1.QuorumValuesResponse
-	23, // 114: coffer.hsm.v1.HSM.RegisterTrustAnchor:output_type -> coffer.hsm.v1.TrustAnchor
-	25, // 115: coffer.hsm.v1.HSM.ListTrustAnchors:output_type -> coffer.hsm.v1.ListTrustAnchorsResponse
-	25, // 116: coffer.hsm.v1.HSM.DeregisterTrustAnchor:output_type -> coffer.hsm.v1.ListTrustAnchorsResponse
-	1,  // 117: coffer.hsm.v1.HSM.SetMTLSEnforcement:output_type -> coffer.hsm.v1.Empty
-	28, // 118: coffer.hsm.v1.HSM.GetMTLSEnforcement:output_type -> coffer.hsm.v1.MTLSEnforcementResponse
-	36, // 119: coffer.hsm.v1.HSM.GenerateKey:output_type -> coffer.hsm.v1.CreateResponse
-	37, // 120: coffer.hsm.v1.HSM.GenerateKeyPair:output_type -> coffer.hsm.v1.GenerateKeyPairResponse
-	36, // 121: coffer.hsm.v1.HSM.CreateObject:output_type -> coffer.hsm.v1.CreateResponse
-	36, // 122: coffer.hsm.v1.HSM.ImportKey:output_type -> coffer.hsm.v1.CreateResponse
-	36, // 123: coffer.hsm.v1.HSM.UnwrapKey:output_type -> coffer.hsm.v1.CreateResponse
-	36, // 124: coffer.hsm.v1.HSM.DeriveKey:output_type -> coffer.hsm.v1.CreateResponse
-	39, // 125: coffer.hsm.v1.HSM.FindObjects:output_type -> coffer.hsm.v1.FindObjectsResponse
-	41, // 126: coffer.hsm.v1.HSM.ObjectInfo:output_type -> coffer.hsm.v1.ObjectInfoResponse
-	44, // 127: coffer.hsm.v1.HSM.GetAttributes:output_type -> coffer.hsm.v1.GetAttributesResponse
-	1,  // 128: coffer.hsm.v1.HSM.SetAttributes:output_type -> coffer.hsm.v1.Empty
-	1,  // 129: coffer.hsm.v1.HSM.DestroyObject:output_type -> coffer.hsm.v1.Empty
-	1,  // 130: coffer.hsm.v1.HSM.ShareKey:output_type -> coffer.hsm.v1.Empty
-	1,  // 131: coffer.hsm.v1.HSM.UnshareKey:output_type -> coffer.hsm.v1.Empty
-	47, // 132: coffer.hsm.v1.HSM.ExportKey:output_type -> coffer.hsm.v1.BytesResponse
-	47, // 133: coffer.hsm.v1.HSM.ExportPublicKey:output_type -> coffer.hsm.v1.BytesResponse
-	47, // 134: coffer.hsm.v1.HSM.Encrypt:output_type -> coffer.hsm.v1.BytesResponse
-	47, // 135: coffer.hsm.v1.HSM.Decrypt:output_type -> coffer.hsm.v1.BytesResponse
-	47, // 136: coffer.hsm.v1.HSM.Sign:output_type -> coffer.hsm.v1.BytesResponse
-	1,  // 137: coffer.hsm.v1.HSM.Verify:output_type -> coffer.hsm.v1.Empty
-	47, // 138: coffer.hsm.v1.HSM.Digest:output_type -> coffer.hsm.v1.BytesResponse
-	47, // 139: coffer.hsm.v1.HSM.WrapKey:output_type -> coffer.hsm.v1.BytesResponse
-	47, // 140: coffer.hsm.v1.HSM.GenerateRandom:output_type -> coffer.hsm.v1.BytesResponse
-	53, // 141: coffer.hsm.v1.HSM.Begin:output_type -> coffer.hsm.v1.BeginResponse
-	47, // 142: coffer.hsm.v1.HSM.Update:output_type -> coffer.hsm.v1.BytesResponse
-	47, // 143: coffer.hsm.v1.HSM.Finish:output_type -> coffer.hsm.v1.BytesResponse
-	1,  // 144: coffer.hsm.v1.HSM.Abort:output_type -> coffer.hsm.v1.Empty
-	58, // 145: coffer.hsm.v1.HSM.Mechanisms:output_type -> coffer.hsm.v1.MechanismsResponse
-	59, // 146: coffer.hsm.v1.HSM.NodeInfo:output_type -> coffer.hsm.v1.NodeInfoResponse
-	62, // 147: coffer.hsm.v1.Peer.Hello:output_type -> coffer.hsm.v1.HelloResponse
-	65, // 148: coffer.hsm.v1.Peer.Push:output_type -> coffer.hsm.v1.PushResponse
-	67, // 149: coffer.hsm.v1.Peer.Digest:output_type -> coffer.hsm.v1.DigestResponse
-	70, // 150: coffer.hsm.v1.Peer.Versions:output_type -> coffer.hsm.v1.VersionsResponse
-	73, // 151: coffer.hsm.v1.Peer.Fetch:output_type -> coffer.hsm.v1.FetchResponse
-	75, // 152: coffer.hsm.v1.Peer.Clone:output_type -> coffer.hsm.v1.CloneResponse
-	77, // 153: coffer.hsm.v1.Peer.CatchUp:output_type -> coffer.hsm.v1.CatchUpResponse
-	79, // 154: coffer.hsm.v1.Operator.Backup:output_type -> coffer.hsm.v1.BackupChunk
-	99, // [99:155] is the sub-list for method output_type
-	43, // [43:99] is the sub-list for method input_type
-	43, // [43:43] is the sub-list for extension type_name
-	43, // [43:43] is the sub-list for extension extendee
-	0,  // [0:43] is the sub-list for field type_name
+	8,   // 0: coffer.hsm.v1.Approvals.signatures:type_name -> coffer.hsm.v1.Approval
+	9,   // 1: coffer.hsm.v1.CreateUserRequest.approvals:type_name -> coffer.hsm.v1.Approvals
+	9,   // 2: coffer.hsm.v1.DeleteUserRequest.approvals:type_name -> coffer.hsm.v1.Approvals
+	9,   // 3: coffer.hsm.v1.ChangePasswordRequest.approvals:type_name -> coffer.hsm.v1.Approvals
+	14,  // 4: coffer.hsm.v1.ListUsersResponse.users:type_name -> coffer.hsm.v1.UserInfo
+	18,  // 5: coffer.hsm.v1.ListQuorumTokensResponse.tokens:type_name -> coffer.hsm.v1.QuorumTokenInfo
+	9,   // 6: coffer.hsm.v1.SetQuorumValueRequest.approvals:type_name -> coffer.hsm.v1.Approvals
+	89,  // 7: coffer.hsm.v1.QuorumValuesResponse.values:type_name -> coffer.hsm.v1.QuorumValuesResponse.ValuesEntry
+	9,   // 8: coffer.hsm.v1.RegisterTrustAnchorRequest.approvals:type_name -> coffer.hsm.v1.Approvals
+	23,  // 9: coffer.hsm.v1.ListTrustAnchorsResponse.anchors:type_name -> coffer.hsm.v1.TrustAnchor
+	9,   // 10: coffer.hsm.v1.DeregisterTrustAnchorRequest.approvals:type_name -> coffer.hsm.v1.Approvals
+	9,   // 11: coffer.hsm.v1.SetMTLSEnforcementRequest.approvals:type_name -> coffer.hsm.v1.Approvals
+	3,   // 12: coffer.hsm.v1.GenerateKeyRequest.mechanism:type_name -> coffer.hsm.v1.Mechanism
+	2,   // 13: coffer.hsm.v1.GenerateKeyRequest.template:type_name -> coffer.hsm.v1.Attribute
+	35,  // 14: coffer.hsm.v1.GenerateKeyRequest.idempotency:type_name -> coffer.hsm.v1.Idempotency
+	3,   // 15: coffer.hsm.v1.GenerateKeyPairRequest.mechanism:type_name -> coffer.hsm.v1.Mechanism
+	2,   // 16: coffer.hsm.v1.GenerateKeyPairRequest.public_template:type_name -> coffer.hsm.v1.Attribute
+	2,   // 17: coffer.hsm.v1.GenerateKeyPairRequest.private_template:type_name -> coffer.hsm.v1.Attribute
+	35,  // 18: coffer.hsm.v1.GenerateKeyPairRequest.idempotency:type_name -> coffer.hsm.v1.Idempotency
+	2,   // 19: coffer.hsm.v1.CreateObjectRequest.template:type_name -> coffer.hsm.v1.Attribute
+	35,  // 20: coffer.hsm.v1.CreateObjectRequest.idempotency:type_name -> coffer.hsm.v1.Idempotency
+	2,   // 21: coffer.hsm.v1.ImportKeyRequest.template:type_name -> coffer.hsm.v1.Attribute
+	35,  // 22: coffer.hsm.v1.ImportKeyRequest.idempotency:type_name -> coffer.hsm.v1.Idempotency
+	3,   // 23: coffer.hsm.v1.UnwrapKeyRequest.mechanism:type_name -> coffer.hsm.v1.Mechanism
+	2,   // 24: coffer.hsm.v1.UnwrapKeyRequest.template:type_name -> coffer.hsm.v1.Attribute
+	35,  // 25: coffer.hsm.v1.UnwrapKeyRequest.idempotency:type_name -> coffer.hsm.v1.Idempotency
+	3,   // 26: coffer.hsm.v1.DeriveKeyRequest.mechanism:type_name -> coffer.hsm.v1.Mechanism
+	2,   // 27: coffer.hsm.v1.DeriveKeyRequest.template:type_name -> coffer.hsm.v1.Attribute
+	35,  // 28: coffer.hsm.v1.DeriveKeyRequest.idempotency:type_name -> coffer.hsm.v1.Idempotency
+	2,   // 29: coffer.hsm.v1.FindObjectsRequest.template:type_name -> coffer.hsm.v1.Attribute
+	43,  // 30: coffer.hsm.v1.GetAttributesResponse.values:type_name -> coffer.hsm.v1.AttributeValue
+	2,   // 31: coffer.hsm.v1.SetAttributesRequest.template:type_name -> coffer.hsm.v1.Attribute
+	3,   // 32: coffer.hsm.v1.CryptRequest.mechanism:type_name -> coffer.hsm.v1.Mechanism
+	3,   // 33: coffer.hsm.v1.VerifyRequest.mechanism:type_name -> coffer.hsm.v1.Mechanism
+	3,   // 34: coffer.hsm.v1.WrapKeyRequest.mechanism:type_name -> coffer.hsm.v1.Mechanism
+	0,   // 35: coffer.hsm.v1.BeginRequest.function:type_name -> coffer.hsm.v1.Function
+	3,   // 36: coffer.hsm.v1.BeginRequest.mechanism:type_name -> coffer.hsm.v1.Mechanism
+	57,  // 37: coffer.hsm.v1.MechanismsResponse.mechanisms:type_name -> coffer.hsm.v1.MechanismInfo
+	60,  // 38: coffer.hsm.v1.NodeInfoResponse.peers:type_name -> coffer.hsm.v1.PeerStatus
+	63,  // 39: coffer.hsm.v1.PushRequest.records:type_name -> coffer.hsm.v1.SealedRecord
+	68,  // 40: coffer.hsm.v1.VersionsResponse.records:type_name -> coffer.hsm.v1.RecordMeta
+	71,  // 41: coffer.hsm.v1.FetchRequest.keys:type_name -> coffer.hsm.v1.RecordKey
+	63,  // 42: coffer.hsm.v1.FetchResponse.records:type_name -> coffer.hsm.v1.SealedRecord
+	80,  // 43: coffer.hsm.v1.CreateReplicationLinkRequest.link:type_name -> coffer.hsm.v1.ReplicationLinkInfo
+	9,   // 44: coffer.hsm.v1.CreateReplicationLinkRequest.approvals:type_name -> coffer.hsm.v1.Approvals
+	9,   // 45: coffer.hsm.v1.DeleteReplicationLinkRequest.approvals:type_name -> coffer.hsm.v1.Approvals
+	80,  // 46: coffer.hsm.v1.ListReplicationLinksResponse.links:type_name -> coffer.hsm.v1.ReplicationLinkInfo
+	63,  // 47: coffer.hsm.v1.LinkPushRequest.records:type_name -> coffer.hsm.v1.SealedRecord
+	5,   // 48: coffer.hsm.v1.HSM.OpenSession:input_type -> coffer.hsm.v1.OpenSessionRequest
+	4,   // 49: coffer.hsm.v1.HSM.CloseSession:input_type -> coffer.hsm.v1.SessionRequest
+	7,   // 50: coffer.hsm.v1.HSM.Login:input_type -> coffer.hsm.v1.LoginRequest
+	4,   // 51: coffer.hsm.v1.HSM.Logout:input_type -> coffer.hsm.v1.SessionRequest
+	10,  // 52: coffer.hsm.v1.HSM.Activate:input_type -> coffer.hsm.v1.ActivateRequest
+	11,  // 53: coffer.hsm.v1.HSM.CreateUser:input_type -> coffer.hsm.v1.CreateUserRequest
+	12,  // 54: coffer.hsm.v1.HSM.DeleteUser:input_type -> coffer.hsm.v1.DeleteUserRequest
+	13,  // 55: coffer.hsm.v1.HSM.ChangePassword:input_type -> coffer.hsm.v1.ChangePasswordRequest
+	4,   // 56: coffer.hsm.v1.HSM.ListUsers:input_type -> coffer.hsm.v1.SessionRequest
+	16,  // 57: coffer.hsm.v1.HSM.RegisterQuorumKey:input_type -> coffer.hsm.v1.RegisterQuorumKeyRequest
+	17,  // 58: coffer.hsm.v1.HSM.QuorumToken:input_type -> coffer.hsm.v1.QuorumTokenRequest
+	4,   // 59: coffer.hsm.v1.HSM.ListQuorumTokens:input_type -> coffer.hsm.v1.SessionRequest
+	20,  // 60: coffer.hsm.v1.HSM.DeleteQuorumToken:input_type -> coffer.hsm.v1.DeleteQuorumTokenRequest
+	21,  // 61: coffer.hsm.v1.HSM.SetQuorumValue:input_type -> coffer.hsm.v1.SetQuorumValueRequest
+	4,   // 62: coffer.hsm.v1.HSM.QuorumValues:input_type -> coffer.hsm.v1.SessionRequest
+	24,  // 63: coffer.hsm.v1.HSM.RegisterTrustAnchor:input_type -> coffer.hsm.v1.RegisterTrustAnchorRequest
+	1,   // 64: coffer.hsm.v1.HSM.ListTrustAnchors:input_type -> coffer.hsm.v1.Empty
+	26,  // 65: coffer.hsm.v1.HSM.DeregisterTrustAnchor:input_type -> coffer.hsm.v1.DeregisterTrustAnchorRequest
+	27,  // 66: coffer.hsm.v1.HSM.SetMTLSEnforcement:input_type -> coffer.hsm.v1.SetMTLSEnforcementRequest
+	4,   // 67: coffer.hsm.v1.HSM.GetMTLSEnforcement:input_type -> coffer.hsm.v1.SessionRequest
+	81,  // 68: coffer.hsm.v1.HSM.CreateReplicationLink:input_type -> coffer.hsm.v1.CreateReplicationLinkRequest
+	82,  // 69: coffer.hsm.v1.HSM.DeleteReplicationLink:input_type -> coffer.hsm.v1.DeleteReplicationLinkRequest
+	4,   // 70: coffer.hsm.v1.HSM.ListReplicationLinks:input_type -> coffer.hsm.v1.SessionRequest
+	29,  // 71: coffer.hsm.v1.HSM.GenerateKey:input_type -> coffer.hsm.v1.GenerateKeyRequest
+	30,  // 72: coffer.hsm.v1.HSM.GenerateKeyPair:input_type -> coffer.hsm.v1.GenerateKeyPairRequest
+	31,  // 73: coffer.hsm.v1.HSM.CreateObject:input_type -> coffer.hsm.v1.CreateObjectRequest
+	32,  // 74: coffer.hsm.v1.HSM.ImportKey:input_type -> coffer.hsm.v1.ImportKeyRequest
+	33,  // 75: coffer.hsm.v1.HSM.UnwrapKey:input_type -> coffer.hsm.v1.UnwrapKeyRequest
+	34,  // 76: coffer.hsm.v1.HSM.DeriveKey:input_type -> coffer.hsm.v1.DeriveKeyRequest
+	38,  // 77: coffer.hsm.v1.HSM.FindObjects:input_type -> coffer.hsm.v1.FindObjectsRequest
+	40,  // 78: coffer.hsm.v1.HSM.ObjectInfo:input_type -> coffer.hsm.v1.ObjectRequest
+	42,  // 79: coffer.hsm.v1.HSM.GetAttributes:input_type -> coffer.hsm.v1.GetAttributesRequest
+	45,  // 80: coffer.hsm.v1.HSM.SetAttributes:input_type -> coffer.hsm.v1.SetAttributesRequest
+	40,  // 81: coffer.hsm.v1.HSM.DestroyObject:input_type -> coffer.hsm.v1.ObjectRequest
+	46,  // 82: coffer.hsm.v1.HSM.ShareKey:input_type -> coffer.hsm.v1.ShareKeyRequest
+	46,  // 83: coffer.hsm.v1.HSM.UnshareKey:input_type -> coffer.hsm.v1.ShareKeyRequest
+	40,  // 84: coffer.hsm.v1.HSM.ExportKey:input_type -> coffer.hsm.v1.ObjectRequest
+	40,  // 85: coffer.hsm.v1.HSM.ExportPublicKey:input_type -> coffer.hsm.v1.ObjectRequest
+	48,  // 86: coffer.hsm.v1.HSM.Encrypt:input_type -> coffer.hsm.v1.CryptRequest
+	48,  // 87: coffer.hsm.v1.HSM.Decrypt:input_type -> coffer.hsm.v1.CryptRequest
+	48,  // 88: coffer.hsm.v1.HSM.Sign:input_type -> coffer.hsm.v1.CryptRequest
+	49,  // 89: coffer.hsm.v1.HSM.Verify:input_type -> coffer.hsm.v1.VerifyRequest
+	48,  // 90: coffer.hsm.v1.HSM.Digest:input_type -> coffer.hsm.v1.CryptRequest
+	50,  // 91: coffer.hsm.v1.HSM.WrapKey:input_type -> coffer.hsm.v1.WrapKeyRequest
+	51,  // 92: coffer.hsm.v1.HSM.GenerateRandom:input_type -> coffer.hsm.v1.RandomRequest
+	52,  // 93: coffer.hsm.v1.HSM.Begin:input_type -> coffer.hsm.v1.BeginRequest
+	54,  // 94: coffer.hsm.v1.HSM.Update:input_type -> coffer.hsm.v1.UpdateRequest
+	55,  // 95: coffer.hsm.v1.HSM.Finish:input_type -> coffer.hsm.v1.FinishRequest
+	56,  // 96: coffer.hsm.v1.HSM.Abort:input_type -> coffer.hsm.v1.OperationRequest
+	1,   // 97: coffer.hsm.v1.HSM.Mechanisms:input_type -> coffer.hsm.v1.Empty
+	1,   // 98: coffer.hsm.v1.HSM.NodeInfo:input_type -> coffer.hsm.v1.Empty
+	61,  // 99: coffer.hsm.v1.Peer.Hello:input_type -> coffer.hsm.v1.HelloRequest
+	64,  // 100: coffer.hsm.v1.Peer.Push:input_type -> coffer.hsm.v1.PushRequest
+	66,  // 101: coffer.hsm.v1.Peer.Digest:input_type -> coffer.hsm.v1.DigestRequest
+	69,  // 102: coffer.hsm.v1.Peer.Versions:input_type -> coffer.hsm.v1.VersionsRequest
+	72,  // 103: coffer.hsm.v1.Peer.Fetch:input_type -> coffer.hsm.v1.FetchRequest
+	74,  // 104: coffer.hsm.v1.Peer.Clone:input_type -> coffer.hsm.v1.CloneRequest
+	76,  // 105: coffer.hsm.v1.Peer.CatchUp:input_type -> coffer.hsm.v1.CatchUpRequest
+	78,  // 106: coffer.hsm.v1.Operator.Backup:input_type -> coffer.hsm.v1.BackupRequest
+	84,  // 107: coffer.hsm.v1.ReplicationLink.Hello:input_type -> coffer.hsm.v1.LinkHelloRequest
+	86,  // 108: coffer.hsm.v1.ReplicationLink.Digest:input_type -> coffer.hsm.v1.LinkDigestRequest
+	87,  // 109: coffer.hsm.v1.ReplicationLink.Versions:input_type -> coffer.hsm.v1.LinkVersionsRequest
+	88,  // 110: coffer.hsm.v1.ReplicationLink.Push:input_type -> coffer.hsm.v1.LinkPushRequest
+	6,   // 111: coffer.hsm.v1.HSM.OpenSession:output_type -> coffer.hsm.v1.OpenSessionResponse
+	1,   // 112: coffer.hsm.v1.HSM.CloseSession:output_type -> coffer.hsm.v1.Empty
+	1,   // 113: coffer.hsm.v1.HSM.Login:output_type -> coffer.hsm.v1.Empty
+	1,   // 114: coffer.hsm.v1.HSM.Logout:output_type -> coffer.hsm.v1.Empty
+	1,   // 115: coffer.hsm.v1.HSM.Activate:output_type -> coffer.hsm.v1.Empty
+	1,   // 116: coffer.hsm.v1.HSM.CreateUser:output_type -> coffer.hsm.v1.Empty
+	1,   // 117: coffer.hsm.v1.HSM.DeleteUser:output_type -> coffer.hsm.v1.Empty
+	1,   // 118: coffer.hsm.v1.HSM.ChangePassword:output_type -> coffer.hsm.v1.Empty
+	15,  // 119: coffer.hsm.v1.HSM.ListUsers:output_type -> coffer.hsm.v1.ListUsersResponse
+	1,   // 120: coffer.hsm.v1.HSM.RegisterQuorumKey:output_type -> coffer.hsm.v1.Empty
+	18,  // 121: coffer.hsm.v1.HSM.QuorumToken:output_type -> coffer.hsm.v1.QuorumTokenInfo
+	19,  // 122: coffer.hsm.v1.HSM.ListQuorumTokens:output_type -> coffer.hsm.v1.ListQuorumTokensResponse
+	1,   // 123: coffer.hsm.v1.HSM.DeleteQuorumToken:output_type -> coffer.hsm.v1.Empty
+	1,   // 124: coffer.hsm.v1.HSM.SetQuorumValue:output_type -> coffer.hsm.v1.Empty
+	22,  // 125: coffer.hsm.v1.HSM.QuorumValues:output_type -> coffer.hsm.v1.QuorumValuesResponse
+	23,  // 126: coffer.hsm.v1.HSM.RegisterTrustAnchor:output_type -> coffer.hsm.v1.TrustAnchor
+	25,  // 127: coffer.hsm.v1.HSM.ListTrustAnchors:output_type -> coffer.hsm.v1.ListTrustAnchorsResponse
+	25,  // 128: coffer.hsm.v1.HSM.DeregisterTrustAnchor:output_type -> coffer.hsm.v1.ListTrustAnchorsResponse
+	1,   // 129: coffer.hsm.v1.HSM.SetMTLSEnforcement:output_type -> coffer.hsm.v1.Empty
+	28,  // 130: coffer.hsm.v1.HSM.GetMTLSEnforcement:output_type -> coffer.hsm.v1.MTLSEnforcementResponse
+	1,   // 131: coffer.hsm.v1.HSM.CreateReplicationLink:output_type -> coffer.hsm.v1.Empty
+	1,   // 132: coffer.hsm.v1.HSM.DeleteReplicationLink:output_type -> coffer.hsm.v1.Empty
+	83,  // 133: coffer.hsm.v1.HSM.ListReplicationLinks:output_type -> coffer.hsm.v1.ListReplicationLinksResponse
+	36,  // 134: coffer.hsm.v1.HSM.GenerateKey:output_type -> coffer.hsm.v1.CreateResponse
+	37,  // 135: coffer.hsm.v1.HSM.GenerateKeyPair:output_type -> coffer.hsm.v1.GenerateKeyPairResponse
+	36,  // 136: coffer.hsm.v1.HSM.CreateObject:output_type -> coffer.hsm.v1.CreateResponse
+	36,  // 137: coffer.hsm.v1.HSM.ImportKey:output_type -> coffer.hsm.v1.CreateResponse
+	36,  // 138: coffer.hsm.v1.HSM.UnwrapKey:output_type -> coffer.hsm.v1.CreateResponse
+	36,  // 139: coffer.hsm.v1.HSM.DeriveKey:output_type -> coffer.hsm.v1.CreateResponse
+	39,  // 140: coffer.hsm.v1.HSM.FindObjects:output_type -> coffer.hsm.v1.FindObjectsResponse
+	41,  // 141: coffer.hsm.v1.HSM.ObjectInfo:output_type -> coffer.hsm.v1.ObjectInfoResponse
+	44,  // 142: coffer.hsm.v1.HSM.GetAttributes:output_type -> coffer.hsm.v1.GetAttributesResponse
+	1,   // 143: coffer.hsm.v1.HSM.SetAttributes:output_type -> coffer.hsm.v1.Empty
+	1,   // 144: coffer.hsm.v1.HSM.DestroyObject:output_type -> coffer.hsm.v1.Empty
+	1,   // 145: coffer.hsm.v1.HSM.ShareKey:output_type -> coffer.hsm.v1.Empty
+	1,   // 146: coffer.hsm.v1.HSM.UnshareKey:output_type -> coffer.hsm.v1.Empty
+	47,  // 147: coffer.hsm.v1.HSM.ExportKey:output_type -> coffer.hsm.v1.BytesResponse
+	47,  // 148: coffer.hsm.v1.HSM.ExportPublicKey:output_type -> coffer.hsm.v1.BytesResponse
+	47,  // 149: coffer.hsm.v1.HSM.Encrypt:output_type -> coffer.hsm.v1.BytesResponse
+	47,  // 150: coffer.hsm.v1.HSM.Decrypt:output_type -> coffer.hsm.v1.BytesResponse
+	47,  // 151: coffer.hsm.v1.HSM.Sign:output_type -> coffer.hsm.v1.BytesResponse
+	1,   // 152: coffer.hsm.v1.HSM.Verify:output_type -> coffer.hsm.v1.Empty
+	47,  // 153: coffer.hsm.v1.HSM.Digest:output_type -> coffer.hsm.v1.BytesResponse
+	47,  // 154: coffer.hsm.v1.HSM.WrapKey:output_type -> coffer.hsm.v1.BytesResponse
+	47,  // 155: coffer.hsm.v1.HSM.GenerateRandom:output_type -> coffer.hsm.v1.BytesResponse
+	53,  // 156: coffer.hsm.v1.HSM.Begin:output_type -> coffer.hsm.v1.BeginResponse
+	47,  // 157: coffer.hsm.v1.HSM.Update:output_type -> coffer.hsm.v1.BytesResponse
+	47,  // 158: coffer.hsm.v1.HSM.Finish:output_type -> coffer.hsm.v1.BytesResponse
+	1,   // 159: coffer.hsm.v1.HSM.Abort:output_type -> coffer.hsm.v1.Empty
+	58,  // 160: coffer.hsm.v1.HSM.Mechanisms:output_type -> coffer.hsm.v1.MechanismsResponse
+	59,  // 161: coffer.hsm.v1.HSM.NodeInfo:output_type -> coffer.hsm.v1.NodeInfoResponse
+	62,  // 162: coffer.hsm.v1.Peer.Hello:output_type -> coffer.hsm.v1.HelloResponse
+	65,  // 163: coffer.hsm.v1.Peer.Push:output_type -> coffer.hsm.v1.PushResponse
+	67,  // 164: coffer.hsm.v1.Peer.Digest:output_type -> coffer.hsm.v1.DigestResponse
+	70,  // 165: coffer.hsm.v1.Peer.Versions:output_type -> coffer.hsm.v1.VersionsResponse
+	73,  // 166: coffer.hsm.v1.Peer.Fetch:output_type -> coffer.hsm.v1.FetchResponse
+	75,  // 167: coffer.hsm.v1.Peer.Clone:output_type -> coffer.hsm.v1.CloneResponse
+	77,  // 168: coffer.hsm.v1.Peer.CatchUp:output_type -> coffer.hsm.v1.CatchUpResponse
+	79,  // 169: coffer.hsm.v1.Operator.Backup:output_type -> coffer.hsm.v1.BackupChunk
+	85,  // 170: coffer.hsm.v1.ReplicationLink.Hello:output_type -> coffer.hsm.v1.LinkHelloResponse
+	67,  // 171: coffer.hsm.v1.ReplicationLink.Digest:output_type -> coffer.hsm.v1.DigestResponse
+	70,  // 172: coffer.hsm.v1.ReplicationLink.Versions:output_type -> coffer.hsm.v1.VersionsResponse
+	65,  // 173: coffer.hsm.v1.ReplicationLink.Push:output_type -> coffer.hsm.v1.PushResponse
+	111, // [111:174] is the sub-list for method output_type
+	48,  // [48:111] is the sub-list for method input_type
+	48,  // [48:48] is the sub-list for extension type_name
+	48,  // [48:48] is the sub-list for extension extendee
+	0,   // [0:48] is the sub-list for field type_name
 }
 
 func init() { file_hsm_proto_init() }
@@ -5605,9 +6277,9 @@ func file_hsm_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hsm_proto_rawDesc), len(file_hsm_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   80,
+			NumMessages:   89,
 			NumExtensions: 0,
-			NumServices:   3,
+			NumServices:   4,
 		},
 		GoTypes:           file_hsm_proto_goTypes,
 		DependencyIndexes: file_hsm_proto_depIdxs,

@@ -49,6 +49,9 @@ const (
 	HSM_DeregisterTrustAnchor_FullMethodName = "/coffer.hsm.v1.HSM/DeregisterTrustAnchor"
 	HSM_SetMTLSEnforcement_FullMethodName    = "/coffer.hsm.v1.HSM/SetMTLSEnforcement"
 	HSM_GetMTLSEnforcement_FullMethodName    = "/coffer.hsm.v1.HSM/GetMTLSEnforcement"
+	HSM_CreateReplicationLink_FullMethodName = "/coffer.hsm.v1.HSM/CreateReplicationLink"
+	HSM_DeleteReplicationLink_FullMethodName = "/coffer.hsm.v1.HSM/DeleteReplicationLink"
+	HSM_ListReplicationLinks_FullMethodName  = "/coffer.hsm.v1.HSM/ListReplicationLinks"
 	HSM_GenerateKey_FullMethodName           = "/coffer.hsm.v1.HSM/GenerateKey"
 	HSM_GenerateKeyPair_FullMethodName       = "/coffer.hsm.v1.HSM/GenerateKeyPair"
 	HSM_CreateObject_FullMethodName          = "/coffer.hsm.v1.HSM/CreateObject"
@@ -117,6 +120,13 @@ type HSMClient interface {
 	// certificate issued by a registered trust anchor.
 	SetMTLSEnforcement(ctx context.Context, in *SetMTLSEnforcementRequest, opts ...grpc.CallOption) (*Empty, error)
 	GetMTLSEnforcement(ctx context.Context, in *SessionRequest, opts ...grpc.CallOption) (*MTLSEnforcementResponse, error)
+	// Replication links between clones (clusters sharing one masking key):
+	// see ReplicationLink. Changes are admins' (guarded by the
+	// quorum-management quorum); the list, with each link's state on this
+	// HSM, needs no session (as NodeInfo).
+	CreateReplicationLink(ctx context.Context, in *CreateReplicationLinkRequest, opts ...grpc.CallOption) (*Empty, error)
+	DeleteReplicationLink(ctx context.Context, in *DeleteReplicationLinkRequest, opts ...grpc.CallOption) (*Empty, error)
+	ListReplicationLinks(ctx context.Context, in *SessionRequest, opts ...grpc.CallOption) (*ListReplicationLinksResponse, error)
 	// Objects. Creation calls carry min_nodes (client-side synchronization):
 	// the node answers only once that many HSMs, itself included, have stored
 	// a token object durably; otherwise it removes it and refuses.
@@ -355,6 +365,36 @@ func (c *hSMClient) GetMTLSEnforcement(ctx context.Context, in *SessionRequest, 
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(MTLSEnforcementResponse)
 	err := c.cc.Invoke(ctx, HSM_GetMTLSEnforcement_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *hSMClient) CreateReplicationLink(ctx context.Context, in *CreateReplicationLinkRequest, opts ...grpc.CallOption) (*Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Empty)
+	err := c.cc.Invoke(ctx, HSM_CreateReplicationLink_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *hSMClient) DeleteReplicationLink(ctx context.Context, in *DeleteReplicationLinkRequest, opts ...grpc.CallOption) (*Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Empty)
+	err := c.cc.Invoke(ctx, HSM_DeleteReplicationLink_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *hSMClient) ListReplicationLinks(ctx context.Context, in *SessionRequest, opts ...grpc.CallOption) (*ListReplicationLinksResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListReplicationLinksResponse)
+	err := c.cc.Invoke(ctx, HSM_ListReplicationLinks_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -679,6 +719,13 @@ type HSMServer interface {
 	// certificate issued by a registered trust anchor.
 	SetMTLSEnforcement(context.Context, *SetMTLSEnforcementRequest) (*Empty, error)
 	GetMTLSEnforcement(context.Context, *SessionRequest) (*MTLSEnforcementResponse, error)
+	// Replication links between clones (clusters sharing one masking key):
+	// see ReplicationLink. Changes are admins' (guarded by the
+	// quorum-management quorum); the list, with each link's state on this
+	// HSM, needs no session (as NodeInfo).
+	CreateReplicationLink(context.Context, *CreateReplicationLinkRequest) (*Empty, error)
+	DeleteReplicationLink(context.Context, *DeleteReplicationLinkRequest) (*Empty, error)
+	ListReplicationLinks(context.Context, *SessionRequest) (*ListReplicationLinksResponse, error)
 	// Objects. Creation calls carry min_nodes (client-side synchronization):
 	// the node answers only once that many HSMs, itself included, have stored
 	// a token object durably; otherwise it removes it and refuses.
@@ -782,6 +829,15 @@ func (UnimplementedHSMServer) SetMTLSEnforcement(context.Context, *SetMTLSEnforc
 }
 func (UnimplementedHSMServer) GetMTLSEnforcement(context.Context, *SessionRequest) (*MTLSEnforcementResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetMTLSEnforcement not implemented")
+}
+func (UnimplementedHSMServer) CreateReplicationLink(context.Context, *CreateReplicationLinkRequest) (*Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateReplicationLink not implemented")
+}
+func (UnimplementedHSMServer) DeleteReplicationLink(context.Context, *DeleteReplicationLinkRequest) (*Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteReplicationLink not implemented")
+}
+func (UnimplementedHSMServer) ListReplicationLinks(context.Context, *SessionRequest) (*ListReplicationLinksResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListReplicationLinks not implemented")
 }
 func (UnimplementedHSMServer) GenerateKey(context.Context, *GenerateKeyRequest) (*CreateResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GenerateKey not implemented")
@@ -1244,6 +1300,60 @@ func _HSM_GetMTLSEnforcement_Handler(srv interface{}, ctx context.Context, dec f
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(HSMServer).GetMTLSEnforcement(ctx, req.(*SessionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _HSM_CreateReplicationLink_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateReplicationLinkRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HSMServer).CreateReplicationLink(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: HSM_CreateReplicationLink_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HSMServer).CreateReplicationLink(ctx, req.(*CreateReplicationLinkRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _HSM_DeleteReplicationLink_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteReplicationLinkRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HSMServer).DeleteReplicationLink(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: HSM_DeleteReplicationLink_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HSMServer).DeleteReplicationLink(ctx, req.(*DeleteReplicationLinkRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _HSM_ListReplicationLinks_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SessionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HSMServer).ListReplicationLinks(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: HSM_ListReplicationLinks_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HSMServer).ListReplicationLinks(ctx, req.(*SessionRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -1838,6 +1948,18 @@ var HSM_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetMTLSEnforcement",
 			Handler:    _HSM_GetMTLSEnforcement_Handler,
+		},
+		{
+			MethodName: "CreateReplicationLink",
+			Handler:    _HSM_CreateReplicationLink_Handler,
+		},
+		{
+			MethodName: "DeleteReplicationLink",
+			Handler:    _HSM_DeleteReplicationLink_Handler,
+		},
+		{
+			MethodName: "ListReplicationLinks",
+			Handler:    _HSM_ListReplicationLinks_Handler,
 		},
 		{
 			MethodName: "GenerateKey",
@@ -2436,5 +2558,249 @@ var Operator_ServiceDesc = grpc.ServiceDesc{
 			ServerStreams: true,
 		},
 	},
+	Metadata: "hsm.proto",
+}
+
+const (
+	ReplicationLink_Hello_FullMethodName    = "/coffer.hsm.v1.ReplicationLink/Hello"
+	ReplicationLink_Digest_FullMethodName   = "/coffer.hsm.v1.ReplicationLink/Digest"
+	ReplicationLink_Versions_FullMethodName = "/coffer.hsm.v1.ReplicationLink/Versions"
+	ReplicationLink_Push_FullMethodName     = "/coffer.hsm.v1.ReplicationLink/Push"
+)
+
+// ReplicationLinkClient is the client API for ReplicationLink service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// ReplicationLink is what a node of a source cluster A calls on a node of a
+// clone B (another cluster holding the same masking key) that accepted a
+// link from A: one-way anti-entropy of token objects (and users, if both
+// sides chose them) from A to B. The caller presents its node certificate
+// of A; B admits it only if it chains to the trust anchor of B's inbound
+// link for A's cluster id, and only for the kinds that link admits. Records
+// travel sealed under the shared masking key; B applies them as records
+// from its own peers and its own sync spreads them.
+type ReplicationLinkClient interface {
+	// Hello checks both sides are clones (same masking-key check) and tells
+	// what B admits.
+	Hello(ctx context.Context, in *LinkHelloRequest, opts ...grpc.CallOption) (*LinkHelloResponse, error)
+	// Digest and Versions are Peer's, over the named kinds only.
+	Digest(ctx context.Context, in *LinkDigestRequest, opts ...grpc.CallOption) (*DigestResponse, error)
+	Versions(ctx context.Context, in *LinkVersionsRequest, opts ...grpc.CallOption) (*VersionsResponse, error)
+	// Push delivers records of the named kinds; any other kind refuses the
+	// whole request.
+	Push(ctx context.Context, in *LinkPushRequest, opts ...grpc.CallOption) (*PushResponse, error)
+}
+
+type replicationLinkClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewReplicationLinkClient(cc grpc.ClientConnInterface) ReplicationLinkClient {
+	return &replicationLinkClient{cc}
+}
+
+func (c *replicationLinkClient) Hello(ctx context.Context, in *LinkHelloRequest, opts ...grpc.CallOption) (*LinkHelloResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(LinkHelloResponse)
+	err := c.cc.Invoke(ctx, ReplicationLink_Hello_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *replicationLinkClient) Digest(ctx context.Context, in *LinkDigestRequest, opts ...grpc.CallOption) (*DigestResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DigestResponse)
+	err := c.cc.Invoke(ctx, ReplicationLink_Digest_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *replicationLinkClient) Versions(ctx context.Context, in *LinkVersionsRequest, opts ...grpc.CallOption) (*VersionsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VersionsResponse)
+	err := c.cc.Invoke(ctx, ReplicationLink_Versions_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *replicationLinkClient) Push(ctx context.Context, in *LinkPushRequest, opts ...grpc.CallOption) (*PushResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PushResponse)
+	err := c.cc.Invoke(ctx, ReplicationLink_Push_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ReplicationLinkServer is the server API for ReplicationLink service.
+// All implementations must embed UnimplementedReplicationLinkServer
+// for forward compatibility.
+//
+// ReplicationLink is what a node of a source cluster A calls on a node of a
+// clone B (another cluster holding the same masking key) that accepted a
+// link from A: one-way anti-entropy of token objects (and users, if both
+// sides chose them) from A to B. The caller presents its node certificate
+// of A; B admits it only if it chains to the trust anchor of B's inbound
+// link for A's cluster id, and only for the kinds that link admits. Records
+// travel sealed under the shared masking key; B applies them as records
+// from its own peers and its own sync spreads them.
+type ReplicationLinkServer interface {
+	// Hello checks both sides are clones (same masking-key check) and tells
+	// what B admits.
+	Hello(context.Context, *LinkHelloRequest) (*LinkHelloResponse, error)
+	// Digest and Versions are Peer's, over the named kinds only.
+	Digest(context.Context, *LinkDigestRequest) (*DigestResponse, error)
+	Versions(context.Context, *LinkVersionsRequest) (*VersionsResponse, error)
+	// Push delivers records of the named kinds; any other kind refuses the
+	// whole request.
+	Push(context.Context, *LinkPushRequest) (*PushResponse, error)
+	mustEmbedUnimplementedReplicationLinkServer()
+}
+
+// UnimplementedReplicationLinkServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedReplicationLinkServer struct{}
+
+func (UnimplementedReplicationLinkServer) Hello(context.Context, *LinkHelloRequest) (*LinkHelloResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Hello not implemented")
+}
+func (UnimplementedReplicationLinkServer) Digest(context.Context, *LinkDigestRequest) (*DigestResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Digest not implemented")
+}
+func (UnimplementedReplicationLinkServer) Versions(context.Context, *LinkVersionsRequest) (*VersionsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Versions not implemented")
+}
+func (UnimplementedReplicationLinkServer) Push(context.Context, *LinkPushRequest) (*PushResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Push not implemented")
+}
+func (UnimplementedReplicationLinkServer) mustEmbedUnimplementedReplicationLinkServer() {}
+func (UnimplementedReplicationLinkServer) testEmbeddedByValue()                         {}
+
+// UnsafeReplicationLinkServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to ReplicationLinkServer will
+// result in compilation errors.
+type UnsafeReplicationLinkServer interface {
+	mustEmbedUnimplementedReplicationLinkServer()
+}
+
+func RegisterReplicationLinkServer(s grpc.ServiceRegistrar, srv ReplicationLinkServer) {
+	// If the following call panics, it indicates UnimplementedReplicationLinkServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&ReplicationLink_ServiceDesc, srv)
+}
+
+func _ReplicationLink_Hello_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(LinkHelloRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ReplicationLinkServer).Hello(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ReplicationLink_Hello_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ReplicationLinkServer).Hello(ctx, req.(*LinkHelloRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ReplicationLink_Digest_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(LinkDigestRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ReplicationLinkServer).Digest(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ReplicationLink_Digest_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ReplicationLinkServer).Digest(ctx, req.(*LinkDigestRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ReplicationLink_Versions_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(LinkVersionsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ReplicationLinkServer).Versions(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ReplicationLink_Versions_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ReplicationLinkServer).Versions(ctx, req.(*LinkVersionsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ReplicationLink_Push_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(LinkPushRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ReplicationLinkServer).Push(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ReplicationLink_Push_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ReplicationLinkServer).Push(ctx, req.(*LinkPushRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// ReplicationLink_ServiceDesc is the grpc.ServiceDesc for ReplicationLink service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var ReplicationLink_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "coffer.hsm.v1.ReplicationLink",
+	HandlerType: (*ReplicationLinkServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "Hello",
+			Handler:    _ReplicationLink_Hello_Handler,
+		},
+		{
+			MethodName: "Digest",
+			Handler:    _ReplicationLink_Digest_Handler,
+		},
+		{
+			MethodName: "Versions",
+			Handler:    _ReplicationLink_Versions_Handler,
+		},
+		{
+			MethodName: "Push",
+			Handler:    _ReplicationLink_Push_Handler,
+		},
+	},
+	Streams:  []grpc.StreamDesc{},
 	Metadata: "hsm.proto",
 }

@@ -130,3 +130,34 @@ func TestReadCertificate(t *testing.T) {
 		})
 	}
 }
+
+func TestMergeLinks(t *testing.T) {
+	out := client.ReplicationLink{Direction: "outbound", ClusterID: "cluster-b", Address: "127.0.0.21:1", State: "in-sync"}
+	behind := out
+	behind.State, behind.RecordsBehind, behind.Lag = "unreachable", 3, 1500*time.Millisecond
+	in := client.ReplicationLink{Direction: "inbound", ClusterID: "cluster-c", State: "receiving"}
+	down := client.HSMReplicationLinks{Address: "c", Err: errors.New("HSM c: down")}
+	got, err := mergeLinks([]client.HSMReplicationLinks{
+		{Address: "a", Links: []client.ReplicationLink{out, in}},
+		{Address: "b", Links: []client.ReplicationLink{behind, in}},
+		down,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].Direction != "inbound" || got[1].Direction != "outbound" {
+		t.Fatalf("links %+v", got)
+	}
+	o := got[1]
+	if len(o.HSMs) != 3 || o.HSMs[0].State != "in-sync" || o.HSMs[1].State != "unreachable" || o.HSMs[1].RecordsBehind != 3 ||
+		o.HSMs[1].LagMS != 1500 || o.HSMs[2].Address != "c" || o.HSMs[2].State != StateUnreachable {
+		t.Fatalf("outbound link %+v", o)
+	}
+	_, rows := Links{Links: got}.Table()
+	if len(rows) != 6 {
+		t.Fatalf("rows %q", rows)
+	}
+	if _, err := mergeLinks([]client.HSMReplicationLinks{down}); err == nil {
+		t.Fatal("no HSM answered, no error")
+	}
+}

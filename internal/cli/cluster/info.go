@@ -23,6 +23,9 @@ const (
 type Info struct {
 	ClusterID string `json:"cluster-id"`
 	HSMs      []HSM  `json:"hsms"`
+	// Links are the cluster's replication links, with their state on
+	// each HSM (omitted when there are none).
+	Links []Link `json:"replication-links,omitempty"`
 }
 
 // HSM is one HSM of the cluster.
@@ -85,7 +88,9 @@ func info(env *cli.Env) *cobra.Command {
 CATCHING_UP while it syncs before serving, UNREACHABLE), its objects, sessions
 and users, how far each of its peers is behind it (MAX-SYNC-LAG) and how far
 it is behind its peers (BEHIND: records a peer has still to deliver, and the
-age of the oldest). No login needed.`,
+age of the oldest), and the cluster's replication links with their state,
+lag and records behind on each HSM (see replication-link list). No login
+needed.`,
 	}
 	cmd.RunE = cli.Run(env, cli.NeedNothing, func(ctx context.Context, _ *client.Session) (any, error) {
 		c, err := env.Cluster(ctx)
@@ -115,6 +120,9 @@ age of the oldest). No login needed.`,
 				}
 			}
 			out.HSMs = append(out.HSMs, h)
+		}
+		if links, err := mergeLinks(c.ReplicationLinks(ctx)); err == nil && len(links) > 0 {
+			out.Links = links
 		}
 		return out, nil
 	})

@@ -4781,6 +4781,368 @@ func (x *CatchUpResponse) GetFlushed() bool {
 	return false
 }
 
+type ExportReplicaRequest struct {
+	state                protoimpl.MessageState `protogen:"open.v1"`
+	Session              uint64                 `protobuf:"varint,1,opt,name=session,proto3" json:"session,omitempty"`
+	Object               uint64                 `protobuf:"varint,2,opt,name=object,proto3" json:"object,omitempty"`
+	DestinationClusterId string                 `protobuf:"bytes,3,opt,name=destination_cluster_id,json=destinationClusterId,proto3" json:"destination_cluster_id,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
+}
+
+func (x *ExportReplicaRequest) Reset() {
+	*x = ExportReplicaRequest{}
+	mi := &file_hsm_proto_msgTypes[77]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportReplicaRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportReplicaRequest) ProtoMessage() {}
+
+func (x *ExportReplicaRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hsm_proto_msgTypes[77]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportReplicaRequest.ProtoReflect.Descriptor instead.
+func (*ExportReplicaRequest) Descriptor() ([]byte, []int) {
+	return file_hsm_proto_rawDescGZIP(), []int{77}
+}
+
+func (x *ExportReplicaRequest) GetSession() uint64 {
+	if x != nil {
+		return x.Session
+	}
+	return 0
+}
+
+func (x *ExportReplicaRequest) GetObject() uint64 {
+	if x != nil {
+		return x.Object
+	}
+	return 0
+}
+
+func (x *ExportReplicaRequest) GetDestinationClusterId() string {
+	if x != nil {
+		return x.DestinationClusterId
+	}
+	return ""
+}
+
+type ExportUserReplicaRequest struct {
+	state                protoimpl.MessageState `protogen:"open.v1"`
+	Session              uint64                 `protobuf:"varint,1,opt,name=session,proto3" json:"session,omitempty"`
+	Username             string                 `protobuf:"bytes,2,opt,name=username,proto3" json:"username,omitempty"`
+	DestinationClusterId string                 `protobuf:"bytes,3,opt,name=destination_cluster_id,json=destinationClusterId,proto3" json:"destination_cluster_id,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
+}
+
+func (x *ExportUserReplicaRequest) Reset() {
+	*x = ExportUserReplicaRequest{}
+	mi := &file_hsm_proto_msgTypes[78]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportUserReplicaRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportUserReplicaRequest) ProtoMessage() {}
+
+func (x *ExportUserReplicaRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hsm_proto_msgTypes[78]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportUserReplicaRequest.ProtoReflect.Descriptor instead.
+func (*ExportUserReplicaRequest) Descriptor() ([]byte, []int) {
+	return file_hsm_proto_rawDescGZIP(), []int{78}
+}
+
+func (x *ExportUserReplicaRequest) GetSession() uint64 {
+	if x != nil {
+		return x.Session
+	}
+	return 0
+}
+
+func (x *ExportUserReplicaRequest) GetUsername() string {
+	if x != nil {
+		return x.Username
+	}
+	return ""
+}
+
+func (x *ExportUserReplicaRequest) GetDestinationClusterId() string {
+	if x != nil {
+		return x.DestinationClusterId
+	}
+	return ""
+}
+
+// ReplicaEnvelope is opaque to the client: an HSM of the destination
+// cluster reads it.
+type ReplicaEnvelope struct {
+	state                protoimpl.MessageState `protogen:"open.v1"`
+	Envelope             []byte                 `protobuf:"bytes,1,opt,name=envelope,proto3" json:"envelope,omitempty"`
+	SourceClusterId      string                 `protobuf:"bytes,2,opt,name=source_cluster_id,json=sourceClusterId,proto3" json:"source_cluster_id,omitempty"`
+	DestinationClusterId string                 `protobuf:"bytes,3,opt,name=destination_cluster_id,json=destinationClusterId,proto3" json:"destination_cluster_id,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
+}
+
+func (x *ReplicaEnvelope) Reset() {
+	*x = ReplicaEnvelope{}
+	mi := &file_hsm_proto_msgTypes[79]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplicaEnvelope) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplicaEnvelope) ProtoMessage() {}
+
+func (x *ReplicaEnvelope) ProtoReflect() protoreflect.Message {
+	mi := &file_hsm_proto_msgTypes[79]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplicaEnvelope.ProtoReflect.Descriptor instead.
+func (*ReplicaEnvelope) Descriptor() ([]byte, []int) {
+	return file_hsm_proto_rawDescGZIP(), []int{79}
+}
+
+func (x *ReplicaEnvelope) GetEnvelope() []byte {
+	if x != nil {
+		return x.Envelope
+	}
+	return nil
+}
+
+func (x *ReplicaEnvelope) GetSourceClusterId() string {
+	if x != nil {
+		return x.SourceClusterId
+	}
+	return ""
+}
+
+func (x *ReplicaEnvelope) GetDestinationClusterId() string {
+	if x != nil {
+		return x.DestinationClusterId
+	}
+	return ""
+}
+
+type ImportReplicaRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Session       uint64                 `protobuf:"varint,1,opt,name=session,proto3" json:"session,omitempty"`
+	Envelope      []byte                 `protobuf:"bytes,2,opt,name=envelope,proto3" json:"envelope,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImportReplicaRequest) Reset() {
+	*x = ImportReplicaRequest{}
+	mi := &file_hsm_proto_msgTypes[80]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportReplicaRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportReplicaRequest) ProtoMessage() {}
+
+func (x *ImportReplicaRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hsm_proto_msgTypes[80]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportReplicaRequest.ProtoReflect.Descriptor instead.
+func (*ImportReplicaRequest) Descriptor() ([]byte, []int) {
+	return file_hsm_proto_rawDescGZIP(), []int{80}
+}
+
+func (x *ImportReplicaRequest) GetSession() uint64 {
+	if x != nil {
+		return x.Session
+	}
+	return 0
+}
+
+func (x *ImportReplicaRequest) GetEnvelope() []byte {
+	if x != nil {
+		return x.Envelope
+	}
+	return nil
+}
+
+type ImportUserReplicaRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Session       uint64                 `protobuf:"varint,1,opt,name=session,proto3" json:"session,omitempty"`
+	Envelope      []byte                 `protobuf:"bytes,2,opt,name=envelope,proto3" json:"envelope,omitempty"`
+	Approvals     *Approvals             `protobuf:"bytes,3,opt,name=approvals,proto3" json:"approvals,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImportUserReplicaRequest) Reset() {
+	*x = ImportUserReplicaRequest{}
+	mi := &file_hsm_proto_msgTypes[81]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportUserReplicaRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportUserReplicaRequest) ProtoMessage() {}
+
+func (x *ImportUserReplicaRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hsm_proto_msgTypes[81]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportUserReplicaRequest.ProtoReflect.Descriptor instead.
+func (*ImportUserReplicaRequest) Descriptor() ([]byte, []int) {
+	return file_hsm_proto_rawDescGZIP(), []int{81}
+}
+
+func (x *ImportUserReplicaRequest) GetSession() uint64 {
+	if x != nil {
+		return x.Session
+	}
+	return 0
+}
+
+func (x *ImportUserReplicaRequest) GetEnvelope() []byte {
+	if x != nil {
+		return x.Envelope
+	}
+	return nil
+}
+
+func (x *ImportUserReplicaRequest) GetApprovals() *Approvals {
+	if x != nil {
+		return x.Approvals
+	}
+	return nil
+}
+
+type ImportReplicaResponse struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	Object          uint64                 `protobuf:"varint,1,opt,name=object,proto3" json:"object,omitempty"`   // the key's handle here (ImportReplica)
+	Applied         bool                   `protobuf:"varint,2,opt,name=applied,proto3" json:"applied,omitempty"` // false: this cluster had the record at the same or a newer version
+	SourceClusterId string                 `protobuf:"bytes,3,opt,name=source_cluster_id,json=sourceClusterId,proto3" json:"source_cluster_id,omitempty"`
+	StoredOn        []uint32               `protobuf:"varint,4,rep,packed,name=stored_on,json=storedOn,proto3" json:"stored_on,omitempty"` // the HSMs known to hold it, this one first
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *ImportReplicaResponse) Reset() {
+	*x = ImportReplicaResponse{}
+	mi := &file_hsm_proto_msgTypes[82]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportReplicaResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportReplicaResponse) ProtoMessage() {}
+
+func (x *ImportReplicaResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hsm_proto_msgTypes[82]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportReplicaResponse.ProtoReflect.Descriptor instead.
+func (*ImportReplicaResponse) Descriptor() ([]byte, []int) {
+	return file_hsm_proto_rawDescGZIP(), []int{82}
+}
+
+func (x *ImportReplicaResponse) GetObject() uint64 {
+	if x != nil {
+		return x.Object
+	}
+	return 0
+}
+
+func (x *ImportReplicaResponse) GetApplied() bool {
+	if x != nil {
+		return x.Applied
+	}
+	return false
+}
+
+func (x *ImportReplicaResponse) GetSourceClusterId() string {
+	if x != nil {
+		return x.SourceClusterId
+	}
+	return ""
+}
+
+func (x *ImportReplicaResponse) GetStoredOn() []uint32 {
+	if x != nil {
+		return x.StoredOn
+	}
+	return nil
+}
+
 var File_hsm_proto protoreflect.FileDescriptor
 
 const file_hsm_proto_rawDesc = "" +
@@ -5123,14 +5485,38 @@ const file_hsm_proto_rawDesc = "" +
 	"\arecords\x18\x01 \x01(\x04R\arecords\x12\x1b\n" +
 	"\tlag_nanos\x18\x02 \x01(\x03R\blagNanos\x12\x1a\n" +
 	"\bcomplete\x18\x03 \x01(\bR\bcomplete\x12\x18\n" +
-	"\aflushed\x18\x04 \x01(\bR\aflushed*\x8d\x01\n" +
+	"\aflushed\x18\x04 \x01(\bR\aflushed\"~\n" +
+	"\x14ExportReplicaRequest\x12\x18\n" +
+	"\asession\x18\x01 \x01(\x04R\asession\x12\x16\n" +
+	"\x06object\x18\x02 \x01(\x04R\x06object\x124\n" +
+	"\x16destination_cluster_id\x18\x03 \x01(\tR\x14destinationClusterId\"\x86\x01\n" +
+	"\x18ExportUserReplicaRequest\x12\x18\n" +
+	"\asession\x18\x01 \x01(\x04R\asession\x12\x1a\n" +
+	"\busername\x18\x02 \x01(\tR\busername\x124\n" +
+	"\x16destination_cluster_id\x18\x03 \x01(\tR\x14destinationClusterId\"\x8f\x01\n" +
+	"\x0fReplicaEnvelope\x12\x1a\n" +
+	"\benvelope\x18\x01 \x01(\fR\benvelope\x12*\n" +
+	"\x11source_cluster_id\x18\x02 \x01(\tR\x0fsourceClusterId\x124\n" +
+	"\x16destination_cluster_id\x18\x03 \x01(\tR\x14destinationClusterId\"L\n" +
+	"\x14ImportReplicaRequest\x12\x18\n" +
+	"\asession\x18\x01 \x01(\x04R\asession\x12\x1a\n" +
+	"\benvelope\x18\x02 \x01(\fR\benvelope\"\x88\x01\n" +
+	"\x18ImportUserReplicaRequest\x12\x18\n" +
+	"\asession\x18\x01 \x01(\x04R\asession\x12\x1a\n" +
+	"\benvelope\x18\x02 \x01(\fR\benvelope\x126\n" +
+	"\tapprovals\x18\x03 \x01(\v2\x18.coffer.hsm.v1.ApprovalsR\tapprovals\"\x92\x01\n" +
+	"\x15ImportReplicaResponse\x12\x16\n" +
+	"\x06object\x18\x01 \x01(\x04R\x06object\x12\x18\n" +
+	"\aapplied\x18\x02 \x01(\bR\aapplied\x12*\n" +
+	"\x11source_cluster_id\x18\x03 \x01(\tR\x0fsourceClusterId\x12\x1b\n" +
+	"\tstored_on\x18\x04 \x03(\rR\bstoredOn*\x8d\x01\n" +
 	"\bFunction\x12\x18\n" +
 	"\x14FUNCTION_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10FUNCTION_ENCRYPT\x10\x01\x12\x14\n" +
 	"\x10FUNCTION_DECRYPT\x10\x02\x12\x11\n" +
 	"\rFUNCTION_SIGN\x10\x03\x12\x13\n" +
 	"\x0fFUNCTION_VERIFY\x10\x04\x12\x13\n" +
-	"\x0fFUNCTION_DIGEST\x10\x052\xef\x1c\n" +
+	"\x0fFUNCTION_DIGEST\x10\x052\xe3\x1f\n" +
 	"\x03HSM\x12T\n" +
 	"\vOpenSession\x12!.coffer.hsm.v1.OpenSessionRequest\x1a\".coffer.hsm.v1.OpenSessionResponse\x12C\n" +
 	"\fCloseSession\x12\x1d.coffer.hsm.v1.SessionRequest\x1a\x14.coffer.hsm.v1.Empty\x12:\n" +
@@ -5181,7 +5567,11 @@ const file_hsm_proto_rawDesc = "" +
 	"\x05Begin\x12\x1b.coffer.hsm.v1.BeginRequest\x1a\x1c.coffer.hsm.v1.BeginResponse\x12D\n" +
 	"\x06Update\x12\x1c.coffer.hsm.v1.UpdateRequest\x1a\x1c.coffer.hsm.v1.BytesResponse\x12D\n" +
 	"\x06Finish\x12\x1c.coffer.hsm.v1.FinishRequest\x1a\x1c.coffer.hsm.v1.BytesResponse\x12>\n" +
-	"\x05Abort\x12\x1f.coffer.hsm.v1.OperationRequest\x1a\x14.coffer.hsm.v1.Empty\x12E\n" +
+	"\x05Abort\x12\x1f.coffer.hsm.v1.OperationRequest\x1a\x14.coffer.hsm.v1.Empty\x12T\n" +
+	"\rExportReplica\x12#.coffer.hsm.v1.ExportReplicaRequest\x1a\x1e.coffer.hsm.v1.ReplicaEnvelope\x12Z\n" +
+	"\rImportReplica\x12#.coffer.hsm.v1.ImportReplicaRequest\x1a$.coffer.hsm.v1.ImportReplicaResponse\x12\\\n" +
+	"\x11ExportUserReplica\x12'.coffer.hsm.v1.ExportUserReplicaRequest\x1a\x1e.coffer.hsm.v1.ReplicaEnvelope\x12b\n" +
+	"\x11ImportUserReplica\x12'.coffer.hsm.v1.ImportUserReplicaRequest\x1a$.coffer.hsm.v1.ImportReplicaResponse\x12E\n" +
 	"\n" +
 	"Mechanisms\x12\x14.coffer.hsm.v1.Empty\x1a!.coffer.hsm.v1.MechanismsResponse\x12A\n" +
 	"\bNodeInfo\x12\x14.coffer.hsm.v1.Empty\x1a\x1f.coffer.hsm.v1.NodeInfoResponse2\xf1\x03\n" +
@@ -5207,7 +5597,7 @@ func file_hsm_proto_rawDescGZIP() []byte {
 }
 
 var file_hsm_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_hsm_proto_msgTypes = make([]protoimpl.MessageInfo, 78)
+var file_hsm_proto_msgTypes = make([]protoimpl.MessageInfo, 84)
 var file_hsm_proto_goTypes = []any{
 	(Function)(0),                        // 0: coffer.hsm.v1.Function
 	(*Empty)(nil),                        // 1: coffer.hsm.v1.Empty
@@ -5287,167 +5677,182 @@ var file_hsm_proto_goTypes = []any{
 	(*CloneResponse)(nil),                // 75: coffer.hsm.v1.CloneResponse
 	(*CatchUpRequest)(nil),               // 76: coffer.hsm.v1.CatchUpRequest
 	(*CatchUpResponse)(nil),              // 77: coffer.hsm.v1.CatchUpResponse
-	nil,                                  // 78: coffer.hsm.v1.QuorumValuesResponse.ValuesEntry
+	(*ExportReplicaRequest)(nil),         // 78: coffer.hsm.v1.ExportReplicaRequest
+	(*ExportUserReplicaRequest)(nil),     // 79: coffer.hsm.v1.ExportUserReplicaRequest
+	(*ReplicaEnvelope)(nil),              // 80: coffer.hsm.v1.ReplicaEnvelope
+	(*ImportReplicaRequest)(nil),         // 81: coffer.hsm.v1.ImportReplicaRequest
+	(*ImportUserReplicaRequest)(nil),     // 82: coffer.hsm.v1.ImportUserReplicaRequest
+	(*ImportReplicaResponse)(nil),        // 83: coffer.hsm.v1.ImportReplicaResponse
+	nil,                                  // 84: coffer.hsm.v1.QuorumValuesResponse.ValuesEntry
 }
 var file_hsm_proto_depIdxs = []int32{
-	8,  // 0: coffer.hsm.v1.Approvals.signatures:type_name -> coffer.hsm.v1.Approval
-	9,  // 1: coffer.hsm.v1.CreateUserRequest.approvals:type_name -> coffer.hsm.v1.Approvals
-	9,  // 2: coffer.hsm.v1.DeleteUserRequest.approvals:type_name -> coffer.hsm.v1.Approvals
-	9,  // 3: coffer.hsm.v1.ChangePasswordRequest.approvals:type_name -> coffer.hsm.v1.Approvals
-	14, // 4: coffer.hsm.v1.ListUsersResponse.users:type_name -> coffer.hsm.v1.UserInfo
-	18, // 5: coffer.hsm.v1.ListQuorumTokensResponse.tokens:type_name -> coffer.hsm.v1.QuorumTokenInfo
-	9,  // 6: coffer.hsm.v1.SetQuorumValueRequest.approvals:type_name -> coffer.hsm.v1.Approvals
-	78, // 7: coffer.hsm.v1.QuorumValuesResponse.values:type_name -> coffer.hsm.v1.QuorumValuesResponse.ValuesEntry
-	9,  // 8: coffer.hsm.v1.RegisterTrustAnchorRequest.approvals:type_name -> coffer.hsm.v1.Approvals
-	23, // 9: coffer.hsm.v1.ListTrustAnchorsResponse.anchors:type_name -> coffer.hsm.v1.TrustAnchor
-	9,  // 10: coffer.hsm.v1.DeregisterTrustAnchorRequest.approvals:type_name -> coffer.hsm.v1.Approvals
-	9,  // 11: coffer.hsm.v1.SetMTLSEnforcementRequest.approvals:type_name -> coffer.hsm.v1.Approvals
-	3,  // 12: coffer.hsm.v1.GenerateKeyRequest.mechanism:type_name -> coffer.hsm.v1.Mechanism
-	2,  // 13: coffer.hsm.v1.GenerateKeyRequest.template:type_name -> coffer.hsm.v1.Attribute
-	35, // 14: coffer.hsm.v1.GenerateKeyRequest.idempotency:type_name -> coffer.hsm.v1.Idempotency
-	3,  // 15: coffer.hsm.v1.GenerateKeyPairRequest.mechanism:type_name -> coffer.hsm.v1.Mechanism
-	2,  // 16: coffer.hsm.v1.GenerateKeyPairRequest.public_template:type_name -> coffer.hsm.v1.Attribute
-	2,  // 17: coffer.hsm.v1.GenerateKeyPairRequest.private_template:type_name -> coffer.hsm.v1.Attribute
-	35, // 18: coffer.hsm.v1.GenerateKeyPairRequest.idempotency:type_name -> coffer.hsm.v1.Idempotency
-	2,  // 19: coffer.hsm.v1.CreateObjectRequest.template:type_name -> coffer.hsm.v1.Attribute
-	35, // 20: coffer.hsm.v1.CreateObjectRequest.idempotency:type_name -> coffer.hsm.v1.Idempotency
-	2,  // 21: coffer.hsm.v1.ImportKeyRequest.template:type_name -> coffer.hsm.v1.Attribute
-	35, // 22: coffer.hsm.v1.ImportKeyRequest.idempotency:type_name -> coffer.hsm.v1.Idempotency
-	3,  // 23: coffer.hsm.v1.UnwrapKeyRequest.mechanism:type_name -> coffer.hsm.v1.Mechanism
-	2,  // 24: coffer.hsm.v1.UnwrapKeyRequest.template:type_name -> coffer.hsm.v1.Attribute
-	35, // 25: coffer.hsm.v1.UnwrapKeyRequest.idempotency:type_name -> coffer.hsm.v1.Idempotency
-	3,  // 26: coffer.hsm.v1.DeriveKeyRequest.mechanism:type_name -> coffer.hsm.v1.Mechanism
-	2,  // 27: coffer.hsm.v1.DeriveKeyRequest.template:type_name -> coffer.hsm.v1.Attribute
-	35, // 28: coffer.hsm.v1.DeriveKeyRequest.idempotency:type_name -> coffer.hsm.v1.Idempotency
-	2,  // 29: coffer.hsm.v1.FindObjectsRequest.template:type_name -> coffer.hsm.v1.Attribute
-	43, // 30: coffer.hsm.v1.GetAttributesResponse.values:type_name -> coffer.hsm.v1.AttributeValue
-	2,  // 31: coffer.hsm.v1.SetAttributesRequest.template:type_name -> coffer.hsm.v1.Attribute
-	3,  // 32: coffer.hsm.v1.CryptRequest.mechanism:type_name -> coffer.hsm.v1.Mechanism
-	3,  // 33: coffer.hsm.v1.VerifyRequest.mechanism:type_name -> coffer.hsm.v1.Mechanism
-	3,  // 34: coffer.hsm.v1.WrapKeyRequest.mechanism:type_name -> coffer.hsm.v1.Mechanism
-	0,  // 35: coffer.hsm.v1.BeginRequest.function:type_name -> coffer.hsm.v1.Function
-	3,  // 36: coffer.hsm.v1.BeginRequest.mechanism:type_name -> coffer.hsm.v1.Mechanism
-	57, // 37: coffer.hsm.v1.MechanismsResponse.mechanisms:type_name -> coffer.hsm.v1.MechanismInfo
-	60, // 38: coffer.hsm.v1.NodeInfoResponse.peers:type_name -> coffer.hsm.v1.PeerStatus
-	63, // 39: coffer.hsm.v1.PushRequest.records:type_name -> coffer.hsm.v1.SealedRecord
-	68, // 40: coffer.hsm.v1.VersionsResponse.records:type_name -> coffer.hsm.v1.RecordMeta
-	71, // 41: coffer.hsm.v1.FetchRequest.keys:type_name -> coffer.hsm.v1.RecordKey
-	63, // 42: coffer.hsm.v1.FetchResponse.records:type_name -> coffer.hsm.v1.SealedRecord
-	5,  // 43: coffer.hsm.v1.HSM.OpenSession:input_type -> coffer.hsm.v1.OpenSessionRequest
-	4,  // 44: coffer.hsm.v1.HSM.CloseSession:input_type -> coffer.hsm.v1.SessionRequest
-	7,  // 45: coffer.hsm.v1.HSM.Login:input_type -> coffer.hsm.v1.LoginRequest
-	4,  // 46: coffer.hsm.v1.HSM.Logout:input_type -> coffer.hsm.v1.SessionRequest
-	10, // 47: coffer.hsm.v1.HSM.Activate:input_type -> coffer.hsm.v1.ActivateRequest
-	11, // 48: coffer.hsm.v1.HSM.CreateUser:input_type -> coffer.hsm.v1.CreateUserRequest
-	12, // 49: coffer.hsm.v1.HSM.DeleteUser:input_type -> coffer.hsm.v1.DeleteUserRequest
-	13, // 50: coffer.hsm.v1.HSM.ChangePassword:input_type -> coffer.hsm.v1.ChangePasswordRequest
-	4,  // 51: coffer.hsm.v1.HSM.ListUsers:input_type -> coffer.hsm.v1.SessionRequest
-	16, // 52: coffer.hsm.v1.HSM.RegisterQuorumKey:input_type -> coffer.hsm.v1.RegisterQuorumKeyRequest
-	17, // 53: coffer.hsm.v1.HSM.QuorumToken:input_type -> coffer.hsm.v1.QuorumTokenRequest
-	4,  // 54: coffer.hsm.v1.HSM.ListQuorumTokens:input_type -> coffer.hsm.v1.SessionRequest
-	20, // 55: coffer.hsm.v1.HSM.DeleteQuorumToken:input_type -> coffer.hsm.v1.DeleteQuorumTokenRequest
-	21, // 56: coffer.hsm.v1.HSM.SetQuorumValue:input_type -> coffer.hsm.v1.SetQuorumValueRequest
-	4,  // 57: coffer.hsm.v1.HSM.QuorumValues:input_type -> coffer.hsm.v1.SessionRequest
-	24, // 58: coffer.hsm.v1.HSM.RegisterTrustAnchor:input_type -> coffer.hsm.v1.RegisterTrustAnchorRequest
-	1,  // 59: coffer.hsm.v1.HSM.ListTrustAnchors:input_type -> coffer.hsm.v1.Empty
-	26, // 60: coffer.hsm.v1.HSM.DeregisterTrustAnchor:input_type -> coffer.hsm.v1.DeregisterTrustAnchorRequest
-	27, // 61: coffer.hsm.v1.HSM.SetMTLSEnforcement:input_type -> coffer.hsm.v1.SetMTLSEnforcementRequest
-	4,  // 62: coffer.hsm.v1.HSM.GetMTLSEnforcement:input_type -> coffer.hsm.v1.SessionRequest
-	29, // 63: coffer.hsm.v1.HSM.GenerateKey:input_type -> coffer.hsm.v1.GenerateKeyRequest
-	30, // 64: coffer.hsm.v1.HSM.GenerateKeyPair:input_type -> coffer.hsm.v1.GenerateKeyPairRequest
-	31, // 65: coffer.hsm.v1.HSM.CreateObject:input_type -> coffer.hsm.v1.CreateObjectRequest
-	32, // 66: coffer.hsm.v1.HSM.ImportKey:input_type -> coffer.hsm.v1.ImportKeyRequest
-	33, // 67: coffer.hsm.v1.HSM.UnwrapKey:input_type -> coffer.hsm.v1.UnwrapKeyRequest
-	34, // 68: coffer.hsm.v1.HSM.DeriveKey:input_type -> coffer.hsm.v1.DeriveKeyRequest
-	38, // 69: coffer.hsm.v1.HSM.FindObjects:input_type -> coffer.hsm.v1.FindObjectsRequest
-	40, // 70: coffer.hsm.v1.HSM.ObjectInfo:input_type -> coffer.hsm.v1.ObjectRequest
-	42, // 71: coffer.hsm.v1.HSM.GetAttributes:input_type -> coffer.hsm.v1.GetAttributesRequest
-	45, // 72: coffer.hsm.v1.HSM.SetAttributes:input_type -> coffer.hsm.v1.SetAttributesRequest
-	40, // 73: coffer.hsm.v1.HSM.DestroyObject:input_type -> coffer.hsm.v1.ObjectRequest
-	46, // 74: coffer.hsm.v1.HSM.ShareKey:input_type -> coffer.hsm.v1.ShareKeyRequest
-	46, // 75: coffer.hsm.v1.HSM.UnshareKey:input_type -> coffer.hsm.v1.ShareKeyRequest
-	40, // 76: coffer.hsm.v1.HSM.ExportKey:input_type -> coffer.hsm.v1.ObjectRequest
-	40, // 77: coffer.hsm.v1.HSM.ExportPublicKey:input_type -> coffer.hsm.v1.ObjectRequest
-	48, // 78: coffer.hsm.v1.HSM.Encrypt:input_type -> coffer.hsm.v1.CryptRequest
-	48, // 79: coffer.hsm.v1.HSM.Decrypt:input_type -> coffer.hsm.v1.CryptRequest
-	48, // 80: coffer.hsm.v1.HSM.Sign:input_type -> coffer.hsm.v1.CryptRequest
-	49, // 81: coffer.hsm.v1.HSM.Verify:input_type -> coffer.hsm.v1.VerifyRequest
-	48, // 82: coffer.hsm.v1.HSM.Digest:input_type -> coffer.hsm.v1.CryptRequest
-	50, // 83: coffer.hsm.v1.HSM.WrapKey:input_type -> coffer.hsm.v1.WrapKeyRequest
-	51, // 84: coffer.hsm.v1.HSM.GenerateRandom:input_type -> coffer.hsm.v1.RandomRequest
-	52, // 85: coffer.hsm.v1.HSM.Begin:input_type -> coffer.hsm.v1.BeginRequest
-	54, // 86: coffer.hsm.v1.HSM.Update:input_type -> coffer.hsm.v1.UpdateRequest
-	55, // 87: coffer.hsm.v1.HSM.Finish:input_type -> coffer.hsm.v1.FinishRequest
-	56, // 88: coffer.hsm.v1.HSM.Abort:input_type -> coffer.hsm.v1.OperationRequest
-	1,  // 89: coffer.hsm.v1.HSM.Mechanisms:input_type -> coffer.hsm.v1.Empty
-	1,  // 90: coffer.hsm.v1.HSM.NodeInfo:input_type -> coffer.hsm.v1.Empty
-	61, // 91: coffer.hsm.v1.Peer.Hello:input_type -> coffer.hsm.v1.HelloRequest
-	64, // 92: coffer.hsm.v1.Peer.Push:input_type -> coffer.hsm.v1.PushRequest
-	66, // 93: coffer.hsm.v1.Peer.Digest:input_type -> coffer.hsm.v1.DigestRequest
-	69, // 94: coffer.hsm.v1.Peer.Versions:input_type -> coffer.hsm.v1.VersionsRequest
-	72, // 95: coffer.hsm.v1.Peer.Fetch:input_type -> coffer.hsm.v1.FetchRequest
-	74, // 96: coffer.hsm.v1.Peer.Clone:input_type -> coffer.hsm.v1.CloneRequest
-	76, // 97: coffer.hsm.v1.Peer.CatchUp:input_type -> coffer.hsm.v1.CatchUpRequest
-	6,  // 98: coffer.hsm.v1.HSM.OpenSession:output_type -> coffer.hsm.v1.OpenSessionResponse
-	1,  // 99: coffer.hsm.v1.HSM.CloseSession:output_type -> coffer.hsm.v1.Empty
-	1,  // 100: coffer.hsm.v1.HSM.Login:output_type -> coffer.hsm.v1.Empty
-	1,  // 101: coffer.hsm.v1.HSM.Logout:output_type -> coffer.hsm.v1.Empty
-	1,  // 102: coffer.hsm.v1.HSM.Activate:output_type -> coffer.hsm.v1.Empty
-	1,  // 103: coffer.hsm.v1.HSM.CreateUser:output_type -> coffer.hsm.v1.Empty
-	1,  // 104: coffer.hsm.v1.HSM.DeleteUser:output_type -> coffer.hsm.v1.Empty
-	1,  // 105: coffer.hsm.v1.HSM.ChangePassword:output_type -> coffer.hsm.v1.Empty
-	15, // 106: coffer.hsm.v1.HSM.ListUsers:output_type -> coffer.hsm.v1.ListUsersResponse
-	1,  // 107: coffer.hsm.v1.HSM.RegisterQuorumKey:output_type -> coffer.hsm.v1.Empty
-	18, // 108: coffer.hsm.v1.HSM.QuorumToken:output_type -> coffer.hsm.v1.QuorumTokenInfo
-	19, // 109: coffer.hsm.v1.HSM.ListQuorumTokens:output_type -> coffer.hsm.v1.ListQuorumTokensResponse
-	1,  // 110: coffer.hsm.v1.HSM.DeleteQuorumToken:output_type -> coffer.hsm.v1.Empty
-	1,  // 111: coffer.hsm.v1.HSM.SetQuorumValue:output_type -> coffer.hsm.v1.Empty
-	22, // 112: coffer.hsm.v1.HSM.QuorumValues:output_type -> coffer.hsm.v1.QuorumValuesResponse
-	23, // 113: coffer.hsm.v1.HSM.RegisterTrustAnchor:output_type -> coffer.hsm.v1.TrustAnchor
-	25, // 114: coffer.hsm.v1.HSM.ListTrustAnchors:output_type -> coffer.hsm.v1.ListTrustAnchorsResponse
-	25, // 115: coffer.hsm.v1.HSM.DeregisterTrustAnchor:output_type -> coffer.hsm.v1.ListTrustAnchorsResponse
-	1,  // 116: coffer.hsm.v1.HSM.SetMTLSEnforcement:output_type -> coffer.hsm.v1.Empty
-	28, // 117: coffer.hsm.v1.HSM.GetMTLSEnforcement:output_type -> coffer.hsm.v1.MTLSEnforcementResponse
-	36, // 118: coffer.hsm.v1.HSM.GenerateKey:output_type -> coffer.hsm.v1.CreateResponse
-	37, // 119: coffer.hsm.v1.HSM.GenerateKeyPair:output_type -> coffer.hsm.v1.GenerateKeyPairResponse
-	36, // 120: coffer.hsm.v1.HSM.CreateObject:output_type -> coffer.hsm.v1.CreateResponse
-	36, // 121: coffer.hsm.v1.HSM.ImportKey:output_type -> coffer.hsm.v1.CreateResponse
-	36, // 122: coffer.hsm.v1.HSM.UnwrapKey:output_type -> coffer.hsm.v1.CreateResponse
-	36, // 123: coffer.hsm.v1.HSM.DeriveKey:output_type -> coffer.hsm.v1.CreateResponse
-	39, // 124: coffer.hsm.v1.HSM.FindObjects:output_type -> coffer.hsm.v1.FindObjectsResponse
-	41, // 125: coffer.hsm.v1.HSM.ObjectInfo:output_type -> coffer.hsm.v1.ObjectInfoResponse
-	44, // 126: coffer.hsm.v1.HSM.GetAttributes:output_type -> coffer.hsm.v1.GetAttributesResponse
-	1,  // 127: coffer.hsm.v1.HSM.SetAttributes:output_type -> coffer.hsm.v1.Empty
-	1,  // 128: coffer.hsm.v1.HSM.DestroyObject:output_type -> coffer.hsm.v1.Empty
-	1,  // 129: coffer.hsm.v1.HSM.ShareKey:output_type -> coffer.hsm.v1.Empty
-	1,  // 130: coffer.hsm.v1.HSM.UnshareKey:output_type -> coffer.hsm.v1.Empty
-	47, // 131: coffer.hsm.v1.HSM.ExportKey:output_type -> coffer.hsm.v1.BytesResponse
-	47, // 132: coffer.hsm.v1.HSM.ExportPublicKey:output_type -> coffer.hsm.v1.BytesResponse
-	47, // 133: coffer.hsm.v1.HSM.Encrypt:output_type -> coffer.hsm.v1.BytesResponse
-	47, // 134: coffer.hsm.v1.HSM.Decrypt:output_type -> coffer.hsm.v1.BytesResponse
-	47, // 135: coffer.hsm.v1.HSM.Sign:output_type -> coffer.hsm.v1.BytesResponse
-	1,  // 136: coffer.hsm.v1.HSM.Verify:output_type -> coffer.hsm.v1.Empty
-	47, // 137: coffer.hsm.v1.HSM.Digest:output_type -> coffer.hsm.v1.BytesResponse
-	47, // 138: coffer.hsm.v1.HSM.WrapKey:output_type -> coffer.hsm.v1.BytesResponse
-	47, // 139: coffer.hsm.v1.HSM.GenerateRandom:output_type -> coffer.hsm.v1.BytesResponse
-	53, // 140: coffer.hsm.v1.HSM.Begin:output_type -> coffer.hsm.v1.BeginResponse
-	47, // 141: coffer.hsm.v1.HSM.Update:output_type -> coffer.hsm.v1.BytesResponse
-	47, // 142: coffer.hsm.v1.HSM.Finish:output_type -> coffer.hsm.v1.BytesResponse
-	1,  // 143: coffer.hsm.v1.HSM.Abort:output_type -> coffer.hsm.v1.Empty
-	58, // 144: coffer.hsm.v1.HSM.Mechanisms:output_type -> coffer.hsm.v1.MechanismsResponse
-	59, // 145: coffer.hsm.v1.HSM.NodeInfo:output_type -> coffer.hsm.v1.NodeInfoResponse
-	62, // 146: coffer.hsm.v1.Peer.Hello:output_type -> coffer.hsm.v1.HelloResponse
-	65, // 147: coffer.hsm.v1.Peer.Push:output_type -> coffer.hsm.v1.PushResponse
-	67, // 148: coffer.hsm.v1.Peer.Digest:output_type -> coffer.hsm.v1.DigestResponse
-	70, // 149: coffer.hsm.v1.Peer.Versions:output_type -> coffer.hsm.v1.VersionsResponse
-	73, // 150: coffer.hsm.v1.Peer.Fetch:output_type -> coffer.hsm.v1.FetchResponse
-	75, // 151: coffer.hsm.v1.Peer.Clone:output_type -> coffer.hsm.v1.CloneResponse
-	77, // 152: coffer.hsm.v1.Peer.CatchUp:output_type -> coffer.hsm.v1.CatchUpResponse
-	98, // [98:153] is the sub-list for method output_type
-	43, // [43:98] is the sub-list for method input_type
-	43, // [43:43] is the sub-list for extension type_name
-	43, // [43:43] is the sub-list for extension extendee
-	0,  // [0:43] is the sub-list for field type_name
+	8,   // 0: coffer.hsm.v1.Approvals.signatures:type_name -> coffer.hsm.v1.Approval
+	9,   // 1: coffer.hsm.v1.CreateUserRequest.approvals:type_name -> coffer.hsm.v1.Approvals
+	9,   // 2: coffer.hsm.v1.DeleteUserRequest.approvals:type_name -> coffer.hsm.v1.Approvals
+	9,   // 3: coffer.hsm.v1.ChangePasswordRequest.approvals:type_name -> coffer.hsm.v1.Approvals
+	14,  // 4: coffer.hsm.v1.ListUsersResponse.users:type_name -> coffer.hsm.v1.UserInfo
+	18,  // 5: coffer.hsm.v1.ListQuorumTokensResponse.tokens:type_name -> coffer.hsm.v1.QuorumTokenInfo
+	9,   // 6: coffer.hsm.v1.SetQuorumValueRequest.approvals:type_name -> coffer.hsm.v1.Approvals
+	84,  // 7: coffer.hsm.v1.QuorumValuesResponse.values:type_name -> coffer.hsm.v1.QuorumValuesResponse.ValuesEntry
+	9,   // 8: coffer.hsm.v1.RegisterTrustAnchorRequest.approvals:type_name -> coffer.hsm.v1.Approvals
+	23,  // 9: coffer.hsm.v1.ListTrustAnchorsResponse.anchors:type_name -> coffer.hsm.v1.TrustAnchor
+	9,   // 10: coffer.hsm.v1.DeregisterTrustAnchorRequest.approvals:type_name -> coffer.hsm.v1.Approvals
+	9,   // 11: coffer.hsm.v1.SetMTLSEnforcementRequest.approvals:type_name -> coffer.hsm.v1.Approvals
+	3,   // 12: coffer.hsm.v1.GenerateKeyRequest.mechanism:type_name -> coffer.hsm.v1.Mechanism
+	2,   // 13: coffer.hsm.v1.GenerateKeyRequest.template:type_name -> coffer.hsm.v1.Attribute
+	35,  // 14: coffer.hsm.v1.GenerateKeyRequest.idempotency:type_name -> coffer.hsm.v1.Idempotency
+	3,   // 15: coffer.hsm.v1.GenerateKeyPairRequest.mechanism:type_name -> coffer.hsm.v1.Mechanism
+	2,   // 16: coffer.hsm.v1.GenerateKeyPairRequest.public_template:type_name -> coffer.hsm.v1.Attribute
+	2,   // 17: coffer.hsm.v1.GenerateKeyPairRequest.private_template:type_name -> coffer.hsm.v1.Attribute
+	35,  // 18: coffer.hsm.v1.GenerateKeyPairRequest.idempotency:type_name -> coffer.hsm.v1.Idempotency
+	2,   // 19: coffer.hsm.v1.CreateObjectRequest.template:type_name -> coffer.hsm.v1.Attribute
+	35,  // 20: coffer.hsm.v1.CreateObjectRequest.idempotency:type_name -> coffer.hsm.v1.Idempotency
+	2,   // 21: coffer.hsm.v1.ImportKeyRequest.template:type_name -> coffer.hsm.v1.Attribute
+	35,  // 22: coffer.hsm.v1.ImportKeyRequest.idempotency:type_name -> coffer.hsm.v1.Idempotency
+	3,   // 23: coffer.hsm.v1.UnwrapKeyRequest.mechanism:type_name -> coffer.hsm.v1.Mechanism
+	2,   // 24: coffer.hsm.v1.UnwrapKeyRequest.template:type_name -> coffer.hsm.v1.Attribute
+	35,  // 25: coffer.hsm.v1.UnwrapKeyRequest.idempotency:type_name -> coffer.hsm.v1.Idempotency
+	3,   // 26: coffer.hsm.v1.DeriveKeyRequest.mechanism:type_name -> coffer.hsm.v1.Mechanism
+	2,   // 27: coffer.hsm.v1.DeriveKeyRequest.template:type_name -> coffer.hsm.v1.Attribute
+	35,  // 28: coffer.hsm.v1.DeriveKeyRequest.idempotency:type_name -> coffer.hsm.v1.Idempotency
+	2,   // 29: coffer.hsm.v1.FindObjectsRequest.template:type_name -> coffer.hsm.v1.Attribute
+	43,  // 30: coffer.hsm.v1.GetAttributesResponse.values:type_name -> coffer.hsm.v1.AttributeValue
+	2,   // 31: coffer.hsm.v1.SetAttributesRequest.template:type_name -> coffer.hsm.v1.Attribute
+	3,   // 32: coffer.hsm.v1.CryptRequest.mechanism:type_name -> coffer.hsm.v1.Mechanism
+	3,   // 33: coffer.hsm.v1.VerifyRequest.mechanism:type_name -> coffer.hsm.v1.Mechanism
+	3,   // 34: coffer.hsm.v1.WrapKeyRequest.mechanism:type_name -> coffer.hsm.v1.Mechanism
+	0,   // 35: coffer.hsm.v1.BeginRequest.function:type_name -> coffer.hsm.v1.Function
+	3,   // 36: coffer.hsm.v1.BeginRequest.mechanism:type_name -> coffer.hsm.v1.Mechanism
+	57,  // 37: coffer.hsm.v1.MechanismsResponse.mechanisms:type_name -> coffer.hsm.v1.MechanismInfo
+	60,  // 38: coffer.hsm.v1.NodeInfoResponse.peers:type_name -> coffer.hsm.v1.PeerStatus
+	63,  // 39: coffer.hsm.v1.PushRequest.records:type_name -> coffer.hsm.v1.SealedRecord
+	68,  // 40: coffer.hsm.v1.VersionsResponse.records:type_name -> coffer.hsm.v1.RecordMeta
+	71,  // 41: coffer.hsm.v1.FetchRequest.keys:type_name -> coffer.hsm.v1.RecordKey
+	63,  // 42: coffer.hsm.v1.FetchResponse.records:type_name -> coffer.hsm.v1.SealedRecord
+	9,   // 43: coffer.hsm.v1.ImportUserReplicaRequest.approvals:type_name -> coffer.hsm.v1.Approvals
+	5,   // 44: coffer.hsm.v1.HSM.OpenSession:input_type -> coffer.hsm.v1.OpenSessionRequest
+	4,   // 45: coffer.hsm.v1.HSM.CloseSession:input_type -> coffer.hsm.v1.SessionRequest
+	7,   // 46: coffer.hsm.v1.HSM.Login:input_type -> coffer.hsm.v1.LoginRequest
+	4,   // 47: coffer.hsm.v1.HSM.Logout:input_type -> coffer.hsm.v1.SessionRequest
+	10,  // 48: coffer.hsm.v1.HSM.Activate:input_type -> coffer.hsm.v1.ActivateRequest
+	11,  // 49: coffer.hsm.v1.HSM.CreateUser:input_type -> coffer.hsm.v1.CreateUserRequest
+	12,  // 50: coffer.hsm.v1.HSM.DeleteUser:input_type -> coffer.hsm.v1.DeleteUserRequest
+	13,  // 51: coffer.hsm.v1.HSM.ChangePassword:input_type -> coffer.hsm.v1.ChangePasswordRequest
+	4,   // 52: coffer.hsm.v1.HSM.ListUsers:input_type -> coffer.hsm.v1.SessionRequest
+	16,  // 53: coffer.hsm.v1.HSM.RegisterQuorumKey:input_type -> coffer.hsm.v1.RegisterQuorumKeyRequest
+	17,  // 54: coffer.hsm.v1.HSM.QuorumToken:input_type -> coffer.hsm.v1.QuorumTokenRequest
+	4,   // 55: coffer.hsm.v1.HSM.ListQuorumTokens:input_type -> coffer.hsm.v1.SessionRequest
+	20,  // 56: coffer.hsm.v1.HSM.DeleteQuorumToken:input_type -> coffer.hsm.v1.DeleteQuorumTokenRequest
+	21,  // 57: coffer.hsm.v1.HSM.SetQuorumValue:input_type -> coffer.hsm.v1.SetQuorumValueRequest
+	4,   // 58: coffer.hsm.v1.HSM.QuorumValues:input_type -> coffer.hsm.v1.SessionRequest
+	24,  // 59: coffer.hsm.v1.HSM.RegisterTrustAnchor:input_type -> coffer.hsm.v1.RegisterTrustAnchorRequest
+	1,   // 60: coffer.hsm.v1.HSM.ListTrustAnchors:input_type -> coffer.hsm.v1.Empty
+	26,  // 61: coffer.hsm.v1.HSM.DeregisterTrustAnchor:input_type -> coffer.hsm.v1.DeregisterTrustAnchorRequest
+	27,  // 62: coffer.hsm.v1.HSM.SetMTLSEnforcement:input_type -> coffer.hsm.v1.SetMTLSEnforcementRequest
+	4,   // 63: coffer.hsm.v1.HSM.GetMTLSEnforcement:input_type -> coffer.hsm.v1.SessionRequest
+	29,  // 64: coffer.hsm.v1.HSM.GenerateKey:input_type -> coffer.hsm.v1.GenerateKeyRequest
+	30,  // 65: coffer.hsm.v1.HSM.GenerateKeyPair:input_type -> coffer.hsm.v1.GenerateKeyPairRequest
+	31,  // 66: coffer.hsm.v1.HSM.CreateObject:input_type -> coffer.hsm.v1.CreateObjectRequest
+	32,  // 67: coffer.hsm.v1.HSM.ImportKey:input_type -> coffer.hsm.v1.ImportKeyRequest
+	33,  // 68: coffer.hsm.v1.HSM.UnwrapKey:input_type -> coffer.hsm.v1.UnwrapKeyRequest
+	34,  // 69: coffer.hsm.v1.HSM.DeriveKey:input_type -> coffer.hsm.v1.DeriveKeyRequest
+	38,  // 70: coffer.hsm.v1.HSM.FindObjects:input_type -> coffer.hsm.v1.FindObjectsRequest
+	40,  // 71: coffer.hsm.v1.HSM.ObjectInfo:input_type -> coffer.hsm.v1.ObjectRequest
+	42,  // 72: coffer.hsm.v1.HSM.GetAttributes:input_type -> coffer.hsm.v1.GetAttributesRequest
+	45,  // 73: coffer.hsm.v1.HSM.SetAttributes:input_type -> coffer.hsm.v1.SetAttributesRequest
+	40,  // 74: coffer.hsm.v1.HSM.DestroyObject:input_type -> coffer.hsm.v1.ObjectRequest
+	46,  // 75: coffer.hsm.v1.HSM.ShareKey:input_type -> coffer.hsm.v1.ShareKeyRequest
+	46,  // 76: coffer.hsm.v1.HSM.UnshareKey:input_type -> coffer.hsm.v1.ShareKeyRequest
+	40,  // 77: coffer.hsm.v1.HSM.ExportKey:input_type -> coffer.hsm.v1.ObjectRequest
+	40,  // 78: coffer.hsm.v1.HSM.ExportPublicKey:input_type -> coffer.hsm.v1.ObjectRequest
+	48,  // 79: coffer.hsm.v1.HSM.Encrypt:input_type -> coffer.hsm.v1.CryptRequest
+	48,  // 80: coffer.hsm.v1.HSM.Decrypt:input_type -> coffer.hsm.v1.CryptRequest
+	48,  // 81: coffer.hsm.v1.HSM.Sign:input_type -> coffer.hsm.v1.CryptRequest
+	49,  // 82: coffer.hsm.v1.HSM.Verify:input_type -> coffer.hsm.v1.VerifyRequest
+	48,  // 83: coffer.hsm.v1.HSM.Digest:input_type -> coffer.hsm.v1.CryptRequest
+	50,  // 84: coffer.hsm.v1.HSM.WrapKey:input_type -> coffer.hsm.v1.WrapKeyRequest
+	51,  // 85: coffer.hsm.v1.HSM.GenerateRandom:input_type -> coffer.hsm.v1.RandomRequest
+	52,  // 86: coffer.hsm.v1.HSM.Begin:input_type -> coffer.hsm.v1.BeginRequest
+	54,  // 87: coffer.hsm.v1.HSM.Update:input_type -> coffer.hsm.v1.UpdateRequest
+	55,  // 88: coffer.hsm.v1.HSM.Finish:input_type -> coffer.hsm.v1.FinishRequest
+	56,  // 89: coffer.hsm.v1.HSM.Abort:input_type -> coffer.hsm.v1.OperationRequest
+	78,  // 90: coffer.hsm.v1.HSM.ExportReplica:input_type -> coffer.hsm.v1.ExportReplicaRequest
+	81,  // 91: coffer.hsm.v1.HSM.ImportReplica:input_type -> coffer.hsm.v1.ImportReplicaRequest
+	79,  // 92: coffer.hsm.v1.HSM.ExportUserReplica:input_type -> coffer.hsm.v1.ExportUserReplicaRequest
+	82,  // 93: coffer.hsm.v1.HSM.ImportUserReplica:input_type -> coffer.hsm.v1.ImportUserReplicaRequest
+	1,   // 94: coffer.hsm.v1.HSM.Mechanisms:input_type -> coffer.hsm.v1.Empty
+	1,   // 95: coffer.hsm.v1.HSM.NodeInfo:input_type -> coffer.hsm.v1.Empty
+	61,  // 96: coffer.hsm.v1.Peer.Hello:input_type -> coffer.hsm.v1.HelloRequest
+	64,  // 97: coffer.hsm.v1.Peer.Push:input_type -> coffer.hsm.v1.PushRequest
+	66,  // 98: coffer.hsm.v1.Peer.Digest:input_type -> coffer.hsm.v1.DigestRequest
+	69,  // 99: coffer.hsm.v1.Peer.Versions:input_type -> coffer.hsm.v1.VersionsRequest
+	72,  // 100: coffer.hsm.v1.Peer.Fetch:input_type -> coffer.hsm.v1.FetchRequest
+	74,  // 101: coffer.hsm.v1.Peer.Clone:input_type -> coffer.hsm.v1.CloneRequest
+	76,  // 102: coffer.hsm.v1.Peer.CatchUp:input_type -> coffer.hsm.v1.CatchUpRequest
+	6,   // 103: coffer.hsm.v1.HSM.OpenSession:output_type -> coffer.hsm.v1.OpenSessionResponse
+	1,   // 104: coffer.hsm.v1.HSM.CloseSession:output_type -> coffer.hsm.v1.Empty
+	1,   // 105: coffer.hsm.v1.HSM.Login:output_type -> coffer.hsm.v1.Empty
+	1,   // 106: coffer.hsm.v1.HSM.Logout:output_type -> coffer.hsm.v1.Empty
+	1,   // 107: coffer.hsm.v1.HSM.Activate:output_type -> coffer.hsm.v1.Empty
+	1,   // 108: coffer.hsm.v1.HSM.CreateUser:output_type -> coffer.hsm.v1.Empty
+	1,   // 109: coffer.hsm.v1.HSM.DeleteUser:output_type -> coffer.hsm.v1.Empty
+	1,   // 110: coffer.hsm.v1.HSM.ChangePassword:output_type -> coffer.hsm.v1.Empty
+	15,  // 111: coffer.hsm.v1.HSM.ListUsers:output_type -> coffer.hsm.v1.ListUsersResponse
+	1,   // 112: coffer.hsm.v1.HSM.RegisterQuorumKey:output_type -> coffer.hsm.v1.Empty
+	18,  // 113: coffer.hsm.v1.HSM.QuorumToken:output_type -> coffer.hsm.v1.QuorumTokenInfo
+	19,  // 114: coffer.hsm.v1.HSM.ListQuorumTokens:output_type -> coffer.hsm.v1.ListQuorumTokensResponse
+	1,   // 115: coffer.hsm.v1.HSM.DeleteQuorumToken:output_type -> coffer.hsm.v1.Empty
+	1,   // 116: coffer.hsm.v1.HSM.SetQuorumValue:output_type -> coffer.hsm.v1.Empty
+	22,  // 117: coffer.hsm.v1.HSM.QuorumValues:output_type -> coffer.hsm.v1.QuorumValuesResponse
+	23,  // 118: coffer.hsm.v1.HSM.RegisterTrustAnchor:output_type -> coffer.hsm.v1.TrustAnchor
+	25,  // 119: coffer.hsm.v1.HSM.ListTrustAnchors:output_type -> coffer.hsm.v1.ListTrustAnchorsResponse
+	25,  // 120: coffer.hsm.v1.HSM.DeregisterTrustAnchor:output_type -> coffer.hsm.v1.ListTrustAnchorsResponse
+	1,   // 121: coffer.hsm.v1.HSM.SetMTLSEnforcement:output_type -> coffer.hsm.v1.Empty
+	28,  // 122: coffer.hsm.v1.HSM.GetMTLSEnforcement:output_type -> coffer.hsm.v1.MTLSEnforcementResponse
+	36,  // 123: coffer.hsm.v1.HSM.GenerateKey:output_type -> coffer.hsm.v1.CreateResponse
+	37,  // 124: coffer.hsm.v1.HSM.GenerateKeyPair:output_type -> coffer.hsm.v1.GenerateKeyPairResponse
+	36,  // 125: coffer.hsm.v1.HSM.CreateObject:output_type -> coffer.hsm.v1.CreateResponse
+	36,  // 126: coffer.hsm.v1.HSM.ImportKey:output_type -> coffer.hsm.v1.CreateResponse
+	36,  // 127: coffer.hsm.v1.HSM.UnwrapKey:output_type -> coffer.hsm.v1.CreateResponse
+	36,  // 128: coffer.hsm.v1.HSM.DeriveKey:output_type -> coffer.hsm.v1.CreateResponse
+	39,  // 129: coffer.hsm.v1.HSM.FindObjects:output_type -> coffer.hsm.v1.FindObjectsResponse
+	41,  // 130: coffer.hsm.v1.HSM.ObjectInfo:output_type -> coffer.hsm.v1.ObjectInfoResponse
+	44,  // 131: coffer.hsm.v1.HSM.GetAttributes:output_type -> coffer.hsm.v1.GetAttributesResponse
+	1,   // 132: coffer.hsm.v1.HSM.SetAttributes:output_type -> coffer.hsm.v1.Empty
+	1,   // 133: coffer.hsm.v1.HSM.DestroyObject:output_type -> coffer.hsm.v1.Empty
+	1,   // 134: coffer.hsm.v1.HSM.ShareKey:output_type -> coffer.hsm.v1.Empty
+	1,   // 135: coffer.hsm.v1.HSM.UnshareKey:output_type -> coffer.hsm.v1.Empty
+	47,  // 136: coffer.hsm.v1.HSM.ExportKey:output_type -> coffer.hsm.v1.BytesResponse
+	47,  // 137: coffer.hsm.v1.HSM.ExportPublicKey:output_type -> coffer.hsm.v1.BytesResponse
+	47,  // 138: coffer.hsm.v1.HSM.Encrypt:output_type -> coffer.hsm.v1.BytesResponse
+	47,  // 139: coffer.hsm.v1.HSM.Decrypt:output_type -> coffer.hsm.v1.BytesResponse
+	47,  // 140: coffer.hsm.v1.HSM.Sign:output_type -> coffer.hsm.v1.BytesResponse
+	1,   // 141: coffer.hsm.v1.HSM.Verify:output_type -> coffer.hsm.v1.Empty
+	47,  // 142: coffer.hsm.v1.HSM.Digest:output_type -> coffer.hsm.v1.BytesResponse
+	47,  // 143: coffer.hsm.v1.HSM.WrapKey:output_type -> coffer.hsm.v1.BytesResponse
+	47,  // 144: coffer.hsm.v1.HSM.GenerateRandom:output_type -> coffer.hsm.v1.BytesResponse
+	53,  // 145: coffer.hsm.v1.HSM.Begin:output_type -> coffer.hsm.v1.BeginResponse
+	47,  // 146: coffer.hsm.v1.HSM.Update:output_type -> coffer.hsm.v1.BytesResponse
+	47,  // 147: coffer.hsm.v1.HSM.Finish:output_type -> coffer.hsm.v1.BytesResponse
+	1,   // 148: coffer.hsm.v1.HSM.Abort:output_type -> coffer.hsm.v1.Empty
+	80,  // 149: coffer.hsm.v1.HSM.ExportReplica:output_type -> coffer.hsm.v1.ReplicaEnvelope
+	83,  // 150: coffer.hsm.v1.HSM.ImportReplica:output_type -> coffer.hsm.v1.ImportReplicaResponse
+	80,  // 151: coffer.hsm.v1.HSM.ExportUserReplica:output_type -> coffer.hsm.v1.ReplicaEnvelope
+	83,  // 152: coffer.hsm.v1.HSM.ImportUserReplica:output_type -> coffer.hsm.v1.ImportReplicaResponse
+	58,  // 153: coffer.hsm.v1.HSM.Mechanisms:output_type -> coffer.hsm.v1.MechanismsResponse
+	59,  // 154: coffer.hsm.v1.HSM.NodeInfo:output_type -> coffer.hsm.v1.NodeInfoResponse
+	62,  // 155: coffer.hsm.v1.Peer.Hello:output_type -> coffer.hsm.v1.HelloResponse
+	65,  // 156: coffer.hsm.v1.Peer.Push:output_type -> coffer.hsm.v1.PushResponse
+	67,  // 157: coffer.hsm.v1.Peer.Digest:output_type -> coffer.hsm.v1.DigestResponse
+	70,  // 158: coffer.hsm.v1.Peer.Versions:output_type -> coffer.hsm.v1.VersionsResponse
+	73,  // 159: coffer.hsm.v1.Peer.Fetch:output_type -> coffer.hsm.v1.FetchResponse
+	75,  // 160: coffer.hsm.v1.Peer.Clone:output_type -> coffer.hsm.v1.CloneResponse
+	77,  // 161: coffer.hsm.v1.Peer.CatchUp:output_type -> coffer.hsm.v1.CatchUpResponse
+	103, // [103:162] is the sub-list for method output_type
+	44,  // [44:103] is the sub-list for method input_type
+	44,  // [44:44] is the sub-list for extension type_name
+	44,  // [44:44] is the sub-list for extension extendee
+	0,   // [0:44] is the sub-list for field type_name
 }
 
 func init() { file_hsm_proto_init() }
@@ -5465,7 +5870,7 @@ func file_hsm_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hsm_proto_rawDesc), len(file_hsm_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   78,
+			NumMessages:   84,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -1,0 +1,220 @@
+package node
+
+import (
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/coffer-hsm/coffer/internal/ck"
+	hsmv1 "github.com/coffer-hsm/coffer/proto/hsmv1"
+)
+
+// clones is a cluster A and a cluster B made from a copy of A's data (as a
+// restore from a backup makes one): the same masking key, users and keys,
+// another cluster id and certificates. B's clock can be moved.
+type clones struct {
+	a, b     hsmv1.HSMClient
+	bNode    *running
+	bClock   *atomic.Int64 // nanoseconds added to B's clock
+	aID, bID string
+}
+
+func newClones(t *testing.T, prepare func(a hsmv1.HSMClient)) *clones {
+	t.Helper()
+	pkiA, pkiB := newTestPKI(t, "cluster-a"), newTestPKI(t, "cluster-b")
+	cfgA := config(t, pkiA, 1, MasterKeyCreate)
+	a := start(t, cfgA)
+	eventually(t, "A ready", a.Ready)
+	ca := hsmv1.NewHSMClient(dial(t, pkiA, a.Addr()))
+	activate(t, ca)
+	if prepare != nil {
+		prepare(ca)
+	}
+	if err := a.stop(); err != nil {
+		t.Fatal(err)
+	}
+	cfgB := config(t, pkiB, 1, MasterKeyExisting)
+	for _, f := range []string{NodeKeyFile, StoreFile, AuditFile} {
+		copyFile(t, filepath.Join(cfgA.DataDir, f), filepath.Join(cfgB.DataDir, f))
+	}
+	cfgA.Listener, cfgA.MasterKey = listen(t), MasterKeyExisting
+	a = start(t, cfgA)
+	var offset atomic.Int64
+	cfgB.Now = func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
+	cfgB.SessionIdleTimeout = time.Hour
+	b := start(t, cfgB)
+	eventually(t, "A and B ready", func() bool { return a.Ready() && b.Ready() })
+	return &clones{a: hsmv1.NewHSMClient(dial(t, pkiA, a.Addr())), b: hsmv1.NewHSMClient(dial(t, pkiB, b.Addr())),
+		bNode: b, bClock: &offset, aID: "cluster-a", bID: "cluster-b"}
+}
+
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	in, err := os.Open(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	out, err := os.OpenFile(to, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		t.Fatal(err)
+	}
+	if err := out.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func loginAs(t *testing.T, c hsmv1.HSMClient, role, user, pw string) uint64 {
+	t.Helper()
+	s := open(t, c)
+	must(t)(c.Login(t.Context(), &hsmv1.LoginRequest{Session: s, Role: role, Username: user, Password: pw}))
+	return s
+}
+
+func createUser(t *testing.T, c hsmv1.HSMClient, role, user, pw string) {
+	t.Helper()
+	s := loginAs(t, c, "admin", "admin", adminPW)
+	defer c.CloseSession(t.Context(), &hsmv1.SessionRequest{Session: s})
+	must(t)(c.CreateUser(t.Context(), &hsmv1.CreateUserRequest{Session: s, Username: user, Role: role, Password: pw}))
+}
+
+// wantRefused checks that err is a refusal whose message says why.
+func wantRefused(t *testing.T, what string, err error, says string) {
+	t.Helper()
+	if err == nil || !strings.Contains(err.Error(), says) {
+		t.Fatalf("%s: %v, want a refusal saying %q", what, err, says)
+	}
+}
+
+func labelAttr(l string) *hsmv1.Attribute {
+	return &hsmv1.Attribute{Type: uint64(ck.CKA_LABEL), Value: []byte(l)}
+}
+
+func genKey(t *testing.T, c hsmv1.HSMClient, s uint64, label string, token, extractable bool) uint64 {
+	t.Helper()
+	r, err := c.GenerateKey(t.Context(), &hsmv1.GenerateKeyRequest{
+		Session: s, Mechanism: mechOf(ck.CKM_AES_KEY_GEN),
+		Template: []*hsmv1.Attribute{ulongAttr(ck.CKA_VALUE_LEN, 32), boolAttr(ck.CKA_TOKEN, token),
+			boolAttr(ck.CKA_EXTRACTABLE, extractable), labelAttr(label)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r.GetObject()
+}
+
+func gcm(iv []byte) *hsmv1.Mechanism {
+	return &hsmv1.Mechanism{Type: uint64(ck.CKM_AES_GCM), Iv: iv, TagBits: 128}
+}
+
+// TestReplicateKey: a non-extractable key made on A after the clone
+// replicates to B, masked, and decrypts there what A encrypted; its id,
+// label and owner are kept; a second import says it was up to date.
+func TestReplicateKey(t *testing.T) {
+	c := newClones(t, nil)
+	ctx := t.Context()
+	sa, sb := cuSession(t, c.a), cuSession(t, c.b)
+	k := genKey(t, c.a, sa, "later-key", true, false)
+	iv := make([]byte, 12)
+	ct, err := c.a.Encrypt(ctx, &hsmv1.CryptRequest{Session: sa, Key: k, Mechanism: gcm(iv), Data: []byte("seed 000")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.b.ObjectInfo(ctx, &hsmv1.ObjectRequest{Session: sb, Object: k}); err == nil {
+		t.Fatal("B has the key before it was replicated")
+	}
+	env, err := c.a.ExportReplica(ctx, &hsmv1.ExportReplicaRequest{Session: sa, Object: k, DestinationClusterId: c.bID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.b.ImportReplica(ctx, &hsmv1.ImportReplicaRequest{Session: sb, Envelope: env.GetEnvelope()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.GetObject() != k || !got.GetApplied() || got.GetSourceClusterId() != c.aID {
+		t.Fatalf("import = %v", got)
+	}
+	info, err := c.b.ObjectInfo(ctx, &hsmv1.ObjectRequest{Session: sb, Object: k})
+	if err != nil || info.GetLabel() != "later-key" || info.GetOwner() != cuName {
+		t.Fatalf("on B: %v, %v", info, err)
+	}
+	pt, err := c.b.Decrypt(ctx, &hsmv1.CryptRequest{Session: sb, Key: k, Mechanism: gcm(iv), Data: ct.GetData()})
+	if err != nil || string(pt.GetData()) != "seed 000" {
+		t.Fatalf("decrypt on B: %q, %v", pt.GetData(), err)
+	}
+	if _, err := c.b.ExportKey(ctx, &hsmv1.ObjectRequest{Session: sb, Object: k}); err == nil {
+		t.Fatal("the replicated non-extractable key was exported in the clear")
+	}
+	again, err := c.b.ImportReplica(ctx, &hsmv1.ImportReplicaRequest{Session: sb, Envelope: env.GetEnvelope()})
+	if err != nil || again.GetApplied() || again.GetObject() != k {
+		t.Fatalf("second import = %v, %v; want not applied, no error", again, err)
+	}
+}
+
+// TestReplicaEnvelopeRefused: a forged, edited, expired, misdirected or
+// unrelated envelope is refused, saying why.
+func TestReplicaEnvelopeRefused(t *testing.T) {
+	c := newClones(t, nil)
+	ctx := t.Context()
+	sa, sb := cuSession(t, c.a), cuSession(t, c.b)
+	k := genKey(t, c.a, sa, "k", true, false)
+	export := func(dest string) []byte {
+		t.Helper()
+		env, err := c.a.ExportReplica(ctx, &hsmv1.ExportReplicaRequest{Session: sa, Object: k, DestinationClusterId: dest})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return env.GetEnvelope()
+	}
+	imp := func(b []byte) error {
+		_, err := c.b.ImportReplica(ctx, &hsmv1.ImportReplicaRequest{Session: sb, Envelope: b})
+		return err
+	}
+	good := export(c.bID)
+
+	wantRefused(t, "other destination", imp(export("cluster-c")), "the envelope is for cluster cluster-c")
+	edited := append([]byte(nil), good...)
+	edited[len(edited)-envelopeMACLen-5] ^= 1 // in the sealed record
+	wantRefused(t, "edited record", imp(edited), "does not verify")
+	forged := append([]byte(nil), good...)
+	forged[len(forged)-1] ^= 1
+	wantRefused(t, "forged MAC", imp(forged), "does not verify")
+	wantRefused(t, "truncated", imp(good[:len(good)-1]), "")
+	wantRefused(t, "garbage", imp([]byte("not an envelope")), "not a replica envelope")
+	wantRefused(t, "export to itself", func() error {
+		_, err := c.a.ExportReplica(ctx, &hsmv1.ExportReplicaRequest{Session: sa, Object: k, DestinationClusterId: c.aID})
+		return err
+	}(), "the destination is this cluster")
+
+	c.bClock.Store(int64(replicaTTL + time.Minute))
+	wantRefused(t, "expired", imp(good), "the envelope expired")
+	c.bClock.Store(-int64(replicaTTL))
+	wantRefused(t, "from the future", imp(good), "later than this HSM's clock allows")
+	c.bClock.Store(0)
+
+	// An unrelated cluster (its own masking key) named cluster-b.
+	pkiU := newTestPKI(t, c.bID)
+	u := start(t, config(t, pkiU, 1, MasterKeyCreate))
+	eventually(t, "unrelated ready", u.Ready)
+	cu := hsmv1.NewHSMClient(dial(t, pkiU, u.Addr()))
+	activate(t, cu)
+	su := cuSession(t, cu)
+	_, err := cu.ImportReplica(ctx, &hsmv1.ImportReplicaRequest{Session: su, Envelope: good})
+	wantRefused(t, "unrelated cluster", err, errNoSharedMK)
+
+	// Not logged in: refused before the envelope is looked at.
+	anon := open(t, c.b)
+	_, err = c.b.ImportReplica(ctx, &hsmv1.ImportReplicaRequest{Session: anon, Envelope: good})
+	wantErr(t, err, 16, "CKR_USER_NOT_LOGGED_IN") // codes.Unauthenticated
+
+	if err := imp(good); err != nil {
+		t.Fatalf("the good envelope after all that: %v", err)
+	}
+}

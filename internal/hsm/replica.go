@@ -226,7 +226,7 @@ func (d *Device) admitUser(ctx context.Context, p *principal, name string, data 
 	defer d.createMu.Unlock()
 	if cur := d.user(name); cur != nil {
 		if cur.Role != in.Role {
-			return false, fmt.Errorf("%w: %s is a %s on the destination cluster and a %s on the source", ErrReplicaRefused, name, cur.Role, in.Role)
+			return false, fmt.Errorf("%w: %s has role %s on the destination cluster and %s on the source", ErrReplicaRefused, name, cur.Role, in.Role)
 		}
 	} else if owned, _ := d.keyCounts(name); owned > 0 {
 		return false, fmt.Errorf("%w: %d keys of a deleted user still carry the name %q", ErrUserExists, owned, name)

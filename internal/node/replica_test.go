@@ -218,3 +218,155 @@ func TestReplicaEnvelopeRefused(t *testing.T) {
 		t.Fatalf("the good envelope after all that: %v", err)
 	}
 }
+
+const bobPW = "bob-password-1"
+
+// TestReplicaPolicy: what a hostile crypto user might try with replicas,
+// and each rule that stops it.
+func TestReplicaPolicy(t *testing.T) {
+	var before, beforeExtractable uint64
+	c := newClones(t, func(a hsmv1.HSMClient) {
+		createUser(t, a, "crypto-user", "bob", bobPW)
+		s := cuSession(t, a)
+		before = genKey(t, a, s, "before", true, false)
+		beforeExtractable = genKey(t, a, s, "before-extractable", true, true)
+		must(t)(a.ShareKey(t.Context(), &hsmv1.ShareKeyRequest{Session: s, Object: before, Username: "bob"}))
+	})
+	ctx := t.Context()
+	sa, sb := cuSession(t, c.a), cuSession(t, c.b)
+	export := func(s, k uint64) ([]byte, error) {
+		env, err := c.a.ExportReplica(ctx, &hsmv1.ExportReplicaRequest{Session: s, Object: k, DestinationClusterId: c.bID})
+		return env.GetEnvelope(), err
+	}
+	mustExport := func(s, k uint64) []byte {
+		t.Helper()
+		b, err := export(s, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	imp := func(s uint64, b []byte) (*hsmv1.ImportReplicaResponse, error) {
+		return c.b.ImportReplica(ctx, &hsmv1.ImportReplicaRequest{Session: s, Envelope: b})
+	}
+
+	t.Run("a user the key is shared with does not export it", func(t *testing.T) {
+		sbob := loginAs(t, c.a, "crypto-user", "bob", bobPW)
+		_, err := export(sbob, before)
+		wantRefused(t, "bob's export", err, "bob does not own the key")
+	})
+	t.Run("a crypto user does not import another's key", func(t *testing.T) {
+		env := mustExport(sa, before)
+		sbob := loginAs(t, c.b, "crypto-user", "bob", bobPW)
+		_, err := imp(sbob, env)
+		wantRefused(t, "bob's import", err, "the key belongs to alice")
+	})
+	t.Run("an admin neither exports nor imports a key", func(t *testing.T) {
+		adm := loginAs(t, c.a, "admin", "admin", adminPW)
+		_, err := export(adm, before)
+		wantRefused(t, "admin's export", err, "admins manage users but cannot use keys")
+		env := mustExport(sa, before)
+		admB := loginAs(t, c.b, "admin", "admin", adminPW)
+		_, err = imp(admB, env)
+		wantRefused(t, "admin's import", err, "admins manage users but cannot use keys")
+	})
+	t.Run("a session object is not replicated", func(t *testing.T) {
+		k := genKey(t, c.a, sa, "session", false, false)
+		_, err := export(sa, k)
+		wantRefused(t, "session key", err, "a session object is not replicated")
+	})
+	t.Run("a shared user missing on the destination", func(t *testing.T) {
+		createUser(t, c.a, "crypto-user", "dave", "dave-password-1")
+		k := genKey(t, c.a, sa, "shared-with-dave", true, false)
+		must(t)(c.a.ShareKey(ctx, &hsmv1.ShareKeyRequest{Session: sa, Object: k, Username: "dave"}))
+		_, err := imp(sb, mustExport(sa, k))
+		wantRefused(t, "share with dave", err, "crypto user dave, who owns the key or shares it, does not exist on the destination cluster")
+	})
+	t.Run("a one-way attribute does not go back", func(t *testing.T) {
+		// The owner makes the key non-extractable on B; a newer change on A
+		// (its label) must not bring back an extractable copy.
+		must(t)(c.b.SetAttributes(ctx, &hsmv1.SetAttributesRequest{Session: sb, Object: beforeExtractable,
+			Template: []*hsmv1.Attribute{boolAttr(ck.CKA_EXTRACTABLE, false)}}))
+		must(t)(c.a.SetAttributes(ctx, &hsmv1.SetAttributesRequest{Session: sa, Object: beforeExtractable,
+			Template: []*hsmv1.Attribute{labelAttr("renamed-on-a")}}))
+		_, err := imp(sb, mustExport(sa, beforeExtractable))
+		wantRefused(t, "extractable again", err, "CKA_EXTRACTABLE is false there")
+		if _, err := c.b.ExportKey(ctx, &hsmv1.ObjectRequest{Session: sb, Object: beforeExtractable}); err == nil {
+			t.Fatal("the key became extractable on B")
+		}
+	})
+	t.Run("a key trusted on the source is not trusted on the destination by a replica", func(t *testing.T) {
+		pair, err := ecPair(t, c.a, sa, true, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		adm := loginAs(t, c.a, "admin", "admin", adminPW)
+		must(t)(c.a.SetAttributes(ctx, &hsmv1.SetAttributesRequest{Session: adm, Object: pair.GetPublicKey(),
+			Template: []*hsmv1.Attribute{boolAttr(ck.CKA_TRUSTED, true)}}))
+		_, err = imp(sb, mustExport(sa, pair.GetPublicKey()))
+		wantRefused(t, "trusted key", err, "only an admin of the destination marks a key trusted")
+		if _, err := imp(sb, mustExport(sa, pair.GetPrivateKey())); err != nil {
+			t.Fatalf("the untrusted private key: %v", err)
+		}
+	})
+	t.Run("a newer change on the destination wins", func(t *testing.T) {
+		must(t)(c.b.SetAttributes(ctx, &hsmv1.SetAttributesRequest{Session: sb, Object: before,
+			Template: []*hsmv1.Attribute{labelAttr("renamed-on-b")}}))
+		got, err := imp(sb, mustExport(sa, before))
+		if err != nil || got.GetApplied() {
+			t.Fatalf("older replica: %v, %v; want not applied", got, err)
+		}
+		info, err := c.b.ObjectInfo(ctx, &hsmv1.ObjectRequest{Session: sb, Object: before})
+		if err != nil || info.GetLabel() != "renamed-on-b" {
+			t.Fatalf("on B: %v, %v", info, err)
+		}
+	})
+	t.Run("a key deleted on the destination stays deleted", func(t *testing.T) {
+		env := mustExport(sa, before)
+		must(t)(c.b.DestroyObject(ctx, &hsmv1.ObjectRequest{Session: sb, Object: before}))
+		_, err := imp(sb, env)
+		wantRefused(t, "deleted key", err, "was deleted on this cluster")
+	})
+}
+
+// TestReplicateUser: admins replicate users; the role of a user the
+// destination has is not changed by a replica.
+func TestReplicateUser(t *testing.T) {
+	c := newClones(t, nil)
+	ctx := t.Context()
+	adm, admB := loginAs(t, c.a, "admin", "admin", adminPW), loginAs(t, c.b, "admin", "admin", adminPW)
+	exportUser := func(s uint64, u string) ([]byte, error) {
+		env, err := c.a.ExportUserReplica(ctx, &hsmv1.ExportUserReplicaRequest{Session: s, Username: u, DestinationClusterId: c.bID})
+		return env.GetEnvelope(), err
+	}
+	createUser(t, c.a, "crypto-user", "dave", "dave-password-1")
+	env, err := exportUser(adm, "dave")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.b.ImportUserReplica(ctx, &hsmv1.ImportUserReplicaRequest{Session: admB, Envelope: env})
+	if err != nil || !got.GetApplied() {
+		t.Fatalf("import dave: %v, %v", got, err)
+	}
+	loginAs(t, c.b, "crypto-user", "dave", "dave-password-1")
+
+	sa := cuSession(t, c.a)
+	_, err = exportUser(sa, "dave")
+	wantRefused(t, "a crypto user's export", err, "the logged-in role may not do this")
+	sb := cuSession(t, c.b)
+	_, err = c.b.ImportUserReplica(ctx, &hsmv1.ImportUserReplicaRequest{Session: sb, Envelope: env})
+	wantRefused(t, "a crypto user's import", err, "the logged-in role may not do this")
+
+	createUser(t, c.a, "crypto-user", "erin", "erin-password-1")
+	createUser(t, c.b, "admin", "erin", "erin-password-2")
+	env, err = exportUser(adm, "erin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.b.ImportUserReplica(ctx, &hsmv1.ImportUserReplicaRequest{Session: admB, Envelope: env})
+	wantRefused(t, "role change", err, "erin has role admin on the destination cluster and crypto-user on the source")
+	loginAs(t, c.b, "admin", "erin", "erin-password-2")
+
+	_, err = c.b.ImportReplica(ctx, &hsmv1.ImportReplicaRequest{Session: sb, Envelope: env})
+	wantRefused(t, "a user's envelope as a key's", err, "holds a user record")
+}

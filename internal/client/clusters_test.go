@@ -58,6 +58,15 @@ func TestFileClusters(t *testing.T) {
 	if err := got.Check(); err == nil || !strings.Contains(err.Error(), "cluster-a is configured twice") {
 		t.Fatalf("Check of a duplicate: %v", err)
 	}
+	got.Clusters = got.Clusters[:1]
+	got.CreateObjectMinimumNodes = 2
+	got.Clusters[0].CreateObjectMinimumNodes = 1
+	if b, _ := got.ForCluster("cluster-b"); b.CreateObjectMinimumNodes != 1 {
+		t.Errorf("cluster-b's own create_object_minimum_nodes: %d", b.CreateObjectMinimumNodes)
+	}
+	if a, _ := got.ForCluster("cluster-a"); a.CreateObjectMinimumNodes != 2 {
+		t.Errorf("cluster-a's create_object_minimum_nodes: %d", a.CreateObjectMinimumNodes)
+	}
 	empty := &File{}
 	empty.AddCluster(ClusterEntry{ClusterID: "cluster-z", HSMs: []string{"127.0.0.1:2"}, HSMCACert: "z"})
 	if empty.ClusterID != "cluster-z" || empty.Clusters != nil {

@@ -66,6 +66,9 @@ type ClusterEntry struct {
 	HSMCACert  string   `json:"hsm_ca_cert"`
 	ClientCert string   `json:"client_cert_hsm_tls_file,omitempty"`
 	ClientKey  string   `json:"client_key_hsm_tls_file,omitempty"`
+	// CreateObjectMinimumNodes, if set, replaces the file's for this
+	// cluster (which may have fewer HSMs than the first).
+	CreateObjectMinimumNodes int `json:"create_object_minimum_nodes,omitempty"`
 }
 
 // ClusterIDs lists the clusters the file names, the first one first.
@@ -95,6 +98,9 @@ func (f *File) ForCluster(id string) (*File, error) {
 	for _, c := range f.Clusters {
 		if c.ClusterID == id {
 			one.ClusterID, one.HSMs, one.HSMCACert, one.ClientCert, one.ClientKey = c.ClusterID, c.HSMs, c.HSMCACert, c.ClientCert, c.ClientKey
+			if c.CreateObjectMinimumNodes != 0 {
+				one.CreateObjectMinimumNodes = c.CreateObjectMinimumNodes
+			}
 			return &one, nil
 		}
 	}

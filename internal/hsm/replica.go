@@ -103,7 +103,15 @@ func (d *Device) admitObject(p *principal, in *Object) error {
 	}
 	d.mu.RLock()
 	cur := d.objects[in.id]
+	full := len(d.objects)+len(d.reserved) >= d.cfg.MaxObjects
+	_, busy := d.reserved[in.id]
 	d.mu.RUnlock()
+	switch {
+	case cur == nil && busy:
+		return fmt.Errorf("%w: an object of id %s is being made here", ErrReplicaRefused, in.id)
+	case cur == nil && full:
+		return ErrDeviceMemory // the cap on objects holds for replicas as for new keys (publish)
+	}
 	if cur == nil {
 		// Only an admin of this cluster marks a key trusted (mayTrust).
 		if in.has(fTrusted) {

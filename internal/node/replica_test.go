@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/codes"
+
 	"github.com/coffer-hsm/coffer/internal/ck"
 	hsmv1 "github.com/coffer-hsm/coffer/proto/hsmv1"
 )
@@ -23,7 +25,7 @@ type clones struct {
 	aID, bID string
 }
 
-func newClones(t *testing.T, prepare func(a hsmv1.HSMClient)) *clones {
+func newClones(t *testing.T, prepare func(a hsmv1.HSMClient), configB ...func(*Config)) *clones {
 	t.Helper()
 	pkiA, pkiB := newTestPKI(t, "cluster-a"), newTestPKI(t, "cluster-b")
 	cfgA := config(t, pkiA, 1, MasterKeyCreate)
@@ -46,6 +48,9 @@ func newClones(t *testing.T, prepare func(a hsmv1.HSMClient)) *clones {
 	var offset atomic.Int64
 	cfgB.Now = func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
 	cfgB.SessionIdleTimeout = time.Hour
+	for _, f := range configB {
+		f(&cfgB)
+	}
 	b := start(t, cfgB)
 	eventually(t, "A and B ready", func() bool { return a.Ready() && b.Ready() })
 	return &clones{a: hsmv1.NewHSMClient(dial(t, pkiA, a.Addr())), b: hsmv1.NewHSMClient(dial(t, pkiB, b.Addr())),
@@ -212,7 +217,7 @@ func TestReplicaEnvelopeRefused(t *testing.T) {
 	// Not logged in: refused before the envelope is looked at.
 	anon := open(t, c.b)
 	_, err = c.b.ImportReplica(ctx, &hsmv1.ImportReplicaRequest{Session: anon, Envelope: good})
-	wantErr(t, err, 16, "CKR_USER_NOT_LOGGED_IN") // codes.Unauthenticated
+	wantErr(t, err, codes.Unauthenticated, "CKR_USER_NOT_LOGGED_IN")
 
 	if err := imp(good); err != nil {
 		t.Fatalf("the good envelope after all that: %v", err)
@@ -369,4 +374,29 @@ func TestReplicateUser(t *testing.T) {
 
 	_, err = c.b.ImportReplica(ctx, &hsmv1.ImportReplicaRequest{Session: sb, Envelope: env})
 	wantRefused(t, "a user's envelope as a key's", err, "holds a user record")
+}
+
+// TestReplicaObjectCap: the destination's cap on objects holds for
+// replicas as for keys made there.
+func TestReplicaObjectCap(t *testing.T) {
+	c := newClones(t, nil, func(cfg *Config) { cfg.Device.MaxObjects = 1 })
+	ctx := t.Context()
+	sa, sb := cuSession(t, c.a), cuSession(t, c.b)
+	imp := func(k uint64) error {
+		env, err := c.a.ExportReplica(ctx, &hsmv1.ExportReplicaRequest{Session: sa, Object: k, DestinationClusterId: c.bID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = c.b.ImportReplica(ctx, &hsmv1.ImportReplicaRequest{Session: sb, Envelope: env.GetEnvelope()})
+		return err
+	}
+	first := genKey(t, c.a, sa, "first", true, false)
+	if err := imp(first); err != nil {
+		t.Fatal(err)
+	}
+	err := imp(genKey(t, c.a, sa, "second", true, false))
+	wantErr(t, err, codes.Internal, "CKR_DEVICE_MEMORY")
+	if err := imp(first); err != nil { // a key it holds is no new object
+		t.Fatalf("the first key again: %v", err)
+	}
 }

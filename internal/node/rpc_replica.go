@@ -186,11 +186,9 @@ func (s *hsmServer) ImportReplica(ctx context.Context, req *hsmv1.ImportReplicaR
 		if _, err := dev.Info(cs.dev, id); err != nil {
 			return nil, refusal(ck.CKR_OBJECT_HANDLE_INVALID, "key %s was deleted on this cluster after the version replicated", id)
 		}
-		storedOn := []uint32{s.n.cfg.NodeID}
-		if applied {
-			storedOn = append(storedOn, s.n.replicate(ctx, []hsm.ObjectID{id}, len(s.n.peers))...)
-		}
-		return &hsmv1.ImportReplicaResponse{Object: uint64(id), Applied: applied, SourceClusterId: e.source, StoredOn: storedOn}, nil
+		// Its peers get it from this node's sync (importRecord), as any
+		// change made here; the call does not wait for them.
+		return &hsmv1.ImportReplicaResponse{Object: uint64(id), Applied: applied, SourceClusterId: e.source, StoredOn: []uint32{s.n.cfg.NodeID}}, nil
 	})
 }
 

@@ -5080,7 +5080,7 @@ type ImportReplicaResponse struct {
 	Object          uint64                 `protobuf:"varint,1,opt,name=object,proto3" json:"object,omitempty"`   // the key's handle here (ImportReplica)
 	Applied         bool                   `protobuf:"varint,2,opt,name=applied,proto3" json:"applied,omitempty"` // false: this cluster had the record at the same or a newer version
 	SourceClusterId string                 `protobuf:"bytes,3,opt,name=source_cluster_id,json=sourceClusterId,proto3" json:"source_cluster_id,omitempty"`
-	StoredOn        []uint32               `protobuf:"varint,4,rep,packed,name=stored_on,json=storedOn,proto3" json:"stored_on,omitempty"` // the HSMs known to hold it, this one first
+	StoredOn        []uint32               `protobuf:"varint,4,rep,packed,name=stored_on,json=storedOn,proto3" json:"stored_on,omitempty"` // the HSMs known to hold it: this one (its peers get it by sync)
 	unknownFields   protoimpl.UnknownFields
 	sizeCache       protoimpl.SizeCache
 }

@@ -250,3 +250,19 @@ func (d *Device) admitUser(ctx context.Context, p *principal, name string, data 
 	spend()
 	return applied, nil
 }
+
+// AuditRefusedReplica records a replica the node refused before the
+// device saw it (its envelope: another destination, another masking key,
+// a MAC that does not verify, expired), with the session's user, the
+// source cluster the envelope names and the refusal's PKCS#11 code.
+func (d *Device) AuditRefusedReplica(sid SessionID, kind RecordKind, source string, rv ck.RV) {
+	op := "object.replicate-in"
+	if kind == RecordUser {
+		op = "user.replicate-in"
+	}
+	_, p, err := d.whoami(sid)
+	if err != nil || p == nil {
+		return // not logged in: refused before the envelope was read
+	}
+	d.audit(sid, p, op, 0, source, &Kind{RV: rv, msg: "replica refused"})
+}

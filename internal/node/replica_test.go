@@ -4,6 +4,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -11,6 +12,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 
+	"github.com/coffer-hsm/coffer/internal/audit"
 	"github.com/coffer-hsm/coffer/internal/ck"
 	hsmv1 "github.com/coffer-hsm/coffer/proto/hsmv1"
 )
@@ -20,6 +22,7 @@ import (
 // another cluster id and certificates. B's clock can be moved.
 type clones struct {
 	a, b     hsmv1.HSMClient
+	aNode    *running
 	bNode    *running
 	bClock   *atomic.Int64 // nanoseconds added to B's clock
 	aID, bID string
@@ -54,7 +57,7 @@ func newClones(t *testing.T, prepare func(a hsmv1.HSMClient), configB ...func(*C
 	b := start(t, cfgB)
 	eventually(t, "A and B ready", func() bool { return a.Ready() && b.Ready() })
 	return &clones{a: hsmv1.NewHSMClient(dial(t, pkiA, a.Addr())), b: hsmv1.NewHSMClient(dial(t, pkiB, b.Addr())),
-		bNode: b, bClock: &offset, aID: "cluster-a", bID: "cluster-b"}
+		aNode: a, bNode: b, bClock: &offset, aID: "cluster-a", bID: "cluster-b"}
 }
 
 func copyFile(t *testing.T, from, to string) {
@@ -398,5 +401,65 @@ func TestReplicaObjectCap(t *testing.T) {
 	wantErr(t, err, codes.Internal, "CKR_DEVICE_MEMORY")
 	if err := imp(first); err != nil { // a key it holds is no new object
 		t.Fatalf("the first key again: %v", err)
+	}
+}
+
+// auditOps lists "op result target" of the records of n's audit log whose
+// op starts with prefix.
+func auditOps(t *testing.T, n *running, prefix string) []string {
+	t.Helper()
+	f, err := os.Open(filepath.Join(n.cfg.DataDir, AuditFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rd := audit.NewReader(f)
+	var out []string
+	for {
+		r, err := rd.Next()
+		if err == io.EOF {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasPrefix(r.Op, prefix) {
+			out = append(out, strings.TrimSpace(r.Op+" "+r.User+" "+r.Result+" "+r.Target))
+		}
+	}
+}
+
+// TestReplicaAudited: both ends audit a replication, and a refused
+// envelope is audited where it was refused.
+func TestReplicaAudited(t *testing.T) {
+	c := newClones(t, nil)
+	ctx := t.Context()
+	sa, sb := cuSession(t, c.a), cuSession(t, c.b)
+	k := genKey(t, c.a, sa, "audited", true, false)
+	env, err := c.a.ExportReplica(ctx, &hsmv1.ExportReplicaRequest{Session: sa, Object: k, DestinationClusterId: c.bID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged := append([]byte(nil), env.GetEnvelope()...)
+	forged[len(forged)-1] ^= 1
+	if _, err := c.b.ImportReplica(ctx, &hsmv1.ImportReplicaRequest{Session: sb, Envelope: forged}); err == nil {
+		t.Fatal("forged envelope taken")
+	}
+	if _, err := c.b.ImportReplica(ctx, &hsmv1.ImportReplicaRequest{Session: sb, Envelope: env.GetEnvelope()}); err != nil {
+		t.Fatal(err)
+	}
+	// A durable record on A makes its earlier ones durable too.
+	adm := loginAs(t, c.a, "admin", "admin", adminPW)
+	must(t)(c.a.ExportUserReplica(ctx, &hsmv1.ExportUserReplicaRequest{Session: adm, Username: cuName, DestinationClusterId: c.bID}))
+
+	if got, want := auditOps(t, c.aNode, "object.replicate"), []string{"object.replicate-out alice ok"}; !slices.Equal(got, want) {
+		t.Errorf("A's audit: %q, want %q", got, want)
+	}
+	if got, want := auditOps(t, c.aNode, "user.replicate"), []string{"user.replicate-out admin ok alice"}; !slices.Equal(got, want) {
+		t.Errorf("A's audit: %q, want %q", got, want)
+	}
+	want := []string{"object.replicate-in alice CKR_FUNCTION_FAILED cluster-a", "object.replicate-in alice ok alice"}
+	if got := auditOps(t, c.bNode, "object.replicate"); !slices.Equal(got, want) {
+		t.Errorf("B's audit: %q, want %q", got, want)
 	}
 }

@@ -4,9 +4,7 @@ import (
 	"context"
 	"crypto/subtle"
 	"fmt"
-	"strings"
 
-	"github.com/coffer-hsm/coffer/internal/audit"
 	"github.com/coffer-hsm/coffer/internal/ck"
 	"github.com/coffer-hsm/coffer/internal/hsm"
 	"github.com/coffer-hsm/coffer/internal/peersync"
@@ -90,9 +88,6 @@ func (n *Node) envelopeOf(ctx context.Context, kind store.Kind, id, dest string)
 // openEnvelope checks an envelope for this cluster and returns its record
 // and the record's payload in clear. Its refusals say what is wrong.
 func (n *Node) openEnvelope(b []byte, kind store.Kind) (*envelope, store.Record, error) {
-	if err := data("envelope", b); err != nil {
-		return nil, store.Record{}, err
-	}
 	e, err := parseEnvelope(b)
 	if err != nil {
 		return nil, store.Record{}, invalidArgument(ck.CKR_ARGUMENTS_BAD, "%v", err)
@@ -142,11 +137,19 @@ func (n *Node) openEnvelope(b []byte, kind store.Kind) (*envelope, store.Record,
 // device's rules and the store write), then the reload and the push to the
 // peers. Refusals before the device are audited here; the device audits
 // its own.
-func (s *hsmServer) importRecord(ctx context.Context, cs *clientSession, op string, b []byte, kind store.Kind,
+func (s *hsmServer) importRecord(ctx context.Context, dev *hsm.Device, cs *clientSession, b []byte, kind store.Kind,
 	admit func(rec store.Record, apply func(context.Context) (bool, error)) (bool, error)) (*envelope, bool, error) {
 	e, rec, err := s.n.openEnvelope(b, kind)
 	if err != nil {
-		s.n.audit.Append(audit.Event{Time: s.n.cfg.Now(), Session: uint64(cs.dev), Op: op, Result: "refused: " + firstLine(err)})
+		rv, ok := refusalRV(err)
+		if !ok {
+			rv = ck.CKR_FUNCTION_FAILED
+		}
+		var source string
+		if pe, perr := parseEnvelope(b); perr == nil {
+			source = pe.source // the source cluster it claims
+		}
+		dev.AuditRefusedReplica(cs.dev, deviceKindOf(kind), source, rv)
 		return nil, false, err
 	}
 	defer clear(rec.Data)
@@ -161,18 +164,13 @@ func (s *hsmServer) importRecord(ctx context.Context, cs *clientSession, op stri
 	return e, applied, nil
 }
 
-func firstLine(err error) string {
-	msg, _, _ := strings.Cut(err.Error(), "\n")
-	return msg
-}
-
 func (s *hsmServer) ImportReplica(ctx context.Context, req *hsmv1.ImportReplicaRequest) (*hsmv1.ImportReplicaResponse, error) {
 	return inSession(s, req.GetSession(), func(dev *hsm.Device, cs *clientSession) (*hsmv1.ImportReplicaResponse, error) {
 		if !s.n.sessions.loggedIn(req.GetSession()) {
 			return nil, hsm.ErrNotLoggedIn
 		}
 		var id hsm.ObjectID
-		e, applied, err := s.importRecord(ctx, cs, "object.replicate-in", req.GetEnvelope(), store.KindObject,
+		e, applied, err := s.importRecord(ctx, dev, cs, req.GetEnvelope(), store.KindObject,
 			func(rec store.Record, apply func(context.Context) (bool, error)) (bool, error) {
 				var applied bool
 				var err error
@@ -201,7 +199,7 @@ func (s *hsmServer) ImportUserReplica(ctx context.Context, req *hsmv1.ImportUser
 		if err != nil {
 			return nil, err
 		}
-		e, applied, err := s.importRecord(ctx, cs, "user.replicate-in", req.GetEnvelope(), store.KindUser,
+		e, applied, err := s.importRecord(ctx, dev, cs, req.GetEnvelope(), store.KindUser,
 			func(rec store.Record, apply func(context.Context) (bool, error)) (bool, error) {
 				return dev.AdmitUser(ctx, cs.dev, rec.ID, rec.Data, ap, apply)
 			})
@@ -210,4 +208,11 @@ func (s *hsmServer) ImportUserReplica(ctx context.Context, req *hsmv1.ImportUser
 		}
 		return &hsmv1.ImportReplicaResponse{Applied: applied, SourceClusterId: e.source, StoredOn: []uint32{s.n.cfg.NodeID}}, nil
 	})
+}
+
+func deviceKindOf(k store.Kind) hsm.RecordKind {
+	if k == store.KindUser {
+		return hsm.RecordUser
+	}
+	return hsm.RecordObject
 }

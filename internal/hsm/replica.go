@@ -46,8 +46,8 @@ func (d *Device) ReplicateObject(sid SessionID, id ObjectID) error {
 	return nil
 }
 
-// AdmitObject takes an object record replicated from a clone cluster. data
-// is the record's payload in clear (the node opened it under the masking
+// AdmitObject takes an object record replicated from a clone cluster: id is
+// the record's id, data its payload in clear (the node opened it under the masking
 // key); apply stores the sealed record (last writer wins) and reports
 // whether it was newer than what the store holds. The record is refused
 // unless the session's crypto user owns it, its owner and every user it is
@@ -56,15 +56,20 @@ func (d *Device) ReplicateObject(sid SessionID, id ObjectID) error {
 // nothing a local change could not (the one-way attributes, CKA_TRUSTED).
 // The check and the store write run under createMu, as local changes do;
 // the node reloads the record into the device afterwards (Reload).
-func (d *Device) AdmitObject(ctx context.Context, sid SessionID, data []byte, apply func(context.Context) (bool, error)) (ObjectID, bool, error) {
+func (d *Device) AdmitObject(ctx context.Context, sid SessionID, id string, data []byte, apply func(context.Context) (bool, error)) (ObjectID, bool, error) {
 	const op = "object.replicate-in"
 	_, p, err := d.cryptoUser(op, sid)
 	if err != nil {
 		return 0, false, err
 	}
 	in, err := unmarshalObject(data)
+	if err == nil && in.id.String() != id {
+		err = fmt.Errorf("the record of object %s holds object %s", id, in.id)
+	}
 	if err != nil {
-		return 0, false, &Error{Op: op, Err: fmt.Errorf("%w: %w", ErrReplicaRefused, err)}
+		err = &Error{Op: op, Err: fmt.Errorf("%w: %w", ErrReplicaRefused, err)}
+		d.audit(sid, p, op, 0, "", err)
+		return 0, false, err
 	}
 	applied, err := func() (bool, error) {
 		d.createMu.Lock()

@@ -174,7 +174,7 @@ func (s *hsmServer) ImportReplica(ctx context.Context, req *hsmv1.ImportReplicaR
 			func(rec store.Record, apply func(context.Context) (bool, error)) (bool, error) {
 				var applied bool
 				var err error
-				id, applied, err = dev.AdmitObject(ctx, cs.dev, rec.Data, apply)
+				id, applied, err = dev.AdmitObject(ctx, cs.dev, rec.ID, rec.Data, apply)
 				return applied, err
 			})
 		if err != nil {

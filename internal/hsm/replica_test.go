@@ -3,6 +3,7 @@ package hsm
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -83,4 +84,55 @@ func TestAdmitObjectRules(t *testing.T) {
 			t.Fatalf("AdmitObject = %v", err)
 		}
 	})
+}
+
+// TestAdmitUserQuorum: a replicated user is a user change on the
+// destination: with a user-management quorum above 1 it needs the
+// approvals a user creation needs there, and the token is spent.
+func TestAdmitUserQuorum(t *testing.T) {
+	ctx := t.Context()
+	src := newTestDevice(t)
+	srcAdmin := activateDevice(t, src)
+	noErr(t, src.CreateUser(ctx, srcAdmin, "zoe", RoleCryptoUser, cuPW, Approvals{}))
+	data, err := src.user("zoe").marshal()
+	noErr(t, err)
+
+	td, ap := quorumCluster(t, Config{})
+	admin, a1 := ap[0], ap[1]
+	noErr(t, td.SetQuorumValue(ctx, admin.sid, QuorumUserManagement, 2, false, Approvals{}))
+	applied := false
+	apply := func(context.Context) (bool, error) { applied = true; return true, nil }
+	_, err = td.AdmitUser(ctx, admin.sid, "zoe", data, Approvals{}, apply)
+	wantRefusal(t, err, ErrQuorumRequired)
+	if applied {
+		t.Fatal("a user replicated without the quorum")
+	}
+	tok, err := td.QuorumToken(ctx, admin.sid, QuorumUserManagement)
+	noErr(t, err)
+	_, err = td.AdmitUser(ctx, admin.sid, "zoe", data, Approvals{tok.ID, []Approval{admin.approve(t, tok), a1.approve(t, tok)}}, apply)
+	noErr(t, err)
+	if !applied {
+		t.Fatal("not applied with the quorum")
+	}
+	if slices.Contains(td.tokenIDs(t, admin.sid), tok.ID) {
+		t.Error("the token was not spent")
+	}
+	_, err = td.AdmitUser(ctx, admin.sid, "other", data, Approvals{}, apply)
+	wantRefusal(t, err, ErrReplicaRefused)
+}
+
+// TestAdmitUserKeepsDeletedUsersKeys: a replicated user does not take the
+// name a force-deleted user's keys still carry, as a new user does not.
+func TestAdmitUserKeepsDeletedUsersKeys(t *testing.T) {
+	ctx := t.Context()
+	td, admin := activated(t)
+	zoe := withCU(t, td, admin, "zoe")
+	genAES(t, td, zoe, "zoes")
+	data, err := td.user("zoe").marshal()
+	noErr(t, err)
+	noErr(t, td.DeleteUser(ctx, admin, "zoe", true, Approvals{}))
+	_, err = td.AdmitUser(ctx, admin, "zoe", data, Approvals{}, func(context.Context) (bool, error) { return true, nil })
+	if !errors.Is(err, ErrUserExists) || !strings.Contains(err.Error(), "keys of a deleted user") {
+		t.Fatalf("AdmitUser = %v", err)
+	}
 }

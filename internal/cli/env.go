@@ -317,6 +317,15 @@ func (e *Env) LoggedIn() (username, role string, ok bool) {
 	return c.session.Username(), c.role, true
 }
 
+// PromptCluster is the cluster the last command used when the
+// configuration names several (the shell's prompt shows it), else "".
+func (e *Env) PromptCluster() string {
+	if e.config == nil || len(e.config.ClusterIDs()) < 2 {
+		return ""
+	}
+	return e.current
+}
+
 // CheckRole refuses a role the CLI does not know.
 func CheckRole(role string) error {
 	switch role {

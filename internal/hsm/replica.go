@@ -94,17 +94,17 @@ func (d *Device) AdmitObject(ctx context.Context, sid SessionID, id string, data
 
 // admitObject is AdmitObject's rule. The caller holds createMu.
 func (d *Device) admitObject(p *principal, in *Object) error {
-	switch {
-	case in.session != 0 || !in.Token():
+	if in.session != 0 || !in.Token() {
 		return fmt.Errorf("%w: a session object is not replicated", ErrReplicaRefused)
-	case in.owner != p.name:
-		return fmt.Errorf("%w: the key belongs to %s; only its owner replicates it", ErrNotOwner, in.owner)
 	}
 	for _, u := range append([]string{in.owner}, in.shared...) {
 		if usr := d.user(u); usr == nil || usr.Role != RoleCryptoUser {
 			return fmt.Errorf("%w: crypto user %s, who owns the key or shares it, does not exist on the destination cluster: replicate the user first (user replicate)",
 				ErrReplicaRefused, u)
 		}
+	}
+	if in.owner != p.name {
+		return fmt.Errorf("%w: the key belongs to %s; only its owner replicates it", ErrNotOwner, in.owner)
 	}
 	d.mu.RLock()
 	cur := d.objects[in.id]

@@ -283,6 +283,14 @@ func TestReplicaPolicy(t *testing.T) {
 		_, err := export(sa, k)
 		wantRefused(t, "session key", err, "a session object is not replicated")
 	})
+	t.Run("an owner missing on the destination", func(t *testing.T) {
+		createUser(t, c.a, "crypto-user", "carol", "carol-password-1")
+		scarol := loginAs(t, c.a, "crypto-user", "carol", "carol-password-1")
+		env := mustExport(scarol, genKey(t, c.a, scarol, "carols", true, false))
+		sbob := loginAs(t, c.b, "crypto-user", "bob", bobPW)
+		_, err := imp(sbob, env)
+		wantRefused(t, "carol's key", err, "crypto user carol, who owns the key or shares it, does not exist on the destination cluster")
+	})
 	t.Run("a shared user missing on the destination", func(t *testing.T) {
 		createUser(t, c.a, "crypto-user", "dave", "dave-password-1")
 		k := genKey(t, c.a, sa, "shared-with-dave", true, false)

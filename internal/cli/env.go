@@ -307,10 +307,15 @@ func (e *Env) DestinationCredentials() (Credentials, error) {
 	return Credentials{Username: user, Role: role, Password: pw}, nil
 }
 
-// LoggedIn reports the user and role logged in on the cluster the last
-// command used, if any.
+// LoggedIn reports the user and role logged in on the cluster the command
+// runs on (--cluster-id; without it, the one the last command used), if
+// any.
 func (e *Env) LoggedIn() (username, role string, ok bool) {
-	c := e.conns[e.current]
+	id := e.ClusterID
+	if id == "" {
+		id = e.current
+	}
+	c := e.conns[id]
 	if c == nil || c.session == nil {
 		return "", "", false
 	}

@@ -194,7 +194,7 @@ func TestReplicaEnvelopeRefused(t *testing.T) {
 	forged := append([]byte(nil), good...)
 	forged[len(forged)-1] ^= 1
 	wantRefused(t, "forged MAC", imp(forged), "does not verify")
-	wantRefused(t, "truncated", imp(good[:len(good)-1]), "")
+	wantRefused(t, "truncated", imp(good[:len(good)-1]), "not a replica envelope")
 	wantRefused(t, "garbage", imp([]byte("not an envelope")), "not a replica envelope")
 	wantRefused(t, "export to itself", func() error {
 		_, err := c.a.ExportReplica(ctx, &hsmv1.ExportReplicaRequest{Session: sa, Object: k, DestinationClusterId: c.aID})

@@ -59,7 +59,11 @@ const cliClusterWait = 60 * time.Second
 // The script sees HSM1, HSM2 (addresses), CA (the trust anchor) and
 // CLUSTER (the directory). The HSMs are stopped when the script ends.
 func setupCLIScript(env *testscript.Env) error {
-	if base := filepath.Base(env.WorkDir); !strings.HasPrefix(base, "script-cli_") ||
+	base := filepath.Base(env.WorkDir)
+	if strings.HasPrefix(base, "script-cli_replicate") { // three clusters, two of them clones
+		return setupReplicateScript(env)
+	}
+	if !strings.HasPrefix(base, "script-cli_") ||
 		strings.HasPrefix(base, "script-cli_up") { // cli_up*.txtar run `coffer up` instead
 		return nil
 	}

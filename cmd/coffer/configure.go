@@ -21,6 +21,8 @@ const DefaultPKCS11Config = "/etc/coffer/pkcs11.json"
 
 const configureUsage = `usage: coffer configure cli|pkcs11 -a HOST:PORT [-a HOST:PORT ...] --hsm-ca-cert FILE [--path FILE]
        [--client-cert-hsm-tls-file CERT --client-key-hsm-tls-file KEY | --no-client-cert]
+       coffer configure cli|pkcs11 add-cluster --cluster-id ID -a HOST:PORT [-a ...] --hsm-ca-cert FILE [--path FILE]
+       [--client-cert-hsm-tls-file CERT --client-key-hsm-tls-file KEY]
 
 Write the cluster configuration file that coffer cli (configure cli) or the
 PKCS#11 module (configure pkcs11) reads: the HSMs' addresses, the customer CA
@@ -35,6 +37,12 @@ intermediates) and private key (PEM) the client presents to the HSMs; its CA
 must be registered on the cluster (coffer cli cluster mtls
 register-trust-anchor). --no-client-cert removes them from the file.
 
+add-cluster adds a further cluster to the file (or replaces the one of that
+id), as CloudHSM's configure-cli add-cluster does: with several clusters
+configured, coffer cli commands take --cluster-id, key replicate and user
+replicate copy keys and users between clone clusters, and the PKCS#11 module
+shows one slot per cluster. The HSMs at -a must belong to --cluster-id.
+
 Defaults: cli writes $XDG_CONFIG_HOME/coffer/cli.json (or
 ~/.config/coffer/cli.json); pkcs11 writes /etc/coffer/pkcs11.json.
 
@@ -42,6 +50,7 @@ Examples:
   coffer configure cli -a 127.0.0.11:2223 -a 127.0.0.12:2223 --hsm-ca-cert ./cluster/customerCA.crt
   coffer configure cli -a 127.0.0.11:2223 --hsm-ca-cert ./cluster/customerCA.crt \
       --client-cert-hsm-tls-file ./client.crt --client-key-hsm-tls-file ./client.key
+  coffer configure cli add-cluster --cluster-id cluster-2b3c4d5e6f7 -a 127.0.0.21:2223 --hsm-ca-cert ./region2/customerCA.crt
 `
 
 // addrsFlag collects -a HOST:PORT.
@@ -59,6 +68,10 @@ func runConfigure(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return flag.ErrHelp
 	}
 	kind := args[0]
+	add := len(args) > 1 && args[1] == "add-cluster"
+	if add {
+		args = append([]string{kind}, args[2:]...)
+	}
 	def := DefaultPKCS11Config
 	if kind == "cli" {
 		var err error
@@ -80,10 +93,19 @@ func runConfigure(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	clientCert := fset.String("client-cert-hsm-tls-file", "", "the client certificate for mutual TLS with the HSMs, PEM")
 	clientKey := fset.String("client-key-hsm-tls-file", "", "the client certificate's private key, PEM")
 	noClientCert := fset.Bool("no-client-cert", false, "remove the client certificate and key from the file")
+	var clusterID *string
+	if add {
+		clusterID = fset.String("cluster-id", "", "the id of the cluster to add (add-cluster)")
+	}
 	if err := fset.Parse(args[1:]); err != nil {
 		return err
 	}
 	switch {
+	case add && *clusterID == "":
+		fset.Usage()
+		return errors.New("add-cluster needs --cluster-id")
+	case add && *noClientCert:
+		return errors.New("--no-client-cert is not for add-cluster: a cluster added without a client certificate has none")
 	case fset.NArg() > 0:
 		fset.Usage()
 		return fmt.Errorf("unexpected argument %q", fset.Arg(0))
@@ -111,6 +133,9 @@ func runConfigure(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	if err != nil {
 		return err
+	}
+	if add {
+		return addCluster(f, *path, *clusterID, id, addrs, anchor, *clientCert, *clientKey, stdout)
 	}
 	f.HSMs, f.HSMCACert, f.ClusterID = addrs, anchor, id
 	switch {
@@ -160,4 +185,39 @@ func discoverCluster(ctx context.Context, addrs []string, anchor string, stderr 
 		return "", fmt.Errorf("no HSM answered: %w", errors.Join(errs...))
 	}
 	return id, nil
+}
+
+// addCluster adds (or replaces) the cluster want to f and writes it; the
+// HSMs must have said they belong to it (got).
+func addCluster(f *client.File, path, want, got string, addrs []string, anchor, cert, key string, stdout io.Writer) error {
+	if got != want {
+		return fmt.Errorf("the HSMs at %s belong to cluster %s, not %s", strings.Join(addrs, " "), got, want)
+	}
+	e := client.ClusterEntry{ClusterID: want, HSMs: addrs, HSMCACert: anchor}
+	if cert != "" {
+		var err error
+		if e.ClientCert, err = filepath.Abs(cert); err != nil {
+			return err
+		}
+		if e.ClientKey, err = filepath.Abs(key); err != nil {
+			return err
+		}
+	}
+	f.AddCluster(e)
+	one, err := f.ForCluster(want)
+	if err != nil {
+		return err
+	}
+	if _, err := one.Config(nil); err != nil { // also loads the client certificate and key
+		return err
+	}
+	if err := f.Check(); err != nil {
+		return err
+	}
+	if err := f.WriteFile(path); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s: cluster %s, %d HSM(s): %s; clusters configured: %s\n", path, want, len(addrs), strings.Join(addrs, " "),
+		strings.Join(f.ClusterIDs(), " "))
+	return nil
 }

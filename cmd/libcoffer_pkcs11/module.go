@@ -103,17 +103,20 @@ func initialize(ctx context.Context) error {
 	}
 	setLogger(openLog(f.Logging.File, f.Logging.Level))
 	log := logger()
-	cfg, err := f.Config(log)
-	if err != nil {
-		return fmt.Errorf("configuration %s: %w", path, err)
-	}
-	clusterCfg := cfg
-	m, err := cryptoki.New(ctx, cryptoki.Config{
-		Handles: &lib.handles,
-		Logger:  log,
-		Version: libVersion(),
-		Slots: []cryptoki.SlotConfig{{
-			ClusterID: f.ClusterID,
+	// One slot per configured cluster (configure pkcs11 add-cluster), in
+	// the file's order: slot 0 is the first cluster.
+	var slots []cryptoki.SlotConfig
+	for _, id := range f.ClusterIDs() {
+		one, err := f.ForCluster(id)
+		if err != nil {
+			return fmt.Errorf("configuration %s: %w", path, err)
+		}
+		clusterCfg, err := one.Config(log)
+		if err != nil {
+			return fmt.Errorf("configuration %s: cluster %s: %w", path, id, err)
+		}
+		slots = append(slots, cryptoki.SlotConfig{
+			ClusterID: id,
 			Dial: func(ctx context.Context) (cryptoki.Cluster, error) {
 				c, err := client.Dial(ctx, clusterCfg)
 				if err != nil {
@@ -121,7 +124,18 @@ func initialize(ctx context.Context) error {
 				}
 				return cryptoki.ClientCluster(c), nil
 			},
-		}},
+		})
+	}
+	if len(slots) == 0 {
+		if err := f.Check(); err != nil {
+			return fmt.Errorf("configuration %s: %w", path, err)
+		}
+	}
+	m, err := cryptoki.New(ctx, cryptoki.Config{
+		Handles: &lib.handles,
+		Logger:  log,
+		Version: libVersion(),
+		Slots:   slots,
 	})
 	if err != nil {
 		return err
@@ -133,7 +147,7 @@ func initialize(ctx context.Context) error {
 	}
 	lib.calls = d
 	lib.mod.Store(m)
-	log.Info("initialized", "config", path, "cluster", f.ClusterID, "hsms", f.HSMs)
+	log.Info("initialized", "config", path, "clusters", f.ClusterIDs(), "hsms", f.HSMs)
 	return nil
 }
 

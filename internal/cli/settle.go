@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/coffer-hsm/coffer/internal/client"
 )
 
 // Settling bounds: how long a command waits for its change to reach every
@@ -22,15 +24,25 @@ const (
 // that. If the cluster does not settle in time, Settle warns on Err and
 // returns: the change was made, it is only not everywhere yet.
 func (e *Env) Settle(ctx context.Context) {
-	if e.cluster == nil {
-		return
+	if c := e.conns[e.current]; c != nil {
+		e.settle(ctx, c.cluster)
 	}
+}
+
+// SettleCluster is Settle on the configured cluster id.
+func (e *Env) SettleCluster(ctx context.Context, id string) {
+	if c := e.conns[id]; c != nil {
+		e.settle(ctx, c.cluster)
+	}
+}
+
+func (e *Env) settle(ctx context.Context, cl *client.Cluster) {
 	ctx, cancel := context.WithTimeout(ctx, SettleTimeout)
 	defer cancel()
 	tick := time.NewTicker(settlePoll)
 	defer tick.Stop()
 	for {
-		lagging := e.lagging(ctx)
+		lagging := lagging(ctx, cl)
 		if len(lagging) == 0 {
 			return
 		}
@@ -46,9 +58,9 @@ func (e *Env) Settle(ctx context.Context) {
 
 // lagging lists the HSMs that have changes a connected peer has not
 // acknowledged.
-func (e *Env) lagging(ctx context.Context) []string {
+func lagging(ctx context.Context, cl *client.Cluster) []string {
 	var out []string
-	for _, st := range e.cluster.ClusterInfo(ctx) {
+	for _, st := range cl.ClusterInfo(ctx) {
 		if st.Info == nil {
 			continue // down: it catches up before it serves again
 		}

@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/coffer-hsm/coffer/internal/pki"
@@ -48,6 +49,79 @@ type File struct {
 	SilenceTimeout           string `json:"silence_timeout,omitempty"`    // Go duration, default 1s
 
 	Logging Logging `json:"logging,omitzero"`
+
+	// Clusters are further clusters the client reaches (`coffer configure
+	// cli add-cluster`, as CloudHSM's configure-cli add-cluster), each with
+	// its own HSMs, trust anchor and client certificate; the settings above
+	// (synchronization, recovery, logging) hold for all. The top-level
+	// fields are the first cluster, so a file written before there were
+	// several reads as it did.
+	Clusters []ClusterEntry `json:"clusters,omitempty"`
+}
+
+// ClusterEntry is one further cluster of a File.
+type ClusterEntry struct {
+	ClusterID  string   `json:"cluster_id"`
+	HSMs       []string `json:"hsms"`
+	HSMCACert  string   `json:"hsm_ca_cert"`
+	ClientCert string   `json:"client_cert_hsm_tls_file,omitempty"`
+	ClientKey  string   `json:"client_key_hsm_tls_file,omitempty"`
+	// CreateObjectMinimumNodes, if set, replaces the file's for this
+	// cluster (which may have fewer HSMs than the first).
+	CreateObjectMinimumNodes int `json:"create_object_minimum_nodes,omitempty"`
+}
+
+// ClusterIDs lists the clusters the file names, the first one first.
+func (f *File) ClusterIDs() []string {
+	var ids []string
+	if f.ClusterID != "" {
+		ids = append(ids, f.ClusterID)
+	}
+	for _, c := range f.Clusters {
+		ids = append(ids, c.ClusterID)
+	}
+	return ids
+}
+
+// ErrUnknownCluster means a File names no cluster of the id asked for.
+var ErrUnknownCluster = errors.New("no such cluster in the configuration")
+
+// ForCluster returns the configuration of one of the file's clusters as a
+// single-cluster File: the cluster's own addresses, trust anchor and client
+// certificate, with the file's other settings.
+func (f *File) ForCluster(id string) (*File, error) {
+	one := *f
+	one.Clusters = nil
+	if id == f.ClusterID {
+		return &one, nil
+	}
+	for _, c := range f.Clusters {
+		if c.ClusterID == id {
+			one.ClusterID, one.HSMs, one.HSMCACert, one.ClientCert, one.ClientKey = c.ClusterID, c.HSMs, c.HSMCACert, c.ClientCert, c.ClientKey
+			if c.CreateObjectMinimumNodes != 0 {
+				one.CreateObjectMinimumNodes = c.CreateObjectMinimumNodes
+			}
+			return &one, nil
+		}
+	}
+	return nil, fmt.Errorf("cluster %q: %w (configured: %s)", id, ErrUnknownCluster, strings.Join(f.ClusterIDs(), ", "))
+}
+
+// AddCluster adds a cluster to the file, or replaces the one of the same
+// id. On a file that names no cluster yet it becomes the first.
+func (f *File) AddCluster(c ClusterEntry) {
+	switch {
+	case f.ClusterID == "" && len(f.HSMs) == 0, f.ClusterID == c.ClusterID:
+		f.ClusterID, f.HSMs, f.HSMCACert, f.ClientCert, f.ClientKey = c.ClusterID, c.HSMs, c.HSMCACert, c.ClientCert, c.ClientKey
+		return
+	}
+	for i := range f.Clusters {
+		if f.Clusters[i].ClusterID == c.ClusterID {
+			f.Clusters[i] = c
+			return
+		}
+	}
+	f.Clusters = append(f.Clusters, c)
 }
 
 // Logging is where a library user of the client (the PKCS#11 module) logs.
@@ -69,7 +143,12 @@ func ReadFile(path string) (*File, error) {
 	if err := dec.Decode(&f); err != nil {
 		return nil, fmt.Errorf("client config %s: %w", path, err)
 	}
-	for _, p := range []*string{&f.HSMCACert, &f.ClientCert, &f.ClientKey, &f.Logging.File} {
+	paths := []*string{&f.HSMCACert, &f.ClientCert, &f.ClientKey, &f.Logging.File}
+	for i := range f.Clusters {
+		c := &f.Clusters[i]
+		paths = append(paths, &c.HSMCACert, &c.ClientCert, &c.ClientKey)
+	}
+	for _, p := range paths {
 		if *p != "" && !filepath.IsAbs(*p) {
 			*p = filepath.Join(filepath.Dir(path), *p)
 		}
@@ -119,6 +198,21 @@ func (f *File) Check() error {
 	}
 	if f.CreateObjectMinimumNodes < 0 {
 		errs = append(errs, fmt.Errorf("create_object_minimum_nodes %d is negative", f.CreateObjectMinimumNodes))
+	}
+	seen := map[string]bool{f.ClusterID: true}
+	for i, c := range f.Clusters {
+		switch {
+		case c.ClusterID == "":
+			errs = append(errs, fmt.Errorf("clusters[%d]: no cluster id: run coffer configure cli add-cluster again", i))
+			continue
+		case seen[c.ClusterID]:
+			errs = append(errs, fmt.Errorf("cluster %s is configured twice", c.ClusterID))
+		}
+		seen[c.ClusterID] = true
+		one, _ := f.ForCluster(c.ClusterID)
+		if err := one.Check(); err != nil {
+			errs = append(errs, fmt.Errorf("cluster %s: %w", c.ClusterID, err))
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -76,6 +76,9 @@ var (
 	ErrQuorumValue      = &Kind{ck.CKR_ARGUMENTS_BAD, "quorum value out of range"}
 	ErrTokenExpired     = &Kind{ck.CKR_FUNCTION_REJECTED, "quorum token expired or unknown"}
 
+	// Replication between clones.
+	ErrReplicaRefused = &Kind{ck.CKR_FUNCTION_FAILED, "replica refused"}
+
 	// Client mTLS.
 	ErrTrustAnchorInvalid  = &Kind{ck.CKR_ARGUMENTS_BAD, "certificate cannot be a trust anchor"}
 	ErrTrustAnchorExists   = &Kind{ck.CKR_FUNCTION_FAILED, "trust anchor is registered already"}

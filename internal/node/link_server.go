@@ -197,7 +197,7 @@ func (s *linkServer) Push(ctx context.Context, req *hsmv1.LinkPushRequest) (*hsm
 		return nil, status.Errorf(codes.InvalidArgument, "%v", err)
 	}
 	admit := func(rec store.Sealed) error {
-		r, err := s.n.store.Open(rec)
+		r, err := s.n.store.OpenSealed(rec)
 		if err != nil {
 			return err
 		}

@@ -376,10 +376,11 @@ func (s *Store) PurgeTombstone(ctx context.Context, kind Kind, id string, v Vers
 	return nil
 }
 
-// Open opens a sealed record (from a peer or a linked clone) under this
-// store's masking key without storing it: the caller checks the payload
-// before Apply. A box that does not open wraps ErrBadBox.
-func (s *Store) Open(rec Sealed) (Record, error) {
+// OpenSealed opens a sealed record under this store's masking key, with its
+// metadata as associated data, without storing it: how a record that comes
+// from outside the cluster (a replica of a clone's record) is checked before
+// Apply. A box that does not open gives ErrBadBox.
+func (s *Store) OpenSealed(rec Sealed) (Record, error) {
 	raw, err := rec.MarshalBinary()
 	if err != nil {
 		return Record{}, fmt.Errorf("store: open: %w", err)

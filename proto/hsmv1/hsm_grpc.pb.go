@@ -78,6 +78,10 @@ const (
 	HSM_Update_FullMethodName                = "/coffer.hsm.v1.HSM/Update"
 	HSM_Finish_FullMethodName                = "/coffer.hsm.v1.HSM/Finish"
 	HSM_Abort_FullMethodName                 = "/coffer.hsm.v1.HSM/Abort"
+	HSM_ExportReplica_FullMethodName         = "/coffer.hsm.v1.HSM/ExportReplica"
+	HSM_ImportReplica_FullMethodName         = "/coffer.hsm.v1.HSM/ImportReplica"
+	HSM_ExportUserReplica_FullMethodName     = "/coffer.hsm.v1.HSM/ExportUserReplica"
+	HSM_ImportUserReplica_FullMethodName     = "/coffer.hsm.v1.HSM/ImportUserReplica"
 	HSM_Mechanisms_FullMethodName            = "/coffer.hsm.v1.HSM/Mechanisms"
 	HSM_NodeInfo_FullMethodName              = "/coffer.hsm.v1.HSM/NodeInfo"
 )
@@ -158,6 +162,21 @@ type HSMClient interface {
 	Update(ctx context.Context, in *UpdateRequest, opts ...grpc.CallOption) (*BytesResponse, error)
 	Finish(ctx context.Context, in *FinishRequest, opts ...grpc.CallOption) (*BytesResponse, error)
 	Abort(ctx context.Context, in *OperationRequest, opts ...grpc.CallOption) (*Empty, error)
+	// Replication between clone clusters (clusters that share a masking key,
+	// as one restored from a backup of the other does): CloudHSM CLI's key
+	// replicate and user replicate. ExportReplica returns the sealed record
+	// of one token key the session's crypto user owns (ExportUserReplica:
+	// one user, admins only), unchanged, in an envelope authenticated under a
+	// key derived from the masking key and bound to this cluster, the
+	// destination cluster named in the request, the time and the record.
+	// ImportReplica, on an HSM of the destination, checks the envelope (for
+	// ten minutes after it was issued) and the device's rules, applies the
+	// record (last writer wins) and spreads it to its peers. A record already
+	// there at the same or a newer version is no error (applied false).
+	ExportReplica(ctx context.Context, in *ExportReplicaRequest, opts ...grpc.CallOption) (*ReplicaEnvelope, error)
+	ImportReplica(ctx context.Context, in *ImportReplicaRequest, opts ...grpc.CallOption) (*ImportReplicaResponse, error)
+	ExportUserReplica(ctx context.Context, in *ExportUserReplicaRequest, opts ...grpc.CallOption) (*ReplicaEnvelope, error)
+	ImportUserReplica(ctx context.Context, in *ImportUserReplicaRequest, opts ...grpc.CallOption) (*ImportReplicaResponse, error)
 	// The node.
 	Mechanisms(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*MechanismsResponse, error)
 	NodeInfo(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*NodeInfoResponse, error)
@@ -661,6 +680,46 @@ func (c *hSMClient) Abort(ctx context.Context, in *OperationRequest, opts ...grp
 	return out, nil
 }
 
+func (c *hSMClient) ExportReplica(ctx context.Context, in *ExportReplicaRequest, opts ...grpc.CallOption) (*ReplicaEnvelope, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReplicaEnvelope)
+	err := c.cc.Invoke(ctx, HSM_ExportReplica_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *hSMClient) ImportReplica(ctx context.Context, in *ImportReplicaRequest, opts ...grpc.CallOption) (*ImportReplicaResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ImportReplicaResponse)
+	err := c.cc.Invoke(ctx, HSM_ImportReplica_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *hSMClient) ExportUserReplica(ctx context.Context, in *ExportUserReplicaRequest, opts ...grpc.CallOption) (*ReplicaEnvelope, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReplicaEnvelope)
+	err := c.cc.Invoke(ctx, HSM_ExportUserReplica_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *hSMClient) ImportUserReplica(ctx context.Context, in *ImportUserReplicaRequest, opts ...grpc.CallOption) (*ImportReplicaResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ImportReplicaResponse)
+	err := c.cc.Invoke(ctx, HSM_ImportUserReplica_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *hSMClient) Mechanisms(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*MechanismsResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(MechanismsResponse)
@@ -757,6 +816,21 @@ type HSMServer interface {
 	Update(context.Context, *UpdateRequest) (*BytesResponse, error)
 	Finish(context.Context, *FinishRequest) (*BytesResponse, error)
 	Abort(context.Context, *OperationRequest) (*Empty, error)
+	// Replication between clone clusters (clusters that share a masking key,
+	// as one restored from a backup of the other does): CloudHSM CLI's key
+	// replicate and user replicate. ExportReplica returns the sealed record
+	// of one token key the session's crypto user owns (ExportUserReplica:
+	// one user, admins only), unchanged, in an envelope authenticated under a
+	// key derived from the masking key and bound to this cluster, the
+	// destination cluster named in the request, the time and the record.
+	// ImportReplica, on an HSM of the destination, checks the envelope (for
+	// ten minutes after it was issued) and the device's rules, applies the
+	// record (last writer wins) and spreads it to its peers. A record already
+	// there at the same or a newer version is no error (applied false).
+	ExportReplica(context.Context, *ExportReplicaRequest) (*ReplicaEnvelope, error)
+	ImportReplica(context.Context, *ImportReplicaRequest) (*ImportReplicaResponse, error)
+	ExportUserReplica(context.Context, *ExportUserReplicaRequest) (*ReplicaEnvelope, error)
+	ImportUserReplica(context.Context, *ImportUserReplicaRequest) (*ImportReplicaResponse, error)
 	// The node.
 	Mechanisms(context.Context, *Empty) (*MechanismsResponse, error)
 	NodeInfo(context.Context, *Empty) (*NodeInfoResponse, error)
@@ -916,6 +990,18 @@ func (UnimplementedHSMServer) Finish(context.Context, *FinishRequest) (*BytesRes
 }
 func (UnimplementedHSMServer) Abort(context.Context, *OperationRequest) (*Empty, error) {
 	return nil, status.Error(codes.Unimplemented, "method Abort not implemented")
+}
+func (UnimplementedHSMServer) ExportReplica(context.Context, *ExportReplicaRequest) (*ReplicaEnvelope, error) {
+	return nil, status.Error(codes.Unimplemented, "method ExportReplica not implemented")
+}
+func (UnimplementedHSMServer) ImportReplica(context.Context, *ImportReplicaRequest) (*ImportReplicaResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ImportReplica not implemented")
+}
+func (UnimplementedHSMServer) ExportUserReplica(context.Context, *ExportUserReplicaRequest) (*ReplicaEnvelope, error) {
+	return nil, status.Error(codes.Unimplemented, "method ExportUserReplica not implemented")
+}
+func (UnimplementedHSMServer) ImportUserReplica(context.Context, *ImportUserReplicaRequest) (*ImportReplicaResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ImportUserReplica not implemented")
 }
 func (UnimplementedHSMServer) Mechanisms(context.Context, *Empty) (*MechanismsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Mechanisms not implemented")
@@ -1826,6 +1912,78 @@ func _HSM_Abort_Handler(srv interface{}, ctx context.Context, dec func(interface
 	return interceptor(ctx, in, info, handler)
 }
 
+func _HSM_ExportReplica_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ExportReplicaRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HSMServer).ExportReplica(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: HSM_ExportReplica_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HSMServer).ExportReplica(ctx, req.(*ExportReplicaRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _HSM_ImportReplica_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ImportReplicaRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HSMServer).ImportReplica(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: HSM_ImportReplica_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HSMServer).ImportReplica(ctx, req.(*ImportReplicaRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _HSM_ExportUserReplica_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ExportUserReplicaRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HSMServer).ExportUserReplica(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: HSM_ExportUserReplica_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HSMServer).ExportUserReplica(ctx, req.(*ExportUserReplicaRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _HSM_ImportUserReplica_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ImportUserReplicaRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HSMServer).ImportUserReplica(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: HSM_ImportUserReplica_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HSMServer).ImportUserReplica(ctx, req.(*ImportUserReplicaRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _HSM_Mechanisms_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(Empty)
 	if err := dec(in); err != nil {
@@ -2064,6 +2222,22 @@ var HSM_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Abort",
 			Handler:    _HSM_Abort_Handler,
+		},
+		{
+			MethodName: "ExportReplica",
+			Handler:    _HSM_ExportReplica_Handler,
+		},
+		{
+			MethodName: "ImportReplica",
+			Handler:    _HSM_ImportReplica_Handler,
+		},
+		{
+			MethodName: "ExportUserReplica",
+			Handler:    _HSM_ExportUserReplica_Handler,
+		},
+		{
+			MethodName: "ImportUserReplica",
+			Handler:    _HSM_ImportUserReplica_Handler,
 		},
 		{
 			MethodName: "Mechanisms",

@@ -22,7 +22,7 @@ import (
 func New(env *cli.Env) *cobra.Command {
 	return cli.Group("key", "Create, find, share, export and wrap keys",
 		generateSymmetric(env), generateAsymmetricPair(env), list(env), remove(env), share(env), unshare(env),
-		setAttribute(env), importGroup(env), export(env), generateFile(env), wrap(env), unwrap(env))
+		setAttribute(env), importGroup(env), export(env), generateFile(env), wrap(env), unwrap(env), replicate(env))
 }
 
 // Created is the result of a command that makes one key.

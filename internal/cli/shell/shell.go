@@ -32,12 +32,18 @@ type Tree struct {
 	CLI func(env *cli.Env) *cobra.Command
 }
 
-// Prompt is the prompt for env: coffer> , or coffer(alice:crypto-user)> .
+// Prompt is the prompt for env: coffer> , or coffer(alice:crypto-user)> ;
+// with several clusters configured, the cluster of the last command too:
+// coffer@cluster-a> , coffer(alice:crypto-user@cluster-a)> .
 func Prompt(env *cli.Env) string {
-	if u, role, ok := env.LoggedIn(); ok {
-		return fmt.Sprintf("coffer(%s:%s)> ", u, role)
+	at := ""
+	if id := env.PromptCluster(); id != "" {
+		at = "@" + id
 	}
-	return "coffer> "
+	if u, role, ok := env.LoggedIn(); ok {
+		return fmt.Sprintf("coffer(%s:%s%s)> ", u, role, at)
+	}
+	return "coffer" + at + "> "
 }
 
 // Run reads command lines from env.In until end of input, `quit` or `exit`,

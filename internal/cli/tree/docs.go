@@ -129,6 +129,29 @@ func guide() string {
 		"A command that changes users, keys or quorum values returns once every HSM\n" +
 		"that answers has the change (or warns after " + cli.SettleTimeout.String() + " that some have not caught up yet),\n" +
 		"so the next command sees it whichever HSM serves it.\n\n" +
+		"## Several clusters, and replication between clones\n\n" +
+		"`coffer configure cli add-cluster --cluster-id ID -a HOST:PORT --hsm-ca-cert FILE` adds a further\n" +
+		"cluster to the configuration (CloudHSM's `configure-cli add-cluster`); the first stays where\n" +
+		"`coffer configure cli` wrote it, so a one-cluster file reads as before. With several clusters every\n" +
+		"command takes `--cluster-id` (one that needs a cluster and gets none fails, naming the configured\n" +
+		"ids); in the shell, `coffer cli --cluster-id ID` sets the cluster of lines that name none, and\n" +
+		"`login --cluster-id ID` logs in there (one login per cluster).\n\n" +
+		"`key replicate` and `user replicate` copy a key (its owner) or a user (admins) from a cluster to a\n" +
+		"clone: a cluster made from a backup of the other, or both from one backup, so that they share the\n" +
+		"masking key. The key travels masked (a non-extractable key replicates) and keeps its reference,\n" +
+		"attributes, owner and sharing. They log in on both clusters: the source as any command does, the\n" +
+		"destination with `" + cli.EnvDestinationRole + "` and `" + cli.EnvDestinationPIN + "` (username:password) in\n" +
+		"single-command mode, or by an earlier `login --cluster-id` in the shell:\n\n" +
+		"```\n" +
+		"coffer configure cli add-cluster --cluster-id cluster-2 -a 127.0.0.21:2223 --hsm-ca-cert ./region2/customerCA.crt\n" +
+		"export " + cli.EnvDestinationRole + "=crypto-user " + cli.EnvDestinationPIN + "=alice:PASSWORD\n" +
+		"coffer cli key replicate --filter attr.label=aes256 --source-cluster-id cluster-1 --destination-cluster-id cluster-2\n" +
+		"```\n\n" +
+		"A replica is refused, saying why, when the clusters do not share a masking key, when the key's owner\n" +
+		"or a user it is shared with is missing on the destination (`user replicate` them first), when the\n" +
+		"caller does not own the key, and when it would change the destination's copy in a way its owner could\n" +
+		"not (a one-way attribute going back, CKA_TRUSTED). A copy already there at the same or a newer\n" +
+		"version is left as it is (\"up to date\").\n\n" +
 		"## Formats\n\n" +
 		"- **Key references** are the keys' object ids in hex, `0x` and 16 digits, the same on every HSM.\n" +
 		"- **Filters** (`--filter`, `--key-filter`, `--payload-filter`, `--wrapping-filter`) take one or more\n" +

@@ -49,7 +49,7 @@ func New(env *cli.Env) *cobra.Command {
 
 // CLI returns the `cli` command and everything below it.
 func CLI(env *cli.Env) *cobra.Command {
-	var output, config, username, role, password string
+	var output, config, clusterID, username, role, password string
 	c := &cobra.Command{
 		Use:   "cli",
 		Short: "Manage the users, keys and quorum of a Coffer cluster, as the CloudHSM CLI does",
@@ -64,7 +64,10 @@ history and tab completion, where you log in with ` + "`login`" + `.
 
 The cluster comes from --cluster-config, COFFER_CLI_CONFIG, or the file
 ` + "`coffer configure cli`" + ` writes ($XDG_CONFIG_HOME/coffer/cli.json, or
-~/.config/coffer/cli.json).
+~/.config/coffer/cli.json). When the file names several clusters
+(` + "`coffer configure cli add-cluster`" + `), --cluster-id picks the one a command runs
+on; key replicate and user replicate name theirs with --source-cluster-id and
+--destination-cluster-id.
 
 Results are JSON, {"error_code": 0, "data": ...}; a failure prints
 {"error_code": 1, "data": "what went wrong; what to do"} and exits with 1, or
@@ -76,6 +79,7 @@ Results are JSON, {"error_code": 0, "data": ...}; a failure prints
 		Args: cobra.ArbitraryArgs,
 	}
 	c.PersistentFlags().StringVar(&config, "cluster-config", "", "the cluster configuration file (default: COFFER_CLI_CONFIG, then $XDG_CONFIG_HOME/coffer/cli.json)")
+	c.PersistentFlags().StringVar(&clusterID, "cluster-id", "", "the cluster to run on, when the configuration names several (coffer configure cli add-cluster)")
 	c.PersistentFlags().StringVar(&output, "output", env.Format.String(), "json or table")
 	cli.Enum(c, "output", "json", "table")
 	if !env.Interactive {
@@ -90,6 +94,11 @@ Results are JSON, {"error_code": 0, "data": ...}; a failure prints
 			return err
 		}
 		env.Format = f
+		if env.Interactive {
+			env.ClusterID = or(clusterID, env.ShellClusterID) // a line's --cluster-id, else the shell's
+		} else {
+			env.ClusterID, env.ShellClusterID = clusterID, clusterID
+		}
 		if config != "" {
 			env.ConfigPath = config
 		}

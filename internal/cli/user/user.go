@@ -15,7 +15,7 @@ import (
 // New returns the user command group.
 func New(env *cli.Env) *cobra.Command {
 	return cli.Group("user", "Manage the users of the cluster",
-		create(env), remove(env), list(env), changePassword(env), unlock(env), changeQuorum(env))
+		create(env), remove(env), list(env), changePassword(env), unlock(env), changeQuorum(env), replicate(env))
 }
 
 // Result names the user a command acted on.

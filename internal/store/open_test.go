@@ -39,7 +39,7 @@ func TestOpenSealedOfAClone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r, err := clone.Open(tomb); err != nil || !r.Tombstone || len(r.Data) != 0 {
+	if r, err := clone.OpenSealed(tomb); err != nil || !r.Tombstone || len(r.Data) != 0 {
 		t.Fatalf("open a tombstone: %+v, %v", r, err)
 	}
 }

@@ -437,3 +437,13 @@ func fileExists(path string) bool {
 	_, err := os.Stat(path)
 	return err == nil
 }
+
+// Backup and RestoreCluster are built on the HSM side (coffer hsm backup,
+// coffer hsm restore-cluster); until then Processes refuses them.
+func (p *Processes) Backup(context.Context, NodeSpec, string, io.Writer) (BackupInfo, error) {
+	return BackupInfo{}, fmt.Errorf("controlplane: processes: backup: %w", errors.ErrUnsupported)
+}
+
+func (p *Processes) RestoreCluster(context.Context, ClusterRef, string, io.Reader) (RestoredCluster, error) {
+	return RestoredCluster{}, fmt.Errorf("controlplane: processes: restore cluster: %w", errors.ErrUnsupported)
+}

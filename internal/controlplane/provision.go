@@ -1,6 +1,11 @@
 package controlplane
 
-import "context"
+import (
+	"context"
+	"errors"
+	"io"
+	"time"
+)
 
 // Provisioner runs HSMs: the HSM side of the trust boundary. The control
 // plane tells it what should run; it never hands the control plane a key.
@@ -24,6 +29,18 @@ type Provisioner interface {
 	// RemoveCluster removes what the HSM side keeps for the cluster (its
 	// key), after its HSMs were removed.
 	RemoveCluster(ctx context.Context, ref ClusterRef) error
+	// Backup asks the running node spec names for a backup of its cluster,
+	// bound to backupID, and writes the blob to w; it returns once all of it
+	// was written. The blob is encrypted and authenticated with the backup
+	// key, which only the HSM side holds.
+	Backup(ctx context.Context, spec NodeSpec, backupID string, w io.Writer) (BackupInfo, error)
+	// RestoreCluster verifies blob end to end as the backup boundID (the id it
+	// was made under; for a copy, the id of the backup it was copied from,
+	// transitively) with the backup key, and prepares the HSM side of the new
+	// cluster ref from it (its cluster key and CSR). A blob it refuses gives an
+	// error wrapping ErrBackupRefused whose message names what is wrong; on any
+	// error nothing of ref's HSM side is left.
+	RestoreCluster(ctx context.Context, ref ClusterRef, boundID string, blob io.Reader) (RestoredCluster, error)
 	// Close releases the provisioner; with stopNodes it stops every node
 	// it runs, otherwise nodes keep running and are adopted next time.
 	Close(ctx context.Context, stopNodes bool) error
@@ -55,13 +72,45 @@ type NodeSpec struct {
 	Port        int    // its HSM port
 	MetricsPort int    // /readyz, /metrics
 	Peers       []NodePeer
-	MaskingKey  string // create | clone
+	MaskingKey  string // create | clone | restore
 	FIPS        bool
 	// ClusterCertificate (with any intermediates) and TrustAnchor are the
 	// PEM of InitializeCluster.
 	ClusterCertificate string
 	TrustAnchor        string
+	// Restore is set for the first HSM of a cluster made from a backup
+	// (MaskingKey "restore"): the backup its node starts from.
+	Restore *RestoreSource
 }
+
+// RestoreSource is the backup an HSM's node starts from.
+type RestoreSource struct {
+	BoundID string // the id the blob is bound to
+	// Open returns the blob. Ensure calls it only while the HSM has no
+	// store yet.
+	Open func(ctx context.Context) (io.ReadCloser, error)
+}
+
+// BackupInfo describes a blob Backup wrote.
+type BackupInfo struct {
+	Records int   // store records in it
+	Bytes   int64 // its size
+}
+
+// RestoredCluster is what a verified backup says of the cluster it came from.
+type RestoredCluster struct {
+	SourceClusterID    string
+	ClusterCSR         string // PEM
+	ClusterCertificate string // PEM (with any intermediates, as InitializeCluster had it)
+	TrustAnchor        string // PEM
+	Activated          bool   // an admin of the backup had activated the cluster
+	FIPS               bool
+	Created            time.Time // when the backup was taken
+}
+
+// ErrBackupRefused: a backup blob failed verification (truncated, edited,
+// bound to another backup id, wrong backup key, not a backup).
+var ErrBackupRefused = errors.New("backup refused")
 
 // NodePeer is another HSM of the cluster.
 type NodePeer struct {

@@ -206,9 +206,12 @@ func (s *Server) finishBackup(ctx context.Context, region, id string) {
 	s.mu.Lock()
 	r := s.regions[region]
 	b := r.backups[id]
-	if b == nil || b.State != BackupCreateInProgress {
+	if b == nil || b.State != BackupCreateInProgress || s.tried[id] {
 		s.mu.Unlock()
 		return
+	}
+	if s.tried != nil {
+		s.tried[id] = true
 	}
 	var work func(ctx context.Context) (BackupInfo, error)
 	var err error

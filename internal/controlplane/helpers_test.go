@@ -347,7 +347,7 @@ func (e *testEnv) callIn(region, op string, in, out any) *apiError {
 		e.t.Fatal(err)
 	}
 	req := e.request(op, body)
-	SignRequest(req, body, testCred, region, time.Now())
+	SignRequest(req, body, testCred, region, e.s.now()) // the server's clock, which a test may move
 	return e.do(req, out)
 }
 

@@ -36,6 +36,7 @@ func (s *Server) reconcile(ctx context.Context) {
 	s.mu.Lock()
 	var work []*clusterRecord
 	now := s.now().UTC()
+	s.tried = map[string]bool{}
 	for _, r := range s.regions {
 		for _, cl := range r.clusters {
 			if cl.State != ClusterDeleted {

@@ -44,6 +44,9 @@ type Server struct {
 	// under it: the reconciler copies what it needs, works, then applies.
 	mu      sync.Mutex
 	regions map[string]*regionState
+	// tried holds the backups tried in the reconciler's current pass, so
+	// that each is tried at most once a pass.
+	tried map[string]bool
 }
 
 type regionState struct {

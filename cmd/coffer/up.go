@@ -69,6 +69,7 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	dataDir := fs.String("data-dir", "", "directory for everything (created; run again to resume)")
 	listen := fs.String("listen", "", "control plane address (default: the last one used, else 127.0.0.1:2280 or a free port)")
+	backupStores, backupInterval := backupFlags(fs)
 	fs.Usage = func() {
 		fmt.Fprint(stderr, upUsage)
 		fs.PrintDefaults()
@@ -97,7 +98,7 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	for _, addr := range upListenCandidates(*listen, prev.Endpoint) {
 		cp, err = startControlPlane(ctx, controlPlaneOptions{
 			dataDir: filepath.Join(dir, "controlplane"), listen: addr, regions: []string{upRegion, "us-west-2"},
-			stopNodes: true, logger: log,
+			stopNodes: true, logger: log, backupStores: *backupStores, backupInterval: *backupInterval,
 		})
 		if err == nil || *listen != "" {
 			break

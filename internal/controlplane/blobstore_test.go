@@ -276,4 +276,48 @@ func TestS3Store(t *testing.T) {
 	if _, err := bst.Get(t.Context(), "backup-ccccccccccc"); err == nil || errors.Is(err, ErrBlobNotFound) {
 		t.Fatalf("a Get with the wrong secret: %v", err)
 	}
+
+	// The control plane with us-east-1's backups in the bucket: a backup
+	// is READY once its object is there, copies go to us-west-2's
+	// directory, and a cluster is made from the bucket's blob.
+	t.Run("control plane", func(t *testing.T) {
+		cfg := ws.cfg
+		cfg.Prefix = "cp/us-east-1/"
+		e, clk := newClockEnv(t, func(c *Config) { c.Regions[0].Backups.S3 = &cfg })
+		cl := e.active(clk, "us-east-1a")
+		b := e.backupsOf(cl.ClusterId)[0]
+		obj, err := st.client.GetObject(t.Context(), &s3.GetObjectInput{Bucket: aws.String(cfg.Bucket), Key: aws.String(cfg.Prefix + b.BackupId)})
+		if err != nil {
+			t.Fatalf("READY backup %s has no object: %v", b.BackupId, err)
+		}
+		blob, err := io.ReadAll(obj.Body)
+		obj.Body.Close()
+		if err != nil || !bytes.HasPrefix(blob, []byte(fakeBackupMagic)) {
+			t.Fatalf("object %q %v", tail(blob, 64), err)
+		}
+		if _, err := os.Stat(e.blobPath("us-east-1", b.BackupId)); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("the blob is also in the default directory: %v", err)
+		}
+		e.must("CopyBackupToRegion", CopyBackupToRegionRequest{DestinationRegion: "us-west-2", BackupId: b.BackupId}, nil)
+		e.reconcile()
+		west := e.backupsIn("us-west-2", nil)
+		if len(west) != 1 || west[0].BackupState != BackupReady {
+			t.Fatalf("copy %+v", west)
+		}
+		if got, err := os.ReadFile(e.blobPath("us-west-2", west[0].BackupId)); err != nil || !bytes.Equal(got, blob) {
+			t.Fatalf("copied blob differs: %v", err)
+		}
+		var made CreateClusterResponse
+		e.must("CreateCluster", CreateClusterRequest{HsmType: "hsm1.medium", SubnetIds: []string{"subnet-0aaaaaaa"}, SourceBackupId: b.BackupId}, &made)
+		if made.Cluster.State != ClusterInitialized {
+			t.Fatalf("cluster from the bucket's backup %+v", made.Cluster)
+		}
+		// Deleted for good: the object goes.
+		e.must("DeleteBackup", DeleteBackupRequest{BackupId: b.BackupId}, nil)
+		clk.advance(7*24*time.Hour + time.Second)
+		e.reconcile()
+		if _, err := st.client.HeadObject(t.Context(), &s3.HeadObjectInput{Bucket: aws.String(cfg.Bucket), Key: aws.String(cfg.Prefix + b.BackupId)}); !isS3NotFound(err) {
+			t.Fatalf("the purged backup's object: %v, want not found", err)
+		}
+	})
 }

@@ -493,6 +493,33 @@ func TestRefusedBackup(t *testing.T) {
 	if err := os.WriteFile(path, orig, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	heldBack := func() int {
+		e.prov.mu.Lock()
+		defer e.prov.mu.Unlock()
+		return len(e.prov.clusters)
+	}
+	// A record edited to name another cluster than the blob does: the
+	// HSM side accepted the blob, the control plane refuses and undoes it.
+	e.s.mu.Lock()
+	rec := e.s.regions["us-east-1"].backups[id]
+	realCluster := rec.ClusterID
+	rec.ClusterID = "cluster-aaaaaaaaaaa"
+	e.s.mu.Unlock()
+	aerr := e.call("CreateCluster", CreateClusterRequest{HsmType: "hsm1.medium", SubnetIds: []string{"subnet-0aaaaaaa"}, SourceBackupId: id}, nil)
+	wantErr(t, aerr, "CloudHsmInvalidRequestException")
+	if !strings.Contains(aerr.Message, "a backup of cluster "+realCluster) || clusters() != before || heldBack() != 0 {
+		t.Fatalf("edited record: %v, %d clusters, %d on the HSM side", aerr, clusters(), heldBack())
+	}
+	e.s.mu.Lock()
+	rec.ClusterID = realCluster
+	e.s.mu.Unlock()
+	// The HSM side failing (not refusing) is an internal failure, and makes nothing.
+	e.prov.set(func(f *fakeProv) { f.restoreErr = errors.New("disk full") })
+	wantErr(t, e.call("CreateCluster", CreateClusterRequest{HsmType: "hsm1.medium", SubnetIds: []string{"subnet-0aaaaaaa"}, SourceBackupId: id}, nil), "CloudHsmInternalFailureException")
+	if clusters() != before {
+		t.Fatal("a failed restore made a cluster")
+	}
+	e.prov.set(func(f *fakeProv) { f.restoreErr = nil })
 	e.must("CreateCluster", CreateClusterRequest{HsmType: "hsm1.medium", SubnetIds: []string{"subnet-0aaaaaaa"}, SourceBackupId: id}, nil)
 	if n := clusters(); n != before+1 {
 		t.Fatalf("%d clusters after the restore, want %d", n, before+1)

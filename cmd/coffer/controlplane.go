@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/json"
@@ -17,6 +18,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -26,6 +28,7 @@ import (
 )
 
 const controlplaneUsage = `usage: coffer controlplane --data-dir DIR [--listen 127.0.0.1:PORT] [--regions R1,R2] [--credentials FILE]
+                          [--backup-stores FILE] [--backup-interval 24h]
 
 Serves the AWS cloudhsmv2 API; the aws CLI and SDKs use it with --endpoint-url.
 Each region has the VPC vpc-c0ffee0<i> and subnets subnet-<i>aaaaaaa (AZ a),
@@ -33,6 +36,11 @@ subnet-<i>bbbbbbb (b) and subnet-<i>ccccccc (c), i the region's index in --regio
 Without --credentials, DIR/credentials.json is made once and used.
 HSM nodes keep running when the control plane stops, and are adopted when it
 starts again.
+Backup blobs go to DIR/backups/<region> unless --backup-stores names, per
+region, a directory or an S3-compatible bucket (a 0600 JSON file):
+  {"us-east-1": {"s3": {"endpoint": "http://127.0.0.1:8333", "bucket": "hsm-backups",
+    "prefix": "us-east-1/", "access_key_id": "...", "secret_access_key": "..."}},
+   "us-west-2": {"dir": "/srv/coffer-backups/us-west-2"}}
 
 Example:
   coffer controlplane --data-dir ./cp --listen 127.0.0.1:2280 &
@@ -52,6 +60,11 @@ type controlPlaneOptions struct {
 	// "" means the HSM side's directory's backup.key (made if missing).
 	backupKey string
 	logger    *slog.Logger
+	// backupStores is the file of the regions' backup stores ("": each
+	// region's directory under the data dir); backupInterval the periodic
+	// backup interval (zero: 24h).
+	backupStores   string
+	backupInterval time.Duration
 }
 
 // runningControlPlane is a control plane serving in this process.
@@ -77,6 +90,7 @@ func runControlPlane(ctx context.Context, args []string, stdout, stderr io.Write
 	creds := fs.String("credentials", "", `JSON file of access keys: [{"access_key_id", "secret_access_key", "account_id"}]`)
 	stopNodes := fs.Bool("stop-nodes", false, "stop the HSM nodes when the control plane stops (default: leave them running)")
 	backupKey := fs.String("backup-key", "", "the fleet backup key file of the HSMs (0600, made if missing; default: DATA/hsm-side/backup.key); copy it to another deployment to restore its backups there")
+	backupStores, backupInterval := backupFlags(fs)
 	fs.Usage = func() {
 		fmt.Fprint(stderr, controlplaneUsage)
 		fs.PrintDefaults()
@@ -93,7 +107,7 @@ func runControlPlane(ctx context.Context, args []string, stdout, stderr io.Write
 	defer stopSignals()
 	cp, err := startControlPlane(ctx, controlPlaneOptions{
 		dataDir: *dataDir, listen: *listen, regions: strings.Split(*regions, ","), credentials: *creds,
-		stopNodes: *stopNodes, backupKey: *backupKey, logger: newLogger(stderr),
+		stopNodes: *stopNodes, backupKey: *backupKey, logger: newLogger(stderr), backupStores: *backupStores, backupInterval: *backupInterval,
 	})
 	if err != nil {
 		return err
@@ -147,9 +161,15 @@ func startControlPlane(ctx context.Context, o controlPlaneOptions) (*runningCont
 	for i, name := range o.regions {
 		regions = append(regions, controlplane.DefaultRegion(strings.TrimSpace(name), i))
 	}
+	if o.backupStores != "" {
+		if err := readBackupStores(o.backupStores, regions); err != nil {
+			return nil, err
+		}
+	}
 	srv, err := controlplane.New(controlplane.Config{
 		DataDir: o.dataDir, Regions: regions, Credentials: creds, Provisioner: prov,
 		AddressBase: addressBase(), Logger: o.logger.With("part", "controlplane"),
+		BackupInterval: o.backupInterval,
 	})
 	if err != nil {
 		return nil, err
@@ -255,6 +275,45 @@ func makeCredentials(path string) error {
 		return err
 	}
 	return writeFileAtomic(path, append(b, '\n'), 0o600)
+}
+
+// backupFlags are the backup flags of `coffer controlplane` and `coffer up`.
+func backupFlags(fs *flag.FlagSet) (stores *string, interval *time.Duration) {
+	stores = fs.String("backup-stores", "", `JSON file of the regions' backup stores: {"REGION": {"dir": DIR} or {"s3": {...}}} (default: DATA/backups/REGION)`)
+	interval = fs.Duration("backup-interval", 24*time.Hour, "how often every initialized cluster is backed up")
+	return stores, interval
+}
+
+// readBackupStores sets the backup store of each region the file names.
+// A file that holds S3 secret keys must not be open to others.
+func readBackupStores(path string, regions []controlplane.Region) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	var m map[string]controlplane.BackupStoreConfig
+	if err := dec.Decode(&m); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	for name, st := range m {
+		i := slices.IndexFunc(regions, func(r controlplane.Region) bool { return r.Name == name })
+		if i < 0 {
+			return fmt.Errorf("%s: region %q is not served", path, name)
+		}
+		if st.S3 != nil && st.S3.SecretAccessKey != "" {
+			fi, err := os.Stat(path)
+			if err != nil {
+				return err
+			}
+			if fi.Mode().Perm()&0o077 != 0 {
+				return fmt.Errorf("%s holds S3 secret keys and is open to others (mode %04o): chmod 600 it", path, fi.Mode().Perm())
+			}
+		}
+		regions[i].Backups = st
+	}
+	return nil
 }
 
 func readCredentials(path string) ([]controlplane.Credential, error) {

@@ -70,6 +70,7 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	dataDir := fs.String("data-dir", "", "directory for everything (created; run again to resume)")
 	listen := fs.String("listen", "", "control plane address (default: the last one used, else 127.0.0.1:2280 or a free port)")
 	backupKey := fs.String("backup-key", "", "the fleet backup key file of the HSMs (0600, made if missing; default: inside the HSM side's directory); name another deployment's copy to restore its backups")
+	backupStores, backupInterval := backupFlags(fs)
 	fs.Usage = func() {
 		fmt.Fprint(stderr, upUsage)
 		fs.PrintDefaults()
@@ -98,7 +99,7 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	for _, addr := range upListenCandidates(*listen, prev.Endpoint) {
 		cp, err = startControlPlane(ctx, controlPlaneOptions{
 			dataDir: filepath.Join(dir, "controlplane"), listen: addr, regions: []string{upRegion, "us-west-2"},
-			stopNodes: true, backupKey: absOrEmpty(*backupKey), logger: log,
+			stopNodes: true, backupKey: absOrEmpty(*backupKey), logger: log, backupStores: *backupStores, backupInterval: *backupInterval,
 		})
 		if err == nil || *listen != "" {
 			break

@@ -194,11 +194,11 @@ func TestBackups(t *testing.T) {
 	if res.Backup.BackupState != BackupReady || res.Backup.DeleteTimestamp != nil {
 		t.Fatalf("restored backup %+v", res.Backup)
 	}
-	// Creating a cluster from a backup is refused for now, clearly.
-	err := e.call("CreateCluster", CreateClusterRequest{HsmType: "hsm1.medium", SubnetIds: []string{"subnet-0aaaaaaa"}, SourceBackupId: arn}, nil)
-	wantErr(t, err, "CloudHsmInvalidRequestException")
-	if !strings.Contains(err.Message, "not available yet") {
-		t.Fatalf("message %q", err.Message)
+	// A cluster from the backup, named by its ARN.
+	var made CreateClusterResponse
+	e.must("CreateCluster", CreateClusterRequest{HsmType: "hsm1.medium", SubnetIds: []string{"subnet-0aaaaaaa"}, SourceBackupId: arn}, &made)
+	if made.Cluster.State != ClusterInitialized || made.Cluster.SourceBackupId != id {
+		t.Fatalf("cluster from a backup %+v", made.Cluster)
 	}
 }
 

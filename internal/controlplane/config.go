@@ -32,6 +32,12 @@ type Config struct {
 	// DeletedBackupRetention is how long a deleted backup can be restored
 	// (zero: 7 days, as CloudHSM).
 	DeletedBackupRetention time.Duration
+	// BackupInterval is how often every initialized cluster is backed up
+	// when nothing else made a backup of it (zero: 24 hours, as CloudHSM).
+	BackupInterval time.Duration
+	// BackupTimeout bounds the taking, copying or restoring of one backup
+	// (zero: 10 minutes).
+	BackupTimeout time.Duration
 
 	// ReplayCacheSize bounds the signatures of changing requests remembered
 	// to refuse their replays (zero: 32768); when it is full, changing
@@ -52,6 +58,17 @@ type Region struct {
 	Name    string   // e.g. "us-east-1"
 	VpcID   string   // e.g. "vpc-c0ffee00"
 	Subnets []Subnet // one per availability zone is typical
+	// Backups is where the region's backup blobs are kept (zero: the
+	// directory DataDir/backups/<name>).
+	Backups BackupStoreConfig
+}
+
+// BackupStoreConfig says where a region keeps its backup blobs: at most
+// one of Dir, S3 and Store.
+type BackupStoreConfig struct {
+	Dir   string    `json:"dir,omitempty"` // a local directory
+	S3    *S3Config `json:"s3,omitempty"`  // an S3-compatible bucket
+	Store BlobStore `json:"-"`             // any other store, used as it is
 }
 
 // Subnet maps a subnet id to its availability zone.
@@ -119,6 +136,20 @@ func (c *Config) Validate() error {
 		if !reVpcID.MatchString(r.VpcID) {
 			add("region %s: VPC id %q: want vpc-<hex>", r.Name, r.VpcID)
 		}
+		n := 0
+		for _, set := range []bool{r.Backups.Dir != "", r.Backups.S3 != nil, r.Backups.Store != nil} {
+			if set {
+				n++
+			}
+		}
+		if n > 1 {
+			add("region %s: backups: give one of a directory, an S3 bucket or a store", r.Name)
+		}
+		if r.Backups.S3 != nil {
+			if err := r.Backups.S3.Validate(); err != nil {
+				add("region %s: backups: S3: %w", r.Name, err)
+			}
+		}
 		for _, s := range r.Subnets {
 			if !reSubnetID.MatchString(s.ID) {
 				add("region %s: subnet id %q: want subnet-<8 to 17 hex digits>", r.Name, s.ID)
@@ -152,7 +183,7 @@ func (c *Config) Validate() error {
 	if c.ReplayCacheSize < 0 {
 		add("negative ReplayCacheSize")
 	}
-	if c.ReconcileInterval < 0 || c.DeletedBackupRetention < 0 || c.ReadTimeout < 0 || c.WriteTimeout < 0 || c.IdleTimeout < 0 {
+	if c.ReconcileInterval < 0 || c.DeletedBackupRetention < 0 || c.BackupInterval < 0 || c.BackupTimeout < 0 || c.ReadTimeout < 0 || c.WriteTimeout < 0 || c.IdleTimeout < 0 {
 		add("negative duration")
 	}
 	if err := errors.Join(errs...); err != nil {

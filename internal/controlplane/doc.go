@@ -37,10 +37,13 @@
 // HSM is deleted and replaced before initialization (the cluster key is
 // cluster-scoped on the HSM side, not HSM-scoped).
 //
-// Backups: this package keeps their API surface, records, state and
-// validation. Their contents (the sealed HSM data) come in a later step;
-// until then a backup record holds metadata only, and restoring a cluster
-// from a backup is refused with a clear message.
+// Backups (backups.go, blobstore*.go): a backup is taken by an HSM of the
+// cluster (Provisioner.Backup) and streamed into the region's BlobStore (a
+// directory, or an S3-compatible bucket); it is READY once stored durably.
+// The blob is encrypted and authenticated by the HSM side under a backup
+// key the control plane never holds: the control plane moves blobs, keeps
+// their records, applies retention, and has the HSM side verify a blob
+// (Provisioner.RestoreCluster) before it makes a cluster from it.
 //
 // # Must not import
 //

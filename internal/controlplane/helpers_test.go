@@ -4,12 +4,16 @@ import (
 	"bytes"
 	"context"
 	"crypto"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -18,7 +22,9 @@ import (
 )
 
 // fakeProv is an in-process Provisioner: the cluster key in memory, nodes
-// that are "ready" at once unless told otherwise.
+// that are "ready" at once unless told otherwise. Its backups are blobs of
+// its own making, authenticated with HMAC-SHA256 under a backup key only
+// it holds, so that tampering is detected as the HSM side would.
 type fakeProv struct {
 	mu        sync.Mutex
 	keys      map[ClusterRef]crypto.Signer
@@ -28,11 +34,145 @@ type fakeProv struct {
 	died      map[string]bool
 	removed   []string
 	activated bool
+
+	backupKey  []byte
+	objects    map[ClusterRef][]string // the token objects a cluster's HSMs hold
+	stores     map[string]bool         // HSMs whose node has a store
+	restored   map[string]string       // HSM id → the bound id of the backup its node started from
+	backupsBy  []string                // the HSMs Backup was asked of, in order
+	backupErr  error                   // Backup fails with it
+	restoreErr error                   // RestoreCluster fails with it (not a refusal)
+	clusters   map[ClusterRef]bool     // clusters RestoreCluster prepared
 }
 
 func newFakeProv() *fakeProv {
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		panic(err)
+	}
 	return &fakeProv{keys: map[ClusterRef]crypto.Signer{}, csrs: map[ClusterRef]string{}, specs: map[string]NodeSpec{},
-		notReady: map[string]bool{}, died: map[string]bool{}}
+		notReady: map[string]bool{}, died: map[string]bool{}, backupKey: key, objects: map[ClusterRef][]string{},
+		stores: map[string]bool{}, restored: map[string]string{}, clusters: map[ClusterRef]bool{}}
+}
+
+// fakeBackupMagic starts every fakeProv blob; an HMAC-SHA256 of all before
+// it ends it.
+const fakeBackupMagic = "coffer fake backup v1\n"
+
+// fakeBackup is what a fakeProv blob holds.
+type fakeBackup struct {
+	BackupID    string    `json:"backup_id"`
+	ClusterID   string    `json:"cluster_id"`
+	ClusterKey  []byte    `json:"cluster_key"` // PKCS#8
+	CSR         string    `json:"csr"`
+	Certificate string    `json:"certificate"`
+	TrustAnchor string    `json:"trust_anchor"`
+	Activated   bool      `json:"activated"`
+	FIPS        bool      `json:"fips"`
+	Created     time.Time `json:"created"`
+	Objects     []string  `json:"objects"`
+}
+
+func (f *fakeProv) Backup(_ context.Context, spec NodeSpec, backupID string, w io.Writer) (BackupInfo, error) {
+	f.mu.Lock()
+	f.backupsBy = append(f.backupsBy, spec.HsmID)
+	_, running := f.specs[spec.HsmID]
+	key := f.keys[spec.ClusterRef]
+	fb := fakeBackup{
+		BackupID: backupID, ClusterID: spec.ClusterID, CSR: f.csrs[spec.ClusterRef], Certificate: spec.ClusterCertificate,
+		TrustAnchor: spec.TrustAnchor, Activated: f.activated, FIPS: spec.FIPS, Created: time.Now().UTC(),
+		Objects: slices.Clone(f.objects[spec.ClusterRef]),
+	}
+	err := f.backupErr
+	switch {
+	case err != nil:
+	case !running || f.notReady[spec.HsmID]:
+		err = fmt.Errorf("the node of HSM %s is not running", spec.HsmID)
+	case key == nil:
+		err = fmt.Errorf("no cluster key for %s", spec.ClusterID)
+	}
+	bkey := f.backupKey
+	f.mu.Unlock()
+	if err != nil {
+		return BackupInfo{}, err
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return BackupInfo{}, err
+	}
+	fb.ClusterKey = der
+	payload, err := json.Marshal(fb)
+	if err != nil {
+		return BackupInfo{}, err
+	}
+	blob := append([]byte(fakeBackupMagic), payload...)
+	mac := hmac.New(sha256.New, bkey)
+	mac.Write(blob)
+	blob = mac.Sum(blob)
+	// Written in pieces, as a node streams it.
+	var n int64
+	for len(blob) > 0 {
+		k := min(len(blob), 1000)
+		m, err := w.Write(blob[:k])
+		n += int64(m)
+		if err != nil {
+			return BackupInfo{}, err
+		}
+		blob = blob[k:]
+	}
+	return BackupInfo{Records: len(fb.Objects), Bytes: n}, nil
+}
+
+// openFakeBackup verifies a blob as backup boundID.
+func openFakeBackup(key []byte, boundID string, r io.Reader) (fakeBackup, error) {
+	var fb fakeBackup
+	blob, err := io.ReadAll(io.LimitReader(r, 64<<20))
+	if err != nil {
+		return fb, err
+	}
+	if len(blob) < len(fakeBackupMagic)+sha256.Size || !bytes.HasPrefix(blob, []byte(fakeBackupMagic)) {
+		if bytes.HasPrefix([]byte(fakeBackupMagic), blob) || bytes.HasPrefix(blob, []byte(fakeBackupMagic)) {
+			return fb, fmt.Errorf("%w: truncated (%d bytes)", ErrBackupRefused, len(blob))
+		}
+		return fb, fmt.Errorf("%w: not a Coffer backup", ErrBackupRefused)
+	}
+	body, sum := blob[:len(blob)-sha256.Size], blob[len(blob)-sha256.Size:]
+	mac := hmac.New(sha256.New, key)
+	mac.Write(body)
+	if !hmac.Equal(mac.Sum(nil), sum) {
+		return fb, fmt.Errorf("%w: authentication failed: the blob was edited or truncated, or made with another backup key", ErrBackupRefused)
+	}
+	if err := json.Unmarshal(body[len(fakeBackupMagic):], &fb); err != nil {
+		return fb, fmt.Errorf("%w: malformed: %v", ErrBackupRefused, err)
+	}
+	if fb.BackupID != boundID {
+		return fb, fmt.Errorf("%w: the blob is backup %s, not %s", ErrBackupRefused, fb.BackupID, boundID)
+	}
+	return fb, nil
+}
+
+func (f *fakeProv) RestoreCluster(_ context.Context, ref ClusterRef, boundID string, blob io.Reader) (RestoredCluster, error) {
+	f.mu.Lock()
+	bkey, rerr := f.backupKey, f.restoreErr
+	f.mu.Unlock()
+	if rerr != nil {
+		return RestoredCluster{}, rerr
+	}
+	fb, err := openFakeBackup(bkey, boundID, blob)
+	if err != nil {
+		return RestoredCluster{}, err
+	}
+	k, err := x509.ParsePKCS8PrivateKey(fb.ClusterKey)
+	if err != nil {
+		return RestoredCluster{}, fmt.Errorf("%w: cluster key: %v", ErrBackupRefused, err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.keys[ref], f.csrs[ref], f.clusters[ref] = k.(crypto.Signer), fb.CSR, true
+	return RestoredCluster{
+		SourceClusterID: fb.ClusterID, ClusterCSR: fb.CSR, ClusterCertificate: fb.Certificate, TrustAnchor: fb.TrustAnchor,
+		Activated: fb.Activated, FIPS: fb.FIPS, Created: fb.Created,
+	}, nil
 }
 
 func (f *fakeProv) ClusterKey(_ context.Context, ref ClusterRef, hsmID string) (ClusterKeyResult, error) {
@@ -58,9 +198,33 @@ func (f *fakeProv) ClusterKey(_ context.Context, ref ClusterRef, hsmID string) (
 	return ClusterKeyResult{ClusterCSR: f.csrs[ref], HsmCertificate: string(pki.EncodeCertificatesPEM(cert))}, nil
 }
 
-func (f *fakeProv) Ensure(_ context.Context, spec NodeSpec, _ bool) (NodeStatus, error) {
+func (f *fakeProv) Ensure(ctx context.Context, spec NodeSpec, _ bool) (NodeStatus, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if !f.stores[spec.HsmID] {
+		// A node's first start: restore, create or clone its store.
+		switch spec.MaskingKey {
+		case "restore":
+			if spec.Restore == nil {
+				return NodeStatus{}, fmt.Errorf("HSM %s: masking key restore without a backup", spec.HsmID)
+			}
+			rc, err := spec.Restore.Open(ctx)
+			if err != nil {
+				return NodeStatus{}, err
+			}
+			fb, err := openFakeBackup(f.backupKey, spec.Restore.BoundID, rc)
+			rc.Close()
+			if err != nil {
+				return NodeStatus{}, err
+			}
+			f.objects[spec.ClusterRef] = fb.Objects
+			f.restored[spec.HsmID] = spec.Restore.BoundID
+		case "create", "clone":
+		default:
+			return NodeStatus{}, fmt.Errorf("HSM %s: masking key %q", spec.HsmID, spec.MaskingKey)
+		}
+		f.stores[spec.HsmID] = true
+	}
 	f.specs[spec.HsmID] = spec
 	st := NodeStatus{Running: true, Ready: !f.notReady[spec.HsmID]}
 	if f.died[spec.HsmID] {
@@ -81,6 +245,7 @@ func (f *fakeProv) RemoveHSM(_ context.Context, ref HSMRef) error {
 	defer f.mu.Unlock()
 	f.removed = append(f.removed, ref.HsmID)
 	delete(f.specs, ref.HsmID)
+	delete(f.stores, ref.HsmID)
 	return nil
 }
 
@@ -88,20 +253,11 @@ func (f *fakeProv) RemoveCluster(_ context.Context, ref ClusterRef) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	delete(f.keys, ref)
+	delete(f.clusters, ref)
 	return nil
 }
 
 func (f *fakeProv) Close(context.Context, bool) error { return nil }
-
-// Backup and RestoreCluster: this fake makes no backups (the control plane's
-// backup tests bring their own).
-func (f *fakeProv) Backup(context.Context, NodeSpec, string, io.Writer) (BackupInfo, error) {
-	return BackupInfo{}, errors.New("fakeProv makes no backups")
-}
-
-func (f *fakeProv) RestoreCluster(context.Context, ClusterRef, string, io.Reader) (RestoredCluster, error) {
-	return RestoredCluster{}, errors.New("fakeProv restores no backups")
-}
 
 func (f *fakeProv) set(fn func(f *fakeProv)) {
 	f.mu.Lock()
@@ -191,7 +347,7 @@ func (e *testEnv) callIn(region, op string, in, out any) *apiError {
 		e.t.Fatal(err)
 	}
 	req := e.request(op, body)
-	SignRequest(req, body, testCred, region, time.Now())
+	SignRequest(req, body, testCred, region, e.s.now()) // the server's clock, which a test may move
 	return e.do(req, out)
 }
 

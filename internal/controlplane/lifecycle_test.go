@@ -99,8 +99,13 @@ func TestClusterLifecycle(t *testing.T) {
 	}
 	var backups DescribeBackupsResponse
 	e.must("DescribeBackups", DescribeBackupsRequest{Filters: map[string][]string{"clusterIds": {cl.ClusterId}}}, &backups)
-	if len(backups.Backups) != 2 { // at initialization and at the third HSM
-		t.Fatalf("%d backups, want 2", len(backups.Backups))
+	if len(backups.Backups) != 3 { // at initialization, at activation and at the third HSM
+		t.Fatalf("%d backups, want 3", len(backups.Backups))
+	}
+	for _, b := range backups.Backups {
+		if b.BackupState != BackupReady {
+			t.Fatalf("backup %s is %s after a reconciliation", b.BackupId, b.BackupState)
+		}
 	}
 
 	// DeleteHsm by ENI address.
@@ -118,7 +123,21 @@ func TestClusterLifecycle(t *testing.T) {
 		e.must("DeleteHsm", DeleteHsmRequest{ClusterId: cl.ClusterId, HsmId: h.HsmId}, nil)
 	}
 	e.reconcile()
-	wantErr(t, e.call("CreateHsm", CreateHsmRequest{ClusterId: cl.ClusterId, AvailabilityZone: "us-east-1a"}, nil), "CloudHsmInvalidRequestException")
+	// Every HSM gone: the next one restores the backup taken before the
+	// last one left (the newest).
+	var newest DescribeBackupsResponse
+	e.must("DescribeBackups", DescribeBackupsRequest{Filters: map[string][]string{"clusterIds": {cl.ClusterId}}, MaxResults: ptr(1)}, &newest)
+	if len(newest.Backups) != 1 || newest.Backups[0].BackupState != BackupReady {
+		t.Fatalf("newest backup %+v", newest.Backups)
+	}
+	h4 := e.createHsm(cl.ClusterId, "us-east-1a")
+	e.reconcile()
+	if spec := e.prov.specs[h4.HsmId]; spec.MaskingKey != "restore" || spec.Restore == nil || spec.Restore.BoundID != newest.Backups[0].BackupId ||
+		e.prov.restored[h4.HsmId] != newest.Backups[0].BackupId {
+		t.Fatalf("HSM after all were deleted: spec %+v, restored %q", spec, e.prov.restored[h4.HsmId])
+	}
+	e.must("DeleteHsm", DeleteHsmRequest{ClusterId: cl.ClusterId, HsmId: h4.HsmId}, nil)
+	e.reconcile()
 	var dc DeleteClusterResponse
 	e.must("DeleteCluster", DeleteClusterRequest{ClusterId: cl.ClusterId}, &dc)
 	if dc.Cluster.State != ClusterDeleteInProgress {

@@ -48,18 +48,25 @@ func (s *Server) copyBackupToRegion(c *call, body []byte) (any, error) {
 	if b.State != BackupReady {
 		return nil, invalid("Backup %s is %s; only a READY backup can be copied.", b.ID, b.State)
 	}
-	now := s.now().UTC()
+	// The copy belongs to no cluster of its region: no retention policy
+	// applies to it (CloudHSM). Without TagList it gets the source's tags.
+	tags := req.TagList
+	if tags == nil {
+		tags = append([]Tag(nil), b.Tags...)
+	}
 	cp := &backupRecord{
-		Region: dst.cfg.Name, ID: s.newID("backup"), ClusterID: b.ClusterID, State: BackupCreateInProgress,
-		Created: b.Created, Copied: now, SourceRegion: c.region.cfg.Name, SourceBackup: b.ID, SourceCluster: b.ClusterID,
-		HsmType: b.HsmType, Mode: b.Mode, Tags: req.TagList,
+		Region: dst.cfg.Name, ID: s.newID("backup"), BoundID: b.boundID(), ClusterID: b.ClusterID, State: BackupCreateInProgress,
+		Created: b.Created, Copied: s.now().UTC(), SourceRegion: c.region.cfg.Name, SourceBackup: b.ID, SourceCluster: b.ClusterID,
+		HsmType: b.HsmType, Mode: b.Mode, Tags: tags, Reason: reasonCopy,
 	}
 	if err := s.saveBackup(cp); err != nil {
 		return nil, err
 	}
 	dst.backups[cp.ID] = cp
+	s.log.Info("backup copy started", "backup", b.ID, "to", dst.cfg.Name, "copy", cp.ID)
 	s.wake()
+	// CreateTimestamp is the source backup's, as CloudHSM answers.
 	return CopyBackupToRegionResponse{DestinationBackup: DestinationBackup{
-		CreateTimestamp: ts(now), SourceRegion: cp.SourceRegion, SourceBackup: cp.SourceBackup, SourceCluster: cp.SourceCluster,
+		CreateTimestamp: ts(b.Created), SourceRegion: cp.SourceRegion, SourceBackup: cp.SourceBackup, SourceCluster: cp.SourceCluster,
 	}}, nil
 }

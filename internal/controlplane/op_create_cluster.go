@@ -1,6 +1,9 @@
 package controlplane
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -77,15 +80,11 @@ func (s *Server) createCluster(c *call, body []byte) (any, error) {
 		mapping[sn.AZ] = id
 	}
 
+	if req.SourceBackupId != "" {
+		return s.createClusterFromBackup(c, req, mapping, retention)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if req.SourceBackupId != "" {
-		b, err := s.findBackupRef(c, req.SourceBackupId)
-		if err != nil {
-			return nil, err
-		}
-		return nil, invalid("Backup %s exists, but creating a cluster from a backup is not available yet in this Coffer version.", b.ID)
-	}
 	cl := &clusterRecord{
 		Region: r.cfg.Name, ID: s.newID("cluster"), HsmType: req.HsmType, Mode: mode, NetworkType: "IPV4",
 		State: ClusterCreateInProgress, SubnetMapping: mapping, VpcID: r.cfg.VpcID, SecurityGroup: s.newHexID("sg"),
@@ -145,4 +144,104 @@ func subnetList(r *regionState) string {
 		parts = append(parts, sn.ID+" ("+sn.AZ+")")
 	}
 	return strings.Join(parts, ", ")
+}
+
+// createClusterFromBackup makes a cluster from a backup of this region:
+// the HSM side verifies the whole blob and prepares the cluster key
+// (Provisioner.RestoreCluster); the cluster starts INITIALIZED with the
+// backup's certificates, and its first HSM restores the blob. A refused
+// blob makes no cluster.
+func (s *Server) createClusterFromBackup(c *call, req CreateClusterRequest, mapping map[string]string, retention BackupRetentionPolicy) (any, error) {
+	r := c.region
+	s.mu.Lock()
+	b, err := s.findBackupRef(c, req.SourceBackupId)
+	if err != nil {
+		s.mu.Unlock()
+		return nil, err
+	}
+	if b.State != BackupReady {
+		s.mu.Unlock()
+		return nil, invalid("Backup %s is %s; a cluster can only be made from a READY backup.", b.ID, b.State)
+	}
+	mode := b.Mode
+	switch {
+	case b.HsmType == "hsm2m.medium" && req.HsmType == "hsm1.medium":
+		s.mu.Unlock()
+		return nil, invalid("Backup %s is of an hsm2m.medium cluster; it cannot be restored into an hsm1.medium cluster.", b.ID)
+	case req.HsmType == "hsm2m.medium" && b.HsmType != "hsm2m.medium":
+		mode = "NON_FIPS"
+	case req.HsmType == "hsm1.medium":
+		mode = ""
+	}
+	if req.Mode != "" && req.Mode != mode {
+		s.mu.Unlock()
+		return nil, invalid("Backup %s is of a cluster in mode %s; a cluster made from it has that mode, not %s.", b.ID, modeName(mode), req.Mode)
+	}
+	ref := ClusterRef{Region: r.cfg.Name, ClusterID: s.newID("cluster")}
+	backupID, boundID, sourceCluster := b.ID, b.boundID(), b.ClusterID
+	s.mu.Unlock()
+
+	ctx, cancel := context.WithTimeout(c.ctx, s.cfg.BackupTimeout)
+	defer cancel()
+	blob, err := r.store.Get(ctx, backupID)
+	if errors.Is(err, ErrBlobNotFound) {
+		return nil, invalid("Backup %s has no contents in the backup store of %s (it may predate backup contents, or the store lost it).", backupID, r.cfg.Name)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("controlplane: open backup %s: %w", backupID, err)
+	}
+	rc, err := s.prov.RestoreCluster(ctx, ref, boundID, blob)
+	blob.Close()
+	if errors.Is(err, ErrBackupRefused) {
+		s.log.Warn("backup refused", "region", r.cfg.Name, "backup", backupID, "err", err)
+		return nil, invalid("Backup %s was refused: %v", backupID, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("controlplane: restore backup %s: %w", backupID, err)
+	}
+	undo := func() {
+		if err := s.prov.RemoveCluster(context.WithoutCancel(c.ctx), ref); err != nil {
+			s.log.Error("remove the HSM side of a cluster not made", "cluster", ref.ClusterID, "err", err)
+		}
+	}
+	// The record says which cluster the backup is of and its mode; the
+	// blob, authenticated by the HSM side, must say the same.
+	switch {
+	case rc.SourceClusterID != sourceCluster:
+		undo()
+		return nil, invalid("Backup %s was refused: its contents are a backup of cluster %s, not of %s.", backupID, truncate(rc.SourceClusterID, 64), sourceCluster)
+	case rc.FIPS != (mode == "FIPS"):
+		undo()
+		return nil, invalid("Backup %s was refused: its contents say FIPS mode is %v, its record says mode %s.", backupID, rc.FIPS, modeName(mode))
+	case rc.ClusterCSR == "" || rc.ClusterCertificate == "" || rc.TrustAnchor == "":
+		undo()
+		return nil, invalid("Backup %s was refused: it holds no cluster certificate (its cluster was not initialized).", backupID)
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now().UTC()
+	cl := &clusterRecord{
+		Region: r.cfg.Name, ID: ref.ClusterID, HsmType: req.HsmType, Mode: mode, NetworkType: "IPV4",
+		State: ClusterInitialized, SubnetMapping: mapping, VpcID: r.cfg.VpcID, SecurityGroup: s.newHexID("sg"),
+		Created: now, BackupPolicy: "DEFAULT", Retention: retention, Tags: req.TagList, HSMs: []*hsmRecord{},
+		NextNodeID: max(1, rc.NextNodeID), SourceBackupID: backupID, ClusterCsr: rc.ClusterCSR, ClusterCertificate: rc.ClusterCertificate,
+		TrustAnchor: rc.TrustAnchor, RestoredActivated: rc.Activated, LastBackup: now,
+	}
+	if err := s.saveCluster(cl); err != nil {
+		undo()
+		return nil, err
+	}
+	r.clusters[cl.ID] = cl
+	s.log.Info("cluster created from a backup", "region", r.cfg.Name, "cluster", cl.ID, "backup", backupID,
+		"source_cluster", rc.SourceClusterID, "activated", rc.Activated)
+	s.wake()
+	return CreateClusterResponse{Cluster: cl.wire()}, nil
+}
+
+func modeName(m string) string {
+	if m == "" {
+		return "(none: hsm1.medium)"
+	}
+	return m
 }

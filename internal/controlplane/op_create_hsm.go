@@ -61,8 +61,10 @@ func (s *Server) createHsm(c *call, body []byte) (any, error) {
 	if len(cl.HSMs) >= maxHSMsPerCluster {
 		return nil, refuse(ErrLimitExceeded, "Cluster %s already has %d HSMs, the most a cluster may have.", cl.ID, maxHSMsPerCluster)
 	}
-	if cl.initialized() && cl.MKCreated && len(cl.HSMs) == 0 {
-		return nil, invalid("Cluster %s has no HSM left to copy its keys from, and restoring HSMs from backups is not available yet in this Coffer version.", cl.ID)
+	// With no HSM left (or none yet, made from a backup) the new HSM
+	// restores the cluster's newest READY backup (assignMaskingKeys).
+	if cl.initialized() && (cl.MKCreated || cl.SourceBackupID != "") && len(cl.HSMs) == 0 && restoreSource(c.region, cl) == nil {
+		return nil, invalid("Cluster %s has no HSM left to copy its keys from and no READY backup to restore into a new HSM; restore a deleted backup first (RestoreBackup), or create a cluster from a backup of it (CreateCluster --source-backup-id).", cl.ID)
 	}
 	ip, err := s.allocateIP(c.region, req.AvailabilityZone, req.IpAddress)
 	if err != nil {

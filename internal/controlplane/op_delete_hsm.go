@@ -1,5 +1,7 @@
 package controlplane
 
+import "slices"
+
 // DeleteHsmRequest is the input of DeleteHsm: the HSM is named by its id,
 // its ENI id or its ENI address (any one is enough).
 type DeleteHsmRequest struct {
@@ -50,6 +52,13 @@ func (s *Server) deleteHsm(c *call, body []byte) (any, error) {
 		return nil, notFound("No HSM of cluster %s matches %s.", cl.ID, describeRef(req))
 	}
 	if h.State != HsmDeleteInProgress {
+		// CloudHSM backs a cluster up before an HSM leaves it; the removal
+		// waits for that backup (reconcileCluster).
+		if cl.initialized() && cl.State != ClusterInitializeInProgress && slices.ContainsFunc(cl.HSMs, func(x *hsmRecord) bool { return x.Serving }) {
+			if b := s.addBackup(cl, reasonHSMRemoval); b != nil {
+				h.RemovalBackup = b.ID
+			}
+		}
 		h.State, h.StateMessage = HsmDeleteInProgress, ""
 		if err := s.saveCluster(cl); err != nil {
 			return nil, err

@@ -30,7 +30,13 @@ func (s *Server) restoreBackup(c *call, body []byte) (any, error) {
 	if b.State != BackupPendingDeletion {
 		return nil, invalid("Backup %s is %s; only a backup PENDING_DELETION can be restored.", b.ID, b.State)
 	}
-	b.State, b.DeleteAt = BackupReady, time.Time{}
+	if !s.now().Before(b.DeleteAt) {
+		return nil, invalid("Backup %s was due for deletion at %s and is being deleted.", b.ID, b.DeleteAt.UTC().Format(time.RFC3339))
+	}
+	// A backup the retention policy expired is expired again at the next
+	// look unless the policy changed or it was made NeverExpires (CloudHSM
+	// says: change the policy before restoring such a backup).
+	b.State, b.DeleteAt, b.Expired = BackupReady, time.Time{}, false
 	if err := s.saveBackup(b); err != nil {
 		return nil, err
 	}

@@ -83,7 +83,7 @@ type NodeSpec struct {
 	Restore *RestoreSource
 }
 
-// RestoreSource is the backup a restoring node starts from.
+// RestoreSource is the backup an HSM's node starts from.
 type RestoreSource struct {
 	BoundID string // the id the blob is bound to
 	// Open returns the blob. Ensure calls it only while the HSM has no

@@ -36,27 +36,15 @@ func (s *Server) reconcile(ctx context.Context) {
 	s.mu.Lock()
 	var work []*clusterRecord
 	now := s.now().UTC()
+	s.tried = map[string]bool{}
 	for _, r := range s.regions {
 		for _, cl := range r.clusters {
 			if cl.State != ClusterDeleted {
 				work = append(work, cl.clone())
 			}
 		}
-		for _, b := range r.backups {
-			old := b.State
-			switch {
-			case b.State == BackupCreateInProgress:
-				b.State = BackupReady
-			case b.State == BackupPendingDeletion && !b.DeleteAt.IsZero() && !now.Before(b.DeleteAt):
-				b.State = BackupDeleted
-			}
-			if b.State != old {
-				if err := s.saveBackup(b); err != nil {
-					s.log.Error("save backup", "backup", b.ID, "err", err)
-				}
-			}
-		}
 	}
+	s.backupTimers(now)
 	s.mu.Unlock()
 	slices.SortFunc(work, func(a, b *clusterRecord) int { return a.Created.Compare(b.Created) })
 	for _, cl := range work {
@@ -65,6 +53,8 @@ func (s *Server) reconcile(ctx context.Context) {
 		}
 		s.reconcileCluster(ctx, cl)
 	}
+	s.runBackups(ctx)
+	s.purgeBlobs(ctx)
 }
 
 // apply runs fn on the live record of snap's cluster and saves it.
@@ -99,6 +89,9 @@ func (s *Server) reconcileCluster(ctx context.Context, snap *clusterRecord) {
 		if h.State != HsmDeleteInProgress {
 			continue
 		}
+		if h.RemovalBackup != "" && !s.removalBackupDone(ctx, snap.Region, h.RemovalBackup) {
+			continue // the backup before its removal is not taken yet
+		}
 		if err := s.prov.RemoveHSM(ctx, HSMRef{ClusterRef: snap.ref(), HsmID: h.ID}); err != nil {
 			log.Error("remove HSM", "hsm", h.ID, "err", err)
 			continue
@@ -106,9 +99,6 @@ func (s *Server) reconcileCluster(ctx context.Context, snap *clusterRecord) {
 		log.Info("HSM deleted", "hsm", h.ID)
 		s.apply(snap, func(cl *clusterRecord) bool {
 			cl.HSMs = slices.DeleteFunc(cl.HSMs, func(x *hsmRecord) bool { return x.ID == h.ID })
-			if cl.initialized() {
-				s.addBackup(cl)
-			}
 			return true
 		})
 	}
@@ -207,15 +197,7 @@ func (s *Server) reconcileNodes(ctx context.Context, snap *clusterRecord, live [
 					h.Port, h.MetricsPort = p[0], p[1]
 				}
 			}
-			for _, h := range cl.HSMs {
-				if h.MaskingKey == "" && h.State != HsmDeleteInProgress {
-					if cl.MKCreated {
-						h.MaskingKey = "clone"
-					} else {
-						h.MaskingKey, cl.MKCreated = "create", true
-					}
-				}
-			}
+			s.assignMaskingKeys(cl)
 			fixed = cl.clone()
 			return true
 		})
@@ -225,6 +207,12 @@ func (s *Server) reconcileNodes(ctx context.Context, snap *clusterRecord, live [
 		snap = fixed
 		live = slices.DeleteFunc(slices.Clone(snap.HSMs), func(h *hsmRecord) bool { return h.State == HsmDeleteInProgress })
 	}
+	// An HSM without a masking key source waits (assignMaskingKeys said why).
+	live = slices.DeleteFunc(live, func(h *hsmRecord) bool { return h.MaskingKey == "" })
+	if len(live) == 0 {
+		return
+	}
+	s.publishRestoredHsmCertificate(ctx, snap, live)
 
 	type result struct {
 		st  NodeStatus
@@ -244,7 +232,12 @@ func (s *Server) reconcileNodes(ctx context.Context, snap *clusterRecord, live [
 		results[h.ID] = result{st, err}
 	}
 	activated := false
-	if snap.State == ClusterInitialized {
+	if snap.State == ClusterInitialized && snap.RestoredActivated {
+		// Made from the backup of an activated cluster: active once an
+		// HSM serves it.
+		activated = slices.ContainsFunc(live, func(h *hsmRecord) bool { return results[h.ID].st.Ready })
+	}
+	if snap.State == ClusterInitialized && !activated {
 		for _, h := range live {
 			if r := results[h.ID]; r.st.Ready {
 				ok, err := s.prov.Activated(ctx, s.nodeSpec(snap, h, live))
@@ -285,13 +278,16 @@ func (s *Server) reconcileNodes(ctx context.Context, snap *clusterRecord, live [
 		case cl.State == ClusterInitializeInProgress && allActive:
 			cl.State, cl.StateMessage = ClusterInitialized, ""
 			s.log.Info("cluster initialized", "cluster", cl.ID)
-			s.addBackup(cl)
+			s.addBackup(cl, reasonInitialized)
 		case cl.State == ClusterInitialized && activated:
 			cl.State = ClusterActive
 			s.log.Info("cluster activated", "cluster", cl.ID)
+			if !added {
+				s.addBackup(cl, reasonActivated)
+			}
 		}
 		if added {
-			s.addBackup(cl)
+			s.addBackup(cl, reasonHSMAdded)
 		}
 		return true
 	})
@@ -314,6 +310,9 @@ func (s *Server) nodeSpec(cl *clusterRecord, h *hsmRecord, live []*hsmRecord) No
 		HSMRef: HSMRef{ClusterRef: cl.ref(), HsmID: h.ID}, NodeID: h.NodeID, IP: h.EniIP, Port: h.Port,
 		MetricsPort: h.MetricsPort, MaskingKey: h.MaskingKey, FIPS: cl.Mode == "FIPS",
 		ClusterCertificate: cl.ClusterCertificate, TrustAnchor: cl.TrustAnchor,
+	}
+	if h.MaskingKey == "restore" && h.RestoreBackup != "" {
+		spec.Restore = &RestoreSource{BoundID: h.RestoreBoundID, Open: restoreOpener(s.regions[cl.Region].store, h.RestoreBackup)}
 	}
 	for _, p := range live {
 		if p.ID != h.ID && p.Port != 0 {
@@ -350,18 +349,60 @@ func pickPorts(ip string) (port, metrics int, err error) {
 	return 0, 0, errors.Join(errors.New("no free metrics port"), err)
 }
 
-// addBackup records a backup of cl, as CloudHSM makes one when an HSM is
-// added to or removed from an initialized cluster (s.mu held). It holds
-// metadata only until backup contents are implemented.
-func (s *Server) addBackup(cl *clusterRecord) {
-	b := &backupRecord{
-		Region: cl.Region, ID: s.newID("backup"), ClusterID: cl.ID, State: BackupCreateInProgress,
-		Created: s.now().UTC(), HsmType: cl.HsmType, Mode: cl.Mode,
+// assignMaskingKeys says where each new HSM's masking key comes from
+// (s.mu held): the first HSM of a new cluster creates it, the first of a
+// cluster made from a backup restores that backup, later HSMs clone it
+// from the others. An initialized cluster left with no HSM restores its
+// next HSM from its newest READY backup; while an HSM is still being
+// removed (its backup is taken first) the new one waits.
+func (s *Server) assignMaskingKeys(cl *clusterRecord) {
+	r := s.regions[cl.Region]
+	hasSource := slices.ContainsFunc(cl.HSMs, func(h *hsmRecord) bool { return h.MaskingKey != "" && h.State != HsmDeleteInProgress })
+	removing := slices.ContainsFunc(cl.HSMs, func(h *hsmRecord) bool { return h.State == HsmDeleteInProgress })
+	for _, h := range cl.HSMs {
+		if h.MaskingKey != "" || h.State == HsmDeleteInProgress {
+			continue
+		}
+		switch {
+		case !cl.MKCreated && cl.SourceBackupID == "":
+			h.MaskingKey, cl.MKCreated = "create", true
+		case hasSource:
+			h.MaskingKey = "clone"
+		case removing:
+			h.StateMessage = "Waiting for the backup of the HSM being deleted, to restore it into this HSM."
+			continue
+		default:
+			b := restoreSource(r, cl)
+			if b == nil {
+				h.StateMessage = "No HSM of the cluster is left to copy its keys from, and it has no READY backup to restore."
+				continue
+			}
+			h.MaskingKey, h.RestoreBackup, h.RestoreBoundID, cl.MKCreated = "restore", b.ID, b.boundID(), true
+			h.StateMessage = "Restoring backup " + b.ID + "."
+			s.log.Info("HSM restores a backup", "cluster", cl.ID, "hsm", h.ID, "backup", b.ID)
+		}
+		hasSource = true
 	}
-	if err := s.saveBackup(b); err != nil {
-		s.log.Error("save backup", "err", err)
+}
+
+// publishRestoredHsmCertificate gives a cluster made from a backup the
+// HSM certificate of one of its HSMs, on the restored cluster key.
+func (s *Server) publishRestoredHsmCertificate(ctx context.Context, snap *clusterRecord, live []*hsmRecord) {
+	if snap.SourceBackupID == "" || slices.ContainsFunc(live, func(h *hsmRecord) bool { return h.ID == snap.KeyHSM }) {
 		return
 	}
-	s.regions[cl.Region].backups[b.ID] = b
-	s.wake()
+	h := live[0]
+	res, err := s.prov.ClusterKey(ctx, snap.ref(), h.ID)
+	if err != nil {
+		s.log.Warn("HSM certificate of a restored cluster", "cluster", snap.ID, "hsm", h.ID, "err", err)
+		return
+	}
+	s.apply(snap, func(cl *clusterRecord) bool {
+		if res.ClusterCSR != cl.ClusterCsr {
+			s.log.Error("the HSM side has another cluster key than the backup restored; keeping the backup's CSR", "cluster", cl.ID)
+			return false
+		}
+		cl.HsmCertificate, cl.KeyHSM = res.HsmCertificate, h.ID
+		return true
+	})
 }

@@ -44,6 +44,9 @@ type Server struct {
 	// under it: the reconciler copies what it needs, works, then applies.
 	mu      sync.Mutex
 	regions map[string]*regionState
+	// tried holds the backups tried in the reconciler's current pass, so
+	// that each is tried at most once a pass.
+	tried map[string]bool
 }
 
 type regionState struct {
@@ -52,6 +55,7 @@ type regionState struct {
 	subnets  map[string]Subnet // by id
 	clusters map[string]*clusterRecord
 	backups  map[string]*backupRecord
+	store    BlobStore // the region's backup blobs
 }
 
 // New opens the control plane's database under cfg.DataDir and loads its
@@ -65,6 +69,12 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.DeletedBackupRetention == 0 {
 		cfg.DeletedBackupRetention = 7 * 24 * time.Hour
+	}
+	if cfg.BackupInterval == 0 {
+		cfg.BackupInterval = 24 * time.Hour
+	}
+	if cfg.BackupTimeout == 0 {
+		cfg.BackupTimeout = 10 * time.Minute
 	}
 	if cfg.ReadTimeout == 0 {
 		cfg.ReadTimeout = defaultReadTimeout
@@ -98,6 +108,11 @@ func New(cfg Config) (*Server, error) {
 		for _, sn := range r.Subnets {
 			rs.subnets[sn.ID] = sn
 		}
+		store, err := openBlobStore(cfg.DataDir, r)
+		if err != nil {
+			return nil, err
+		}
+		rs.store = store
 		s.regions[r.Name] = rs
 	}
 	db, err := openDB(cfg.DataDir)

@@ -49,8 +49,16 @@ type clusterRecord struct {
 
 	HSMs       []*hsmRecord `json:"hsms"`
 	NextNodeID uint32       `json:"next_node_id"`
-	MKCreated  bool         `json:"mk_created"` // a node was started with masking_key create
+	MKCreated  bool         `json:"mk_created"` // a node was started with masking_key create (or restore)
 	Deleted    time.Time    `json:"deleted,omitzero"`
+
+	// LastBackup is when the newest backup of the cluster was started (or
+	// the cluster initialized): the periodic backup is due BackupInterval
+	// after it.
+	LastBackup time.Time `json:"last_backup,omitzero"`
+	// RestoredActivated: the cluster was made from the backup of an
+	// activated cluster, so it is ACTIVE once its first HSM is ready.
+	RestoredActivated bool `json:"restored_activated,omitempty"`
 }
 
 type hsmRecord struct {
@@ -64,9 +72,17 @@ type hsmRecord struct {
 	NodeID       uint32    `json:"node_id"`
 	State        string    `json:"state"`
 	StateMessage string    `json:"state_message,omitempty"`
-	MaskingKey   string    `json:"masking_key,omitempty"` // create | clone, fixed at first start
+	MaskingKey   string    `json:"masking_key,omitempty"` // create | clone | restore, fixed at first start
 	Serving      bool      `json:"serving,omitempty"`     // its node has been ready once
 	Created      time.Time `json:"created"`
+	// RestoreBackup and RestoreBoundID name the backup (of the cluster's
+	// region) the node of an HSM with MaskingKey "restore" starts from,
+	// and the id its blob is bound to.
+	RestoreBackup  string `json:"restore_backup,omitempty"`
+	RestoreBoundID string `json:"restore_bound_id,omitempty"`
+	// RemovalBackup is the backup taken before the HSM is removed: the
+	// removal waits until it is READY or was given up.
+	RemovalBackup string `json:"removal_backup,omitempty"`
 }
 
 type backupRecord struct {
@@ -85,6 +101,32 @@ type backupRecord struct {
 	Mode          string    `json:"mode,omitempty"`
 	Tags          []Tag     `json:"tags,omitempty"`
 	Policy        string    `json:"policy,omitempty"`
+
+	// BoundID is the id the blob is bound to: the backup's own id, or for
+	// a copy the bound id of its source (so the id of the original backup).
+	// Empty in records older than backup contents: the record's id.
+	BoundID string `json:"bound_id,omitempty"`
+	Reason  string `json:"reason,omitempty"`  // why it was taken
+	Bytes   int64  `json:"bytes,omitempty"`   // the blob's size, once READY
+	Records int    `json:"records,omitempty"` // store records in it, once READY
+	// Expired: the cluster's retention policy, not DeleteBackup, made it
+	// PENDING_DELETION.
+	Expired bool `json:"expired,omitempty"`
+	// Attempts and LastError: failed tries at taking or copying it. After
+	// maxBackupAttempts (or an error that cannot pass) it is given up:
+	// DELETED without ever having been READY.
+	Attempts  int    `json:"attempts,omitempty"`
+	LastError string `json:"last_error,omitempty"`
+	// Purged: the blob was removed from the store (DELETED backups only).
+	Purged bool `json:"purged,omitempty"`
+}
+
+// boundID is the id b's blob is bound to.
+func (b *backupRecord) boundID() string {
+	if b.BoundID != "" {
+		return b.BoundID
+	}
+	return b.ID
 }
 
 func (c *clusterRecord) hsm(id string) *hsmRecord {

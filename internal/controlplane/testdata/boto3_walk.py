@@ -137,6 +137,17 @@ copy = hsm.copy_backup_to_region(DestinationRegion="us-west-2", BackupId=bid)["D
 assert copy["SourceBackup"] == bid and copy["SourceRegion"] == "us-east-1", copy
 west = client("us-west-2").describe_backups(Filters={"sourceBackupIds": [bid]})["Backups"]
 assert len(west) == 1, west
+assert copy["CreateTimestamp"] == backups[0]["CreateTimestamp"], (copy, backups[0])
+deadline = time.time() + 30
+while client("us-west-2").describe_backups(Filters={"sourceBackupIds": [bid]})["Backups"][0]["BackupState"] != "READY":
+    assert time.time() < deadline
+    time.sleep(0.1)
+# A cluster from the copy starts initialized, with the source's certificates.
+restored = client("us-west-2").create_cluster(HsmType="hsm1.medium", SubnetIds=["subnet-1aaaaaaa"], SourceBackupId=west[0]["BackupId"])["Cluster"]
+assert restored["State"] == "INITIALIZED" and restored["SourceBackupId"] == west[0]["BackupId"], restored
+assert restored["Certificates"]["ClusterCertificate"].strip() == signed.strip(), restored["Certificates"]
+expect_error("CloudHsmResourceNotFoundException", client("us-west-2").create_cluster, HsmType="hsm1.medium",
+             SubnetIds=["subnet-1aaaaaaa"], SourceBackupId="backup-aaaaaaaaaaa")
 expect_error("CloudHsmResourceNotFoundException", hsm.delete_backup, BackupId="backup-aaaaaaaaaaa")
 # Older botocore models (Debian 12's) lack BackupArn and the resource
 # policy operations.

@@ -1,0 +1,163 @@
+package controlplane
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+)
+
+// This file: where backup blobs are kept. Each region has one BlobStore;
+// a blob is named by the id of the backup record it belongs to. The
+// control plane moves blobs between the HSM side and the stores and never
+// reads one: they are encrypted and authenticated by the HSM side under a
+// backup key the control plane does not hold.
+
+// BlobStore keeps the backup blobs of one region.
+type BlobStore interface {
+	// Put stores all of r under name, replacing any blob of that name. It
+	// returns once the blob is durable; if r fails, nothing is stored.
+	Put(ctx context.Context, name string, r io.Reader) (int64, error)
+	// Get opens a blob; a missing one is an error wrapping ErrBlobNotFound.
+	Get(ctx context.Context, name string) (io.ReadCloser, error)
+	// Delete removes a blob; a missing one is not an error.
+	Delete(ctx context.Context, name string) error
+	// String says where the blobs are, for logs.
+	String() string
+}
+
+// ErrBlobNotFound: the store has no blob of that name.
+var ErrBlobNotFound = errors.New("backup blob not found")
+
+// reBlobName: blob names are backup ids, so they never hold a path
+// separator or a dot.
+var reBlobName = regexp.MustCompile(`^backup-[2-7a-zA-Z]{11,16}$`)
+
+func checkBlobName(name string) error {
+	if !reBlobName.MatchString(name) {
+		return fmt.Errorf("controlplane: blob name %q is not a backup id", name)
+	}
+	return nil
+}
+
+// copyBlob copies a blob from one store to another (of another region).
+func copyBlob(ctx context.Context, from BlobStore, fromName string, to BlobStore, toName string) (int64, error) {
+	r, err := from.Get(ctx, fromName)
+	if err != nil {
+		return 0, err
+	}
+	defer r.Close()
+	return to.Put(ctx, toName, r)
+}
+
+// DirStore keeps blobs as files of one directory: the embedded default,
+// DataDir/backups/<region>.
+type DirStore struct {
+	dir string
+}
+
+// NewDirStore makes (0700) and returns the directory store dir.
+func NewDirStore(dir string) (*DirStore, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("controlplane: backup store: %w", err)
+	}
+	return &DirStore{dir: dir}, nil
+}
+
+func (d *DirStore) String() string { return "directory " + d.dir }
+
+// Put writes a temporary file, fsyncs it, renames it to name and fsyncs
+// the directory: a crash leaves either the old blob or the whole new one.
+func (d *DirStore) Put(ctx context.Context, name string, r io.Reader) (int64, error) {
+	if err := checkBlobName(name); err != nil {
+		return 0, err
+	}
+	f, err := os.CreateTemp(d.dir, ".put-*")
+	if err != nil {
+		return 0, fmt.Errorf("controlplane: backup store: %w", err)
+	}
+	tmp := f.Name()
+	done := false
+	defer func() {
+		if !done {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	n, err := io.Copy(f, ctxReader{ctx, r})
+	if err != nil {
+		return n, fmt.Errorf("controlplane: backup store: write %s: %w", name, err)
+	}
+	if err := f.Sync(); err != nil {
+		return n, fmt.Errorf("controlplane: backup store: sync %s: %w", name, err)
+	}
+	if err := f.Close(); err != nil {
+		return n, fmt.Errorf("controlplane: backup store: close %s: %w", name, err)
+	}
+	if err := os.Rename(tmp, filepath.Join(d.dir, name)); err != nil {
+		os.Remove(tmp)
+		done = true
+		return n, fmt.Errorf("controlplane: backup store: %w", err)
+	}
+	done = true
+	if err := syncDir(d.dir); err != nil {
+		return n, fmt.Errorf("controlplane: backup store: sync directory: %w", err)
+	}
+	return n, nil
+}
+
+func (d *DirStore) Get(ctx context.Context, name string) (io.ReadCloser, error) {
+	if err := checkBlobName(name); err != nil {
+		return nil, err
+	}
+	f, err := os.Open(filepath.Join(d.dir, name))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("controlplane: %s in %s: %w", name, d, ErrBlobNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("controlplane: backup store: %w", err)
+	}
+	return f, nil
+}
+
+func (d *DirStore) Delete(ctx context.Context, name string) error {
+	if err := checkBlobName(name); err != nil {
+		return err
+	}
+	err := os.Remove(filepath.Join(d.dir, name))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("controlplane: backup store: %w", err)
+	}
+	if err == nil {
+		if err := syncDir(d.dir); err != nil {
+			return fmt.Errorf("controlplane: backup store: sync directory: %w", err)
+		}
+	}
+	return nil
+}
+
+func syncDir(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
+}
+
+// ctxReader stops a copy when ctx ends.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}

@@ -221,7 +221,9 @@ func TestDisasterRecoveryFromLastBackup(t *testing.T) {
 	w.aws("create-hsm", "--cluster-id", id, "--availability-zone", "us-east-1c")
 	w.waitFor("ACTIVE", "describe-clusters", "--filters", "clusterIds="+id, "--query", "Clusters[0].Hsms[0].State")
 	ip := w.aws("describe-clusters", "--filters", "clusterIds="+id, "--query", "Clusters[0].Hsms[0].EniIp")
-	s = w.login(ctx, id, []string{ip}, "crypto-user", "app_user", drCUPassword)
+	// The restored cluster keeps its source's cluster certificate, and
+	// clients know its HSMs by the cluster id that certificate names.
+	s = w.login(ctx, src.id, []string{ip}, "crypto-user", "app_user", drCUPassword)
 	defer s.Close(ctx)
 	for _, l := range labels {
 		keys, err := s.FindObjects(ctx, []client.Attribute{{Type: ck.CKA_LABEL, Value: []byte(l)}})

@@ -188,6 +188,14 @@ type walkthrough struct {
 	coffer   string // this test binary, linked as coffer
 	endpoint string
 	env      []string
+	region   string // of aws commands; empty: us-east-1
+}
+
+// in returns w with its aws commands sent to region.
+func (w *walkthrough) in(region string) *walkthrough {
+	c := *w
+	c.region = region
+	return &c
 }
 
 // startWalkthrough runs `coffer controlplane` (this test binary, named
@@ -253,7 +261,11 @@ func (w *walkthrough) awsWith(extraEnv []string, args ...string) (string, error)
 	ctx, cancel := context.WithTimeout(w.t.Context(), time.Minute)
 	defer cancel()
 	full := append([]string{"cloudhsmv2"}, args...)
-	full = append(full, "--endpoint-url", w.endpoint, "--region", "us-east-1")
+	region := w.region
+	if region == "" {
+		region = "us-east-1"
+	}
+	full = append(full, "--endpoint-url", w.endpoint, "--region", region)
 	if !slices.Contains(args, "--output") {
 		full = append(full, "--output", "text")
 	}
@@ -334,14 +346,22 @@ func (w *walkthrough) openssl(args ...string) {
 // cli logs in as the admin from the environment, as a script would.
 func (w *walkthrough) cofferCmd(args ...string) string {
 	w.t.Helper()
-	cmd := exec.CommandContext(w.t.Context(), w.coffer, args...)
-	cmd.Dir = w.dir
-	cmd.Env = append(os.Environ(), "COFFER_CLI_PASSWORD=admin-password-1")
-	out, err := cmd.CombinedOutput()
+	out, err := w.cofferErr(nil, args...)
 	if err != nil {
 		w.t.Fatalf("coffer %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
-	return string(out)
+	return out
+}
+
+// cofferErr runs a coffer command with extra environment variables and
+// returns its combined output and error.
+func (w *walkthrough) cofferErr(extraEnv []string, args ...string) (string, error) {
+	w.t.Helper()
+	cmd := exec.CommandContext(w.t.Context(), w.coffer, args...)
+	cmd.Dir = w.dir
+	cmd.Env = append(append(os.Environ(), "COFFER_CLI_PASSWORD=admin-password-1"), extraEnv...)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
 }
 
 // login connects to the given HSMs (port 2223, as CloudHSM clients do)

@@ -99,10 +99,10 @@ func TestSeed000CloneAcrossRegions(t *testing.T) {
 	// The admin's password and the crypto user of region 1 work in region
 	// 2; the backup's key is there, the later one is not yet.
 	clone.adminCmd(w, "user", "list")
-	if out := clone.cli(w, "key", "list", "--filter", "attr.label=before-backup"); !strings.Contains(out, `"total-key-count": 1`) {
+	if out := clone.cli(w, "key", "list", "--filter", "attr.label=before-backup"); !strings.Contains(out, `"total_key_count": 1`) {
 		t.Fatalf("the backup's key in the clone:\n%s", out)
 	}
-	if out := clone.cli(w, "key", "list", "--filter", "attr.label=aes256"); !strings.Contains(out, `"total-key-count": 0`) {
+	if out := clone.cli(w, "key", "list", "--filter", "attr.label=aes256"); !strings.Contains(out, `"total_key_count": 0`) {
 		t.Fatalf("a key made after the backup is already in the clone:\n%s", out)
 	}
 
@@ -118,8 +118,8 @@ func TestSeed000CloneAcrossRegions(t *testing.T) {
 	// Steps 5–6: syncKey, as CloudHSM CLI's key replicate, with one client
 	// configuration naming both clusters.
 	both := filepath.Join(w.dir, "both.json")
-	w.cofferCmd("configure", "cli", "add-cluster", "--cluster-id", src.id, "-a", src.ip, "--hsm-ca-cert", filepath.Join(w.dir, "ca-cert.pem"), "--path", both)
-	w.cofferCmd("configure", "cli", "add-cluster", "--cluster-id", clone.id, "-a", clone.ip, "--hsm-ca-cert", filepath.Join(w.dir, "ca-cert.pem"), "--path", both)
+	w.cofferCmd("configure", "cli", "add-cluster", "--cluster-id", src.id, "-a", net.JoinHostPort(src.ip, "2223"), "--hsm-ca-cert", filepath.Join(w.dir, "ca-cert.pem"), "--path", both)
+	w.cofferCmd("configure", "cli", "add-cluster", "--cluster-id", clone.id, "-a", net.JoinHostPort(clone.ip, "2223"), "--hsm-ca-cert", filepath.Join(w.dir, "ca-cert.pem"), "--path", both)
 	replicate := func(dst string) (string, error) {
 		return w.cofferErr([]string{"DESTINATION_CLOUDHSM_PIN=app_user:" + drCUPassword, "DESTINATION_CLOUDHSM_ROLE=crypto-user"},
 			"cli", "--cluster-config", both, "--cluster-id", src.id, "--username", "app_user", "--role", "crypto-user", "--password", drCUPassword,
@@ -142,7 +142,7 @@ func TestSeed000CloneAcrossRegions(t *testing.T) {
 	// A cluster that was not made from the backup shares no masking key:
 	// the same replicate into it is refused, saying why.
 	other := east.activeCluster("us-east-1", "subnet-0ccccccc")
-	w.cofferCmd("configure", "cli", "add-cluster", "--cluster-id", other.id, "-a", other.ip, "--hsm-ca-cert", filepath.Join(w.dir, "ca-cert.pem"), "--path", both)
+	w.cofferCmd("configure", "cli", "add-cluster", "--cluster-id", other.id, "-a", net.JoinHostPort(other.ip, "2223"), "--hsm-ca-cert", filepath.Join(w.dir, "ca-cert.pem"), "--path", both)
 	if out, err := replicate(other.id); err == nil || !strings.Contains(out, "masking key") {
 		t.Fatalf("key replicate into an unrelated cluster: %v\n%s", err, out)
 	}

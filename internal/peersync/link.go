@@ -166,13 +166,19 @@ func (s *Syncer) Mirror(ctx context.Context, target LinkTarget, kinds []store.Ki
 		}
 		return err
 	}
-	err = s.pushRecords(ctx, "link", send, slices.Values(users))
-	if err == nil {
-		err = s.pushRecords(ctx, "link", send, slices.Values(rest))
+	// A group the clone refused in part does not hold up the next: the
+	// clone refuses each record on its own (a user whose role differs
+	// there, say), and keys of the users it took still go.
+	var errs []error
+	for _, group := range [][]Key{users, rest, deleted} {
+		if ctx.Err() != nil {
+			break
+		}
+		if err := s.pushRecords(ctx, "link", send, slices.Values(group)); err != nil {
+			errs = append(errs, err)
+		}
 	}
-	if err == nil {
-		err = s.pushRecords(ctx, "link", send, slices.Values(deleted))
-	}
+	err = errors.Join(errs...)
 	res.Pushed = pushed
 	if err != nil {
 		return res, err

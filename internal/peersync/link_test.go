@@ -207,3 +207,21 @@ func TestMirrorUserDeletionsLast(t *testing.T) {
 		t.Fatalf("pushed in the order %v, want %v", got, want)
 	}
 }
+
+// TestMirrorRefusedUserDoesNotHoldUpKeys: a user the clone refuses (its
+// role differs there, say) leaves the round's keys going.
+func TestMirrorRefusedUserDoesNotHoldUpKeys(t *testing.T) {
+	ctx := t.Context()
+	a := newCluster(t, clusterOpts{nodes: 1})
+	b := newCluster(t, clusterOpts{nodes: 1, mk: map[uint32][]byte{1: a.mk}})
+	a.put(1, store.KindUser, "refuse-dora", []byte("user"))
+	a.put(1, store.KindObject, "alices-key", []byte("key"))
+	kinds := []store.Kind{store.KindObject, store.KindUser}
+	_, err := a.node(1).sy.Mirror(ctx, linkTo{sy: b.node(1).sy, kinds: kinds}, kinds)
+	if err == nil || !strings.Contains(err.Error(), "refused by the clone") {
+		t.Fatalf("mirror: %v", err)
+	}
+	if _, err := b.node(1).st.Get(ctx, store.KindObject, "alices-key"); err != nil {
+		t.Fatalf("the key after a refused user: %v", err)
+	}
+}

@@ -64,8 +64,8 @@ func (d *Device) AdmitObject(ctx context.Context, sid SessionID, id string, data
 	applied, err := func() (bool, error) {
 		d.createMu.Lock()
 		defer d.createMu.Unlock()
-		got, err = d.admitClone(ctx, cloneRoute{by: p}, RecordObject, id, data)
-		if err != nil {
+		var err error
+		if got, err = d.admitClone(ctx, cloneRoute{by: p}, RecordObject, id, data); err != nil {
 			return false, err
 		}
 		applied, err := apply(ctx)
@@ -136,41 +136,41 @@ type admitted struct {
 //
 // The caller holds createMu, and stores the record before releasing it.
 func (d *Device) admitClone(ctx context.Context, r cloneRoute, kind RecordKind, id string, data []byte) (admitted, error) {
-	none := admitted{spend: func() {}}
+	got := admitted{spend: func() {}}
 	switch kind {
 	case RecordObject:
 		oid, err := ParseObjectID(id)
 		if err != nil || oid.String() != id {
-			return none, fmt.Errorf("%w: record id %q is not an object id", ErrReplicaRefused, id)
+			return got, fmt.Errorf("%w: record id %q is not an object id", ErrReplicaRefused, id)
 		}
 		if data == nil {
-			none.object = oid
-			return none, d.admitObjectDeletion(r, oid)
+			got.object = oid
+			return got, d.admitObjectDeletion(r, oid)
 		}
 		in, err := unmarshalObject(data)
 		if err == nil && in.id.String() != id {
 			err = fmt.Errorf("the record of object %s holds object %s", id, in.id)
 		}
 		if err != nil {
-			return none, fmt.Errorf("%w: %w", ErrReplicaRefused, err)
+			return got, fmt.Errorf("%w: %w", ErrReplicaRefused, err)
 		}
-		none.object, none.owner = in.id, in.owner
-		return none, d.admitObject(r, in)
+		got.object, got.owner = in.id, in.owner
+		return got, d.admitObject(r, in)
 	case RecordUser:
 		if !r.users {
-			return none, fmt.Errorf("%w: users are not replicated to this cluster by this route", ErrReplicaRefused)
+			return got, fmt.Errorf("%w: users are not replicated to this cluster by this route", ErrReplicaRefused)
 		}
 		if data == nil {
-			return none, d.admitUserDeletion(ctx, r, id)
+			return got, d.admitUserDeletion(ctx, r, id)
 		}
 		spend, err := d.admitUser(ctx, r, id, data)
 		if err != nil {
-			return none, err
+			return got, err
 		}
-		none.spend = spend
-		return none, nil
+		got.spend = spend
+		return got, nil
 	}
-	return none, fmt.Errorf("%w: records of kind %d are never replicated between clusters", ErrReplicaRefused, kind)
+	return got, fmt.Errorf("%w: records of kind %d are never replicated between clusters", ErrReplicaRefused, kind)
 }
 
 // admitObject is admitClone's rule for an object record.

@@ -307,52 +307,28 @@ func (d *Device) deleteReplicationLink(ctx context.Context, sid SessionID, key s
 	return p, nil
 }
 
-// AdmitReplicated checks a record a linked cluster replicates to this one,
-// in clear, before it is applied: the rules a record of this kind must meet
-// to hold on this cluster, which a peer of the same cluster meets by
-// construction. data is nil for a deletion. Settings never cross a link. A
-// key must be a token object with a well-formed id whose owner and every
-// user it is shared with are crypto users here (as `key replicate`
-// requires): a key owned by a user this cluster lacks, or by another user
-// of the same name, would be nobody's or the wrong person's. A user's
-// record must name the user it is stored under.
-func (d *Device) AdmitReplicated(kind RecordKind, id string, data []byte) error {
+// AdmitLinked takes one record the inbound link l pushed: kind and id name
+// it, data is its payload in clear (nil for a deletion); apply stores the
+// sealed record (last writer wins) and reports whether it was newer than
+// what the store holds. The record meets the rule every record from a
+// clone meets (admitClone), as a link's route: nobody of this cluster
+// brings it, deletions cross, users only if l replicates users. The check
+// and the store write run under createMu, as local changes do, so no local
+// change lands between them; the node reloads the record into the device
+// afterwards (Reload).
+func (d *Device) AdmitLinked(ctx context.Context, l ReplicationLink, kind RecordKind, id string, data []byte, apply func(context.Context) (bool, error)) (bool, error) {
 	const op = "cluster.replication-link-admit"
-	fail := func(err error) error { return &Error{Op: op, Err: err} }
-	switch kind {
-	case RecordObject:
-		oid, err := ParseObjectID(id)
-		if err != nil {
-			return fail(fmt.Errorf("%w: record id %q is not an object id", ErrArgumentsBad, id))
-		}
-		if data == nil {
-			return nil
-		}
-		o, err := unmarshalObject(data)
-		if err != nil {
-			return fail(fmt.Errorf("%w: object %s: %w", ErrArgumentsBad, id, err))
-		}
-		if o.session != 0 {
-			return fail(fmt.Errorf("%w: object %s is a session object", ErrArgumentsBad, oid))
-		}
-		for _, u := range append([]string{o.owner}, o.shared...) {
-			if x := d.user(u); x == nil || x.Role != RoleCryptoUser {
-				return fail(fmt.Errorf("%w: key %s names user %q, who is not a crypto user of this cluster: replicate users too, or create the user first", ErrUserNotFound, oid, u))
-			}
-		}
-		return nil
-	case RecordUser:
-		if data == nil {
-			return nil
-		}
-		u, err := unmarshalUser(data)
-		if err != nil {
-			return fail(fmt.Errorf("%w: user %q: %w", ErrArgumentsBad, id, err))
-		}
-		if u.Name != id {
-			return fail(fmt.Errorf("%w: record %q holds user %q", ErrArgumentsBad, id, u.Name))
-		}
-		return nil
+	if l.Direction != LinkInbound {
+		return false, &Error{Op: op, Err: fmt.Errorf("%w: %s is not an inbound link", ErrReplicaRefused, l.Key())}
 	}
-	return fail(fmt.Errorf("%w: records of kind %d never cross a replication link", ErrArgumentsBad, kind))
+	d.createMu.Lock()
+	defer d.createMu.Unlock()
+	if _, err := d.admitClone(ctx, cloneRoute{deletions: true, users: l.Users}, kind, id, data); err != nil {
+		return false, &Error{Op: op, Err: err}
+	}
+	applied, err := apply(ctx)
+	if err != nil {
+		return false, &Error{Op: op, Err: fmt.Errorf("%w: store: %w", ErrDevice, err)}
+	}
+	return applied, nil
 }

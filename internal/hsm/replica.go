@@ -49,32 +49,23 @@ func (d *Device) ReplicateObject(sid SessionID, id ObjectID) error {
 // AdmitObject takes an object record replicated from a clone cluster: id is
 // the record's id, data its payload in clear (the node opened it under the masking
 // key); apply stores the sealed record (last writer wins) and reports
-// whether it was newer than what the store holds. The record is refused
-// unless the session's crypto user owns it, its owner and every user it is
-// shared with are crypto users here, and, if this cluster holds the object
-// already, it is the same key of the same owner and the replica changes
-// nothing a local change could not (the one-way attributes, CKA_TRUSTED).
-// The check and the store write run under createMu, as local changes do;
-// the node reloads the record into the device afterwards (Reload).
+// whether it was newer than what the store holds. The record must meet
+// admitClone's rule, with the session's crypto user as the one who brings
+// it (it must own the key). The check and the store write run under
+// createMu, as local changes do; the node reloads the record into the
+// device afterwards (Reload).
 func (d *Device) AdmitObject(ctx context.Context, sid SessionID, id string, data []byte, apply func(context.Context) (bool, error)) (ObjectID, bool, error) {
 	const op = "object.replicate-in"
 	_, p, err := d.cryptoUser(op, sid)
 	if err != nil {
 		return 0, false, err
 	}
-	in, err := unmarshalObject(data)
-	if err == nil && in.id.String() != id {
-		err = fmt.Errorf("the record of object %s holds object %s", id, in.id)
-	}
-	if err != nil {
-		err = &Error{Op: op, Err: fmt.Errorf("%w: %w", ErrReplicaRefused, err)}
-		d.audit(sid, p, op, 0, "", err)
-		return 0, false, err
-	}
+	var got admitted
 	applied, err := func() (bool, error) {
 		d.createMu.Lock()
 		defer d.createMu.Unlock()
-		if err := d.admitObject(p, in); err != nil {
+		var err error
+		if got, err = d.admitClone(ctx, cloneRoute{by: p}, RecordObject, id, data); err != nil {
 			return false, err
 		}
 		applied, err := apply(ctx)
@@ -83,17 +74,107 @@ func (d *Device) AdmitObject(ctx context.Context, sid SessionID, id string, data
 		}
 		return applied, nil
 	}()
-	if aerr := d.auditSync(ctx, sid, p, op, in.id, in.owner, err); aerr != nil && err == nil {
+	if aerr := d.auditSync(ctx, sid, p, op, got.object, got.owner, err); aerr != nil && err == nil {
 		err = fmt.Errorf("%w: replicated, but its audit record failed: %w", ErrDevice, aerr)
 	}
 	if err != nil {
 		return 0, false, &Error{Op: op, Err: err}
 	}
-	return in.id, applied, nil
+	return got.object, applied, nil
 }
 
-// admitObject is AdmitObject's rule. The caller holds createMu.
-func (d *Device) admitObject(p *principal, in *Object) error {
+// cloneRoute is how a record from a clone cluster reaches this one: a
+// one-shot replicate (key replicate, user replicate: a session of this
+// cluster imports it) or a replication link (a node of the linked source
+// pushes it). admitClone's rule is the same for both; the fields are where
+// the two routes differ, and nothing else is.
+type cloneRoute struct {
+	// by is the session's user of a one-shot replicate: the crypto user
+	// who must own the key it imports, or the admin who imports a user and
+	// whose approvals (ap) must meet the user-management quorum. It is nil
+	// over a link: nobody of this cluster is logged in; the destination's
+	// admins accepted the source when they created the inbound link (under
+	// the quorum-management quorum), and that stands for both.
+	by *principal
+	ap Approvals
+	// deletions: a deletion (tombstone) may cross. A link keeps the clone
+	// level with its source, deletions included; an envelope never holds
+	// one (the node refuses it before the device sees it).
+	deletions bool
+	// users: user records may cross, new admins included (the destination
+	// chose so: user replicate by one of its admins, or a link created
+	// with --users on both sides). Without it a user record is refused.
+	users bool
+}
+
+// admitted is what admitClone found out about the record it let in.
+type admitted struct {
+	object ObjectID
+	owner  string
+	spend  func() // spends the quorum token; call once the record is stored
+}
+
+// admitClone is the one rule a record from a clone cluster meets before it
+// is stored here, whichever route brought it. A replica is a record no
+// local rule made, so every rule a local change obeys is checked again
+// against what this cluster holds:
+//
+//   - objects: a token object whose record id names the object inside;
+//     its owner and every user it is shared with are crypto users here;
+//     the cap on objects holds; a new key is not trusted (only an admin of
+//     this cluster marks a key trusted); over a key this cluster has, it
+//     is the same key of the same owner and changes nothing a local
+//     change could not (replaces); a deletion deletes only what the owner
+//     could destroy here (mayDestroy: not a trusted key, not one with
+//     CKA_DESTROYABLE false);
+//   - users: a record stored under its own name, of a role that is
+//     replicated (not the pre-admin); an existing user keeps its role; a
+//     new user does not take the name a deleted user's keys carry; a
+//     deletion meets a local deletion's rules (no keys owned here, enough
+//     admins left) and withdraws the user's shares as one does;
+//   - nothing else (settings) is admitted.
+//
+// The caller holds createMu, and stores the record before releasing it.
+func (d *Device) admitClone(ctx context.Context, r cloneRoute, kind RecordKind, id string, data []byte) (admitted, error) {
+	got := admitted{spend: func() {}}
+	switch kind {
+	case RecordObject:
+		oid, err := ParseObjectID(id)
+		if err != nil || oid.String() != id {
+			return got, fmt.Errorf("%w: record id %q is not an object id", ErrReplicaRefused, id)
+		}
+		if data == nil {
+			got.object = oid
+			return got, d.admitObjectDeletion(r, oid)
+		}
+		in, err := unmarshalObject(data)
+		if err == nil && in.id.String() != id {
+			err = fmt.Errorf("the record of object %s holds object %s", id, in.id)
+		}
+		if err != nil {
+			return got, fmt.Errorf("%w: %w", ErrReplicaRefused, err)
+		}
+		got.object, got.owner = in.id, in.owner
+		return got, d.admitObject(r, in)
+	case RecordUser:
+		if !r.users {
+			return got, fmt.Errorf("%w: users are not replicated to this cluster by this route", ErrReplicaRefused)
+		}
+		if data == nil {
+			return got, d.admitUserDeletion(ctx, r, id)
+		}
+		spend, err := d.admitUser(ctx, r, id, data)
+		if err != nil {
+			return got, err
+		}
+		got.spend = spend
+		return got, nil
+	}
+	return got, fmt.Errorf("%w: records of kind %d are never replicated between clusters", ErrReplicaRefused, kind)
+}
+
+// admitObject is admitClone's rule for an object record.
+func (d *Device) admitObject(r cloneRoute, in *Object) error {
 	if in.session != 0 || !in.Token() {
 		return fmt.Errorf("%w: a session object is not replicated", ErrReplicaRefused)
 	}
@@ -103,7 +184,7 @@ func (d *Device) admitObject(p *principal, in *Object) error {
 				ErrReplicaRefused, u)
 		}
 	}
-	if in.owner != p.name {
+	if r.by != nil && in.owner != r.by.name {
 		return fmt.Errorf("%w: the key belongs to %s; only its owner replicates it", ErrNotOwner, in.owner)
 	}
 	d.mu.RLock()
@@ -125,6 +206,30 @@ func (d *Device) admitObject(p *principal, in *Object) error {
 		return nil
 	}
 	return replaces(cur, in)
+}
+
+// admitObjectDeletion is admitClone's rule for the deletion of object id: a
+// deletion the key's owner could make here (C_DestroyObject's rule).
+func (d *Device) admitObjectDeletion(r cloneRoute, id ObjectID) error {
+	if !r.deletions {
+		return fmt.Errorf("%w: a deletion is not replicated by this route", ErrReplicaRefused)
+	}
+	d.mu.RLock()
+	cur := d.objects[id]
+	_, busy := d.reserved[id]
+	d.mu.RUnlock()
+	switch {
+	case cur == nil && busy:
+		return fmt.Errorf("%w: an object of id %s is being made here", ErrReplicaRefused, id)
+	case cur == nil:
+		return nil // nothing here to delete
+	case cur.session != 0:
+		return fmt.Errorf("%w: the destination's object %s is a session object", ErrReplicaRefused, id)
+	}
+	if err := mayDestroy(cur); err != nil {
+		return fmt.Errorf("%w: the destination's copy of key %s may not be destroyed: %w", ErrReplicaRefused, id, err)
+	}
+	return nil
 }
 
 // replaces checks that in may replace cur, the same object of this
@@ -209,51 +314,83 @@ func (d *Device) ReplicateUser(ctx context.Context, sid SessionID, name string) 
 }
 
 // AdmitUser takes a user record replicated from a clone cluster, as
-// AdmitObject takes an object's. The session's user is an admin; the
-// change is what creating the user (or, for a user this cluster has,
-// resetting its password) is here, so it needs the user-management quorum
-// as those do (ap); a user of this cluster is replaced only by a record of
-// the same role; a new user does not take the name of a deleted user's
-// keys (createUser's rule).
+// AdmitObject takes an object's. The session's user is an admin, who brings
+// it under admitClone's rule; the change is what creating the user (or,
+// for a user this cluster has, resetting its password) is here, so it
+// needs the user-management quorum as those do (ap).
 func (d *Device) AdmitUser(ctx context.Context, sid SessionID, name string, data []byte, ap Approvals, apply func(context.Context) (bool, error)) (bool, error) {
 	const op = "user.replicate-in"
 	p, err := d.admin(sid)
 	var applied bool
 	if err == nil {
-		applied, err = d.admitUser(ctx, p, name, data, ap, apply)
+		applied, err = func() (bool, error) {
+			d.createMu.Lock()
+			defer d.createMu.Unlock()
+			got, err := d.admitClone(ctx, cloneRoute{by: p, ap: ap, users: true}, RecordUser, name, data)
+			if err != nil {
+				return false, err
+			}
+			applied, err := apply(ctx)
+			if err != nil {
+				return false, fmt.Errorf("%w: store: %w", ErrDevice, err)
+			}
+			got.spend()
+			return applied, nil
+		}()
 	}
 	return applied, d.finish(ctx, sid, p, op, name, err)
 }
 
-func (d *Device) admitUser(ctx context.Context, p *principal, name string, data []byte, ap Approvals, apply func(context.Context) (bool, error)) (bool, error) {
+// admitUser is admitClone's rule for a user record: a user of this cluster
+// is replaced only by a record of the same role; a new user does not take
+// the name of a deleted user's keys (createUser's rule). A one-shot
+// replicate needs the user-management quorum (r.by, r.ap).
+func (d *Device) admitUser(ctx context.Context, r cloneRoute, name string, data []byte) (func(), error) {
 	in, err := unmarshalUser(data)
 	switch {
 	case err != nil:
-		return false, fmt.Errorf("%w: %w", ErrReplicaRefused, err)
+		return nil, fmt.Errorf("%w: %w", ErrReplicaRefused, err)
 	case in.Name != name:
-		return false, fmt.Errorf("%w: the record names %q, not %q", ErrReplicaRefused, in.Name, name)
+		return nil, fmt.Errorf("%w: the record names %q, not %q", ErrReplicaRefused, in.Name, name)
 	case in.Role != RoleAdmin && in.Role != RoleCryptoUser && in.Role != RoleApplianceUser:
-		return false, fmt.Errorf("%w: a %s is not replicated", ErrReplicaRefused, in.Role)
+		return nil, fmt.Errorf("%w: a %s is not replicated", ErrReplicaRefused, in.Role)
 	}
-	d.createMu.Lock()
-	defer d.createMu.Unlock()
 	if cur := d.user(name); cur != nil {
 		if cur.Role != in.Role {
-			return false, fmt.Errorf("%w: %s has role %s on the destination cluster and %s on the source", ErrReplicaRefused, name, cur.Role, in.Role)
+			return nil, fmt.Errorf("%w: %s has role %s on the destination cluster and %s on the source", ErrReplicaRefused, name, cur.Role, in.Role)
 		}
 	} else if owned, _ := d.keyCounts(name); owned > 0 {
-		return false, fmt.Errorf("%w: %d keys of a deleted user still carry the name %q", ErrUserExists, owned, name)
+		return nil, fmt.Errorf("%w: %d keys of a deleted user still carry the name %q", ErrUserExists, owned, name)
 	}
-	spend, err := d.approve(ctx, QuorumUserManagement, p, ap)
-	if err != nil {
-		return false, err
+	if r.by == nil {
+		return func() {}, nil
 	}
-	applied, err := apply(ctx)
-	if err != nil {
-		return false, fmt.Errorf("%w: store: %w", ErrDevice, err)
+	return d.approve(ctx, QuorumUserManagement, r.by, r.ap)
+}
+
+// admitUserDeletion is admitClone's rule for the deletion of user name: what
+// deleteUser requires without force (the user owns no keys here; enough
+// admins remain for the user-management quorum), and, as it does, the
+// user's shares are withdrawn first, so a name reused later inherits no
+// access.
+func (d *Device) admitUserDeletion(ctx context.Context, r cloneRoute, name string) error {
+	if !r.deletions {
+		return fmt.Errorf("%w: a deletion is not replicated by this route", ErrReplicaRefused)
 	}
-	spend()
-	return applied, nil
+	u := d.user(name)
+	if u == nil {
+		return nil
+	}
+	if owned, _ := d.keyCounts(name); owned > 0 {
+		return fmt.Errorf("%w: %w: %q owns %d token keys on the destination cluster", ErrReplicaRefused, ErrUserOwnsKeys, name, owned)
+	}
+	if isAdmin(u.Role) {
+		if left, m := d.adminCount()-1, d.settings().QuorumUserMgmt; left < m+2 {
+			return fmt.Errorf("%w: %w: %d admins would remain on the destination cluster; user-management quorum %d needs %d",
+				ErrReplicaRefused, ErrLastAdmins, left, m, m+2)
+		}
+	}
+	return d.withdrawShares(ctx, name)
 }
 
 // AuditRefusedReplica records a replica the node refused before the

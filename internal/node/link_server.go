@@ -31,9 +31,10 @@ import (
 // under enforcement check the client anchors). The link admits token
 // objects, and users if this side's link says so; never settings. Every
 // record is opened under this cluster's masking key (a cluster with another
-// one is "not a clone") and checked by the device (hsm.AdmitReplicated)
-// before any of its request is applied, through the path peers' records
-// take (peersync's apply and onApply); this cluster's own sync spreads it.
+// one is "not a clone") and admitted by the device (hsm.AdmitLinked: the
+// rule every record from a clone meets, key replicate's included), which
+// checks it and stores it in one critical section; onApply follows, as for
+// a peer's record, and this cluster's own sync spreads it.
 
 // inboundLinkFor returns the inbound link whose cluster chain is a node
 // certificate of.
@@ -196,21 +197,21 @@ func (s *linkServer) Push(ctx context.Context, req *hsmv1.LinkPushRequest) (*hsm
 	if err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "%v", err)
 	}
-	admit := func(rec store.Sealed) error {
+	admit := func(ctx context.Context, rec store.Sealed, apply func(context.Context) (bool, error)) (bool, error) {
 		r, err := s.n.store.OpenSealed(rec)
 		if err != nil {
-			return err
+			return false, err
 		}
 		defer clear(r.Data)
 		kind, err := deviceKind(rec.Kind)
 		if err != nil {
-			return err
+			return false, err
 		}
 		var data []byte
 		if !rec.Tombstone {
 			data = r.Data
 		}
-		return dev.AdmitReplicated(kind, rec.ID, data)
+		return dev.AdmitLinked(ctx, l, kind, rec.ID, data, apply)
 	}
 	applied, err := sy.HandleLinkPush(ctx, recs, kinds, admit)
 	s.heard(l, applied, err)

@@ -431,7 +431,7 @@ func TestReplicationLinkHostile(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, err = asA.Push(ctx, &hsmv1.LinkPushRequest{Kinds: objects, Records: exportObject(t, lc.a, bobs.GetObject())})
-		if status.Code(err) != codes.InvalidArgument || !strings.Contains(status.Convert(err).Message(), `"bob"`) {
+		if status.Code(err) != codes.InvalidArgument || !strings.Contains(status.Convert(err).Message(), "crypto user bob") {
 			t.Errorf("push of bob's key: %v", err)
 		}
 		// Through the link, bob's key holds it up no more than that, and A
@@ -483,5 +483,86 @@ func TestReplicationLinkUsers(t *testing.T) {
 	eventually(t, "A reports the link refused", func() bool {
 		l := outboundLink(t, lc.ca)
 		return l.GetState() == linkRefused && strings.Contains(l.GetError(), "admits")
+	})
+}
+
+// TestReplicationLinkAdmit: a record pushed through a link meets the rule
+// a one-shot replica meets (TestReplicaPolicy), so a source's node cannot
+// push what key replicate and user replicate refuse. B accepts from A with
+// users; A's outbound link is never set, so only the test's pushes arrive.
+func TestReplicationLinkAdmit(t *testing.T) {
+	lc := newLinkedClusters(t, true)
+	lc.accept(t, true)
+	ctx := t.Context()
+	sa, sb := cuSession(t, lc.ca), cuSession(t, lc.cb1)
+	asA := lc.linkRPC(t, lc.pkiA.nodeCert(t, 1), lc.b1.Addr())
+	push := func(kind store.Kind, recs []*hsmv1.SealedRecord) error {
+		_, err := asA.Push(ctx, &hsmv1.LinkPushRequest{Kinds: []uint32{uint32(kind)}, Records: recs})
+		return err
+	}
+	wantRefused := func(t *testing.T, err error, want string) {
+		t.Helper()
+		if status.Code(err) != codes.InvalidArgument || !strings.Contains(status.Convert(err).Message(), want) {
+			t.Fatalf("push = %v, want InvalidArgument saying %q", err, want)
+		}
+	}
+	k := genKey(t, lc.ca, sa, "k", true, true)
+	if err := push(store.KindObject, exportObject(t, lc.a, k)); err != nil { // the control: alice's key is admitted
+		t.Fatal(err)
+	}
+	eventually(t, "k on B", func() bool { return hasObject(t, lc.cb1, sb, k) })
+
+	t.Run("a one-way attribute does not go back", func(t *testing.T) {
+		// The owner makes the key non-extractable on B; a newer change on A
+		// (its label) must not bring back an extractable copy.
+		must(t)(lc.cb1.SetAttributes(ctx, &hsmv1.SetAttributesRequest{Session: sb, Object: k,
+			Template: []*hsmv1.Attribute{boolAttr(ck.CKA_EXTRACTABLE, false)}}))
+		must(t)(lc.ca.SetAttributes(ctx, &hsmv1.SetAttributesRequest{Session: sa, Object: k,
+			Template: []*hsmv1.Attribute{labelAttr("renamed-on-a")}}))
+		wantRefused(t, push(store.KindObject, exportObject(t, lc.a, k)), "CKA_EXTRACTABLE is false there")
+		if _, err := lc.cb1.ExportKey(ctx, &hsmv1.ObjectRequest{Session: sb, Object: k}); err == nil {
+			t.Fatal("the key became extractable on B")
+		}
+	})
+	t.Run("a key trusted on the source", func(t *testing.T) {
+		pair, err := ecPair(t, lc.ca, sa, true, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		must(t)(lc.ca.SetAttributes(ctx, &hsmv1.SetAttributesRequest{Session: adminSession(t, lc.ca), Object: pair.GetPublicKey(),
+			Template: []*hsmv1.Attribute{boolAttr(ck.CKA_TRUSTED, true)}}))
+		wantRefused(t, push(store.KindObject, exportObject(t, lc.a, pair.GetPublicKey())), "only an admin of the destination marks a key trusted")
+		if hasObject(t, lc.cb1, sb, pair.GetPublicKey()) {
+			t.Fatal("a trusted key crossed the link")
+		}
+	})
+	t.Run("the deletion of a key trusted on the destination", func(t *testing.T) {
+		pair, err := ecPair(t, lc.ca, sa, true, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pub := pair.GetPublicKey()
+		if err := push(store.KindObject, exportObject(t, lc.a, pub)); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "the public key on B", func() bool { return hasObject(t, lc.cb1, sb, pub) })
+		must(t)(lc.cb1.SetAttributes(ctx, &hsmv1.SetAttributesRequest{Session: adminSession(t, lc.cb1), Object: pub,
+			Template: []*hsmv1.Attribute{boolAttr(ck.CKA_TRUSTED, true)}}))
+		must(t)(lc.ca.DestroyObject(ctx, &hsmv1.ObjectRequest{Session: sa, Object: pub}))
+		wantRefused(t, push(store.KindObject, exportObject(t, lc.a, pub)), "the object is trusted")
+		if !hasObject(t, lc.cb1, sb, pub) {
+			t.Fatal("the link deleted a key B's admin trusts")
+		}
+	})
+	t.Run("a user's role", func(t *testing.T) {
+		// dora is a crypto user on B and an admin on A: A's record must not
+		// make her an admin of B.
+		createUser(t, lc.cb1, "crypto-user", "dora", "dora-password-1")
+		createUser(t, lc.ca, "admin", "dora", "dora-password-1")
+		wantRefused(t, push(store.KindUser, exportRecord(t, lc.a, store.KindUser, "dora")), "has role crypto-user on the destination")
+		s := open(t, lc.cb1)
+		if _, err := lc.cb1.Login(ctx, &hsmv1.LoginRequest{Session: s, Role: "admin", Username: "dora", Password: "dora-password-1"}); err == nil {
+			t.Fatal("dora is an admin of B")
+		}
 	})
 }

@@ -144,8 +144,19 @@ func (s *Syncer) Mirror(ctx context.Context, target LinkTarget, kinds []store.Ki
 	res.Behind = len(push)
 	slices.SortFunc(push, Key.compare)
 	// Users go first, in pushes of their own: the clone admits a key only
-	// once its owner is a user there.
-	users := slices.DeleteFunc(slices.Clone(push), func(k Key) bool { return k.Kind != store.KindUser })
+	// once its owner is a user there. Deletions of users go last: the clone
+	// deletes a user only once the user owns no keys there, so the
+	// deletions of the user's keys must be there first.
+	gone := make(map[Key]bool)
+	for _, ms := range snap.metas {
+		for _, m := range ms {
+			if m.Kind == store.KindUser && m.Tombstone {
+				gone[m.Key] = true
+			}
+		}
+	}
+	users := slices.DeleteFunc(slices.Clone(push), func(k Key) bool { return k.Kind != store.KindUser || gone[k] })
+	deleted := slices.DeleteFunc(slices.Clone(push), func(k Key) bool { return !gone[k] })
 	rest := slices.DeleteFunc(push, func(k Key) bool { return k.Kind == store.KindUser })
 	pushed := 0
 	send := func(ctx context.Context, recs []store.Sealed) error {
@@ -155,10 +166,19 @@ func (s *Syncer) Mirror(ctx context.Context, target LinkTarget, kinds []store.Ki
 		}
 		return err
 	}
-	err = s.pushRecords(ctx, "link", send, slices.Values(users))
-	if err == nil {
-		err = s.pushRecords(ctx, "link", send, slices.Values(rest))
+	// A group the clone refused in part does not hold up the next: the
+	// clone refuses each record on its own (a user whose role differs
+	// there, say), and keys of the users it took still go.
+	var errs []error
+	for _, group := range [][]Key{users, rest, deleted} {
+		if ctx.Err() != nil {
+			break
+		}
+		if err := s.pushRecords(ctx, "link", send, slices.Values(group)); err != nil {
+			errs = append(errs, err)
+		}
 	}
+	err = errors.Join(errs...)
 	res.Pushed = pushed
 	if err != nil {
 		return res, err
@@ -199,14 +219,18 @@ func (s *Syncer) HandleLinkVersions(ctx context.Context, buckets int, which []in
 	return slices.DeleteFunc(all, func(m Meta) bool { return !set[m.Kind] }), nil
 }
 
-// HandleLinkPush applies records a linked cluster pushed, through the same
-// path as a peer's records (Store.Apply, then OnApply), and returns how many
-// were stored. A record of a kind not in kinds refuses the whole push
-// (ErrKindNotLinked): the sender is not keeping to the link. admit is then
-// asked about each record; one it refuses is not applied, the others are,
-// and the error joins the refusals (a record that does not open under this
-// store's masking key should wrap store.ErrBadBox).
-func (s *Syncer) HandleLinkPush(ctx context.Context, recs []store.Sealed, kinds []store.Kind, admit func(store.Sealed) error) (applied int, err error) {
+// HandleLinkPush applies records a linked cluster pushed, one by one, and
+// returns how many were stored. A record of a kind not in kinds refuses the
+// whole push (ErrKindNotLinked): the sender is not keeping to the link.
+// Each record is given to admit with the function that stores it
+// (Store.Apply): admit checks the record and calls it in the same critical
+// section, so nothing changes here between the check and the write, and
+// reports whether the store took it; OnApply follows, as for a peer's
+// record, under the same per-key lock. One admit refuses is not applied,
+// the others are, and the error joins the refusals (a record that does not
+// open under this store's masking key should wrap store.ErrBadBox).
+func (s *Syncer) HandleLinkPush(ctx context.Context, recs []store.Sealed, kinds []store.Kind,
+	admit func(ctx context.Context, rec store.Sealed, apply func(context.Context) (bool, error)) (bool, error)) (applied int, err error) {
 	if len(recs) > maxServeBatch {
 		return 0, fmt.Errorf("peersync: link push: %w: %d records, at most %d", ErrInvalidRequest, len(recs), maxServeBatch)
 	}
@@ -220,25 +244,37 @@ func (s *Syncer) HandleLinkPush(ctx context.Context, recs []store.Sealed, kinds 
 		}
 	}
 	var errs []error
-	ok := recs[:0:0]
 	for _, r := range recs {
-		if err := admit(r); err != nil {
+		ok, err := s.admitApply(ctx, r, admit)
+		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", Key{r.Kind, r.ID}, err))
 			continue
 		}
-		ok = append(ok, r)
-	}
-	for _, r := range s.applyAll(ctx, ok) {
-		if r.err != nil {
-			errs = append(errs, r.err)
-			continue
-		}
-		if r.applied {
+		if ok {
 			applied++
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return applied, fmt.Errorf("peersync: link push: %d of %d records refused: %w", len(errs), len(recs), err)
+	}
+	return applied, nil
+}
+
+// admitApply is apply with admit between the key's lock and the store
+// write. Records apply one at a time (each its own commit): the device
+// serializes the check and the write of every record from a clone, as it
+// does local changes.
+func (s *Syncer) admitApply(ctx context.Context, rec store.Sealed,
+	admit func(ctx context.Context, rec store.Sealed, apply func(context.Context) (bool, error)) (bool, error)) (bool, error) {
+	unlock := s.applyLocks.lock(Key{rec.Kind, rec.ID})
+	defer unlock()
+	ctx = context.WithoutCancel(ctx) // once stored, OnApply must run (apply)
+	applied, err := admit(ctx, rec, func(ctx context.Context) (bool, error) { return s.cfg.Store.Apply(ctx, rec) })
+	if err != nil {
+		return false, err
+	}
+	if applied && s.cfg.OnApply != nil {
+		s.cfg.OnApply(ctx, rec)
 	}
 	return applied, nil
 }

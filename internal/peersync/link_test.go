@@ -18,12 +18,12 @@ type linkTo struct {
 	kinds []store.Kind
 }
 
-// admit refuses records whose id starts with "refuse".
-func (l linkTo) admit(r store.Sealed) error {
+// admit refuses records whose id starts with "refuse", and stores the others.
+func (l linkTo) admit(ctx context.Context, r store.Sealed, apply func(context.Context) (bool, error)) (bool, error) {
 	if strings.HasPrefix(r.ID, "refuse") {
-		return errors.New("refused by the clone")
+		return false, errors.New("refused by the clone")
 	}
-	return nil
+	return apply(ctx)
 }
 
 func (l linkTo) Digest(ctx context.Context, buckets int) ([][]byte, error) {
@@ -158,5 +158,70 @@ func TestLinkPushRefusesOneRecord(t *testing.T) {
 	}
 	if _, err := b.node(1).st.Get(ctx, store.KindObject, "refuse-me"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("refused record on the clone: %v", err)
+	}
+}
+
+// orderedLink is a link target that records the order records arrive in.
+type orderedLink struct {
+	linkTo
+	got *[]peersync.Key
+}
+
+func (l orderedLink) Push(ctx context.Context, recs []store.Sealed) (int, error) {
+	for _, r := range recs {
+		*l.got = append(*l.got, peersync.Key{Kind: r.Kind, ID: r.ID})
+	}
+	return l.linkTo.Push(ctx, recs)
+}
+
+// TestMirrorUserDeletionsLast: a round pushes users first and the
+// deletions of users last, after the objects: the clone refuses to delete
+// a user who still owns keys there, so the deletions of that user's keys
+// must arrive before the user's.
+func TestMirrorUserDeletionsLast(t *testing.T) {
+	ctx := t.Context()
+	a := newCluster(t, clusterOpts{nodes: 1})
+	b := newCluster(t, clusterOpts{nodes: 1, mk: map[uint32][]byte{1: a.mk}})
+	a.put(1, store.KindUser, "bob", []byte("user"))
+	a.put(1, store.KindObject, "bobs-key", []byte("key"))
+	a.put(1, store.KindUser, "carol", []byte("user"))
+	kinds := []store.Kind{store.KindObject, store.KindUser}
+	var got []peersync.Key
+	target := orderedLink{linkTo{sy: b.node(1).sy, kinds: kinds}, &got}
+	if _, err := a.node(1).sy.Mirror(ctx, target, kinds); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.node(1).st.Delete(ctx, store.KindObject, "bobs-key"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.node(1).st.Delete(ctx, store.KindUser, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	a.put(1, store.KindUser, "dave", []byte("user"))
+	got = nil
+	if _, err := a.node(1).sy.Mirror(ctx, target, kinds); err != nil {
+		t.Fatal(err)
+	}
+	want := []peersync.Key{{Kind: store.KindUser, ID: "dave"}, {Kind: store.KindObject, ID: "bobs-key"}, {Kind: store.KindUser, ID: "bob"}}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("pushed in the order %v, want %v", got, want)
+	}
+}
+
+// TestMirrorRefusedUserDoesNotHoldUpKeys: a user the clone refuses (its
+// role differs there, say) leaves the round's keys going.
+func TestMirrorRefusedUserDoesNotHoldUpKeys(t *testing.T) {
+	ctx := t.Context()
+	a := newCluster(t, clusterOpts{nodes: 1})
+	b := newCluster(t, clusterOpts{nodes: 1, mk: map[uint32][]byte{1: a.mk}})
+	a.put(1, store.KindUser, "refuse-dora", []byte("user"))
+	a.put(1, store.KindObject, "alices-key", []byte("key"))
+	kinds := []store.Kind{store.KindObject, store.KindUser}
+	_, err := a.node(1).sy.Mirror(ctx, linkTo{sy: b.node(1).sy, kinds: kinds}, kinds)
+	if err == nil || !strings.Contains(err.Error(), "refused by the clone") {
+		t.Fatalf("mirror: %v", err)
+	}
+	if _, err := b.node(1).st.Get(ctx, store.KindObject, "alices-key"); err != nil {
+		t.Fatalf("the key after a refused user: %v", err)
 	}
 }

@@ -80,7 +80,8 @@ func TestLinkTrusts(t *testing.T) {
 	}{
 		{"source sees its clone", aaa, "cluster-bbb", testNodeChain(t, aaa, aaaKey, "cluster-bbb"), nil},
 		{"clone sees its source", aaa, "cluster-aaa", testNodeChain(t, aaa, aaaKey, "cluster-aaa"), nil},
-		{"a cluster of its own lineage", aaa, "cluster-other", testNodeChain(t, other, otherKey, "cluster-other"), nil},
+		{"two clones of one lineage", aaa, "cluster-ddd", testNodeChain(t, aaa, aaaKey, "cluster-ddd"), nil},
+		{"an unrelated cluster under its own certificate", aaa, "cluster-other", testNodeChain(t, other, otherKey, "cluster-other"), nil},
 		{"another lineage claims the linked id", aaa, "cluster-bbb", testNodeChain(t, other, otherKey, "cluster-bbb"), pki.ErrWrongCluster},
 		{"another certificate naming our lineage", aaa, "cluster-bbb", testNodeChain(t, aaa2, aaa2Key, "cluster-bbb"), pki.ErrWrongCluster},
 		{"a node of another cluster than the link's", aaa, "cluster-bbb", testNodeChain(t, aaa, aaaKey, "cluster-ccc"), pki.ErrWrongCluster},

@@ -4,7 +4,10 @@ import (
 	"crypto"
 	"crypto/x509"
 	"errors"
+	"io"
 	"net"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -89,6 +92,43 @@ func TestLinkTrusts(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			if err := verify(tt.own, tt.clusterID, tt.chain); !errors.Is(err, tt.want) {
 				t.Fatalf("got %v, want %v", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestLoadIdentityClusterIDs: hsm.json's cluster_id must be the one the
+// node certificate names, and certificate_cluster_id (default cluster_id)
+// the cluster certificate's CommonName.
+func TestLoadIdentityClusterIDs(t *testing.T) {
+	dir := t.TempDir()
+	if err := runHSMInit([]string{"--dir", dir, "--node", "1=127.0.0.1:1"}, io.Discard, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "hsm-1.json")
+	for _, tt := range []struct {
+		name, clusterID, certID, want string
+	}{
+		{"as made", localClusterID, "", ""},
+		{"the lineage named, equal", localClusterID, localClusterID, ""},
+		{"another id, no lineage", "cluster-x", "", `the certificate of cluster "cluster-local", not "cluster-x"`},
+		{"another id under the lineage", "cluster-x", localClusterID, `a node certificate of cluster "cluster-local", not "cluster-x"`},
+		{"another lineage", localClusterID, "cluster-y", `the certificate of cluster "cluster-local", not "cluster-y"`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f, err := readHSMFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.ClusterID, f.CertificateClusterID = tt.clusterID, tt.certID
+			id, err := loadIdentity(f, time.Now)
+			switch {
+			case tt.want == "" && err != nil:
+				t.Fatal(err)
+			case tt.want == "" && id.trust.ClusterID != localClusterID:
+				t.Fatalf("trust %+v", id.trust)
+			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+				t.Fatalf("got %v, want %q", err, tt.want)
 			}
 		})
 	}

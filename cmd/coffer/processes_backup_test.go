@@ -209,4 +209,51 @@ func TestProcessesBackupRestore(t *testing.T) {
 	if err := runConfigure(ctx, addDst, io.Discard, io.Discard); err != nil {
 		t.Fatalf("add-cluster of the clone: %v", err)
 	}
+
+	// A node certificate that names the source's id (as restored HSMs got
+	// when they served under it) is issued again under the cluster's own.
+	stale := t.TempDir()
+	sealing, err := os.ReadFile(filepath.Join(root, "sealing.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	if err := runHSMIssueCert([]string{"--cluster-dir", filepath.Join(dir, dst.Region, dst.ClusterID), "--cluster-cert", filepath.Join(hsmDir, "cluster.crt"),
+		"--hsm-id", s2.HsmID, "--ip", s2.IP, "--out", stale, "--sealing-key", "-"}, bytes.NewReader(sealing), io.Discard, &stderr); err != nil {
+		t.Fatalf("issue-cert: %v: %s", err, stderr.String())
+	}
+	nodeCluster := func() string {
+		t.Helper()
+		b, err := os.ReadFile(filepath.Join(hsmDir, "node.crt"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := pki.DecodeCertificatePEM(b, "node certificate")
+		if err != nil {
+			t.Fatal(err)
+		}
+		who, err := pki.CertificateIdentity(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return who.ClusterID
+	}
+	for _, name := range []string{"node.crt", "node.key.pem"} {
+		b, err := os.ReadFile(filepath.Join(stale, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(hsmDir, name), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := nodeCluster(); got != src.ClusterID {
+		t.Fatalf("issue-cert without --cluster-id named %q, want the certificate's %s", got, src.ClusterID)
+	}
+	if _, err := prov.Ensure(ctx, s2, false); err != nil {
+		t.Fatal(err)
+	}
+	if got := nodeCluster(); got != dst.ClusterID {
+		t.Fatalf("after Ensure the node certificate names %q, want %s", got, dst.ClusterID)
+	}
 }

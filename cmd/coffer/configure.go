@@ -137,7 +137,7 @@ func runConfigure(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if add {
 		return addCluster(f, *path, *clusterID, id, addrs, anchor, *clientCert, *clientKey, stdout)
 	}
-	f.HSMs, f.HSMCACert, f.ClusterID = addrs, anchor, id
+	f.HSMs, f.HSMCACert, f.ClusterID, f.CertificateClusterID = addrs, anchor, id.ClusterID, id.CertificateClusterID
 	switch {
 	case *noClientCert:
 		f.ClientCert, f.ClientKey = "", ""
@@ -155,45 +155,57 @@ func runConfigure(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err := f.WriteFile(*path); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "%s: cluster %s, %d HSM(s): %s\n", *path, id, len(addrs), strings.Join(addrs, " "))
+	fmt.Fprintf(stdout, "%s: cluster %s, %d HSM(s): %s\n", *path, id.ClusterID, len(addrs), strings.Join(addrs, " "))
 	if f.ClientCert != "" {
 		fmt.Fprintf(stdout, "client certificate %s, key %s\n", f.ClientCert, f.ClientKey)
 	}
 	return nil
 }
 
-// discoverCluster asks each HSM which cluster it belongs to; they must all
-// agree, and at least one must answer.
-func discoverCluster(ctx context.Context, addrs []string, anchor string, stderr io.Writer) (string, error) {
-	var id string
+// discoverCluster asks each HSM which cluster it belongs to (the cluster
+// its node certificate names, and the cluster certificate's if that is
+// another); they must all agree, and at least one must answer.
+func discoverCluster(ctx context.Context, addrs []string, anchor string, stderr io.Writer) (client.ClusterIdentity, error) {
+	var id client.ClusterIdentity
 	var errs []error
 	for _, a := range addrs {
 		dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		got, err := client.DiscoverClusterID(dctx, a, anchor)
+		got, err := client.DiscoverCluster(dctx, a, anchor)
 		cancel()
 		switch {
 		case err != nil:
 			fmt.Fprintf(stderr, "coffer: warning: HSM %s: %v\n", a, err)
 			errs = append(errs, err)
-		case id != "" && got != id:
-			return "", fmt.Errorf("HSM %s belongs to cluster %s, the others to %s", a, got, id)
+		case id.ClusterID != "" && got.ClusterID != id.ClusterID:
+			return id, fmt.Errorf("HSM %s belongs to cluster %s, the others to %s", a, got.ClusterID, id.ClusterID)
+		case id.ClusterID != "" && got != id:
+			return id, fmt.Errorf("HSM %s of cluster %s is under the cluster certificate of %s, the others under %s's",
+				a, got.ClusterID, lineage(got), lineage(id))
 		default:
 			id = got
 		}
 	}
-	if id == "" {
-		return "", fmt.Errorf("no HSM answered: %w", errors.Join(errs...))
+	if id.ClusterID == "" {
+		return id, fmt.Errorf("no HSM answered: %w", errors.Join(errs...))
 	}
 	return id, nil
 }
 
-// addCluster adds (or replaces) the cluster want to f and writes it; the
-// HSMs must have said they belong to it (got).
-func addCluster(f *client.File, path, want, got string, addrs []string, anchor, cert, key string, stdout io.Writer) error {
-	if got != want {
-		return fmt.Errorf("the HSMs at %s belong to cluster %s, not %s", strings.Join(addrs, " "), got, want)
+// lineage is the cluster id a cluster's certificate names.
+func lineage(id client.ClusterIdentity) string {
+	if id.CertificateClusterID != "" {
+		return id.CertificateClusterID
 	}
-	e := client.ClusterEntry{ClusterID: want, HSMs: addrs, HSMCACert: anchor}
+	return id.ClusterID
+}
+
+// addCluster adds (or replaces) the cluster want to f and writes it; the
+// HSMs' node certificates must have said they belong to it (got).
+func addCluster(f *client.File, path, want string, got client.ClusterIdentity, addrs []string, anchor, cert, key string, stdout io.Writer) error {
+	if got.ClusterID != want {
+		return fmt.Errorf("the HSMs at %s belong to cluster %s, not %s", strings.Join(addrs, " "), got.ClusterID, want)
+	}
+	e := client.ClusterEntry{ClusterID: want, CertificateClusterID: got.CertificateClusterID, HSMs: addrs, HSMCACert: anchor}
 	if cert != "" {
 		var err error
 		if e.ClientCert, err = filepath.Abs(cert); err != nil {

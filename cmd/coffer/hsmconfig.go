@@ -16,19 +16,23 @@ import (
 // `coffer hsm init` and read by `coffer hsm run`. Relative paths are relative
 // to the file's directory.
 type hsmFile struct {
-	DataDir            string     `json:"data_dir"`
-	Listen             string     `json:"listen"`
-	MetricsListen      string     `json:"metrics_listen,omitempty"`
-	NodeID             uint32     `json:"node_id"`
-	ClusterID          string     `json:"cluster_id"`
-	HSMID              string     `json:"hsm_id"`
-	Certificate        string     `json:"certificate"`         // PEM: the node certificate
-	PrivateKey         string     `json:"private_key"`         // PEM: the node's TLS key
-	ClusterCertificate string     `json:"cluster_certificate"` // PEM: the signed cluster certificate (+ intermediates)
-	TrustAnchor        string     `json:"trust_anchor"`        // PEM: the customer's CA certificate
-	Peers              []peerFile `json:"peers"`
-	MaskingKey         string     `json:"masking_key"` // create | clone | existing | restore
-	FIPS               bool       `json:"fips,omitempty"`
+	DataDir       string `json:"data_dir"`
+	Listen        string `json:"listen"`
+	MetricsListen string `json:"metrics_listen,omitempty"`
+	NodeID        uint32 `json:"node_id"`
+	ClusterID     string `json:"cluster_id"`
+	// CertificateClusterID is the cluster id the cluster certificate's
+	// CommonName names when it is not ClusterID: a cluster restored from a
+	// backup of that cluster keeps its certificate. Omitted: ClusterID.
+	CertificateClusterID string     `json:"certificate_cluster_id,omitempty"`
+	HSMID                string     `json:"hsm_id"`
+	Certificate          string     `json:"certificate"`         // PEM: the node certificate
+	PrivateKey           string     `json:"private_key"`         // PEM: the node's TLS key
+	ClusterCertificate   string     `json:"cluster_certificate"` // PEM: the signed cluster certificate (+ intermediates)
+	TrustAnchor          string     `json:"trust_anchor"`        // PEM: the customer's CA certificate
+	Peers                []peerFile `json:"peers"`
+	MaskingKey           string     `json:"masking_key"` // create | clone | existing | restore
+	FIPS                 bool       `json:"fips,omitempty"`
 	// BackupKey is the fleet backup key file (0600, `coffer hsm backup-key
 	// --create`); without one the node makes no backups.
 	BackupKey string `json:"backup_key,omitempty"`
@@ -125,12 +129,19 @@ func loadIdentity(f *hsmFile, now func() time.Time) (*identity, error) {
 	if err != nil {
 		return nil, err
 	}
-	if cc.ClusterID != f.ClusterID {
-		return nil, fmt.Errorf("%s is the certificate of cluster %q, not %q", f.ClusterCertificate, cc.ClusterID, f.ClusterID)
+	if cc.ClusterID != f.certificateClusterID() {
+		return nil, fmt.Errorf("%s is the certificate of cluster %q, not %q", f.ClusterCertificate, cc.ClusterID, f.certificateClusterID())
 	}
 	nodeCert, err := pki.DecodeCertificatePEM(certPEM, "node certificate")
 	if err != nil {
 		return nil, err
+	}
+	who, err := pki.CertificateIdentity(nodeCert)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", f.Certificate, err)
+	}
+	if who.ClusterID != f.ClusterID {
+		return nil, fmt.Errorf("%s is a node certificate of cluster %q, not %q", f.Certificate, who.ClusterID, f.ClusterID)
 	}
 	key, err := pki.DecodePrivateKeyPEM(keyPEM)
 	if err != nil {
@@ -140,7 +151,15 @@ func loadIdentity(f *hsmFile, now func() time.Time) (*identity, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &identity{cert: cert, cluster: cc, trust: cc.Trust(now)}, nil
+	return &identity{cert: cert, cluster: cc, trust: cc.TrustAs(f.ClusterID, now)}, nil
+}
+
+// certificateClusterID is the CommonName of the node's cluster certificate.
+func (f *hsmFile) certificateClusterID() string {
+	if f.CertificateClusterID == "" {
+		return f.ClusterID
+	}
+	return f.CertificateClusterID
 }
 
 func writePEMFile(path string, data []byte, mode os.FileMode) error {

@@ -105,11 +105,12 @@ func runHSMIssueCert(args []string, stdin io.Reader, stdout, stderr io.Writer) e
 	clusterDir := fs.String("cluster-dir", "", "the cluster's HSM directory (from coffer hsm cluster-key)")
 	clusterCert := fs.String("cluster-cert", "", "the signed cluster certificate (PEM, intermediates after it)")
 	hsmID := fs.String("hsm-id", "", "the HSM's id")
+	clusterID := fs.String("cluster-id", "", "the cluster the HSM serves (default: the cluster certificate's CommonName; a cluster restored from a backup of another names its own)")
 	ip := fs.String("ip", "", "the HSM's address (its ENI IP)")
 	out := fs.String("out", "", "directory for node.key.pem (0600) and node.crt")
 	sealing := fs.String("sealing-key", "", "the file of the key sealing the cluster key, - for stdin")
 	fs.Usage = func() {
-		fmt.Fprint(stderr, "usage: coffer hsm issue-cert --cluster-dir DIR --cluster-cert FILE --hsm-id ID --ip IP --out DIR --sealing-key FILE|-\n\n")
+		fmt.Fprint(stderr, "usage: coffer hsm issue-cert --cluster-dir DIR --cluster-cert FILE [--cluster-id ID] --hsm-id ID --ip IP --out DIR --sealing-key FILE|-\n\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -141,7 +142,7 @@ func runHSMIssueCert(args []string, stdin io.Reader, stdout, stderr io.Writer) e
 		return err
 	}
 	cert, err := pki.IssueNodeCert(key, certs[0], pki.NodeCertRequest{
-		HsmID: *hsmID, PublicKey: nodeKey.Public(), IPs: []net.IP{addr}, NotAfter: certs[0].NotAfter,
+		HsmID: *hsmID, ClusterID: *clusterID, PublicKey: nodeKey.Public(), IPs: []net.IP{addr}, NotAfter: certs[0].NotAfter,
 	})
 	if err != nil {
 		return err

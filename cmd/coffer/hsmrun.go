@@ -118,12 +118,13 @@ func nodeConfig(f *hsmFile, path string, now func() time.Time) (node.Config, err
 			return pki.NodeClientConfig(id.cert, id.trust, host)
 		},
 		// Replication links: a linked clone's HSMs are checked against the
-		// anchor and cluster id its link names, as peers are against ours.
+		// anchor and cluster id its link names, as peers are against ours
+		// (linkTrusts).
 		LinkTLS: func(host string, anchor *x509.Certificate, clusterID string) (*tls.Config, error) {
-			return pki.NodeClientConfig(id.cert, pki.Trust{TrustAnchor: anchor, ClusterID: clusterID, Now: now}, host)
+			return pki.NodeClientConfigAny(id.cert, linkTrusts(id.cluster, anchor, clusterID, now), host)
 		},
 		VerifyLinkedNode: func(chain []*x509.Certificate, anchor *x509.Certificate, clusterID string) error {
-			_, err := pki.Trust{TrustAnchor: anchor, ClusterID: clusterID, Now: now}.VerifyNode(chain, x509.ExtKeyUsageClientAuth, "")
+			_, err := pki.VerifyNodeAny(linkTrusts(id.cluster, anchor, clusterID, now), chain, x509.ExtKeyUsageClientAuth, "")
 			return err
 		},
 		Peers:         peers,
@@ -137,6 +138,26 @@ func nodeConfig(f *hsmFile, path string, now func() time.Time) (node.Config, err
 		Limits:          limits,
 		Now:             now,
 	}, nil
+}
+
+// linkTrusts is how a node whose cluster certificates are own verifies an
+// HSM of the linked cluster clusterID: a node certificate naming clusterID
+// under a cluster certificate whose CommonName is clusterID, chaining to
+// the link's anchor; or, when clusterID is not this node's lineage (the
+// cluster own's CommonName names), under this node's own cluster
+// certificate, which a cluster restored from a backup of the same lineage
+// holds as well (and with it the cluster key that could issue any node
+// certificate under it anyway). That certificate must chain to the link's
+// anchor too.
+func linkTrusts(own *pki.ClusterCertificates, anchor *x509.Certificate, clusterID string, now func() time.Time) []pki.Trust {
+	trusts := []pki.Trust{{TrustAnchor: anchor, ClusterID: clusterID, Now: now}}
+	if own != nil && own.ClusterID != clusterID {
+		trusts = append(trusts, pki.Trust{
+			TrustAnchor: anchor, ClusterID: clusterID, CertificateClusterID: own.ClusterID,
+			ClusterCert: own.Certificate, Intermediates: own.Intermediates, Now: now,
+		})
+	}
+	return trusts
 }
 
 // peerTable maps the HSM ids of a node's peers to their node ids, re-reading

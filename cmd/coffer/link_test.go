@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -211,6 +212,132 @@ func TestReplicationLinkBetweenClones(t *testing.T) {
 		return nil
 	})
 	// The clone's side sees the source.
+	if st, _ := b.linkState(t, 2, localClusterID); st != "receiving" {
+		t.Errorf("B's inbound link: %q", st)
+	}
+}
+
+// newLineageClone is a cluster clusterID of one HSM, id, made as a restore
+// from a backup of a makes one: a's cluster certificate, cluster key and
+// trust anchor, its own id. Its node certificate is issued by `coffer hsm
+// issue-cert --cluster-id` with a's cluster key; its store is not made.
+func newLineageClone(t *testing.T, a *testCluster, clusterID string, id uint32) *testCluster {
+	t.Helper()
+	c := &testCluster{
+		t: t, dir: filepath.Join(t.TempDir(), "cluster"), bin: a.bin, logs: t.TempDir(), anchor: a.anchor,
+		addrs: map[uint32]string{}, procs: map[uint32]*hsmProc{},
+	}
+	t.Cleanup(c.report)
+	t.Cleanup(c.stopAll)
+	ip := loopbackOf(id)
+	c.mu.Lock()
+	c.addrs[id] = fmt.Sprintf("%s:%d", ip, freeLoopbackPort(t, ip))
+	c.mu.Unlock()
+	name := fmt.Sprintf("hsm-%d", id)
+	args := []string{"hsm", "issue-cert", "--cluster-dir", filepath.Join(a.dir, "cluster"),
+		"--cluster-cert", filepath.Join(a.dir, "cluster", "cluster.crt"), "--cluster-id", clusterID,
+		"--hsm-id", name, "--ip", ip, "--out", filepath.Join(c.dir, name), "--sealing-key", filepath.Join(a.dir, "sealing.key")}
+	if out, err := exec.Command(c.bin, args...).CombinedOutput(); err != nil {
+		t.Fatalf("coffer %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	anchorPEM, err := os.ReadFile(filepath.Join(a.dir, "customerCA.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(c.dir, "customerCA.crt"), anchorPEM, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f := hsmFile{
+		DataDir: filepath.Join(name, "data"), Listen: c.addr(id), MetricsListen: ip + ":0", NodeID: id,
+		ClusterID: clusterID, CertificateClusterID: localClusterID, HSMID: name,
+		Certificate: filepath.Join(name, "node.crt"), PrivateKey: filepath.Join(name, "node.key.pem"),
+		ClusterCertificate: filepath.Join(a.dir, "cluster", "cluster.crt"), TrustAnchor: "customerCA.crt",
+		Peers: []peerFile{}, MaskingKey: "create", LoginFailureDelay: "1ms", LoginMaxFailureDelay: "1ms",
+	}
+	b, err := json.MarshalIndent(f, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(c.configPath(id), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// TestReplicationLinkSameLineage: a clone that keeps its source's cluster
+// certificate, as a restore from a backup makes it, serves under its own
+// id: configure learns that id, and a replication link from the source
+// (whose HSMs accept a linked HSM under their own cluster certificate)
+// reaches it, both ways verified.
+func TestReplicationLinkSameLineage(t *testing.T) {
+	const clusterB = "cluster-b"
+	a := newCluster(t, 1)
+	b := newLineageClone(t, a, clusterB, 2)
+	mk := make([]byte, 32)
+	if _, err := rand.Read(mk); err != nil {
+		t.Fatal(err)
+	}
+	a.seedMaskingKey(t, 1, mk)
+	b.seedMaskingKey(t, 2, mk)
+	a.start(t, 1)
+	b.start(t, 2)
+	a.waitReady(t, 1)
+	b.waitReady(t, 2)
+	a.activate(t, 1)
+
+	// A client that pins the clone's id and the lineage reaches it; one
+	// that expects the certificate to name the clone's id, or the source's
+	// id, does not.
+	trust := pki.Trust{TrustAnchor: b.anchor, ClusterID: clusterB, CertificateClusterID: localClusterID}
+	cfg := b.clientConfig(1, 2)
+	cfg.TLS = func(host string) (*tls.Config, error) { return pki.ClusterClientConfig(trust, host) }
+	bAdmin := loginT(t, b.dialConfig(t, cfg), "admin", hsm.DefaultAdminName, hsm.DefaultPreAdminPIN)
+	for _, wrong := range []pki.Trust{{TrustAnchor: b.anchor, ClusterID: clusterB}, {TrustAnchor: b.anchor, ClusterID: localClusterID}} {
+		tc, err := pki.ClusterClientConfig(wrong, loopbackOf(2))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if conn, err := tls.Dial("tcp", b.addr(2), tc); err == nil {
+			conn.Close()
+			t.Fatalf("trust %+v accepted the clone", wrong)
+		} else if !errors.Is(err, pki.ErrWrongCluster) {
+			t.Fatalf("trust %+v: %v, want ErrWrongCluster", wrong, err)
+		}
+	}
+	if err := bAdmin.Activate(t.Context(), testAdminPW); err != nil {
+		t.Fatal(err)
+	}
+	if err := bAdmin.CreateUser(t.Context(), testCU, "crypto-user", testCUPW, nil); err != nil {
+		t.Fatal(err)
+	}
+
+	a.cli(t, 1, "cluster", "replication-link", "create", "--to-cluster-id", clusterB, "--address", b.addr(2),
+		"--trust-anchor", filepath.Join(a.dir, "customerCA.crt"))
+	// b.cli configures the CLI with `coffer configure cli -a`: it learns
+	// cluster-b under cluster-local's certificate.
+	b.cli(t, 2, "cluster", "replication-link", "accept", "--from-cluster-id", localClusterID,
+		"--trust-anchor", filepath.Join(a.dir, "customerCA.crt"))
+	cf, err := client.ReadFile(filepath.Join(b.dir, "cli.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cf.ClusterID != clusterB || cf.CertificateClusterID != localClusterID {
+		t.Fatalf("configure learned cluster %q under %q's certificate", cf.ClusterID, cf.CertificateClusterID)
+	}
+
+	sa := loginT(t, a.dial(t, 1, 1), "crypto-user", testCU, testCUPW)
+	k, err := sa.GenerateKey(t.Context(), mechAESKeyGen, aesTokenTemplate("lineage"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb := loginT(t, b.dialConfig(t, cfg), "crypto-user", testCU, testCUPW)
+	b.holdsAll(t, 2, sb, []client.ObjectID{k})
+	pollUntil(t, "the link in sync", func() error {
+		if st, _ := a.linkState(t, 1, clusterB); st != "in-sync" {
+			return fmt.Errorf("state %q", st)
+		}
+		return nil
+	})
 	if st, _ := b.linkState(t, 2, localClusterID); st != "receiving" {
 		t.Errorf("B's inbound link: %q", st)
 	}

@@ -5,13 +5,16 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/coffer-hsm/coffer/internal/client"
 	"github.com/coffer-hsm/coffer/internal/controlplane"
 	"github.com/coffer-hsm/coffer/internal/pki"
 )
@@ -94,8 +97,9 @@ func TestProcessesBackupRestore(t *testing.T) {
 	}
 
 	// The restored cluster, under an id of its own in another region,
-	// keeps the source's certificate: its node serves under the id that
-	// certificate names.
+	// keeps the source's certificate: its node serves under its own id,
+	// its node certificate naming it under the certificate whose
+	// CommonName is the source's id.
 	dst := controlplane.ClusterRef{Region: "r2", ClusterID: "cluster-dst"}
 	tampered := bytes.Clone(blob.Bytes())
 	tampered[len(tampered)/2] ^= 1
@@ -152,5 +156,104 @@ func TestProcessesBackupRestore(t *testing.T) {
 	}
 	if exists(filepath.Join(hsmDir, "restore.blob")) {
 		t.Error("restore.blob is kept after the node restored")
+	}
+
+	// It runs as cluster-dst: its config, the client configure makes (which
+	// learns the id from the node certificate, verified under the anchor),
+	// and the node itself say so.
+	nf, err := readHSMFile(filepath.Join(hsmDir, "hsm.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if nf.ClusterID != dst.ClusterID || nf.CertificateClusterID != src.ClusterID {
+		t.Fatalf("hsm.json: cluster %q, certificate cluster %q; want %s under %s's certificate", nf.ClusterID, nf.CertificateClusterID, dst.ClusterID, src.ClusterID)
+	}
+	anchorFile := filepath.Join(root, "customerCA.crt")
+	if err := os.WriteFile(anchorFile, []byte(anchor), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cliPath := filepath.Join(root, "cli.json")
+	addr := net.JoinHostPort(s2.IP, strconv.Itoa(s2.Port))
+	var out bytes.Buffer
+	if err := runConfigure(ctx, []string{"cli", "-a", addr, "--hsm-ca-cert", anchorFile, "--path", cliPath}, &out, io.Discard); err != nil {
+		t.Fatalf("configure cli: %v", err)
+	}
+	cf, err := client.ReadFile(cliPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cf.ClusterID != dst.ClusterID || cf.CertificateClusterID != src.ClusterID {
+		t.Fatalf("configure learned cluster %q under %q's certificate, want %s under %s's (%s)", cf.ClusterID, cf.CertificateClusterID, dst.ClusterID, src.ClusterID, out.String())
+	}
+	cfg, err := cf.Config(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	cl, err := client.Dial(dctx, cfg)
+	if err != nil {
+		t.Fatalf("dial the restored cluster with the configured trust: %v", err)
+	}
+	defer cl.Close()
+	hsms := cl.ClusterInfo(dctx)
+	if len(hsms) != 1 || hsms[0].Err != nil || hsms[0].Info == nil || hsms[0].Info.ClusterID != dst.ClusterID {
+		t.Fatalf("ClusterInfo of the restored cluster: %+v", hsms)
+	}
+	// add-cluster takes the clone by its own id, and refuses the source's.
+	addSrc := []string{"cli", "add-cluster", "--cluster-id", src.ClusterID, "-a", addr, "--hsm-ca-cert", anchorFile, "--path", filepath.Join(root, "multi.json")}
+	if err := runConfigure(ctx, addSrc, io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "belong to cluster "+dst.ClusterID) {
+		t.Fatalf("add-cluster of the clone under the source's id: %v", err)
+	}
+	addDst := []string{"cli", "add-cluster", "--cluster-id", dst.ClusterID, "-a", addr, "--hsm-ca-cert", anchorFile, "--path", filepath.Join(root, "multi.json")}
+	if err := runConfigure(ctx, addDst, io.Discard, io.Discard); err != nil {
+		t.Fatalf("add-cluster of the clone: %v", err)
+	}
+
+	// A node certificate that names the source's id (as restored HSMs got
+	// when they served under it) is issued again under the cluster's own.
+	stale := t.TempDir()
+	sealing, err := os.ReadFile(filepath.Join(root, "sealing.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	if err := runHSMIssueCert([]string{"--cluster-dir", filepath.Join(dir, dst.Region, dst.ClusterID), "--cluster-cert", filepath.Join(hsmDir, "cluster.crt"),
+		"--hsm-id", s2.HsmID, "--ip", s2.IP, "--out", stale, "--sealing-key", "-"}, bytes.NewReader(sealing), io.Discard, &stderr); err != nil {
+		t.Fatalf("issue-cert: %v: %s", err, stderr.String())
+	}
+	nodeCluster := func() string {
+		t.Helper()
+		b, err := os.ReadFile(filepath.Join(hsmDir, "node.crt"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := pki.DecodeCertificatePEM(b, "node certificate")
+		if err != nil {
+			t.Fatal(err)
+		}
+		who, err := pki.CertificateIdentity(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return who.ClusterID
+	}
+	for _, name := range []string{"node.crt", "node.key.pem"} {
+		b, err := os.ReadFile(filepath.Join(stale, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(hsmDir, name), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := nodeCluster(); got != src.ClusterID {
+		t.Fatalf("issue-cert without --cluster-id named %q, want the certificate's %s", got, src.ClusterID)
+	}
+	if _, err := prov.Ensure(ctx, s2, false); err != nil {
+		t.Fatal(err)
+	}
+	if got := nodeCluster(); got != dst.ClusterID {
+		t.Fatalf("after Ensure the node certificate names %q, want %s", got, dst.ClusterID)
 	}
 }

@@ -32,6 +32,12 @@ type File struct {
 	// from the first HSM, whose certificate chain must verify under the
 	// trust anchor.
 	ClusterID string `json:"cluster_id"`
+	// CertificateClusterID is the CommonName of the cluster certificate the
+	// HSMs' node certificates are issued under, when it is not ClusterID: a
+	// cluster restored from a backup of another keeps that cluster's
+	// certificate (its lineage) and serves under its own id. configure
+	// learns it with ClusterID. Omitted: ClusterID.
+	CertificateClusterID string `json:"certificate_cluster_id,omitempty"`
 
 	// ClientCert and ClientKey are the paths of the certificate (PEM, the
 	// leaf first, then any intermediates) and private key (PEM) the client
@@ -61,11 +67,13 @@ type File struct {
 
 // ClusterEntry is one further cluster of a File.
 type ClusterEntry struct {
-	ClusterID  string   `json:"cluster_id"`
-	HSMs       []string `json:"hsms"`
-	HSMCACert  string   `json:"hsm_ca_cert"`
-	ClientCert string   `json:"client_cert_hsm_tls_file,omitempty"`
-	ClientKey  string   `json:"client_key_hsm_tls_file,omitempty"`
+	ClusterID string `json:"cluster_id"`
+	// CertificateClusterID is as File's.
+	CertificateClusterID string   `json:"certificate_cluster_id,omitempty"`
+	HSMs                 []string `json:"hsms"`
+	HSMCACert            string   `json:"hsm_ca_cert"`
+	ClientCert           string   `json:"client_cert_hsm_tls_file,omitempty"`
+	ClientKey            string   `json:"client_key_hsm_tls_file,omitempty"`
 	// CreateObjectMinimumNodes, if set, replaces the file's for this
 	// cluster (which may have fewer HSMs than the first).
 	CreateObjectMinimumNodes int `json:"create_object_minimum_nodes,omitempty"`
@@ -98,6 +106,7 @@ func (f *File) ForCluster(id string) (*File, error) {
 	for _, c := range f.Clusters {
 		if c.ClusterID == id {
 			one.ClusterID, one.HSMs, one.HSMCACert, one.ClientCert, one.ClientKey = c.ClusterID, c.HSMs, c.HSMCACert, c.ClientCert, c.ClientKey
+			one.CertificateClusterID = c.CertificateClusterID
 			if c.CreateObjectMinimumNodes != 0 {
 				one.CreateObjectMinimumNodes = c.CreateObjectMinimumNodes
 			}
@@ -113,6 +122,7 @@ func (f *File) AddCluster(c ClusterEntry) {
 	switch {
 	case f.ClusterID == "" && len(f.HSMs) == 0, f.ClusterID == c.ClusterID:
 		f.ClusterID, f.HSMs, f.HSMCACert, f.ClientCert, f.ClientKey = c.ClusterID, c.HSMs, c.HSMCACert, c.ClientCert, c.ClientKey
+		f.CertificateClusterID = c.CertificateClusterID
 		return
 	}
 	for i := range f.Clusters {
@@ -237,7 +247,7 @@ func (f *File) Config(logger *slog.Logger) (Config, error) {
 		}
 		clientCert = []tls.Certificate{c}
 	}
-	trust := pki.Trust{TrustAnchor: anchor, ClusterID: f.ClusterID}
+	trust := pki.Trust{TrustAnchor: anchor, ClusterID: f.ClusterID, CertificateClusterID: f.CertificateClusterID}
 	cfg := Config{
 		HSMs: f.HSMs,
 		TLS: func(host string) (*tls.Config, error) {
@@ -275,20 +285,40 @@ func readAnchor(path string) (*x509.Certificate, error) {
 	return pki.DecodeCertificatePEM(b, "trust anchor "+path)
 }
 
-// DiscoverClusterID connects to the HSM at addr and returns the id of the
-// cluster it belongs to, after verifying its certificate chain under the
-// trust anchor at anchorPath (the cluster certificate names the cluster).
-// configure uses it so a user need only give an address and the anchor.
+// ClusterIdentity is who an HSM says its cluster is.
+type ClusterIdentity struct {
+	// ClusterID is the cluster its node certificate names.
+	ClusterID string
+	// CertificateClusterID is the CommonName of the cluster certificate it
+	// is issued under, when it is not ClusterID (a cluster restored from a
+	// backup of that one); empty otherwise.
+	CertificateClusterID string
+}
+
+// DiscoverClusterID is DiscoverCluster's cluster id: the one the HSM's
+// node certificate names.
 func DiscoverClusterID(ctx context.Context, addr, anchorPath string) (string, error) {
+	c, err := DiscoverCluster(ctx, addr, anchorPath)
+	return c.ClusterID, err
+}
+
+// DiscoverCluster connects to the HSM at addr and returns the cluster it
+// belongs to, after verifying its certificate chain under the trust anchor
+// at anchorPath: the cluster its node certificate names, under a cluster
+// certificate that chains to the anchor and whose CommonName is that
+// cluster or, for a cluster restored from a backup, the cluster that was
+// initialized. configure uses it so a user need only give an address and
+// the anchor; the file then pins both.
+func DiscoverCluster(ctx context.Context, addr, anchorPath string) (ClusterIdentity, error) {
 	anchor, err := readAnchor(anchorPath)
 	if err != nil {
-		return "", err
+		return ClusterIdentity{}, err
 	}
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
-		return "", fmt.Errorf("HSM address %q: want host:port", addr)
+		return ClusterIdentity{}, fmt.Errorf("HSM address %q: want host:port", addr)
 	}
-	var found string
+	var found ClusterIdentity
 	cfg := &tls.Config{
 		MinVersion:         tls.VersionTLS13,
 		NextProtos:         []string{"h2"},
@@ -297,8 +327,16 @@ func DiscoverClusterID(ctx context.Context, addr, anchorPath string) (string, er
 			if len(cs.PeerCertificates) < 2 {
 				return errors.New("the HSM sent no cluster certificate")
 			}
-			id := cs.PeerCertificates[1].Subject.CommonName
-			if _, err := (pki.Trust{TrustAnchor: anchor, ClusterID: id}).VerifyNode(cs.PeerCertificates, x509.ExtKeyUsageServerAuth, host); err != nil {
+			who, err := pki.CertificateIdentity(cs.PeerCertificates[0])
+			if err != nil {
+				return err
+			}
+			id := ClusterIdentity{ClusterID: who.ClusterID}
+			if cn := cs.PeerCertificates[1].Subject.CommonName; cn != who.ClusterID {
+				id.CertificateClusterID = cn
+			}
+			trust := pki.Trust{TrustAnchor: anchor, ClusterID: id.ClusterID, CertificateClusterID: id.CertificateClusterID}
+			if _, err := trust.VerifyNode(cs.PeerCertificates, x509.ExtKeyUsageServerAuth, host); err != nil {
 				return err
 			}
 			found = id
@@ -308,7 +346,7 @@ func DiscoverClusterID(ctx context.Context, addr, anchorPath string) (string, er
 	d := tls.Dialer{Config: cfg}
 	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
-		return "", fmt.Errorf("HSM %s: %w", addr, err)
+		return ClusterIdentity{}, fmt.Errorf("HSM %s: %w", addr, err)
 	}
 	conn.Close()
 	return found, nil

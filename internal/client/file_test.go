@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"errors"
 	"math/big"
 	"net"
 	"os"
@@ -21,6 +22,14 @@ import (
 // A node certificate chain made the way `coffer hsm init` makes it.
 func clusterPKI(t *testing.T, clusterID string) (anchorPath string, server *tls.Config) {
 	t.Helper()
+	return clusterPKIAs(t, clusterID, clusterID)
+}
+
+// clusterPKIAs is clusterPKI for an HSM of cluster clusterID under a
+// cluster certificate for lineage: a cluster restored from a backup of
+// lineage when they differ.
+func clusterPKIAs(t *testing.T, lineage, clusterID string) (anchorPath string, server *tls.Config) {
+	t.Helper()
 	dir := t.TempDir()
 	notAfter := time.Now().Add(24 * time.Hour)
 	ca, caKey, err := pki.NewCustomerCA("test customer CA", notAfter)
@@ -31,7 +40,7 @@ func clusterPKI(t *testing.T, clusterID string) (anchorPath string, server *tls.
 	if err != nil {
 		t.Fatal(err)
 	}
-	csr, err := pki.NewClusterCSR(key, clusterID)
+	csr, err := pki.NewClusterCSR(key, lineage)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +57,7 @@ func clusterPKI(t *testing.T, clusterID string) (anchorPath string, server *tls.
 	if err != nil {
 		t.Fatal(err)
 	}
-	nodeCert, err := pki.IssueNodeCert(key, cc.Certificate, pki.NodeCertRequest{HsmID: "hsm-1", PublicKey: nodeKey.Public(), IPs: []net.IP{net.ParseIP("127.0.0.1")}, NotAfter: notAfter})
+	nodeCert, err := pki.IssueNodeCert(key, cc.Certificate, pki.NodeCertRequest{HsmID: "hsm-1", ClusterID: clusterID, PublicKey: nodeKey.Public(), IPs: []net.IP{net.ParseIP("127.0.0.1")}, NotAfter: notAfter})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +65,7 @@ func clusterPKI(t *testing.T, clusterID string) (anchorPath string, server *tls.
 	if err != nil {
 		t.Fatal(err)
 	}
-	server, err = pki.NodeServerConfig(cert, cc.Trust(time.Now))
+	server, err = pki.NodeServerConfig(cert, cc.TrustAs(clusterID, time.Now))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,6 +107,78 @@ func TestDiscoverClusterID(t *testing.T) {
 	otherAnchor, _ := clusterPKI(t, "cluster-abc")
 	if _, err := DiscoverClusterID(t.Context(), addr, otherAnchor); err == nil {
 		t.Fatal("a cluster under another trust anchor was accepted")
+	}
+}
+
+// An HSM of cluster-bbb, restored from a backup of cluster-aaa, serves
+// under cluster-aaa's certificate: configure learns both ids, and a client
+// of the file trusts the HSM only with both.
+func TestDiscoverRestoredCluster(t *testing.T) {
+	anchor, server := clusterPKIAs(t, "cluster-aaa", "cluster-bbb")
+	addr := serveTLS(t, server)
+	got, err := DiscoverCluster(t.Context(), addr, anchor)
+	if want := (ClusterIdentity{ClusterID: "cluster-bbb", CertificateClusterID: "cluster-aaa"}); err != nil || got != want {
+		t.Fatalf("DiscoverCluster = %+v, %v; want %+v", got, err, want)
+	}
+	if id, err := DiscoverClusterID(t.Context(), addr, anchor); err != nil || id != "cluster-bbb" {
+		t.Fatalf("DiscoverClusterID = %q, %v; want the node certificate's cluster-bbb", id, err)
+	}
+	otherAnchor, _ := clusterPKIAs(t, "cluster-aaa", "cluster-bbb")
+	if _, err := DiscoverCluster(t.Context(), addr, otherAnchor); err == nil {
+		t.Fatal("a cluster under another trust anchor was accepted")
+	}
+	// A cluster not restored: no certificate cluster id.
+	plainAnchor, plain := clusterPKI(t, "cluster-ccc")
+	if got, err := DiscoverCluster(t.Context(), serveTLS(t, plain), plainAnchor); err != nil || got != (ClusterIdentity{ClusterID: "cluster-ccc"}) {
+		t.Fatalf("DiscoverCluster of a cluster not restored = %+v, %v", got, err)
+	}
+
+	host, _, _ := net.SplitHostPort(addr)
+	dial := func(f *File) error {
+		t.Helper()
+		cfg, err := f.Config(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tc, err := cfg.TLS(host)
+		if err != nil {
+			return err
+		}
+		c, err := tls.Dial("tcp", addr, tc)
+		if err == nil {
+			c.Close()
+		}
+		return err
+	}
+	f := &File{HSMs: []string{addr}, HSMCACert: anchor, ClusterID: "cluster-bbb", CertificateClusterID: "cluster-aaa"}
+	if err := dial(f); err != nil {
+		t.Fatalf("the file's trust refused the clone: %v", err)
+	}
+	for _, tc := range []struct {
+		name      string
+		id, certs string
+	}{
+		{"own id only", "cluster-bbb", ""},
+		{"the lineage's id", "cluster-aaa", ""},
+		{"another lineage", "cluster-bbb", "cluster-zzz"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := *f
+			g.ClusterID, g.CertificateClusterID = tc.id, tc.certs
+			if err := dial(&g); !errors.Is(err, pki.ErrWrongCluster) {
+				t.Fatalf("dial = %v, want ErrWrongCluster", err)
+			}
+		})
+	}
+	// The clusters of a file carry it too.
+	multi := &File{HSMs: []string{"127.0.0.1:1"}, HSMCACert: anchor, ClusterID: "cluster-ccc"}
+	multi.AddCluster(ClusterEntry{ClusterID: "cluster-bbb", CertificateClusterID: "cluster-aaa", HSMs: []string{addr}, HSMCACert: anchor})
+	one, err := multi.ForCluster("cluster-bbb")
+	if err != nil || one.CertificateClusterID != "cluster-aaa" {
+		t.Fatalf("ForCluster = %+v, %v", one, err)
+	}
+	if err := dial(one); err != nil {
+		t.Fatalf("the added cluster's trust refused the clone: %v", err)
 	}
 }
 

@@ -200,39 +200,60 @@ func (p *Processes) runToolFor(ctx context.Context, timeout time.Duration, args 
 // nodeFile is the node's configuration file, the format `coffer hsm run`
 // reads (cmd/coffer/hsmconfig.go).
 type nodeFile struct {
-	DataDir            string     `json:"data_dir"`
-	Listen             string     `json:"listen"`
-	MetricsListen      string     `json:"metrics_listen,omitempty"`
-	NodeID             uint32     `json:"node_id"`
-	ClusterID          string     `json:"cluster_id"`
-	HSMID              string     `json:"hsm_id"`
-	Certificate        string     `json:"certificate"`
-	PrivateKey         string     `json:"private_key"`
-	ClusterCertificate string     `json:"cluster_certificate"`
-	TrustAnchor        string     `json:"trust_anchor"`
-	Peers              []nodePeer `json:"peers"`
-	MaskingKey         string     `json:"masking_key"`
-	FIPS               bool       `json:"fips,omitempty"`
-	BackupKey          string     `json:"backup_key,omitempty"`
-	RestoreBlob        string     `json:"restore_blob,omitempty"`
-	RestoreBackupID    string     `json:"restore_backup_id,omitempty"`
+	DataDir       string `json:"data_dir"`
+	Listen        string `json:"listen"`
+	MetricsListen string `json:"metrics_listen,omitempty"`
+	NodeID        uint32 `json:"node_id"`
+	ClusterID     string `json:"cluster_id"`
+	// CertificateClusterID: the cluster certificate's CommonName, when it
+	// is not ClusterID (certificateClusterID).
+	CertificateClusterID string     `json:"certificate_cluster_id,omitempty"`
+	HSMID                string     `json:"hsm_id"`
+	Certificate          string     `json:"certificate"`
+	PrivateKey           string     `json:"private_key"`
+	ClusterCertificate   string     `json:"cluster_certificate"`
+	TrustAnchor          string     `json:"trust_anchor"`
+	Peers                []nodePeer `json:"peers"`
+	MaskingKey           string     `json:"masking_key"`
+	FIPS                 bool       `json:"fips,omitempty"`
+	BackupKey            string     `json:"backup_key,omitempty"`
+	RestoreBlob          string     `json:"restore_blob,omitempty"`
+	RestoreBackupID      string     `json:"restore_backup_id,omitempty"`
 }
 
-// nodeClusterID is the cluster id an HSM's node serves under: the one its
-// cluster certificate names. That is the API's cluster id, except for a
-// cluster restored from a backup, whose HSMs keep the cluster certificate
-// of the cluster that was initialized (so the customer signs nothing again)
-// and so its id: node certificates, peers and clients know the cluster by
-// the id its certificate names.
-func nodeClusterID(spec NodeSpec) string {
+// certificateClusterID is the cluster id the HSM's cluster certificate
+// names (its CommonName) when it is not the HSM's own: a cluster restored
+// from a backup keeps the cluster certificate of the cluster that was
+// initialized (so the customer signs nothing again) and serves under its
+// own id, its node certificates naming that id under the certificate.
+// Empty when they are equal, or when the certificate does not parse (the
+// node refuses it, saying why).
+func certificateClusterID(spec NodeSpec) string {
 	if spec.ClusterCertificate == "" {
-		return spec.ClusterID
+		return ""
 	}
 	cert, err := pki.DecodeCertificatePEM([]byte(spec.ClusterCertificate), "cluster certificate")
-	if err != nil || cert.Subject.CommonName == "" {
-		return spec.ClusterID // the node refuses it, saying why
+	if err != nil || cert.Subject.CommonName == spec.ClusterID {
+		return ""
 	}
 	return cert.Subject.CommonName
+}
+
+// nodeCertFor says whether the node certificate at path names cluster
+// clusterID. One that names another (made when a restored cluster's HSMs
+// served under the id of the cluster their certificate names) is issued
+// again.
+func nodeCertFor(path, clusterID string) bool {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return false
+	}
+	cert, err := pki.DecodeCertificatePEM(b, "node certificate")
+	if err != nil {
+		return false
+	}
+	who, err := pki.CertificateIdentity(cert)
+	return err == nil && who.ClusterID == clusterID
 }
 
 type nodePeer struct {
@@ -254,9 +275,9 @@ func (p *Processes) Ensure(ctx context.Context, spec NodeSpec, allowRestart bool
 			return NodeStatus{}, err
 		}
 	}
-	if _, err := os.Stat(filepath.Join(dir, "node.crt")); errors.Is(err, os.ErrNotExist) {
+	if !nodeCertFor(filepath.Join(dir, "node.crt"), spec.ClusterID) {
 		_, err := p.runTool(ctx, "hsm", "issue-cert", "--cluster-dir", p.clusterDir(spec.ClusterRef),
-			"--cluster-cert", filepath.Join(dir, "cluster.crt"), "--hsm-id", spec.HsmID, "--ip", spec.IP, "--out", dir, "--sealing-key", "-")
+			"--cluster-cert", filepath.Join(dir, "cluster.crt"), "--cluster-id", spec.ClusterID, "--hsm-id", spec.HsmID, "--ip", spec.IP, "--out", dir, "--sealing-key", "-")
 		if err != nil {
 			return NodeStatus{}, err
 		}
@@ -264,7 +285,7 @@ func (p *Processes) Ensure(ctx context.Context, spec NodeSpec, allowRestart bool
 	f := nodeFile{
 		DataDir: filepath.Join(dir, "data"), Listen: net.JoinHostPort(spec.IP, strconv.Itoa(spec.Port)),
 		MetricsListen: net.JoinHostPort(spec.IP, strconv.Itoa(spec.MetricsPort)), NodeID: spec.NodeID,
-		ClusterID: nodeClusterID(spec), HSMID: spec.HsmID, Certificate: filepath.Join(dir, "node.crt"),
+		ClusterID: spec.ClusterID, CertificateClusterID: certificateClusterID(spec), HSMID: spec.HsmID, Certificate: filepath.Join(dir, "node.crt"),
 		PrivateKey: filepath.Join(dir, "node.key.pem"), ClusterCertificate: filepath.Join(dir, "cluster.crt"),
 		TrustAnchor: filepath.Join(dir, "customerCA.crt"), Peers: []nodePeer{}, MaskingKey: spec.MaskingKey, FIPS: spec.FIPS,
 		BackupKey: p.cfg.BackupKeyPath,

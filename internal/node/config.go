@@ -132,11 +132,14 @@ type Config struct {
 	// certificate, and verification of the server's node certificate for
 	// cluster clusterID, against anchor only, for serverAuth and host (as
 	// pki.NodeClientConfig with pki.Trust{TrustAnchor: anchor, ClusterID:
-	// clusterID}). Nil: this node runs no outbound replication link.
+	// clusterID}; `coffer hsm run` also accepts it under this node's own
+	// cluster certificate, a clone of the same lineage). Nil: this node
+	// runs no outbound replication link.
 	LinkTLS func(host string, anchor *x509.Certificate, clusterID string) (*tls.Config, error)
 	// VerifyLinkedNode checks a chain as TLS delivers it (leaf first) is a
 	// node certificate of cluster clusterID chaining to anchor only, valid
-	// for clientAuth (as pki.Trust.VerifyNode). Nil: this node admits no
+	// for clientAuth (as pki.Trust.VerifyNode; `coffer hsm run` also
+	// accepts this node's own cluster certificate). Nil: this node admits no
 	// inbound replication link.
 	VerifyLinkedNode func(chain []*x509.Certificate, anchor *x509.Certificate, clusterID string) error
 	// LinkInterval is the period of outbound replication link rounds

@@ -63,6 +63,11 @@
 // subject). Without that, any end-entity certificate the customer's CA ever
 // issued (a web server's, say) could mint "node certificates" for any
 // cluster. Nodes, which hold their cluster certificate, pin it as well.
+// A cluster restored from a backup of another keeps that cluster's key and
+// certificate: its node certificates name its own id under a cluster
+// certificate whose CommonName is the id of the cluster that was
+// initialized (its lineage, Trust.CertificateClusterID); the binding of
+// the certificate to one cluster key is the same.
 // Generic verifiers (browsers, Go's default TLS) still refuse node
 // certificates under a non-CA cluster certificate, as RFC 5280 wants. The
 // cluster certificate's own BasicConstraints and KeyUsage are not
@@ -81,7 +86,7 @@
 // every handshake including resumed sessions, and runs at the configuration's
 // Time, so an expired certificate is refused on resumption too. No other code
 // should set InsecureSkipVerify: build configurations with NodeServerConfig,
-// NodeClientConfig and ClusterClientConfig.
+// NodeClientConfig (NodeClientConfigAny) and ClusterClientConfig.
 //
 // # Must not import
 //

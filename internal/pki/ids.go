@@ -99,3 +99,13 @@ func nodeIdentity(cert *x509.Certificate, what string) (NodeIdentity, error) {
 	}
 	return found[0], nil
 }
+
+// CertificateIdentity is who cert's single coffer:// URI SAN says its
+// holder is, without verifying cert: for a node's own certificate, or one
+// a verified handshake delivered.
+func CertificateIdentity(cert *x509.Certificate) (NodeIdentity, error) {
+	if cert == nil {
+		return NodeIdentity{}, refusef(ErrConfig, "node certificate", nil, "nil certificate")
+	}
+	return nodeIdentity(cert, "node certificate")
+}

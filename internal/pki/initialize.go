@@ -40,6 +40,18 @@ func (c *ClusterCertificates) Trust(now func() time.Time) Trust {
 	}
 }
 
+// TrustAs is Trust for a node serving cluster clusterID under this
+// cluster certificate: a cluster restored from a backup of the certificate's
+// cluster (CertificateClusterID is then c.ClusterID). clusterID equal to
+// c.ClusterID, or empty, is Trust.
+func (c *ClusterCertificates) TrustAs(clusterID string, now func() time.Time) Trust {
+	t := c.Trust(now)
+	if clusterID != "" && clusterID != c.ClusterID {
+		t.ClusterID, t.CertificateClusterID = clusterID, c.ClusterID
+	}
+	return t
+}
+
 // VerifyClusterCertificate is InitializeCluster's check of what the
 // customer gives back. It refuses, each with its own reason:
 //   - a CSR, signed certificate or trust anchor that is not valid PEM X.509

@@ -15,9 +15,13 @@ const clockSkew = 5 * time.Minute
 
 // NodeCertRequest is what a node certificate certifies.
 type NodeCertRequest struct {
-	// HsmID is the HSM's id ("hsm-…"); the cluster id is the cluster
-	// certificate's CommonName.
+	// HsmID is the HSM's id ("hsm-…").
 	HsmID string
+	// ClusterID is the cluster the HSM serves (its coffer:// URI and OU).
+	// Empty: the cluster certificate's CommonName. It differs from that for
+	// a cluster restored from a backup of another, which keeps the other's
+	// cluster certificate and key.
+	ClusterID string
 	// PublicKey is the node's own TLS key (NewNodeKey), never the cluster key.
 	PublicKey crypto.PublicKey
 	// IPs and DNSNames are the addresses clients dial (each HSM listens on
@@ -32,7 +36,8 @@ type NodeCertRequest struct {
 }
 
 // IssueNodeCert issues a node certificate with the cluster key: subject
-// CN=<hsm-id>, O=Coffer, OU=<cluster-id>; issuer the cluster certificate's
+// CN=<hsm-id>, O=Coffer, OU=<cluster-id> (req.ClusterID, by default the
+// cluster certificate's CommonName); issuer the cluster certificate's
 // subject; extended key usages serverAuth and clientAuth (client-facing TLS
 // and node-to-node mTLS); not a CA; SANs the request's IPs and DNS names
 // and the URI coffer://cluster/<cluster-id>/hsm/<hsm-id>.
@@ -47,7 +52,10 @@ func IssueNodeCert(clusterKey crypto.Signer, clusterCert *x509.Certificate, req 
 	if samePublicKey(clusterCert.PublicKey, req.PublicKey) {
 		return nil, refusef(ErrConfig, what, nil, "the node key must not be the cluster key")
 	}
-	clusterID := clusterCert.Subject.CommonName
+	clusterID := req.ClusterID
+	if clusterID == "" {
+		clusterID = clusterCert.Subject.CommonName
+	}
 	u, err := NodeURI(clusterID, req.HsmID)
 	if err != nil {
 		return nil, err

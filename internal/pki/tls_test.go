@@ -288,3 +288,67 @@ func TestTLSConfigs(t *testing.T) {
 }
 
 func second[T any](_ T, err error) error { return err }
+
+// An HSM of cluster-bbb, restored from a backup of cluster-aaa (so under
+// cluster-aaa's certificate and key), is dialled: NodeClientConfigAny with
+// a link's two trusts (the linked cluster's own certificate, or this
+// lineage's) accepts it; the first alone does not.
+func TestTLSHandshakeRestoredCluster(t *testing.T) {
+	ca := newTestCA(t, "Customer CA")
+	aaa := newTestCluster(t, ca, "cluster-aaa")
+	key, err := NewNodeKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := IssueNodeCert(aaa.key, aaa.certs.Certificate, NodeCertRequest{
+		HsmID: "hsm-b1", ClusterID: "cluster-bbb", PublicKey: key.Public(), IPs: loopback,
+		NotBefore: testNow.Add(-time.Hour), NotAfter: yearFrom(testNow),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cloneCert, err := NodeTLSCertificate(key, cert, aaa.certs.Chain())
+	if err != nil {
+		t.Fatal(err)
+	}
+	server, err := NodeServerConfig(cloneCert, aaa.certs.TrustAs("cluster-bbb", clockAt(testNow)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The client is another HSM of the clone, so the server's own trust
+	// admits its certificate; what is tested is the client's side.
+	peer := func() tls.Certificate {
+		k, _ := NewNodeKey()
+		c, err := IssueNodeCert(aaa.key, aaa.certs.Certificate, NodeCertRequest{
+			HsmID: "hsm-b2", ClusterID: "cluster-bbb", PublicKey: k.Public(), IPs: loopback,
+			NotBefore: testNow.Add(-time.Hour), NotAfter: yearFrom(testNow),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tc, err := NodeTLSCertificate(k, c, aaa.certs.Chain())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tc
+	}()
+	own := Trust{TrustAnchor: ca.cert, ClusterID: "cluster-bbb", Now: clockAt(testNow)}
+	lineage := own
+	lineage.CertificateClusterID = "cluster-aaa"
+	client, err := NodeClientConfigAny(peer, []Trust{own, lineage}, "127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := handshake(t, server, client); r.clientErr != nil || r.serverErr != nil || r.reply != "ok" {
+		t.Fatalf("link trusts: client %v, server %v, reply %q", r.clientErr, r.serverErr, r.reply)
+	}
+	alone, err := NodeClientConfigAny(peer, []Trust{own}, "127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := handshake(t, server, alone)
+	wantReason(t, r.clientErr, ErrWrongCluster)
+	if _, err := NodeClientConfigAny(peer, nil, "127.0.0.1"); err == nil {
+		t.Fatal("NodeClientConfigAny without trusts accepted")
+	}
+}

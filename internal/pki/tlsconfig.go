@@ -40,10 +40,17 @@ func NodeServerConfig(cert tls.Certificate, trust Trust) (*tls.Config, error) {
 // host (its IP address or DNS name, without port): mutual TLS 1.3, sending
 // cert and verifying the peer with trust for serverAuth and host.
 func NodeClientConfig(cert tls.Certificate, trust Trust, host string) (*tls.Config, error) {
+	return NodeClientConfigAny(cert, []Trust{trust}, host)
+}
+
+// NodeClientConfigAny is NodeClientConfig accepting a peer that one of
+// trusts accepts (VerifyNodeAny): a node dialling an HSM of a linked
+// cluster that may be of its own lineage or of the linked cluster's.
+func NodeClientConfigAny(cert tls.Certificate, trusts []Trust, host string) (*tls.Config, error) {
 	if len(cert.Certificate) == 0 || cert.PrivateKey == nil {
 		return nil, refusef(ErrConfig, "node client TLS", nil, "no certificate or key")
 	}
-	cfg, err := ClusterClientConfig(trust, host)
+	cfg, err := clientConfig(trusts, host)
 	if err != nil {
 		return nil, err
 	}
@@ -63,17 +70,28 @@ func NodeClientConfig(cert tls.Certificate, trust Trust, host string) (*tls.Conf
 // captured here because tls.ConnectionState.ServerName is empty when an IP
 // address is dialled.
 func ClusterClientConfig(trust Trust, host string) (*tls.Config, error) {
-	if err := trust.Validate(); err != nil {
-		return nil, err
+	return clientConfig([]Trust{trust}, host)
+}
+
+// clientConfig is ClusterClientConfig for a server one of trusts accepts.
+// The configuration's clock is the first trust's.
+func clientConfig(trusts []Trust, host string) (*tls.Config, error) {
+	if len(trusts) == 0 {
+		return nil, refusef(ErrConfig, "client TLS", nil, "no trust policy")
+	}
+	for _, t := range trusts {
+		if err := t.Validate(); err != nil {
+			return nil, err
+		}
 	}
 	if err := checkHost(host); err != nil {
 		return nil, err
 	}
-	cfg := baseConfig(trust)
+	cfg := baseConfig(trusts[0])
 	cfg.ServerName = host
 	cfg.InsecureSkipVerify = true
 	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
-		_, err := trust.VerifyNode(cs.PeerCertificates, x509.ExtKeyUsageServerAuth, host)
+		_, err := VerifyNodeAny(trusts, cs.PeerCertificates, x509.ExtKeyUsageServerAuth, host)
 		return err
 	}
 	return cfg, nil

@@ -13,8 +13,15 @@ import (
 type Trust struct {
 	// TrustAnchor is the customer's CA certificate, the only root. Required.
 	TrustAnchor *x509.Certificate
-	// ClusterID is the cluster the peer must belong to. Required.
+	// ClusterID is the cluster the peer must belong to: the one its node
+	// certificate's coffer:// URI names. Required.
 	ClusterID string
+	// CertificateClusterID is the CommonName the cluster certificate must
+	// have: the cluster that was initialized, the cluster's lineage. Empty:
+	// ClusterID. It differs only for a cluster restored from a backup of
+	// another, which keeps that cluster's certificate (and key) and serves
+	// under its own id.
+	CertificateClusterID string
 	// ClusterCert, if set, pins the cluster certificate: the peer's node
 	// certificate must be issued by it, and whatever cluster certificate the
 	// peer sends is ignored. Nodes set it (ClusterCertificates.Trust);
@@ -40,13 +47,26 @@ func (t Trust) Validate() error {
 	if err := checkID("cluster", t.ClusterID); err != nil {
 		return err
 	}
+	if t.CertificateClusterID != "" {
+		if err := checkID("cluster certificate's cluster", t.CertificateClusterID); err != nil {
+			return err
+		}
+	}
 	if t.ClusterCert == nil && len(t.Intermediates) > 0 {
 		return refusef(ErrConfig, what, nil, "intermediates given without a pinned cluster certificate")
 	}
-	if t.ClusterCert != nil && t.ClusterCert.Subject.CommonName != t.ClusterID {
-		return refusef(ErrSubjectMismatch, "pinned cluster certificate", t.ClusterCert, "want CommonName %q", t.ClusterID)
+	if t.ClusterCert != nil && t.ClusterCert.Subject.CommonName != t.certificateClusterID() {
+		return refusef(ErrSubjectMismatch, "pinned cluster certificate", t.ClusterCert, "want CommonName %q", t.certificateClusterID())
 	}
 	return nil
+}
+
+// certificateClusterID is the CommonName the cluster certificate must have.
+func (t Trust) certificateClusterID() string {
+	if t.CertificateClusterID == "" {
+		return t.ClusterID
+	}
+	return t.CertificateClusterID
 }
 
 func (t Trust) now() time.Time {
@@ -66,8 +86,8 @@ func (t Trust) now() time.Time {
 // (ErrWrongCluster), be valid now (ErrExpired), have usage
 // (ErrExtKeyUsage), not be a CA (ErrNodeIsCA), and be signed with a
 // SHA-256-or-better algorithm (ErrWeakSignature) by the cluster certificate
-// (ErrNotIssued). The cluster certificate must name the cluster
-// (ErrWrongCluster) and chain to the trust anchor now (ErrNotChained,
+// (ErrNotIssued). The cluster certificate must name t.CertificateClusterID,
+// or t.ClusterID when that is empty (ErrWrongCluster), and chain to the trust anchor now (ErrNotChained,
 // ErrExpired). See the package comment for why this is not x509.Verify.
 func (t Trust) VerifyNode(chain []*x509.Certificate, usage x509.ExtKeyUsage, host string) (NodeIdentity, error) {
 	if err := t.Validate(); err != nil {
@@ -94,8 +114,8 @@ func (t Trust) VerifyNode(chain []*x509.Certificate, usage x509.ExtKeyUsage, hos
 			return NodeIdentity{}, refuse(ErrNoClusterCertificate, "", leaf, nil)
 		}
 		cluster, intermediates = chain[1], chain[2:]
-		if cluster.Subject.CommonName != t.ClusterID {
-			return NodeIdentity{}, refusef(ErrWrongCluster, whatCluster, cluster, "CommonName %q, want %q", cluster.Subject.CommonName, t.ClusterID)
+		if want := t.certificateClusterID(); cluster.Subject.CommonName != want {
+			return NodeIdentity{}, refusef(ErrWrongCluster, whatCluster, cluster, "CommonName %q, want %q", cluster.Subject.CommonName, want)
 		}
 	}
 	now := t.now()
@@ -111,6 +131,28 @@ func (t Trust) VerifyNode(chain []*x509.Certificate, usage x509.ExtKeyUsage, hos
 		}
 	}
 	return id, nil
+}
+
+// VerifyNodeAny is VerifyNode under the first of trusts that accepts chain:
+// a peer that may be of one of several clusters or lineages (a replication
+// link accepts a clone under its own cluster certificate or under this
+// node's). With none accepting, the error is the first trust's. No trusts
+// is ErrConfig.
+func VerifyNodeAny(trusts []Trust, chain []*x509.Certificate, usage x509.ExtKeyUsage, host string) (NodeIdentity, error) {
+	if len(trusts) == 0 {
+		return NodeIdentity{}, refusef(ErrConfig, "trust policy", nil, "no trust policy")
+	}
+	var first error
+	for _, t := range trusts {
+		id, err := t.VerifyNode(chain, usage, host)
+		if err == nil {
+			return id, nil
+		}
+		if first == nil {
+			first = err
+		}
+	}
+	return NodeIdentity{}, first
 }
 
 // checkNodeCert checks leaf as a node certificate issued by cluster.

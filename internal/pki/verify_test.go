@@ -149,3 +149,84 @@ func TestVerifyNode(t *testing.T) {
 		})
 	}
 }
+
+// A cluster restored from a backup of cluster-aaa serves as cluster-bbb
+// under cluster-aaa's certificate and key: its node certificates name
+// cluster-bbb, issued by the certificate whose CommonName is cluster-aaa.
+func TestVerifyNodeRestoredCluster(t *testing.T) {
+	ca := newTestCA(t, "Customer CA")
+	aaa := newTestCluster(t, ca, "cluster-aaa")
+	ccc := newTestCluster(t, ca, "cluster-ccc") // another lineage, same anchor
+	issue := func(c testCluster, clusterID, hsmID string) *x509.Certificate {
+		t.Helper()
+		key, err := NewNodeKey()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cert, err := IssueNodeCert(c.key, c.certs.Certificate, NodeCertRequest{
+			HsmID: hsmID, ClusterID: clusterID, PublicKey: key.Public(), IPs: loopback,
+			NotBefore: testNow.Add(-time.Hour), NotAfter: yearFrom(testNow),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cert
+	}
+	clone := issue(aaa, "cluster-bbb", "hsm-b1")
+	if got := clone.Subject.OrganizationalUnit; len(got) != 1 || got[0] != "cluster-bbb" {
+		t.Fatalf("OU %v, want the cluster served", got)
+	}
+	source, _ := aaa.node(t, "hsm-a1", loopback...)
+	otherLineage := issue(ccc, "cluster-bbb", "hsm-c1")
+	certA, certC := aaa.certs.Certificate, ccc.certs.Certificate
+
+	at := func(tr Trust) Trust { tr.Now = clockAt(testNow); return tr }
+	cloneClient := at(Trust{TrustAnchor: ca.cert, ClusterID: "cluster-bbb", CertificateClusterID: "cluster-aaa"})
+	clonePinned := aaa.certs.TrustAs("cluster-bbb", clockAt(testNow))
+	if clonePinned.ClusterID != "cluster-bbb" || clonePinned.CertificateClusterID != "cluster-aaa" {
+		t.Fatalf("TrustAs: %+v", clonePinned)
+	}
+	if same := aaa.certs.TrustAs("cluster-aaa", nil); same.CertificateClusterID != "" || same.ClusterID != "cluster-aaa" {
+		t.Fatalf("TrustAs of the certificate's own cluster: %+v", same)
+	}
+	const host = "127.0.0.1"
+	type chain = []*x509.Certificate
+	for _, tt := range []struct {
+		name   string
+		trust  Trust
+		chain  chain
+		want   error
+		wantID string
+	}{
+		{"client of the clone", cloneClient, chain{clone, certA}, nil, "cluster-bbb"},
+		{"node of the clone, pinned", clonePinned, chain{clone}, nil, "cluster-bbb"},
+		{"client of the clone, CommonName = ClusterID expected", at(Trust{TrustAnchor: ca.cert, ClusterID: "cluster-bbb"}), chain{clone, certA}, ErrWrongCluster, ""},
+		{"client of the source sees a clone node", at(Trust{TrustAnchor: ca.cert, ClusterID: "cluster-aaa"}), chain{clone, certA}, ErrWrongCluster, ""},
+		{"source's node pinned trust sees a clone node", aaa.certs.Trust(clockAt(testNow)), chain{clone}, ErrWrongCluster, ""},
+		{"client of the clone sees a source node", cloneClient, chain{source, certA}, ErrWrongCluster, ""},
+		{"clone id under another lineage's certificate", cloneClient, chain{otherLineage, certC}, ErrWrongCluster, ""},
+		{"another lineage's node sends our certificate", cloneClient, chain{otherLineage, certA}, ErrNotIssued, ""},
+		{"pinned: another lineage", clonePinned, chain{otherLineage}, ErrNotIssued, ""},
+		{"pin of another lineage's certificate", at(Trust{TrustAnchor: ca.cert, ClusterID: "cluster-bbb", CertificateClusterID: "cluster-aaa", ClusterCert: certC}), chain{clone}, ErrSubjectMismatch, ""},
+		{"invalid certificate cluster id", at(Trust{TrustAnchor: ca.cert, ClusterID: "cluster-bbb", CertificateClusterID: "-x"}), chain{clone, certA}, ErrInvalidID, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			id, err := tt.trust.VerifyNode(tt.chain, x509.ExtKeyUsageServerAuth, host)
+			wantReason(t, err, tt.want)
+			if err == nil && (id.ClusterID != tt.wantID || id.Certificate != tt.chain[0]) {
+				t.Fatalf("identity %+v, want cluster %s", id, tt.wantID)
+			}
+		})
+	}
+
+	// A replication link's rule: the linked cluster's own certificate, or
+	// this node's lineage.
+	link := []Trust{at(Trust{TrustAnchor: ca.cert, ClusterID: "cluster-bbb"}), cloneClient}
+	if id, err := VerifyNodeAny(link, chain{clone, certA}, x509.ExtKeyUsageClientAuth, ""); err != nil || id.ClusterID != "cluster-bbb" {
+		t.Fatalf("VerifyNodeAny, clone of our lineage: %+v, %v", id, err)
+	}
+	_, err := VerifyNodeAny(link, chain{otherLineage, certC}, x509.ExtKeyUsageClientAuth, "")
+	wantReason(t, err, ErrWrongCluster)
+	_, err = VerifyNodeAny(nil, chain{clone, certA}, x509.ExtKeyUsageClientAuth, "")
+	wantReason(t, err, ErrConfig)
+}

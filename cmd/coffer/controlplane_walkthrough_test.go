@@ -124,6 +124,13 @@ func TestAWSWalkthrough(t *testing.T) {
 // by `make build` into bin/, or here if missing) configured for the HSM at ip.
 func (w *walkthrough) pkcs11Tool(clusterID, ip, pin string, args ...string) string {
 	w.t.Helper()
+	return w.pkcs11ToolAs(clusterID, "", ip, pin, args...)
+}
+
+// pkcs11ToolAs is pkcs11Tool for a cluster whose certificate names
+// certClusterID (restored from a backup of that cluster; "": clusterID).
+func (w *walkthrough) pkcs11ToolAs(clusterID, certClusterID, ip, pin string, args ...string) string {
+	w.t.Helper()
 	if _, err := exec.LookPath("pkcs11-tool"); err != nil {
 		if os.Getenv("COFFER_REQUIRE_TOOLS") != "" {
 			w.t.Fatal("pkcs11-tool is not installed (apt-get install opensc)")
@@ -143,7 +150,7 @@ func (w *walkthrough) pkcs11Tool(clusterID, ip, pin string, args ...string) stri
 	}
 	cfg := filepath.Join(w.dir, "pkcs11.json")
 	f := client.File{HSMs: []string{net.JoinHostPort(ip, "2223")}, HSMCACert: filepath.Join(w.dir, "ca-cert.pem"), ClusterID: clusterID,
-		Logging: client.Logging{File: filepath.Join(w.dir, "pkcs11.log")}}
+		CertificateClusterID: certClusterID, Logging: client.Logging{File: filepath.Join(w.dir, "pkcs11.log")}}
 	if err := f.WriteFile(cfg); err != nil {
 		w.t.Fatal(err)
 	}
@@ -368,7 +375,14 @@ func (w *walkthrough) cofferErr(extraEnv []string, args ...string) (string, erro
 // under the openssl CA and logs in.
 func (w *walkthrough) login(ctx context.Context, clusterID string, ips []string, role, user, password string) *client.Session {
 	w.t.Helper()
-	f := client.File{HSMCACert: filepath.Join(w.dir, "ca-cert.pem"), ClusterID: clusterID}
+	return w.loginAs(ctx, clusterID, "", ips, role, user, password)
+}
+
+// loginAs is login to a cluster whose certificate names certClusterID (a
+// cluster restored from a backup of that cluster; "": clusterID).
+func (w *walkthrough) loginAs(ctx context.Context, clusterID, certClusterID string, ips []string, role, user, password string) *client.Session {
+	w.t.Helper()
+	f := client.File{HSMCACert: filepath.Join(w.dir, "ca-cert.pem"), ClusterID: clusterID, CertificateClusterID: certClusterID}
 	for _, ip := range ips {
 		f.HSMs = append(f.HSMs, net.JoinHostPort(ip, "2223"))
 	}

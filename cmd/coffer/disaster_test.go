@@ -133,7 +133,7 @@ func TestSeed000CloneAcrossRegions(t *testing.T) {
 		t.Fatalf("the replicated key in the clone:\n%s", out)
 	}
 	opened := filepath.Join(w.dir, "opened.txt")
-	w.pkcs11Tool(clone.id, clone.ip, "app_user:"+drCUPassword, "--decrypt", "--mechanism", "AES-CBC-PAD", "--iv", iv,
+	w.pkcs11ToolAs(clone.id, src.id, clone.ip, "app_user:"+drCUPassword, "--decrypt", "--mechanism", "AES-CBC-PAD", "--iv", iv,
 		"--label", "aes256", "--input-file", filepath.Join(w.dir, "sealed.bin"), "--output-file", opened)
 	if a, b := readFile(t, plain), readFile(t, opened); !bytes.Equal(a, b) {
 		t.Fatalf("region 2 decrypted %q, region 1 encrypted %q", b, a)
@@ -221,9 +221,9 @@ func TestDisasterRecoveryFromLastBackup(t *testing.T) {
 	w.aws("create-hsm", "--cluster-id", id, "--availability-zone", "us-east-1c")
 	w.waitFor("ACTIVE", "describe-clusters", "--filters", "clusterIds="+id, "--query", "Clusters[0].Hsms[0].State")
 	ip := w.aws("describe-clusters", "--filters", "clusterIds="+id, "--query", "Clusters[0].Hsms[0].EniIp")
-	// The restored cluster keeps its source's cluster certificate, and
-	// clients know its HSMs by the cluster id that certificate names.
-	s = w.login(ctx, src.id, []string{ip}, "crypto-user", "app_user", drCUPassword)
+	// The restored cluster runs under its own id, with its source's
+	// cluster certificate.
+	s = w.loginAs(ctx, id, src.id, []string{ip}, "crypto-user", "app_user", drCUPassword)
 	defer s.Close(ctx)
 	for _, l := range labels {
 		keys, err := s.FindObjects(ctx, []client.Attribute{{Type: ck.CKA_LABEL, Value: []byte(l)}})

@@ -74,7 +74,9 @@ func TestSeed000CloneAcrossRegions(t *testing.T) {
 		}
 		return copyID != "", west.aws("describe-backups")
 	})
-	var created struct{ Cluster struct{ ClusterId, State, SourceBackupId string } }
+	var created struct {
+		Cluster struct{ ClusterId, State, SourceBackupId string }
+	}
 	west.awsJSON(&created, "create-cluster", "--hsm-type", "hsm1.medium", "--subnet-ids", "subnet-1aaaaaaa", "--source-backup-id", copyID)
 	clone := &drCluster{id: created.Cluster.ClusterId, region: "us-west-2"}
 	if created.Cluster.SourceBackupId != copyID {
@@ -283,7 +285,9 @@ func (w *walkthrough) activeCluster(region string, subnets ...string) *drCluster
 // subnetMapping returns a cluster's AZ → subnet map.
 func (w *walkthrough) subnetMapping(id string) map[string]string {
 	w.t.Helper()
-	var out struct{ Clusters []struct{ SubnetMapping map[string]string } }
+	var out struct {
+		Clusters []struct{ SubnetMapping map[string]string }
+	}
 	w.awsJSON(&out, "describe-clusters", "--filters", "clusterIds="+id)
 	if len(out.Clusters) != 1 {
 		w.t.Fatalf("describe-clusters %s: %+v", id, out)

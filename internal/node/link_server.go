@@ -156,18 +156,9 @@ func (s *linkServer) Versions(ctx context.Context, req *hsmv1.LinkVersionsReques
 	if err != nil {
 		return nil, err
 	}
-	if err := checkBuckets(req.GetBuckets()); err != nil {
+	which, err := checkBucketList(req.GetBuckets(), req.GetBucket())
+	if err != nil {
 		return nil, err
-	}
-	if len(req.GetBucket()) > int(req.GetBuckets()) {
-		return nil, status.Errorf(codes.InvalidArgument, "%d buckets asked of %d", len(req.GetBucket()), req.GetBuckets())
-	}
-	which := make([]int, 0, len(req.GetBucket()))
-	for _, b := range req.GetBucket() {
-		if b >= req.GetBuckets() {
-			return nil, status.Errorf(codes.InvalidArgument, "bucket %d not below %d", b, req.GetBuckets())
-		}
-		which = append(which, int(b))
 	}
 	metas, err := sy.HandleLinkVersions(ctx, int(req.GetBuckets()), which, kinds)
 	if err != nil {

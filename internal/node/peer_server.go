@@ -100,6 +100,25 @@ func checkBuckets(b uint32) error {
 	return nil
 }
 
+// checkBucketList checks the buckets a Versions call asks for, of a digest
+// of buckets buckets, and returns them as indexes.
+func checkBucketList(buckets uint32, bucket []uint32) ([]int, error) {
+	if err := checkBuckets(buckets); err != nil {
+		return nil, err
+	}
+	if len(bucket) > int(buckets) {
+		return nil, status.Errorf(codes.InvalidArgument, "%d buckets asked of %d", len(bucket), buckets)
+	}
+	which := make([]int, 0, len(bucket))
+	for _, b := range bucket {
+		if b >= buckets {
+			return nil, status.Errorf(codes.InvalidArgument, "bucket %d not below %d", b, buckets)
+		}
+		which = append(which, int(b))
+	}
+	return which, nil
+}
+
 func (s *peerServer) Digest(ctx context.Context, req *hsmv1.DigestRequest) (*hsmv1.DigestResponse, error) {
 	if _, err := s.authorize(ctx, 0); err != nil {
 		return nil, err
@@ -126,18 +145,9 @@ func (s *peerServer) Versions(ctx context.Context, req *hsmv1.VersionsRequest) (
 	if err != nil {
 		return nil, err
 	}
-	if err := checkBuckets(req.GetBuckets()); err != nil {
+	which, err := checkBucketList(req.GetBuckets(), req.GetBucket())
+	if err != nil {
 		return nil, err
-	}
-	if len(req.GetBucket()) > int(req.GetBuckets()) {
-		return nil, status.Errorf(codes.InvalidArgument, "%d buckets asked of %d", len(req.GetBucket()), req.GetBuckets())
-	}
-	which := make([]int, 0, len(req.GetBucket()))
-	for _, b := range req.GetBucket() {
-		if b >= req.GetBuckets() {
-			return nil, status.Errorf(codes.InvalidArgument, "bucket %d not below %d", b, req.GetBuckets())
-		}
-		which = append(which, int(b))
 	}
 	metas, err := sy.HandleVersions(ctx, int(req.GetBuckets()), which)
 	if err != nil {

@@ -62,7 +62,7 @@ func (s *Server) addBackup(cl *clusterRecord, reason string) *backupRecord {
 	now := s.now().UTC()
 	id := s.newID("backup")
 	b := &backupRecord{
-		Region: cl.Region, ID: id, BoundID: id, ClusterID: cl.ID, State: BackupCreateInProgress,
+		Region: cl.Region, Account: cl.Account, ID: id, BoundID: id, ClusterID: cl.ID, State: BackupCreateInProgress,
 		Created: now, HsmType: cl.HsmType, Mode: cl.Mode, Reason: reason,
 	}
 	if err := s.saveBackup(b); err != nil {

@@ -86,7 +86,7 @@ func (s *Server) createCluster(c *call, body []byte) (any, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	cl := &clusterRecord{
-		Region: r.cfg.Name, ID: s.newID("cluster"), HsmType: req.HsmType, Mode: mode, NetworkType: "IPV4",
+		Region: r.cfg.Name, Account: c.account, ID: s.newID("cluster"), HsmType: req.HsmType, Mode: mode, NetworkType: "IPV4",
 		State: ClusterCreateInProgress, SubnetMapping: mapping, VpcID: r.cfg.VpcID, SecurityGroup: s.newHexID("sg"),
 		Created: s.now().UTC(), BackupPolicy: "DEFAULT", Retention: retention, Tags: req.TagList, HSMs: []*hsmRecord{},
 		NextNodeID: 1,
@@ -222,7 +222,7 @@ func (s *Server) createClusterFromBackup(c *call, req CreateClusterRequest, mapp
 	defer s.mu.Unlock()
 	now := s.now().UTC()
 	cl := &clusterRecord{
-		Region: r.cfg.Name, ID: ref.ClusterID, HsmType: req.HsmType, Mode: mode, NetworkType: "IPV4",
+		Region: r.cfg.Name, Account: c.account, ID: ref.ClusterID, HsmType: req.HsmType, Mode: mode, NetworkType: "IPV4",
 		State: ClusterInitialized, SubnetMapping: mapping, VpcID: r.cfg.VpcID, SecurityGroup: s.newHexID("sg"),
 		Created: now, BackupPolicy: "DEFAULT", Retention: retention, Tags: req.TagList, HSMs: []*hsmRecord{},
 		NextNodeID: max(1, rc.NextNodeID), SourceBackupID: backupID, ClusterCsr: rc.ClusterCSR, ClusterCertificate: rc.ClusterCertificate,

@@ -26,6 +26,7 @@ var (
 
 type clusterRecord struct {
 	Region         string                `json:"region"`
+	Account        string                `json:"account,omitempty"` // the AWS account that owns it (see ownedBy)
 	ID             string                `json:"id"`
 	HsmType        string                `json:"hsm_type"`
 	Mode           string                `json:"mode,omitempty"`
@@ -87,6 +88,7 @@ type hsmRecord struct {
 
 type backupRecord struct {
 	Region        string    `json:"region"`
+	Account       string    `json:"account,omitempty"` // the AWS account that owns it: its cluster's
 	ID            string    `json:"id"`
 	ClusterID     string    `json:"cluster_id"`
 	State         string    `json:"state"`
@@ -202,6 +204,9 @@ func (s *Server) load() error {
 			if err := json.Unmarshal(v, &c); err != nil {
 				return fmt.Errorf("cluster record %s: %w", k, err)
 			}
+			if c.Account == "" {
+				c.Account = s.legacyAccount()
+			}
 			if r := s.regions[c.Region]; r != nil {
 				r.clusters[c.ID] = &c
 			} else {
@@ -216,6 +221,9 @@ func (s *Server) load() error {
 			var b backupRecord
 			if err := json.Unmarshal(v, &b); err != nil {
 				return fmt.Errorf("backup record %s: %w", k, err)
+			}
+			if b.Account == "" {
+				b.Account = s.legacyAccount()
 			}
 			if r := s.regions[b.Region]; r != nil {
 				r.backups[b.ID] = &b

@@ -178,12 +178,12 @@ func (s *Server) createClusterFromBackup(c *call, req CreateClusterRequest, mapp
 		return nil, invalid("Backup %s is of a cluster in mode %s; a cluster made from it has that mode, not %s.", b.ID, modeName(mode), req.Mode)
 	}
 	ref := ClusterRef{Region: r.cfg.Name, ClusterID: s.newID("cluster")}
-	backupID, boundID, sourceCluster := b.ID, b.boundID(), b.ClusterID
+	backupID, boundID, sourceCluster, size := b.ID, b.boundID(), b.ClusterID, b.Bytes
 	s.mu.Unlock()
 
 	ctx, cancel := context.WithTimeout(c.ctx, s.cfg.BackupTimeout)
 	defer cancel()
-	blob, err := r.store.Get(ctx, backupID)
+	blob, err := getSized(ctx, r.store, backupID, size)
 	if errors.Is(err, ErrBlobNotFound) {
 		return nil, invalid("Backup %s has no contents in the backup store of %s (it may predate backup contents, or the store lost it).", backupID, r.cfg.Name)
 	}
@@ -192,7 +192,7 @@ func (s *Server) createClusterFromBackup(c *call, req CreateClusterRequest, mapp
 	}
 	rc, err := s.prov.RestoreCluster(ctx, ref, boundID, blob)
 	blob.Close()
-	if errors.Is(err, ErrBackupRefused) {
+	if errors.Is(err, ErrBackupRefused) || errors.Is(err, ErrBlobSize) {
 		s.log.Warn("backup refused", "region", r.cfg.Name, "backup", backupID, "err", err)
 		return nil, invalid("Backup %s was refused: %v", backupID, err)
 	}

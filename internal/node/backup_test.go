@@ -316,3 +316,49 @@ func TestRestoreFIPSOnlyIntoFIPS(t *testing.T) {
 		}
 	}
 }
+
+// TestRestoreNonFIPSNotIntoFIPS: a backup of a non-FIPS cluster does not
+// restore into a FIPS node either (CloudHSM: a backup restores into a
+// cluster of its own mode). Its keys were made without FIPS rules, and the
+// two clusters would share a masking key: a key made under FIPS rules on
+// the FIPS one could be replicated (key replicate, a link) to the non-FIPS
+// one, and so used with mechanisms that are not approved, the thing a FIPS
+// backup's restore into a non-FIPS node is refused for.
+func TestRestoreNonFIPSNotIntoFIPS(t *testing.T) {
+	keyPath := backupKeyFile(t)
+	pki := newTestPKI(t, "cluster-plain")
+	cfg := config(t, pki, 1, MasterKeyCreate)
+	cfg.BackupKeyPath = keyPath
+	a := start(t, cfg)
+	eventually(t, "node ready", a.Ready)
+	blob, err := fetchBackup(t, pki, a.Addr(), ownCert(cfg), "backup-plain", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "restore.blob")
+	if err := os.WriteFile(path, blob, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, fips := range []bool{true, false} {
+		rcfg := config(t, newTestPKI(t, "cluster-dst"), 1, MasterKeyRestore)
+		rcfg.DataDir = filepath.Join(t.TempDir(), "data")
+		rcfg.BackupKeyPath, rcfg.RestoreBlob, rcfg.RestoreBackupID, rcfg.Device.FIPS = keyPath, path, "backup-plain", fips
+		n, err := New(t.Context(), rcfg)
+		if !fips {
+			if err != nil {
+				t.Fatalf("restore into a non-FIPS node: %v", err)
+			}
+			n.Close()
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), "FIPS") {
+			if n != nil {
+				n.Close()
+			}
+			t.Fatalf("restore of a non-FIPS backup into a FIPS node: %v", err)
+		}
+		if _, err := os.Stat(rcfg.DataDir); !os.IsNotExist(err) {
+			t.Errorf("a refused restore left %s (%v)", rcfg.DataDir, err)
+		}
+	}
+}

@@ -195,6 +195,55 @@ func openDB(dir string) (*bolt.DB, error) {
 	return db, nil
 }
 
+// checkIDs: the ids of a record read from the database are ids. The
+// Processes provisioner names directories and tool arguments after them,
+// so a database edited to hold a path ("../..") or a flag must not reach
+// it.
+func (c *clusterRecord) checkIDs() error {
+	var errs []error
+	if !reClusterID.MatchString(c.ID) {
+		errs = append(errs, fmt.Errorf("%q is not a cluster id", truncate(c.ID, 64)))
+	}
+	if !reRegion.MatchString(c.Region) {
+		errs = append(errs, fmt.Errorf("%q is not a region name", truncate(c.Region, 64)))
+	}
+	for _, h := range c.HSMs {
+		if h == nil || !reHsmID.MatchString(h.ID) {
+			id := "(none)"
+			if h != nil {
+				id = truncate(h.ID, 64)
+			}
+			errs = append(errs, fmt.Errorf("%q is not an HSM id", id))
+		}
+	}
+	for _, id := range []string{c.SourceBackupID} {
+		if id != "" && !reBackupID.MatchString(id) {
+			errs = append(errs, fmt.Errorf("%q is not a backup id", truncate(id, 64)))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (b *backupRecord) checkIDs() error {
+	var errs []error
+	for _, id := range []string{b.ID, b.BoundID, b.SourceBackup} {
+		if (id != "" || id == b.ID) && !reBackupID.MatchString(id) {
+			errs = append(errs, fmt.Errorf("%q is not a backup id", truncate(id, 64)))
+		}
+	}
+	for _, id := range []string{b.ClusterID, b.SourceCluster} {
+		if (id != "" || id == b.ClusterID) && !reClusterID.MatchString(id) {
+			errs = append(errs, fmt.Errorf("%q is not a cluster id", truncate(id, 64)))
+		}
+	}
+	for _, r := range []string{b.Region, b.SourceRegion} {
+		if (r != "" || r == b.Region) && !reRegion.MatchString(r) {
+			errs = append(errs, fmt.Errorf("%q is not a region name", truncate(r, 64)))
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // load reads every record into the regions' maps. Records of regions no
 // longer configured are kept in the database and ignored.
 func (s *Server) load() error {
@@ -202,6 +251,9 @@ func (s *Server) load() error {
 		err := tx.Bucket(bucketClusters).ForEach(func(k, v []byte) error {
 			var c clusterRecord
 			if err := json.Unmarshal(v, &c); err != nil {
+				return fmt.Errorf("cluster record %s: %w", k, err)
+			}
+			if err := c.checkIDs(); err != nil {
 				return fmt.Errorf("cluster record %s: %w", k, err)
 			}
 			if c.Account == "" {
@@ -220,6 +272,9 @@ func (s *Server) load() error {
 		return tx.Bucket(bucketBackups).ForEach(func(k, v []byte) error {
 			var b backupRecord
 			if err := json.Unmarshal(v, &b); err != nil {
+				return fmt.Errorf("backup record %s: %w", k, err)
+			}
+			if err := b.checkIDs(); err != nil {
 				return fmt.Errorf("backup record %s: %w", k, err)
 			}
 			if b.Account == "" {

@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/coffer-hsm/coffer/internal/backup"
+	"github.com/coffer-hsm/coffer/internal/hsm"
 	"github.com/coffer-hsm/coffer/internal/store"
 )
 
@@ -151,6 +152,13 @@ func (n *Node) buildRestoredStore(ctx context.Context, dir string, b *backup.Bac
 		})
 	}
 	readErr := b.Records(ctx, func(rec store.Sealed) error {
+		// A link is an agreement between two clusters, made by each side's
+		// admins with their quorum: a cluster made from a backup is not the
+		// cluster that agreed, and starts with no links (its admins make
+		// the ones it should have).
+		if rec.Kind == store.KindSetting && rec.ID == hsm.LinksSettingsID {
+			return nil
+		}
 		select {
 		case recs <- rec:
 			return nil

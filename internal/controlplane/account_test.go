@@ -64,6 +64,15 @@ func TestOtherAccountIsolated(t *testing.T) {
 	if got := e.backupsOf(cl.ClusterId); len(got) != len(bs) || got[0].BackupState != BackupReady {
 		t.Fatalf("the owner's backups after the other account's calls %+v", got)
 	}
+	// The owner's copy in another region is the owner's too.
+	e.must("CopyBackupToRegion", CopyBackupToRegionRequest{DestinationRegion: "us-west-2", BackupId: bid}, nil)
+	e.reconcile()
+	if west := e.backupsIn("us-west-2", nil); len(west) != 1 || west[0].BackupState != BackupReady {
+		t.Fatalf("the owner's copy %+v", west)
+	}
+	if err := e.callAs(otherCred, "us-west-2", "DescribeBackups", DescribeBackupsRequest{}, &db); err != nil || len(db.Backups) != 0 {
+		t.Fatalf("DescribeBackups of the copy's region by another account: %v, %+v", err, db.Backups)
+	}
 	var mine CreateClusterResponse
 	if err := as("CreateCluster", CreateClusterRequest{HsmType: "hsm1.medium", SubnetIds: []string{"subnet-0aaaaaaa"}}, &mine); err != nil {
 		t.Fatal(err)

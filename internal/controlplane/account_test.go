@@ -2,6 +2,7 @@ package controlplane
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 )
 
@@ -108,5 +109,19 @@ func TestRecordWithoutAccount(t *testing.T) {
 	var dc DescribeClustersResponse
 	if err := e.callAs(otherCred, "us-east-1", "DescribeClusters", DescribeClustersRequest{}, &dc); err != nil || len(dc.Clusters) != 0 {
 		t.Fatalf("another account sees a record without an account: %v, %+v", err, dc.Clusters)
+	}
+}
+
+// An access key id listed twice is refused: with accounts owning what they
+// make, which account a key acts for must not depend on the order of the
+// credentials file.
+func TestDuplicateAccessKeyRefused(t *testing.T) {
+	dup := otherCred
+	dup.AccessKeyID = testCred.AccessKeyID
+	cfg := testConfig(t.TempDir(), newFakeProv())
+	cfg.Credentials = append(cfg.Credentials, dup)
+	err := cfg.Validate()
+	if err == nil || !strings.Contains(err.Error(), "listed twice") {
+		t.Fatalf("a duplicate access key: %v", err)
 	}
 }

@@ -450,6 +450,11 @@ func TestRefusedBackup(t *testing.T) {
 	}
 	edited := bytes.Clone(orig)
 	edited[len(edited)/2] ^= 1
+	setSize := func(n int64) {
+		e.s.mu.Lock()
+		e.s.regions["us-east-1"].backups[id].Bytes = n
+		e.s.mu.Unlock()
+	}
 	clusters := func() int {
 		var out DescribeClustersResponse
 		e.must("DescribeClusters", DescribeClustersRequest{}, &out)
@@ -462,9 +467,15 @@ func TestRefusedBackup(t *testing.T) {
 		want string
 	}{
 		{"edited", edited, "authentication failed"},
-		{"truncated", orig[:len(orig)-100], "authentication failed"},
-		{"cut short", orig[:8], "truncated"},
-		{"not a backup", []byte("PK\x03\x04 a zip file"), "not a Coffer backup"},
+		// A blob not of the backup's recorded size is refused before the
+		// HSM side reads it (the HSM side's own refusals of these are
+		// tested with the blob format).
+		{"truncated", orig[:len(orig)-100], "not the size its backup recorded"},
+		{"cut short", orig[:8], "not the size its backup recorded"},
+		{"not a backup", []byte("PK\x03\x04 a zip file"), "not the size its backup recorded"},
+		{"longer", append(bytes.Clone(orig), 0), "not the size its backup recorded"},
+		// The other backup's blob, with the record's size edited to match
+		// (by whoever holds the database too), reaches the HSM side.
 		{"swapped", otherBlob, "is backup " + other + ", not " + id},
 		{"missing", nil, "no contents"},
 	} {
@@ -473,6 +484,10 @@ func TestRefusedBackup(t *testing.T) {
 				os.Remove(path)
 			} else if err := os.WriteFile(path, c.blob, 0o600); err != nil {
 				t.Fatal(err)
+			}
+			if c.name == "swapped" {
+				setSize(int64(len(c.blob)))
+				defer setSize(int64(len(orig)))
 			}
 			err := e.call("CreateCluster", CreateClusterRequest{HsmType: "hsm1.medium", SubnetIds: []string{"subnet-0aaaaaaa"}, SourceBackupId: id}, nil)
 			wantErr(t, err, "CloudHsmInvalidRequestException")

@@ -62,7 +62,7 @@ func (s *Server) addBackup(cl *clusterRecord, reason string) *backupRecord {
 	now := s.now().UTC()
 	id := s.newID("backup")
 	b := &backupRecord{
-		Region: cl.Region, ID: id, BoundID: id, ClusterID: cl.ID, State: BackupCreateInProgress,
+		Region: cl.Region, Account: cl.Account, ID: id, BoundID: id, ClusterID: cl.ID, State: BackupCreateInProgress,
 		Created: now, HsmType: cl.HsmType, Mode: cl.Mode, Reason: reason,
 	}
 	if err := s.saveBackup(b); err != nil {
@@ -234,7 +234,7 @@ func (s *Server) finishBackup(ctx context.Context, region, id string) {
 			from = sb.ID
 			want := BackupInfo{Records: sb.Records, Bytes: sb.Bytes}
 			work = func(ctx context.Context) (BackupInfo, error) {
-				n, err := copyBlob(ctx, src.store, sb.ID, r.store, id)
+				n, err := copyBlob(ctx, src.store, sb.ID, sb.Bytes, r.store, id)
 				if err == nil && want.Bytes != 0 && n != want.Bytes {
 					err = fmt.Errorf("copied %d bytes of the source's %d", n, want.Bytes)
 				}
@@ -397,7 +397,7 @@ func restoreSource(r *regionState, cl *clusterRecord) *backupRecord {
 	return nil
 }
 
-// restoreOpener opens the blob of backup id in store.
-func restoreOpener(store BlobStore, id string) func(ctx context.Context) (io.ReadCloser, error) {
-	return func(ctx context.Context) (io.ReadCloser, error) { return store.Get(ctx, id) }
+// restoreOpener opens the blob of backup id, of size bytes, in store.
+func restoreOpener(store BlobStore, id string, size int64) func(ctx context.Context) (io.ReadCloser, error) {
+	return func(ctx context.Context) (io.ReadCloser, error) { return getSized(ctx, store, id, size) }
 }

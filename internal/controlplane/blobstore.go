@@ -44,9 +44,67 @@ func checkBlobName(name string) error {
 	return nil
 }
 
-// copyBlob copies a blob from one store to another (of another region).
-func copyBlob(ctx context.Context, from BlobStore, fromName string, to BlobStore, toName string) (int64, error) {
-	r, err := from.Get(ctx, fromName)
+// ErrBlobSize: a store served a blob of another size than the one recorded
+// when its backup became READY (a store edited or broken). The blob is not
+// read past that size.
+var ErrBlobSize = errors.New("the backup store's blob is not the size its backup recorded")
+
+// getSized opens a blob that must be size bytes (size > 0; 0 or less: not
+// known, as for records older than sizes): reading it fails with
+// ErrBlobSize once it ends early or goes on past size, and never reads more
+// than one byte past it. Whoever holds a store cannot make the control
+// plane copy or spool more than the backup's own size.
+func getSized(ctx context.Context, st BlobStore, name string, size int64) (io.ReadCloser, error) {
+	rc, err := st.Get(ctx, name)
+	if err != nil || size <= 0 {
+		return rc, err
+	}
+	return &sizedReader{rc: rc, left: size, size: size}, nil
+}
+
+type sizedReader struct {
+	rc         io.ReadCloser
+	left, size int64
+}
+
+func (s *sizedReader) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if s.left == 0 {
+		var one [1]byte
+		for {
+			n, err := s.rc.Read(one[:])
+			switch {
+			case n > 0:
+				return 0, fmt.Errorf("%w: more than %d bytes", ErrBlobSize, s.size)
+			case errors.Is(err, io.EOF):
+				return 0, io.EOF
+			case err != nil:
+				return 0, err
+			}
+		}
+	}
+	if int64(len(p)) > s.left {
+		p = p[:s.left]
+	}
+	n, err := s.rc.Read(p)
+	s.left -= int64(n)
+	if errors.Is(err, io.EOF) && s.left > 0 {
+		return n, fmt.Errorf("%w: %d bytes of %d", ErrBlobSize, s.size-s.left, s.size)
+	}
+	if errors.Is(err, io.EOF) {
+		err = nil // the next Read checks that the blob ends here
+	}
+	return n, err
+}
+
+func (s *sizedReader) Close() error { return s.rc.Close() }
+
+// copyBlob copies a blob of size bytes (getSized) from one store to
+// another (of another region).
+func copyBlob(ctx context.Context, from BlobStore, fromName string, size int64, to BlobStore, toName string) (int64, error) {
+	r, err := getSized(ctx, from, fromName, size)
 	if err != nil {
 		return 0, err
 	}

@@ -79,7 +79,7 @@ func testBlobStore(t *testing.T, st BlobStore) {
 	if got := get(name); string(got) != "second" {
 		t.Fatalf("after replacing: %q", got)
 	}
-	if n, err := copyBlob(ctx, st, name, st, other); err != nil || n != 6 {
+	if n, err := copyBlob(ctx, st, name, 6, st, other); err != nil || n != 6 {
 		t.Fatalf("copy: %d %v", n, err)
 	}
 	if got := get(other); string(got) != "second" {

@@ -166,7 +166,12 @@ func (c *Config) Validate() error {
 	if len(c.Credentials) == 0 {
 		add("at least one credential is required")
 	}
+	seenKey := map[string]bool{}
 	for _, k := range c.Credentials {
+		if seenKey[k.AccessKeyID] {
+			add("access key id %s listed twice", k.AccessKeyID)
+		}
+		seenKey[k.AccessKeyID] = true
 		if !reAccessKey.MatchString(k.AccessKeyID) {
 			add("access key id %q: want 16 or more upper-case letters and digits", k.AccessKeyID)
 		}

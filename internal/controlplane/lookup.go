@@ -2,9 +2,27 @@ package controlplane
 
 // This file: finding records by the ids and ARNs callers give (s.mu held).
 
+// Every cluster and backup belongs to one AWS account, the account of the
+// access key that made it (a backup: its cluster's; a copy: its source's).
+// A caller of another account neither finds nor lists it: not found, as
+// for an id that does not exist, so ids of other accounts are not
+// confirmed either.
+
+// ownedBy says whether account owns a record of that owner.
+func ownedBy(owner, account string) bool { return owner != "" && owner == account }
+
+// legacyAccount is the owner of records written before records named
+// their account: the account of the first configured access key.
+func (s *Server) legacyAccount() string {
+	if len(s.cfg.Credentials) == 0 {
+		return ""
+	}
+	return s.cfg.Credentials[0].AccountID
+}
+
 func (s *Server) cluster(c *call, id string) (*clusterRecord, error) {
 	cl, ok := c.region.clusters[id]
-	if !ok {
+	if !ok || !ownedBy(cl.Account, c.account) {
 		return nil, notFound("Cluster %s not found in region %s.", id, c.region.cfg.Name)
 	}
 	return cl, nil
@@ -24,7 +42,7 @@ func (s *Server) liveCluster(c *call, id string) (*clusterRecord, error) {
 
 func (s *Server) backup(c *call, id string) (*backupRecord, error) {
 	b, ok := c.region.backups[id]
-	if !ok || b.State == BackupDeleted {
+	if !ok || b.State == BackupDeleted || !ownedBy(b.Account, c.account) {
 		return nil, notFound("Backup %s not found in region %s.", id, c.region.cfg.Name)
 	}
 	return b, nil

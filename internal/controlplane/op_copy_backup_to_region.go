@@ -55,7 +55,7 @@ func (s *Server) copyBackupToRegion(c *call, body []byte) (any, error) {
 		tags = append([]Tag(nil), b.Tags...)
 	}
 	cp := &backupRecord{
-		Region: dst.cfg.Name, ID: s.newID("backup"), BoundID: b.boundID(), ClusterID: b.ClusterID, State: BackupCreateInProgress,
+		Region: dst.cfg.Name, Account: b.Account, ID: s.newID("backup"), BoundID: b.boundID(), ClusterID: b.ClusterID, State: BackupCreateInProgress,
 		Created: b.Created, Copied: s.now().UTC(), SourceRegion: c.region.cfg.Name, SourceBackup: b.ID, SourceCluster: b.ClusterID,
 		HsmType: b.HsmType, Mode: b.Mode, Tags: tags, Reason: reasonCopy,
 	}

@@ -86,7 +86,7 @@ func (s *Server) createCluster(c *call, body []byte) (any, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	cl := &clusterRecord{
-		Region: r.cfg.Name, ID: s.newID("cluster"), HsmType: req.HsmType, Mode: mode, NetworkType: "IPV4",
+		Region: r.cfg.Name, Account: c.account, ID: s.newID("cluster"), HsmType: req.HsmType, Mode: mode, NetworkType: "IPV4",
 		State: ClusterCreateInProgress, SubnetMapping: mapping, VpcID: r.cfg.VpcID, SecurityGroup: s.newHexID("sg"),
 		Created: s.now().UTC(), BackupPolicy: "DEFAULT", Retention: retention, Tags: req.TagList, HSMs: []*hsmRecord{},
 		NextNodeID: 1,
@@ -178,12 +178,12 @@ func (s *Server) createClusterFromBackup(c *call, req CreateClusterRequest, mapp
 		return nil, invalid("Backup %s is of a cluster in mode %s; a cluster made from it has that mode, not %s.", b.ID, modeName(mode), req.Mode)
 	}
 	ref := ClusterRef{Region: r.cfg.Name, ClusterID: s.newID("cluster")}
-	backupID, boundID, sourceCluster := b.ID, b.boundID(), b.ClusterID
+	backupID, boundID, sourceCluster, size := b.ID, b.boundID(), b.ClusterID, b.Bytes
 	s.mu.Unlock()
 
 	ctx, cancel := context.WithTimeout(c.ctx, s.cfg.BackupTimeout)
 	defer cancel()
-	blob, err := r.store.Get(ctx, backupID)
+	blob, err := getSized(ctx, r.store, backupID, size)
 	if errors.Is(err, ErrBlobNotFound) {
 		return nil, invalid("Backup %s has no contents in the backup store of %s (it may predate backup contents, or the store lost it).", backupID, r.cfg.Name)
 	}
@@ -192,7 +192,7 @@ func (s *Server) createClusterFromBackup(c *call, req CreateClusterRequest, mapp
 	}
 	rc, err := s.prov.RestoreCluster(ctx, ref, boundID, blob)
 	blob.Close()
-	if errors.Is(err, ErrBackupRefused) {
+	if errors.Is(err, ErrBackupRefused) || errors.Is(err, ErrBlobSize) {
 		s.log.Warn("backup refused", "region", r.cfg.Name, "backup", backupID, "err", err)
 		return nil, invalid("Backup %s was refused: %v", backupID, err)
 	}
@@ -222,7 +222,7 @@ func (s *Server) createClusterFromBackup(c *call, req CreateClusterRequest, mapp
 	defer s.mu.Unlock()
 	now := s.now().UTC()
 	cl := &clusterRecord{
-		Region: r.cfg.Name, ID: ref.ClusterID, HsmType: req.HsmType, Mode: mode, NetworkType: "IPV4",
+		Region: r.cfg.Name, Account: c.account, ID: ref.ClusterID, HsmType: req.HsmType, Mode: mode, NetworkType: "IPV4",
 		State: ClusterInitialized, SubnetMapping: mapping, VpcID: r.cfg.VpcID, SecurityGroup: s.newHexID("sg"),
 		Created: now, BackupPolicy: "DEFAULT", Retention: retention, Tags: req.TagList, HSMs: []*hsmRecord{},
 		NextNodeID: max(1, rc.NextNodeID), SourceBackupID: backupID, ClusterCsr: rc.ClusterCSR, ClusterCertificate: rc.ClusterCertificate,

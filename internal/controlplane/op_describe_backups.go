@@ -43,7 +43,7 @@ func (s *Server) describeBackups(c *call, body []byte) (any, error) {
 	var all []*backupRecord
 	if !req.Shared {
 		for _, b := range c.region.backups {
-			if b.State != BackupDeleted && match(b) {
+			if b.State != BackupDeleted && ownedBy(b.Account, c.account) && match(b) {
 				all = append(all, b)
 			}
 		}

@@ -36,7 +36,7 @@ func (s *Server) describeClusters(c *call, body []byte) (any, error) {
 	defer s.mu.Unlock()
 	var all []*clusterRecord
 	for _, cl := range c.region.clusters {
-		if match(cl) {
+		if ownedBy(cl.Account, c.account) && match(cl) {
 			all = append(all, cl)
 		}
 	}

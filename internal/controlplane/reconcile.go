@@ -312,7 +312,11 @@ func (s *Server) nodeSpec(cl *clusterRecord, h *hsmRecord, live []*hsmRecord) No
 		ClusterCertificate: cl.ClusterCertificate, TrustAnchor: cl.TrustAnchor,
 	}
 	if h.MaskingKey == "restore" && h.RestoreBackup != "" {
-		spec.Restore = &RestoreSource{BoundID: h.RestoreBoundID, Open: restoreOpener(s.regions[cl.Region].store, h.RestoreBackup)}
+		var size int64
+		if b := s.regions[cl.Region].backups[h.RestoreBackup]; b != nil {
+			size = b.Bytes
+		}
+		spec.Restore = &RestoreSource{BoundID: h.RestoreBoundID, Open: restoreOpener(s.regions[cl.Region].store, h.RestoreBackup, size)}
 	}
 	for _, p := range live {
 		if p.ID != h.ID && p.Port != 0 {

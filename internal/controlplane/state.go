@@ -26,6 +26,7 @@ var (
 
 type clusterRecord struct {
 	Region         string                `json:"region"`
+	Account        string                `json:"account,omitempty"` // the AWS account that owns it (see ownedBy)
 	ID             string                `json:"id"`
 	HsmType        string                `json:"hsm_type"`
 	Mode           string                `json:"mode,omitempty"`
@@ -87,6 +88,7 @@ type hsmRecord struct {
 
 type backupRecord struct {
 	Region        string    `json:"region"`
+	Account       string    `json:"account,omitempty"` // the AWS account that owns it: its cluster's
 	ID            string    `json:"id"`
 	ClusterID     string    `json:"cluster_id"`
 	State         string    `json:"state"`
@@ -193,6 +195,55 @@ func openDB(dir string) (*bolt.DB, error) {
 	return db, nil
 }
 
+// checkIDs: the ids of a record read from the database are ids. The
+// Processes provisioner names directories and tool arguments after them,
+// so a database edited to hold a path ("../..") or a flag must not reach
+// it.
+func (c *clusterRecord) checkIDs() error {
+	var errs []error
+	if !reClusterID.MatchString(c.ID) {
+		errs = append(errs, fmt.Errorf("%q is not a cluster id", truncate(c.ID, 64)))
+	}
+	if !reRegion.MatchString(c.Region) {
+		errs = append(errs, fmt.Errorf("%q is not a region name", truncate(c.Region, 64)))
+	}
+	for _, h := range c.HSMs {
+		if h == nil || !reHsmID.MatchString(h.ID) {
+			id := "(none)"
+			if h != nil {
+				id = truncate(h.ID, 64)
+			}
+			errs = append(errs, fmt.Errorf("%q is not an HSM id", id))
+		}
+	}
+	for _, id := range []string{c.SourceBackupID} {
+		if id != "" && !reBackupID.MatchString(id) {
+			errs = append(errs, fmt.Errorf("%q is not a backup id", truncate(id, 64)))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (b *backupRecord) checkIDs() error {
+	var errs []error
+	for _, id := range []string{b.ID, b.BoundID, b.SourceBackup} {
+		if (id != "" || id == b.ID) && !reBackupID.MatchString(id) {
+			errs = append(errs, fmt.Errorf("%q is not a backup id", truncate(id, 64)))
+		}
+	}
+	for _, id := range []string{b.ClusterID, b.SourceCluster} {
+		if (id != "" || id == b.ClusterID) && !reClusterID.MatchString(id) {
+			errs = append(errs, fmt.Errorf("%q is not a cluster id", truncate(id, 64)))
+		}
+	}
+	for _, r := range []string{b.Region, b.SourceRegion} {
+		if (r != "" || r == b.Region) && !reRegion.MatchString(r) {
+			errs = append(errs, fmt.Errorf("%q is not a region name", truncate(r, 64)))
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // load reads every record into the regions' maps. Records of regions no
 // longer configured are kept in the database and ignored.
 func (s *Server) load() error {
@@ -201,6 +252,12 @@ func (s *Server) load() error {
 			var c clusterRecord
 			if err := json.Unmarshal(v, &c); err != nil {
 				return fmt.Errorf("cluster record %s: %w", k, err)
+			}
+			if err := c.checkIDs(); err != nil {
+				return fmt.Errorf("cluster record %s: %w", k, err)
+			}
+			if c.Account == "" {
+				c.Account = s.legacyAccount()
 			}
 			if r := s.regions[c.Region]; r != nil {
 				r.clusters[c.ID] = &c
@@ -216,6 +273,12 @@ func (s *Server) load() error {
 			var b backupRecord
 			if err := json.Unmarshal(v, &b); err != nil {
 				return fmt.Errorf("backup record %s: %w", k, err)
+			}
+			if err := b.checkIDs(); err != nil {
+				return fmt.Errorf("backup record %s: %w", k, err)
+			}
+			if b.Account == "" {
+				b.Account = s.legacyAccount()
 			}
 			if r := s.regions[b.Region]; r != nil {
 				r.backups[b.ID] = &b

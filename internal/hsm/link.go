@@ -59,6 +59,11 @@ func ParseLinkDirection(s string) (LinkDirection, error) {
 // MaxReplicationLinks bounds the links of one cluster, both directions.
 const MaxReplicationLinks = 8
 
+// LinksSettingsID is the id of the setting record that holds a cluster's
+// replication links. A restore leaves it out (node/restore.go): a cluster
+// made from a backup starts with no links.
+const LinksSettingsID = linksSettingsID
+
 const (
 	linksSettingsID = "replication-links"
 	linksFormat     = 1

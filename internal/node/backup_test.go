@@ -316,3 +316,101 @@ func TestRestoreFIPSOnlyIntoFIPS(t *testing.T) {
 		}
 	}
 }
+
+// TestRestoreNonFIPSNotIntoFIPS: a backup of a non-FIPS cluster does not
+// restore into a FIPS node either (CloudHSM: a backup restores into a
+// cluster of its own mode). Its keys were made without FIPS rules, and the
+// two clusters would share a masking key: a key made under FIPS rules on
+// the FIPS one could be replicated (key replicate, a link) to the non-FIPS
+// one, and so used with mechanisms that are not approved, the thing a FIPS
+// backup's restore into a non-FIPS node is refused for.
+func TestRestoreNonFIPSNotIntoFIPS(t *testing.T) {
+	keyPath := backupKeyFile(t)
+	pki := newTestPKI(t, "cluster-plain")
+	cfg := config(t, pki, 1, MasterKeyCreate)
+	cfg.BackupKeyPath = keyPath
+	a := start(t, cfg)
+	eventually(t, "node ready", a.Ready)
+	blob, err := fetchBackup(t, pki, a.Addr(), ownCert(cfg), "backup-plain", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "restore.blob")
+	if err := os.WriteFile(path, blob, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, fips := range []bool{true, false} {
+		rcfg := config(t, newTestPKI(t, "cluster-dst"), 1, MasterKeyRestore)
+		rcfg.DataDir = filepath.Join(t.TempDir(), "data")
+		rcfg.BackupKeyPath, rcfg.RestoreBlob, rcfg.RestoreBackupID, rcfg.Device.FIPS = keyPath, path, "backup-plain", fips
+		n, err := New(t.Context(), rcfg)
+		if !fips {
+			if err != nil {
+				t.Fatalf("restore into a non-FIPS node: %v", err)
+			}
+			n.Close()
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), "FIPS") {
+			if n != nil {
+				n.Close()
+			}
+			t.Fatalf("restore of a non-FIPS backup into a FIPS node: %v", err)
+		}
+		if _, err := os.Stat(rcfg.DataDir); !os.IsNotExist(err) {
+			t.Errorf("a refused restore left %s (%v)", rcfg.DataDir, err)
+		}
+	}
+}
+
+// TestRestoreDropsReplicationLinks: a cluster made from a backup starts
+// with no replication links. A link is an agreement between two clusters,
+// each side's admins with their quorum; the backup's links are its source
+// cluster's. Restored, a copy of the source would otherwise push its own
+// keys and deletions into the source's linked clone (a test copy's
+// deletions destroying the clone's keys) and admit what the source's
+// linked clusters push, none of them having agreed to it.
+func TestRestoreDropsReplicationLinks(t *testing.T) {
+	keyPath := backupKeyFile(t)
+	src := newTestPKI(t, "cluster-src")
+	other := newTestPKI(t, "cluster-other")
+	cfg := withLinks(t, src, config(t, src, 1, MasterKeyCreate))
+	cfg.BackupKeyPath = keyPath
+	a := start(t, cfg)
+	eventually(t, "node ready", a.Ready)
+	c := hsmv1.NewHSMClient(dial(t, src, a.Addr()))
+	activate(t, c)
+	for _, l := range []*hsmv1.ReplicationLinkInfo{
+		{Direction: "outbound", ClusterId: "cluster-other", Address: "127.0.0.1:9", TrustAnchor: other.ca.Raw},
+		{Direction: "inbound", ClusterId: "cluster-other", TrustAnchor: other.ca.Raw},
+	} {
+		must(t)(c.CreateReplicationLink(t.Context(), &hsmv1.CreateReplicationLinkRequest{Session: adminSession(t, c), Link: l}))
+	}
+	if ls, err := c.ListReplicationLinks(t.Context(), &hsmv1.SessionRequest{}); err != nil || len(ls.GetLinks()) != 2 {
+		t.Fatalf("the source's links: %v, %v", ls, err)
+	}
+	blob, err := fetchBackup(t, src, a.Addr(), ownCert(cfg), "backup-links", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "restore.blob")
+	if err := os.WriteFile(path, blob, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dst := newTestPKI(t, "cluster-dst")
+	rcfg := withLinks(t, dst, config(t, dst, 1, MasterKeyRestore))
+	rcfg.DataDir = filepath.Join(t.TempDir(), "data")
+	rcfg.BackupKeyPath, rcfg.RestoreBlob, rcfg.RestoreBackupID = keyPath, path, "backup-links"
+	r := start(t, rcfg)
+	eventually(t, "restored node ready", r.Ready)
+	rc := hsmv1.NewHSMClient(dial(t, dst, r.Addr()))
+	ls, err := rc.ListReplicationLinks(t.Context(), &hsmv1.SessionRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ls.GetLinks()) != 0 {
+		t.Fatalf("a cluster made from a backup has its source's links: %v", ls.GetLinks())
+	}
+	// The rest of the backup is there: alice logs in.
+	cuSession(t, rc)
+}

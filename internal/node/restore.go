@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/coffer-hsm/coffer/internal/backup"
+	"github.com/coffer-hsm/coffer/internal/hsm"
 	"github.com/coffer-hsm/coffer/internal/store"
 )
 
@@ -64,10 +65,17 @@ func (n *Node) restoreStore(ctx context.Context) (restored bool, err error) {
 		return false, fmt.Errorf("node: restore from %s: %w", n.cfg.RestoreBlob, err)
 	}
 	defer b.Wipe()
-	// Keys made under FIPS rules stay under them: a non-FIPS node would
-	// let them be used with mechanisms that are not approved.
-	if b.Header.FIPS && !n.cfg.Device.FIPS {
+	// A backup restores into a node of its own mode (CloudHSM). Keys made
+	// under FIPS rules stay under them: a non-FIPS node would let them be
+	// used with mechanisms that are not approved. And a FIPS cluster holds
+	// only keys made under FIPS rules; it would also share its masking key
+	// with a non-FIPS cluster, to which key replicate or a link could then
+	// carry its FIPS keys.
+	switch {
+	case b.Header.FIPS && !n.cfg.Device.FIPS:
 		return false, fmt.Errorf("node: restore from %s: backup %s is of a FIPS cluster; restore it into a FIPS node only", n.cfg.RestoreBlob, b.Header.BackupID)
+	case !b.Header.FIPS && n.cfg.Device.FIPS:
+		return false, fmt.Errorf("node: restore from %s: backup %s is of a non-FIPS cluster; restore it into a non-FIPS node only", n.cfg.RestoreBlob, b.Header.BackupID)
 	}
 	if err := os.MkdirAll(tmp, 0o700); err != nil {
 		return false, fmt.Errorf("node: restore: %w", err)
@@ -144,6 +152,13 @@ func (n *Node) buildRestoredStore(ctx context.Context, dir string, b *backup.Bac
 		})
 	}
 	readErr := b.Records(ctx, func(rec store.Sealed) error {
+		// A link is an agreement between two clusters, made by each side's
+		// admins with their quorum: a cluster made from a backup is not the
+		// cluster that agreed, and starts with no links (its admins make
+		// the ones it should have).
+		if rec.Kind == store.KindSetting && rec.ID == hsm.LinksSettingsID {
+			return nil
+		}
 		select {
 		case recs <- rec:
 			return nil

@@ -28,6 +28,8 @@ type Session interface {
 	SetAttributes(ctx context.Context, id client.ObjectID, tmpl []client.Attribute) error
 	DestroyObject(ctx context.Context, id client.ObjectID) error
 	Encrypt(ctx context.Context, key client.ObjectID, mech client.Mechanism, data []byte) ([]byte, error)
+	// EncryptIV also returns the IV the HSM generated (AES-GCM), nil if none.
+	EncryptIV(ctx context.Context, key client.ObjectID, mech client.Mechanism, data []byte) (out, iv []byte, err error)
 	Decrypt(ctx context.Context, key client.ObjectID, mech client.Mechanism, data []byte) ([]byte, error)
 	Sign(ctx context.Context, key client.ObjectID, mech client.Mechanism, data []byte) ([]byte, error)
 	Verify(ctx context.Context, key client.ObjectID, mech client.Mechanism, data, signature []byte) error
@@ -43,6 +45,8 @@ type Session interface {
 type Operation interface {
 	Update(ctx context.Context, data []byte) ([]byte, error)
 	Finish(ctx context.Context, signature []byte) ([]byte, error)
+	// FinishIV also returns the IV the HSM generated (AES-GCM), nil if none.
+	FinishIV(ctx context.Context, signature []byte) (out, iv []byte, err error)
 	Abort(ctx context.Context) error
 }
 

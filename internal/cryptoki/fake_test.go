@@ -3,6 +3,7 @@ package cryptoki
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"errors"
 	"sync"
@@ -195,6 +196,16 @@ func (s *fakeSession) Encrypt(_ context.Context, _ client.ObjectID, m client.Mec
 	return xor(data), nil
 }
 
+// EncryptIV is Encrypt; for AES-GCM with a zeroed 12-byte IV it returns a
+// fresh random IV as the HSM does.
+func (s *fakeSession) EncryptIV(ctx context.Context, key client.ObjectID, m client.Mechanism, data []byte) ([]byte, []byte, error) {
+	out, err := s.Encrypt(ctx, key, m, data)
+	if m.Type == ck.CKM_AES_GCM && bytes.Equal(m.IV, make([]byte, 12)) {
+		return out, []byte(rand.Text())[:12], err
+	}
+	return out, nil, err
+}
+
 func (s *fakeSession) Decrypt(_ context.Context, _ client.ObjectID, _ client.Mechanism, data []byte) ([]byte, error) {
 	return xor(data), nil
 }
@@ -271,6 +282,11 @@ func (o *fakeOp) Update(_ context.Context, data []byte) ([]byte, error) {
 		return xor(data), nil
 	}
 	return nil, nil
+}
+
+func (o *fakeOp) FinishIV(ctx context.Context, sig []byte) ([]byte, []byte, error) {
+	out, err := o.Finish(ctx, sig)
+	return out, nil, err
 }
 
 func (o *fakeOp) Finish(_ context.Context, sig []byte) ([]byte, error) {

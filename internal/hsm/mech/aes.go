@@ -3,9 +3,11 @@ package mech
 import (
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/rand"
 	"crypto/subtle"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"math"
 	"slices"
 )
@@ -300,4 +302,40 @@ func OpenGCM(dst []byte, b cipher.Block, iv []byte, tagLen int, ciphertext, aad 
 		return nil, ErrAuthFailed
 	}
 	return out, nil
+}
+
+// SealGCMRandomIV encrypts like SealGCM under a fresh random 12-byte IV
+// that it chooses, and returns the IV and dst with the ciphertext and tag
+// appended. With a 16-byte tag and rnd nil or crypto/rand.Reader it uses
+// the standard library's random-nonce GCM, which FIPS 140-only mode allows;
+// otherwise the IV is read from rnd (nil: crypto/rand.Reader).
+func SealGCMRandomIV(dst []byte, rnd io.Reader, b cipher.Block, tagLen int, plaintext, aad []byte) (iv, out []byte, err error) {
+	if uint64(len(plaintext)) > gcmMaxPlaintext {
+		return nil, nil, fmt.Errorf("%w: GCM plaintext too long", ErrDataLen)
+	}
+	if tagLen == GCMTagLen && (rnd == nil || rnd == rand.Reader) {
+		if err := checkBlock(b); err != nil {
+			return nil, nil, err
+		}
+		a, err := cipher.NewGCMWithRandomNonce(b)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%w: %w", ErrParam, err)
+		}
+		// Seal writes the nonce, then the ciphertext and tag.
+		sealed := a.Seal(nil, nil, plaintext, aad)
+		iv = sealed[:GCMStandardIVLen:GCMStandardIVLen]
+		return iv, append(dst, sealed[GCMStandardIVLen:]...), nil
+	}
+	if rnd == nil {
+		rnd = rand.Reader
+	}
+	iv = make([]byte, GCMStandardIVLen)
+	if _, err := io.ReadFull(rnd, iv); err != nil {
+		return nil, nil, fmt.Errorf("GCM IV: %w", err)
+	}
+	out, err = SealGCM(dst, b, iv, tagLen, plaintext, aad)
+	if err != nil {
+		return nil, nil, err
+	}
+	return iv, out, nil
 }

@@ -152,6 +152,7 @@ func (d *Device) newKeyPair(op string, p *principal, m Mechanism, pubTmpl, privT
 	}
 	from := origin{creator: p, generated: true, mechanism: m.Type}
 	kt := keyTypeOf(key)
+	pubTmpl, privTmpl = withKeyPairID(key, pubTmpl, privTmpl)
 	if priv, err = buildKey(ck.CKO_PRIVATE_KEY, kt, km, privTmpl, from, skip); err != nil {
 		return nil, nil, err
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/fips140"
 	"testing"
 
 	"github.com/coffer-hsm/coffer/internal/ck"
@@ -163,5 +164,28 @@ func TestGCMCloudHSMVendorMechanism(t *testing.T) {
 	mac := must[[]byte](t)(td.Sign(alice, target, cmac, []byte("m")))
 	if err := td.Verify(alice, id, cmac, []byte("m"), mac); err != nil {
 		t.Fatalf("unwrapped key differs: %v", err)
+	}
+}
+
+// TestGCMDeviceIVFIPSOnly uses GCM only under IVs the device chooses, which
+// Go's FIPS 140-only mode allows (run it with GODEBUG=fips140=only too):
+// AES keys are usable there and CKM_CLOUDHSM_AES_GCM round-trips.
+func TestGCMDeviceIVFIPSOnly(t *testing.T) {
+	td, admin := activated(t)
+	alice := withCU(t, td, admin, "alice")
+	key := genAES(t, td, alice, "fips")
+	msg := []byte("FIPS 140-only")
+	m := Mechanism{Type: ck.CKM_CLOUDHSM_AES_GCM, TagBits: 128}
+	ct := must[[]byte](t)(td.Encrypt(alice, key, m, msg))
+	if pt, err := td.Decrypt(alice, key, m, ct); err != nil || !bytes.Equal(pt, msg) {
+		t.Fatalf("decrypt: %q %v", pt, err)
+	}
+	_, iv, err := td.EncryptIV(alice, key, Mechanism{Type: ck.CKM_AES_GCM, IV: make([]byte, 12), TagBits: 128}, msg)
+	if err != nil || len(iv) != 12 || bytes.Equal(iv, make([]byte, 12)) {
+		t.Fatalf("zeroed IV: IV %x, %v", iv, err)
+	}
+	if fips140.Enforced() {
+		_, err := td.Encrypt(alice, key, Mechanism{Type: ck.CKM_AES_GCM, IV: []byte("caller-iv-12"), TagBits: 128}, msg)
+		wantErr(t, err, ErrMechanismParamInvalid)
 	}
 }

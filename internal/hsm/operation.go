@@ -374,10 +374,7 @@ func (o *operation) oneShot(dst, data, sig []byte) ([]byte, error) {
 			}
 			return out, nil
 		case m.Type == ck.CKM_CLOUDHSM_AES_GCM: // decrypt or unwrap: the IV leads the input
-			if len(data) < mech.GCMStandardIVLen {
-				return nil, fmt.Errorf("%w: %v input shorter than its IV", mech.ErrDataLen, m.Type)
-			}
-			iv, data = data[:mech.GCMStandardIVLen], data[mech.GCMStandardIVLen:]
+			return mech.OpenGCMPrefixedIV(dst, k.block, tag, data, m.AAD)
 		}
 		if k.gcm != nil && len(iv) == mech.GCMStandardIVLen && tag == mech.GCMTagLen {
 			if o.fn == FnEncrypt {

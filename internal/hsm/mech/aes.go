@@ -339,3 +339,31 @@ func SealGCMRandomIV(dst []byte, rnd io.Reader, b cipher.Block, tagLen int, plai
 	}
 	return iv, out, nil
 }
+
+// OpenGCMPrefixedIV is OpenGCM for input that starts with its 12-byte IV
+// (IV || ciphertext || tag, as SealGCMRandomIV's IV and output together).
+// With a 16-byte tag it uses the standard library's random-nonce GCM,
+// which FIPS 140-only mode allows.
+func OpenGCMPrefixedIV(dst []byte, b cipher.Block, tagLen int, data, aad []byte) ([]byte, error) {
+	if len(data) < GCMStandardIVLen+tagLen {
+		return nil, fmt.Errorf("%w: GCM input shorter than its IV and tag", ErrDataLen)
+	}
+	if tagLen != GCMTagLen {
+		return OpenGCM(dst, b, data[:GCMStandardIVLen], tagLen, data[GCMStandardIVLen:], aad)
+	}
+	if err := checkBlock(b); err != nil {
+		return nil, err
+	}
+	if uint64(len(data)) > gcmMaxPlaintext+uint64(GCMStandardIVLen+tagLen) {
+		return nil, fmt.Errorf("%w: GCM ciphertext too long", ErrDataLen)
+	}
+	a, err := cipher.NewGCMWithRandomNonce(b)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrParam, err)
+	}
+	out, err := a.Open(dst, nil, data, aad)
+	if err != nil {
+		return nil, ErrAuthFailed
+	}
+	return out, nil
+}

@@ -24,15 +24,21 @@ func keyPairID(key any) []byte {
 	var pub []byte
 	switch k := key.(type) {
 	case *rsa.PrivateKey:
-		pub = k.N.Bytes()
+		return keyPairID(&k.PublicKey)
 	case *ecdsa.PrivateKey:
-		b, err := k.PublicKey.Bytes()
+		return keyPairID(&k.PublicKey)
+	case ed25519.PrivateKey:
+		return keyPairID(k.Public())
+	case *rsa.PublicKey:
+		pub = k.N.Bytes()
+	case *ecdsa.PublicKey:
+		b, err := k.Bytes()
 		if err != nil {
 			return nil
 		}
 		pub = b
-	case ed25519.PrivateKey:
-		pub = k.Public().(ed25519.PublicKey)
+	case ed25519.PublicKey:
+		pub = k
 	default:
 		return nil
 	}
@@ -42,6 +48,22 @@ func keyPairID(key any) []byte {
 	}
 	sum := sha256.Sum256(pub)
 	return sum[:20]
+}
+
+// importedKeyID gives a private or public key made from outside (created
+// or unwrapped) without a CKA_ID the id keyPairID derives from its public
+// key, so that its other half, imported alike or generated, pairs with it.
+// Generated pairs get theirs from withKeyPairID.
+func importedKeyID(o *Object, tmpl Template, from origin) {
+	if o.class == ck.CKO_SECRET_KEY || from.generated || o.key == nil {
+		return
+	}
+	if _, ok := tmpl.Get(ck.CKA_ID); ok {
+		return
+	}
+	if id := keyPairID(o.key.pub); id != nil {
+		o.setAttr(ck.CKA_ID, id)
+	}
 }
 
 // withKeyPairID gives both templates of a key pair the id keyPairID

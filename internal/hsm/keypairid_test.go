@@ -64,6 +64,27 @@ func TestKeyPairID(t *testing.T) {
 			}
 		})
 	}
+	t.Run("imported halves pair too", func(t *testing.T) {
+		ec := Template{Bytes(ck.CKA_EC_PARAMS, curveParams(elliptic.P256()))}
+		pub, priv := gen(ck.CKM_EC_KEY_PAIR_GEN, ec, Template{Bool(ck.CKA_EXTRACTABLE, true)})
+		want := attr(t, td, alice, pub, ck.CKA_ID)
+		// The private key, unwrapped without an id, and the public key,
+		// created from its point without one, get the same derived id.
+		kek := genAES(t, td, alice, "kek")
+		wrapped := must[[]byte](t)(td.WrapKey(alice, kek, Mechanism{Type: ck.CKM_AES_KEY_WRAP_PAD}, priv))
+		back := must[ObjectID](t)(td.UnwrapKey(ctx, alice, kek, Mechanism{Type: ck.CKM_AES_KEY_WRAP_PAD}, wrapped,
+			Template{Ulong(ck.CKA_CLASS, uint(ck.CKO_PRIVATE_KEY))}))
+		pub2 := must[ObjectID](t)(td.CreateObject(ctx, alice, append(ec, Ulong(ck.CKA_CLASS, uint(ck.CKO_PUBLIC_KEY)),
+			Ulong(ck.CKA_KEY_TYPE, uint(ck.CKK_EC)), Bytes(ck.CKA_EC_POINT, attr(t, td, alice, pub, ck.CKA_EC_POINT)))))
+		if got, got2 := attr(t, td, alice, back, ck.CKA_ID), attr(t, td, alice, pub2, ck.CKA_ID); !bytes.Equal(got, want) || !bytes.Equal(got2, want) {
+			t.Fatalf("imported ids %x, %x; want %x", got, got2, want)
+		}
+		named := must[ObjectID](t)(td.UnwrapKey(ctx, alice, kek, Mechanism{Type: ck.CKM_AES_KEY_WRAP_PAD}, wrapped,
+			Template{Ulong(ck.CKA_CLASS, uint(ck.CKO_PRIVATE_KEY)), Bytes(ck.CKA_ID, []byte{7})}))
+		if got := attr(t, td, alice, named, ck.CKA_ID); !bytes.Equal(got, []byte{7}) {
+			t.Fatalf("unwrapped with an id: %x", got)
+		}
+	})
 	t.Run("a caller's id stands", func(t *testing.T) {
 		ec := Template{Bytes(ck.CKA_EC_PARAMS, curveParams(elliptic.P256()))}
 		pub, priv := gen(ck.CKM_EC_KEY_PAIR_GEN, append(ec, Bytes(ck.CKA_ID, []byte{1})), Template{Bytes(ck.CKA_ID, []byte{1})})

@@ -168,6 +168,8 @@ func guide() string {
 		"  SHA-1 of the RSA modulus, of the EC point (uncompressed) or of the Ed25519 public key (20 bytes; in\n" +
 		"  FIPS 140-only mode the first 20 bytes of its SHA-256). Tools that pair a private key with its public\n" +
 		"  key by id (`pkcs11-tool --test`, PKCS#11 URIs) then find both. An `id` given for either half stands.\n" +
+		"  A private or public key imported or unwrapped without an `id` gets the id derived from its public key\n" +
+		"  the same way, so the halves of a pair imported one by one pair too.\n" +
 		"- **key wrap aes-gcm** draws a 12-byte IV from the HSM and puts it before the wrapped key (it is also\n" +
 		"  printed as `iv`); `key unwrap aes-gcm` takes it from there unless `--iv` is given. aes-no-pad is\n" +
 		"  RFC 3394, aes-kwp RFC 5649; CloudHSM's proprietary aes-pkcs5-pad and aes-zero-pad are not offered.\n" +

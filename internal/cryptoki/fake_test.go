@@ -64,6 +64,7 @@ func (c *fakeCluster) Login(_ context.Context, role, username, password string) 
 func (c *fakeCluster) Mechanisms(context.Context) ([]client.MechanismInfo, error) {
 	return []client.MechanismInfo{
 		{Type: ck.CKM_AES_GCM, MinKeySize: 128, MaxKeySize: 256, Flags: ck.CKF_HW | ck.CKF_ENCRYPT | ck.CKF_DECRYPT | ck.CKF_WRAP | ck.CKF_UNWRAP},
+		{Type: ck.CKM_CLOUDHSM_AES_GCM, MinKeySize: 128, MaxKeySize: 256, Flags: ck.CKF_HW | ck.CKF_ENCRYPT | ck.CKF_DECRYPT | ck.CKF_WRAP | ck.CKF_UNWRAP},
 		{Type: ck.CKM_AES_KEY_GEN, MinKeySize: 128, MaxKeySize: 256, Flags: ck.CKF_HW | ck.CKF_GENERATE},
 		{Type: ck.CKM_SHA256, Flags: ck.CKF_HW | ck.CKF_DIGEST},
 		{Type: ck.CKM_ECDSA_SHA256, MinKeySize: 256, MaxKeySize: 521, Flags: ck.CKF_HW | ck.CKF_SIGN | ck.CKF_VERIFY},

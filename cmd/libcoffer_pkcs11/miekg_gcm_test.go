@@ -85,6 +85,27 @@ func testGCMIV(t *testing.T, x *mechTest) {
 		}
 	})
 
+	t.Run("zeroed pIv is filled by C_WrapKey", func(t *testing.T) {
+		target := x.aesKey(t, true)
+		p, m := params(t, pkcs11.CKM_AES_GCM, zero)
+		w1, err := x.l.ctx.WrapKey(x.s, m, key, target) // miekg makes both calls of the two-call convention
+		must(t, "C_WrapKey", err)
+		iv1 := p.IV()
+		p, m = params(t, pkcs11.CKM_AES_GCM, zero)
+		w2, err := x.l.ctx.WrapKey(x.s, m, key, target)
+		must(t, "C_WrapKey", err)
+		if bytes.Equal(iv1, zero) || bytes.Equal(iv1, p.IV()) || bytes.Equal(w1, w2) {
+			t.Fatalf("wraps under a zeroed pIv: IVs %x, %x", iv1, p.IV())
+		}
+		_, m = params(t, pkcs11.CKM_AES_GCM, iv1)
+		back, err := x.l.ctx.UnwrapKey(x.s, m, key, w1, []*pkcs11.Attribute{
+			attr(pkcs11.CKA_CLASS, pkcs11.CKO_SECRET_KEY), attr(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_AES),
+			attr(pkcs11.CKA_TOKEN, false), attr(pkcs11.CKA_ENCRYPT, true),
+		})
+		must(t, "C_UnwrapKey with the returned IV", err)
+		x.sameAESKey(t, target, back)
+	})
+
 	t.Run("caller IV used as given", func(t *testing.T) {
 		own := []byte("caller's IV!")
 		p, m := params(t, pkcs11.CKM_AES_GCM, own)

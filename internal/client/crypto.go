@@ -81,6 +81,21 @@ func (s *Session) WrapKey(ctx context.Context, wrappingKey ObjectID, mech Mechan
 	})
 }
 
+// WrapKeyIV is WrapKey that also returns the IV the HSM generated (AES-GCM
+// under a zeroed IV, or CKM_CLOUDHSM_AES_GCM; see EncryptIV), nil if none.
+func (s *Session) WrapKeyIV(ctx context.Context, wrappingKey ObjectID, mech Mechanism, key ObjectID) (out, iv []byte, err error) {
+	wm := mech.wire()
+	_, err = s.c.invoke(ctx, s, call{op: "wrap key", retry: true, objs: []ObjectID{wrappingKey, key}}, func(ctx context.Context, m *member, sid uint64) error {
+		r, err := m.rpc.WrapKey(ctx, &hsmv1.WrapKeyRequest{Session: sid, WrappingKey: uint64(wrappingKey), Mechanism: wm, Key: uint64(key)})
+		out, iv = r.GetData(), r.GetIv()
+		return err
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return out, iv, nil
+}
+
 // GenerateRandom returns n random bytes from an HSM.
 func (s *Session) GenerateRandom(ctx context.Context, n int) ([]byte, error) {
 	return s.bytes(ctx, call{op: "generate random", retry: true}, func(ctx context.Context, m *member, sid uint64) (*hsmv1.BytesResponse, error) {

@@ -35,6 +35,8 @@ type Session interface {
 	Verify(ctx context.Context, key client.ObjectID, mech client.Mechanism, data, signature []byte) error
 	Digest(ctx context.Context, mech client.Mechanism, data []byte) ([]byte, error)
 	WrapKey(ctx context.Context, wrappingKey client.ObjectID, mech client.Mechanism, key client.ObjectID) ([]byte, error)
+	// WrapKeyIV also returns the IV the HSM generated (AES-GCM), nil if none.
+	WrapKeyIV(ctx context.Context, wrappingKey client.ObjectID, mech client.Mechanism, key client.ObjectID) (out, iv []byte, err error)
 	GenerateRandom(ctx context.Context, n int) ([]byte, error)
 	ChangePassword(ctx context.Context, username, newPassword string, approvals *client.Approvals) error
 	Begin(ctx context.Context, fn client.Function, key client.ObjectID, mech client.Mechanism) (Operation, error)

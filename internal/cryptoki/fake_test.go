@@ -207,6 +207,11 @@ func (s *fakeSession) EncryptIV(ctx context.Context, key client.ObjectID, m clie
 	return out, nil, err
 }
 
+func (s *fakeSession) WrapKeyIV(ctx context.Context, wk client.ObjectID, m client.Mechanism, key client.ObjectID) ([]byte, []byte, error) {
+	out, err := s.WrapKey(ctx, wk, m, key)
+	return out, nil, err
+}
+
 func (s *fakeSession) Decrypt(_ context.Context, _ client.ObjectID, _ client.Mechanism, data []byte) ([]byte, error) {
 	return xor(data), nil
 }

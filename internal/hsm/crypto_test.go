@@ -327,7 +327,7 @@ func TestWrapUnwrap(t *testing.T) {
 	}{
 		{"AES-KW", k.aes, k.aes, Mechanism{Type: ck.CKM_AES_KEY_WRAP}},
 		{"AES-KWP", k.aes, k.aes, Mechanism{Type: ck.CKM_AES_KEY_WRAP_PAD}},
-		{"AES-GCM", k.aes, k.aes, Mechanism{Type: ck.CKM_AES_GCM, IV: make([]byte, 12), TagBits: 128}},
+		{"AES-GCM", k.aes, k.aes, Mechanism{Type: ck.CKM_AES_GCM, IV: []byte("caller-iv-12"), TagBits: 128}},
 		{"RSA-OAEP", k.rsaPub, k.rsaPriv, oaep},
 	} {
 		t.Run(c.name, func(t *testing.T) {

@@ -189,3 +189,37 @@ func TestGCMDeviceIVFIPSOnly(t *testing.T) {
 		wantErr(t, err, ErrMechanismParamInvalid)
 	}
 }
+
+func TestGCMZeroIVWrap(t *testing.T) {
+	td, admin := activated(t)
+	alice := withCU(t, td, admin, "alice")
+	kek, _ := gcmKey(t, td, alice)
+	target := genAES(t, td, alice, "target", Bool(ck.CKA_EXTRACTABLE, true))
+	zero := Mechanism{Type: ck.CKM_AES_GCM, IV: make([]byte, 12), TagBits: 128}
+	w1, iv1, err := td.WrapKeyIV(alice, kek, zero, target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w2, iv2, err := td.WrapKeyIV(alice, kek, zero, target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(iv1) != 12 || bytes.Equal(iv1, make([]byte, 12)) || bytes.Equal(iv1, iv2) || bytes.Equal(w1, w2) {
+		t.Fatalf("wraps under a zeroed IV: IVs %x, %x; want fresh random IVs", iv1, iv2)
+	}
+	// Unwrapping takes the IV given: the returned one.
+	m := zero
+	m.IV = iv1
+	id := must[ObjectID](t)(td.UnwrapKey(t.Context(), alice, kek, m, w1,
+		Template{Ulong(ck.CKA_CLASS, uint(ck.CKO_SECRET_KEY)), Ulong(ck.CKA_KEY_TYPE, uint(ck.CKK_AES))}))
+	cmac := Mechanism{Type: ck.CKM_AES_CMAC}
+	mac := must[[]byte](t)(td.Sign(alice, target, cmac, []byte("m")))
+	if err := td.Verify(alice, id, cmac, []byte("m"), mac); err != nil {
+		t.Fatalf("unwrapped key differs: %v", err)
+	}
+	// A caller's IV is used as given.
+	m.IV = []byte("caller-iv-12")
+	if _, iv, err := td.WrapKeyIV(alice, kek, m, target); err != nil || iv != nil {
+		t.Fatalf("caller IV: iv %x, %v", iv, err)
+	}
+}

@@ -241,10 +241,10 @@ func (o *operation) start() error {
 
 // gcmGeneratesIV says whether the device chooses the IV of a GCM operation
 // for fn, as CloudHSM does:
-//   - CKM_AES_GCM encryption with a 12-byte all-zero IV (the zeroed pIv
-//     buffer CloudHSM's applications pass): the device generates a random
-//     IV and returns it; any other IV is used as given. Wrapping and
-//     decryption use the IV as given.
+//   - CKM_AES_GCM encryption or wrapping with a 12-byte all-zero IV (the
+//     zeroed pIv buffer CloudHSM's applications pass): the device generates
+//     a random IV and returns it; any other IV is used as given, and
+//     decryption and unwrapping use the IV given.
 //   - CKM_CLOUDHSM_AES_GCM: the device always generates the IV when
 //     encrypting or wrapping, and puts it in front of the ciphertext; when
 //     decrypting or unwrapping it reads it from there. The caller gives no
@@ -262,7 +262,7 @@ func gcmGeneratesIV(m Mechanism, fn Function, err error) (bool, error) {
 		}
 		return fn == FnEncrypt || fn == FnWrap, nil
 	}
-	return fn == FnEncrypt && zeroed, nil
+	return (fn == FnEncrypt || fn == FnWrap) && zeroed, nil
 }
 
 func allZero(b []byte) bool {

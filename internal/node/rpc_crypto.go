@@ -74,7 +74,11 @@ func (s *hsmServer) WrapKey(_ context.Context, req *hsmv1.WrapKeyRequest) (*hsmv
 		if err != nil {
 			return nil, err
 		}
-		return bytesResponse(dev.WrapKey(cs.dev, hsm.ObjectID(req.GetWrappingKey()), m, hsm.ObjectID(req.GetKey())))
+		out, iv, err := dev.WrapKeyIV(cs.dev, hsm.ObjectID(req.GetWrappingKey()), m, hsm.ObjectID(req.GetKey()))
+		if err != nil {
+			return nil, err
+		}
+		return &hsmv1.BytesResponse{Data: out, Iv: iv}, nil
 	})
 }
 

@@ -2948,9 +2948,9 @@ func (x *ShareKeyRequest) GetUsername() string {
 type BytesResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Data  []byte                 `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
-	// iv: the AES-GCM IV the HSM generated for this encryption (Encrypt, or
-	// Finish of a multi-part one) when the caller gave a zeroed IV, or used
-	// CKM_CLOUDHSM_AES_GCM; empty otherwise.
+	// iv: the AES-GCM IV the HSM generated for this encryption (Encrypt,
+	// Finish of a multi-part one, WrapKey) when the caller gave a zeroed IV,
+	// or used CKM_CLOUDHSM_AES_GCM; empty otherwise.
 	Iv            []byte `protobuf:"bytes,2,opt,name=iv,proto3" json:"iv,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

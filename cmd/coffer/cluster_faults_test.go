@@ -93,7 +93,7 @@ func TestClusterFaults(t *testing.T) {
 							fail(fmt.Errorf("sign/verify: %w", err))
 						}
 					} else {
-						iv := binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint64(nil, uint64(w)), i)
+						iv := binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint64(nil, uint64(w)|1<<63), i) // never zero: a zeroed IV is the HSM's to choose
 						ct, err := s.Encrypt(ctx, aes, gcmMech(iv), msg)
 						var pt []byte
 						if err == nil {

@@ -87,7 +87,7 @@ func TestAWSWalkthrough(t *testing.T) {
 		t.Fatalf("the key pkcs11-tool made: %v %v", keys, err)
 	}
 	key := keys[0]
-	gcm := client.Mechanism{Type: ck.CKM_AES_GCM, IV: make([]byte, 12), TagBits: 128}
+	gcm := client.Mechanism{Type: ck.CKM_AES_GCM, IV: []byte("coffer-iv-12"), TagBits: 128}
 	plain := []byte("sensitive data that needs protection")
 	sealed, err := s.Encrypt(ctx, key, gcm, plain)
 	if err != nil {

@@ -179,7 +179,7 @@ func TestDisasterRecoveryFromLastBackup(t *testing.T) {
 	}
 	ctx := t.Context()
 	s := w.login(ctx, src.id, []string{src.ip}, "crypto-user", "app_user", drCUPassword)
-	gcm := client.Mechanism{Type: ck.CKM_AES_GCM, IV: make([]byte, 12), TagBits: 128}
+	gcm := client.Mechanism{Type: ck.CKM_AES_GCM, IV: []byte("coffer-iv-12"), TagBits: 128}
 	sealed := map[string][]byte{}
 	for _, l := range labels {
 		keys, err := s.FindObjects(ctx, []client.Attribute{{Type: ck.CKA_LABEL, Value: []byte(l)}})

@@ -38,7 +38,7 @@ func TestConcurrentCalls(t *testing.T) {
 		wg.Go(func() {
 			for r := range rounds {
 				data := binary.BigEndian.AppendUint64([]byte("thread-and-round"), uint64(th<<16|r))
-				iv := binary.BigEndian.AppendUint32(make([]byte, 8, 12), uint32(th<<16|r))
+				iv := binary.BigEndian.AppendUint32([]byte("round-iv"), uint32(th<<16|r)) // never zeroed: that IV is the HSM's to choose
 				gcm := pkcs11.NewGCMParams(iv, data[:4], 128)
 				if err := c.EncryptInit(s, mech(pkcs11.CKM_AES_GCM, gcm), key); err != nil {
 					errs <- err

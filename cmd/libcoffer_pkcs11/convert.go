@@ -94,7 +94,7 @@ func mechanism(p C.CK_MECHANISM_PTR) (client.Mechanism, ck.RV) {
 		cp := (*C.CK_AES_CTR_PARAMS)(ptr)
 		m.CounterBits = uint(cp.ulCounterBits)
 		m.IV = unsafe.Slice((*byte)(unsafe.Pointer(&cp.cb[0])), len(cp.cb))
-	case ck.CKM_AES_GCM:
+	case ck.CKM_AES_GCM, ck.CKM_CLOUDHSM_AES_GCM:
 		switch size {
 		case unsafe.Sizeof(C.CK_GCM_PARAMS_V3{}):
 			cp := (*C.CK_GCM_PARAMS_V3)(ptr)

@@ -114,6 +114,7 @@ var fuzzMechs = []struct {
 	{pkcs11.CKM_AES_CBC_PAD, "aes", "encrypt"},
 	{pkcs11.CKM_AES_CTR, "aes", "encrypt"},
 	{pkcs11.CKM_AES_GCM, "aes", "encrypt"},
+	{ckmCloudHSMAESGCM, "aes", "encrypt"},
 	{pkcs11.CKM_AES_KEY_WRAP, "aes", "encrypt"},
 	{pkcs11.CKM_AES_KEY_WRAP_PAD, "aes", "encrypt"},
 	{pkcs11.CKM_AES_ECB, "aes", "encrypt"},
@@ -140,7 +141,7 @@ func fuzzParam(m uint, shape byte, b []byte) any {
 		return uint(binary.LittleEndian.Uint64(b[i:]))
 	}
 	switch {
-	case m == pkcs11.CKM_AES_GCM && shape&1 == 0:
+	case (m == pkcs11.CKM_AES_GCM || m == ckmCloudHSMAESGCM) && shape&1 == 0:
 		return pkcs11.NewGCMParams(b[:half], b[half:], int(word(0)%512))
 	case m == pkcs11.CKM_RSA_PKCS_OAEP && shape&1 == 0:
 		return pkcs11.NewOAEPParams(word(0)%0x300, word(8)%4, word(16)%3, b)
@@ -161,6 +162,7 @@ func fuzzParam(m uint, shape byte, b []byte) any {
 // get CKR_MECHANISM_PARAM_INVALID.
 var pointerFields = map[uint]map[int][]int{
 	pkcs11.CKM_AES_GCM:       {48: {0, 24}, 40: {0, 16}}, // CK_GCM_PARAMS (v3.0), and v2.40's without ulIvBits
+	ckmCloudHSMAESGCM:        {48: {0, 24}, 40: {0, 16}},
 	pkcs11.CKM_RSA_PKCS_OAEP: {40: {24}},
 	pkcs11.CKM_ECDH1_DERIVE:  {40: {16, 32}},
 }

@@ -37,6 +37,7 @@ func TestMiekgMechanisms(t *testing.T) {
 	}{
 		{"AES", testAES},
 		{"AES key wrap", testAESKeyWrap},
+		{"AES-GCM IVs", testGCMIV},
 		{"CMAC", testCMAC},
 		{"HMAC", testHMAC},
 		{"digest", testDigest},
@@ -60,6 +61,7 @@ func TestMiekgMechanisms(t *testing.T) {
 var aesMechs = []uint{
 	pkcs11.CKM_AES_KEY_GEN, pkcs11.CKM_AES_ECB, pkcs11.CKM_AES_CBC, pkcs11.CKM_AES_CBC_PAD, pkcs11.CKM_AES_CTR,
 	pkcs11.CKM_AES_GCM, pkcs11.CKM_AES_KEY_WRAP, pkcs11.CKM_AES_KEY_WRAP_PAD, pkcs11.CKM_AES_CMAC, pkcs11.CKM_AES_CMAC_GENERAL,
+	ckmCloudHSMAESGCM,
 }
 
 // mechTest is one session of the mechanism tests and the mechanisms they

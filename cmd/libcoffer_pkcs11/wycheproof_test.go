@@ -178,7 +178,9 @@ func TestWycheproofAESGCMThroughLibrary(t *testing.T) {
 				_, err := run(true, tc.Msg)
 				wantRV(t, fmt.Sprintf("%v: encrypt with a %d-byte IV and %d-bit tag", tc.wpVector, len(tc.IV), g.TagSize), err, pkcs11.CKR_MECHANISM_PARAM_INVALID)
 			} else {
-				if tc.Result != "invalid" {
+				// A zeroed 12-byte IV asks the HSM for a random one
+				// (TestMiekgGCMIV): such vectors check decryption only.
+				if tc.Result != "invalid" && !bytes.Equal(tc.IV, make([]byte, 12)) {
 					ct, err := run(true, tc.Msg)
 					if err != nil || !bytes.Equal(ct, sealed) {
 						t.Errorf("%v: C_Encrypt = %x, %v; want %x", tc.wpVector, ct, err, sealed)

@@ -40,6 +40,9 @@ func (m MechanismType) String() string {
 	if n, ok := mechanismTypeNames[m]; ok {
 		return n
 	}
+	if n, ok := vendorMechanismNames[m]; ok {
+		return n
+	}
 	return fmt.Sprintf("CKM_0x%X", uint(m))
 }
 

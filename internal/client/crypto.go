@@ -28,6 +28,25 @@ func (s *Session) Encrypt(ctx context.Context, key ObjectID, mech Mechanism, dat
 	return s.crypt(ctx, "encrypt", key, mech, data, hsmv1.HSMClient.Encrypt)
 }
 
+// EncryptIV is Encrypt that also returns the IV the HSM generated: for
+// CKM_AES_GCM with a 12-byte all-zero IV the HSM encrypts under a fresh
+// random IV, never the zero one, and for CKM_CLOUDHSM_AES_GCM it always
+// chooses the IV (which also leads the ciphertext). iv is nil when the
+// caller's IV was used. A resent request gets a new IV; the one returned
+// is that of the ciphertext returned.
+func (s *Session) EncryptIV(ctx context.Context, key ObjectID, mech Mechanism, data []byte) (out, iv []byte, err error) {
+	wm := mech.wire()
+	_, err = s.c.invoke(ctx, s, call{op: "encrypt", retry: true, objs: []ObjectID{key}}, func(ctx context.Context, m *member, sid uint64) error {
+		r, err := m.rpc.Encrypt(ctx, &hsmv1.CryptRequest{Session: sid, Key: uint64(key), Mechanism: wm, Data: data})
+		out, iv = r.GetData(), r.GetIv()
+		return err
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return out, iv, nil
+}
+
 // Decrypt decrypts data with key.
 func (s *Session) Decrypt(ctx context.Context, key ObjectID, mech Mechanism, data []byte) ([]byte, error) {
 	return s.crypt(ctx, "decrypt", key, mech, data, hsmv1.HSMClient.Decrypt)
@@ -60,6 +79,21 @@ func (s *Session) WrapKey(ctx context.Context, wrappingKey ObjectID, mech Mechan
 	return s.bytes(ctx, call{op: "wrap key", retry: true, objs: []ObjectID{wrappingKey, key}}, func(ctx context.Context, m *member, sid uint64) (*hsmv1.BytesResponse, error) {
 		return m.rpc.WrapKey(ctx, &hsmv1.WrapKeyRequest{Session: sid, WrappingKey: uint64(wrappingKey), Mechanism: wm, Key: uint64(key)})
 	})
+}
+
+// WrapKeyIV is WrapKey that also returns the IV the HSM generated (AES-GCM
+// under a zeroed IV, or CKM_CLOUDHSM_AES_GCM; see EncryptIV), nil if none.
+func (s *Session) WrapKeyIV(ctx context.Context, wrappingKey ObjectID, mech Mechanism, key ObjectID) (out, iv []byte, err error) {
+	wm := mech.wire()
+	_, err = s.c.invoke(ctx, s, call{op: "wrap key", retry: true, objs: []ObjectID{wrappingKey, key}}, func(ctx context.Context, m *member, sid uint64) error {
+		r, err := m.rpc.WrapKey(ctx, &hsmv1.WrapKeyRequest{Session: sid, WrappingKey: uint64(wrappingKey), Mechanism: wm, Key: uint64(key)})
+		out, iv = r.GetData(), r.GetIv()
+		return err
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return out, iv, nil
 }
 
 // GenerateRandom returns n random bytes from an HSM.
@@ -129,6 +163,20 @@ func (o *Operation) Finish(ctx context.Context, signature []byte) ([]byte, error
 	return o.s.bytes(ctx, o.step("finish"), func(ctx context.Context, m *member, sid uint64) (*hsmv1.BytesResponse, error) {
 		return m.rpc.Finish(ctx, &hsmv1.FinishRequest{Session: sid, Operation: o.id, Signature: signature})
 	})
+}
+
+// FinishIV is Finish that also returns the IV the HSM generated for a
+// multi-part AES-GCM encryption (see EncryptIV), nil otherwise.
+func (o *Operation) FinishIV(ctx context.Context, signature []byte) (out, iv []byte, err error) {
+	_, err = o.s.c.invoke(ctx, o.s, o.step("finish"), func(ctx context.Context, m *member, sid uint64) error {
+		r, err := m.rpc.Finish(ctx, &hsmv1.FinishRequest{Session: sid, Operation: o.id, Signature: signature})
+		out, iv = r.GetData(), r.GetIv()
+		return err
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return out, iv, nil
 }
 
 // Abort ends the operation without a result.

@@ -28,11 +28,15 @@ type Session interface {
 	SetAttributes(ctx context.Context, id client.ObjectID, tmpl []client.Attribute) error
 	DestroyObject(ctx context.Context, id client.ObjectID) error
 	Encrypt(ctx context.Context, key client.ObjectID, mech client.Mechanism, data []byte) ([]byte, error)
+	// EncryptIV also returns the IV the HSM generated (AES-GCM), nil if none.
+	EncryptIV(ctx context.Context, key client.ObjectID, mech client.Mechanism, data []byte) (out, iv []byte, err error)
 	Decrypt(ctx context.Context, key client.ObjectID, mech client.Mechanism, data []byte) ([]byte, error)
 	Sign(ctx context.Context, key client.ObjectID, mech client.Mechanism, data []byte) ([]byte, error)
 	Verify(ctx context.Context, key client.ObjectID, mech client.Mechanism, data, signature []byte) error
 	Digest(ctx context.Context, mech client.Mechanism, data []byte) ([]byte, error)
 	WrapKey(ctx context.Context, wrappingKey client.ObjectID, mech client.Mechanism, key client.ObjectID) ([]byte, error)
+	// WrapKeyIV also returns the IV the HSM generated (AES-GCM), nil if none.
+	WrapKeyIV(ctx context.Context, wrappingKey client.ObjectID, mech client.Mechanism, key client.ObjectID) (out, iv []byte, err error)
 	GenerateRandom(ctx context.Context, n int) ([]byte, error)
 	ChangePassword(ctx context.Context, username, newPassword string, approvals *client.Approvals) error
 	Begin(ctx context.Context, fn client.Function, key client.ObjectID, mech client.Mechanism) (Operation, error)
@@ -43,6 +47,8 @@ type Session interface {
 type Operation interface {
 	Update(ctx context.Context, data []byte) ([]byte, error)
 	Finish(ctx context.Context, signature []byte) ([]byte, error)
+	// FinishIV also returns the IV the HSM generated (AES-GCM), nil if none.
+	FinishIV(ctx context.Context, signature []byte) (out, iv []byte, err error)
 	Abort(ctx context.Context) error
 }
 

@@ -36,6 +36,9 @@ type op struct {
 	cs     Session   // the client session it began in
 	epoch  uint64    // the slot's login epoch then
 	multi  Operation // begun at the first Update
+	// ivOut is the caller's IV buffer itself (not a copy) when the HSM may
+	// generate the IV (see hsmIVOut): the IV it chose is written there.
+	ivOut []byte
 	// pending is a result computed but not yet delivered (length query or
 	// buffer too small); final says whether delivering it ends the op.
 	pending    []byte
@@ -86,6 +89,9 @@ func (m *Module) Init(ctx context.Context, h SessionHandle, kind OpKind, mech cl
 	if mi.Flags&opFlags[kind] == 0 {
 		return ck.CKR_MECHANISM_INVALID
 	}
+	if mech.Type == ck.CKM_CLOUDHSM_AES_GCM && len(mech.IV) != 0 && !zeroIV(mech.IV) {
+		return ck.CKR_MECHANISM_PARAM_INVALID // the HSM chooses its IV: pIv NULL (or zeroed)
+	}
 	_, _, epoch := ss.slot.login()
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
@@ -93,8 +99,46 @@ func (m *Module) Init(ctx context.Context, h SessionHandle, kind OpKind, mech cl
 	if o.active {
 		return ck.CKR_OPERATION_ACTIVE
 	}
-	*o = op{active: true, mech: ownMechanism(mech), key: id, cs: cs, epoch: epoch}
+	*o = op{active: true, mech: ownMechanism(mech), key: id, cs: cs, epoch: epoch, ivOut: hsmIVOut(kind, mech)}
 	return ck.CKR_OK
+}
+
+// hsmIVOut returns the caller's IV buffer when the HSM generates the IV of
+// an encryption and the caller expects it back there, as on CloudHSM:
+// CKM_AES_GCM with a 12-byte all-zero pIv, or CKM_CLOUDHSM_AES_GCM with a
+// 12-byte pIv (its IV also leads the ciphertext; CloudHSM's applications
+// pass pIv NULL). The buffer must stay valid until C_Encrypt or
+// C_EncryptFinal returns, which is when the HSM chooses the IV.
+func hsmIVOut(kind OpKind, m client.Mechanism) []byte {
+	if kind != OpEncrypt || len(m.IV) != gcmIVLen {
+		return nil
+	}
+	switch m.Type {
+	case ck.CKM_AES_GCM:
+		if !zeroIV(m.IV) {
+			return nil // the caller's own IV, used as given
+		}
+		return m.IV
+	case ck.CKM_CLOUDHSM_AES_GCM:
+		return m.IV
+	}
+	return nil
+}
+
+// zeroIV reports whether iv is a zeroed 12-byte GCM IV buffer.
+func zeroIV(iv []byte) bool {
+	return len(iv) == gcmIVLen && bytes.Count(iv, []byte{0}) == gcmIVLen
+}
+
+// gcmIVLen is the length of the IVs an HSM generates for AES-GCM.
+const gcmIVLen = 12
+
+// takeIV writes the IV the HSM generated into the caller's buffer.
+func (o *op) takeIV(iv []byte) {
+	if o.ivOut != nil && len(iv) == len(o.ivOut) {
+		copy(o.ivOut, iv)
+	}
+	o.ivOut = nil
 }
 
 // ownMechanism copies the parameters of a mechanism kept past C_*Init:
@@ -174,7 +218,11 @@ func (m *Module) Single(ctx context.Context, h SessionHandle, kind OpKind, data,
 	)
 	switch kind {
 	case OpEncrypt:
-		res, err = o.cs.Encrypt(ctx, o.key, o.mech, data)
+		var iv []byte
+		res, iv, err = o.cs.EncryptIV(ctx, o.key, o.mech, data)
+		if err == nil {
+			o.takeIV(iv)
+		}
 	case OpDecrypt:
 		res, err = o.cs.Decrypt(ctx, o.key, o.mech, data)
 	case OpSign:
@@ -271,12 +319,13 @@ func (m *Module) Final(ctx context.Context, h SessionHandle, kind OpKind, out []
 	if rv := m.begin(ctx, kind, o); rv != ck.CKR_OK {
 		return 0, rv
 	}
-	res, err := o.multi.Finish(ctx, nil)
+	res, iv, err := o.multi.FinishIV(ctx, nil)
 	o.multi = nil
 	if err != nil {
 		*o = op{}
 		return 0, m.code(opNames[kind]+" final", err)
 	}
+	o.takeIV(iv)
 	return deliver(o, res, true, out, query)
 }
 

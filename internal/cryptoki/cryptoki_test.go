@@ -110,6 +110,7 @@ func TestMechanismInfo(t *testing.T) {
 		min, max uint
 	}{
 		{ck.CKM_AES_GCM, ck.CKR_OK, 16, 32}, // AES sizes are in bytes
+		{ck.CKM_CLOUDHSM_AES_GCM, ck.CKR_OK, 16, 32},
 		{ck.CKM_ECDSA_SHA256, ck.CKR_OK, 256, 521},
 		{ck.CKM_DES3_CBC, ck.CKR_MECHANISM_INVALID, 0, 0},
 	}
@@ -124,7 +125,7 @@ func TestMechanismInfo(t *testing.T) {
 	}
 	list, rv := m.MechanismList(t.Context(), 0)
 	must(t, rv)
-	if len(list) != 4 {
+	if len(list) != 5 {
 		t.Fatalf("MechanismList = %v", list)
 	}
 }

@@ -3,6 +3,7 @@ package cryptoki
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"errors"
 	"sync"
@@ -63,6 +64,7 @@ func (c *fakeCluster) Login(_ context.Context, role, username, password string) 
 func (c *fakeCluster) Mechanisms(context.Context) ([]client.MechanismInfo, error) {
 	return []client.MechanismInfo{
 		{Type: ck.CKM_AES_GCM, MinKeySize: 128, MaxKeySize: 256, Flags: ck.CKF_HW | ck.CKF_ENCRYPT | ck.CKF_DECRYPT | ck.CKF_WRAP | ck.CKF_UNWRAP},
+		{Type: ck.CKM_CLOUDHSM_AES_GCM, MinKeySize: 128, MaxKeySize: 256, Flags: ck.CKF_HW | ck.CKF_ENCRYPT | ck.CKF_DECRYPT | ck.CKF_WRAP | ck.CKF_UNWRAP},
 		{Type: ck.CKM_AES_KEY_GEN, MinKeySize: 128, MaxKeySize: 256, Flags: ck.CKF_HW | ck.CKF_GENERATE},
 		{Type: ck.CKM_SHA256, Flags: ck.CKF_HW | ck.CKF_DIGEST},
 		{Type: ck.CKM_ECDSA_SHA256, MinKeySize: 256, MaxKeySize: 521, Flags: ck.CKF_HW | ck.CKF_SIGN | ck.CKF_VERIFY},
@@ -195,6 +197,21 @@ func (s *fakeSession) Encrypt(_ context.Context, _ client.ObjectID, m client.Mec
 	return xor(data), nil
 }
 
+// EncryptIV is Encrypt; for AES-GCM with a zeroed 12-byte IV it returns a
+// fresh random IV as the HSM does.
+func (s *fakeSession) EncryptIV(ctx context.Context, key client.ObjectID, m client.Mechanism, data []byte) ([]byte, []byte, error) {
+	out, err := s.Encrypt(ctx, key, m, data)
+	if m.Type == ck.CKM_AES_GCM && bytes.Equal(m.IV, make([]byte, 12)) {
+		return out, []byte(rand.Text())[:12], err
+	}
+	return out, nil, err
+}
+
+func (s *fakeSession) WrapKeyIV(ctx context.Context, wk client.ObjectID, m client.Mechanism, key client.ObjectID) ([]byte, []byte, error) {
+	out, err := s.WrapKey(ctx, wk, m, key)
+	return out, nil, err
+}
+
 func (s *fakeSession) Decrypt(_ context.Context, _ client.ObjectID, _ client.Mechanism, data []byte) ([]byte, error) {
 	return xor(data), nil
 }
@@ -271,6 +288,11 @@ func (o *fakeOp) Update(_ context.Context, data []byte) ([]byte, error) {
 		return xor(data), nil
 	}
 	return nil, nil
+}
+
+func (o *fakeOp) FinishIV(ctx context.Context, sig []byte) ([]byte, []byte, error) {
+	out, err := o.Finish(ctx, sig)
+	return out, nil, err
 }
 
 func (o *fakeOp) Finish(_ context.Context, sig []byte) ([]byte, error) {

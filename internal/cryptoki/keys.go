@@ -67,9 +67,18 @@ func (m *Module) WrapKey(ctx context.Context, h SessionHandle, mech client.Mecha
 	ss.mu.Unlock()
 	res := p.res
 	if res == nil || p.wrapping != wid || p.key != kid || p.mech != mech.Type || !bytes.Equal(p.iv, mech.IV) {
-		var err error
-		if res, err = cs.WrapKey(ctx, wid, mech, kid); err != nil {
+		var (
+			err error
+			iv  []byte
+		)
+		if res, iv, err = cs.WrapKeyIV(ctx, wid, mech, kid); err != nil {
 			return 0, m.code("wrap key", err)
+		}
+		// The HSM chose the IV (a zeroed pIv, as CloudHSM's applications
+		// pass): it goes into the caller's pIv, which mech.IV is, and the
+		// second call of the two-call convention then names it.
+		if out := hsmIVOut(OpEncrypt, mech); out != nil && len(iv) == len(out) {
+			copy(out, iv)
 		}
 	}
 	if query || len(out) < len(res) {

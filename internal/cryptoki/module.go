@@ -202,7 +202,8 @@ func (s *slot) mechanisms(ctx context.Context) ([]client.MechanismInfo, ck.RV) {
 // v3.0 §2.8); the device reports bits for every key type but generic secrets.
 var aesMechanisms = []ck.MechanismType{
 	ck.CKM_AES_KEY_GEN, ck.CKM_AES_ECB, ck.CKM_AES_CBC, ck.CKM_AES_CBC_PAD, ck.CKM_AES_CTR,
-	ck.CKM_AES_GCM, ck.CKM_AES_KEY_WRAP, ck.CKM_AES_KEY_WRAP_PAD, ck.CKM_AES_CMAC, ck.CKM_AES_CMAC_GENERAL,
+	ck.CKM_AES_GCM, ck.CKM_CLOUDHSM_AES_GCM, ck.CKM_AES_KEY_WRAP, ck.CKM_AES_KEY_WRAP_PAD, ck.CKM_AES_CMAC,
+	ck.CKM_AES_CMAC_GENERAL,
 }
 
 func toPKCS11Sizes(mi client.MechanismInfo) client.MechanismInfo {

@@ -23,25 +23,40 @@ var fnOps = map[Function]string{
 	FnEncrypt: "key.encrypt", FnDecrypt: "key.decrypt", FnSign: "key.sign", FnVerify: "key.verify", FnDigest: "digest",
 }
 
-// Encrypt encrypts data in one call (C_EncryptInit + C_Encrypt).
+// Encrypt encrypts data in one call (C_EncryptInit + C_Encrypt). Where the
+// device generates the IV (AES-GCM with a zeroed IV, see EncryptIV) the IV
+// is lost with this call: use EncryptIV.
 func (d *Device) Encrypt(sid SessionID, key ObjectID, m Mechanism, data []byte) ([]byte, error) {
+	out, _, err := d.EncryptIV(sid, key, m, data)
+	return out, err
+}
+
+// EncryptIV is Encrypt that also returns the IV the device generated, nil
+// if it used the caller's: for CKM_AES_GCM with a 12-byte all-zero IV (the
+// zeroed pIv buffer of CloudHSM's applications) the device encrypts under a
+// fresh random IV instead, never under the zero IV; for
+// CKM_CLOUDHSM_AES_GCM the IV is always the device's and also leads the
+// ciphertext.
+func (d *Device) EncryptIV(sid SessionID, key ObjectID, m Mechanism, data []byte) (out, iv []byte, err error) {
 	return d.single(FnEncrypt, sid, key, m, data, nil)
 }
 
 // Decrypt decrypts data in one call.
 func (d *Device) Decrypt(sid SessionID, key ObjectID, m Mechanism, data []byte) ([]byte, error) {
-	return d.single(FnDecrypt, sid, key, m, data, nil)
+	out, _, err := d.single(FnDecrypt, sid, key, m, data, nil)
+	return out, err
 }
 
 // Sign signs (or MACs) data in one call.
 func (d *Device) Sign(sid SessionID, key ObjectID, m Mechanism, data []byte) ([]byte, error) {
-	return d.single(FnSign, sid, key, m, data, nil)
+	out, _, err := d.single(FnSign, sid, key, m, data, nil)
+	return out, err
 }
 
 // Verify checks a signature or MAC in one call; a mismatch is
 // ErrSignatureInvalid.
 func (d *Device) Verify(sid SessionID, key ObjectID, m Mechanism, data, sig []byte) error {
-	_, err := d.single(FnVerify, sid, key, m, data, sig)
+	_, _, err := d.single(FnVerify, sid, key, m, data, sig)
 	return err
 }
 
@@ -58,11 +73,11 @@ func (d *Device) Digest(sid SessionID, m Mechanism, data []byte) ([]byte, error)
 	return o.h.Sum(nil), nil
 }
 
-func (d *Device) single(fn Function, sid SessionID, key ObjectID, m Mechanism, data, sig []byte) ([]byte, error) {
+func (d *Device) single(fn Function, sid SessionID, key ObjectID, m Mechanism, data, sig []byte) ([]byte, []byte, error) {
 	op := fnOps[fn]
 	_, p, o, err := d.useKey(op, sid, key)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	oper, err := d.prepare(op, p, fn, o, m)
 	if err == nil {
@@ -78,12 +93,12 @@ func (d *Device) single(fn Function, sid SessionID, key ObjectID, m Mechanism, d
 		}
 		if err == nil {
 			d.audit(sid, p, op, key, "", nil)
-			return out, nil
+			return out, oper.iv, nil
 		}
 		err = &Error{Op: op, Err: err}
 	}
 	d.audit(sid, p, op, key, "", err)
-	return nil, err
+	return nil, nil, err
 }
 
 // Begin starts a multi-part operation (C_*Init) and returns its id. Only
@@ -151,16 +166,24 @@ func (d *Device) Update(sid SessionID, id OpID, data []byte) ([]byte, error) {
 // Finish ends a multi-part operation: the last output of a cipher, the
 // signature or digest, or for FnVerify the check of sig.
 func (d *Device) Finish(sid SessionID, id OpID, sig []byte) ([]byte, error) {
+	out, _, err := d.FinishIV(sid, id, sig)
+	return out, err
+}
+
+// FinishIV is Finish that also returns the IV the device generated for a
+// multi-part AES-GCM encryption (as EncryptIV says), nil otherwise. GCM
+// encrypts at Finish, so that is when the IV is chosen.
+func (d *Device) FinishIV(sid SessionID, id OpID, sig []byte) (out, iv []byte, err error) {
 	s, oper, err := d.operation(sid, id)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	d.endOp(s, id)
 	op := fnOps[oper.fn]
-	var out []byte
 	oper.mu.Lock()
 	if err = d.stillMayUse(sid, oper); err == nil {
 		out, err = oper.final(nil, sig)
+		iv = oper.iv
 	} else {
 		oper.end()
 	}
@@ -174,9 +197,9 @@ func (d *Device) Finish(sid SessionID, id OpID, sig []byte) ([]byte, error) {
 		d.audit(sid, p, op, obj, "", err)
 	}
 	if err != nil {
-		return nil, &Error{Op: op, Err: err}
+		return nil, nil, &Error{Op: op, Err: err}
 	}
-	return out, nil
+	return out, iv, nil
 }
 
 // Abort ends a multi-part operation without a result.

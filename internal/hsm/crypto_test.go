@@ -251,7 +251,7 @@ func TestCryptoRefusals(t *testing.T) {
 	k := makeKeys(t, td, alice)
 	ctx := t.Context()
 	noSign := genAES(t, td, alice, "nosign", Bool(ck.CKA_SIGN, false))
-	gcm := Mechanism{Type: ck.CKM_AES_GCM, IV: make([]byte, 12), TagBits: 128}
+	gcm := Mechanism{Type: ck.CKM_AES_GCM, IV: []byte("caller-iv-12"), TagBits: 128}
 	ct := must[[]byte](t)(td.Encrypt(alice, k.aes, gcm, []byte("secret")))
 	ct[0] ^= 1
 
@@ -327,7 +327,7 @@ func TestWrapUnwrap(t *testing.T) {
 	}{
 		{"AES-KW", k.aes, k.aes, Mechanism{Type: ck.CKM_AES_KEY_WRAP}},
 		{"AES-KWP", k.aes, k.aes, Mechanism{Type: ck.CKM_AES_KEY_WRAP_PAD}},
-		{"AES-GCM", k.aes, k.aes, Mechanism{Type: ck.CKM_AES_GCM, IV: make([]byte, 12), TagBits: 128}},
+		{"AES-GCM", k.aes, k.aes, Mechanism{Type: ck.CKM_AES_GCM, IV: []byte("caller-iv-12"), TagBits: 128}},
 		{"RSA-OAEP", k.rsaPub, k.rsaPriv, oaep},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -375,7 +375,7 @@ func TestECDHDerive(t *testing.T) {
 	tmpl := Template{Ulong(ck.CKA_CLASS, uint(ck.CKO_SECRET_KEY)), Ulong(ck.CKA_KEY_TYPE, uint(ck.CKK_AES)), Ulong(ck.CKA_VALUE_LEN, 32)}
 	ka := must[ObjectID](t)(td.DeriveKey(ctx, alice, a, Mechanism{Type: ck.CKM_ECDH1_DERIVE, KDF: ck.CKD_NULL, PublicData: bPoint}, tmpl))
 	kb := must[ObjectID](t)(td.DeriveKey(ctx, alice, b, Mechanism{Type: ck.CKM_ECDH1_DERIVE, KDF: ck.CKD_NULL, PublicData: aPoint[2:]}, tmpl))
-	gcm := Mechanism{Type: ck.CKM_AES_GCM, IV: make([]byte, 12), TagBits: 128}
+	gcm := Mechanism{Type: ck.CKM_AES_GCM, IV: []byte("caller-iv-12"), TagBits: 128}
 	ct := must[[]byte](t)(td.Encrypt(alice, ka, gcm, []byte("agreed")))
 	if pt, err := td.Decrypt(alice, kb, gcm, ct); err != nil || string(pt) != "agreed" {
 		t.Fatalf("derived keys differ: %v", err)

@@ -152,6 +152,7 @@ func (d *Device) newKeyPair(op string, p *principal, m Mechanism, pubTmpl, privT
 	}
 	from := origin{creator: p, generated: true, mechanism: m.Type}
 	kt := keyTypeOf(key)
+	pubTmpl, privTmpl = withKeyPairID(key, pubTmpl, privTmpl)
 	if priv, err = buildKey(ck.CKO_PRIVATE_KEY, kt, km, privTmpl, from, skip); err != nil {
 		return nil, nil, err
 	}
@@ -177,34 +178,42 @@ func keyBytes(o *Object) ([]byte, error) {
 // key must be the caller's own and extractable; a key marked
 // CKA_WRAP_WITH_TRUSTED only under a trusted wrapping key.
 func (d *Device) WrapKey(sid SessionID, wrapping ObjectID, m Mechanism, key ObjectID) ([]byte, error) {
-	const op = "key.wrap"
-	s, p, wk, err := d.useKey(op, sid, wrapping)
-	if err != nil {
-		return nil, err
-	}
-	out, err := d.wrap(op, s, p, wk, m, key)
-	d.audit(sid, p, op, key, "wrapping key "+wrapping.String(), err)
+	out, _, err := d.WrapKeyIV(sid, wrapping, m, key)
 	return out, err
 }
 
-func (d *Device) wrap(op string, s *session, p *principal, wk *Object, m Mechanism, key ObjectID) ([]byte, error) {
+// WrapKeyIV is WrapKey that also returns the IV the device generated, nil
+// if it used the caller's: for CKM_AES_GCM with a 12-byte all-zero IV, and
+// for CKM_CLOUDHSM_AES_GCM, as EncryptIV says.
+func (d *Device) WrapKeyIV(sid SessionID, wrapping ObjectID, m Mechanism, key ObjectID) (out, iv []byte, err error) {
+	const op = "key.wrap"
+	s, p, wk, err := d.useKey(op, sid, wrapping)
+	if err != nil {
+		return nil, nil, err
+	}
+	out, iv, err = d.wrap(op, s, p, wk, m, key)
+	d.audit(sid, p, op, key, "wrapping key "+wrapping.String(), err)
+	return out, iv, err
+}
+
+func (d *Device) wrap(op string, s *session, p *principal, wk *Object, m Mechanism, key ObjectID) ([]byte, []byte, error) {
 	target, err := d.lookup(s, p, key)
 	switch {
 	case err != nil:
-		return nil, opErr(op, ErrKeyHandleInvalid, "key to wrap")
+		return nil, nil, opErr(op, ErrKeyHandleInvalid, "key to wrap")
 	case !target.isKey():
-		return nil, opErr(op, ErrKeyHandleInvalid, "not a key")
+		return nil, nil, opErr(op, ErrKeyHandleInvalid, "not a key")
 	}
 	if err := mayLeave(p, target, egressWrap, wk); err != nil {
-		return nil, &Error{Op: op, Err: err}
+		return nil, nil, &Error{Op: op, Err: err}
 	}
 	oper, err := d.prepare(op, p, FnWrap, wk, m)
 	if err != nil {
-		return nil, wrapKeyErr(err, ErrWrappingKeyInvalid)
+		return nil, nil, wrapKeyErr(err, ErrWrappingKeyInvalid)
 	}
 	data, err := keyBytes(target)
 	if err != nil {
-		return nil, &Error{Op: op, Err: err}
+		return nil, nil, &Error{Op: op, Err: err}
 	}
 	oper.fn = FnEncrypt
 	out, err := oper.update(nil, data)
@@ -212,9 +221,9 @@ func (d *Device) wrap(op string, s *session, p *principal, wk *Object, m Mechani
 		out, err = oper.final(out, nil)
 	}
 	if err != nil {
-		return nil, &Error{Op: op, Err: err}
+		return nil, nil, &Error{Op: op, Err: err}
 	}
-	return out, nil
+	return out, oper.iv, nil
 }
 
 // wrapKeyErr reports a key-type mismatch of the wrapping or unwrapping key

@@ -151,6 +151,7 @@ func buildKey(class ck.ObjectClass, kt ck.KeyType, km *keyMaterial, tmpl Templat
 		o.key = km
 	}
 	o.setPublicAttrs()
+	importedKeyID(o, tmpl, from)
 	if err := applyTemplate(o, tmpl, skip, from); err != nil {
 		return nil, err
 	}

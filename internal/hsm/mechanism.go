@@ -12,7 +12,7 @@ import (
 type Mechanism struct {
 	Type ck.MechanismType
 
-	IV          []byte // AES-CBC, CBC-PAD, GCM; AES-CTR's 16-byte counter block; KEY_WRAP's optional IV
+	IV          []byte // AES-CBC, CBC-PAD, GCM (12 zero bytes: the device generates it); AES-CTR's 16-byte counter block; KEY_WRAP's optional IV
 	AAD         []byte // AES-GCM additional authenticated data
 	TagBits     uint   // AES-GCM tag length in bits
 	CounterBits uint   // AES-CTR counter width (ulCounterBits)
@@ -85,6 +85,7 @@ var mechanisms = map[ck.MechanismType]MechanismInfo{
 	ck.CKM_AES_CBC_PAD:      {128, 256, encDec | wrapUnw, true},
 	ck.CKM_AES_CTR:          {128, 256, encDec, true},
 	ck.CKM_AES_GCM:          {128, 256, encDec | wrapUnw, true},
+	ck.CKM_CLOUDHSM_AES_GCM: {128, 256, encDec | wrapUnw, true},
 	ck.CKM_AES_KEY_WRAP:     {128, 256, encDec | wrapUnw, true},
 	ck.CKM_AES_KEY_WRAP_PAD: {128, 256, encDec | wrapUnw, true},
 	ck.CKM_AES_CMAC:         {128, 256, sigVer, true},

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"io"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -34,6 +35,12 @@ type operation struct {
 	buf  []byte          // collected input of one-shot mechanisms
 	pool *collectPool    // the device's
 	held *collected      // buf's share of pool, from the first byte collected
+	rand io.Reader       // the device's, for IVs the device generates
+
+	// genIV: the device chooses the GCM IV (see gcmGeneratesIV); iv is the
+	// one it chose, set by the encryption.
+	genIV bool
+	iv    []byte
 }
 
 // MaxCollectedInput is the most input one multi-part operation of a
@@ -143,7 +150,7 @@ func keyFits(o *Object, m ck.MechanismType, fn Function) bool {
 	// Public keys encrypt, verify and wrap; private keys the inverse.
 	wantPub := fn == FnEncrypt || fn == FnVerify || fn == FnWrap
 	switch m {
-	case ck.CKM_AES_ECB, ck.CKM_AES_CBC, ck.CKM_AES_CBC_PAD, ck.CKM_AES_CTR, ck.CKM_AES_GCM,
+	case ck.CKM_AES_ECB, ck.CKM_AES_CBC, ck.CKM_AES_CBC_PAD, ck.CKM_AES_CTR, ck.CKM_AES_GCM, ck.CKM_CLOUDHSM_AES_GCM,
 		ck.CKM_AES_KEY_WRAP, ck.CKM_AES_KEY_WRAP_PAD, ck.CKM_AES_CMAC, ck.CKM_AES_CMAC_GENERAL:
 		return o.class == ck.CKO_SECRET_KEY && o.keyType == ck.CKK_AES
 	case ck.CKM_RSA_PKCS, ck.CKM_RSA_PKCS_OAEP, ck.CKM_RSA_PKCS_PSS,
@@ -168,7 +175,7 @@ func (d *Device) prepare(op string, p *principal, fn Function, key *Object, m Me
 	if _, err := d.mechanismFor(op, m.Type, fn); err != nil {
 		return nil, err
 	}
-	o := &operation{fn: fn, m: m, key: key, pool: &d.collect}
+	o := &operation{fn: fn, m: m, key: key, pool: &d.collect, rand: d.cfg.Rand}
 	if fn == FnDigest {
 		o.hash = hashes[m.Type]
 		h, err := mech.NewDigest(o.hash)
@@ -209,10 +216,11 @@ func (o *operation) start() error {
 		o.mp, err = mech.NewMultipart(k.block, mode, dir, m.IV, int(m.CounterBits))
 	case ck.CKM_AES_CMAC, ck.CKM_AES_CMAC_GENERAL:
 		o.h, err = mech.NewCMAC(k.block)
-	case ck.CKM_AES_GCM:
+	case ck.CKM_AES_GCM, ck.CKM_CLOUDHSM_AES_GCM:
 		if m.TagBits%8 != 0 {
 			err = mech.ErrParam
 		}
+		o.genIV, err = gcmGeneratesIV(m, o.fn, err)
 	case ck.CKM_RSA_PKCS_PSS, ck.CKM_RSA_PKCS_OAEP:
 		_, _, err = paramHash(m)
 	default:
@@ -229,6 +237,41 @@ func (o *operation) start() error {
 		return mechErr(err, o.fn)
 	}
 	return nil
+}
+
+// gcmGeneratesIV says whether the device chooses the IV of a GCM operation
+// for fn, as CloudHSM does:
+//   - CKM_AES_GCM encryption or wrapping with a 12-byte all-zero IV (the
+//     zeroed pIv buffer CloudHSM's applications pass): the device generates
+//     a random IV and returns it; any other IV is used as given, and
+//     decryption and unwrapping use the IV given.
+//   - CKM_CLOUDHSM_AES_GCM: the device always generates the IV when
+//     encrypting or wrapping, and puts it in front of the ciphertext; when
+//     decrypting or unwrapping it reads it from there. The caller gives no
+//     IV (pIv NULL, as CloudHSM documents) or a 12-byte all-zero buffer;
+//     any other IV is CKR_MECHANISM_PARAM_INVALID, so a caller's IV is never
+//     used, nor silently ignored.
+func gcmGeneratesIV(m Mechanism, fn Function, err error) (bool, error) {
+	if err != nil {
+		return false, err
+	}
+	zeroed := len(m.IV) == mech.GCMStandardIVLen && allZero(m.IV)
+	if m.Type == ck.CKM_CLOUDHSM_AES_GCM {
+		if len(m.IV) != 0 && !zeroed {
+			return false, fmt.Errorf("%w: %v takes no IV (pIv NULL or 12 zero bytes): the HSM generates it", mech.ErrParam, m.Type)
+		}
+		return fn == FnEncrypt || fn == FnWrap, nil
+	}
+	return (fn == FnEncrypt || fn == FnWrap) && zeroed, nil
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // update feeds data; ciphers return output.
@@ -312,22 +355,41 @@ func (o *operation) finish(dst, sig []byte) ([]byte, error) {
 func (o *operation) oneShot(dst, data, sig []byte) ([]byte, error) {
 	k, m := o.key.key, o.m
 	switch m.Type {
-	case ck.CKM_AES_GCM:
+	case ck.CKM_AES_GCM, ck.CKM_CLOUDHSM_AES_GCM:
 		tag := int(m.TagBits / 8)
-		if k.gcm != nil && len(m.IV) == mech.GCMStandardIVLen && tag == mech.GCMTagLen {
-			if o.fn == FnEncrypt {
-				return k.gcm.Seal(dst, m.IV, data, m.AAD), nil
+		iv := m.IV
+		switch {
+		case o.genIV && o.fn == FnEncrypt:
+			at := len(dst)
+			if m.Type == ck.CKM_CLOUDHSM_AES_GCM {
+				dst = append(dst, make([]byte, mech.GCMStandardIVLen)...) // the IV goes here
 			}
-			out, err := k.gcm.Open(dst, m.IV, data, m.AAD)
+			genIV, out, err := mech.SealGCMRandomIV(dst, o.rand, k.block, tag, data, m.AAD)
+			if err != nil {
+				return nil, err
+			}
+			o.iv = genIV
+			if m.Type == ck.CKM_CLOUDHSM_AES_GCM {
+				copy(out[at:], genIV)
+			}
+			return out, nil
+		case m.Type == ck.CKM_CLOUDHSM_AES_GCM: // decrypt or unwrap: the IV leads the input
+			return mech.OpenGCMPrefixedIV(dst, k.block, tag, data, m.AAD)
+		}
+		if k.gcm != nil && len(iv) == mech.GCMStandardIVLen && tag == mech.GCMTagLen {
+			if o.fn == FnEncrypt {
+				return k.gcm.Seal(dst, iv, data, m.AAD), nil
+			}
+			out, err := k.gcm.Open(dst, iv, data, m.AAD)
 			if err != nil {
 				return nil, mech.ErrAuthFailed
 			}
 			return out, nil
 		}
 		if o.fn == FnEncrypt {
-			return mech.SealGCM(dst, k.block, m.IV, tag, data, m.AAD)
+			return mech.SealGCM(dst, k.block, iv, tag, data, m.AAD)
 		}
-		return mech.OpenGCM(dst, k.block, m.IV, tag, data, m.AAD)
+		return mech.OpenGCM(dst, k.block, iv, tag, data, m.AAD)
 	case ck.CKM_AES_KEY_WRAP:
 		if o.fn == FnEncrypt {
 			return mech.WrapKW(dst, k.block, m.IV, data)

@@ -18,7 +18,7 @@ var (
 	secretAES = Template{Ulong(ck.CKA_CLASS, uint(ck.CKO_SECRET_KEY)), Ulong(ck.CKA_KEY_TYPE, uint(ck.CKK_AES)), Bool(ck.CKA_TOKEN, true)}
 	kw        = Mechanism{Type: ck.CKM_AES_KEY_WRAP}
 	kwp       = Mechanism{Type: ck.CKM_AES_KEY_WRAP_PAD}
-	gcm12     = Mechanism{Type: ck.CKM_AES_GCM, IV: make([]byte, 12), TagBits: 128}
+	gcm12     = Mechanism{Type: ck.CKM_AES_GCM, IV: []byte("caller-iv-12"), TagBits: 128}
 	oaep256   = Mechanism{Type: ck.CKM_RSA_PKCS_OAEP, Hash: ck.CKM_SHA256, MGF: ck.CKG_MGF1_SHA256}
 )
 

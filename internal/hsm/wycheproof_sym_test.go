@@ -46,7 +46,11 @@ func TestWycheproofAESGCM(t *testing.T) {
 					}
 					continue
 				}
-				if tc.Result != "invalid" {
+				// A zeroed 12-byte IV asks the device for a random one
+				// (TestGCMZeroIVGeneratedByDevice): such vectors check
+				// decryption only.
+				zeroIV := bytes.Equal(tc.IV, make([]byte, mech.GCMStandardIVLen))
+				if tc.Result != "invalid" && !zeroIV {
 					ct, err := td.Encrypt(s, key, m, tc.Msg)
 					switch {
 					case err != nil:

@@ -68,6 +68,11 @@ func TestClientFlow(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// A zeroed IV: the HSM chose the IV and returned it.
+		if iv := ct.GetIv(); len(iv) != 12 || bytes.Equal(iv, make([]byte, 12)) {
+			t.Fatalf("encrypt under a zeroed IV returned IV %x", iv)
+		}
+		m = &hsmv1.Mechanism{Type: m.Type, Iv: ct.GetIv(), TagBits: m.TagBits, Aad: m.Aad}
 		pt, err := c.Decrypt(ctx, &hsmv1.CryptRequest{Session: s, Key: aes.GetObject(), Mechanism: m, Data: ct.GetData()})
 		if err != nil {
 			t.Fatal(err)

@@ -130,7 +130,7 @@ func TestReplicateKey(t *testing.T) {
 	ctx := t.Context()
 	sa, sb := cuSession(t, c.a), cuSession(t, c.b)
 	k := genKey(t, c.a, sa, "later-key", true, false)
-	iv := make([]byte, 12)
+	iv := []byte("replica-iv12")
 	ct, err := c.a.Encrypt(ctx, &hsmv1.CryptRequest{Session: sa, Key: k, Mechanism: gcm(iv), Data: []byte("seed 000")})
 	if err != nil {
 		t.Fatal(err)

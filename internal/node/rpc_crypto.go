@@ -29,7 +29,16 @@ func (s *hsmServer) crypt(req *hsmv1.CryptRequest,
 }
 
 func (s *hsmServer) Encrypt(_ context.Context, req *hsmv1.CryptRequest) (*hsmv1.BytesResponse, error) {
-	return s.crypt(req, (*hsm.Device).Encrypt)
+	var iv []byte
+	r, err := s.crypt(req, func(dev *hsm.Device, sid hsm.SessionID, key hsm.ObjectID, m hsm.Mechanism, data []byte) (out []byte, err error) {
+		out, iv, err = dev.EncryptIV(sid, key, m, data)
+		return out, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	r.Iv = iv
+	return r, nil
 }
 
 func (s *hsmServer) Decrypt(_ context.Context, req *hsmv1.CryptRequest) (*hsmv1.BytesResponse, error) {
@@ -65,7 +74,11 @@ func (s *hsmServer) WrapKey(_ context.Context, req *hsmv1.WrapKeyRequest) (*hsmv
 		if err != nil {
 			return nil, err
 		}
-		return bytesResponse(dev.WrapKey(cs.dev, hsm.ObjectID(req.GetWrappingKey()), m, hsm.ObjectID(req.GetKey())))
+		out, iv, err := dev.WrapKeyIV(cs.dev, hsm.ObjectID(req.GetWrappingKey()), m, hsm.ObjectID(req.GetKey()))
+		if err != nil {
+			return nil, err
+		}
+		return &hsmv1.BytesResponse{Data: out, Iv: iv}, nil
 	})
 }
 
@@ -110,7 +123,11 @@ func (s *hsmServer) Finish(_ context.Context, req *hsmv1.FinishRequest) (*hsmv1.
 		if err := data("signature", req.GetSignature()); err != nil {
 			return nil, err
 		}
-		return bytesResponse(dev.Finish(cs.dev, hsm.OpID(req.GetOperation()), req.GetSignature()))
+		out, iv, err := dev.FinishIV(cs.dev, hsm.OpID(req.GetOperation()), req.GetSignature())
+		if err != nil {
+			return nil, err
+		}
+		return &hsmv1.BytesResponse{Data: out, Iv: iv}, nil
 	})
 }
 

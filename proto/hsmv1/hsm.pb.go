@@ -2946,8 +2946,12 @@ func (x *ShareKeyRequest) GetUsername() string {
 }
 
 type BytesResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Data          []byte                 `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Data  []byte                 `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
+	// iv: the AES-GCM IV the HSM generated for this encryption (Encrypt,
+	// Finish of a multi-part one, WrapKey) when the caller gave a zeroed IV,
+	// or used CKM_CLOUDHSM_AES_GCM; empty otherwise.
+	Iv            []byte `protobuf:"bytes,2,opt,name=iv,proto3" json:"iv,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2985,6 +2989,13 @@ func (*BytesResponse) Descriptor() ([]byte, []int) {
 func (x *BytesResponse) GetData() []byte {
 	if x != nil {
 		return x.Data
+	}
+	return nil
+}
+
+func (x *BytesResponse) GetIv() []byte {
+	if x != nil {
+		return x.Iv
 	}
 	return nil
 }
@@ -6066,9 +6077,10 @@ const file_hsm_proto_rawDesc = "" +
 	"\x0fShareKeyRequest\x12\x18\n" +
 	"\asession\x18\x01 \x01(\x04R\asession\x12\x16\n" +
 	"\x06object\x18\x02 \x01(\x04R\x06object\x12\x1a\n" +
-	"\busername\x18\x03 \x01(\tR\busername\"#\n" +
+	"\busername\x18\x03 \x01(\tR\busername\"3\n" +
 	"\rBytesResponse\x12\x12\n" +
-	"\x04data\x18\x01 \x01(\fR\x04data\"\x86\x01\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data\x12\x0e\n" +
+	"\x02iv\x18\x02 \x01(\fR\x02iv\"\x86\x01\n" +
 	"\fCryptRequest\x12\x18\n" +
 	"\asession\x18\x01 \x01(\x04R\asession\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\x04R\x03key\x126\n" +

@@ -1,6 +1,6 @@
 // Package crypto holds the `coffer cli crypto` commands: sign and verify
-// (rsa-pkcs, rsa-pkcs-pss, ecdsa, ed25519) and mac generate and verify
-// (hmac), with keys in the HSMs selected by --key-filter. Signatures and
+// (rsa-pkcs, rsa-pkcs-pss, ecdsa, ed25519), mac generate and verify (hmac)
+// and encrypt and decrypt (aes-gcm, under an IV the HSM chooses), with keys in the HSMs selected by --key-filter. Signatures and
 // MACs are printed in base64; ECDSA signatures are r||s, as PKCS#11 makes
 // them.
 //
@@ -25,5 +25,7 @@ func New(env *cli.Env) *cobra.Command {
 	mac := cli.Group("mac", "Message authentication codes with a secret key (crypto users)",
 		cli.Group("generate", "Generate a MAC", macGenerate(env)),
 		cli.Group("verify", "Verify a MAC", macVerify(env)))
-	return cli.Group("crypto", "Sign, verify and MAC data with keys in the HSMs", sign, verify, mac)
+	encrypt := cli.Group("encrypt", "Encrypt data with a key (crypto users)", encryptAESGCM(env))
+	decrypt := cli.Group("decrypt", "Decrypt data with a key (crypto users)", decryptAESGCM(env))
+	return cli.Group("crypto", "Sign, verify, MAC, encrypt and decrypt data with keys in the HSMs", sign, verify, mac, encrypt, decrypt)
 }

@@ -162,6 +162,14 @@ func guide() string {
 		"- **key export** writes private keys as PKCS #8 PEM (`PRIVATE KEY`), public keys as PEM (`PUBLIC KEY`),\n" +
 		"  and secret keys (AES, generic secret) as their raw bytes, since PEM has no type for them. It never\n" +
 		"  writes over an existing file, and creates the file readable by its owner only.\n" +
+		"- **Key pair ids**: a key pair generated without an `id` attribute on either half (by\n" +
+		"  `key generate-asymmetric-pair`, or through the PKCS#11 module, e.g. `pkcs11-tool --keypairgen` without\n" +
+		"  `--id`) gets one CKA_ID on both halves, derived from the public key as NSS and OpenSC tools do: the\n" +
+		"  SHA-1 of the RSA modulus, of the EC point (uncompressed) or of the Ed25519 public key (20 bytes; in\n" +
+		"  FIPS 140-only mode the first 20 bytes of its SHA-256). Tools that pair a private key with its public\n" +
+		"  key by id (`pkcs11-tool --test`, PKCS#11 URIs) then find both. An `id` given for either half stands.\n" +
+		"  A private or public key imported or unwrapped without an `id` gets the id derived from its public key\n" +
+		"  the same way, so the halves of a pair imported one by one pair too.\n" +
 		"- **key wrap aes-gcm** draws a 12-byte IV from the HSM and puts it before the wrapped key (it is also\n" +
 		"  printed as `iv`); `key unwrap aes-gcm` takes it from there unless `--iv` is given. aes-no-pad is\n" +
 		"  RFC 3394, aes-kwp RFC 5649; CloudHSM's proprietary aes-pkcs5-pad and aes-zero-pad are not offered.\n" +

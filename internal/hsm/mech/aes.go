@@ -3,9 +3,11 @@ package mech
 import (
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/rand"
 	"crypto/subtle"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"math"
 	"slices"
 )
@@ -296,6 +298,70 @@ func OpenGCM(dst []byte, b cipher.Block, iv []byte, tagLen int, ciphertext, aad 
 		return nil, fmt.Errorf("%w: GCM ciphertext too long", ErrDataLen)
 	}
 	out, err := a.Open(dst, iv, ciphertext, aad)
+	if err != nil {
+		return nil, ErrAuthFailed
+	}
+	return out, nil
+}
+
+// SealGCMRandomIV encrypts like SealGCM under a fresh random 12-byte IV
+// that it chooses, and returns the IV and dst with the ciphertext and tag
+// appended. With a 16-byte tag and rnd nil or crypto/rand.Reader it uses
+// the standard library's random-nonce GCM, which FIPS 140-only mode allows;
+// otherwise the IV is read from rnd (nil: crypto/rand.Reader).
+func SealGCMRandomIV(dst []byte, rnd io.Reader, b cipher.Block, tagLen int, plaintext, aad []byte) (iv, out []byte, err error) {
+	if uint64(len(plaintext)) > gcmMaxPlaintext {
+		return nil, nil, fmt.Errorf("%w: GCM plaintext too long", ErrDataLen)
+	}
+	if tagLen == GCMTagLen && (rnd == nil || rnd == rand.Reader) {
+		if err := checkBlock(b); err != nil {
+			return nil, nil, err
+		}
+		a, err := cipher.NewGCMWithRandomNonce(b)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%w: %w", ErrParam, err)
+		}
+		// Seal writes the nonce, then the ciphertext and tag.
+		sealed := a.Seal(nil, nil, plaintext, aad)
+		iv = sealed[:GCMStandardIVLen:GCMStandardIVLen]
+		return iv, append(dst, sealed[GCMStandardIVLen:]...), nil
+	}
+	if rnd == nil {
+		rnd = rand.Reader
+	}
+	iv = make([]byte, GCMStandardIVLen)
+	if _, err := io.ReadFull(rnd, iv); err != nil {
+		return nil, nil, fmt.Errorf("GCM IV: %w", err)
+	}
+	out, err = SealGCM(dst, b, iv, tagLen, plaintext, aad)
+	if err != nil {
+		return nil, nil, err
+	}
+	return iv, out, nil
+}
+
+// OpenGCMPrefixedIV is OpenGCM for input that starts with its 12-byte IV
+// (IV || ciphertext || tag, as SealGCMRandomIV's IV and output together).
+// With a 16-byte tag it uses the standard library's random-nonce GCM,
+// which FIPS 140-only mode allows.
+func OpenGCMPrefixedIV(dst []byte, b cipher.Block, tagLen int, data, aad []byte) ([]byte, error) {
+	if len(data) < GCMStandardIVLen+tagLen {
+		return nil, fmt.Errorf("%w: GCM input shorter than its IV and tag", ErrDataLen)
+	}
+	if tagLen != GCMTagLen {
+		return OpenGCM(dst, b, data[:GCMStandardIVLen], tagLen, data[GCMStandardIVLen:], aad)
+	}
+	if err := checkBlock(b); err != nil {
+		return nil, err
+	}
+	if uint64(len(data)) > gcmMaxPlaintext+uint64(GCMStandardIVLen+tagLen) {
+		return nil, fmt.Errorf("%w: GCM ciphertext too long", ErrDataLen)
+	}
+	a, err := cipher.NewGCMWithRandomNonce(b)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrParam, err)
+	}
+	out, err := a.Open(dst, nil, data, aad)
 	if err != nil {
 		return nil, ErrAuthFailed
 	}

@@ -25,8 +25,9 @@ fmt-check:
 vulncheck:
 	bash scripts/vulncheck.sh
 
+# go test's output as it is, then the packages' times, slowest first.
 unit:
-	$(GO) test -race -count=1 -timeout 20m ./...
+	GO=$(GO) bash scripts/gotest.sh -race -count=1 -timeout 20m ./...
 
 # Every fuzz target explores for a few seconds in `make test`; `make fuzz`
 # runs each longer (FUZZTIME=10m make fuzz).

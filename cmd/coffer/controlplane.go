@@ -147,9 +147,14 @@ func startControlPlane(ctx context.Context, o controlPlaneOptions) (*runningCont
 	if err != nil {
 		return nil, err
 	}
+	testCost, err := wantTestPasswordCost(os.Getenv, runningTests)
+	if err != nil {
+		return nil, err
+	}
 	prov, err := controlplane.NewProcesses(controlplane.ProcessesConfig{
 		Dir: filepath.Join(o.dataDir, "hsm-side"), Executable: exe, Logger: o.logger.With("part", "provisioner"),
 		SealingKeyPath: filepath.Join(o.dataDir, "cluster-sealing.key"), BackupKeyPath: o.backupKey,
+		TestPasswordCost: testCost,
 	})
 	if err != nil {
 		return nil, err

@@ -299,7 +299,7 @@ func (l *faultLoad) sign(ctx context.Context, msg []byte) {
 }
 
 // adminWorker changes users, one change per 15 operations of the others
-// (each hashes a password: Argon2id with 64 MiB).
+// (each hashes a password).
 func (l *faultLoad) adminWorker(ctx context.Context, r *rand.Rand) {
 	next := int64(0)
 	for n := 0; ctx.Err() == nil; n++ {

@@ -118,6 +118,10 @@ func runHSMInit(args []string, stdout, stderr io.Writer) error {
 		fs.Usage()
 		return errors.New("--dir and at least one --node are required")
 	}
+	testCost, err := wantTestPasswordCost(os.Getenv, runningTests)
+	if err != nil {
+		return err
+	}
 	if *sealing == "" {
 		*sealing = filepath.Join(*dir, "sealing.key")
 	}
@@ -269,6 +273,11 @@ func runHSMInit(args []string, stdout, stderr io.Writer) error {
 	if *loginDelay > 0 {
 		for _, f := range all {
 			f.LoginFailureDelay, f.LoginMaxFailureDelay = loginDelay.String(), loginDelay.String()
+		}
+	}
+	if testCost {
+		for _, f := range all {
+			f.TestPasswordCost = true
 		}
 	}
 	for id, f := range all {

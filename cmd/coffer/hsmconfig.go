@@ -45,6 +45,10 @@ type hsmFile struct {
 	// its cap (node.ClientLimits); empty: the node's defaults.
 	LoginFailureDelay    string `json:"login_failure_delay,omitempty"`
 	LoginMaxFailureDelay string `json:"login_max_failure_delay,omitempty"`
+	// TestPasswordCost selects the cheap password-hash cost of Coffer's own
+	// tests; `coffer hsm run` refuses it outside the test binary
+	// (testcost.go).
+	TestPasswordCost bool `json:"test_password_cost,omitempty"`
 }
 
 // limits is the node's ClientLimits as the file sets them.

@@ -79,6 +79,10 @@ func nodeConfig(f *hsmFile, path string, now func() time.Time) (node.Config, err
 	if err != nil {
 		return node.Config{}, fmt.Errorf("%s: %w", path, err)
 	}
+	cost, err := checkTestPasswordCost(f.TestPasswordCost, runningTests)
+	if err != nil {
+		return node.Config{}, fmt.Errorf("%s: %w", path, err)
+	}
 	var peers []node.PeerAddr
 	for _, p := range f.Peers {
 		peers = append(peers, node.PeerAddr{ID: p.ID, Addr: p.Address})
@@ -134,7 +138,7 @@ func nodeConfig(f *hsmFile, path string, now func() time.Time) (node.Config, err
 		RestoreBlob:   f.RestoreBlob,
 		// The backup id a restore's blob must be bound to.
 		RestoreBackupID: f.RestoreBackupID,
-		Device:          node.DeviceConfig{FIPS: f.FIPS},
+		Device:          node.DeviceConfig{FIPS: f.FIPS, Password: cost},
 		Limits:          limits,
 		Now:             now,
 	}, nil

@@ -253,6 +253,7 @@ func newLineageClone(t *testing.T, a *testCluster, clusterID string, id uint32) 
 		Certificate: filepath.Join(name, "node.crt"), PrivateKey: filepath.Join(name, "node.key.pem"),
 		ClusterCertificate: filepath.Join(a.dir, "cluster", "cluster.crt"), TrustAnchor: "customerCA.crt",
 		Peers: []peerFile{}, MaskingKey: "create", LoginFailureDelay: "1ms", LoginMaxFailureDelay: "1ms",
+		TestPasswordCost: true,
 	}
 	b, err := json.MarshalIndent(f, "", "  ")
 	if err != nil {

@@ -13,7 +13,14 @@ import (
 
 // The scripts in testdata run the real command: testscript re-executes this
 // test binary as "coffer".
+//
+// Every HSM config the tests have coffer write (hsm init, controlplane, up)
+// asks for the test-only password-hash cost (testcost.go): the commands
+// this binary runs as inherit the variable.
 func TestMain(m *testing.M) {
+	if err := os.Setenv(testPasswordCostEnv, "1"); err != nil {
+		panic(err)
+	}
 	testscript.Main(m, map[string]func(){
 		"coffer": func() {
 			if err := run(context.Background(), os.Args[1:], os.Stdout, os.Stderr); err != nil {
@@ -27,6 +34,7 @@ func TestScripts(t *testing.T) {
 	testscript.Run(t, testscript.Params{
 		Dir: "testdata",
 		Setup: func(env *testscript.Env) error {
+			env.Setenv(testPasswordCostEnv, "1")        // the scripts' own hsm init
 			if err := setupCLIScript(env); err != nil { // cli_*.txtar: a cluster
 				return err
 			}

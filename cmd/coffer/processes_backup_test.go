@@ -40,6 +40,7 @@ func TestProcessesBackupRestore(t *testing.T) {
 	dir := filepath.Join(root, "hsm-side")
 	prov, err := controlplane.NewProcesses(controlplane.ProcessesConfig{
 		Dir: dir, Executable: bin, SealingKeyPath: filepath.Join(root, "sealing.key"), StopTimeout: 5 * time.Second,
+		TestPasswordCost: true,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -77,6 +77,10 @@ type ProcessesConfig struct {
 	BackupKeyPath string
 	StopTimeout   time.Duration // SIGTERM to SIGKILL (zero: 10s)
 	Logger        *slog.Logger
+	// TestPasswordCost writes test_password_cost into every hsm.json: the
+	// cheap password-hash cost of Coffer's own tests, which `coffer hsm
+	// run` refuses outside its test binary.
+	TestPasswordCost bool
 }
 
 type proc struct {
@@ -219,6 +223,7 @@ type nodeFile struct {
 	BackupKey            string     `json:"backup_key,omitempty"`
 	RestoreBlob          string     `json:"restore_blob,omitempty"`
 	RestoreBackupID      string     `json:"restore_backup_id,omitempty"`
+	TestPasswordCost     bool       `json:"test_password_cost,omitempty"`
 }
 
 // certificateClusterID is the cluster id the HSM's cluster certificate
@@ -288,7 +293,7 @@ func (p *Processes) Ensure(ctx context.Context, spec NodeSpec, allowRestart bool
 		ClusterID: spec.ClusterID, CertificateClusterID: certificateClusterID(spec), HSMID: spec.HsmID, Certificate: filepath.Join(dir, "node.crt"),
 		PrivateKey: filepath.Join(dir, "node.key.pem"), ClusterCertificate: filepath.Join(dir, "cluster.crt"),
 		TrustAnchor: filepath.Join(dir, "customerCA.crt"), Peers: []nodePeer{}, MaskingKey: spec.MaskingKey, FIPS: spec.FIPS,
-		BackupKey: p.cfg.BackupKeyPath,
+		BackupKey: p.cfg.BackupKeyPath, TestPasswordCost: p.cfg.TestPasswordCost,
 	}
 	if spec.Restore != nil {
 		if err := p.writeRestoreBlob(ctx, dir, spec.Restore); err != nil {

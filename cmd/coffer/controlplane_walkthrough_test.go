@@ -25,14 +25,7 @@ import (
 // the CSR with an openssl CA, initialize, activate and create a crypto user,
 // make an AES key, add an HSM in a second AZ and use the key through it.
 func TestAWSWalkthrough(t *testing.T) {
-	for _, tool := range []string{"aws", "openssl"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			if os.Getenv("COFFER_REQUIRE_TOOLS") != "" {
-				t.Fatalf("%s is not installed (apt-get install awscli openssl)", tool)
-			}
-			t.Skipf("%s is not installed (apt-get install awscli openssl)", tool)
-		}
-	}
+	requireTools(t, "aws", "openssl")
 	w := startWalkthrough(t)
 
 	// Step 1: the cluster, in two subnets (two AZs). (The seed writes --tags;
@@ -131,12 +124,7 @@ func (w *walkthrough) pkcs11Tool(clusterID, ip, pin string, args ...string) stri
 // certClusterID (restored from a backup of that cluster; "": clusterID).
 func (w *walkthrough) pkcs11ToolAs(clusterID, certClusterID, ip, pin string, args ...string) string {
 	w.t.Helper()
-	if _, err := exec.LookPath("pkcs11-tool"); err != nil {
-		if os.Getenv("COFFER_REQUIRE_TOOLS") != "" {
-			w.t.Fatal("pkcs11-tool is not installed (apt-get install opensc)")
-		}
-		w.t.Skip("pkcs11-tool is not installed (apt-get install opensc)")
-	}
+	requireTools(w.t, "pkcs11-tool")
 	module, err := filepath.Abs(filepath.Join("..", "..", "bin", "libcoffer_pkcs11.so"))
 	if err != nil {
 		w.t.Fatal(err)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"fmt"
 	"net"
 	"os"
@@ -385,15 +386,18 @@ func readFile(t *testing.T, path string) []byte {
 }
 
 // requireTools skips the test when a program it drives is missing, or
-// fails it when COFFER_REQUIRE_TOOLS is set (CI).
-func requireTools(t *testing.T, tools ...string) {
+// fails it when COFFER_REQUIRE_TOOLS is set (CI), naming the Debian
+// package that has it.
+func requireTools(t testing.TB, tools ...string) {
 	t.Helper()
+	pkg := map[string]string{"aws": "awscli", "pkcs11-tool": "opensc"}
 	for _, tool := range tools {
 		if _, err := exec.LookPath(tool); err != nil {
+			msg := fmt.Sprintf("%s is not installed (apt-get install %s)", tool, cmp.Or(pkg[tool], tool))
 			if os.Getenv("COFFER_REQUIRE_TOOLS") != "" {
-				t.Fatalf("%s is not installed", tool)
+				t.Fatal(msg)
 			}
-			t.Skipf("%s is not installed", tool)
+			t.Skip(msg)
 		}
 	}
 }

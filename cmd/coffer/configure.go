@@ -7,13 +7,16 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/coffer-hsm/coffer/internal/cli"
 	"github.com/coffer-hsm/coffer/internal/client"
+	"github.com/coffer-hsm/coffer/internal/controlplane"
 )
 
 // DefaultPKCS11Config is where `coffer configure pkcs11` writes by default.
@@ -53,11 +56,20 @@ Examples:
   coffer configure cli add-cluster --cluster-id cluster-2b3c4d5e6f7 -a 127.0.0.21:2223 --hsm-ca-cert ./region2/customerCA.crt
 `
 
-// addrsFlag collects -a HOST:PORT.
+// addrsFlag collects -a HOST[:PORT]. An address without a port is the
+// HSM's ENI address as describe-clusters shows it (EniIp): the HSM port is
+// CloudHSM's, 2223.
 type addrsFlag []string
 
 func (a *addrsFlag) String() string { return strings.Join(*a, ",") }
 func (a *addrsFlag) Set(s string) error {
+	if _, _, err := net.SplitHostPort(s); err != nil {
+		host := strings.TrimSuffix(strings.TrimPrefix(s, "["), "]")
+		if host == "" || strings.ContainsAny(host, "/ ") {
+			return fmt.Errorf("HSM address %q: want HOST or HOST:PORT", s)
+		}
+		s = net.JoinHostPort(host, strconv.Itoa(controlplane.DefaultHSMPort))
+	}
 	*a = append(*a, s)
 	return nil
 }
@@ -86,7 +98,7 @@ func runConfigure(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		fset.PrintDefaults()
 	}
 	var addrs addrsFlag
-	fset.Var(&addrs, "a", "an HSM's address HOST:PORT (repeat for each HSM)")
+	fset.Var(&addrs, "a", "an HSM's address HOST[:PORT] (its EniIp; the port is 2223 when left out; repeat for each HSM)")
 	ca := fset.String("hsm-ca-cert", "", "the customer CA certificate (trust anchor), PEM")
 	path := fset.String("path", def, "the configuration file to write")
 	fset.StringVar(path, "config", def, "same as --path")

@@ -122,7 +122,7 @@ func TestSeed000CloneAcrossRegions(t *testing.T) {
 	// configuration naming both clusters.
 	both := filepath.Join(w.dir, "both.json")
 	w.cofferCmd("configure", "cli", "add-cluster", "--cluster-id", src.id, "-a", net.JoinHostPort(src.ip, "2223"), "--hsm-ca-cert", filepath.Join(w.dir, "ca-cert.pem"), "--path", both)
-	w.cofferCmd("configure", "cli", "add-cluster", "--cluster-id", clone.id, "-a", net.JoinHostPort(clone.ip, "2223"), "--hsm-ca-cert", filepath.Join(w.dir, "ca-cert.pem"), "--path", both)
+	w.cofferCmd("configure", "cli", "add-cluster", "--cluster-id", clone.id, "-a", clone.ip, "--hsm-ca-cert", filepath.Join(w.dir, "ca-cert.pem"), "--path", both)
 	replicate := func(dst string) (string, error) {
 		return w.cofferErr([]string{"DESTINATION_CLOUDHSM_PIN=app_user:" + drCUPassword, "DESTINATION_CLOUDHSM_ROLE=crypto-user"},
 			"cli", "--cluster-config", both, "--cluster-id", src.id, "--username", "app_user", "--role", "crypto-user", "--password", drCUPassword,

@@ -34,6 +34,38 @@ const (
 	EnvRole     = "COFFER_CLI_ROLE"
 )
 
+// CloudHSM CLI's environment for single-command mode, read after Coffer's
+// own (WithCloudHSMEnv).
+const (
+	EnvCloudHSMPIN  = "CLOUDHSM_PIN" // username:password
+	EnvCloudHSMRole = "CLOUDHSM_ROLE"
+)
+
+// WithCloudHSMEnv fills what creds (from flags and COFFER_CLI_*) leave
+// empty from CloudHSM CLI's CLOUDHSM_PIN and CLOUDHSM_ROLE, so a script
+// written for CloudHSM runs unchanged. The PIN's password is taken only for
+// the PIN's own user.
+func WithCloudHSMEnv(creds Credentials, getenv func(string) string) (Credentials, error) {
+	if creds.Role == "" {
+		creds.Role = getenv(EnvCloudHSMRole)
+	}
+	pin := getenv(EnvCloudHSMPIN)
+	if pin == "" {
+		return creds, nil
+	}
+	user, pw, ok := strings.Cut(pin, ":")
+	if !ok || user == "" || pw == "" {
+		return creds, Usagef("%s: want username:password", EnvCloudHSMPIN)
+	}
+	if creds.Username == "" {
+		creds.Username = user
+	}
+	if creds.Username == user && creds.Password == "" {
+		creds.Password = pw
+	}
+	return creds, nil
+}
+
 // Credentials log a user in.
 type Credentials struct {
 	Username string

@@ -74,3 +74,27 @@ func TestNewPassword(t *testing.T) {
 		t.Errorf("given: %q %v", pw, err)
 	}
 }
+
+func TestWithCloudHSMEnv(t *testing.T) {
+	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+	pin := map[string]string{EnvCloudHSMPIN: "alice:pw-1", EnvCloudHSMRole: "crypto-user"}
+	for _, tc := range []struct {
+		name string
+		in   Credentials
+		env  map[string]string
+		want Credentials
+		bad  bool
+	}{
+		{"nothing set", Credentials{}, nil, Credentials{}, false},
+		{"PIN and role", Credentials{}, pin, Credentials{Username: "alice", Role: "crypto-user", Password: "pw-1"}, false},
+		{"flags win", Credentials{Username: "bob", Role: "admin", Password: "x"}, pin, Credentials{Username: "bob", Role: "admin", Password: "x"}, false},
+		{"another user gets no PIN password", Credentials{Username: "bob"}, pin, Credentials{Username: "bob", Role: "crypto-user"}, false},
+		{"same user takes the password", Credentials{Username: "alice"}, pin, Credentials{Username: "alice", Role: "crypto-user", Password: "pw-1"}, false},
+		{"malformed PIN", Credentials{}, map[string]string{EnvCloudHSMPIN: "alice"}, Credentials{}, true},
+	} {
+		got, err := WithCloudHSMEnv(tc.in, env(tc.env))
+		if (err != nil) != tc.bad || (!tc.bad && got != tc.want) {
+			t.Errorf("%s: %+v %v, want %+v (error %v)", tc.name, got, err, tc.want, tc.bad)
+		}
+	}
+}

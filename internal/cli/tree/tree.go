@@ -59,7 +59,8 @@ key, crypto) for a Coffer cluster, with the same command names and flags.
 With a command it runs that one command (single-command mode): it logs in
 first, when the command needs it, as --username with --role (password from
 --password, COFFER_CLI_PASSWORD or a prompt), or as COFFER_CLI_USERNAME and
-COFFER_CLI_ROLE. Without a command, or with ` + "`interactive`" + `, it starts a shell with
+COFFER_CLI_ROLE; what those leave unset comes from CloudHSM CLI's CLOUDHSM_PIN
+(username:password) and CLOUDHSM_ROLE. Without a command, or with ` + "`interactive`" + `, it starts a shell with
 history and tab completion, where you log in with ` + "`login`" + `.
 
 The cluster comes from --cluster-config, COFFER_CLI_CONFIG, or the file
@@ -75,6 +76,7 @@ Results are JSON, {"error_code": 0, "data": ...}; a failure prints
 		Example: `  coffer cli cluster activate
   coffer cli --username admin --role admin user create --username alice --role crypto-user
   COFFER_CLI_USERNAME=alice COFFER_CLI_ROLE=crypto-user coffer cli key list --filter attr.label=aes256
+  CLOUDHSM_PIN=alice:password CLOUDHSM_ROLE=crypto-user coffer cli key list
   coffer cli`,
 		Args: cobra.ArbitraryArgs,
 	}
@@ -103,8 +105,12 @@ Results are JSON, {"error_code": 0, "data": ...}; a failure prints
 			env.ConfigPath = config
 		}
 		if !env.Interactive {
-			env.Creds = cli.Credentials{Username: or(username, env.Getenv(cli.EnvUsername)),
-				Role: or(role, env.Getenv(cli.EnvRole)), Password: or(password, env.Getenv(cli.EnvPassword))}
+			creds, err := cli.WithCloudHSMEnv(cli.Credentials{Username: or(username, env.Getenv(cli.EnvUsername)),
+				Role: or(role, env.Getenv(cli.EnvRole)), Password: or(password, env.Getenv(cli.EnvPassword))}, env.Getenv)
+			if err != nil {
+				return err
+			}
+			env.Creds = creds
 		}
 		return nil
 	}

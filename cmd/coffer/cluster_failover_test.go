@@ -169,7 +169,7 @@ func (c *testCluster) signal(t *testing.T, id uint32, sig syscall.Signal) {
 // the client had given up on is not a second key).
 func TestClusterFrozenHSMStallsNobody(t *testing.T) {
 	const freezeFor = 8 * time.Second
-	c := newCluster(t, 1, 2)
+	c := newClusterAtDefaultCost(t, 1, 2)
 	c.startAll(t, 1, 2)
 	c.activate(t, 1)
 	c.loginWhenKnown(t, 2, "crypto-user", testCU, testCUPW)

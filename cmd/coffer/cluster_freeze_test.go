@@ -37,7 +37,7 @@ func TestClusterFreezeCatchUp(t *testing.T) {
 		settle  = time.Second // from the resume to the checks
 		frozen  = 2
 	)
-	c := newCluster(t, 1, 2)
+	c := newClusterAtDefaultCost(t, 1, 2)
 	c.startAll(t, 1, 2)
 	c.activate(t, 1)
 	c.loginWhenKnown(t, frozen, "crypto-user", testCU, testCUPW)

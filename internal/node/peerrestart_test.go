@@ -69,6 +69,13 @@ func TestMinNodesAfterPeerRestart(t *testing.T) {
 	cfgB.Listener = ln
 	b2 := start(t, cfgB)
 	eventually(t, "node 2 ready again", b2.Ready)
+	// Node 2's calls as it starts reset node 1's backoff (heardFrom); the
+	// reconnect itself may still be under way on a loaded machine. It must
+	// come well before the backoff node 1 had reached (up to MaxDelay, 5 s)
+	// would have ended.
+	for up := time.Now().Add(2 * time.Second); !a.peers[0].connected() && time.Now().Before(up); {
+		time.Sleep(10 * time.Millisecond)
+	}
 	if _, err := aesKey(t, ca, sa, true, 2); err != nil {
 		t.Errorf("min_nodes 2 on node 1 once node 2 is ready again: %v (node 1's link to node 2: %v)", err, a.peers[0].conn.GetState())
 	}

@@ -45,8 +45,8 @@ fuzz:
 FAULTS_CYCLES   ?= 16
 FAULTS_DURATION ?= 3m
 faults:
-	$(GO) test -race -count=1 -timeout 30m -v -run '^(TestFaults|TestFaultsControlPlane|TestClusterLagUnderSustainedLoad)$$' ./cmd/coffer/ \
-		-args -faults.cycles=$(FAULTS_CYCLES) -faults.duration=$(FAULTS_DURATION) -sync.sustained=45s
+	$(GO) test -race -count=1 -timeout 30m -v -run '^(TestFaults|TestFaultsControlPlane|TestClusterLagUnderSustainedLoad|TestClusterFreezeCatchUp|TestClusterFrozenHSMStallsNobody)$$' ./cmd/coffer/ \
+		-args -faults.cycles=$(FAULTS_CYCLES) -faults.duration=$(FAULTS_DURATION) -sync.sustained=45s -faults.freeze
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 1s ./internal/...

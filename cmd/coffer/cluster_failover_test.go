@@ -168,8 +168,11 @@ func (c *testCluster) signal(t *testing.T, id uint32, sig syscall.Signal) {
 // exactly the acknowledged keys (what the frozen HSM finished for requests
 // the client had given up on is not a second key).
 func TestClusterFrozenHSMStallsNobody(t *testing.T) {
+	if !*freezeTests {
+		t.Skip("set -faults.freeze (make faults runs it)")
+	}
 	const freezeFor = 8 * time.Second
-	c := newClusterAtDefaultCost(t, 1, 2)
+	c := newCluster(t, 1, 2)
 	c.startAll(t, 1, 2)
 	c.activate(t, 1)
 	c.loginWhenKnown(t, 2, "crypto-user", testCU, testCUPW)

@@ -30,6 +30,9 @@ import (
 // module's own code, over a client configured for that one HSM) on each HSM
 // separately: no waiting, no second try.
 func TestClusterFreezeCatchUp(t *testing.T) {
+	if !*freezeTests {
+		t.Skip("set -faults.freeze (make faults runs it)")
+	}
 	const (
 		writers = 8
 		warmup  = 2 * time.Second
@@ -37,7 +40,7 @@ func TestClusterFreezeCatchUp(t *testing.T) {
 		settle  = time.Second // from the resume to the checks
 		frozen  = 2
 	)
-	c := newClusterAtDefaultCost(t, 1, 2)
+	c := newCluster(t, 1, 2)
 	c.startAll(t, 1, 2)
 	c.activate(t, 1)
 	c.loginWhenKnown(t, frozen, "crypto-user", testCU, testCUPW)

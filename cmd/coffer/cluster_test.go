@@ -67,12 +67,11 @@ func freeLoopbackPort(t testing.TB, ip string) int {
 // testCluster is a cluster directory made by `coffer hsm init` and the HSM
 // processes running from it.
 type testCluster struct {
-	defaultCost bool // hsm init writes no test password cost
-	t           testing.TB
-	dir         string // the init directory
-	bin         string // the coffer executable (a symlink to this test binary)
-	logs        string // node logs, one file per HSM, kept across restarts
-	anchor      *x509.Certificate
+	t      testing.TB
+	dir    string // the init directory
+	bin    string // the coffer executable (a symlink to this test binary)
+	logs   string // node logs, one file per HSM, kept across restarts
+	anchor *x509.Certificate
 
 	mu    sync.Mutex
 	addrs map[uint32]string
@@ -83,21 +82,6 @@ type testCluster struct {
 // it logs the tail of every node's log; at the end it checks that no node
 // reported a data race.
 func newCluster(t testing.TB, ids ...uint32) *testCluster {
-	t.Helper()
-	return newClusterCost(t, false, ids...)
-}
-
-// newClusterAtDefaultCost is newCluster with the production password-hash
-// cost instead of the test one: for the freeze tests, whose fault-recovery
-// bounds were set for the pace of a cluster that hashes passwords at the
-// production cost (with the test cost the storm makes about three times as
-// many keys during a freeze, and the catch-up outgrows the bounds).
-func newClusterAtDefaultCost(t testing.TB, ids ...uint32) *testCluster {
-	t.Helper()
-	return newClusterCost(t, true, ids...)
-}
-
-func newClusterCost(t testing.TB, defaultCost bool, ids ...uint32) *testCluster {
 	t.Helper()
 	if runtime.GOOS != "linux" {
 		t.Skip("the HSMs need their own loopback addresses (127.0.0.11, ...), which only Linux routes without setup")
@@ -113,7 +97,7 @@ func newClusterCost(t testing.TB, defaultCost bool, ids ...uint32) *testCluster 
 	}
 	c := &testCluster{
 		t: t, dir: filepath.Join(t.TempDir(), "cluster"), bin: bin, logs: t.TempDir(),
-		addrs: map[uint32]string{}, procs: map[uint32]*hsmProc{}, defaultCost: defaultCost,
+		addrs: map[uint32]string{}, procs: map[uint32]*hsmProc{},
 	}
 	// Registered first, so they run last: after the clients have closed.
 	t.Cleanup(c.report)
@@ -141,11 +125,7 @@ func (c *testCluster) init(t testing.TB, ids ...uint32) {
 		args = append(args, "--node", fmt.Sprintf("%d=%s", id, c.addrs[id]))
 	}
 	c.mu.Unlock()
-	cmd := exec.Command(c.bin, args...)
-	if c.defaultCost {
-		cmd.Env = slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, testPasswordCostEnv+"=") })
-	}
-	out, err := cmd.CombinedOutput()
+	out, err := exec.Command(c.bin, args...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("coffer %s: %v\n%s", strings.Join(args, " "), err, out)
 	}

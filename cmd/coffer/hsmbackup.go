@@ -14,6 +14,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/coffer-hsm/coffer/internal/durable"
+
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
@@ -119,14 +121,11 @@ func runHSMBackup(ctx context.Context, args []string, stdin io.Reader, stdout, s
 	if err != nil {
 		return fmt.Errorf("backup from %s: %w", f.Listen, err)
 	}
-	tmp := *out + ".tmp"
-	os.Remove(tmp)
-	w, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	w, err := durable.Create(*out, 0o600)
 	if err != nil {
 		return err
 	}
-	defer os.Remove(tmp) // gone after the rename
-	defer w.Close()
+	defer w.Abort()
 	for {
 		chunk, err := stream.Recv()
 		if errors.Is(err, io.EOF) {
@@ -138,9 +137,6 @@ func runHSMBackup(ctx context.Context, args []string, stdin io.Reader, stdout, s
 		if _, err := w.Write(chunk.GetData()); err != nil {
 			return err
 		}
-	}
-	if err := w.Sync(); err != nil {
-		return err
 	}
 	fi, err := w.Stat()
 	if err != nil {
@@ -157,25 +153,10 @@ func runHSMBackup(ctx context.Context, args []string, stdin io.Reader, stdout, s
 		return fmt.Errorf("the node's blob: %w", err)
 	}
 	b.Wipe()
-	if err := w.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, *out); err != nil {
-		return err
-	}
-	if err := syncDir(filepath.Dir(*out)); err != nil {
+	if err := w.Commit(); err != nil {
 		return err
 	}
 	return json.NewEncoder(stdout).Encode(map[string]int64{"records": int64(b.Header.Records), "bytes": fi.Size()})
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // restoredCluster is what restore-cluster prints.

@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/coffer-hsm/coffer/internal/durable"
+
 	"github.com/coffer-hsm/coffer/internal/pki"
 )
 
@@ -239,25 +241,12 @@ func readClusterKey(path string, sk []byte, stderr io.Writer) (crypto.Signer, er
 	return key, nil
 }
 
-// writeFileAtomic writes through a temporary file and a rename, creating
-// the directory (0700). The temporary file is always new (a leftover one is
-// removed first), so the file never has more than mode, whatever was there.
+// writeFileAtomic creates path's directory (0700) and writes the file as
+// durable.WriteFile does: a new temporary file, fsync, rename, directory
+// fsync.
 func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
-	tmp := path + ".tmp"
-	if err := os.Remove(tmp); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return err
-	}
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if err := errors.Join(err, f.Close()); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return os.Rename(tmp, path)
+	return durable.WriteFile(path, data, mode)
 }

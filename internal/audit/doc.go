@@ -73,5 +73,6 @@
 // Append within the last FlushInterval before an operating-system crash may
 // be lost; use AppendSync where that matters.
 //
-// This package imports nothing from internal/ and no networking packages.
+// This package imports nothing from internal/ but internal/durable, and no
+// networking packages (internal/layers_test.go holds it to that).
 package audit

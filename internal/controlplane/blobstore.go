@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+
+	"github.com/coffer-hsm/coffer/internal/durable"
 )
 
 // This file: where backup blobs are kept. Each region has one BlobStore;
@@ -134,36 +136,9 @@ func (d *DirStore) Put(ctx context.Context, name string, r io.Reader) (int64, er
 	if err := checkBlobName(name); err != nil {
 		return 0, err
 	}
-	f, err := os.CreateTemp(d.dir, ".put-*")
+	n, err := durable.WriteFrom(filepath.Join(d.dir, name), ctxReader{ctx, r}, 0o600)
 	if err != nil {
-		return 0, fmt.Errorf("controlplane: backup store: %w", err)
-	}
-	tmp := f.Name()
-	done := false
-	defer func() {
-		if !done {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	n, err := io.Copy(f, ctxReader{ctx, r})
-	if err != nil {
-		return n, fmt.Errorf("controlplane: backup store: write %s: %w", name, err)
-	}
-	if err := f.Sync(); err != nil {
-		return n, fmt.Errorf("controlplane: backup store: sync %s: %w", name, err)
-	}
-	if err := f.Close(); err != nil {
-		return n, fmt.Errorf("controlplane: backup store: close %s: %w", name, err)
-	}
-	if err := os.Rename(tmp, filepath.Join(d.dir, name)); err != nil {
-		os.Remove(tmp)
-		done = true
 		return n, fmt.Errorf("controlplane: backup store: %w", err)
-	}
-	done = true
-	if err := syncDir(d.dir); err != nil {
-		return n, fmt.Errorf("controlplane: backup store: sync directory: %w", err)
 	}
 	return n, nil
 }
@@ -191,20 +166,11 @@ func (d *DirStore) Delete(ctx context.Context, name string) error {
 		return fmt.Errorf("controlplane: backup store: %w", err)
 	}
 	if err == nil {
-		if err := syncDir(d.dir); err != nil {
-			return fmt.Errorf("controlplane: backup store: sync directory: %w", err)
+		if err := durable.SyncDir(d.dir); err != nil {
+			return fmt.Errorf("controlplane: backup store: %w", err)
 		}
 	}
 	return nil
-}
-
-func syncDir(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return f.Sync()
 }
 
 // ctxReader stops a copy when ctx ends.

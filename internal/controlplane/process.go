@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/coffer-hsm/coffer/internal/durable"
+
 	"github.com/coffer-hsm/coffer/internal/pki"
 )
 
@@ -244,23 +246,6 @@ func certificateClusterID(spec NodeSpec) string {
 	return cert.Subject.CommonName
 }
 
-// nodeCertFor says whether the node certificate at path names cluster
-// clusterID. One that names another (made when a restored cluster's HSMs
-// served under the id of the cluster their certificate names) is issued
-// again.
-func nodeCertFor(path, clusterID string) bool {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return false
-	}
-	cert, err := pki.DecodeCertificatePEM(b, "node certificate")
-	if err != nil {
-		return false
-	}
-	who, err := pki.CertificateIdentity(cert)
-	return err == nil && who.ClusterID == clusterID
-}
-
 type nodePeer struct {
 	ID      uint32 `json:"id"`
 	HSMID   string `json:"hsm_id"`
@@ -280,7 +265,7 @@ func (p *Processes) Ensure(ctx context.Context, spec NodeSpec, allowRestart bool
 			return NodeStatus{}, err
 		}
 	}
-	if !nodeCertFor(filepath.Join(dir, "node.crt"), spec.ClusterID) {
+	if !fileExists(filepath.Join(dir, "node.crt")) {
 		_, err := p.runTool(ctx, "hsm", "issue-cert", "--cluster-dir", p.clusterDir(spec.ClusterRef),
 			"--cluster-cert", filepath.Join(dir, "cluster.crt"), "--cluster-id", spec.ClusterID, "--hsm-id", spec.HsmID, "--ip", spec.IP, "--out", dir, "--sealing-key", "-")
 		if err != nil {
@@ -517,11 +502,7 @@ func writeIfChanged(path string, data []byte, mode os.FileMode) error {
 	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, data) {
 		return nil
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, mode); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return durable.WriteFile(path, data, mode)
 }
 
 func fileExists(path string) bool {

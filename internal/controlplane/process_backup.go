@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/coffer-hsm/coffer/internal/durable"
 )
 
 // Backups on the Processes provisioner. The HSM-side tools do the work:
@@ -138,22 +140,8 @@ func (p *Processes) writeRestoreBlob(ctx context.Context, dir string, src *Resto
 		return fmt.Errorf("controlplane: restore: open the backup: %w", err)
 	}
 	defer rc.Close()
-	tmp := path + ".tmp"
-	os.Remove(tmp)
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return fmt.Errorf("controlplane: restore: %w", err)
-	}
-	_, err = io.Copy(f, rc)
-	if err == nil {
-		err = f.Sync()
-	}
-	if err := errors.Join(err, f.Close()); err != nil {
-		os.Remove(tmp)
+	if _, err := durable.WriteFrom(path, rc, 0o600); err != nil {
 		return fmt.Errorf("controlplane: restore: write the backup: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("controlplane: restore: %w", err)
 	}
 	return nil
 }

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"sync"
 
+	"github.com/coffer-hsm/coffer/internal/durable"
+
 	"github.com/coffer-hsm/coffer/internal/backup"
 	"github.com/coffer-hsm/coffer/internal/hsm"
 	"github.com/coffer-hsm/coffer/internal/store"
@@ -83,8 +85,8 @@ func (n *Node) restoreStore(ctx context.Context) (restored bool, err error) {
 	if err := n.buildRestoredStore(ctx, tmp, b); err != nil {
 		return false, err
 	}
-	if err := syncDirectory(tmp); err != nil {
-		return false, err
+	if err := durable.SyncDir(tmp); err != nil {
+		return false, fmt.Errorf("node: restore: %w", err)
 	}
 	// An empty data directory (made by whoever set the node up) is
 	// replaced; one holding anything else is not ours to overwrite.
@@ -94,8 +96,8 @@ func (n *Node) restoreStore(ctx context.Context) (restored bool, err error) {
 	if err := os.Rename(tmp, dir); err != nil {
 		return false, fmt.Errorf("node: restore: %w", err)
 	}
-	if err := syncDirectory(filepath.Dir(dir)); err != nil {
-		return true, err
+	if err := durable.SyncDir(filepath.Dir(dir)); err != nil {
+		return true, fmt.Errorf("node: restore: %w", err)
 	}
 	n.log.Info("restored the store from a backup", "backup", b.Header.BackupID,
 		"source_cluster", b.Header.SourceClusterID, "records", b.Header.Records, "taken", b.Header.Created)
@@ -176,18 +178,6 @@ func (n *Node) buildRestoredStore(ctx context.Context, dir string, b *backup.Bac
 	}
 	if err := st.Close(); err != nil {
 		return fmt.Errorf("node: restore: %w", err)
-	}
-	return nil
-}
-
-func syncDirectory(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("node: sync %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("node: sync %s: %w", dir, err)
 	}
 	return nil
 }

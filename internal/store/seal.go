@@ -12,6 +12,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+
+	"github.com/coffer-hsm/coffer/internal/durable"
 )
 
 const (
@@ -104,18 +106,8 @@ func CreateNodeKey(path string) (err error) {
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("store: close node key %s: %w", path, err)
 	}
-	return syncDir(filepath.Dir(path))
-}
-
-// syncDir makes a new directory entry durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("store: open dir %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("store: sync dir %s: %w", dir, err)
+	if err := durable.SyncDir(filepath.Dir(path)); err != nil {
+		return fmt.Errorf("store: node key %s: %w", path, err)
 	}
 	return nil
 }

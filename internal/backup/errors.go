@@ -60,12 +60,3 @@ func (e *RefusedError) Is(target error) bool { return target == ErrRefused }
 func refuse(r Reason, format string, args ...any) error {
 	return &RefusedError{Reason: r, Detail: fmt.Sprintf(format, args...)}
 }
-
-// ReasonOf returns the reason of a refused blob, zero if err is no
-// *RefusedError.
-func ReasonOf(err error) Reason {
-	if e, ok := errors.AsType[*RefusedError](err); ok {
-		return e.Reason
-	}
-	return 0
-}

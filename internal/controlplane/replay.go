@@ -77,10 +77,3 @@ func (c *replayCache) expire(now time.Time) {
 		c.order, c.head = c.order[:0], 0
 	}
 }
-
-// len is the number of signatures remembered.
-func (c *replayCache) len() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.seen)
-}

@@ -61,3 +61,10 @@ func TestReplayCacheBounded(t *testing.T) {
 		t.Fatalf("%d remembered, queue %d", n, q)
 	}
 }
+
+// len is the number of signatures remembered.
+func (c *replayCache) len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.seen)
+}

@@ -11,8 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
-	"strings"
 	"time"
 )
 
@@ -79,7 +77,6 @@ const (
 	opSetEnforce   = "mtls.set-enforcement"
 	opGetEnforce   = "mtls.get-enforcement"
 	opVerifyClient = "mtls.verify-client"
-	opParseRef     = "mtls.certificate-reference"
 )
 
 // TrustAnchor is a registered CA certificate. Ref names it (the CLI shows
@@ -441,17 +438,3 @@ func (d *Device) MTLSEnforcement(sid SessionID) (MTLSLevel, error) {
 
 // FormatAnchorRef is how a trust anchor's reference is shown: 0x01.
 func FormatAnchorRef(ref uint32) string { return fmt.Sprintf("0x%02x", ref) }
-
-// ParseAnchorRef reads a reference as FormatAnchorRef writes it (or in
-// decimal).
-func ParseAnchorRef(s string) (uint32, error) {
-	digits, base := s, 10
-	if h, ok := strings.CutPrefix(strings.ToLower(s), "0x"); ok {
-		digits, base = h, 16
-	}
-	ref, err := strconv.ParseUint(digits, base, 32)
-	if err != nil || ref == 0 {
-		return 0, &Error{Op: opParseRef, Err: fmt.Errorf("%w: certificate reference %q: want e.g. 0x01", ErrArgumentsBad, s)}
-	}
-	return uint32(ref), nil
-}

@@ -328,15 +328,6 @@ func (d *Device) QuorumValues(sid SessionID) (map[QuorumService]int, error) {
 	}, nil
 }
 
-// checkQuorum reports whether ap approves an operation of service by actor.
-// With M = 1 the acting admin suffices. Otherwise it needs M valid approvals
-// by distinct admins with registered quorum keys, over an unexpired token
-// issued to actor for service.
-func (d *Device) checkQuorum(ctx context.Context, service QuorumService, actor *principal, ap Approvals) error {
-	_, err := d.verifyQuorum(ctx, service, actor, ap)
-	return err
-}
-
 // approve checks quorum and returns spend, which consumes the token: call it
 // once the approved operation has succeeded. The caller holds d.createMu,
 // so a token approves one operation only.
@@ -360,12 +351,11 @@ func (d *Device) approveN(ctx context.Context, service QuorumService, m int, act
 	}, nil
 }
 
-// verifyQuorum is checkQuorum; used reports whether the token was needed.
-func (d *Device) verifyQuorum(ctx context.Context, service QuorumService, actor *principal, ap Approvals) (used bool, err error) {
-	return d.verifyQuorumN(ctx, service, d.settings().quorum(service), actor, ap)
-}
-
-// verifyQuorumN is verifyQuorum with m approvals needed.
+// verifyQuorumN reports whether ap approves an operation of service by
+// actor, m approvals needed. With m = 1 the acting admin suffices.
+// Otherwise it needs m valid approvals by distinct admins with registered
+// quorum keys, over an unexpired token issued to actor for service. used
+// reports whether the token was needed.
 func (d *Device) verifyQuorumN(ctx context.Context, service QuorumService, m int, actor *principal, ap Approvals) (used bool, err error) {
 	if err := ctx.Err(); err != nil {
 		return false, err

@@ -176,7 +176,9 @@ func TestQuorumUserManagement(t *testing.T) {
 	admin, a1, a2, a3 := ap[0], ap[1], ap[2], ap[3]
 	noErr(t, td.CreateUser(ctx, admin.sid, "nokey", RoleAdmin, adminPW, Approvals{}))
 	// With M = 1 the acting admin suffices.
-	noErr(t, td.checkQuorum(ctx, QuorumUserManagement, &principal{name: admin.name, role: RoleAdmin}, Approvals{}))
+	if _, err := td.verifyQuorumN(ctx, QuorumUserManagement, td.settings().quorum(QuorumUserManagement), &principal{name: admin.name, role: RoleAdmin}, Approvals{}); err != nil {
+		t.Fatalf("M = 1: %v", err)
+	}
 	noErr(t, td.SetQuorumValue(ctx, admin.sid, QuorumUserManagement, 2, false, Approvals{}))
 
 	err := td.CreateUser(ctx, admin.sid, "bob", RoleCryptoUser, cuPW, Approvals{})

@@ -221,7 +221,7 @@ func TestRestoreRefused(t *testing.T) {
 				n.Close()
 				t.Fatal("restore from a bad blob succeeded")
 			}
-			if backup.ReasonOf(err) != tc.want {
+			if e, ok := errors.AsType[*backup.RefusedError](err); !ok || e.Reason != tc.want {
 				t.Fatalf("got %v, want %s", err, tc.want)
 			}
 			for _, d := range []string{cfg.DataDir, cfg.DataDir + restoreSuffix} {

@@ -564,3 +564,10 @@ func TestStrangersWriteNoAudit(t *testing.T) {
 		})
 	}
 }
+
+// tracked is how many addresses have a state of their own.
+func (l *loginLimiter) tracked() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.byAddr)
+}

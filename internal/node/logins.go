@@ -200,13 +200,6 @@ func (l *loginLimiter) put(st *loginState) {
 	l.mu.Unlock()
 }
 
-// tracked is how many addresses have a state of their own.
-func (l *loginLimiter) tracked() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.byAddr)
-}
-
 func roundUp(d time.Duration) time.Duration {
 	if d < time.Second {
 		return d.Round(time.Millisecond)

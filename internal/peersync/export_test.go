@@ -26,3 +26,9 @@ func (s *Syncer) QueuedForTest(id uint32) int {
 // SetPeerTimeoutForTest changes the bound on one call to a peer; call
 // before use.
 func (s *Syncer) SetPeerTimeoutForTest(d time.Duration) { s.peerTimeout = d }
+
+func (ps *peerState) queued() int {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	return len(ps.pending)
+}

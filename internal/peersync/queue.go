@@ -164,12 +164,6 @@ func (ps *peerState) oldestLocked() (time.Time, bool) {
 	return t, found
 }
 
-func (ps *peerState) queued() int {
-	ps.mu.Lock()
-	defer ps.mu.Unlock()
-	return len(ps.pending)
-}
-
 func minTime(a, b time.Time) time.Time {
 	if b.Before(a) {
 		return b

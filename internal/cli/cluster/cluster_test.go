@@ -81,7 +81,7 @@ func TestRefs(t *testing.T) {
 	for _, tc := range []struct {
 		in   string
 		want uint32
-	}{{"0x01", 1}, {"0x0A", 10}, {"2", 2}, {"0x", 0}, {"0", 0}, {"x1", 0}, {"0x1g", 0}} {
+	}{{"0x01", 1}, {"0x0A", 10}, {"0X02", 2}, {"2", 2}, {"0xff", 255}, {"0x", 0}, {"0", 0}, {"x1", 0}, {"0x1g", 0}, {"-1", 0}, {"0x100000000", 0}} {
 		got, err := parseRef(tc.in)
 		if (tc.want == 0) != (err != nil) || got != tc.want {
 			t.Errorf("parseRef(%q) = %d, %v", tc.in, got, err)

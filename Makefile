@@ -25,9 +25,12 @@ fmt-check:
 vulncheck:
 	bash scripts/vulncheck.sh
 
-# go test's output as it is, then the packages' times, slowest first.
-unit:
-	GO=$(GO) bash scripts/gotest.sh -race -count=1 -timeout 20m ./...
+# go test's output as it is, then the packages' times, slowest first. The
+# tests that run coffer or load the PKCS#11 library take build's rather
+# than building their own.
+unit: build
+	COFFER_BIN=$(abspath $(BIN)/coffer) COFFER_LIB=$(abspath $(BIN)/libcoffer_pkcs11.so) \
+		GO=$(GO) bash scripts/gotest.sh -race -count=1 -timeout 20m ./...
 
 # Every fuzz target explores for a few seconds in `make test`; `make fuzz`
 # runs each longer (FUZZTIME=10m make fuzz).

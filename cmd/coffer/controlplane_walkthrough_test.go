@@ -125,11 +125,8 @@ func (w *walkthrough) pkcs11Tool(clusterID, ip, pin string, args ...string) stri
 func (w *walkthrough) pkcs11ToolAs(clusterID, certClusterID, ip, pin string, args ...string) string {
 	w.t.Helper()
 	requireTools(w.t, "pkcs11-tool")
-	module, err := filepath.Abs(filepath.Join("..", "..", "bin", "libcoffer_pkcs11.so"))
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	if _, err := os.Stat(module); err != nil {
+	module := os.Getenv("COFFER_LIB") // the library built already (make build)
+	if module == "" {
 		module = filepath.Join(w.dir, "libcoffer_pkcs11.so")
 		build := exec.CommandContext(w.t.Context(), "go", "build", "-buildmode=c-shared", "-o", module, "../libcoffer_pkcs11")
 		if out, err := build.CombinedOutput(); err != nil {

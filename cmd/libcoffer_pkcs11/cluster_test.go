@@ -102,7 +102,8 @@ func goBuild(args ...string) error {
 	return nil
 }
 
-// setUp builds coffer and the library, starts two HSMs, activates the
+// setUp builds coffer and the library (unless COFFER_BIN and COFFER_LIB
+// name them, as make unit does), starts two HSMs, activates the
 // cluster, creates the crypto user and writes the library's configuration.
 func setUp(dir string) (stop func(), err error) {
 	var procs []*exec.Cmd
@@ -119,7 +120,9 @@ func setUp(dir string) (stop func(), err error) {
 	} else if err := goBuild("-o", coffer, "../coffer"); err != nil {
 		return stop, err
 	}
-	if err := goBuild("-buildmode=c-shared", "-o", env.lib, "."); err != nil {
+	if lib := os.Getenv("COFFER_LIB"); lib != "" { // the library built already (make build)
+		env.lib = lib
+	} else if err := goBuild("-buildmode=c-shared", "-o", env.lib, "."); err != nil {
 		return stop, err
 	}
 	cdir := filepath.Join(dir, "cluster")

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -29,8 +30,11 @@ func TestOpenSSLEngineSign(t *testing.T) {
 	openssl := needTool(t, "openssl", "openssl")
 	p11 := needTool(t, "pkcs11-tool", "opensc")
 	needCluster(t)
-	engine := "/usr/lib/x86_64-linux-gnu/engines-3/pkcs11.so"
-	if _, err := os.Stat(engine); err != nil {
+	engine, err := opensslEngine(t, openssl, "pkcs11.so")
+	if err == nil {
+		_, err = os.Stat(engine)
+	}
+	if err != nil {
 		if os.Getenv("COFFER_REQUIRE_TOOLS") != "" {
 			t.Fatalf("OpenSSL PKCS#11 engine: %v (Debian package libengine-pkcs11-openssl)", err)
 		}
@@ -74,4 +78,18 @@ init = 0
 			}
 		})
 	}
+}
+
+// opensslEngine is the path of engine in the directory openssl itself
+// names (`openssl version -e`), whatever the machine's architecture.
+func opensslEngine(t *testing.T, openssl, engine string) (string, error) {
+	out, err := exec.CommandContext(t.Context(), openssl, "version", "-e").Output()
+	if err != nil {
+		return "", fmt.Errorf("openssl version -e: %w", err)
+	}
+	_, dir, ok := strings.Cut(strings.TrimSpace(string(out)), "ENGINESDIR: ")
+	if !ok {
+		return "", fmt.Errorf("openssl version -e: no ENGINESDIR in %q", out)
+	}
+	return filepath.Join(strings.Trim(dir, `"`), engine), nil
 }

@@ -37,7 +37,7 @@ func imports(t *testing.T, pkg string) []string {
 var noNetworking = []string{"net", "net/", "C", "os/exec"}
 
 func TestNoNetworkingInTheDevice(t *testing.T) {
-	for _, pkg := range []string{"internal/ck", "internal/hsm", "internal/hsm/mech", "internal/store", "internal/audit", "internal/peersync", "internal/backup", "internal/durable"} {
+	for _, pkg := range []string{"internal/ck", "internal/hsm", "internal/hsm/mech", "internal/store", "internal/audit", "internal/peersync", "internal/backup", "internal/durable", "proto/hsmv1/reason"} {
 		for _, imp := range imports(t, pkg) {
 			for _, f := range noNetworking {
 				if imp == f || strings.HasSuffix(f, "/") && strings.HasPrefix(imp, f) {
@@ -57,6 +57,7 @@ func TestLayers(t *testing.T) {
 		{"internal/ck", []string{module}, nil},
 		{"internal/hsm/mech", []string{module}, nil},
 		{"internal/durable", []string{module}, nil},
+		{"proto/hsmv1/reason", []string{module}, nil},
 		{"internal/audit", []string{module}, []string{module + "internal/durable"}},
 		{"internal/store", []string{module}, []string{module + "internal/durable"}},
 		{"internal/hsm", []string{module + "internal/store"}, nil},

@@ -3,12 +3,10 @@ package cli
 import (
 	"errors"
 	"fmt"
-	"regexp"
 	"strconv"
-	"strings"
 
-	"github.com/coffer-hsm/coffer/internal/ck"
 	"github.com/coffer-hsm/coffer/internal/client"
+	"github.com/coffer-hsm/coffer/proto/hsmv1/reason"
 )
 
 // Exit codes of `coffer cli`.
@@ -104,7 +102,7 @@ func explain(err error) (msg, hint string) {
 	var ce *client.Error
 	switch {
 	case errors.As(err, &ce):
-		return fmt.Sprintf("%v: %s", ce.RV, ce.Msg), hintFor(ce.RV, ce.Msg)
+		return fmt.Sprintf("%v: %s", ce.RV, ce.Msg), hintFor(ce)
 	case errors.Is(err, client.ErrOutcomeUnknown):
 		return err.Error(), "the HSM failed after it got the request: check (e.g. with `key list` or `user list`) whether it was done before trying again"
 	case errors.Is(err, client.ErrNoHSM):
@@ -115,66 +113,62 @@ func explain(err error) (msg, hint string) {
 
 const noHSMHint = "no HSM answered: check that the HSMs run and the addresses in the cluster configuration (`coffer configure cli -a ADDRESS --hsm-ca-cert FILE`)"
 
-var quorumCount = regexp.MustCompile(`needs (\d+) approvals, has (\d+)`)
-
-func hintFor(rv ck.RV, msg string) string {
-	if strings.Contains(msg, "client mTLS is enforced") {
+// hintFor says what the user can do about an HSM's refusal. It branches
+// on the refusal's reason (proto/hsmv1/reason), never on its message.
+func hintFor(e *client.Error) string {
+	switch e.Reason {
+	case reason.ClientCertificateRequired:
 		return "" // the HSM says what to do
-	}
-	switch rv {
-	case ck.CKR_PIN_INCORRECT:
+	case reason.PinIncorrect:
 		return "check the username, password and role; after 5 failed logins in a row (the HSM's default) the user is locked until an admin runs `user unlock` (or `user change-password`)"
-	case ck.CKR_PIN_LOCKED:
+	case reason.PinLocked:
 		return "an admin unlocks it by setting a new password: `user unlock --username NAME --role ROLE`; if every admin is locked, run `coffer hsm unlock-admin` on a stopped HSM's host"
-	case ck.CKR_PIN_LEN_RANGE:
+	case reason.PinInvalid:
 		return "a password has 7 to 32 characters"
-	case ck.CKR_USER_NOT_LOGGED_IN:
-		if strings.Contains(msg, "admins") {
-			return "use `login --username NAME --role crypto-user` (or --role crypto-user on the command line)"
-		}
+	case reason.AdminCannotUseKeys:
+		return "use `login --username NAME --role crypto-user` (or --role crypto-user on the command line)"
+	case reason.NotLoggedIn:
 		return "log in first: `login --username NAME --role ROLE`"
-	case ck.CKR_USER_ALREADY_LOGGED_IN:
+	case reason.AlreadyLoggedIn:
 		return "run `logout` first"
-	case ck.CKR_USER_PIN_NOT_INITIALIZED:
+	case reason.NotActivated:
 		return "the cluster is not activated yet: run `cluster activate`, which logs in as the pre-admin (admin, password \"password\") and sets the admin's new password"
-	case ck.CKR_USER_TYPE_INVALID:
+	case reason.UserTypeInvalid, reason.RoleNotPermitted:
 		return "this role cannot do that: admins manage users and quorum, crypto users own and use keys"
-	case ck.CKR_FUNCTION_REJECTED:
-		return quorumHint(msg)
-	case ck.CKR_ACTION_PROHIBITED:
-		if strings.Contains(msg, "owner") || strings.Contains(msg, "shared") {
-			return "a crypto user a key is shared with may use it, but only its owner may delete, export, wrap, share or change it"
-		}
+	case reason.QuorumRequired, reason.QuorumTokenInvalid, reason.QuorumApprovalInvalid:
+		return quorumHint(e)
+	case reason.NotOwner, reason.NotShared:
+		return "a crypto user a key is shared with may use it, but only its owner may delete, export, wrap, share or change it"
+	case reason.ActionProhibited:
 		return "the key's attributes forbid this: see them with `key list --filter ... --verbose`"
-	case ck.CKR_KEY_UNEXTRACTABLE:
+	case reason.KeyUnextractable:
 		return "a key with attr.extractable=false never leaves the HSMs: it can be neither exported nor wrapped (and extractable cannot be set back to true)"
-	case ck.CKR_KEY_NOT_WRAPPABLE:
+	case reason.KeyNotWrappable:
 		return "the key has wrap-with-trusted=true: wrap it with a key whose trusted attribute is true"
-	case ck.CKR_KEY_FUNCTION_NOT_PERMITTED:
+	case reason.KeyFunctionDenied:
 		return "the key's attributes do not allow this use: see them with `key list --filter ... --verbose`; its owner may change them with `key set-attribute`"
-	case ck.CKR_KEY_HANDLE_INVALID, ck.CKR_OBJECT_HANDLE_INVALID:
+	case reason.KeyHandleInvalid, reason.ObjectHandleInvalid:
 		return "no such key among those you can see: `key list` shows the keys you own or that are shared with you"
-	case ck.CKR_KEY_TYPE_INCONSISTENT, ck.CKR_WRAPPING_KEY_TYPE_INCONSISTENT, ck.CKR_UNWRAPPING_KEY_TYPE_INCONSISTENT:
+	case reason.KeyTypeInconsistent, reason.WrappingKeyInvalid, reason.UnwrappingKeyInvalid:
 		return "the key's type does not fit this mechanism: check the key's key-type and class with `key list --verbose`"
-	case ck.CKR_ATTRIBUTE_READ_ONLY:
+	case reason.AttributeReadOnly:
 		return "this attribute cannot be changed now (some change one way only: extractable true to false, sensitive false to true)"
-	case ck.CKR_ATTRIBUTE_TYPE_INVALID, ck.CKR_ATTRIBUTE_VALUE_INVALID, ck.CKR_TEMPLATE_INCONSISTENT, ck.CKR_TEMPLATE_INCOMPLETE:
+	case reason.AttributeTypeInvalid, reason.AttributeValueInvalid, reason.TemplateInconsistent, reason.TemplateIncomplete:
 		return "check the attributes given: docs/cli.md lists the attribute names, their values and which key types have them"
-	case ck.CKR_SIGNATURE_INVALID, ck.CKR_SIGNATURE_LEN_RANGE:
+	case reason.SignatureInvalid, reason.SignatureLenRange:
 		return "the signature does not match this data and key"
-	case ck.CKR_FUNCTION_FAILED:
-		return mtlsHint(msg)
-	case ck.CKR_ARGUMENTS_BAD:
-		if strings.Contains(msg, "no such user") {
-			return "`user list` shows the users"
-		}
-		if strings.Contains(msg, "no trust anchor with that reference") {
-			return "`cluster mtls list-trust-anchors` shows the trust anchors and their references"
-		}
-	case ck.CKR_DEVICE_ERROR:
-		if strings.Contains(msg, "no HSM") {
-			return noHSMHint
-		}
+	case reason.ClientCertificate:
+		return mtlsHowTo
+	case reason.NoTrustAnchor:
+		return "`cluster mtls register-trust-anchor --path CA.pem`"
+	case reason.MTLSEnforced:
+		return "`cluster mtls set-enforcement --level none`"
+	case reason.TrustAnchorLimit:
+		return "`cluster mtls list-trust-anchors` shows them; remove one with `cluster mtls deregister-trust-anchor --certificate-reference REF`"
+	case reason.UserNotFound:
+		return "`user list` shows the users"
+	case reason.TrustAnchorNotFound:
+		return "`cluster mtls list-trust-anchors` shows the trust anchors and their references"
 	}
 	return ""
 }
@@ -184,32 +178,17 @@ const mtlsHowTo = "configure this client with a certificate issued by a register
 	"(`coffer configure cli -a ADDRESS --hsm-ca-cert FILE --client-cert-hsm-tls-file CERT --client-key-hsm-tls-file KEY`); " +
 	"`cluster mtls list-trust-anchors` shows the registered ones"
 
-// mtlsHint explains the client mTLS refusals (CKR_FUNCTION_FAILED).
-func mtlsHint(msg string) string {
-	switch {
-	case strings.Contains(msg, "client certificate not accepted"):
-		return mtlsHowTo
-	case strings.Contains(msg, "no trust anchor is registered"):
-		return "`cluster mtls register-trust-anchor --path CA.pem`"
-	case strings.Contains(msg, "mTLS enforcement is cluster"):
-		return "`cluster mtls set-enforcement --level none`"
-	case strings.Contains(msg, "at most 2 trust anchors"):
-		return "`cluster mtls list-trust-anchors` shows them; remove one with `cluster mtls deregister-trust-anchor --certificate-reference REF`"
-	}
-	return ""
-}
-
-func quorumHint(msg string) string {
+func quorumHint(e *client.Error) string {
 	const how = "get a token with `quorum token-sign generate --service user|quorum --token FILE`, have approvers sign it (`quorum token-sign approve --token FILE --username NAME --private-key KEY.pem`), then pass `--approval FILE`"
-	switch {
-	case strings.Contains(msg, "expired or unknown"), strings.Contains(msg, "no token"), strings.Contains(msg, "issued to another"):
+	switch e.Reason {
+	case reason.QuorumTokenInvalid:
 		return "the quorum token is expired, unknown or not yours: " + how
-	case strings.Contains(msg, "approval is invalid"), strings.Contains(msg, "approval from"):
+	case reason.QuorumApprovalInvalid:
 		return "an approval does not verify: each approver must be an admin with a registered quorum key (`user list` shows them) and sign the token's data with it"
 	}
-	if m := quorumCount.FindStringSubmatch(msg); m != nil {
-		need, _ := strconv.Atoi(m[1])
-		have, _ := strconv.Atoi(m[2])
+	need, err1 := strconv.Atoi(e.Meta[reason.MetaApprovalsNeeded])
+	have, err2 := strconv.Atoi(e.Meta[reason.MetaApprovalsGiven])
+	if err1 == nil && err2 == nil && need > have {
 		return fmt.Sprintf("this operation needs quorum approval: %d more approval(s) needed (%d of %d given); %s", need-have, have, need, how)
 	}
 	return "this operation needs quorum approval: " + how

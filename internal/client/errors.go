@@ -11,10 +11,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/coffer-hsm/coffer/internal/ck"
+	"github.com/coffer-hsm/coffer/proto/hsmv1/reason"
 )
-
-// errorDomain marks the ErrorInfo of an HSM's refusal (proto/hsmv1).
-const errorDomain = "coffer.hsm"
 
 var (
 	// ErrClosed is returned by a Cluster or Session after Close.
@@ -30,13 +28,16 @@ var (
 	ErrOperationLost = errors.New("client: multi-part operation lost with its HSM")
 )
 
-// Error is a refusal by an HSM: its PKCS#11 return value and message.
-// errors.Is(err, &Error{RV: ck.CKR_PIN_INCORRECT}) matches any refusal with
-// that return value.
+// Error is a refusal by an HSM: its PKCS#11 return value, its reason (a
+// stable name from proto/hsmv1/reason to branch on; the message is for
+// people) and message. errors.Is(err, &Error{RV: ck.CKR_PIN_INCORRECT})
+// matches any refusal with that return value.
 type Error struct {
-	RV  ck.RV
-	Msg string
-	HSM string // address of the HSM that refused
+	RV     ck.RV
+	Reason string            // e.g. reason.UserExists; "" from a client-side refusal
+	Meta   map[string]string // the reason's metadata, e.g. reason.MetaApprovalsNeeded
+	Msg    string
+	HSM    string // address of the HSM that refused
 }
 
 func (e *Error) Error() string {
@@ -101,14 +102,14 @@ func refusal(addr string, err error) *Error {
 	}
 	for _, d := range st.Details() {
 		info, ok := d.(*errdetails.ErrorInfo)
-		if !ok || info.GetDomain() != errorDomain {
+		if !ok || info.GetDomain() != reason.Domain {
 			continue
 		}
 		rv := ck.CKR_DEVICE_ERROR // a refusal whose code we cannot read
-		if v, err := strconv.ParseUint(info.GetMetadata()["rv"], 0, 64); err == nil {
+		if v, err := strconv.ParseUint(info.GetMetadata()[reason.MetaRV], 0, 64); err == nil {
 			rv = ck.RV(v)
 		}
-		return &Error{RV: rv, Msg: st.Message(), HSM: addr}
+		return &Error{RV: rv, Reason: info.GetReason(), Meta: info.GetMetadata(), Msg: st.Message(), HSM: addr}
 	}
 	if st.Code() == codes.Unimplemented {
 		// An HSM of another version: it is there, it just cannot do this.

@@ -364,7 +364,7 @@ func (d *Device) verifyQuorumN(ctx context.Context, service QuorumService, m int
 		return false, nil
 	}
 	if ap.Token == "" && len(ap.Signatures) == 0 {
-		return false, fmt.Errorf("%w: needs %d approvals, has 0", ErrQuorumRequired, m)
+		return false, &ApprovalsShortError{Needed: m, Given: 0}
 	}
 	now := d.cfg.Now()
 	d.quorum.mu.Lock()
@@ -400,7 +400,7 @@ func (d *Device) verifyQuorumN(ctx context.Context, service QuorumService, m int
 		}
 	}
 	if len(seen) < m {
-		return false, fmt.Errorf("%w: needs %d approvals, has %d", ErrQuorumRequired, m, len(seen))
+		return false, &ApprovalsShortError{Needed: m, Given: len(seen)}
 	}
 	return true, nil
 }

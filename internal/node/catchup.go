@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/coffer-hsm/coffer/internal/ck"
+	"github.com/coffer-hsm/coffer/proto/hsmv1/reason"
 )
 
 // This file: an HSM that is behind a reachable peer never answers as if it
@@ -147,8 +148,8 @@ func refusalRV(err error) (ck.RV, bool) {
 		return 0, false
 	}
 	for _, d := range st.Details() {
-		if info, ok := d.(*errdetails.ErrorInfo); ok && info.GetDomain() == errorDomain {
-			v, err := strconv.ParseUint(strings.TrimPrefix(info.GetMetadata()["rv"], "0x"), 16, 64)
+		if info, ok := d.(*errdetails.ErrorInfo); ok && info.GetDomain() == reason.Domain {
+			v, err := strconv.ParseUint(strings.TrimPrefix(info.GetMetadata()[reason.MetaRV], "0x"), 16, 64)
 			if err != nil {
 				return 0, false
 			}

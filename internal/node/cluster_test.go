@@ -175,8 +175,8 @@ func TestCloneUnavailable(t *testing.T) {
 	n := start(t, cfg)
 	c := hsmv1.NewHSMClient(dial(t, pki, n.Addr()))
 	_, err := c.OpenSession(t.Context(), &hsmv1.OpenSessionRequest{})
-	if status.Code(err) != codes.Unavailable || reason(err) != "" {
-		t.Errorf("OpenSession on a joining node: %v (reason %q), want Unavailable without ErrorInfo", err, reason(err))
+	if status.Code(err) != codes.Unavailable || rvName(err) != "" {
+		t.Errorf("OpenSession on a joining node: %v (reason %q), want Unavailable without ErrorInfo", err, rvName(err))
 	}
 	info, err := c.NodeInfo(t.Context(), &hsmv1.Empty{})
 	if err != nil || info.GetReady() {

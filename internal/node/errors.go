@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -17,19 +18,18 @@ import (
 	"github.com/coffer-hsm/coffer/internal/hsm"
 	"github.com/coffer-hsm/coffer/internal/peersync"
 	"github.com/coffer-hsm/coffer/internal/store"
+	"github.com/coffer-hsm/coffer/proto/hsmv1/reason"
 )
 
 // This file is the node's one error table: how device refusals, request
 // validation and everything else become gRPC statuses.
 //
 // A refusal of the device (or of the node on the device's behalf) carries an
-// ErrorInfo{Domain: errorDomain, Reason: the CKR name, Metadata: {"rv": hex}}
-// and the refusal's text as the message. Transport-like outcomes (the caller
-// gave up, the node is not ready) never carry one: that is how a client tells
-// "the HSM said no" from "the HSM is not there".
-
-// errorDomain is ErrorInfo.Domain of every device refusal.
-const errorDomain = "coffer.hsm"
+// ErrorInfo{Domain: reason.Domain, Reason: its stable name (the device
+// Kind's, or the node's own from proto/hsmv1/reason), Metadata: {"rv": hex,
+// ...}} and the refusal's text as the message. Transport-like outcomes (the
+// caller gave up, the node is not ready) never carry one: that is how a
+// client tells "the HSM said no" from "the HSM is not there".
 
 // codeOf is the gRPC code for a PKCS#11 return value.
 func codeOf(rv ck.RV) codes.Code {
@@ -48,13 +48,18 @@ func codeOf(rv ck.RV) codes.Code {
 	return codes.FailedPrecondition
 }
 
-// rvStatus is a refusal with its ErrorInfo, under the given gRPC code.
-func rvStatus(c codes.Code, rv ck.RV, msg string, more ...protoadapt.MessageV1) error {
+// rvStatus is a refusal with its ErrorInfo (reason why, return value rv and
+// the metadata meta, which it may change), under the given gRPC code.
+func rvStatus(c codes.Code, rv ck.RV, why, msg string, meta map[string]string, more ...protoadapt.MessageV1) error {
+	if meta == nil {
+		meta = map[string]string{}
+	}
+	meta[reason.MetaRV] = fmt.Sprintf("0x%x", uint(rv))
 	st := status.New(c, msg)
 	withInfo, err := st.WithDetails(append([]protoadapt.MessageV1{&errdetails.ErrorInfo{
-		Domain:   errorDomain,
-		Reason:   rv.String(),
-		Metadata: map[string]string{"rv": fmt.Sprintf("0x%x", uint(rv))},
+		Domain:   reason.Domain,
+		Reason:   why,
+		Metadata: meta,
 	}}, more...)...)
 	if err != nil { // cannot happen with a well-formed ErrorInfo
 		return st.Err()
@@ -62,14 +67,15 @@ func rvStatus(c codes.Code, rv ck.RV, msg string, more ...protoadapt.MessageV1) 
 	return withInfo.Err()
 }
 
-// refusal is a refusal the node makes itself, classed by the table.
+// refusal is a refusal the node makes itself, classed by the table; its
+// reason is reason.Request, its return value says which.
 func refusal(rv ck.RV, format string, args ...any) error {
-	return rvStatus(codeOf(rv), rv, fmt.Sprintf(format, args...))
+	return rvStatus(codeOf(rv), rv, reason.Request, fmt.Sprintf(format, args...), nil)
 }
 
 // invalidArgument refuses a malformed request before the device sees it.
 func invalidArgument(rv ck.RV, format string, args ...any) error {
-	return rvStatus(codes.InvalidArgument, rv, fmt.Sprintf(format, args...))
+	return rvStatus(codes.InvalidArgument, rv, reason.Request, fmt.Sprintf(format, args...), nil)
 }
 
 // deviceStatus turns an error of a device call into a status: a full disk
@@ -87,16 +93,19 @@ func deviceStatus(err error) error {
 		// Before the device's own class (CKR_DEVICE_ERROR): the HSM is not
 		// broken, its disk (the store's or the audit log's) is full. A store
 		// write is then refused and rolled back; err says what happened.
-		return rvStatus(codeOf(ck.CKR_DEVICE_MEMORY), ck.CKR_DEVICE_MEMORY, fmt.Sprintf("the HSM's disk is full: %v", err))
+		return rvStatus(codeOf(ck.CKR_DEVICE_MEMORY), ck.CKR_DEVICE_MEMORY, reason.DiskFull, fmt.Sprintf("the HSM's disk is full: %v", err), nil)
 	}
-	if _, ok := errors.AsType[*hsm.Kind](err); ok {
-		rv := hsm.Code(err)
-		return rvStatus(codeOf(rv), rv, err.Error())
+	if k, ok := errors.AsType[*hsm.Kind](err); ok {
+		var meta map[string]string
+		if q, ok := errors.AsType[*hsm.ApprovalsShortError](err); ok {
+			meta = map[string]string{reason.MetaApprovalsNeeded: strconv.Itoa(q.Needed), reason.MetaApprovalsGiven: strconv.Itoa(q.Given)}
+		}
+		return rvStatus(codeOf(k.RV), k.RV, k.Reason, err.Error(), meta)
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return status.FromContextError(err).Err()
 	}
-	return rvStatus(codes.Internal, ck.CKR_DEVICE_ERROR, err.Error())
+	return rvStatus(codes.Internal, ck.CKR_DEVICE_ERROR, reason.Internal, err.Error(), nil)
 }
 
 // errThrottled refuses a login the node will not run now (its client
@@ -105,7 +114,7 @@ func deviceStatus(err error) error {
 // (PKCS#11 has no "try later"; not CKR_PIN_*, which would say something of
 // the user) and a RetryInfo saying when to try again.
 func errThrottled(retry time.Duration, format string, args ...any) error {
-	return rvStatus(codes.ResourceExhausted, ck.CKR_FUNCTION_FAILED, fmt.Sprintf(format, args...),
+	return rvStatus(codes.ResourceExhausted, ck.CKR_FUNCTION_FAILED, reason.LoginThrottled, fmt.Sprintf(format, args...), nil,
 		&errdetails.RetryInfo{RetryDelay: durationpb.New(retry)})
 }
 
@@ -121,9 +130,9 @@ func errNotReady() error {
 // its user, so a PKCS#11 C_Login does not answer CKR_PIN_INCORRECT) says
 // how to fix it.
 func errClientCertificate(err error) error {
-	return rvStatus(codes.PermissionDenied, ck.CKR_DEVICE_ERROR, fmt.Sprintf(
+	return rvStatus(codes.PermissionDenied, ck.CKR_DEVICE_ERROR, reason.ClientCertificateRequired, fmt.Sprintf(
 		"client mTLS is enforced (level cluster): %v; configure the client with a certificate and key issued by a registered trust anchor "+
-			"(coffer configure cli|pkcs11 --client-cert-hsm-tls-file CERT --client-key-hsm-tls-file KEY)", errors.Unwrap(err)))
+			"(coffer configure cli|pkcs11 --client-cert-hsm-tls-file CERT --client-key-hsm-tls-file KEY)", errors.Unwrap(err)), nil)
 }
 
 // peerStatus turns an error of the syncer or the store, met while serving a
@@ -147,5 +156,5 @@ func peerStatus(err error) error {
 // errPanic is what a caller sees when a handler panicked; the panic itself
 // is logged.
 func errPanic() error {
-	return rvStatus(codes.Internal, ck.CKR_DEVICE_ERROR, "internal error")
+	return rvStatus(codes.Internal, ck.CKR_DEVICE_ERROR, reason.Internal, "internal error", nil)
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -198,8 +199,8 @@ func TestDeviceStatus(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := deviceStatus(tc.err)
-			if status.Code(err) != tc.code || reason(err) != tc.rv {
-				t.Errorf("deviceStatus(%v) = %v (reason %q), want %v %q", tc.err, err, reason(err), tc.code, tc.rv)
+			if status.Code(err) != tc.code || rvName(err) != tc.rv {
+				t.Errorf("deviceStatus(%v) = %v (reason %q), want %v %q", tc.err, err, rvName(err), tc.code, tc.rv)
 			}
 		})
 	}
@@ -220,4 +221,41 @@ func TestRecoverUnary(t *testing.T) {
 	wantErr(t, err, codes.Internal, "CKR_DEVICE_ERROR")
 	err = n.recoverStream(nil, nil, &grpc.StreamServerInfo{FullMethod: "/x/Z"}, func(any, grpc.ServerStream) error { panic("boom") })
 	wantErr(t, err, codes.Internal, "CKR_DEVICE_ERROR")
+}
+
+// TestRefusalReasons: device refusals that share a CKR code arrive with
+// reasons of their own, and a quorum shortfall with its counts.
+func TestRefusalReasons(t *testing.T) {
+	for _, tc := range []struct {
+		err        error
+		rv, reason string
+	}{
+		{fmt.Errorf("user.create: %w", hsm.ErrUserExists), "CKR_FUNCTION_FAILED", "USER_EXISTS"},
+		{fmt.Errorf("user.delete: %w", hsm.ErrUserOwnsKeys), "CKR_FUNCTION_FAILED", "USER_OWNS_KEYS"},
+		{fmt.Errorf("mtls: %w", hsm.ErrNoTrustAnchor), "CKR_FUNCTION_FAILED", "NO_TRUST_ANCHOR"},
+		{fmt.Errorf("mtls: %w", hsm.ErrTrustAnchorLimit), "CKR_FUNCTION_FAILED", "TRUST_ANCHOR_LIMIT"},
+		{fmt.Errorf("sign: %w", hsm.ErrAdminCannotUseKeys), "CKR_USER_NOT_LOGGED_IN", "ADMIN_CANNOT_USE_KEYS"},
+		{fmt.Errorf("sign: %w", hsm.ErrNotLoggedIn), "CKR_USER_NOT_LOGGED_IN", "NOT_LOGGED_IN"},
+		{fmt.Errorf("put: %w", store.ErrClosed), "CKR_DEVICE_ERROR", "INTERNAL"},
+		{refusal(ck.CKR_SESSION_COUNT, "too many"), "CKR_SESSION_COUNT", "REQUEST_REFUSED"},
+		{errThrottled(time.Second, "later"), "CKR_FUNCTION_FAILED", "LOGIN_THROTTLED"},
+	} {
+		err := deviceStatus(tc.err)
+		if rvName(err) != tc.rv || reasonOf(err) != tc.reason {
+			t.Errorf("%v: %s %s, want %s %s", tc.err, rvName(err), reasonOf(err), tc.rv, tc.reason)
+		}
+	}
+	err := deviceStatus(&hsm.Error{Op: "user.create", Err: &hsm.ApprovalsShortError{Needed: 3, Given: 1}})
+	if reasonOf(err) != "QUORUM_REQUIRED" || rvName(err) != "CKR_FUNCTION_REJECTED" {
+		t.Fatalf("quorum shortfall: %v (%s %s)", err, rvName(err), reasonOf(err))
+	}
+	for _, d := range status.Convert(err).Details() {
+		info, ok := d.(*errdetails.ErrorInfo)
+		if !ok {
+			continue
+		}
+		if md := info.GetMetadata(); md["approvals_needed"] != "3" || md["approvals_given"] != "1" {
+			t.Errorf("quorum shortfall metadata %v", md)
+		}
+	}
 }

@@ -179,8 +179,8 @@ func TestPeerAuthorization(t *testing.T) {
 			if status.Code(err) != tc.code {
 				t.Fatalf("Hello: %v, want %v", err, tc.code)
 			}
-			if reason(err) != "" {
-				t.Errorf("peer refusal carries ErrorInfo %q", reason(err))
+			if rvName(err) != "" {
+				t.Errorf("peer refusal carries ErrorInfo %q", rvName(err))
 			}
 			if err == nil && (resp.GetNodeId() != 1 || len(resp.GetMkCheck()) == 0 || !resp.GetReady()) {
 				t.Errorf("Hello = %v", resp)

@@ -282,8 +282,17 @@ func must(t testing.TB) func(any, error) {
 	}
 }
 
-// reason is the ErrorInfo reason of err, "" if it carries none.
-func reason(err error) string {
+// rvName is the name of the PKCS#11 return value in err's ErrorInfo (e.g.
+// "CKR_PIN_INCORRECT"), "" if it carries none.
+func rvName(err error) string {
+	if rv, ok := refusalRV(err); ok {
+		return rv.String()
+	}
+	return ""
+}
+
+// reasonOf is the ErrorInfo reason of err, "" if it carries none.
+func reasonOf(err error) string {
 	for _, d := range status.Convert(err).Details() {
 		if info, ok := d.(*errdetails.ErrorInfo); ok {
 			return info.GetReason()
@@ -292,11 +301,11 @@ func reason(err error) string {
 	return ""
 }
 
-// wantErr checks a status code and ErrorInfo reason.
+// wantErr checks a status code and the PKCS#11 return value.
 func wantErr(t testing.TB, err error, code codes.Code, rv string) {
 	t.Helper()
-	if status.Code(err) != code || reason(err) != rv {
-		t.Fatalf("got %v (reason %q), want code %v reason %q", err, reason(err), code, rv)
+	if status.Code(err) != code || rvName(err) != rv {
+		t.Fatalf("got %v (%q), want code %v, %q", err, rvName(err), code, rv)
 	}
 }
 

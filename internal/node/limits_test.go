@@ -101,7 +101,7 @@ func TestSessionBoundToConnection(t *testing.T) {
 				}},
 			} {
 				err := c.call()
-				if status.Code(err) != codes.NotFound || reason(err) != "CKR_SESSION_HANDLE_INVALID" {
+				if status.Code(err) != codes.NotFound || rvName(err) != "CKR_SESSION_HANDLE_INVALID" {
 					t.Errorf("%s from %s: %v, want CKR_SESSION_HANDLE_INVALID", c.name, tc.name, err)
 				}
 			}
@@ -169,7 +169,7 @@ func TestSessionQuotas(t *testing.T) {
 		{"a fifth address finds it reached", "127.0.0.5", 0},
 	} {
 		got, err := fill(hsmv1.NewHSMClient(dialFrom(t, pki, n.Addr(), tc.src)))
-		if got != tc.want || reason(err) != refused {
+		if got != tc.want || rvName(err) != refused {
 			t.Errorf("%s: opened %d (then %v), want %d then %s", tc.name, got, err, tc.want, refused)
 		}
 	}
@@ -195,7 +195,7 @@ func TestSessionQuotas(t *testing.T) {
 	if _, err := aesKey(t, app, s, false, 0); err != nil {
 		t.Errorf("the logged-in session after the timeout: %v", err)
 	}
-	if got, err := fill(hsmv1.NewHSMClient(dialFrom(t, pki, n.Addr(), "127.0.0.5"))); got != 3 || reason(err) != refused {
+	if got, err := fill(hsmv1.NewHSMClient(dialFrom(t, pki, n.Addr(), "127.0.0.5"))); got != 3 || rvName(err) != refused {
 		t.Errorf("after the timeout: opened %d (then %v), want 3", got, err)
 	}
 
@@ -203,7 +203,7 @@ func TestSessionQuotas(t *testing.T) {
 	for i := 1; ; i++ {
 		h, err := app.OpenSession(ctx, &hsmv1.OpenSessionRequest{})
 		if err != nil {
-			if i != 8 || reason(err) != refused || !strings.Contains(err.Error(), "connection has 8 open sessions") {
+			if i != 8 || rvName(err) != refused || !strings.Contains(err.Error(), "connection has 8 open sessions") {
 				t.Errorf("new session %d of a connection holding 1, quota 8: %v", i, err)
 			}
 			break
@@ -297,9 +297,9 @@ func wantThrottled(t testing.TB, err error, what string) {
 			rv = info.GetMetadata()["rv"]
 		}
 	}
-	if st.Code() != codes.ResourceExhausted || reason(err) != "CKR_FUNCTION_FAILED" || rv != "0x6" || retryDelay(err) <= 0 {
+	if st.Code() != codes.ResourceExhausted || rvName(err) != "CKR_FUNCTION_FAILED" || rv != "0x6" || retryDelay(err) <= 0 {
 		t.Fatalf("%s: %v (reason %q, rv %q, retry %v), want RESOURCE_EXHAUSTED / CKR_FUNCTION_FAILED with a retry delay",
-			what, err, reason(err), rv, retryDelay(err))
+			what, err, rvName(err), rv, retryDelay(err))
 	}
 }
 

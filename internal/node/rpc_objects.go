@@ -13,6 +13,7 @@ import (
 	"github.com/coffer-hsm/coffer/internal/peersync"
 	"github.com/coffer-hsm/coffer/internal/store"
 	hsmv1 "github.com/coffer-hsm/coffer/proto/hsmv1"
+	"github.com/coffer-hsm/coffer/proto/hsmv1/reason"
 )
 
 // This file: object creation (with client-side synchronization), search,
@@ -98,7 +99,7 @@ func (s *hsmServer) created(ctx context.Context, dev *hsm.Device, cs *clientSess
 		}
 		s.n.sessions.dropObject(cs, id)
 	}
-	return nil, rvStatus(codes.FailedPrecondition, ck.CKR_FUNCTION_FAILED, msg)
+	return nil, rvStatus(codes.FailedPrecondition, ck.CKR_FUNCTION_FAILED, reason.MinNodesNotMet, msg, nil)
 }
 
 // replicate pushes token objects to peers now and returns the peers that

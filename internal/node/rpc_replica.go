@@ -99,11 +99,11 @@ func (n *Node) openEnvelope(b []byte, kind store.Kind) (*envelope, store.Record,
 	now := n.cfg.Now()
 	switch {
 	case e.destination != n.cfg.ClusterID:
-		return nil, store.Record{}, refusal(ck.CKR_FUNCTION_FAILED, "the envelope is for cluster %s, not this cluster (%s)", e.destination, n.cfg.ClusterID)
+		return nil, store.Record{}, fmt.Errorf("%w: the envelope is for cluster %s, not this cluster (%s)", hsm.ErrReplicaRefused, e.destination, n.cfg.ClusterID)
 	case e.source == n.cfg.ClusterID:
-		return nil, store.Record{}, refusal(ck.CKR_FUNCTION_FAILED, "the envelope comes from this cluster (%s)", e.source)
+		return nil, store.Record{}, fmt.Errorf("%w: the envelope comes from this cluster (%s)", hsm.ErrReplicaRefused, e.source)
 	case subtle.ConstantTimeCompare(e.mkCheck, check) != 1:
-		return nil, store.Record{}, refusal(ck.CKR_FUNCTION_FAILED, "%s (source %s, destination %s)", errNoSharedMK, e.source, n.cfg.ClusterID)
+		return nil, store.Record{}, fmt.Errorf("%w: %s (source %s, destination %s)", hsm.ErrReplicaRefused, errNoSharedMK, e.source, n.cfg.ClusterID)
 	}
 	mk, err := n.store.MaskingKey()
 	if err != nil {
@@ -115,20 +115,20 @@ func (n *Node) openEnvelope(b []byte, kind store.Kind) (*envelope, store.Record,
 	case err != nil:
 		return nil, store.Record{}, fmt.Errorf("%w: %w", hsm.ErrDevice, err)
 	case !ok:
-		return nil, store.Record{}, refusal(ck.CKR_FUNCTION_FAILED, "the envelope does not verify: it was altered, or not made by an HSM of cluster %s", e.source)
+		return nil, store.Record{}, fmt.Errorf("%w: the envelope does not verify: it was altered, or not made by an HSM of cluster %s", hsm.ErrReplicaRefused, e.source)
 	case now.Sub(e.issued) > replicaTTL:
-		return nil, store.Record{}, refusal(ck.CKR_FUNCTION_FAILED, "the envelope expired: issued %s, accepted for %s; export the record again",
+		return nil, store.Record{}, fmt.Errorf("%w: the envelope expired: issued %s, accepted for %s; export the record again", hsm.ErrReplicaRefused,
 			e.issued.UTC().Format("2006-01-02T15:04:05Z"), replicaTTL)
 	case e.issued.Sub(now) > replicaSkew:
-		return nil, store.Record{}, refusal(ck.CKR_FUNCTION_FAILED, "the envelope was issued %s, later than this HSM's clock allows", e.issued.UTC().Format("2006-01-02T15:04:05Z"))
+		return nil, store.Record{}, fmt.Errorf("%w: the envelope was issued %s, later than this HSM's clock allows", hsm.ErrReplicaRefused, e.issued.UTC().Format("2006-01-02T15:04:05Z"))
 	case e.record.Kind != kind:
 		return nil, store.Record{}, invalidArgument(ck.CKR_ARGUMENTS_BAD, "the envelope holds a %s record, not a %s", e.record.Kind, kind)
 	case e.record.Tombstone:
-		return nil, store.Record{}, refusal(ck.CKR_FUNCTION_FAILED, "the envelope holds a deletion")
+		return nil, store.Record{}, fmt.Errorf("%w: the envelope holds a deletion", hsm.ErrReplicaRefused)
 	}
 	rec, err := n.store.OpenSealed(e.record)
 	if err != nil { // the MAC verified, so this is a broken source
-		return nil, store.Record{}, refusal(ck.CKR_FUNCTION_FAILED, "the envelope's record does not open under this cluster's masking key: %v", err)
+		return nil, store.Record{}, fmt.Errorf("%w: the envelope's record does not open under this cluster's masking key: %v", hsm.ErrReplicaRefused, err)
 	}
 	return e, rec, nil
 }

@@ -3,8 +3,9 @@
 // Every RPC is one round trip. A device refusal travels as a gRPC status
 // (code FAILED_PRECONDITION, INVALID_ARGUMENT, NOT_FOUND, PERMISSION_DENIED or
 // UNAUTHENTICATED) whose details hold an ErrorInfo with domain "coffer.hsm",
-// reason the PKCS#11 return value's name (e.g. "CKR_PIN_INCORRECT") and
-// metadata "rv" (the value in hex). Transport failures (UNAVAILABLE,
+// reason a stable name of the refusal's kind (e.g. "USER_EXISTS"; the list
+// is proto/hsmv1/reason) and metadata "rv" (the PKCS#11 return value in
+// hex) with the reason's own keys. Transport failures (UNAVAILABLE,
 // DEADLINE_EXCEEDED) never carry it, so a client can tell "the HSM said no"
 // from "the HSM is not there".
 

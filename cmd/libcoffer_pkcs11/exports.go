@@ -322,6 +322,24 @@ func goCreateObject(h C.CK_SESSION_HANDLE, pT C.CK_ATTRIBUTE_PTR, n C.CK_ULONG, 
 	return rv(v)
 }
 
+//export goCopyObject
+func goCopyObject(h C.CK_SESSION_HANDLE, oh C.CK_OBJECT_HANDLE, pT C.CK_ATTRIBUTE_PTR, n C.CK_ULONG, ph C.CK_OBJECT_HANDLE_PTR) (r C.CK_RV) {
+	defer guard(&r, "C_CopyObject")
+	m := module()
+	if m == nil {
+		return notInit
+	}
+	tmpl, ok := template(pT, n)
+	if !ok || ph == nil {
+		return C.CKR_ARGUMENTS_BAD
+	}
+	nh, v := m.CopyObject(bg, cryptoki.SessionHandle(h), cryptoki.ObjectHandle(oh), tmpl)
+	if v == ck.CKR_OK {
+		*ph = C.CK_OBJECT_HANDLE(nh)
+	}
+	return rv(v)
+}
+
 //export goDestroyObject
 func goDestroyObject(h C.CK_SESSION_HANDLE, oh C.CK_OBJECT_HANDLE) (r C.CK_RV) {
 	defer guard(&r, "C_DestroyObject")

@@ -168,6 +168,38 @@ func (s *Session) CreateObject(ctx context.Context, tmpl []Attribute, opts ...Cr
 	return ids[0], nil
 }
 
+// CopyObject copies object src (C_CopyObject): the new object has the
+// original's attributes and key material, changed as tmpl says where the
+// HSM allows it. It is a token object if tmpl says CKA_TOKEN true, or says
+// nothing and src is one; then it is made, synchronized and resent like any
+// new token object. A session object src is copied on the HSM that holds it.
+func (s *Session) CopyObject(ctx context.Context, src ObjectID, tmpl []Attribute, opts ...CreateOption) (ObjectID, error) {
+	if !hasAttr(tmpl, ck.CKA_TOKEN) {
+		v, err := s.GetAttributes(ctx, src, []ck.AttributeType{ck.CKA_TOKEN})
+		if err != nil {
+			return 0, err
+		}
+		if len(v) != 1 || v[0].RV != ck.CKR_OK || len(v[0].Value) != 1 {
+			return 0, &Error{RV: ck.CKR_DEVICE_ERROR, Msg: "copy object: the HSM did not answer CKA_TOKEN of the original"}
+		}
+		// Said explicitly, so that HSM and client agree on what is made.
+		tmpl = append(slices.Clone(tmpl), Bool(ck.CKA_TOKEN, v[0].Value[0] != 0))
+	}
+	ids, err := s.create(ctx, "copy object", []bool{isToken(tmpl)}, []ObjectID{src}, opts,
+		func(ctx context.Context, m *member, sid uint64, n uint32, idem *hsmv1.Idempotency) (created, error) {
+			return createResponse(m.rpc.CopyObject(ctx, &hsmv1.CopyObjectRequest{
+				Session: sid, Object: uint64(src), Template: wireTemplate(tmpl), MinNodes: n, Idempotency: idem}))
+		})
+	if err != nil {
+		return 0, err
+	}
+	return ids[0], nil
+}
+
+func hasAttr(tmpl []Attribute, t ck.AttributeType) bool {
+	return slices.ContainsFunc(tmpl, func(a Attribute) bool { return a.Type == t })
+}
+
 // ImportKey imports a key given in the clear (PKCS8 for a private key, SPKI
 // for a public key).
 func (s *Session) ImportKey(ctx context.Context, format KeyFormat, der []byte, tmpl []Attribute, opts ...CreateOption) (ObjectID, error) {

@@ -21,6 +21,7 @@ type Session interface {
 	GenerateKey(ctx context.Context, mech client.Mechanism, tmpl []client.Attribute, opts ...client.CreateOption) (client.ObjectID, error)
 	GenerateKeyPair(ctx context.Context, mech client.Mechanism, public, private []client.Attribute, opts ...client.CreateOption) (pub, priv client.ObjectID, err error)
 	CreateObject(ctx context.Context, tmpl []client.Attribute, opts ...client.CreateOption) (client.ObjectID, error)
+	CopyObject(ctx context.Context, src client.ObjectID, tmpl []client.Attribute, opts ...client.CreateOption) (client.ObjectID, error)
 	UnwrapKey(ctx context.Context, unwrappingKey client.ObjectID, mech client.Mechanism, wrapped []byte, tmpl []client.Attribute, opts ...client.CreateOption) (client.ObjectID, error)
 	DeriveKey(ctx context.Context, baseKey client.ObjectID, mech client.Mechanism, tmpl []client.Attribute, opts ...client.CreateOption) (client.ObjectID, error)
 	FindObjects(ctx context.Context, tmpl []client.Attribute) ([]client.ObjectID, error)

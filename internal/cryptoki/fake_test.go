@@ -318,3 +318,23 @@ func (o *fakeOp) Abort(context.Context) error {
 }
 
 var errDialFailed = errors.New("fake: dial failed")
+
+func (s *fakeSession) CopyObject(_ context.Context, src client.ObjectID, tmpl []client.Attribute, _ ...client.CreateOption) (client.ObjectID, error) {
+	c := s.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	orig, ok := c.objects[src]
+	if !ok {
+		return 0, &client.Error{RV: ck.CKR_OBJECT_HANDLE_INVALID}
+	}
+	attrs := make(map[ck.AttributeType][]byte, len(orig))
+	for t, v := range orig {
+		attrs[t] = v
+	}
+	for _, a := range tmpl {
+		attrs[a.Type] = bytes.Clone(a.Value)
+	}
+	c.nextID++
+	c.objects[c.nextID] = attrs
+	return c.nextID, nil
+}

@@ -2,6 +2,7 @@ package cryptoki
 
 import (
 	"context"
+	"slices"
 
 	"github.com/coffer-hsm/coffer/internal/ck"
 	"github.com/coffer-hsm/coffer/internal/client"
@@ -130,6 +131,44 @@ func (m *Module) CreateObject(ctx context.Context, h SessionHandle, tmpl []clien
 		return 0, m.code("create object", err)
 	}
 	return m.created(ss, id, tmpl), ck.CKR_OK
+}
+
+// CopyObject answers C_CopyObject. The copy is a token object if the
+// template says CKA_TOKEN true, or says nothing and the original is one;
+// a read-only session makes none (CKR_SESSION_READ_ONLY). What the template
+// may change, and who may copy, the HSM decides.
+func (m *Module) CopyObject(ctx context.Context, h SessionHandle, oh ObjectHandle, tmpl []client.Attribute) (ObjectHandle, ck.RV) {
+	ss, rv := m.session(h)
+	if rv != ck.CKR_OK {
+		return 0, rv
+	}
+	cs, rv := ss.client()
+	if rv != ck.CKR_OK {
+		return 0, rv
+	}
+	id, rv := m.object(ss, oh, ck.CKR_OBJECT_HANDLE_INVALID)
+	if rv != ck.CKR_OK {
+		return 0, rv
+	}
+	if !slices.ContainsFunc(tmpl, func(a client.Attribute) bool { return a.Type == ck.CKA_TOKEN }) {
+		v, err := cs.GetAttributes(ctx, id, []ck.AttributeType{ck.CKA_TOKEN})
+		if err != nil {
+			return 0, m.code("get attributes", err)
+		}
+		if len(v) != 1 || len(v[0].Value) != 1 {
+			m.log.Error("copy object: the HSM did not answer CKA_TOKEN of the original")
+			return 0, ck.CKR_DEVICE_ERROR
+		}
+		tmpl = append(slices.Clone(tmpl), client.Bool(ck.CKA_TOKEN, v[0].Value[0] != 0))
+	}
+	if isToken(tmpl) && !ss.rw {
+		return 0, ck.CKR_SESSION_READ_ONLY
+	}
+	nid, err := cs.CopyObject(ctx, id, tmpl)
+	if err != nil {
+		return 0, m.code("copy object", err)
+	}
+	return m.created(ss, nid, tmpl), ck.CKR_OK
 }
 
 // writable checks that ss may change or destroy object id: a token object

@@ -137,7 +137,7 @@ type Device struct {
 	// replaces the pointer under mu.
 	mu      sync.RWMutex
 	objects map[ObjectID]*Object
-	// trusted indexes the trusted public keys, so that opensTrusted asks
+	// trusted indexes the trusted public and secret keys, so that opensTrusted asks
 	// one entry instead of scanning objects. Invariant: trusted[k] is the
 	// number of objects in objects for which trustedPublic gives k, and no
 	// entry is zero. putObject and dropObject keep it (objects.go); every

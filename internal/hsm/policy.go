@@ -4,6 +4,7 @@ import (
 	"crypto"
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/binary"
 	"fmt"
 
 	"github.com/coffer-hsm/coffer/internal/ck"
@@ -137,16 +138,28 @@ func constrain(o *Object, from origin) {
 // a key does not decrypt (C_Decrypt of the wrapped bytes would give the key
 // in the clear). It runs on every unwrap and decrypt, so it costs one
 // lookup in the device's trust index, never a scan of the objects.
+//
+// A secret key opens a trusted key also when another object holding the
+// same secret is trusted (its copy, C_CopyObject, or the same blob
+// unwrapped twice): else a copy made before an admin trusted the original
+// would decrypt what was wrapped under the original.
 func (d *Device) opensTrusted(uk *Object) bool {
 	if uk.has(fTrusted) {
 		return true
 	}
-	if uk.class != ck.CKO_PRIVATE_KEY || uk.key == nil || uk.key.pub == nil {
+	var k keyID
+	switch {
+	case uk.key == nil:
 		return false
-	}
-	k, ok := publicKeyID(uk.key.pub)
-	if !ok {
-		return true // a key the index cannot name is treated as trusted: it unwraps but does not decrypt
+	case uk.class == ck.CKO_SECRET_KEY && uk.key.secret != nil:
+		k = secretKeyID(uk.keyType, uk.key.secret)
+	case uk.class == ck.CKO_PRIVATE_KEY && uk.key.pub != nil:
+		var ok bool
+		if k, ok = publicKeyID(uk.key.pub); !ok {
+			return true // a key the index cannot name is treated as trusted: it unwraps but does not decrypt
+		}
+	default:
+		return false
 	}
 	d.mu.RLock()
 	defer d.mu.RUnlock()
@@ -167,15 +180,33 @@ func publicKeyID(pub crypto.PublicKey) (keyID, bool) {
 	return sha256.Sum256(der), true
 }
 
-// trustedPublic reports whether o makes the private key of its public key
-// the unwrapping side of a trusted key (o is a public key with
-// CKA_TRUSTED=true), and names that key. It decides what the trust index
-// counts (Device.trusted).
+// secretKeyID names a secret key by the SHA-256 of its type and secret,
+// apart from every SPKI hash (a domain prefix no DER encoding starts
+// with). It stays in the device's memory, as the secret does.
+func secretKeyID(kt ck.KeyType, secret []byte) keyID {
+	h := sha256.New()
+	h.Write([]byte("coffer trusted secret key\x00"))
+	h.Write(binary.BigEndian.AppendUint64(nil, uint64(kt)))
+	h.Write(secret)
+	return keyID(h.Sum(nil))
+}
+
+// trustedPublic reports whether o, trusted, makes the unwrapping side of a
+// trusted key of the keys holding its material: a public key with
+// CKA_TRUSTED=true (for every private key of its public half) or a secret
+// key with CKA_TRUSTED=true (for every object holding its secret), and
+// names that key. It decides what the trust index counts (Device.trusted).
 func trustedPublic(o *Object) (keyID, bool) {
-	if o.class != ck.CKO_PUBLIC_KEY || !o.has(fTrusted) || o.key == nil || o.key.pub == nil {
+	if !o.has(fTrusted) || o.key == nil {
 		return keyID{}, false
 	}
-	return publicKeyID(o.key.pub)
+	switch {
+	case o.class == ck.CKO_PUBLIC_KEY && o.key.pub != nil:
+		return publicKeyID(o.key.pub)
+	case o.class == ck.CKO_SECRET_KEY && o.key.secret != nil:
+		return secretKeyID(o.keyType, o.key.secret), true
+	}
+	return keyID{}, false
 }
 
 // mayUse is the one rule for p using key for fn with mechanism m, beyond

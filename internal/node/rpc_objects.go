@@ -192,6 +192,18 @@ func (s *hsmServer) CreateObject(ctx context.Context, req *hsmv1.CreateObjectReq
 	}))
 }
 
+// CopyObject is C_CopyObject, a creation like CreateObject: a token copy
+// is replicated and settled as any new token object.
+func (s *hsmServer) CopyObject(ctx context.Context, req *hsmv1.CopyObjectRequest) (*hsmv1.CreateResponse, error) {
+	return createResponse(s.create(ctx, req.GetSession(), req.GetMinNodes(), req.GetIdempotency(), func(ctx context.Context, dev *hsm.Device, cs *clientSession) ([]hsm.ObjectID, error) {
+		t, err := template(req.GetTemplate())
+		if err != nil {
+			return nil, err
+		}
+		return single(dev.CopyObject(ctx, cs.dev, hsm.ObjectID(req.GetObject()), t))
+	}))
+}
+
 func (s *hsmServer) ImportKey(ctx context.Context, req *hsmv1.ImportKeyRequest) (*hsmv1.CreateResponse, error) {
 	return createResponse(s.create(ctx, req.GetSession(), req.GetMinNodes(), req.GetIdempotency(), func(ctx context.Context, dev *hsm.Device, cs *clientSession) ([]hsm.ObjectID, error) {
 		t, err := template(req.GetTemplate())

@@ -85,6 +85,7 @@ const (
 	HSM_ImportUserReplica_FullMethodName     = "/coffer.hsm.v1.HSM/ImportUserReplica"
 	HSM_Mechanisms_FullMethodName            = "/coffer.hsm.v1.HSM/Mechanisms"
 	HSM_NodeInfo_FullMethodName              = "/coffer.hsm.v1.HSM/NodeInfo"
+	HSM_CopyObject_FullMethodName            = "/coffer.hsm.v1.HSM/CopyObject"
 )
 
 // HSMClient is the client API for HSM service.
@@ -181,6 +182,10 @@ type HSMClient interface {
 	// The node.
 	Mechanisms(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*MechanismsResponse, error)
 	NodeInfo(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*NodeInfoResponse, error)
+	// C_CopyObject: a new object from an existing one the session's crypto
+	// user owns, changed as the template allows. A creation like the others
+	// (min_nodes, idempotency).
+	CopyObject(ctx context.Context, in *CopyObjectRequest, opts ...grpc.CallOption) (*CreateResponse, error)
 }
 
 type hSMClient struct {
@@ -741,6 +746,16 @@ func (c *hSMClient) NodeInfo(ctx context.Context, in *Empty, opts ...grpc.CallOp
 	return out, nil
 }
 
+func (c *hSMClient) CopyObject(ctx context.Context, in *CopyObjectRequest, opts ...grpc.CallOption) (*CreateResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateResponse)
+	err := c.cc.Invoke(ctx, HSM_CopyObject_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // HSMServer is the server API for HSM service.
 // All implementations must embed UnimplementedHSMServer
 // for forward compatibility.
@@ -835,6 +850,10 @@ type HSMServer interface {
 	// The node.
 	Mechanisms(context.Context, *Empty) (*MechanismsResponse, error)
 	NodeInfo(context.Context, *Empty) (*NodeInfoResponse, error)
+	// C_CopyObject: a new object from an existing one the session's crypto
+	// user owns, changed as the template allows. A creation like the others
+	// (min_nodes, idempotency).
+	CopyObject(context.Context, *CopyObjectRequest) (*CreateResponse, error)
 	mustEmbedUnimplementedHSMServer()
 }
 
@@ -1009,6 +1028,9 @@ func (UnimplementedHSMServer) Mechanisms(context.Context, *Empty) (*MechanismsRe
 }
 func (UnimplementedHSMServer) NodeInfo(context.Context, *Empty) (*NodeInfoResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method NodeInfo not implemented")
+}
+func (UnimplementedHSMServer) CopyObject(context.Context, *CopyObjectRequest) (*CreateResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CopyObject not implemented")
 }
 func (UnimplementedHSMServer) mustEmbedUnimplementedHSMServer() {}
 func (UnimplementedHSMServer) testEmbeddedByValue()             {}
@@ -2021,6 +2043,24 @@ func _HSM_NodeInfo_Handler(srv interface{}, ctx context.Context, dec func(interf
 	return interceptor(ctx, in, info, handler)
 }
 
+func _HSM_CopyObject_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CopyObjectRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HSMServer).CopyObject(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: HSM_CopyObject_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HSMServer).CopyObject(ctx, req.(*CopyObjectRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // HSM_ServiceDesc is the grpc.ServiceDesc for HSM service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -2247,6 +2287,10 @@ var HSM_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "NodeInfo",
 			Handler:    _HSM_NodeInfo_Handler,
+		},
+		{
+			MethodName: "CopyObject",
+			Handler:    _HSM_CopyObject_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -84,24 +84,43 @@ func upRunningError(dir string, pid int) error {
 // upRunning reports whether a coffer up holds DIR's lock, and its pid (0
 // if it has not written it yet).
 func upRunning(dir string) (pid int, running bool, err error) {
+	if running, err = upLockHeld(dir); !running || err != nil {
+		return 0, running, err
+	}
+	// The holder writes its pid just after it took the lock (and removes
+	// it just before it lets the lock go).
+	pidPath := filepath.Join(dir, upPidName)
+	waitUntilFor(func() bool {
+		if pid = readPid(pidPath); pid > 0 {
+			return true
+		}
+		running, err = upLockHeld(dir)
+		return !running || err != nil
+	}, 5*time.Second)
+	if !running || err != nil {
+		return 0, running, err
+	}
+	return pid, true, nil
+}
+
+// upLockHeld reports whether a process holds DIR's lock.
+func upLockHeld(dir string) (bool, error) {
 	f, err := os.OpenFile(filepath.Join(dir, upLockName), os.O_RDWR, 0)
 	if errors.Is(err, os.ErrNotExist) {
-		return 0, false, nil
+		return false, nil
 	} else if err != nil {
-		return 0, false, err
+		return false, err
 	}
 	defer f.Close()
 	switch err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); {
 	case err == nil:
 		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
-		return 0, false, nil
-	case !errors.Is(err, syscall.EWOULDBLOCK):
-		return 0, false, fmt.Errorf("lock %s: %w", f.Name(), err)
+		return false, nil
+	case errors.Is(err, syscall.EWOULDBLOCK):
+		return true, nil
+	default:
+		return false, fmt.Errorf("lock %s: %w", f.Name(), err)
 	}
-	// The holder writes its pid just after it took the lock.
-	pidPath := filepath.Join(dir, upPidName)
-	waitUntilFor(func() bool { pid = readPid(pidPath); return pid > 0 }, 5*time.Second)
-	return pid, true, nil
 }
 
 func readPid(path string) int {
@@ -320,8 +339,8 @@ func runDown(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		fmt.Fprintf(stdout, "coffer down: stopping coffer up (pid %d) and its HSMs\n", pid)
 		syscall.Kill(pid, syscall.SIGTERM)
 		stopped := func() bool {
-			_, still, err := upRunning(dir)
-			return err == nil && !still || !processAlive(pid)
+			held, err := upLockHeld(dir)
+			return err == nil && !held || !processAlive(pid)
 		}
 		if !waitUntilCtx(ctx, stopped, *timeout) {
 			fmt.Fprintf(stderr, "coffer down: coffer up (pid %d) did not stop within %v; killing it\n", pid, *timeout)

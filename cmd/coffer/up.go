@@ -103,7 +103,13 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if *detach {
+		if *waitTimeout <= 0 {
+			return fmt.Errorf("--wait-timeout %v: want a positive duration", *waitTimeout)
+		}
 		return upDetach(ctx, dir, upChildArgs(fs, dir), *waitTimeout, stdout)
+	}
+	if flagSet(fs, "wait-timeout") {
+		return errors.New("--wait-timeout is for --detach (in the foreground coffer up waits as long as it takes)")
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err

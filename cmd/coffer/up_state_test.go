@@ -1,13 +1,16 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 // An up.json from an earlier run is moved into the pending file when a
@@ -94,4 +97,38 @@ func TestUpLock(t *testing.T) {
 		t.Fatalf("lock after release: %v", err)
 	}
 	l.release()
+}
+
+// coffer down signals only a coffer up: a pid file naming another process
+// that holds the lock (here this test binary) is refused, not signalled.
+func TestDownSignalsOnlyCofferUp(t *testing.T) {
+	dir := t.TempDir()
+	coffer := cofferBinary(t, dir)
+	data := filepath.Join(dir, "data")
+	if err := os.MkdirAll(data, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	l, err := lockUp(data) // this process: "coffer.test -test...", not "coffer up"
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.release()
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, coffer, "down", "--data-dir", data).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "not a coffer up") {
+		t.Fatalf("coffer down with a pid that is not coffer up's: %v\n%s", err, out)
+	}
+}
+
+// --wait-timeout belongs to --detach, and is positive.
+func TestUpWaitTimeoutFlag(t *testing.T) {
+	for _, args := range [][]string{
+		{"up", "--data-dir", t.TempDir(), "--wait-timeout", "1m"},
+		{"up", "--detach", "--data-dir", t.TempDir(), "--wait-timeout", "0s"},
+	} {
+		if err := run(t.Context(), args, io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "--wait-timeout") {
+			t.Errorf("%v: %v", args, err)
+		}
+	}
 }

@@ -336,6 +336,9 @@ func runDown(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if pid == 0 {
 			return fmt.Errorf("a coffer up holds %s but wrote no pid in %s", filepath.Join(dir, upLockName), filepath.Join(dir, upPidName))
 		}
+		if !mayBeCofferUp(pid) {
+			return fmt.Errorf("%s names pid %d, which is not a coffer up; not signalling it", filepath.Join(dir, upPidName), pid)
+		}
 		fmt.Fprintf(stdout, "coffer down: stopping coffer up (pid %d) and its HSMs\n", pid)
 		syscall.Kill(pid, syscall.SIGTERM)
 		stopped := func() bool {
@@ -421,6 +424,24 @@ func nodeAlive(pid int, hsmDir string) bool {
 		return true // no /proc: trust the pid
 	}
 	return bytes.Contains(cmdline, []byte(filepath.Join(hsmDir, "hsm.json")))
+}
+
+// mayBeCofferUp: pid's command line is `... up ...`, or pid is gone
+// already (signalling it does nothing), or there is no /proc to read.
+func mayBeCofferUp(pid int) bool {
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil || len(cmdline) == 0 { // a zombie's is empty
+		return true
+	}
+	args := strings.Split(strings.TrimRight(string(cmdline), "\x00"), "\x00")
+	return len(args) > 1 && args[1] == "up"
+}
+
+// flagSet reports whether the flag name was given.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 // processAlive: pid exists and is not a zombie (a process whose parent

@@ -40,7 +40,8 @@ commands:
   hsm init|run         make a cluster's certificates; run an HSM node
   audit verify         check an HSM audit log's chain, MACs and anchor
   controlplane         serve the AWS cloudhsmv2 API and run the HSMs it creates
-  up                   a control plane and an activated two-HSM cluster, in the foreground
+  up                   a control plane and an activated two-HSM cluster, in the foreground (--detach: in the background)
+  down                 stop the coffer up of a data directory and its HSMs
 `
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -64,6 +65,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runControlPlane(ctx, args[1:], stdout, stderr)
 	case "up":
 		return runUp(ctx, args[1:], stdout, stderr)
+	case "down":
+		return runDown(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

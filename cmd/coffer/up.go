@@ -26,14 +26,21 @@ import (
 	"github.com/coffer-hsm/coffer/internal/pki"
 )
 
-const upUsage = `usage: coffer up --data-dir DIR [--listen 127.0.0.1:PORT]
+const upUsage = `usage: coffer up --data-dir DIR [--listen 127.0.0.1:PORT] [--detach [--wait-timeout 2m]]
 
 Starts, in the foreground, a control plane and a cluster of two HSMs in two
 availability zones, initialized under a customer CA made in DIR and
-activated, with one crypto user. Writes DIR/up.json (endpoint, credentials,
-HSM addresses, passwords; mode 0600) and DIR/pkcs11.json, and prints how to
-use the cluster, but no secret: those stay in up.json. Run it again on the
-same DIR to resume the same cluster. Ctrl-C stops everything.
+activated, with one crypto user. Once the cluster is ACTIVE and every HSM
+knows the crypto user, writes DIR/up.json (endpoint, credentials, HSM
+addresses, passwords; mode 0600; never before) and DIR/pkcs11.json, and
+prints how to use the cluster, but no secret: those stay in up.json. Run it
+again on the same DIR to resume the same cluster. Ctrl-C stops everything.
+
+With --detach it runs in the background instead (its log in DIR/up.log, its
+pid in DIR/up.pid) and returns once the cluster is ready: exit 0, or non-zero
+with the end of the log if it was not ready within --wait-timeout.
+` + "`coffer down --data-dir DIR`" + ` stops it and its HSMs. One coffer up at a
+time serves a DIR.
 
 `
 
@@ -71,6 +78,8 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	listen := fs.String("listen", "", "control plane address (default: the last one used, else 127.0.0.1:2280 or a free port)")
 	backupKey := fs.String("backup-key", "", "the fleet backup key file of the HSMs (0600, made if missing; default: inside the HSM side's directory); name another deployment's copy to restore its backups")
 	backupStores, backupInterval := backupFlags(fs)
+	detach := fs.Bool("detach", false, "run in the background; return once the cluster is ready (stop it with coffer down)")
+	waitTimeout := fs.Duration("wait-timeout", 2*time.Minute, "with --detach: how long the cluster has to become ready")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, upUsage)
 		fs.PrintDefaults()
@@ -82,6 +91,10 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fs.Usage()
 		return errors.New("--data-dir is required")
 	}
+	notify := upNotifier() // before any child process starts
+	if notify != nil {
+		defer notify.Close()
+	}
 	// Ctrl-C and SIGTERM stop it cleanly, whoever called run.
 	ctx, stopSignals := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stopSignals()
@@ -89,8 +102,25 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if *detach {
+		if *waitTimeout <= 0 {
+			return fmt.Errorf("--wait-timeout %v: want a positive duration", *waitTimeout)
+		}
+		return upDetach(ctx, dir, upChildArgs(fs, dir), *waitTimeout, stdout)
+	}
+	if flagSet(fs, "wait-timeout") {
+		return errors.New("--wait-timeout is for --detach (in the foreground coffer up waits as long as it takes)")
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	lock, err := lockUp(dir)
+	if err != nil {
+		return err
+	}
+	defer lock.release()
 	upPath := filepath.Join(dir, "up.json")
-	prev, err := readUpFile(upPath, stderr)
+	prev, err := readUpState(upPath, filepath.Join(dir, upPendingName), stderr)
 	if err != nil {
 		return err
 	}
@@ -120,12 +150,49 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	printUpUsage(stdout, up, upPath)
+	if notify != nil {
+		fmt.Fprintln(notify, "ready")
+		notify.Close()
+	}
 	select {
 	case <-ctx.Done():
 		return nil
 	case err := <-cp.errc:
 		return err
 	}
+}
+
+// upPendingName is DIR/up.pending.json: up.json's content from before the
+// cluster is ready (its passwords are recorded there before they are
+// used, so that an interrupted run resumes with them). up.json itself
+// exists only once a run made the cluster ready.
+const upPendingName = "up.pending.json"
+
+// readUpState reads what an earlier run recorded (the pending file if
+// there is one: it is newer) and moves an up.json aside into the pending
+// file until this run made the cluster ready again, so that an up.json
+// always belongs to a ready cluster.
+func readUpState(upPath, pendingPath string, stderr io.Writer) (upFile, error) {
+	prev, err := readUpFile(upPath, stderr)
+	if err != nil {
+		return prev, err
+	}
+	published := exists(upPath)
+	if exists(pendingPath) {
+		if prev, err = readUpFile(pendingPath, stderr); err != nil {
+			return prev, err
+		}
+	} else if published {
+		if err := writeJSON(pendingPath, prev, 0o600); err != nil {
+			return prev, err
+		}
+	}
+	if published {
+		if err := os.Remove(upPath); err != nil {
+			return prev, err
+		}
+	}
+	return prev, nil
 }
 
 // readUpFile reads the up.json of an earlier run, if there is one, first
@@ -187,8 +254,10 @@ func upListenCandidates(flagValue, prevEndpoint string) []string {
 }
 
 // bringUp makes (or finds) the cluster and takes it to ACTIVE with a crypto
-// user, writing up.json before the passwords are used.
+// user, recording the passwords in the pending file before they are used
+// and writing up.json once the cluster is ready.
 func bringUp(ctx context.Context, api *apiClient, cp *runningControlPlane, dir string, prev upFile, upPath string, stderr io.Writer) (upFile, error) {
+	pendingPath := filepath.Join(dir, upPendingName)
 	cl, err := upCluster(ctx, api)
 	if err != nil {
 		return upFile{}, err
@@ -252,7 +321,7 @@ func bringUp(ctx context.Context, api *apiClient, cp *runningControlPlane, dir s
 	if err := file.WriteFile(up.PKCS11Config); err != nil {
 		return upFile{}, err
 	}
-	if err := writeJSON(upPath, up, 0o600); err != nil {
+	if err := writeJSON(pendingPath, up, 0o600); err != nil {
 		return upFile{}, err
 	}
 	if err := waitNodes(ctx, file); err != nil {
@@ -267,6 +336,12 @@ func bringUp(ctx context.Context, api *apiClient, cp *runningControlPlane, dir s
 		}); err != nil {
 			return upFile{}, err
 		}
+	}
+	if err := writeJSON(upPath, up, 0o600); err != nil {
+		return upFile{}, err
+	}
+	if err := os.Remove(pendingPath); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return upFile{}, err
 	}
 	return up, nil
 }
@@ -354,6 +429,44 @@ func activate(ctx context.Context, file client.File, up upFile) error {
 		if err != nil {
 			return fmt.Errorf("create the crypto user: %w", err)
 		}
+		// It too reaches the other HSMs by sync: up.json is written (and a
+		// script logs in) only once every HSM knows it.
+		if err := waitUserEverywhere(ctx, file, up.CryptoUser); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// waitUserEverywhere waits until u, just created, logs in on every HSM of
+// file. An HSM that has not seen the user yet says CKR_PIN_INCORRECT (as
+// for any unknown user, counting no failure) or, not yet activated,
+// CKR_USER_PIN_NOT_INITIALIZED.
+func waitUserEverywhere(ctx context.Context, file client.File, u upUser) error {
+	for _, addr := range file.HSMs {
+		cfg, err := file.Config(nil)
+		if err != nil {
+			return err
+		}
+		cfg.HSMs, cfg.ReconnectAttempts = []string{addr}, 0
+		c, err := client.Dial(ctx, cfg)
+		if err != nil {
+			return err
+		}
+		err = retryWhile(ctx, 30*time.Second, func() error {
+			s, err := c.Login(ctx, "crypto-user", u.Username, u.Password)
+			if err == nil {
+				s.Close(ctx)
+			}
+			return err
+		}, func(err error) bool {
+			code := client.Code(err)
+			return code == ck.CKR_PIN_INCORRECT || code == ck.CKR_USER_PIN_NOT_INITIALIZED
+		})
+		c.Close()
+		if err != nil {
+			return fmt.Errorf("the crypto user on HSM %s: %w", addr, err)
+		}
 	}
 	return nil
 }
@@ -429,8 +542,13 @@ func waitCluster(ctx context.Context, api *apiClient, id, what string, done func
 // printUpUsage says how to use the cluster and where its secrets are; it
 // prints no secret (the AWS secret key and the passwords stay in up.json).
 func printUpUsage(w io.Writer, up upFile, upPath string) {
+	printUpUsageHow(w, up, upPath, "Ctrl-C stops it; run again to resume")
+}
+
+// printUpUsageHow is printUpUsage saying how it runs (how to stop it).
+func printUpUsageHow(w io.Writer, up upFile, upPath, how string) {
 	q := shellQuote(upPath)
-	fmt.Fprintf(w, `Coffer is up: cluster %[1]s with HSMs %[2]s (Ctrl-C stops it; run again to resume).
+	fmt.Fprintf(w, `Coffer is up: cluster %[1]s with HSMs %[2]s (%[11]s).
 Everything is in %[3]s (mode 0600): the AWS secret access key and the admin's and
 crypto user's passwords are there, not printed.
 
@@ -447,7 +565,7 @@ Coffer CLI:
   coffer cli --cluster-config %[8]s
   (login --username %[10]s --role crypto-user asks for the crypto_user.password of up.json)
 `, up.ClusterID, strings.Join(up.HSMAddresses, ", "), upPath, up.AccessKeyID, up.Region, q,
-		up.Endpoint, shellQuote(up.PKCS11Config), shellQuote(up.PKCS11Module), up.CryptoUser.Username)
+		up.Endpoint, shellQuote(up.PKCS11Config), shellQuote(up.PKCS11Module), up.CryptoUser.Username, how)
 }
 
 // shellQuote quotes s for a POSIX shell when it needs it.

@@ -101,9 +101,12 @@ func (d *Device) single(fn Function, sid SessionID, key ObjectID, m Mechanism, d
 	return nil, nil, err
 }
 
-// Begin starts a multi-part operation (C_*Init) and returns its id. Only
-// one operation per function may be active in a session, as in PKCS#11; key
-// may be zero for FnDigest.
+// Begin starts a multi-part operation (C_*Init) and returns its id; key
+// may be zero for FnDigest. A session may run several operations of one
+// function at once, each under its own id: the PKCS#11 module carries every
+// PKCS#11 session of a slot in one node session, and keeps PKCS#11's one
+// operation per kind per session itself. At most MaxSessionOperations are
+// active in a session (ErrTooManyOperations).
 func (d *Device) Begin(sid SessionID, fn Function, key ObjectID, m Mechanism) (OpID, error) {
 	op, ok := fnOps[fn]
 	if !ok {
@@ -130,10 +133,8 @@ func (d *Device) Begin(sid SessionID, fn Function, key ObjectID, m Mechanism) (O
 	if s.ops == nil {
 		return 0, &Error{Op: op, Err: ErrSessionHandleInvalid}
 	}
-	for _, other := range s.ops {
-		if other.fn == fn {
-			return 0, &Error{Op: op, Err: ErrOperationActive}
-		}
+	if len(s.ops) >= MaxSessionOperations {
+		return 0, &Error{Op: op, Err: ErrTooManyOperations}
 	}
 	s.nextOp++
 	s.ops[s.nextOp] = oper

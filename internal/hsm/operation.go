@@ -51,10 +51,17 @@ type operation struct {
 const MaxCollectedInput = 4 << 20
 
 // defaultCollectMax bounds what all operations of a device collect
-// together (each session may run one operation per function, and a node
-// serves thousands of sessions): beyond it an Update is CKR_DEVICE_MEMORY
-// and ends its operation.
+// together (each session may run MaxSessionOperations, and a node serves
+// thousands of sessions): beyond it an Update is CKR_DEVICE_MEMORY and ends
+// its operation.
 const defaultCollectMax = 256 << 20
+
+// MaxSessionOperations is the most multi-part operations one session runs
+// at once. One node session carries the operations of every PKCS#11
+// session of an application's slot (each session has at most one per
+// kind), so this is how many PKCS#11 sessions may be in a multi-part
+// operation at once; one more C_*Init's first step is CKR_DEVICE_MEMORY.
+const MaxSessionOperations = 4096
 
 // collectPool counts the bytes the device's operations have collected.
 type collectPool struct {

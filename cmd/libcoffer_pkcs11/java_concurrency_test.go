@@ -56,6 +56,37 @@ func TestJavaConcurrentSign(t *testing.T) {
 			userPIN, "COFFER_PKCS11_CONFIG="+env.config)
 		checkConcurrentSign(t, out, logTail())
 	})
+	// Newer JDKs (21 on) see the library's PKCS#11 3.0 interface and cancel
+	// an abandoned Signature with C_SessionCancel rather than by finishing
+	// it: the program runs on every other JDK installed too.
+	for _, other := range otherJavas(t, java) {
+		t.Run("coffer-"+filepath.Base(filepath.Dir(filepath.Dir(other))), func(t *testing.T) {
+			out := runConcurrentSign(t, ctx, other, dir, "name = Coffer\nlibrary = "+env.lib+"\nslot = 0\n",
+				userPIN, "COFFER_PKCS11_CONFIG="+env.config)
+			checkConcurrentSign(t, out, logTail())
+		})
+	}
+}
+
+// otherJavas returns the java programs of the JDKs in /usr/lib/jvm other
+// than java's own.
+func otherJavas(t *testing.T, java string) []string {
+	t.Helper()
+	seen := map[string]bool{}
+	if p, err := filepath.EvalSymlinks(java); err == nil {
+		seen[p] = true
+	}
+	found, _ := filepath.Glob("/usr/lib/jvm/*/bin/java")
+	var others []string
+	for _, j := range found {
+		p, err := filepath.EvalSymlinks(j)
+		if err != nil || seen[p] {
+			continue
+		}
+		seen[p] = true
+		others = append(others, p)
+	}
+	return others
 }
 
 // softHSMToken makes a SoftHSMv2 token in a directory of its own and

@@ -106,7 +106,8 @@ func (d *Device) single(fn Function, sid SessionID, key ObjectID, m Mechanism, d
 // function at once, each under its own id: the PKCS#11 module carries every
 // PKCS#11 session of a slot in one node session, and keeps PKCS#11's one
 // operation per kind per session itself. At most MaxSessionOperations are
-// active in a session (ErrTooManyOperations).
+// active in a session, and defaultMaxOperations in the device
+// (ErrTooManyOperations).
 func (d *Device) Begin(sid SessionID, fn Function, key ObjectID, m Mechanism) (OpID, error) {
 	op, ok := fnOps[fn]
 	if !ok {
@@ -133,7 +134,7 @@ func (d *Device) Begin(sid SessionID, fn Function, key ObjectID, m Mechanism) (O
 	if s.ops == nil {
 		return 0, &Error{Op: op, Err: ErrSessionHandleInvalid}
 	}
-	if len(s.ops) >= MaxSessionOperations {
+	if len(s.ops) >= MaxSessionOperations || !d.ops.take() {
 		return 0, &Error{Op: op, Err: ErrTooManyOperations}
 	}
 	s.nextOp++
@@ -232,7 +233,10 @@ func (d *Device) operation(sid SessionID, id OpID) (*session, *operation, error)
 
 func (d *Device) endOp(s *session, id OpID) {
 	s.mu.Lock()
-	delete(s.ops, id)
+	if _, ok := s.ops[id]; ok {
+		delete(s.ops, id)
+		d.ops.n.Add(-1)
+	}
 	s.mu.Unlock()
 }
 

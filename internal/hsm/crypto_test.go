@@ -340,6 +340,43 @@ func TestSessionRunsOperationsSideBySide(t *testing.T) {
 	must[OpID](t)(td.Begin(alice, FnDigest, 0, Mechanism{Type: ck.CKM_SHA256}))
 }
 
+// TestDeviceOperationsBounded: the operations of all sessions together are
+// bounded too, and those a closed session or a logout drops are counted
+// out.
+func TestDeviceOperationsBounded(t *testing.T) {
+	td, admin := activated(t)
+	alice := withCU(t, td, admin, "alice")
+	bob := withCU(t, td, admin, "bob")
+	td.ops.max = 4
+	sha := Mechanism{Type: ck.CKM_SHA256}
+	for range 3 {
+		must[OpID](t)(td.Begin(alice, FnDigest, 0, sha))
+	}
+	op := must[OpID](t)(td.Begin(bob, FnDigest, 0, sha))
+	_, err := td.Begin(bob, FnDigest, 0, sha)
+	wantErr(t, err, ErrTooManyOperations)
+	must[[]byte](t)(td.Finish(bob, op, nil))
+	op = must[OpID](t)(td.Begin(bob, FnDigest, 0, sha))
+	if err := td.Abort(bob, op); err != nil {
+		t.Fatal(err)
+	}
+	must[OpID](t)(td.Begin(bob, FnDigest, 0, sha))
+	if err := td.CloseSession(alice); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		must[OpID](t)(td.Begin(bob, FnDigest, 0, sha))
+	}
+	_, err = td.Begin(bob, FnDigest, 0, sha)
+	wantErr(t, err, ErrTooManyOperations)
+	if err := td.Logout(bob); err != nil {
+		t.Fatal(err)
+	}
+	if n := td.ops.n.Load(); n != 0 {
+		t.Fatalf("%d operations counted after the logout, want 0", n)
+	}
+}
+
 func TestWrapUnwrap(t *testing.T) {
 	td, admin := activated(t)
 	alice := withCU(t, td, admin, "alice")

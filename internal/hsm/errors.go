@@ -62,7 +62,7 @@ var (
 	ErrNotActivated         = &Kind{ck.CKR_USER_PIN_NOT_INITIALIZED, "cluster is not activated: the pre-admin must change the default password first"}
 	ErrAdminCannotUseKeys   = &Kind{ck.CKR_USER_NOT_LOGGED_IN, "admins manage users but cannot use keys: log in as a crypto user"}
 	ErrRoleNotPermitted     = &Kind{ck.CKR_USER_TYPE_INVALID, "the logged-in role may not do this"}
-	ErrTooManyOperations    = &Kind{ck.CKR_DEVICE_MEMORY, "the session runs as many multi-part operations as it may: finish or abort some"}
+	ErrTooManyOperations    = &Kind{ck.CKR_DEVICE_MEMORY, "the session or the HSM runs as many multi-part operations as it may: finish or abort some"}
 	ErrOperationNotInit     = &Kind{ck.CKR_OPERATION_NOT_INITIALIZED, "no such operation in progress"}
 
 	// Users and quorum.

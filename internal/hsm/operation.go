@@ -63,6 +63,38 @@ const defaultCollectMax = 256 << 20
 // operation at once; one more C_*Init's first step is CKR_DEVICE_MEMORY.
 const MaxSessionOperations = 4096
 
+// defaultMaxOperations bounds the multi-part operations of all sessions of
+// a device together (a node serves thousands of sessions, each of which
+// may run MaxSessionOperations): each holds a prepared cipher, hash or key,
+// so beyond it a Begin is CKR_DEVICE_MEMORY too.
+const defaultMaxOperations = 1 << 16
+
+// opCount counts the device's active multi-part operations. A session's
+// operations are added and removed under its mu.
+type opCount struct {
+	n   atomic.Int64
+	max int64 // 0: defaultMaxOperations
+}
+
+// take counts one more operation, if the device has room for it.
+func (c *opCount) take() bool {
+	limit := c.max
+	if limit == 0 {
+		limit = defaultMaxOperations
+	}
+	if c.n.Add(1) > limit {
+		c.n.Add(-1)
+		return false
+	}
+	return true
+}
+
+// dropOps ends every operation of s. The caller holds s.mu.
+func (d *Device) dropOps(s *session) {
+	d.ops.n.Add(-int64(len(s.ops)))
+	clear(s.ops)
+}
+
 // collectPool counts the bytes the device's operations have collected.
 type collectPool struct {
 	used atomic.Int64

@@ -89,7 +89,8 @@ func (c *opCount) take() bool {
 	return true
 }
 
-// dropOps ends every operation of s. The caller holds s.mu.
+// dropOps forgets every operation of s (the input they collected goes back
+// to the pool when they are garbage). The caller holds s.mu.
 func (d *Device) dropOps(s *session) {
 	d.ops.n.Add(-int64(len(s.ops)))
 	clear(s.ops)

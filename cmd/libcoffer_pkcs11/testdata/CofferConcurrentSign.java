@@ -12,7 +12,9 @@
 // the provider (C_VerifyInit, C_VerifyUpdate, C_VerifyFinal); every tenth
 // round abandons a half-fed signature and a half-fed verification by
 // initializing again (SunPKCS11 then ends the operation with C_SignFinal
-// or C_VerifyFinal) and checks a wrong signature. Cipher rounds encrypt
+// or C_VerifyFinal, or on a 3.0 library from JDK 21 on with
+// C_SessionCancel) and checks a wrong signature, and abandons a half-fed
+// encryption and digest the same way. Cipher rounds encrypt
 // and decrypt AES/CBC/PKCS5Padding in two parts, digest rounds hash
 // SHA-256 in two parts, each checked against Java's own providers.
 //
@@ -126,6 +128,14 @@ public class CofferConcurrentSign {
                             rnd.nextBytes(iv);
                             byte[] plain = new byte[37 + round % 40];
                             rnd.nextBytes(plain);
+                            if (round % 10 == 9) {
+                                // Abandoned mid-way: the next init cancels
+                                // the encryption, and reset the digest.
+                                enc.init(Cipher.ENCRYPT_MODE, aes, new IvParameterSpec(iv));
+                                enc.update(plain, 0, 20);
+                                md.update(plain, 0, 20);
+                                md.reset();
+                            }
                             enc.init(Cipher.ENCRYPT_MODE, aes, new IvParameterSpec(iv));
                             byte[] ct = twoParts(enc, plain);
                             dec.init(Cipher.DECRYPT_MODE, aes, new IvParameterSpec(iv));

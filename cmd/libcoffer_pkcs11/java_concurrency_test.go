@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -69,7 +70,7 @@ func TestJavaConcurrentSign(t *testing.T) {
 }
 
 // otherJavas returns the java programs of the JDKs in /usr/lib/jvm other
-// than java's own.
+// than java's own, of Java 17 or later (the program is compiled for 17).
 func otherJavas(t *testing.T, java string) []string {
 	t.Helper()
 	seen := map[string]bool{}
@@ -84,9 +85,26 @@ func otherJavas(t *testing.T, java string) []string {
 			continue
 		}
 		seen[p] = true
-		others = append(others, p)
+		if javaMajor(filepath.Join(filepath.Dir(filepath.Dir(p)), "release")) >= 17 {
+			others = append(others, p)
+		}
 	}
 	return others
+}
+
+// javaMajor reads the major version from a JDK's release file
+// (JAVA_VERSION="25.0.3"), 0 if it cannot.
+func javaMajor(release string) int {
+	b, err := os.ReadFile(release)
+	if err != nil {
+		return 0
+	}
+	m := regexp.MustCompile(`(?m)^JAVA_VERSION="(\d+)`).FindSubmatch(b)
+	if m == nil {
+		return 0
+	}
+	n, _ := strconv.Atoi(string(m[1]))
+	return n
 }
 
 // softHSMToken makes a SoftHSMv2 token in a directory of its own and

@@ -336,3 +336,15 @@ func goGenerateRandom(h C.CK_SESSION_HANDLE, pOut C.CK_BYTE_PTR, n C.CK_ULONG) (
 	}
 	return rv(m.GenerateRandom(bg, cryptoki.SessionHandle(h), out))
 }
+
+// goSessionCancel is C_SessionCancel.
+//
+//export goSessionCancel
+func goSessionCancel(h C.CK_SESSION_HANDLE, flags C.CK_FLAGS) (r C.CK_RV) {
+	defer guard(&r, "C_SessionCancel")
+	m := module()
+	if m == nil {
+		return notInit
+	}
+	return rv(m.SessionCancel(bg, cryptoki.SessionHandle(h), ck.Flags(flags)))
+}

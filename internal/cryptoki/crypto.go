@@ -103,6 +103,38 @@ func (m *Module) Init(ctx context.Context, h SessionHandle, kind OpKind, mech cl
 	return ck.CKR_OK
 }
 
+// ckfFindObjects is PKCS#11 3.0's CKF_FIND_OBJECTS, C_SessionCancel's flag
+// for a C_FindObjectsInit search.
+const ckfFindObjects ck.Flags = 0x40
+
+// SessionCancel answers C_SessionCancel (PKCS#11 3.0): it ends the
+// session's operations whose flags are set (CKF_ENCRYPT, CKF_DECRYPT,
+// CKF_DIGEST, CKF_SIGN, CKF_VERIFY, CKF_FIND_OBJECTS), aborting a
+// multi-part one on its HSM, as if it had never been initialized. A flag
+// of an operation that is not active, or of a kind the library has none
+// of (message-based, recover), is ignored, so an application (SunPKCS11
+// cancels an abandoned Signature or Cipher this way) may name what it
+// began without knowing whether it still runs. A multi-part operation
+// whose Abort does not reach its HSM ends anyway: the HSM drops it with
+// the node session, and an HSM session runs many operations at once.
+func (m *Module) SessionCancel(ctx context.Context, h SessionHandle, flags ck.Flags) ck.RV {
+	ss, rv := m.session(h)
+	if rv != ck.CKR_OK {
+		return rv
+	}
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	for kind := range ss.ops {
+		if flags&opFlags[kind] != 0 && ss.ops[kind].active {
+			ss.ops[kind].end(ctx)
+		}
+	}
+	if flags&ckfFindObjects != 0 {
+		ss.find = nil
+	}
+	return ck.CKR_OK
+}
+
 // hsmIVOut returns the caller's IV buffer when the HSM generates the IV of
 // an encryption and the caller expects it back there, as on CloudHSM:
 // CKM_AES_GCM with a 12-byte all-zero pIv, or CKM_CLOUDHSM_AES_GCM with a

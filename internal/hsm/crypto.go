@@ -101,9 +101,13 @@ func (d *Device) single(fn Function, sid SessionID, key ObjectID, m Mechanism, d
 	return nil, nil, err
 }
 
-// Begin starts a multi-part operation (C_*Init) and returns its id. Only
-// one operation per function may be active in a session, as in PKCS#11; key
-// may be zero for FnDigest.
+// Begin starts a multi-part operation (C_*Init) and returns its id; key
+// may be zero for FnDigest. A session may run several operations of one
+// function at once, each under its own id: the PKCS#11 module carries every
+// PKCS#11 session of a slot in one node session, and keeps PKCS#11's one
+// operation per kind per session itself. At most MaxSessionOperations are
+// active in a session, and defaultMaxOperations in the device
+// (ErrTooManyOperations).
 func (d *Device) Begin(sid SessionID, fn Function, key ObjectID, m Mechanism) (OpID, error) {
 	op, ok := fnOps[fn]
 	if !ok {
@@ -130,10 +134,8 @@ func (d *Device) Begin(sid SessionID, fn Function, key ObjectID, m Mechanism) (O
 	if s.ops == nil {
 		return 0, &Error{Op: op, Err: ErrSessionHandleInvalid}
 	}
-	for _, other := range s.ops {
-		if other.fn == fn {
-			return 0, &Error{Op: op, Err: ErrOperationActive}
-		}
+	if len(s.ops) >= MaxSessionOperations || !d.ops.take() {
+		return 0, &Error{Op: op, Err: ErrTooManyOperations}
 	}
 	s.nextOp++
 	s.ops[s.nextOp] = oper
@@ -231,7 +233,10 @@ func (d *Device) operation(sid SessionID, id OpID) (*session, *operation, error)
 
 func (d *Device) endOp(s *session, id OpID) {
 	s.mu.Lock()
-	delete(s.ops, id)
+	if _, ok := s.ops[id]; ok {
+		delete(s.ops, id)
+		d.ops.n.Add(-1)
+	}
 	s.mu.Unlock()
 }
 

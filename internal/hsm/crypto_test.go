@@ -298,14 +298,82 @@ func TestCryptoRefusals(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) { wantErr(t, c.err, c.want) })
 	}
 
-	op := must[OpID](t)(td.Begin(alice, FnSign, k.aes, Mechanism{Type: ck.CKM_AES_CMAC}))
-	_, err := td.Begin(alice, FnSign, k.aes, Mechanism{Type: ck.CKM_AES_CMAC})
-	wantErr(t, err, ErrOperationActive)
-	if err := td.Abort(alice, op); err != nil {
+}
+
+// TestSessionRunsOperationsSideBySide: one session runs several operations
+// of one function at once, each to its own result (the PKCS#11 module
+// carries all sessions of a slot in one node session), up to
+// MaxSessionOperations; Final and Abort make room again.
+func TestSessionRunsOperationsSideBySide(t *testing.T) {
+	td, admin := activated(t)
+	alice := withCU(t, td, admin, "alice")
+	key := genAES(t, td, alice, "aes")
+	cmac := Mechanism{Type: ck.CKM_AES_CMAC}
+	a := must[OpID](t)(td.Begin(alice, FnSign, key, cmac))
+	b := must[OpID](t)(td.Begin(alice, FnSign, key, cmac))
+	must[[]byte](t)(td.Update(alice, a, []byte("first ")))
+	must[[]byte](t)(td.Update(alice, b, []byte("second ")))
+	must[[]byte](t)(td.Update(alice, a, []byte("message")))
+	must[[]byte](t)(td.Update(alice, b, []byte("message")))
+	macB := must[[]byte](t)(td.Finish(alice, b, nil))
+	macA := must[[]byte](t)(td.Finish(alice, a, nil))
+	if want := must[[]byte](t)(td.Sign(alice, key, cmac, []byte("first message"))); !bytes.Equal(macA, want) {
+		t.Errorf("first operation's MAC %x, want %x", macA, want)
+	}
+	if want := must[[]byte](t)(td.Sign(alice, key, cmac, []byte("second message"))); !bytes.Equal(macB, want) {
+		t.Errorf("second operation's MAC %x, want %x", macB, want)
+	}
+
+	ops := make([]OpID, MaxSessionOperations)
+	for i := range ops {
+		ops[i] = must[OpID](t)(td.Begin(alice, FnDigest, 0, Mechanism{Type: ck.CKM_SHA256}))
+	}
+	_, err := td.Begin(alice, FnSign, key, cmac)
+	wantErr(t, err, ErrTooManyOperations)
+	if err := td.Abort(alice, ops[0]); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := td.Begin(alice, FnSign, k.aes, Mechanism{Type: ck.CKM_AES_CMAC}); err != nil {
-		t.Fatalf("after abort: %v", err)
+	ops[0] = must[OpID](t)(td.Begin(alice, FnSign, key, cmac))
+	_, err = td.Begin(alice, FnDigest, 0, Mechanism{Type: ck.CKM_SHA256})
+	wantErr(t, err, ErrTooManyOperations)
+	must[[]byte](t)(td.Finish(alice, ops[0], nil))
+	must[OpID](t)(td.Begin(alice, FnDigest, 0, Mechanism{Type: ck.CKM_SHA256}))
+}
+
+// TestDeviceOperationsBounded: the operations of all sessions together are
+// bounded too, and those a closed session or a logout drops are counted
+// out.
+func TestDeviceOperationsBounded(t *testing.T) {
+	td, admin := activated(t)
+	alice := withCU(t, td, admin, "alice")
+	bob := withCU(t, td, admin, "bob")
+	td.ops.max = 4
+	sha := Mechanism{Type: ck.CKM_SHA256}
+	for range 3 {
+		must[OpID](t)(td.Begin(alice, FnDigest, 0, sha))
+	}
+	op := must[OpID](t)(td.Begin(bob, FnDigest, 0, sha))
+	_, err := td.Begin(bob, FnDigest, 0, sha)
+	wantErr(t, err, ErrTooManyOperations)
+	must[[]byte](t)(td.Finish(bob, op, nil))
+	op = must[OpID](t)(td.Begin(bob, FnDigest, 0, sha))
+	if err := td.Abort(bob, op); err != nil {
+		t.Fatal(err)
+	}
+	must[OpID](t)(td.Begin(bob, FnDigest, 0, sha))
+	if err := td.CloseSession(alice); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		must[OpID](t)(td.Begin(bob, FnDigest, 0, sha))
+	}
+	_, err = td.Begin(bob, FnDigest, 0, sha)
+	wantErr(t, err, ErrTooManyOperations)
+	if err := td.Logout(bob); err != nil {
+		t.Fatal(err)
+	}
+	if n := td.ops.n.Load(); n != 0 {
+		t.Fatalf("%d operations counted after the logout, want 0", n)
 	}
 }
 

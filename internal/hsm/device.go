@@ -164,6 +164,7 @@ type Device struct {
 	quorum quorumTokens
 
 	collect collectPool // input collected by one-shot operations (operation.go)
+	ops     opCount     // multi-part operations active in all sessions (operation.go)
 	hashes  hashSlots
 	// failSlot names this device's failure counts in user records (see
 	// User): random per start, so no two devices share one and no setting

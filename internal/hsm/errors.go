@@ -75,7 +75,7 @@ var (
 	ErrNotActivated         = &Kind{ck.CKR_USER_PIN_NOT_INITIALIZED, reason.NotActivated, "cluster is not activated: the pre-admin must change the default password first"}
 	ErrAdminCannotUseKeys   = &Kind{ck.CKR_USER_NOT_LOGGED_IN, reason.AdminCannotUseKeys, "admins manage users but cannot use keys: log in as a crypto user"}
 	ErrRoleNotPermitted     = &Kind{ck.CKR_USER_TYPE_INVALID, reason.RoleNotPermitted, "the logged-in role may not do this"}
-	ErrOperationActive      = &Kind{ck.CKR_OPERATION_ACTIVE, reason.OperationActive, "another operation of this kind is active"}
+	ErrTooManyOperations    = &Kind{ck.CKR_DEVICE_MEMORY, reason.TooManyOperations, "the session or the HSM runs as many multi-part operations as it may: finish or abort some"}
 	ErrOperationNotInit     = &Kind{ck.CKR_OPERATION_NOT_INITIALIZED, reason.OperationNotInit, "no such operation in progress"}
 
 	// Users and quorum.

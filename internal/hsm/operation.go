@@ -51,10 +51,50 @@ type operation struct {
 const MaxCollectedInput = 4 << 20
 
 // defaultCollectMax bounds what all operations of a device collect
-// together (each session may run one operation per function, and a node
-// serves thousands of sessions): beyond it an Update is CKR_DEVICE_MEMORY
-// and ends its operation.
+// together (each session may run MaxSessionOperations, and a node serves
+// thousands of sessions): beyond it an Update is CKR_DEVICE_MEMORY and ends
+// its operation.
 const defaultCollectMax = 256 << 20
+
+// MaxSessionOperations is the most multi-part operations one session runs
+// at once. One node session carries the operations of every PKCS#11
+// session of an application's slot (each session has at most one per
+// kind), so this is how many PKCS#11 sessions may be in a multi-part
+// operation at once; one more C_*Init's first step is CKR_DEVICE_MEMORY.
+const MaxSessionOperations = 4096
+
+// defaultMaxOperations bounds the multi-part operations of all sessions of
+// a device together (a node serves thousands of sessions, each of which
+// may run MaxSessionOperations): each holds a prepared cipher, hash or key,
+// so beyond it a Begin is CKR_DEVICE_MEMORY too.
+const defaultMaxOperations = 1 << 16
+
+// opCount counts the device's active multi-part operations. A session's
+// operations are added and removed under its mu.
+type opCount struct {
+	n   atomic.Int64
+	max int64 // 0: defaultMaxOperations
+}
+
+// take counts one more operation, if the device has room for it.
+func (c *opCount) take() bool {
+	limit := c.max
+	if limit == 0 {
+		limit = defaultMaxOperations
+	}
+	if c.n.Add(1) > limit {
+		c.n.Add(-1)
+		return false
+	}
+	return true
+}
+
+// dropOps forgets every operation of s (the input they collected goes back
+// to the pool when they are garbage). The caller holds s.mu.
+func (d *Device) dropOps(s *session) {
+	d.ops.n.Add(-int64(len(s.ops)))
+	clear(s.ops)
+}
 
 // collectPool counts the bytes the device's operations have collected.
 type collectPool struct {

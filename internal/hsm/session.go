@@ -90,6 +90,7 @@ func (d *Device) CloseSession(id SessionID) error {
 	s.mu.Lock()
 	objs := s.objects
 	s.objects = nil
+	d.dropOps(s)
 	s.ops = nil
 	s.mu.Unlock()
 	d.mu.Lock()

@@ -464,7 +464,7 @@ func (d *Device) resetLogins(u *User) {
 				s.who = &principal{name: u.Name, role: RoleAdmin}
 			} else {
 				s.who = nil
-				clear(s.ops)
+				d.dropOps(s)
 			}
 		}
 		s.mu.Unlock()
@@ -478,7 +478,7 @@ func (d *Device) logoutEverywhere(name string) {
 		s.mu.Lock()
 		if s.who != nil && s.who.name == name {
 			s.who = nil
-			clear(s.ops)
+			d.dropOps(s)
 		}
 		s.mu.Unlock()
 	}
@@ -770,7 +770,7 @@ func (d *Device) Logout(sid SessionID) error {
 		s.mu.Lock()
 		if s.who == p {
 			s.who = nil
-			clear(s.ops)
+			d.dropOps(s)
 		}
 		s.mu.Unlock()
 	} else {

@@ -30,7 +30,7 @@ const (
 	NotActivated          = "NOT_ACTIVATED"
 	AdminCannotUseKeys    = "ADMIN_CANNOT_USE_KEYS"
 	RoleNotPermitted      = "ROLE_NOT_PERMITTED"
-	OperationActive       = "OPERATION_ACTIVE"
+	TooManyOperations     = "TOO_MANY_OPERATIONS"
 	OperationNotInit      = "OPERATION_NOT_INITIALIZED"
 	UserExists            = "USER_EXISTS"
 	UserNotFound          = "USER_NOT_FOUND"

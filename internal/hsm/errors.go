@@ -101,6 +101,7 @@ var (
 	ErrNotOwner              = &Kind{ck.CKR_ACTION_PROHIBITED, "only the key's owner may do this"}
 	ErrKeyNotExtractable     = &Kind{ck.CKR_KEY_UNEXTRACTABLE, "key is not extractable"}
 	ErrKeyNotWrappable       = &Kind{ck.CKR_KEY_NOT_WRAPPABLE, "key can only be wrapped with a trusted key"}
+	ErrKeyNoEncoding         = &Kind{ck.CKR_KEY_NOT_WRAPPABLE, "key has no encoding to wrap or export it in"}
 	ErrKeyFunctionDenied     = &Kind{ck.CKR_KEY_FUNCTION_NOT_PERMITTED, "key's attributes do not permit this function"}
 	ErrKeyTypeInconsistent   = &Kind{ck.CKR_KEY_TYPE_INCONSISTENT, "key type does not fit the mechanism"}
 	ErrKeySizeRange          = &Kind{ck.CKR_KEY_SIZE_RANGE, "key size out of range"}

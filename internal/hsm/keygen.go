@@ -181,7 +181,7 @@ func keyBytes(o *Object) ([]byte, error) {
 	}
 	if o.keyType == ck.CKK_ML_KEM {
 		// Go's x509 has no PKCS#8 encoding of ML-KEM keys (ML-DSA's it has).
-		return nil, fmt.Errorf("%w: ML-KEM private keys are neither wrapped nor exported", ErrKeyNotWrappable)
+		return nil, fmt.Errorf("%w: ML-KEM private keys are neither wrapped nor exported", ErrKeyNoEncoding)
 	}
 	return x509.MarshalPKCS8PrivateKey(o.key.priv)
 }

@@ -168,6 +168,15 @@ int main(int argc, char **argv) {
 	CK_INTERFACE_PTR iface;
 	CHECK(gi((CK_UTF8CHAR_PTR)"PKCS 11", &v32, &iface, 0), CKR_OK);
 	f = (CK_FUNCTION_LIST_3_2_PTR)iface->pFunctionList;
+	// The default interface stays version 3.0; the list has 3.0, 3.2 and 2.40.
+	CK_INTERFACE_PTR def;
+	CHECK(gi(NULL, NULL, &def, 0), CKR_OK);
+	CK_VERSION *dv = (CK_VERSION *)def->pFunctionList;
+	if (dv->major != 3 || dv->minor != 0) FAIL("default interface %d.%d, want 3.0", dv->major, dv->minor);
+	CK_C_GetInterfaceList gil = (CK_C_GetInterfaceList)dlsym(lib, "C_GetInterfaceList");
+	CK_ULONG count = 0;
+	CHECK(gil(NULL, &count), CKR_OK);
+	if (count != 3) FAIL("%lu interfaces, want 3", count);
 	if (f->version.major != 3 || f->version.minor != 2) FAIL("interface version %d.%d", f->version.major, f->version.minor);
 	CHECK(f->C_Initialize(NULL), CKR_OK);
 	CK_SLOT_ID slot;

@@ -327,6 +327,16 @@ func TestPQTemplates(t *testing.T) {
 	if got := pqAttr(t, td, alice, priv, ck.CKA_SEED); !bytes.Equal(got, seed) {
 		t.Fatalf("CKA_SEED %x of a non-sensitive key", got)
 	}
+	// A search never probes key material, and the seed is fixed once made.
+	if found := must[[]ObjectID](t)(td.FindObjects(alice, Template{Bytes(ck.CKA_SEED, seed)})); len(found) != 0 {
+		t.Fatalf("a search by CKA_SEED found %v", found)
+	}
+	if err := td.SetAttributes(ctx, alice, priv, Template{Bytes(ck.CKA_SEED, make([]byte, 32))}); Code(err) != ck.CKR_ATTRIBUTE_READ_ONLY {
+		t.Fatalf("set CKA_SEED: %v", err)
+	}
+	if err := td.SetAttributes(ctx, alice, priv, Template{Ulong(ck.CKA_PARAMETER_SET, uint(ck.CKP_ML_DSA_87))}); Code(err) != ck.CKR_ATTRIBUTE_READ_ONLY {
+		t.Fatalf("set CKA_PARAMETER_SET: %v", err)
+	}
 	gk, _ := mldsa.NewPrivateKey(mldsa.MLDSA44(), seed)
 	pub := must[ObjectID](t)(td.CreateObject(ctx, alice, Template{
 		Ulong(ck.CKA_CLASS, uint(ck.CKO_PUBLIC_KEY)), Ulong(ck.CKA_KEY_TYPE, uint(ck.CKK_ML_DSA)),

@@ -57,6 +57,23 @@ func testMLDSA(t *testing.T, x *mechTest) {
 					t.Errorf("Go's crypto/mldsa refuses the token's signature: %v", err)
 				}
 			}
+			// CK_SIGN_ADDITIONAL_CONTEXT {hedgeVariant, pContext, ulContextLen},
+			// with a NULL context (miekg cannot pass a pointer in a parameter).
+			signCtx := func(hedge, ctxLen uint) []byte {
+				return append(append(ulong(hedge), make([]byte, 8)...), ulong(ctxLen)...)
+			}
+			det := mech(ckmMLDSA, signCtx(uint(ck.CKH_DETERMINISTIC_REQUIRED), 0))
+			s1 := x.sign(t, det, priv, pub, data, false)
+			s2 := x.sign(t, det, priv, pub, data, false)
+			if !bytes.Equal(s1, s2) {
+				t.Error("CKH_DETERMINISTIC_REQUIRED signatures differ")
+			}
+			if err := mldsa.Verify(key, data, s1, nil); err != nil {
+				t.Errorf("Go refuses the deterministic signature: %v", err)
+			}
+			wantRV(t, "C_SignInit, NULL context of 5 bytes", x.l.ctx.SignInit(x.s, mech(ckmMLDSA, signCtx(0, 5)), priv), pkcs11.CKR_MECHANISM_PARAM_INVALID)
+			wantRV(t, "C_SignInit, hedgeVariant 9", x.l.ctx.SignInit(x.s, mech(ckmMLDSA, signCtx(9, 0)), priv), pkcs11.CKR_MECHANISM_PARAM_INVALID)
+			wantRV(t, "C_SignInit, a 23-byte parameter", x.l.ctx.SignInit(x.s, mech(ckmMLDSA, signCtx(0, 0)[:23]), priv), pkcs11.CKR_MECHANISM_PARAM_INVALID)
 			x.use(ckmMLDSA)
 			wantRV(t, "C_SignInit with the public key", x.l.ctx.SignInit(x.s, mech(ckmMLDSA, nil), pub), pkcs11.CKR_KEY_TYPE_INCONSISTENT)
 		})

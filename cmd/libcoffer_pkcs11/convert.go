@@ -151,8 +151,34 @@ func mechanism(p C.CK_MECHANISM_PTR) (client.Mechanism, ck.RV) {
 			return m, bad
 		}
 		m.SharedData, m.PublicData = sd, pd
+	case ck.CKM_ML_DSA:
+		// CK_SIGN_ADDITIONAL_CONTEXT (PKCS#11 v3.2), or no parameter: pure
+		// ML-DSA, hedged, with an empty context.
+		if size == 0 {
+			break
+		}
+		if size != unsafe.Sizeof(signContext{}) {
+			return m, bad
+		}
+		cp := (*signContext)(ptr)
+		ctx, ok := goBytes(unsafe.Pointer(cp.pContext), cp.ulContextLen)
+		if !ok {
+			return m, bad
+		}
+		if len(ctx) > 255 || cp.hedgeVariant > C.CK_ULONG(ck.CKH_DETERMINISTIC_REQUIRED) {
+			return m, bad // refused at C_SignInit; the HSM checks again
+		}
+		m.Hedge, m.Context = ck.HedgeType(cp.hedgeVariant), ctx
 	}
 	return m, ck.CKR_OK
+}
+
+// signContext is CK_SIGN_ADDITIONAL_CONTEXT of PKCS#11 v3.2, which the
+// system's v3.0 header lacks.
+type signContext struct {
+	hedgeVariant C.CK_ULONG
+	pContext     *byte
+	ulContextLen C.CK_ULONG
 }
 
 // pad copies s into a blank-padded fixed-size CK_UTF8CHAR field.

@@ -29,6 +29,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "pkcs11.h"
+#include "pkcs11_3_2.h"
 #include "_cgo_export.h"
 #include "call.h"
 
@@ -38,12 +39,15 @@ static int self_fd = -1;    // this library's file, opened at load
 static int copy_fd = -1;    // a memfd holding a copy of it, made for children
 static int copy_loaded;     // copy_fd is already mapped in this process
 static CK_FUNCTION_LIST_3_0_PTR fwd; // the copy's functions, in a child that initialized
+static CK_FUNCTION_LIST_3_2_PTR fwd32; // the same list, with its v3.2 functions
 
 #define LIVE do { if (!live) return CKR_CRYPTOKI_NOT_INITIALIZED; } while (0)
 #define FWD(name, ...) do { if (fwd) return fwd->name(__VA_ARGS__); } while (0)
+#define FWD32(name, ...) do { if (fwd32) return fwd32->name(__VA_ARGS__); } while (0)
 
 extern CK_FUNCTION_LIST coffer_functions;
 extern CK_FUNCTION_LIST_3_0 coffer_functions_3_0;
+extern CK_FUNCTION_LIST_3_2 coffer_functions_3_2;
 
 // coffer_copy returns a sealed memfd holding this library's file, or -1.
 static int coffer_copy(void) {
@@ -76,6 +80,7 @@ static void coffer_atfork_child(void) {
 	live = 0;
 	forked = 1;
 	fwd = NULL; // a copy loaded by the parent lost its runtime too
+	fwd32 = NULL;
 }
 
 // coffer_load runs when the library is mapped. A copy loaded in a child
@@ -90,8 +95,8 @@ __attribute__((constructor)) static void coffer_load(void) {
 }
 
 // coffer_load_copy maps a fresh copy of this library in a forked child and
-// returns its v3.0 function list.
-static CK_FUNCTION_LIST_3_0_PTR coffer_load_copy(void) {
+// returns its v3.2 function list (whose start is the v3.0 list).
+static CK_FUNCTION_LIST_3_2_PTR coffer_load_copy(void) {
 	if (copy_fd < 0 || copy_loaded) copy_fd = coffer_copy();
 	if (copy_fd < 0) {
 		fprintf(stderr, "coffer pkcs11: cannot copy the library for a forked child (%s): call C_Initialize before fork, or exec\n", strerror(errno));
@@ -106,16 +111,18 @@ static CK_FUNCTION_LIST_3_0_PTR coffer_load_copy(void) {
 		return NULL;
 	}
 	CK_C_GetInterface get = (CK_C_GetInterface)dlsym(h, "C_GetInterface");
-	CK_VERSION v3 = {3, 0};
+	CK_VERSION v3 = {3, 2};
 	CK_INTERFACE_PTR iface = NULL;
 	if (get == NULL || get(NULL, &v3, &iface, 0) != CKR_OK || iface == NULL) return NULL;
-	return (CK_FUNCTION_LIST_3_0_PTR)iface->pFunctionList;
+	return (CK_FUNCTION_LIST_3_2_PTR)iface->pFunctionList;
 }
 
 CK_RV C_Initialize(CK_VOID_PTR pInitArgs) {
 	if (forked) {
-		if (fwd == NULL) fwd = coffer_load_copy();
-		if (fwd == NULL) return CKR_FUNCTION_FAILED;
+		if (fwd32 == NULL) fwd32 = coffer_load_copy();
+		if (fwd32 == NULL) return CKR_FUNCTION_FAILED;
+		fwd = (CK_FUNCTION_LIST_3_0_PTR)fwd32; // CK_FUNCTION_LIST_3_2 begins as CK_FUNCTION_LIST_3_0
+
 	}
 	FWD(C_Initialize, pInitArgs);
 	CK_RV rv = goInitialize(pInitArgs);
@@ -137,8 +144,11 @@ CK_RV C_GetFunctionList(CK_FUNCTION_LIST_PTR_PTR ppFunctionList) {
 	return CKR_OK;
 }
 
+// The first is the default of C_GetInterface. Version 3.2 adds
+// C_EncapsulateKey and C_DecapsulateKey (pkcs11_3_2.h).
 static CK_INTERFACE coffer_interfaces[] = {
 	{(CK_CHAR *)"PKCS 11", &coffer_functions_3_0, 0},
+	{(CK_CHAR *)"PKCS 11", &coffer_functions_3_2, 0},
 	{(CK_CHAR *)"PKCS 11", &coffer_functions, 0},
 };
 #define NUM_INTERFACES (sizeof(coffer_interfaces) / sizeof(coffer_interfaces[0]))
@@ -158,7 +168,7 @@ CK_RV C_GetInterfaceList(CK_INTERFACE_PTR pInterfacesList, CK_ULONG_PTR pulCount
 	return CKR_OK;
 }
 
-// C_GetInterface: "PKCS 11" (or NULL), version 3.0 (the default) or 2.40.
+// C_GetInterface: "PKCS 11" (or NULL), version 3.0 (the default), 3.2 or 2.40.
 // The library is not fork-safe in PKCS#11's sense (a child must call
 // C_Initialize), so a request for CKF_INTERFACE_FORK_SAFE finds nothing.
 CK_RV C_GetInterface(CK_UTF8CHAR_PTR pInterfaceName, CK_VERSION_PTR pVersion, CK_INTERFACE_PTR_PTR ppInterface, CK_FLAGS flags) {
@@ -262,6 +272,20 @@ CK_RV C_VerifyMessage(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter, CK_ULO
 CK_RV C_VerifyMessageBegin(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter, CK_ULONG ulParameterLen) { FWD(C_VerifyMessageBegin, hSession, pParameter, ulParameterLen); LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
 CK_RV C_VerifyMessageNext(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter, CK_ULONG ulParameterLen, CK_BYTE_PTR pData, CK_ULONG ulDataLen, CK_BYTE_PTR pSignature, CK_ULONG ulSignatureLen) { FWD(C_VerifyMessageNext, hSession, pParameter, ulParameterLen, pData, ulDataLen, pSignature, ulSignatureLen); LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
 CK_RV C_MessageVerifyFinal(CK_SESSION_HANDLE hSession) { FWD(C_MessageVerifyFinal, hSession); LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
+
+// PKCS#11 v3.2 (pkcs11_3_2.h).
+CK_RV C_EncapsulateKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hPublicKey, CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulAttributeCount, CK_BYTE_PTR pCiphertext, CK_ULONG_PTR pulCiphertextLen, CK_OBJECT_HANDLE_PTR phKey) { FWD32(C_EncapsulateKey, hSession, pMechanism, hPublicKey, pTemplate, ulAttributeCount, pCiphertext, pulCiphertextLen, phKey); LIVE; return goEncapsulateKey(hSession, pMechanism, hPublicKey, pTemplate, ulAttributeCount, pCiphertext, pulCiphertextLen, phKey); }
+CK_RV C_DecapsulateKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hPrivateKey, CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulAttributeCount, CK_BYTE_PTR pCiphertext, CK_ULONG ulCiphertextLen, CK_OBJECT_HANDLE_PTR phKey) { FWD32(C_DecapsulateKey, hSession, pMechanism, hPrivateKey, pTemplate, ulAttributeCount, pCiphertext, ulCiphertextLen, phKey); LIVE; return goDecapsulateKey(hSession, pMechanism, hPrivateKey, pTemplate, ulAttributeCount, pCiphertext, ulCiphertextLen, phKey); }
+static CK_RV C_VerifySignatureInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey, CK_BYTE_PTR pSignature, CK_ULONG ulSignatureLen) { FWD32(C_VerifySignatureInit, hSession, pMechanism, hKey, pSignature, ulSignatureLen); LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
+static CK_RV C_VerifySignature(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData, CK_ULONG ulDataLen) { FWD32(C_VerifySignature, hSession, pData, ulDataLen); LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
+static CK_RV C_VerifySignatureUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart, CK_ULONG ulPartLen) { FWD32(C_VerifySignatureUpdate, hSession, pPart, ulPartLen); LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
+static CK_RV C_VerifySignatureFinal(CK_SESSION_HANDLE hSession) { FWD32(C_VerifySignatureFinal, hSession); LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
+static CK_RV C_GetSessionValidationFlags(CK_SESSION_HANDLE hSession, CK_SESSION_VALIDATION_FLAGS_TYPE type, CK_FLAGS *pFlags) { FWD32(C_GetSessionValidationFlags, hSession, type, pFlags); LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
+static CK_RV C_AsyncComplete(CK_SESSION_HANDLE hSession, CK_UTF8CHAR_PTR pFunctionName, CK_ASYNC_DATA_PTR pResult) { FWD32(C_AsyncComplete, hSession, pFunctionName, pResult); LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
+static CK_RV C_AsyncGetID(CK_SESSION_HANDLE hSession, CK_UTF8CHAR_PTR pFunctionName, CK_ULONG_PTR pulID) { FWD32(C_AsyncGetID, hSession, pFunctionName, pulID); LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
+static CK_RV C_AsyncJoin(CK_SESSION_HANDLE hSession, CK_UTF8CHAR_PTR pFunctionName, CK_ULONG ulID, CK_BYTE_PTR pData, CK_ULONG ulData) { FWD32(C_AsyncJoin, hSession, pFunctionName, ulID, pData, ulData); LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
+static CK_RV C_WrapKeyAuthenticated(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hWrappingKey, CK_OBJECT_HANDLE hKey, CK_BYTE_PTR pAssociatedData, CK_ULONG ulAssociatedDataLen, CK_BYTE_PTR pWrappedKey, CK_ULONG_PTR pulWrappedKeyLen) { FWD32(C_WrapKeyAuthenticated, hSession, pMechanism, hWrappingKey, hKey, pAssociatedData, ulAssociatedDataLen, pWrappedKey, pulWrappedKeyLen); LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
+static CK_RV C_UnwrapKeyAuthenticated(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hUnwrappingKey, CK_BYTE_PTR pWrappedKey, CK_ULONG ulWrappedKeyLen, CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulAttributeCount, CK_BYTE_PTR pAssociatedData, CK_ULONG ulAssociatedDataLen, CK_OBJECT_HANDLE_PTR phKey) { FWD32(C_UnwrapKeyAuthenticated, hSession, pMechanism, hUnwrappingKey, pWrappedKey, ulWrappedKeyLen, pTemplate, ulAttributeCount, pAssociatedData, ulAssociatedDataLen, phKey); LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
 
 CK_FUNCTION_LIST coffer_functions = {
 	{2, 40},
@@ -429,4 +453,112 @@ CK_FUNCTION_LIST_3_0 coffer_functions_3_0 = {
 	C_VerifyMessageBegin,
 	C_VerifyMessageNext,
 	C_MessageVerifyFinal,
+};
+
+CK_FUNCTION_LIST_3_2 coffer_functions_3_2 = {
+	{3, 2},
+	C_Initialize,
+	C_Finalize,
+	C_GetInfo,
+	C_GetFunctionList,
+	C_GetSlotList,
+	C_GetSlotInfo,
+	C_GetTokenInfo,
+	C_GetMechanismList,
+	C_GetMechanismInfo,
+	C_InitToken,
+	C_InitPIN,
+	C_SetPIN,
+	C_OpenSession,
+	C_CloseSession,
+	C_CloseAllSessions,
+	C_GetSessionInfo,
+	C_GetOperationState,
+	C_SetOperationState,
+	C_Login,
+	C_Logout,
+	C_CreateObject,
+	C_CopyObject,
+	C_DestroyObject,
+	C_GetObjectSize,
+	C_GetAttributeValue,
+	C_SetAttributeValue,
+	C_FindObjectsInit,
+	C_FindObjects,
+	C_FindObjectsFinal,
+	C_EncryptInit,
+	C_Encrypt,
+	C_EncryptUpdate,
+	C_EncryptFinal,
+	C_DecryptInit,
+	C_Decrypt,
+	C_DecryptUpdate,
+	C_DecryptFinal,
+	C_DigestInit,
+	C_Digest,
+	C_DigestUpdate,
+	C_DigestKey,
+	C_DigestFinal,
+	C_SignInit,
+	C_Sign,
+	C_SignUpdate,
+	C_SignFinal,
+	C_SignRecoverInit,
+	C_SignRecover,
+	C_VerifyInit,
+	C_Verify,
+	C_VerifyUpdate,
+	C_VerifyFinal,
+	C_VerifyRecoverInit,
+	C_VerifyRecover,
+	C_DigestEncryptUpdate,
+	C_DecryptDigestUpdate,
+	C_SignEncryptUpdate,
+	C_DecryptVerifyUpdate,
+	C_GenerateKey,
+	C_GenerateKeyPair,
+	C_WrapKey,
+	C_UnwrapKey,
+	C_DeriveKey,
+	C_SeedRandom,
+	C_GenerateRandom,
+	C_GetFunctionStatus,
+	C_CancelFunction,
+	C_WaitForSlotEvent,
+	C_GetInterfaceList,
+	C_GetInterface,
+	C_LoginUser,
+	C_SessionCancel,
+	C_MessageEncryptInit,
+	C_EncryptMessage,
+	C_EncryptMessageBegin,
+	C_EncryptMessageNext,
+	C_MessageEncryptFinal,
+	C_MessageDecryptInit,
+	C_DecryptMessage,
+	C_DecryptMessageBegin,
+	C_DecryptMessageNext,
+	C_MessageDecryptFinal,
+	C_MessageSignInit,
+	C_SignMessage,
+	C_SignMessageBegin,
+	C_SignMessageNext,
+	C_MessageSignFinal,
+	C_MessageVerifyInit,
+	C_VerifyMessage,
+	C_VerifyMessageBegin,
+	C_VerifyMessageNext,
+	C_MessageVerifyFinal,
+	C_EncapsulateKey,
+	C_DecapsulateKey,
+	C_VerifySignatureInit,
+	C_VerifySignature,
+	C_VerifySignatureUpdate,
+	C_VerifySignatureFinal,
+	C_GetSessionValidationFlags,
+	C_AsyncComplete,
+	C_AsyncGetID,
+	C_AsyncJoin,
+	C_WrapKeyAuthenticated,
+	C_UnwrapKeyAuthenticated,
 };

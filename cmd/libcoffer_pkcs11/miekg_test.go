@@ -44,6 +44,8 @@ func TestMiekgMechanisms(t *testing.T) {
 		{"RSA", testRSA},
 		{"EC", testEC},
 		{"Ed25519", testEd25519},
+		{"ML-DSA", testMLDSA},
+		{"ML-KEM", testMLKEM},
 		{"random", testRandom},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, x) })

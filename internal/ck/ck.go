@@ -43,11 +43,17 @@ func (m MechanismType) String() string {
 	if n, ok := vendorMechanismNames[m]; ok {
 		return n
 	}
+	if n, ok := v32MechanismNames[m]; ok {
+		return n
+	}
 	return fmt.Sprintf("CKM_0x%X", uint(m))
 }
 
 func (a AttributeType) String() string {
 	if n, ok := attributeTypeNames[a]; ok {
+		return n
+	}
+	if n, ok := v32AttributeNames[a]; ok {
 		return n
 	}
 	return fmt.Sprintf("CKA_0x%X", uint(a))

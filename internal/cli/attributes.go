@@ -47,7 +47,7 @@ func AttributeDefs() []AttributeDef {
 		{Name: "label", Type: ck.CKA_LABEL, kind: kindString, Values: "text"},
 		{Name: "id", Type: ck.CKA_ID, kind: kindHex, Values: "bytes in hex, e.g. 0x0102"},
 		{Name: "class", Type: ck.CKA_CLASS, kind: kindClass, Values: "secret-key, public-key, private-key"},
-		{Name: "key-type", Type: ck.CKA_KEY_TYPE, kind: kindKeyType, Values: "aes, generic-secret, rsa, ec, ed25519"},
+		{Name: "key-type", Type: ck.CKA_KEY_TYPE, kind: kindKeyType, Values: "aes, generic-secret, rsa, ec, ed25519, ml-dsa, ml-kem"},
 		b("token", ck.CKA_TOKEN),
 		b("private", ck.CKA_PRIVATE),
 		b("modifiable", ck.CKA_MODIFIABLE),
@@ -66,6 +66,8 @@ func AttributeDefs() []AttributeDef {
 		b("local", ck.CKA_LOCAL),
 		b("never-extractable", ck.CKA_NEVER_EXTRACTABLE),
 		b("always-sensitive", ck.CKA_ALWAYS_SENSITIVE),
+		b("encapsulate", ck.CKA_ENCAPSULATE),
+		b("decapsulate", ck.CKA_DECAPSULATE),
 		{Name: "key-length-bytes", Type: ck.CKA_VALUE_LEN, kind: kindUlong, Values: "a number (secret keys)"},
 		{Name: "modulus-size-bits", Type: ck.CKA_MODULUS_BITS, kind: kindUlong, Values: "a number (RSA public keys)"},
 		{Name: "public-exponent", Type: ck.CKA_PUBLIC_EXPONENT, kind: kindHex, Values: "hex (RSA keys)"},
@@ -73,6 +75,7 @@ func AttributeDefs() []AttributeDef {
 		{Name: "curve", Type: ck.CKA_EC_PARAMS, kind: kindCurve, Values: "secp256r1 (prime256v1), secp384r1, secp521r1, ed25519"},
 		{Name: "ec-point", Type: ck.CKA_EC_POINT, kind: kindHex, Values: "hex (EC and Ed25519 keys)"},
 		{Name: "check-value", Type: ck.CKA_CHECK_VALUE, kind: kindHex, Values: "hex"},
+		{Name: "parameter-set", Type: ck.CKA_PARAMETER_SET, kind: kindUlong, Values: "a number: CKP_ML_DSA_44..87 are 1..3, CKP_ML_KEM_768 and _1024 are 2 and 3"},
 	}
 }
 
@@ -173,7 +176,7 @@ func (d AttributeDef) Encode(value string) ([]byte, error) {
 				return binary.LittleEndian.AppendUint64(nil, uint64(k)), nil
 			}
 		}
-		return nil, fmt.Errorf("want aes, generic-secret, rsa, ec or ed25519")
+		return nil, fmt.Errorf("want aes, generic-secret, rsa, ec, ed25519, ml-dsa or ml-kem")
 	case kindCurve:
 		return CurveParams(value)
 	}
@@ -256,7 +259,7 @@ func classNames() map[ck.ObjectClass]string {
 func keyTypeNames() map[ck.KeyType]string {
 	return map[ck.KeyType]string{
 		ck.CKK_AES: "aes", ck.CKK_GENERIC_SECRET: "generic-secret", ck.CKK_RSA: "rsa", ck.CKK_EC: "ec",
-		ck.CKK_EC_EDWARDS: "ed25519",
+		ck.CKK_EC_EDWARDS: "ed25519", ck.CKK_ML_DSA: "ml-dsa", ck.CKK_ML_KEM: "ml-kem",
 	}
 }
 

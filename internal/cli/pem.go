@@ -4,6 +4,7 @@ import (
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/mldsa"
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
@@ -87,6 +88,8 @@ func (k PEMKey) KeyTypeClass() string {
 		kind = "ec"
 	case ed25519.PrivateKey, ed25519.PublicKey:
 		kind = "ed25519"
+	case *mldsa.PrivateKey, *mldsa.PublicKey:
+		kind = "ml-dsa"
 	}
 	if k.Private {
 		return kind + "-private"

@@ -39,6 +39,10 @@ func mechanismKeyType(m ck.MechanismType) (kt ck.KeyType, pair, ok bool) {
 		return ck.CKK_EC, true, true
 	case ck.CKM_EDDSA:
 		return ck.CKK_EC_EDWARDS, true, true
+	case ck.CKM_ML_DSA:
+		return ck.CKK_ML_DSA, true, true
+	case ck.CKM_ML_KEM: // C_EncapsulateKey with the public key, C_DecapsulateKey with the private
+		return ck.CKK_ML_KEM, true, true
 	case ck.CKM_SHA_1_HMAC, ck.CKM_SHA_1_HMAC_GENERAL, ck.CKM_SHA224_HMAC, ck.CKM_SHA224_HMAC_GENERAL,
 		ck.CKM_SHA256_HMAC, ck.CKM_SHA256_HMAC_GENERAL, ck.CKM_SHA384_HMAC, ck.CKM_SHA384_HMAC_GENERAL,
 		ck.CKM_SHA512_HMAC, ck.CKM_SHA512_HMAC_GENERAL:

@@ -54,6 +54,7 @@ var boolAttrs = []ck.AttributeType{
 	ck.CKA_VERIFY, ck.CKA_SIGN_RECOVER, ck.CKA_VERIFY_RECOVER, ck.CKA_WRAP, ck.CKA_UNWRAP,
 	ck.CKA_DERIVE, ck.CKA_TRUSTED, ck.CKA_WRAP_WITH_TRUSTED, ck.CKA_LOCAL,
 	ck.CKA_NEVER_EXTRACTABLE, ck.CKA_ALWAYS_SENSITIVE, ck.CKA_ALWAYS_AUTHENTICATE,
+	ck.CKA_ENCAPSULATE, ck.CKA_DECAPSULATE,
 }
 
 // flag is the bit of a boolean attribute in Object.flags.
@@ -89,6 +90,8 @@ var (
 	fLocal, _            = flagOf(ck.CKA_LOCAL)
 	fNeverExtractable, _ = flagOf(ck.CKA_NEVER_EXTRACTABLE)
 	fAlwaysSensitive, _  = flagOf(ck.CKA_ALWAYS_SENSITIVE)
+	fEncapsulate, _      = flagOf(ck.CKA_ENCAPSULATE)
+	fDecapsulate, _      = flagOf(ck.CKA_DECAPSULATE)
 )
 
 func kindOf(t ck.AttributeType) attrKind {
@@ -98,7 +101,7 @@ func kindOf(t ck.AttributeType) attrKind {
 	switch t {
 	case ck.CKA_CLASS, ck.CKA_KEY_TYPE, ck.CKA_VALUE_LEN, ck.CKA_MODULUS_BITS,
 		ck.CKA_KEY_GEN_MECHANISM, ck.CKA_CERTIFICATE_TYPE, ck.CKA_CERTIFICATE_CATEGORY,
-		ck.CKA_JAVA_MIDP_SECURITY_DOMAIN, ck.CKA_NAME_HASH_ALGORITHM:
+		ck.CKA_JAVA_MIDP_SECURITY_DOMAIN, ck.CKA_NAME_HASH_ALGORITHM, ck.CKA_PARAMETER_SET:
 		return kindUlong
 	}
 	return kindBytes
@@ -145,6 +148,7 @@ var sensitiveAttrs = map[ck.AttributeType]bool{
 	ck.CKA_EXPONENT_1:       true,
 	ck.CKA_EXPONENT_2:       true,
 	ck.CKA_COEFFICIENT:      true,
+	ck.CKA_SEED:             true, // of ML-DSA and ML-KEM private keys
 }
 
 // readOnlyAfterCreate lists the attributes C_SetAttributeValue may never
@@ -160,6 +164,7 @@ var readOnlyAfterCreate = map[ck.AttributeType]bool{
 	ck.CKA_PRIVATE_EXPONENT: true, ck.CKA_PRIME_1: true, ck.CKA_PRIME_2: true,
 	ck.CKA_EXPONENT_1: true, ck.CKA_EXPONENT_2: true, ck.CKA_COEFFICIENT: true,
 	ck.CKA_CERTIFICATE_TYPE: true, ck.CKA_DESTROYABLE: true, ck.CKA_COPYABLE: true,
+	ck.CKA_PARAMETER_SET: true, ck.CKA_SEED: true,
 }
 
 // computedAttrs may not appear in a creation template: the device sets them.
@@ -194,11 +199,13 @@ var classAttrs = map[ck.ObjectClass][]ck.AttributeType{
 		ck.CKA_MODULUS, ck.CKA_PUBLIC_EXPONENT, ck.CKA_PRIVATE_EXPONENT, ck.CKA_PRIME_1,
 		ck.CKA_PRIME_2, ck.CKA_EXPONENT_1, ck.CKA_EXPONENT_2, ck.CKA_COEFFICIENT,
 		ck.CKA_EC_PARAMS, ck.CKA_EC_POINT, ck.CKA_VALUE,
+		ck.CKA_PARAMETER_SET, ck.CKA_SEED, ck.CKA_DECAPSULATE,
 	},
 	ck.CKO_PUBLIC_KEY: {
 		ck.CKA_SUBJECT, ck.CKA_ENCRYPT, ck.CKA_VERIFY, ck.CKA_VERIFY_RECOVER, ck.CKA_WRAP,
 		ck.CKA_TRUSTED, ck.CKA_PUBLIC_KEY_INFO, ck.CKA_MODULUS, ck.CKA_MODULUS_BITS,
 		ck.CKA_PUBLIC_EXPONENT, ck.CKA_EC_PARAMS, ck.CKA_EC_POINT,
+		ck.CKA_PARAMETER_SET, ck.CKA_VALUE, ck.CKA_ENCAPSULATE,
 	},
 	ck.CKO_DATA: {ck.CKA_APPLICATION, ck.CKA_OBJECT_ID, ck.CKA_VALUE},
 	ck.CKO_CERTIFICATE: {

@@ -122,6 +122,7 @@ var (
 	ErrWrappedKeyInvalid     = &Kind{ck.CKR_WRAPPED_KEY_INVALID, reason.WrappedKeyInvalid, "wrapped key is invalid"}
 	ErrDeviceMemory          = &Kind{ck.CKR_DEVICE_MEMORY, reason.ObjectLimit, "object limit reached"}
 	ErrNotShared             = &Kind{ck.CKR_ARGUMENTS_BAD, reason.NotShared, "key is not shared with that user"}
+	ErrKeyNoEncoding         = &Kind{ck.CKR_KEY_NOT_WRAPPABLE, reason.KeyNoEncoding, "key has no encoding to wrap or export it in"}
 
 	// Mechanisms and data.
 	ErrMechanismInvalid      = &Kind{ck.CKR_MECHANISM_INVALID, reason.MechanismInvalid, "mechanism not supported for this function"}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/ecdsa"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 
@@ -142,6 +143,13 @@ func (d *Device) newKeyPair(op string, p *principal, m Mechanism, pubTmpl, privT
 		}
 		key, err = mech.GenerateEd25519(d.cfg.Rand)
 		skip[ck.CKA_EC_PARAMS] = true
+	case ck.CKM_ML_DSA_KEY_PAIR_GEN, ck.CKM_ML_KEM_KEY_PAIR_GEN:
+		if key, err = generatePQ(m.Type, pubTmpl, privTmpl); err != nil {
+			if _, ok := errors.AsType[*Kind](err); ok {
+				return nil, nil, err
+			}
+		}
+		skip[ck.CKA_PARAMETER_SET] = true
 	}
 	if err != nil {
 		return nil, nil, mechErr(err, FnGenerateKeyPair)
@@ -170,6 +178,10 @@ func keyBytes(o *Object) ([]byte, error) {
 	}
 	if o.key.priv == nil {
 		return nil, fmt.Errorf("%w: public keys are not wrapped", ErrKeyHandleInvalid)
+	}
+	if o.keyType == ck.CKK_ML_KEM {
+		// Go's x509 has no PKCS#8 encoding of ML-KEM keys (ML-DSA's it has).
+		return nil, fmt.Errorf("%w: ML-KEM private keys are neither wrapped nor exported", ErrKeyNoEncoding)
 	}
 	return x509.MarshalPKCS8PrivateKey(o.key.priv)
 }
@@ -368,6 +380,9 @@ func (d *Device) ExportPublicKey(sid SessionID, id ObjectID) ([]byte, error) {
 	o, err := d.lookup(s, p, id)
 	if err != nil || o.key == nil || o.key.pub == nil {
 		return nil, opErr(op, ErrKeyHandleInvalid, "not an asymmetric key")
+	}
+	if o.keyType == ck.CKK_ML_KEM {
+		return nil, opErr(op, ErrKeyTypeInconsistent, "ML-KEM keys have no SubjectPublicKeyInfo here: read CKA_VALUE")
 	}
 	der, err := x509.MarshalPKIXPublicKey(o.key.pub)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/fips140"
+	"crypto/mldsa"
 	"crypto/rsa"
 	"fmt"
 	"math/big"
@@ -102,6 +103,12 @@ func privateMaterial(priv any) (*keyMaterial, error) {
 		return &keyMaterial{priv: p, pub: &p.PublicKey}, nil
 	case ed25519.PrivateKey:
 		return &keyMaterial{priv: p, pub: p.Public()}, nil
+	case *mldsa.PrivateKey:
+		return &keyMaterial{priv: p, pub: p.PublicKey()}, nil
+	case mech.MLKEMDecapsulationKey:
+		if mech.MLKEMSize(p) != 0 {
+			return &keyMaterial{priv: p, pub: mech.MLKEMPublic(p)}, nil
+		}
 	}
 	return nil, fmt.Errorf("%w: private key type %T", ErrAttributeValueInvalid, priv)
 }
@@ -116,9 +123,11 @@ func publicMaterial(pub any) (*keyMaterial, error) {
 		if p.Curve != elliptic.P256() && p.Curve != elliptic.P384() && p.Curve != elliptic.P521() {
 			return nil, fmt.Errorf("%w: curve %s", ErrKeySizeRange, p.Curve.Params().Name)
 		}
-	case ed25519.PublicKey:
+	case ed25519.PublicKey, *mldsa.PublicKey:
 	default:
-		return nil, fmt.Errorf("%w: public key type %T", ErrAttributeValueInvalid, pub)
+		if mech.MLKEMSize(pub) == 0 {
+			return nil, fmt.Errorf("%w: public key type %T", ErrAttributeValueInvalid, pub)
+		}
 	}
 	return &keyMaterial{pub: pub}, nil
 }
@@ -130,6 +139,11 @@ func keyTypeOf(k any) ck.KeyType {
 		return ck.CKK_RSA
 	case *ecdsa.PrivateKey, *ecdsa.PublicKey:
 		return ck.CKK_EC
+	case *mldsa.PrivateKey, *mldsa.PublicKey:
+		return ck.CKK_ML_DSA
+	}
+	if mech.MLKEMSize(k) != 0 {
+		return ck.CKK_ML_KEM
 	}
 	return ck.CKK_EC_EDWARDS
 }
@@ -157,6 +171,13 @@ func (o *Object) setPublicAttrs() {
 		o.setAttr(ck.CKA_EC_PARAMS, mech.Ed25519OID())
 		if pt, err := mech.MarshalEd25519PointDER(p); err == nil {
 			o.setAttr(ck.CKA_EC_POINT, pt)
+		}
+	default:
+		if ps, ok := parameterSetOf(p); ok {
+			o.setUlong(ck.CKA_PARAMETER_SET, uint(ps))
+			if o.class == ck.CKO_PUBLIC_KEY {
+				o.setAttr(ck.CKA_VALUE, p.(interface{ Bytes() []byte }).Bytes())
+			}
 		}
 	}
 }
@@ -213,6 +234,8 @@ func privateFromTemplate(kt ck.KeyType, tmpl Template) (any, error) {
 			return nil, fmt.Errorf("%w: %w", ErrAttributeValueInvalid, err)
 		}
 		return k, nil
+	case ck.CKK_ML_DSA, ck.CKK_ML_KEM:
+		return pqPrivateFromTemplate(kt, tmpl)
 	}
 	return nil, fmt.Errorf("%w: key type %d", ErrAttributeValueInvalid, kt)
 }
@@ -251,6 +274,8 @@ func publicFromTemplate(kt ck.KeyType, tmpl Template) (any, error) {
 			return nil, fmt.Errorf("%w: %w", ErrAttributeValueInvalid, err)
 		}
 		return k, nil
+	case ck.CKK_ML_DSA, ck.CKK_ML_KEM:
+		return pqPublicFromTemplate(kt, tmpl)
 	}
 	return nil, fmt.Errorf("%w: key type %d", ErrAttributeValueInvalid, kt)
 }

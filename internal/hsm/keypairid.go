@@ -4,6 +4,7 @@ import (
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/mldsa"
 	"crypto/rsa"
 	"crypto/sha256"
 	"slices"
@@ -39,6 +40,14 @@ func keyPairID(key any) []byte {
 		pub = b
 	case ed25519.PublicKey:
 		pub = k
+	case *mldsa.PrivateKey:
+		return keyPairID(k.PublicKey())
+	case mech.MLKEMDecapsulationKey:
+		return keyPairID(mech.MLKEMPublic(k))
+	case *mldsa.PublicKey:
+		pub = k.Bytes()
+	case mech.MLKEMEncapsulationKey:
+		pub = k.Bytes()
 	default:
 		return nil
 	}

@@ -19,6 +19,7 @@ type origin struct {
 	base      *Object          // derived keys: the base key
 	unwrapper *Object          // unwrapped keys: the unwrapping key
 	sealed    bool             // unwrapped with the unwrapping side of a trusted key (Device.opensTrusted)
+	kem       bool             // a shared secret of C_EncapsulateKey: made inside the HSM, yet not CKA_LOCAL
 }
 
 // defaults are applied before the caller's template, per PKCS#11 v3.0 and
@@ -39,6 +40,7 @@ func defaults(o *Object) {
 	}
 	aes := o.keyType == ck.CKK_AES
 	rsaKey := o.keyType == ck.CKK_RSA
+	kem := o.keyType == ck.CKK_ML_KEM
 	switch o.class {
 	case ck.CKO_SECRET_KEY:
 		o.setBool(ck.CKA_SENSITIVE, true)
@@ -56,7 +58,7 @@ func defaults(o *Object) {
 		o.setBool(ck.CKA_EXTRACTABLE, true)
 		o.setBool(ck.CKA_DECRYPT, rsaKey)
 		o.setBool(ck.CKA_UNWRAP, rsaKey)
-		o.setBool(ck.CKA_SIGN, true)
+		o.setBool(ck.CKA_SIGN, !kem)
 		o.setBool(ck.CKA_SIGN_RECOVER, false)
 		o.setBool(ck.CKA_WRAP_WITH_TRUSTED, false)
 		o.setBool(ck.CKA_ALWAYS_AUTHENTICATE, false)
@@ -64,13 +66,20 @@ func defaults(o *Object) {
 	case ck.CKO_PUBLIC_KEY:
 		o.setBool(ck.CKA_ENCRYPT, rsaKey)
 		o.setBool(ck.CKA_WRAP, rsaKey)
-		o.setBool(ck.CKA_VERIFY, true)
+		o.setBool(ck.CKA_VERIFY, !kem)
 		o.setBool(ck.CKA_VERIFY_RECOVER, false)
 		o.setBool(ck.CKA_TRUSTED, false)
 		o.setAttr(ck.CKA_SUBJECT, []byte{})
 	case ck.CKO_CERTIFICATE:
 		o.setBool(ck.CKA_TRUSTED, false)
 		o.setUlong(ck.CKA_CERTIFICATE_CATEGORY, 0)
+	}
+	if kem { // PKCS#11 v3.2: what an ML-KEM key does
+		if o.class == ck.CKO_PUBLIC_KEY {
+			o.setBool(ck.CKA_ENCAPSULATE, true)
+		} else {
+			o.setBool(ck.CKA_DECAPSULATE, true)
+		}
 	}
 }
 
@@ -115,9 +124,9 @@ func finish(o *Object, from origin) {
 	if !o.isKey() {
 		return
 	}
-	o.setBool(ck.CKA_LOCAL, from.generated && from.base == nil)
+	o.setBool(ck.CKA_LOCAL, from.generated && from.base == nil && !from.kem)
 	mech := Unavailable
-	if from.generated && from.base == nil {
+	if from.generated && from.base == nil && !from.kem {
 		mech = uint(from.mechanism)
 	}
 	o.setUlong(ck.CKA_KEY_GEN_MECHANISM, mech)
@@ -275,7 +284,7 @@ func objectFromTemplate(tmpl Template, p *principal) (*Object, error) {
 		}
 		for _, t := range []ck.AttributeType{ck.CKA_MODULUS, ck.CKA_PUBLIC_EXPONENT, ck.CKA_PRIVATE_EXPONENT,
 			ck.CKA_PRIME_1, ck.CKA_PRIME_2, ck.CKA_EXPONENT_1, ck.CKA_EXPONENT_2, ck.CKA_COEFFICIENT,
-			ck.CKA_EC_PARAMS, ck.CKA_VALUE, ck.CKA_EC_POINT} {
+			ck.CKA_EC_PARAMS, ck.CKA_VALUE, ck.CKA_EC_POINT, ck.CKA_PARAMETER_SET, ck.CKA_SEED} {
 			keyParts[t] = true
 		}
 	case ck.CKO_PUBLIC_KEY:
@@ -286,7 +295,8 @@ func objectFromTemplate(tmpl Template, p *principal) (*Object, error) {
 		if km, err = publicMaterial(pub); err != nil {
 			return nil, err
 		}
-		for _, t := range []ck.AttributeType{ck.CKA_MODULUS, ck.CKA_PUBLIC_EXPONENT, ck.CKA_EC_PARAMS, ck.CKA_EC_POINT, ck.CKA_MODULUS_BITS} {
+		for _, t := range []ck.AttributeType{ck.CKA_MODULUS, ck.CKA_PUBLIC_EXPONENT, ck.CKA_EC_PARAMS, ck.CKA_EC_POINT, ck.CKA_MODULUS_BITS,
+			ck.CKA_PARAMETER_SET, ck.CKA_VALUE} {
 			keyParts[t] = true
 		}
 	case ck.CKO_DATA, ck.CKO_CERTIFICATE:

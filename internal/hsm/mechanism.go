@@ -27,6 +27,9 @@ type Mechanism struct {
 	PublicData []byte // ECDH1_DERIVE: the peer's public point
 
 	MACLen uint // *_GENERAL MACs: output length in bytes
+
+	Context []byte       // ML-DSA: CK_SIGN_ADDITIONAL_CONTEXT's context string (at most 255 bytes)
+	Hedge   ck.HedgeType // ML-DSA: CK_SIGN_ADDITIONAL_CONTEXT's hedgeVariant
 }
 
 // Function is a bit set of what a mechanism can do (the CKF_* flags of
@@ -44,6 +47,8 @@ const (
 	FnWrap
 	FnUnwrap
 	FnDerive
+	FnEncapsulate // C_EncapsulateKey (PKCS#11 v3.2)
+	FnDecapsulate // C_DecapsulateKey (PKCS#11 v3.2)
 )
 
 // MechanismInfo is what C_GetMechanismInfo reports.
@@ -60,7 +65,7 @@ func (i MechanismInfo) CKFlags() ck.Flags {
 		FnEncrypt: ck.CKF_ENCRYPT, FnDecrypt: ck.CKF_DECRYPT, FnDigest: ck.CKF_DIGEST,
 		FnSign: ck.CKF_SIGN, FnVerify: ck.CKF_VERIFY, FnGenerate: ck.CKF_GENERATE,
 		FnGenerateKeyPair: ck.CKF_GENERATE_KEY_PAIR, FnWrap: ck.CKF_WRAP, FnUnwrap: ck.CKF_UNWRAP,
-		FnDerive: ck.CKF_DERIVE,
+		FnDerive: ck.CKF_DERIVE, FnEncapsulate: ck.CKF_ENCAPSULATE, FnDecapsulate: ck.CKF_DECAPSULATE,
 	} {
 		if i.Functions&bit != 0 {
 			f |= ckf
@@ -135,6 +140,13 @@ var mechanisms = map[ck.MechanismType]MechanismInfo{
 
 	ck.CKM_EC_EDWARDS_KEY_PAIR_GEN: {255, 255, FnGenerateKeyPair, true},
 	ck.CKM_EDDSA:                   {255, 255, sigVer, true},
+
+	// ML-DSA and ML-KEM (PKCS#11 v3.2): the key sizes are the
+	// CKA_PARAMETER_SET values offered (CKP_ML_DSA_44..87, CKP_ML_KEM_768..1024).
+	ck.CKM_ML_DSA_KEY_PAIR_GEN: {uint(ck.CKP_ML_DSA_44), uint(ck.CKP_ML_DSA_87), FnGenerateKeyPair, true},
+	ck.CKM_ML_DSA:              {uint(ck.CKP_ML_DSA_44), uint(ck.CKP_ML_DSA_87), sigVer, true},
+	ck.CKM_ML_KEM_KEY_PAIR_GEN: {uint(ck.CKP_ML_KEM_768), uint(ck.CKP_ML_KEM_1024), FnGenerateKeyPair, true},
+	ck.CKM_ML_KEM:              {uint(ck.CKP_ML_KEM_768), uint(ck.CKP_ML_KEM_1024), FnEncapsulate | FnDecapsulate, true},
 }
 
 // Mechanisms lists the mechanisms the device offers, sorted.

@@ -16,6 +16,7 @@ import (
 	"strconv"
 
 	"github.com/coffer-hsm/coffer/internal/ck"
+	"github.com/coffer-hsm/coffer/internal/hsm/mech"
 )
 
 // ObjectID names an object for its whole life, the same on every HSM of a
@@ -151,6 +152,10 @@ func (k *keyMaterial) component(t ck.AttributeType) ([]byte, bool) {
 		if t == ck.CKA_VALUE {
 			return bytes.Clone(p.Seed()), true
 		}
+	case interface{ Bytes() []byte }: // ML-DSA and ML-KEM: the seed
+		if _, ok := parameterSetOf(p); ok && t == ck.CKA_SEED {
+			return bytes.Clone(p.Bytes()), true
+		}
 	}
 	return nil, false
 }
@@ -184,6 +189,8 @@ const (
 	tagSPKI   = tagBase + 5
 	tagMade   = tagBase + 6 // creationMark
 	tagBound  = tagBase + 7 // binding, one byte
+	tagMLKEM  = tagBase + 8 // ML-KEM decapsulation key: CKA_PARAMETER_SET (one byte) || 64-byte seed
+	tagMLKEMP = tagBase + 9 // ML-KEM encapsulation key: CKA_PARAMETER_SET (one byte) || encoding
 )
 
 func (o *Object) marshal() ([]byte, error) {
@@ -208,9 +215,15 @@ func (o *Object) marshal() ([]byte, error) {
 		put(tagBound, []byte{byte(o.bound)})
 	}
 	if k := o.key; k != nil {
+		ps, kem := parameterSetOf(k.pub)
+		kem = kem && o.keyType == ck.CKK_ML_KEM // x509 has no ML-KEM encoding
 		switch {
 		case k.secret != nil:
 			put(tagSecret, k.secret)
+		case kem && k.priv != nil:
+			put(tagMLKEM, append([]byte{byte(ps)}, k.priv.(interface{ Bytes() []byte }).Bytes()...))
+		case kem:
+			put(tagMLKEMP, append([]byte{byte(ps)}, k.pub.(interface{ Bytes() []byte }).Bytes()...))
 		case k.priv != nil:
 			der, err := x509.MarshalPKCS8PrivateKey(k.priv)
 			if err != nil {
@@ -241,7 +254,7 @@ func unmarshalObject(b []byte) (*Object, error) {
 	}
 	b = b[n:]
 	o := &Object{id: ObjectID(id), attrs: map[ck.AttributeType][]byte{}}
-	var secret, pkcs8, spki []byte
+	var secret, pkcs8, spki, kemPriv, kemPub []byte
 	for len(b) > 0 {
 		t, n := binary.Uvarint(b)
 		if n <= 0 {
@@ -265,6 +278,10 @@ func unmarshalObject(b []byte) (*Object, error) {
 			pkcs8 = v
 		case tagSPKI:
 			spki = v
+		case tagMLKEM:
+			kemPriv = v
+		case tagMLKEMP:
+			kemPub = v
 		case tagMade:
 			m, err := unmarshalCreationMark(v)
 			if err != nil {
@@ -296,6 +313,22 @@ func unmarshalObject(b []byte) (*Object, error) {
 		var priv any
 		if priv, err = x509.ParsePKCS8PrivateKey(pkcs8); err == nil {
 			o.key, err = privateMaterial(priv)
+		}
+	case len(kemPriv) > 0:
+		var size int
+		var dk any
+		if size, err = mlkemSize(ck.ParameterSet(kemPriv[0])); err == nil {
+			if dk, err = mech.MLKEMFromSeed(size, kemPriv[1:]); err == nil {
+				o.key, err = privateMaterial(dk)
+			}
+		}
+	case len(kemPub) > 0:
+		var size int
+		var ek any
+		if size, err = mlkemSize(ck.ParameterSet(kemPub[0])); err == nil {
+			if ek, err = mech.ParseMLKEMPublicKey(size, kemPub[1:]); err == nil {
+				o.key = &keyMaterial{pub: ek}
+			}
 		}
 	case spki != nil:
 		var pub any

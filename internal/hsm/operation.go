@@ -4,6 +4,7 @@ import (
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/mldsa"
 	"crypto/rsa"
 	"errors"
 	"fmt"
@@ -179,6 +180,10 @@ func fnAttr(fn Function) (flag, ck.AttributeType) {
 		return fUnwrap, ck.CKA_UNWRAP
 	case FnDerive:
 		return fDerive, ck.CKA_DERIVE
+	case FnEncapsulate:
+		return fEncapsulate, ck.CKA_ENCAPSULATE
+	case FnDecapsulate:
+		return fDecapsulate, ck.CKA_DECAPSULATE
 	}
 	return 0, 0
 }
@@ -203,6 +208,10 @@ func keyFits(o *Object, m ck.MechanismType, fn Function) bool {
 		return o.keyType == ck.CKK_EC && priv
 	case ck.CKM_EDDSA:
 		return o.keyType == ck.CKK_EC_EDWARDS && (pub && wantPub || priv && !wantPub)
+	case ck.CKM_ML_DSA:
+		return o.keyType == ck.CKK_ML_DSA && (pub && wantPub || priv && !wantPub)
+	case ck.CKM_ML_KEM:
+		return o.keyType == ck.CKK_ML_KEM && (pub && fn == FnEncapsulate || priv && fn == FnDecapsulate)
 	}
 	if _, ok := hashes[m]; ok { // HMAC
 		return o.class == ck.CKO_SECRET_KEY && o.keyType == ck.CKK_GENERIC_SECRET
@@ -263,6 +272,8 @@ func (o *operation) start() error {
 		o.genIV, err = gcmGeneratesIV(m, o.fn, err)
 	case ck.CKM_RSA_PKCS_PSS, ck.CKM_RSA_PKCS_OAEP:
 		_, _, err = paramHash(m)
+	case ck.CKM_ML_DSA:
+		err = checkSignContext(m)
 	default:
 		if h, ok := hashes[m.Type]; ok {
 			o.hash = h
@@ -465,6 +476,11 @@ func (o *operation) oneShot(dst, data, sig []byte) ([]byte, error) {
 			return mech.SignEd25519(k.priv.(ed25519.PrivateKey), data)
 		}
 		return nil, mech.VerifyEd25519(k.pub.(ed25519.PublicKey), data, sig)
+	case ck.CKM_ML_DSA:
+		if o.fn == FnSign {
+			return mech.SignMLDSA(k.priv.(*mldsa.PrivateKey), data, m.Context, m.Hedge == ck.CKH_DETERMINISTIC_REQUIRED)
+		}
+		return nil, mech.VerifyMLDSA(k.pub.(*mldsa.PublicKey), data, m.Context, sig)
 	}
 	switch o.key.keyType {
 	case ck.CKK_RSA:

@@ -25,7 +25,7 @@ func mechanism(m *hsmv1.Mechanism) (hsm.Mechanism, error) {
 	if m == nil {
 		return hsm.Mechanism{}, invalidArgument(ck.CKR_ARGUMENTS_BAD, "mechanism is required")
 	}
-	for _, p := range [][]byte{m.GetIv(), m.GetAad(), m.GetLabel(), m.GetSharedData(), m.GetPublicData()} {
+	for _, p := range [][]byte{m.GetIv(), m.GetAad(), m.GetLabel(), m.GetSharedData(), m.GetPublicData(), m.GetContext()} {
 		if len(p) > maxParamLen {
 			return hsm.Mechanism{}, invalidArgument(ck.CKR_MECHANISM_PARAM_INVALID, "mechanism parameter of %d bytes exceeds %d", len(p), maxParamLen)
 		}
@@ -44,6 +44,8 @@ func mechanism(m *hsmv1.Mechanism) (hsm.Mechanism, error) {
 		SharedData:  m.GetSharedData(),
 		PublicData:  m.GetPublicData(),
 		MACLen:      uint(m.GetMacLen()),
+		Context:     m.GetContext(),
+		Hedge:       ck.HedgeType(m.GetHedge()),
 	}, nil
 }
 

@@ -193,6 +193,8 @@ type Mechanism struct {
 	SharedData    []byte                 `protobuf:"bytes,11,opt,name=shared_data,json=sharedData,proto3" json:"shared_data,omitempty"`
 	PublicData    []byte                 `protobuf:"bytes,12,opt,name=public_data,json=publicData,proto3" json:"public_data,omitempty"`
 	MacLen        uint32                 `protobuf:"varint,13,opt,name=mac_len,json=macLen,proto3" json:"mac_len,omitempty"`
+	Context       []byte                 `protobuf:"bytes,14,opt,name=context,proto3" json:"context,omitempty"` // ML-DSA: CK_SIGN_ADDITIONAL_CONTEXT's context string
+	Hedge         uint64                 `protobuf:"varint,15,opt,name=hedge,proto3" json:"hedge,omitempty"`    // ML-DSA: CK_SIGN_ADDITIONAL_CONTEXT's hedgeVariant (CKH_*)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -314,6 +316,20 @@ func (x *Mechanism) GetPublicData() []byte {
 func (x *Mechanism) GetMacLen() uint32 {
 	if x != nil {
 		return x.MacLen
+	}
+	return 0
+}
+
+func (x *Mechanism) GetContext() []byte {
+	if x != nil {
+		return x.Context
+	}
+	return nil
+}
+
+func (x *Mechanism) GetHedge() uint64 {
+	if x != nil {
+		return x.Hedge
 	}
 	return 0
 }
@@ -5944,6 +5960,242 @@ func (x *CopyObjectRequest) GetIdempotency() *Idempotency {
 	return nil
 }
 
+type EncapsulateKeyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Session       uint64                 `protobuf:"varint,1,opt,name=session,proto3" json:"session,omitempty"`
+	PublicKey     uint64                 `protobuf:"varint,2,opt,name=public_key,json=publicKey,proto3" json:"public_key,omitempty"`
+	Mechanism     *Mechanism             `protobuf:"bytes,3,opt,name=mechanism,proto3" json:"mechanism,omitempty"`
+	Template      []*Attribute           `protobuf:"bytes,4,rep,name=template,proto3" json:"template,omitempty"`
+	MinNodes      uint32                 `protobuf:"varint,5,opt,name=min_nodes,json=minNodes,proto3" json:"min_nodes,omitempty"`
+	Idempotency   *Idempotency           `protobuf:"bytes,6,opt,name=idempotency,proto3" json:"idempotency,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EncapsulateKeyRequest) Reset() {
+	*x = EncapsulateKeyRequest{}
+	mi := &file_hsm_proto_msgTypes[95]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EncapsulateKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EncapsulateKeyRequest) ProtoMessage() {}
+
+func (x *EncapsulateKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hsm_proto_msgTypes[95]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EncapsulateKeyRequest.ProtoReflect.Descriptor instead.
+func (*EncapsulateKeyRequest) Descriptor() ([]byte, []int) {
+	return file_hsm_proto_rawDescGZIP(), []int{95}
+}
+
+func (x *EncapsulateKeyRequest) GetSession() uint64 {
+	if x != nil {
+		return x.Session
+	}
+	return 0
+}
+
+func (x *EncapsulateKeyRequest) GetPublicKey() uint64 {
+	if x != nil {
+		return x.PublicKey
+	}
+	return 0
+}
+
+func (x *EncapsulateKeyRequest) GetMechanism() *Mechanism {
+	if x != nil {
+		return x.Mechanism
+	}
+	return nil
+}
+
+func (x *EncapsulateKeyRequest) GetTemplate() []*Attribute {
+	if x != nil {
+		return x.Template
+	}
+	return nil
+}
+
+func (x *EncapsulateKeyRequest) GetMinNodes() uint32 {
+	if x != nil {
+		return x.MinNodes
+	}
+	return 0
+}
+
+func (x *EncapsulateKeyRequest) GetIdempotency() *Idempotency {
+	if x != nil {
+		return x.Idempotency
+	}
+	return nil
+}
+
+type EncapsulateKeyResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Object        uint64                 `protobuf:"varint,1,opt,name=object,proto3" json:"object,omitempty"`
+	StoredOn      []uint32               `protobuf:"varint,2,rep,packed,name=stored_on,json=storedOn,proto3" json:"stored_on,omitempty"`
+	Ciphertext    []byte                 `protobuf:"bytes,3,opt,name=ciphertext,proto3" json:"ciphertext,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EncapsulateKeyResponse) Reset() {
+	*x = EncapsulateKeyResponse{}
+	mi := &file_hsm_proto_msgTypes[96]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EncapsulateKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EncapsulateKeyResponse) ProtoMessage() {}
+
+func (x *EncapsulateKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hsm_proto_msgTypes[96]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EncapsulateKeyResponse.ProtoReflect.Descriptor instead.
+func (*EncapsulateKeyResponse) Descriptor() ([]byte, []int) {
+	return file_hsm_proto_rawDescGZIP(), []int{96}
+}
+
+func (x *EncapsulateKeyResponse) GetObject() uint64 {
+	if x != nil {
+		return x.Object
+	}
+	return 0
+}
+
+func (x *EncapsulateKeyResponse) GetStoredOn() []uint32 {
+	if x != nil {
+		return x.StoredOn
+	}
+	return nil
+}
+
+func (x *EncapsulateKeyResponse) GetCiphertext() []byte {
+	if x != nil {
+		return x.Ciphertext
+	}
+	return nil
+}
+
+type DecapsulateKeyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Session       uint64                 `protobuf:"varint,1,opt,name=session,proto3" json:"session,omitempty"`
+	PrivateKey    uint64                 `protobuf:"varint,2,opt,name=private_key,json=privateKey,proto3" json:"private_key,omitempty"`
+	Mechanism     *Mechanism             `protobuf:"bytes,3,opt,name=mechanism,proto3" json:"mechanism,omitempty"`
+	Ciphertext    []byte                 `protobuf:"bytes,4,opt,name=ciphertext,proto3" json:"ciphertext,omitempty"`
+	Template      []*Attribute           `protobuf:"bytes,5,rep,name=template,proto3" json:"template,omitempty"`
+	MinNodes      uint32                 `protobuf:"varint,6,opt,name=min_nodes,json=minNodes,proto3" json:"min_nodes,omitempty"`
+	Idempotency   *Idempotency           `protobuf:"bytes,7,opt,name=idempotency,proto3" json:"idempotency,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DecapsulateKeyRequest) Reset() {
+	*x = DecapsulateKeyRequest{}
+	mi := &file_hsm_proto_msgTypes[97]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DecapsulateKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DecapsulateKeyRequest) ProtoMessage() {}
+
+func (x *DecapsulateKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hsm_proto_msgTypes[97]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DecapsulateKeyRequest.ProtoReflect.Descriptor instead.
+func (*DecapsulateKeyRequest) Descriptor() ([]byte, []int) {
+	return file_hsm_proto_rawDescGZIP(), []int{97}
+}
+
+func (x *DecapsulateKeyRequest) GetSession() uint64 {
+	if x != nil {
+		return x.Session
+	}
+	return 0
+}
+
+func (x *DecapsulateKeyRequest) GetPrivateKey() uint64 {
+	if x != nil {
+		return x.PrivateKey
+	}
+	return 0
+}
+
+func (x *DecapsulateKeyRequest) GetMechanism() *Mechanism {
+	if x != nil {
+		return x.Mechanism
+	}
+	return nil
+}
+
+func (x *DecapsulateKeyRequest) GetCiphertext() []byte {
+	if x != nil {
+		return x.Ciphertext
+	}
+	return nil
+}
+
+func (x *DecapsulateKeyRequest) GetTemplate() []*Attribute {
+	if x != nil {
+		return x.Template
+	}
+	return nil
+}
+
+func (x *DecapsulateKeyRequest) GetMinNodes() uint32 {
+	if x != nil {
+		return x.MinNodes
+	}
+	return 0
+}
+
+func (x *DecapsulateKeyRequest) GetIdempotency() *Idempotency {
+	if x != nil {
+		return x.Idempotency
+	}
+	return nil
+}
+
 var File_hsm_proto protoreflect.FileDescriptor
 
 const file_hsm_proto_rawDesc = "" +
@@ -5952,7 +6204,7 @@ const file_hsm_proto_rawDesc = "" +
 	"\x05Empty\"5\n" +
 	"\tAttribute\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\x04R\x04type\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\fR\x05value\"\xc3\x02\n" +
+	"\x05value\x18\x02 \x01(\fR\x05value\"\xf3\x02\n" +
 	"\tMechanism\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\x04R\x04type\x12\x0e\n" +
 	"\x02iv\x18\x02 \x01(\fR\x02iv\x12\x10\n" +
@@ -5969,7 +6221,9 @@ const file_hsm_proto_rawDesc = "" +
 	"sharedData\x12\x1f\n" +
 	"\vpublic_data\x18\f \x01(\fR\n" +
 	"publicData\x12\x17\n" +
-	"\amac_len\x18\r \x01(\rR\x06macLen\"*\n" +
+	"\amac_len\x18\r \x01(\rR\x06macLen\x12\x18\n" +
+	"\acontext\x18\x0e \x01(\fR\acontext\x12\x14\n" +
+	"\x05hedge\x18\x0f \x01(\x04R\x05hedge\"*\n" +
 	"\x0eSessionRequest\x12\x18\n" +
 	"\asession\x18\x01 \x01(\x04R\asession\"\x14\n" +
 	"\x12OpenSessionRequest\"/\n" +
@@ -6374,14 +6628,39 @@ const file_hsm_proto_rawDesc = "" +
 	"\x06object\x18\x02 \x01(\x04R\x06object\x124\n" +
 	"\btemplate\x18\x03 \x03(\v2\x18.coffer.hsm.v1.AttributeR\btemplate\x12\x1b\n" +
 	"\tmin_nodes\x18\x04 \x01(\rR\bminNodes\x12<\n" +
-	"\vidempotency\x18\x05 \x01(\v2\x1a.coffer.hsm.v1.IdempotencyR\vidempotency*\x8d\x01\n" +
+	"\vidempotency\x18\x05 \x01(\v2\x1a.coffer.hsm.v1.IdempotencyR\vidempotency\"\x99\x02\n" +
+	"\x15EncapsulateKeyRequest\x12\x18\n" +
+	"\asession\x18\x01 \x01(\x04R\asession\x12\x1d\n" +
+	"\n" +
+	"public_key\x18\x02 \x01(\x04R\tpublicKey\x126\n" +
+	"\tmechanism\x18\x03 \x01(\v2\x18.coffer.hsm.v1.MechanismR\tmechanism\x124\n" +
+	"\btemplate\x18\x04 \x03(\v2\x18.coffer.hsm.v1.AttributeR\btemplate\x12\x1b\n" +
+	"\tmin_nodes\x18\x05 \x01(\rR\bminNodes\x12<\n" +
+	"\vidempotency\x18\x06 \x01(\v2\x1a.coffer.hsm.v1.IdempotencyR\vidempotency\"m\n" +
+	"\x16EncapsulateKeyResponse\x12\x16\n" +
+	"\x06object\x18\x01 \x01(\x04R\x06object\x12\x1b\n" +
+	"\tstored_on\x18\x02 \x03(\rR\bstoredOn\x12\x1e\n" +
+	"\n" +
+	"ciphertext\x18\x03 \x01(\fR\n" +
+	"ciphertext\"\xbb\x02\n" +
+	"\x15DecapsulateKeyRequest\x12\x18\n" +
+	"\asession\x18\x01 \x01(\x04R\asession\x12\x1f\n" +
+	"\vprivate_key\x18\x02 \x01(\x04R\n" +
+	"privateKey\x126\n" +
+	"\tmechanism\x18\x03 \x01(\v2\x18.coffer.hsm.v1.MechanismR\tmechanism\x12\x1e\n" +
+	"\n" +
+	"ciphertext\x18\x04 \x01(\fR\n" +
+	"ciphertext\x124\n" +
+	"\btemplate\x18\x05 \x03(\v2\x18.coffer.hsm.v1.AttributeR\btemplate\x12\x1b\n" +
+	"\tmin_nodes\x18\x06 \x01(\rR\bminNodes\x12<\n" +
+	"\vidempotency\x18\a \x01(\v2\x1a.coffer.hsm.v1.IdempotencyR\vidempotency*\x8d\x01\n" +
 	"\bFunction\x12\x18\n" +
 	"\x14FUNCTION_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10FUNCTION_ENCRYPT\x10\x01\x12\x14\n" +
 	"\x10FUNCTION_DECRYPT\x10\x02\x12\x11\n" +
 	"\rFUNCTION_SIGN\x10\x03\x12\x13\n" +
 	"\x0fFUNCTION_VERIFY\x10\x04\x12\x13\n" +
-	"\x0fFUNCTION_DIGEST\x10\x052\xce\"\n" +
+	"\x0fFUNCTION_DIGEST\x10\x052\x84$\n" +
 	"\x03HSM\x12T\n" +
 	"\vOpenSession\x12!.coffer.hsm.v1.OpenSessionRequest\x1a\".coffer.hsm.v1.OpenSessionResponse\x12C\n" +
 	"\fCloseSession\x12\x1d.coffer.hsm.v1.SessionRequest\x1a\x14.coffer.hsm.v1.Empty\x12:\n" +
@@ -6444,7 +6723,9 @@ const file_hsm_proto_rawDesc = "" +
 	"Mechanisms\x12\x14.coffer.hsm.v1.Empty\x1a!.coffer.hsm.v1.MechanismsResponse\x12A\n" +
 	"\bNodeInfo\x12\x14.coffer.hsm.v1.Empty\x1a\x1f.coffer.hsm.v1.NodeInfoResponse\x12M\n" +
 	"\n" +
-	"CopyObject\x12 .coffer.hsm.v1.CopyObjectRequest\x1a\x1d.coffer.hsm.v1.CreateResponse2\xf1\x03\n" +
+	"CopyObject\x12 .coffer.hsm.v1.CopyObjectRequest\x1a\x1d.coffer.hsm.v1.CreateResponse\x12]\n" +
+	"\x0eEncapsulateKey\x12$.coffer.hsm.v1.EncapsulateKeyRequest\x1a%.coffer.hsm.v1.EncapsulateKeyResponse\x12U\n" +
+	"\x0eDecapsulateKey\x12$.coffer.hsm.v1.DecapsulateKeyRequest\x1a\x1d.coffer.hsm.v1.CreateResponse2\xf1\x03\n" +
 	"\x04Peer\x12B\n" +
 	"\x05Hello\x12\x1b.coffer.hsm.v1.HelloRequest\x1a\x1c.coffer.hsm.v1.HelloResponse\x12?\n" +
 	"\x04Push\x12\x1a.coffer.hsm.v1.PushRequest\x1a\x1b.coffer.hsm.v1.PushResponse\x12E\n" +
@@ -6474,7 +6755,7 @@ func file_hsm_proto_rawDescGZIP() []byte {
 }
 
 var file_hsm_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_hsm_proto_msgTypes = make([]protoimpl.MessageInfo, 96)
+var file_hsm_proto_msgTypes = make([]protoimpl.MessageInfo, 99)
 var file_hsm_proto_goTypes = []any{
 	(Function)(0),                        // 0: coffer.hsm.v1.Function
 	(*Empty)(nil),                        // 1: coffer.hsm.v1.Empty
@@ -6572,7 +6853,10 @@ var file_hsm_proto_goTypes = []any{
 	(*ImportUserReplicaRequest)(nil),     // 93: coffer.hsm.v1.ImportUserReplicaRequest
 	(*ImportReplicaResponse)(nil),        // 94: coffer.hsm.v1.ImportReplicaResponse
 	(*CopyObjectRequest)(nil),            // 95: coffer.hsm.v1.CopyObjectRequest
-	nil,                                  // 96: coffer.hsm.v1.QuorumValuesResponse.ValuesEntry
+	(*EncapsulateKeyRequest)(nil),        // 96: coffer.hsm.v1.EncapsulateKeyRequest
+	(*EncapsulateKeyResponse)(nil),       // 97: coffer.hsm.v1.EncapsulateKeyResponse
+	(*DecapsulateKeyRequest)(nil),        // 98: coffer.hsm.v1.DecapsulateKeyRequest
+	nil,                                  // 99: coffer.hsm.v1.QuorumValuesResponse.ValuesEntry
 }
 var file_hsm_proto_depIdxs = []int32{
 	8,   // 0: coffer.hsm.v1.Approvals.signatures:type_name -> coffer.hsm.v1.Approval
@@ -6582,7 +6866,7 @@ var file_hsm_proto_depIdxs = []int32{
 	14,  // 4: coffer.hsm.v1.ListUsersResponse.users:type_name -> coffer.hsm.v1.UserInfo
 	18,  // 5: coffer.hsm.v1.ListQuorumTokensResponse.tokens:type_name -> coffer.hsm.v1.QuorumTokenInfo
 	9,   // 6: coffer.hsm.v1.SetQuorumValueRequest.approvals:type_name -> coffer.hsm.v1.Approvals
-	96,  // 7: coffer.hsm.v1.QuorumValuesResponse.values:type_name -> coffer.hsm.v1.QuorumValuesResponse.ValuesEntry
+	99,  // 7: coffer.hsm.v1.QuorumValuesResponse.values:type_name -> coffer.hsm.v1.QuorumValuesResponse.ValuesEntry
 	9,   // 8: coffer.hsm.v1.RegisterTrustAnchorRequest.approvals:type_name -> coffer.hsm.v1.Approvals
 	23,  // 9: coffer.hsm.v1.ListTrustAnchorsResponse.anchors:type_name -> coffer.hsm.v1.TrustAnchor
 	9,   // 10: coffer.hsm.v1.DeregisterTrustAnchorRequest.approvals:type_name -> coffer.hsm.v1.Approvals
@@ -6626,147 +6910,157 @@ var file_hsm_proto_depIdxs = []int32{
 	9,   // 48: coffer.hsm.v1.ImportUserReplicaRequest.approvals:type_name -> coffer.hsm.v1.Approvals
 	2,   // 49: coffer.hsm.v1.CopyObjectRequest.template:type_name -> coffer.hsm.v1.Attribute
 	35,  // 50: coffer.hsm.v1.CopyObjectRequest.idempotency:type_name -> coffer.hsm.v1.Idempotency
-	5,   // 51: coffer.hsm.v1.HSM.OpenSession:input_type -> coffer.hsm.v1.OpenSessionRequest
-	4,   // 52: coffer.hsm.v1.HSM.CloseSession:input_type -> coffer.hsm.v1.SessionRequest
-	7,   // 53: coffer.hsm.v1.HSM.Login:input_type -> coffer.hsm.v1.LoginRequest
-	4,   // 54: coffer.hsm.v1.HSM.Logout:input_type -> coffer.hsm.v1.SessionRequest
-	10,  // 55: coffer.hsm.v1.HSM.Activate:input_type -> coffer.hsm.v1.ActivateRequest
-	11,  // 56: coffer.hsm.v1.HSM.CreateUser:input_type -> coffer.hsm.v1.CreateUserRequest
-	12,  // 57: coffer.hsm.v1.HSM.DeleteUser:input_type -> coffer.hsm.v1.DeleteUserRequest
-	13,  // 58: coffer.hsm.v1.HSM.ChangePassword:input_type -> coffer.hsm.v1.ChangePasswordRequest
-	4,   // 59: coffer.hsm.v1.HSM.ListUsers:input_type -> coffer.hsm.v1.SessionRequest
-	16,  // 60: coffer.hsm.v1.HSM.RegisterQuorumKey:input_type -> coffer.hsm.v1.RegisterQuorumKeyRequest
-	17,  // 61: coffer.hsm.v1.HSM.QuorumToken:input_type -> coffer.hsm.v1.QuorumTokenRequest
-	4,   // 62: coffer.hsm.v1.HSM.ListQuorumTokens:input_type -> coffer.hsm.v1.SessionRequest
-	20,  // 63: coffer.hsm.v1.HSM.DeleteQuorumToken:input_type -> coffer.hsm.v1.DeleteQuorumTokenRequest
-	21,  // 64: coffer.hsm.v1.HSM.SetQuorumValue:input_type -> coffer.hsm.v1.SetQuorumValueRequest
-	4,   // 65: coffer.hsm.v1.HSM.QuorumValues:input_type -> coffer.hsm.v1.SessionRequest
-	24,  // 66: coffer.hsm.v1.HSM.RegisterTrustAnchor:input_type -> coffer.hsm.v1.RegisterTrustAnchorRequest
-	1,   // 67: coffer.hsm.v1.HSM.ListTrustAnchors:input_type -> coffer.hsm.v1.Empty
-	26,  // 68: coffer.hsm.v1.HSM.DeregisterTrustAnchor:input_type -> coffer.hsm.v1.DeregisterTrustAnchorRequest
-	27,  // 69: coffer.hsm.v1.HSM.SetMTLSEnforcement:input_type -> coffer.hsm.v1.SetMTLSEnforcementRequest
-	4,   // 70: coffer.hsm.v1.HSM.GetMTLSEnforcement:input_type -> coffer.hsm.v1.SessionRequest
-	81,  // 71: coffer.hsm.v1.HSM.CreateReplicationLink:input_type -> coffer.hsm.v1.CreateReplicationLinkRequest
-	82,  // 72: coffer.hsm.v1.HSM.DeleteReplicationLink:input_type -> coffer.hsm.v1.DeleteReplicationLinkRequest
-	4,   // 73: coffer.hsm.v1.HSM.ListReplicationLinks:input_type -> coffer.hsm.v1.SessionRequest
-	29,  // 74: coffer.hsm.v1.HSM.GenerateKey:input_type -> coffer.hsm.v1.GenerateKeyRequest
-	30,  // 75: coffer.hsm.v1.HSM.GenerateKeyPair:input_type -> coffer.hsm.v1.GenerateKeyPairRequest
-	31,  // 76: coffer.hsm.v1.HSM.CreateObject:input_type -> coffer.hsm.v1.CreateObjectRequest
-	32,  // 77: coffer.hsm.v1.HSM.ImportKey:input_type -> coffer.hsm.v1.ImportKeyRequest
-	33,  // 78: coffer.hsm.v1.HSM.UnwrapKey:input_type -> coffer.hsm.v1.UnwrapKeyRequest
-	34,  // 79: coffer.hsm.v1.HSM.DeriveKey:input_type -> coffer.hsm.v1.DeriveKeyRequest
-	38,  // 80: coffer.hsm.v1.HSM.FindObjects:input_type -> coffer.hsm.v1.FindObjectsRequest
-	40,  // 81: coffer.hsm.v1.HSM.ObjectInfo:input_type -> coffer.hsm.v1.ObjectRequest
-	42,  // 82: coffer.hsm.v1.HSM.GetAttributes:input_type -> coffer.hsm.v1.GetAttributesRequest
-	45,  // 83: coffer.hsm.v1.HSM.SetAttributes:input_type -> coffer.hsm.v1.SetAttributesRequest
-	40,  // 84: coffer.hsm.v1.HSM.DestroyObject:input_type -> coffer.hsm.v1.ObjectRequest
-	46,  // 85: coffer.hsm.v1.HSM.ShareKey:input_type -> coffer.hsm.v1.ShareKeyRequest
-	46,  // 86: coffer.hsm.v1.HSM.UnshareKey:input_type -> coffer.hsm.v1.ShareKeyRequest
-	40,  // 87: coffer.hsm.v1.HSM.ExportKey:input_type -> coffer.hsm.v1.ObjectRequest
-	40,  // 88: coffer.hsm.v1.HSM.ExportPublicKey:input_type -> coffer.hsm.v1.ObjectRequest
-	48,  // 89: coffer.hsm.v1.HSM.Encrypt:input_type -> coffer.hsm.v1.CryptRequest
-	48,  // 90: coffer.hsm.v1.HSM.Decrypt:input_type -> coffer.hsm.v1.CryptRequest
-	48,  // 91: coffer.hsm.v1.HSM.Sign:input_type -> coffer.hsm.v1.CryptRequest
-	49,  // 92: coffer.hsm.v1.HSM.Verify:input_type -> coffer.hsm.v1.VerifyRequest
-	48,  // 93: coffer.hsm.v1.HSM.Digest:input_type -> coffer.hsm.v1.CryptRequest
-	50,  // 94: coffer.hsm.v1.HSM.WrapKey:input_type -> coffer.hsm.v1.WrapKeyRequest
-	51,  // 95: coffer.hsm.v1.HSM.GenerateRandom:input_type -> coffer.hsm.v1.RandomRequest
-	52,  // 96: coffer.hsm.v1.HSM.Begin:input_type -> coffer.hsm.v1.BeginRequest
-	54,  // 97: coffer.hsm.v1.HSM.Update:input_type -> coffer.hsm.v1.UpdateRequest
-	55,  // 98: coffer.hsm.v1.HSM.Finish:input_type -> coffer.hsm.v1.FinishRequest
-	56,  // 99: coffer.hsm.v1.HSM.Abort:input_type -> coffer.hsm.v1.OperationRequest
-	89,  // 100: coffer.hsm.v1.HSM.ExportReplica:input_type -> coffer.hsm.v1.ExportReplicaRequest
-	92,  // 101: coffer.hsm.v1.HSM.ImportReplica:input_type -> coffer.hsm.v1.ImportReplicaRequest
-	90,  // 102: coffer.hsm.v1.HSM.ExportUserReplica:input_type -> coffer.hsm.v1.ExportUserReplicaRequest
-	93,  // 103: coffer.hsm.v1.HSM.ImportUserReplica:input_type -> coffer.hsm.v1.ImportUserReplicaRequest
-	1,   // 104: coffer.hsm.v1.HSM.Mechanisms:input_type -> coffer.hsm.v1.Empty
-	1,   // 105: coffer.hsm.v1.HSM.NodeInfo:input_type -> coffer.hsm.v1.Empty
-	95,  // 106: coffer.hsm.v1.HSM.CopyObject:input_type -> coffer.hsm.v1.CopyObjectRequest
-	61,  // 107: coffer.hsm.v1.Peer.Hello:input_type -> coffer.hsm.v1.HelloRequest
-	64,  // 108: coffer.hsm.v1.Peer.Push:input_type -> coffer.hsm.v1.PushRequest
-	66,  // 109: coffer.hsm.v1.Peer.Digest:input_type -> coffer.hsm.v1.DigestRequest
-	69,  // 110: coffer.hsm.v1.Peer.Versions:input_type -> coffer.hsm.v1.VersionsRequest
-	72,  // 111: coffer.hsm.v1.Peer.Fetch:input_type -> coffer.hsm.v1.FetchRequest
-	74,  // 112: coffer.hsm.v1.Peer.Clone:input_type -> coffer.hsm.v1.CloneRequest
-	76,  // 113: coffer.hsm.v1.Peer.CatchUp:input_type -> coffer.hsm.v1.CatchUpRequest
-	78,  // 114: coffer.hsm.v1.Operator.Backup:input_type -> coffer.hsm.v1.BackupRequest
-	84,  // 115: coffer.hsm.v1.ReplicationLink.Hello:input_type -> coffer.hsm.v1.LinkHelloRequest
-	86,  // 116: coffer.hsm.v1.ReplicationLink.Digest:input_type -> coffer.hsm.v1.LinkDigestRequest
-	87,  // 117: coffer.hsm.v1.ReplicationLink.Versions:input_type -> coffer.hsm.v1.LinkVersionsRequest
-	88,  // 118: coffer.hsm.v1.ReplicationLink.Push:input_type -> coffer.hsm.v1.LinkPushRequest
-	6,   // 119: coffer.hsm.v1.HSM.OpenSession:output_type -> coffer.hsm.v1.OpenSessionResponse
-	1,   // 120: coffer.hsm.v1.HSM.CloseSession:output_type -> coffer.hsm.v1.Empty
-	1,   // 121: coffer.hsm.v1.HSM.Login:output_type -> coffer.hsm.v1.Empty
-	1,   // 122: coffer.hsm.v1.HSM.Logout:output_type -> coffer.hsm.v1.Empty
-	1,   // 123: coffer.hsm.v1.HSM.Activate:output_type -> coffer.hsm.v1.Empty
-	1,   // 124: coffer.hsm.v1.HSM.CreateUser:output_type -> coffer.hsm.v1.Empty
-	1,   // 125: coffer.hsm.v1.HSM.DeleteUser:output_type -> coffer.hsm.v1.Empty
-	1,   // 126: coffer.hsm.v1.HSM.ChangePassword:output_type -> coffer.hsm.v1.Empty
-	15,  // 127: coffer.hsm.v1.HSM.ListUsers:output_type -> coffer.hsm.v1.ListUsersResponse
-	1,   // 128: coffer.hsm.v1.HSM.RegisterQuorumKey:output_type -> coffer.hsm.v1.Empty
-	18,  // 129: coffer.hsm.v1.HSM.QuorumToken:output_type -> coffer.hsm.v1.QuorumTokenInfo
-	19,  // 130: coffer.hsm.v1.HSM.ListQuorumTokens:output_type -> coffer.hsm.v1.ListQuorumTokensResponse
-	1,   // 131: coffer.hsm.v1.HSM.DeleteQuorumToken:output_type -> coffer.hsm.v1.Empty
-	1,   // 132: coffer.hsm.v1.HSM.SetQuorumValue:output_type -> coffer.hsm.v1.Empty
-	22,  // 133: coffer.hsm.v1.HSM.QuorumValues:output_type -> coffer.hsm.v1.QuorumValuesResponse
-	23,  // 134: coffer.hsm.v1.HSM.RegisterTrustAnchor:output_type -> coffer.hsm.v1.TrustAnchor
-	25,  // 135: coffer.hsm.v1.HSM.ListTrustAnchors:output_type -> coffer.hsm.v1.ListTrustAnchorsResponse
-	25,  // 136: coffer.hsm.v1.HSM.DeregisterTrustAnchor:output_type -> coffer.hsm.v1.ListTrustAnchorsResponse
-	1,   // 137: coffer.hsm.v1.HSM.SetMTLSEnforcement:output_type -> coffer.hsm.v1.Empty
-	28,  // 138: coffer.hsm.v1.HSM.GetMTLSEnforcement:output_type -> coffer.hsm.v1.MTLSEnforcementResponse
-	1,   // 139: coffer.hsm.v1.HSM.CreateReplicationLink:output_type -> coffer.hsm.v1.Empty
-	1,   // 140: coffer.hsm.v1.HSM.DeleteReplicationLink:output_type -> coffer.hsm.v1.Empty
-	83,  // 141: coffer.hsm.v1.HSM.ListReplicationLinks:output_type -> coffer.hsm.v1.ListReplicationLinksResponse
-	36,  // 142: coffer.hsm.v1.HSM.GenerateKey:output_type -> coffer.hsm.v1.CreateResponse
-	37,  // 143: coffer.hsm.v1.HSM.GenerateKeyPair:output_type -> coffer.hsm.v1.GenerateKeyPairResponse
-	36,  // 144: coffer.hsm.v1.HSM.CreateObject:output_type -> coffer.hsm.v1.CreateResponse
-	36,  // 145: coffer.hsm.v1.HSM.ImportKey:output_type -> coffer.hsm.v1.CreateResponse
-	36,  // 146: coffer.hsm.v1.HSM.UnwrapKey:output_type -> coffer.hsm.v1.CreateResponse
-	36,  // 147: coffer.hsm.v1.HSM.DeriveKey:output_type -> coffer.hsm.v1.CreateResponse
-	39,  // 148: coffer.hsm.v1.HSM.FindObjects:output_type -> coffer.hsm.v1.FindObjectsResponse
-	41,  // 149: coffer.hsm.v1.HSM.ObjectInfo:output_type -> coffer.hsm.v1.ObjectInfoResponse
-	44,  // 150: coffer.hsm.v1.HSM.GetAttributes:output_type -> coffer.hsm.v1.GetAttributesResponse
-	1,   // 151: coffer.hsm.v1.HSM.SetAttributes:output_type -> coffer.hsm.v1.Empty
-	1,   // 152: coffer.hsm.v1.HSM.DestroyObject:output_type -> coffer.hsm.v1.Empty
-	1,   // 153: coffer.hsm.v1.HSM.ShareKey:output_type -> coffer.hsm.v1.Empty
-	1,   // 154: coffer.hsm.v1.HSM.UnshareKey:output_type -> coffer.hsm.v1.Empty
-	47,  // 155: coffer.hsm.v1.HSM.ExportKey:output_type -> coffer.hsm.v1.BytesResponse
-	47,  // 156: coffer.hsm.v1.HSM.ExportPublicKey:output_type -> coffer.hsm.v1.BytesResponse
-	47,  // 157: coffer.hsm.v1.HSM.Encrypt:output_type -> coffer.hsm.v1.BytesResponse
-	47,  // 158: coffer.hsm.v1.HSM.Decrypt:output_type -> coffer.hsm.v1.BytesResponse
-	47,  // 159: coffer.hsm.v1.HSM.Sign:output_type -> coffer.hsm.v1.BytesResponse
-	1,   // 160: coffer.hsm.v1.HSM.Verify:output_type -> coffer.hsm.v1.Empty
-	47,  // 161: coffer.hsm.v1.HSM.Digest:output_type -> coffer.hsm.v1.BytesResponse
-	47,  // 162: coffer.hsm.v1.HSM.WrapKey:output_type -> coffer.hsm.v1.BytesResponse
-	47,  // 163: coffer.hsm.v1.HSM.GenerateRandom:output_type -> coffer.hsm.v1.BytesResponse
-	53,  // 164: coffer.hsm.v1.HSM.Begin:output_type -> coffer.hsm.v1.BeginResponse
-	47,  // 165: coffer.hsm.v1.HSM.Update:output_type -> coffer.hsm.v1.BytesResponse
-	47,  // 166: coffer.hsm.v1.HSM.Finish:output_type -> coffer.hsm.v1.BytesResponse
-	1,   // 167: coffer.hsm.v1.HSM.Abort:output_type -> coffer.hsm.v1.Empty
-	91,  // 168: coffer.hsm.v1.HSM.ExportReplica:output_type -> coffer.hsm.v1.ReplicaEnvelope
-	94,  // 169: coffer.hsm.v1.HSM.ImportReplica:output_type -> coffer.hsm.v1.ImportReplicaResponse
-	91,  // 170: coffer.hsm.v1.HSM.ExportUserReplica:output_type -> coffer.hsm.v1.ReplicaEnvelope
-	94,  // 171: coffer.hsm.v1.HSM.ImportUserReplica:output_type -> coffer.hsm.v1.ImportReplicaResponse
-	58,  // 172: coffer.hsm.v1.HSM.Mechanisms:output_type -> coffer.hsm.v1.MechanismsResponse
-	59,  // 173: coffer.hsm.v1.HSM.NodeInfo:output_type -> coffer.hsm.v1.NodeInfoResponse
-	36,  // 174: coffer.hsm.v1.HSM.CopyObject:output_type -> coffer.hsm.v1.CreateResponse
-	62,  // 175: coffer.hsm.v1.Peer.Hello:output_type -> coffer.hsm.v1.HelloResponse
-	65,  // 176: coffer.hsm.v1.Peer.Push:output_type -> coffer.hsm.v1.PushResponse
-	67,  // 177: coffer.hsm.v1.Peer.Digest:output_type -> coffer.hsm.v1.DigestResponse
-	70,  // 178: coffer.hsm.v1.Peer.Versions:output_type -> coffer.hsm.v1.VersionsResponse
-	73,  // 179: coffer.hsm.v1.Peer.Fetch:output_type -> coffer.hsm.v1.FetchResponse
-	75,  // 180: coffer.hsm.v1.Peer.Clone:output_type -> coffer.hsm.v1.CloneResponse
-	77,  // 181: coffer.hsm.v1.Peer.CatchUp:output_type -> coffer.hsm.v1.CatchUpResponse
-	79,  // 182: coffer.hsm.v1.Operator.Backup:output_type -> coffer.hsm.v1.BackupChunk
-	85,  // 183: coffer.hsm.v1.ReplicationLink.Hello:output_type -> coffer.hsm.v1.LinkHelloResponse
-	67,  // 184: coffer.hsm.v1.ReplicationLink.Digest:output_type -> coffer.hsm.v1.DigestResponse
-	70,  // 185: coffer.hsm.v1.ReplicationLink.Versions:output_type -> coffer.hsm.v1.VersionsResponse
-	65,  // 186: coffer.hsm.v1.ReplicationLink.Push:output_type -> coffer.hsm.v1.PushResponse
-	119, // [119:187] is the sub-list for method output_type
-	51,  // [51:119] is the sub-list for method input_type
-	51,  // [51:51] is the sub-list for extension type_name
-	51,  // [51:51] is the sub-list for extension extendee
-	0,   // [0:51] is the sub-list for field type_name
+	3,   // 51: coffer.hsm.v1.EncapsulateKeyRequest.mechanism:type_name -> coffer.hsm.v1.Mechanism
+	2,   // 52: coffer.hsm.v1.EncapsulateKeyRequest.template:type_name -> coffer.hsm.v1.Attribute
+	35,  // 53: coffer.hsm.v1.EncapsulateKeyRequest.idempotency:type_name -> coffer.hsm.v1.Idempotency
+	3,   // 54: coffer.hsm.v1.DecapsulateKeyRequest.mechanism:type_name -> coffer.hsm.v1.Mechanism
+	2,   // 55: coffer.hsm.v1.DecapsulateKeyRequest.template:type_name -> coffer.hsm.v1.Attribute
+	35,  // 56: coffer.hsm.v1.DecapsulateKeyRequest.idempotency:type_name -> coffer.hsm.v1.Idempotency
+	5,   // 57: coffer.hsm.v1.HSM.OpenSession:input_type -> coffer.hsm.v1.OpenSessionRequest
+	4,   // 58: coffer.hsm.v1.HSM.CloseSession:input_type -> coffer.hsm.v1.SessionRequest
+	7,   // 59: coffer.hsm.v1.HSM.Login:input_type -> coffer.hsm.v1.LoginRequest
+	4,   // 60: coffer.hsm.v1.HSM.Logout:input_type -> coffer.hsm.v1.SessionRequest
+	10,  // 61: coffer.hsm.v1.HSM.Activate:input_type -> coffer.hsm.v1.ActivateRequest
+	11,  // 62: coffer.hsm.v1.HSM.CreateUser:input_type -> coffer.hsm.v1.CreateUserRequest
+	12,  // 63: coffer.hsm.v1.HSM.DeleteUser:input_type -> coffer.hsm.v1.DeleteUserRequest
+	13,  // 64: coffer.hsm.v1.HSM.ChangePassword:input_type -> coffer.hsm.v1.ChangePasswordRequest
+	4,   // 65: coffer.hsm.v1.HSM.ListUsers:input_type -> coffer.hsm.v1.SessionRequest
+	16,  // 66: coffer.hsm.v1.HSM.RegisterQuorumKey:input_type -> coffer.hsm.v1.RegisterQuorumKeyRequest
+	17,  // 67: coffer.hsm.v1.HSM.QuorumToken:input_type -> coffer.hsm.v1.QuorumTokenRequest
+	4,   // 68: coffer.hsm.v1.HSM.ListQuorumTokens:input_type -> coffer.hsm.v1.SessionRequest
+	20,  // 69: coffer.hsm.v1.HSM.DeleteQuorumToken:input_type -> coffer.hsm.v1.DeleteQuorumTokenRequest
+	21,  // 70: coffer.hsm.v1.HSM.SetQuorumValue:input_type -> coffer.hsm.v1.SetQuorumValueRequest
+	4,   // 71: coffer.hsm.v1.HSM.QuorumValues:input_type -> coffer.hsm.v1.SessionRequest
+	24,  // 72: coffer.hsm.v1.HSM.RegisterTrustAnchor:input_type -> coffer.hsm.v1.RegisterTrustAnchorRequest
+	1,   // 73: coffer.hsm.v1.HSM.ListTrustAnchors:input_type -> coffer.hsm.v1.Empty
+	26,  // 74: coffer.hsm.v1.HSM.DeregisterTrustAnchor:input_type -> coffer.hsm.v1.DeregisterTrustAnchorRequest
+	27,  // 75: coffer.hsm.v1.HSM.SetMTLSEnforcement:input_type -> coffer.hsm.v1.SetMTLSEnforcementRequest
+	4,   // 76: coffer.hsm.v1.HSM.GetMTLSEnforcement:input_type -> coffer.hsm.v1.SessionRequest
+	81,  // 77: coffer.hsm.v1.HSM.CreateReplicationLink:input_type -> coffer.hsm.v1.CreateReplicationLinkRequest
+	82,  // 78: coffer.hsm.v1.HSM.DeleteReplicationLink:input_type -> coffer.hsm.v1.DeleteReplicationLinkRequest
+	4,   // 79: coffer.hsm.v1.HSM.ListReplicationLinks:input_type -> coffer.hsm.v1.SessionRequest
+	29,  // 80: coffer.hsm.v1.HSM.GenerateKey:input_type -> coffer.hsm.v1.GenerateKeyRequest
+	30,  // 81: coffer.hsm.v1.HSM.GenerateKeyPair:input_type -> coffer.hsm.v1.GenerateKeyPairRequest
+	31,  // 82: coffer.hsm.v1.HSM.CreateObject:input_type -> coffer.hsm.v1.CreateObjectRequest
+	32,  // 83: coffer.hsm.v1.HSM.ImportKey:input_type -> coffer.hsm.v1.ImportKeyRequest
+	33,  // 84: coffer.hsm.v1.HSM.UnwrapKey:input_type -> coffer.hsm.v1.UnwrapKeyRequest
+	34,  // 85: coffer.hsm.v1.HSM.DeriveKey:input_type -> coffer.hsm.v1.DeriveKeyRequest
+	38,  // 86: coffer.hsm.v1.HSM.FindObjects:input_type -> coffer.hsm.v1.FindObjectsRequest
+	40,  // 87: coffer.hsm.v1.HSM.ObjectInfo:input_type -> coffer.hsm.v1.ObjectRequest
+	42,  // 88: coffer.hsm.v1.HSM.GetAttributes:input_type -> coffer.hsm.v1.GetAttributesRequest
+	45,  // 89: coffer.hsm.v1.HSM.SetAttributes:input_type -> coffer.hsm.v1.SetAttributesRequest
+	40,  // 90: coffer.hsm.v1.HSM.DestroyObject:input_type -> coffer.hsm.v1.ObjectRequest
+	46,  // 91: coffer.hsm.v1.HSM.ShareKey:input_type -> coffer.hsm.v1.ShareKeyRequest
+	46,  // 92: coffer.hsm.v1.HSM.UnshareKey:input_type -> coffer.hsm.v1.ShareKeyRequest
+	40,  // 93: coffer.hsm.v1.HSM.ExportKey:input_type -> coffer.hsm.v1.ObjectRequest
+	40,  // 94: coffer.hsm.v1.HSM.ExportPublicKey:input_type -> coffer.hsm.v1.ObjectRequest
+	48,  // 95: coffer.hsm.v1.HSM.Encrypt:input_type -> coffer.hsm.v1.CryptRequest
+	48,  // 96: coffer.hsm.v1.HSM.Decrypt:input_type -> coffer.hsm.v1.CryptRequest
+	48,  // 97: coffer.hsm.v1.HSM.Sign:input_type -> coffer.hsm.v1.CryptRequest
+	49,  // 98: coffer.hsm.v1.HSM.Verify:input_type -> coffer.hsm.v1.VerifyRequest
+	48,  // 99: coffer.hsm.v1.HSM.Digest:input_type -> coffer.hsm.v1.CryptRequest
+	50,  // 100: coffer.hsm.v1.HSM.WrapKey:input_type -> coffer.hsm.v1.WrapKeyRequest
+	51,  // 101: coffer.hsm.v1.HSM.GenerateRandom:input_type -> coffer.hsm.v1.RandomRequest
+	52,  // 102: coffer.hsm.v1.HSM.Begin:input_type -> coffer.hsm.v1.BeginRequest
+	54,  // 103: coffer.hsm.v1.HSM.Update:input_type -> coffer.hsm.v1.UpdateRequest
+	55,  // 104: coffer.hsm.v1.HSM.Finish:input_type -> coffer.hsm.v1.FinishRequest
+	56,  // 105: coffer.hsm.v1.HSM.Abort:input_type -> coffer.hsm.v1.OperationRequest
+	89,  // 106: coffer.hsm.v1.HSM.ExportReplica:input_type -> coffer.hsm.v1.ExportReplicaRequest
+	92,  // 107: coffer.hsm.v1.HSM.ImportReplica:input_type -> coffer.hsm.v1.ImportReplicaRequest
+	90,  // 108: coffer.hsm.v1.HSM.ExportUserReplica:input_type -> coffer.hsm.v1.ExportUserReplicaRequest
+	93,  // 109: coffer.hsm.v1.HSM.ImportUserReplica:input_type -> coffer.hsm.v1.ImportUserReplicaRequest
+	1,   // 110: coffer.hsm.v1.HSM.Mechanisms:input_type -> coffer.hsm.v1.Empty
+	1,   // 111: coffer.hsm.v1.HSM.NodeInfo:input_type -> coffer.hsm.v1.Empty
+	95,  // 112: coffer.hsm.v1.HSM.CopyObject:input_type -> coffer.hsm.v1.CopyObjectRequest
+	96,  // 113: coffer.hsm.v1.HSM.EncapsulateKey:input_type -> coffer.hsm.v1.EncapsulateKeyRequest
+	98,  // 114: coffer.hsm.v1.HSM.DecapsulateKey:input_type -> coffer.hsm.v1.DecapsulateKeyRequest
+	61,  // 115: coffer.hsm.v1.Peer.Hello:input_type -> coffer.hsm.v1.HelloRequest
+	64,  // 116: coffer.hsm.v1.Peer.Push:input_type -> coffer.hsm.v1.PushRequest
+	66,  // 117: coffer.hsm.v1.Peer.Digest:input_type -> coffer.hsm.v1.DigestRequest
+	69,  // 118: coffer.hsm.v1.Peer.Versions:input_type -> coffer.hsm.v1.VersionsRequest
+	72,  // 119: coffer.hsm.v1.Peer.Fetch:input_type -> coffer.hsm.v1.FetchRequest
+	74,  // 120: coffer.hsm.v1.Peer.Clone:input_type -> coffer.hsm.v1.CloneRequest
+	76,  // 121: coffer.hsm.v1.Peer.CatchUp:input_type -> coffer.hsm.v1.CatchUpRequest
+	78,  // 122: coffer.hsm.v1.Operator.Backup:input_type -> coffer.hsm.v1.BackupRequest
+	84,  // 123: coffer.hsm.v1.ReplicationLink.Hello:input_type -> coffer.hsm.v1.LinkHelloRequest
+	86,  // 124: coffer.hsm.v1.ReplicationLink.Digest:input_type -> coffer.hsm.v1.LinkDigestRequest
+	87,  // 125: coffer.hsm.v1.ReplicationLink.Versions:input_type -> coffer.hsm.v1.LinkVersionsRequest
+	88,  // 126: coffer.hsm.v1.ReplicationLink.Push:input_type -> coffer.hsm.v1.LinkPushRequest
+	6,   // 127: coffer.hsm.v1.HSM.OpenSession:output_type -> coffer.hsm.v1.OpenSessionResponse
+	1,   // 128: coffer.hsm.v1.HSM.CloseSession:output_type -> coffer.hsm.v1.Empty
+	1,   // 129: coffer.hsm.v1.HSM.Login:output_type -> coffer.hsm.v1.Empty
+	1,   // 130: coffer.hsm.v1.HSM.Logout:output_type -> coffer.hsm.v1.Empty
+	1,   // 131: coffer.hsm.v1.HSM.Activate:output_type -> coffer.hsm.v1.Empty
+	1,   // 132: coffer.hsm.v1.HSM.CreateUser:output_type -> coffer.hsm.v1.Empty
+	1,   // 133: coffer.hsm.v1.HSM.DeleteUser:output_type -> coffer.hsm.v1.Empty
+	1,   // 134: coffer.hsm.v1.HSM.ChangePassword:output_type -> coffer.hsm.v1.Empty
+	15,  // 135: coffer.hsm.v1.HSM.ListUsers:output_type -> coffer.hsm.v1.ListUsersResponse
+	1,   // 136: coffer.hsm.v1.HSM.RegisterQuorumKey:output_type -> coffer.hsm.v1.Empty
+	18,  // 137: coffer.hsm.v1.HSM.QuorumToken:output_type -> coffer.hsm.v1.QuorumTokenInfo
+	19,  // 138: coffer.hsm.v1.HSM.ListQuorumTokens:output_type -> coffer.hsm.v1.ListQuorumTokensResponse
+	1,   // 139: coffer.hsm.v1.HSM.DeleteQuorumToken:output_type -> coffer.hsm.v1.Empty
+	1,   // 140: coffer.hsm.v1.HSM.SetQuorumValue:output_type -> coffer.hsm.v1.Empty
+	22,  // 141: coffer.hsm.v1.HSM.QuorumValues:output_type -> coffer.hsm.v1.QuorumValuesResponse
+	23,  // 142: coffer.hsm.v1.HSM.RegisterTrustAnchor:output_type -> coffer.hsm.v1.TrustAnchor
+	25,  // 143: coffer.hsm.v1.HSM.ListTrustAnchors:output_type -> coffer.hsm.v1.ListTrustAnchorsResponse
+	25,  // 144: coffer.hsm.v1.HSM.DeregisterTrustAnchor:output_type -> coffer.hsm.v1.ListTrustAnchorsResponse
+	1,   // 145: coffer.hsm.v1.HSM.SetMTLSEnforcement:output_type -> coffer.hsm.v1.Empty
+	28,  // 146: coffer.hsm.v1.HSM.GetMTLSEnforcement:output_type -> coffer.hsm.v1.MTLSEnforcementResponse
+	1,   // 147: coffer.hsm.v1.HSM.CreateReplicationLink:output_type -> coffer.hsm.v1.Empty
+	1,   // 148: coffer.hsm.v1.HSM.DeleteReplicationLink:output_type -> coffer.hsm.v1.Empty
+	83,  // 149: coffer.hsm.v1.HSM.ListReplicationLinks:output_type -> coffer.hsm.v1.ListReplicationLinksResponse
+	36,  // 150: coffer.hsm.v1.HSM.GenerateKey:output_type -> coffer.hsm.v1.CreateResponse
+	37,  // 151: coffer.hsm.v1.HSM.GenerateKeyPair:output_type -> coffer.hsm.v1.GenerateKeyPairResponse
+	36,  // 152: coffer.hsm.v1.HSM.CreateObject:output_type -> coffer.hsm.v1.CreateResponse
+	36,  // 153: coffer.hsm.v1.HSM.ImportKey:output_type -> coffer.hsm.v1.CreateResponse
+	36,  // 154: coffer.hsm.v1.HSM.UnwrapKey:output_type -> coffer.hsm.v1.CreateResponse
+	36,  // 155: coffer.hsm.v1.HSM.DeriveKey:output_type -> coffer.hsm.v1.CreateResponse
+	39,  // 156: coffer.hsm.v1.HSM.FindObjects:output_type -> coffer.hsm.v1.FindObjectsResponse
+	41,  // 157: coffer.hsm.v1.HSM.ObjectInfo:output_type -> coffer.hsm.v1.ObjectInfoResponse
+	44,  // 158: coffer.hsm.v1.HSM.GetAttributes:output_type -> coffer.hsm.v1.GetAttributesResponse
+	1,   // 159: coffer.hsm.v1.HSM.SetAttributes:output_type -> coffer.hsm.v1.Empty
+	1,   // 160: coffer.hsm.v1.HSM.DestroyObject:output_type -> coffer.hsm.v1.Empty
+	1,   // 161: coffer.hsm.v1.HSM.ShareKey:output_type -> coffer.hsm.v1.Empty
+	1,   // 162: coffer.hsm.v1.HSM.UnshareKey:output_type -> coffer.hsm.v1.Empty
+	47,  // 163: coffer.hsm.v1.HSM.ExportKey:output_type -> coffer.hsm.v1.BytesResponse
+	47,  // 164: coffer.hsm.v1.HSM.ExportPublicKey:output_type -> coffer.hsm.v1.BytesResponse
+	47,  // 165: coffer.hsm.v1.HSM.Encrypt:output_type -> coffer.hsm.v1.BytesResponse
+	47,  // 166: coffer.hsm.v1.HSM.Decrypt:output_type -> coffer.hsm.v1.BytesResponse
+	47,  // 167: coffer.hsm.v1.HSM.Sign:output_type -> coffer.hsm.v1.BytesResponse
+	1,   // 168: coffer.hsm.v1.HSM.Verify:output_type -> coffer.hsm.v1.Empty
+	47,  // 169: coffer.hsm.v1.HSM.Digest:output_type -> coffer.hsm.v1.BytesResponse
+	47,  // 170: coffer.hsm.v1.HSM.WrapKey:output_type -> coffer.hsm.v1.BytesResponse
+	47,  // 171: coffer.hsm.v1.HSM.GenerateRandom:output_type -> coffer.hsm.v1.BytesResponse
+	53,  // 172: coffer.hsm.v1.HSM.Begin:output_type -> coffer.hsm.v1.BeginResponse
+	47,  // 173: coffer.hsm.v1.HSM.Update:output_type -> coffer.hsm.v1.BytesResponse
+	47,  // 174: coffer.hsm.v1.HSM.Finish:output_type -> coffer.hsm.v1.BytesResponse
+	1,   // 175: coffer.hsm.v1.HSM.Abort:output_type -> coffer.hsm.v1.Empty
+	91,  // 176: coffer.hsm.v1.HSM.ExportReplica:output_type -> coffer.hsm.v1.ReplicaEnvelope
+	94,  // 177: coffer.hsm.v1.HSM.ImportReplica:output_type -> coffer.hsm.v1.ImportReplicaResponse
+	91,  // 178: coffer.hsm.v1.HSM.ExportUserReplica:output_type -> coffer.hsm.v1.ReplicaEnvelope
+	94,  // 179: coffer.hsm.v1.HSM.ImportUserReplica:output_type -> coffer.hsm.v1.ImportReplicaResponse
+	58,  // 180: coffer.hsm.v1.HSM.Mechanisms:output_type -> coffer.hsm.v1.MechanismsResponse
+	59,  // 181: coffer.hsm.v1.HSM.NodeInfo:output_type -> coffer.hsm.v1.NodeInfoResponse
+	36,  // 182: coffer.hsm.v1.HSM.CopyObject:output_type -> coffer.hsm.v1.CreateResponse
+	97,  // 183: coffer.hsm.v1.HSM.EncapsulateKey:output_type -> coffer.hsm.v1.EncapsulateKeyResponse
+	36,  // 184: coffer.hsm.v1.HSM.DecapsulateKey:output_type -> coffer.hsm.v1.CreateResponse
+	62,  // 185: coffer.hsm.v1.Peer.Hello:output_type -> coffer.hsm.v1.HelloResponse
+	65,  // 186: coffer.hsm.v1.Peer.Push:output_type -> coffer.hsm.v1.PushResponse
+	67,  // 187: coffer.hsm.v1.Peer.Digest:output_type -> coffer.hsm.v1.DigestResponse
+	70,  // 188: coffer.hsm.v1.Peer.Versions:output_type -> coffer.hsm.v1.VersionsResponse
+	73,  // 189: coffer.hsm.v1.Peer.Fetch:output_type -> coffer.hsm.v1.FetchResponse
+	75,  // 190: coffer.hsm.v1.Peer.Clone:output_type -> coffer.hsm.v1.CloneResponse
+	77,  // 191: coffer.hsm.v1.Peer.CatchUp:output_type -> coffer.hsm.v1.CatchUpResponse
+	79,  // 192: coffer.hsm.v1.Operator.Backup:output_type -> coffer.hsm.v1.BackupChunk
+	85,  // 193: coffer.hsm.v1.ReplicationLink.Hello:output_type -> coffer.hsm.v1.LinkHelloResponse
+	67,  // 194: coffer.hsm.v1.ReplicationLink.Digest:output_type -> coffer.hsm.v1.DigestResponse
+	70,  // 195: coffer.hsm.v1.ReplicationLink.Versions:output_type -> coffer.hsm.v1.VersionsResponse
+	65,  // 196: coffer.hsm.v1.ReplicationLink.Push:output_type -> coffer.hsm.v1.PushResponse
+	127, // [127:197] is the sub-list for method output_type
+	57,  // [57:127] is the sub-list for method input_type
+	57,  // [57:57] is the sub-list for extension type_name
+	57,  // [57:57] is the sub-list for extension extendee
+	0,   // [0:57] is the sub-list for field type_name
 }
 
 func init() { file_hsm_proto_init() }
@@ -6784,7 +7078,7 @@ func file_hsm_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hsm_proto_rawDesc), len(file_hsm_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   96,
+			NumMessages:   99,
 			NumExtensions: 0,
 			NumServices:   4,
 		},

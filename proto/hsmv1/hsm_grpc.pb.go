@@ -86,6 +86,8 @@ const (
 	HSM_Mechanisms_FullMethodName            = "/coffer.hsm.v1.HSM/Mechanisms"
 	HSM_NodeInfo_FullMethodName              = "/coffer.hsm.v1.HSM/NodeInfo"
 	HSM_CopyObject_FullMethodName            = "/coffer.hsm.v1.HSM/CopyObject"
+	HSM_EncapsulateKey_FullMethodName        = "/coffer.hsm.v1.HSM/EncapsulateKey"
+	HSM_DecapsulateKey_FullMethodName        = "/coffer.hsm.v1.HSM/DecapsulateKey"
 )
 
 // HSMClient is the client API for HSM service.
@@ -186,6 +188,11 @@ type HSMClient interface {
 	// user owns, changed as the template allows. A creation like the others
 	// (min_nodes, idempotency).
 	CopyObject(ctx context.Context, in *CopyObjectRequest, opts ...grpc.CallOption) (*CreateResponse, error)
+	// Key encapsulation (PKCS#11 v3.2 C_EncapsulateKey, C_DecapsulateKey):
+	// creation calls like DeriveKey. EncapsulateKey also answers the
+	// ciphertext of the send that made the key.
+	EncapsulateKey(ctx context.Context, in *EncapsulateKeyRequest, opts ...grpc.CallOption) (*EncapsulateKeyResponse, error)
+	DecapsulateKey(ctx context.Context, in *DecapsulateKeyRequest, opts ...grpc.CallOption) (*CreateResponse, error)
 }
 
 type hSMClient struct {
@@ -756,6 +763,26 @@ func (c *hSMClient) CopyObject(ctx context.Context, in *CopyObjectRequest, opts 
 	return out, nil
 }
 
+func (c *hSMClient) EncapsulateKey(ctx context.Context, in *EncapsulateKeyRequest, opts ...grpc.CallOption) (*EncapsulateKeyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(EncapsulateKeyResponse)
+	err := c.cc.Invoke(ctx, HSM_EncapsulateKey_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *hSMClient) DecapsulateKey(ctx context.Context, in *DecapsulateKeyRequest, opts ...grpc.CallOption) (*CreateResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateResponse)
+	err := c.cc.Invoke(ctx, HSM_DecapsulateKey_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // HSMServer is the server API for HSM service.
 // All implementations must embed UnimplementedHSMServer
 // for forward compatibility.
@@ -854,6 +881,11 @@ type HSMServer interface {
 	// user owns, changed as the template allows. A creation like the others
 	// (min_nodes, idempotency).
 	CopyObject(context.Context, *CopyObjectRequest) (*CreateResponse, error)
+	// Key encapsulation (PKCS#11 v3.2 C_EncapsulateKey, C_DecapsulateKey):
+	// creation calls like DeriveKey. EncapsulateKey also answers the
+	// ciphertext of the send that made the key.
+	EncapsulateKey(context.Context, *EncapsulateKeyRequest) (*EncapsulateKeyResponse, error)
+	DecapsulateKey(context.Context, *DecapsulateKeyRequest) (*CreateResponse, error)
 	mustEmbedUnimplementedHSMServer()
 }
 
@@ -1031,6 +1063,12 @@ func (UnimplementedHSMServer) NodeInfo(context.Context, *Empty) (*NodeInfoRespon
 }
 func (UnimplementedHSMServer) CopyObject(context.Context, *CopyObjectRequest) (*CreateResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CopyObject not implemented")
+}
+func (UnimplementedHSMServer) EncapsulateKey(context.Context, *EncapsulateKeyRequest) (*EncapsulateKeyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method EncapsulateKey not implemented")
+}
+func (UnimplementedHSMServer) DecapsulateKey(context.Context, *DecapsulateKeyRequest) (*CreateResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DecapsulateKey not implemented")
 }
 func (UnimplementedHSMServer) mustEmbedUnimplementedHSMServer() {}
 func (UnimplementedHSMServer) testEmbeddedByValue()             {}
@@ -2061,6 +2099,42 @@ func _HSM_CopyObject_Handler(srv interface{}, ctx context.Context, dec func(inte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _HSM_EncapsulateKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(EncapsulateKeyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HSMServer).EncapsulateKey(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: HSM_EncapsulateKey_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HSMServer).EncapsulateKey(ctx, req.(*EncapsulateKeyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _HSM_DecapsulateKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DecapsulateKeyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HSMServer).DecapsulateKey(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: HSM_DecapsulateKey_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HSMServer).DecapsulateKey(ctx, req.(*DecapsulateKeyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // HSM_ServiceDesc is the grpc.ServiceDesc for HSM service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -2291,6 +2365,14 @@ var HSM_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "CopyObject",
 			Handler:    _HSM_CopyObject_Handler,
+		},
+		{
+			MethodName: "EncapsulateKey",
+			Handler:    _HSM_EncapsulateKey_Handler,
+		},
+		{
+			MethodName: "DecapsulateKey",
+			Handler:    _HSM_DecapsulateKey_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -22,6 +22,9 @@ type scheme struct {
 	hashed map[string]ck.MechanismType
 	raw    ck.MechanismType
 	pss    bool
+	// context: the scheme takes ML-DSA's context string (--context) and
+	// signs deterministically with --deterministic.
+	context bool
 }
 
 func schemes() []scheme {
@@ -36,6 +39,7 @@ func schemes() []scheme {
 			"sha1": ck.CKM_ECDSA_SHA1, "sha224": ck.CKM_ECDSA_SHA224, "sha256": ck.CKM_ECDSA_SHA256,
 			"sha384": ck.CKM_ECDSA_SHA384, "sha512": ck.CKM_ECDSA_SHA512}},
 		{name: "ed25519", title: "Ed25519", note: "This is pure Ed25519 (RFC 8032) over the data: no hash function, no digest.", raw: ck.CKM_EDDSA},
+		{name: "ml-dsa", title: "ML-DSA (FIPS 204)", note: "This is pure ML-DSA over the data, with an optional context string (--context, at most 255 bytes) that the verifier must give too. Signatures are hedged (randomized) unless --deterministic.", raw: ck.CKM_ML_DSA, context: true},
 	}
 }
 
@@ -48,6 +52,8 @@ type signFlags struct {
 	dataType   string
 	mgf        string
 	saltLength int
+	context    string
+	determ     bool
 }
 
 func (sc scheme) flags(cmd *cobra.Command, f *signFlags) {
@@ -55,6 +61,10 @@ func (sc scheme) flags(cmd *cobra.Command, f *signFlags) {
 	_ = cmd.MarkFlagRequired("key-filter")
 	cmd.Flags().StringVar(&f.dataPath, "data-path", "", "file holding the data")
 	cmd.Flags().StringVar(&f.data, "data", "", "the data, base64")
+	if sc.context {
+		cmd.Flags().StringVar(&f.context, "context", "", "the context string (text, at most 255 bytes)")
+		cmd.Flags().BoolVar(&f.determ, "deterministic", false, "sign deterministically (CKH_DETERMINISTIC_REQUIRED) instead of hedged")
+	}
 	if sc.hashed == nil {
 		return
 	}
@@ -72,6 +82,16 @@ func (sc scheme) flags(cmd *cobra.Command, f *signFlags) {
 
 // mechanism returns the mechanism and what to give it for data.
 func (sc scheme) mechanism(f *signFlags, data []byte) (client.Mechanism, []byte, error) {
+	if sc.context {
+		if len(f.context) > 255 {
+			return client.Mechanism{}, nil, cli.Usagef("--context: %d bytes, at most 255", len(f.context))
+		}
+		m := client.Mechanism{Type: sc.raw, Context: []byte(f.context), Hedge: ck.CKH_HEDGE_PREFERRED}
+		if f.determ {
+			m.Hedge = ck.CKH_DETERMINISTIC_REQUIRED
+		}
+		return m, data, nil
+	}
 	if sc.hashed == nil {
 		return client.Mechanism{Type: sc.raw}, data, nil
 	}

@@ -177,5 +177,12 @@ func guide() string {
 		"  (base64) and the `approvals`. An approval is SHA-256 with RSA PKCS #1 v1.5 or ECDSA (DER) over the\n" +
 		"  data with the approver's registered key: `quorum token-sign approve --private-key`, or\n" +
 		"  `openssl dgst -sha256 -sign KEY.pem -out SIG data.bin` (with `generate --data-path data.bin`) and\n" +
-		"  `approve --signature SIG`. Pass the file with `--approval`.\n\n"
+		"  `approve --signature SIG`. Pass the file with `--approval`.\n" +
+		"- **ML-DSA and ML-KEM** (FIPS 204, 203): `key generate-asymmetric-pair ml-dsa --parameter-set 44|65|87`\n" +
+		"  and `ml-kem --parameter-set 768|1024` (ML-KEM-512 is not offered). `crypto sign ml-dsa` signs the data\n" +
+		"  itself (pure ML-DSA, no hash function), hedged unless `--deterministic`, under `--context` if given\n" +
+		"  (the verifier must give the same). The public key's value is the FIPS encoding; `key generate-file`\n" +
+		"  writes an ML-DSA public key as the standard `PUBLIC KEY` PEM. ML-KEM keys have no PEM or PKCS #8 form\n" +
+		"  here: they are neither exported nor wrapped; encapsulation and decapsulation are PKCS#11 v3.2's\n" +
+		"  `C_EncapsulateKey`/`C_DecapsulateKey` (docs/pkcs11.md).\n\n"
 }

@@ -1,8 +1,8 @@
 // Package mech implements the cryptographic mechanisms of the Coffer HSM
 // device: AES (ECB, CBC, CBC-PAD, CTR, GCM, key wrap RFC 3394 and RFC 5649,
 // CMAC), HMAC and SHA digests, RSA (PKCS #1 v1.5, PSS, OAEP), ECDSA and ECDH
-// on P-256/P-384/P-521, Ed25519, PKCS #8 / SPKI key encodings and the
-// known-answer self-tests.
+// on P-256/P-384/P-521, Ed25519, ML-DSA (FIPS 204) and ML-KEM (FIPS 203),
+// PKCS #8 / SPKI key encodings and the known-answer self-tests.
 //
 // It works on plain Go types (cipher.Block, *rsa.PrivateKey,
 // *ecdsa.PrivateKey, ed25519.PrivateKey, crypto.Hash, byte slices) and knows

@@ -61,6 +61,7 @@ const (
 	NotOwner              = "NOT_OWNER"
 	KeyUnextractable      = "KEY_UNEXTRACTABLE"
 	KeyNotWrappable       = "KEY_NOT_WRAPPABLE"
+	KeyNoEncoding         = "KEY_NO_ENCODING"
 	KeyFunctionDenied     = "KEY_FUNCTION_NOT_PERMITTED"
 	KeyTypeInconsistent   = "KEY_TYPE_INCONSISTENT"
 	KeySizeRange          = "KEY_SIZE_RANGE"

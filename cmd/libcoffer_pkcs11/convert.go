@@ -85,7 +85,8 @@ func mechanism(p C.CK_MECHANISM_PTR) (client.Mechanism, ck.RV) {
 	size := uintptr(p.ulParameterLen)
 	ptr := unsafe.Pointer(p.pParameter)
 	switch m.Type {
-	case ck.CKM_AES_CBC, ck.CKM_AES_CBC_PAD, ck.CKM_AES_KEY_WRAP, ck.CKM_AES_KEY_WRAP_PAD:
+	case ck.CKM_AES_CBC, ck.CKM_AES_CBC_PAD, ck.CKM_AES_KEY_WRAP, ck.CKM_AES_KEY_WRAP_PAD,
+		ck.CKM_CLOUDHSM_AES_KEY_WRAP_NO_PAD, ck.CKM_CLOUDHSM_AES_KEY_WRAP_PKCS5_PAD, ck.CKM_CLOUDHSM_AES_KEY_WRAP_ZERO_PAD:
 		m.IV = param
 	case ck.CKM_AES_CTR:
 		if size != unsafe.Sizeof(C.CK_AES_CTR_PARAMS{}) {
@@ -129,16 +130,18 @@ func mechanism(p C.CK_MECHANISM_PTR) (client.Mechanism, ck.RV) {
 		cp := (*C.CK_RSA_PKCS_PSS_PARAMS)(ptr)
 		m.Hash, m.MGF, m.SaltLen = ck.MechanismType(cp.hashAlg), ck.MGF(cp.mgf), uint(cp.sLen)
 	case ck.CKM_RSA_PKCS_OAEP:
-		if size != unsafe.Sizeof(C.CK_RSA_PKCS_OAEP_PARAMS{}) {
+		if size != unsafe.Sizeof(C.CK_RSA_PKCS_OAEP_PARAMS{}) || !oaepParams(&m, (*C.CK_RSA_PKCS_OAEP_PARAMS)(ptr)) {
 			return m, bad
 		}
-		cp := (*C.CK_RSA_PKCS_OAEP_PARAMS)(ptr)
-		m.Hash, m.MGF = ck.MechanismType(cp.hashAlg), ck.MGF(cp.mgf)
-		if cp.source == C.CKZ_DATA_SPECIFIED {
-			if m.Label, ok = goBytes(unsafe.Pointer(cp.pSourceData), cp.ulSourceDataLen); !ok {
-				return m, bad
-			}
+	case ck.CKM_RSA_AES_KEY_WRAP:
+		if size != unsafe.Sizeof(C.CK_RSA_AES_KEY_WRAP_PARAMS{}) {
+			return m, bad
 		}
+		cp := (*C.CK_RSA_AES_KEY_WRAP_PARAMS)(ptr)
+		if cp.pOAEPParams == nil || !oaepParams(&m, cp.pOAEPParams) {
+			return m, bad
+		}
+		m.AESKeyBits = uint(cp.ulAESKeyBits)
 	case ck.CKM_ECDH1_DERIVE:
 		if size != unsafe.Sizeof(C.CK_ECDH1_DERIVE_PARAMS{}) {
 			return m, bad
@@ -153,6 +156,19 @@ func mechanism(p C.CK_MECHANISM_PTR) (client.Mechanism, ck.RV) {
 		m.SharedData, m.PublicData = sd, pd
 	}
 	return m, ck.CKR_OK
+}
+
+// oaepParams reads CK_RSA_PKCS_OAEP_PARAMS into m; false if its source
+// data is malformed.
+func oaepParams(m *client.Mechanism, cp *C.CK_RSA_PKCS_OAEP_PARAMS) bool {
+	m.Hash, m.MGF = ck.MechanismType(cp.hashAlg), ck.MGF(cp.mgf)
+	if cp.source == C.CKZ_DATA_SPECIFIED {
+		var ok bool
+		if m.Label, ok = goBytes(unsafe.Pointer(cp.pSourceData), cp.ulSourceDataLen); !ok {
+			return false
+		}
+	}
+	return true
 }
 
 // pad copies s into a blank-padded fixed-size CK_UTF8CHAR field.

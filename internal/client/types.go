@@ -53,6 +53,8 @@ type Mechanism struct {
 	PublicData []byte // ECDH1_DERIVE: the peer's public point
 
 	MACLen uint // *_GENERAL MACs
+
+	AESKeyBits uint // RSA_AES_KEY_WRAP: ulAESKeyBits (OAEP in Hash, MGF, Label)
 }
 
 // ObjectInfo is what an HSM tells about an object besides its attributes.
@@ -168,6 +170,7 @@ func (m *Mechanism) wire() *hsmv1.Mechanism {
 		Type: uint64(m.Type), Iv: m.IV, Aad: m.AAD, TagBits: uint32(m.TagBits), CounterBits: uint32(m.CounterBits),
 		Hash: uint64(m.Hash), Mgf: uint64(m.MGF), SaltLen: uint32(m.SaltLen), Label: m.Label,
 		Kdf: uint64(m.KDF), SharedData: m.SharedData, PublicData: m.PublicData, MacLen: uint32(m.MACLen),
+		AesKeyBits: uint32(m.AESKeyBits),
 	}
 }
 

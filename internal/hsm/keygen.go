@@ -3,6 +3,7 @@ package hsm
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/x509"
 	"fmt"
@@ -14,7 +15,7 @@ import (
 
 // GenerateKey makes a secret key inside the HSM (C_GenerateKey):
 // CKM_AES_KEY_GEN with CKA_VALUE_LEN 16, 24 or 32, or
-// CKM_GENERIC_SECRET_KEY_GEN with CKA_VALUE_LEN 1..512.
+// CKM_GENERIC_SECRET_KEY_GEN with CKA_VALUE_LEN 1..800 (maxGenericSecret).
 func (d *Device) GenerateKey(ctx context.Context, sid SessionID, m Mechanism, tmpl Template) (ObjectID, error) {
 	const op = "key.generate"
 	s, p, err := d.cryptoUser(op, sid)
@@ -54,7 +55,7 @@ func (d *Device) newSecretKey(op string, p *principal, m Mechanism, tmpl Templat
 		return nil, fmt.Errorf("%w: CKA_VALUE_LEN", ErrTemplateIncomplete)
 	}
 	n := decodeUlong(v)
-	if kt == ck.CKK_AES && n != 16 && n != 24 && n != 32 || n == 0 || n > 512 {
+	if kt == ck.CKK_AES && n != 16 && n != 24 && n != 32 || n == 0 || n > maxGenericSecret {
 		return nil, fmt.Errorf("%w: %d bytes", ErrKeySizeRange, n)
 	}
 	if _, ok := tmpl.Get(ck.CKA_VALUE); ok {
@@ -306,9 +307,11 @@ func (d *Device) unwrap(op string, p *principal, uk *Object, m Mechanism, wrappe
 	return nil, fmt.Errorf("%w: only secret and private keys are unwrapped", ErrTemplateInconsistent)
 }
 
-// DeriveKey derives a secret key (C_DeriveKey). CKM_ECDH1_DERIVE with
-// CKD_NULL: the shared secret's x-coordinate, truncated to CKA_VALUE_LEN
-// (leftmost bytes) when the template gives one.
+// DeriveKey derives a secret key (C_DeriveKey) with CKM_ECDH1_DERIVE. With
+// CKD_NULL the key is the shared secret's x-coordinate, truncated to
+// CKA_VALUE_LEN (leftmost bytes) when the template gives one; with
+// CKD_SHA1_KDF..CKD_SHA512_KDF it is the ANSI X9.63 KDF of that secret and
+// the shared data, CKA_VALUE_LEN bytes (default: the secret's length).
 func (d *Device) DeriveKey(ctx context.Context, sid SessionID, base ObjectID, m Mechanism, tmpl Template) (ObjectID, error) {
 	const op = "key.derive"
 	s, p, bk, err := d.useKey(op, sid, base)
@@ -328,27 +331,53 @@ func (d *Device) DeriveKey(ctx context.Context, sid SessionID, base ObjectID, m 
 	return o.id, nil
 }
 
+// x963Hashes are the X9.63 KDFs of CK_ECDH1_DERIVE_PARAMS.
+var x963Hashes = map[ck.KDF]crypto.Hash{
+	ck.CKD_SHA1_KDF: crypto.SHA1, ck.CKD_SHA224_KDF: crypto.SHA224, ck.CKD_SHA256_KDF: crypto.SHA256,
+	ck.CKD_SHA384_KDF: crypto.SHA384, ck.CKD_SHA512_KDF: crypto.SHA512,
+}
+
 func (d *Device) derive(op string, p *principal, bk *Object, m Mechanism, tmpl Template) (*Object, error) {
 	if _, err := d.prepare(op, p, FnDerive, bk, m); err != nil {
 		return nil, err
 	}
-	if m.KDF != ck.CKD_NULL || len(m.SharedData) != 0 {
-		return nil, fmt.Errorf("%w: only CKD_NULL is supported", ErrMechanismParamInvalid)
+	kdf, ok := x963Hashes[m.KDF]
+	switch {
+	case !ok && m.KDF != ck.CKD_NULL:
+		return nil, fmt.Errorf("%w: KDF %d: CKD_NULL or CKD_SHA1_KDF..CKD_SHA512_KDF", ErrMechanismParamInvalid, m.KDF)
+	case m.KDF == ck.CKD_NULL && len(m.SharedData) != 0:
+		return nil, fmt.Errorf("%w: CKD_NULL takes no shared data", ErrMechanismParamInvalid)
+	case m.KDF == ck.CKD_SHA1_KDF && d.cfg.FIPS:
+		return nil, fmt.Errorf("%w: CKD_SHA1_KDF is not offered in FIPS mode", ErrMechanismParamInvalid)
 	}
-	secret, err := mech.DeriveECDH(bk.key.priv.(*ecdsa.PrivateKey), m.PublicData)
+	z, err := mech.DeriveECDH(bk.key.priv.(*ecdsa.PrivateKey), m.PublicData)
 	if err != nil {
 		return nil, mechErr(err, FnDerive)
 	}
+	defer clear(z)
 	kt := ck.CKK_GENERIC_SECRET
 	if kv, ok := tmpl.Get(ck.CKA_KEY_TYPE); ok {
 		kt = ck.KeyType(decodeUlong(kv))
 	}
-	if vl, ok := tmpl.Get(ck.CKA_VALUE_LEN); ok {
-		n := decodeUlong(vl)
-		if n == 0 || n > uint(len(secret)) {
-			return nil, fmt.Errorf("%w: CKA_VALUE_LEN %d of a %d-byte secret", ErrTemplateInconsistent, n, len(secret))
+	n := uint(len(z))
+	vl, hasLen := tmpl.Get(ck.CKA_VALUE_LEN)
+	if hasLen {
+		n = decodeUlong(vl)
+	}
+	var secret []byte
+	switch {
+	case m.KDF == ck.CKD_NULL:
+		if n == 0 || n > uint(len(z)) {
+			return nil, fmt.Errorf("%w: CKA_VALUE_LEN %d of a %d-byte secret", ErrTemplateInconsistent, n, len(z))
 		}
-		secret = secret[:n]
+		secret = bytes.Clone(z[:n])
+	default:
+		if n == 0 || n > maxGenericSecret {
+			return nil, fmt.Errorf("%w: CKA_VALUE_LEN %d: 1 to %d", ErrTemplateInconsistent, n, maxGenericSecret)
+		}
+		if secret, err = mech.X963KDF(kdf, z, m.SharedData, int(n)); err != nil {
+			return nil, mechErr(err, FnDerive)
+		}
 	}
 	km, err := secretMaterial(kt, secret)
 	if err != nil {

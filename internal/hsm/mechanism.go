@@ -27,7 +27,12 @@ type Mechanism struct {
 	PublicData []byte // ECDH1_DERIVE: the peer's public point
 
 	MACLen uint // *_GENERAL MACs: output length in bytes
+
+	AESKeyBits uint // RSA_AES_KEY_WRAP: ulAESKeyBits (OAEP in Hash, MGF, Label)
 }
+
+// maxGenericSecret is the longest generic secret in bytes: CloudHSM's 800.
+const maxGenericSecret = 800
 
 // Function is a bit set of what a mechanism can do (the CKF_* flags of
 // CK_MECHANISM_INFO).
@@ -89,19 +94,23 @@ var mechanisms = map[ck.MechanismType]MechanismInfo{
 	ck.CKM_AES_KEY_WRAP:     {128, 256, encDec | wrapUnw, true},
 	ck.CKM_AES_KEY_WRAP_PAD: {128, 256, encDec | wrapUnw, true},
 	ck.CKM_AES_CMAC:         {128, 256, sigVer, true},
-	ck.CKM_AES_CMAC_GENERAL: {128, 256, sigVer, true},
 
-	ck.CKM_GENERIC_SECRET_KEY_GEN: {1, 512, FnGenerate, true},
-	ck.CKM_SHA_1_HMAC:             {1, 512, sigVer, true},
-	ck.CKM_SHA224_HMAC:            {1, 512, sigVer, true},
-	ck.CKM_SHA256_HMAC:            {1, 512, sigVer, true},
-	ck.CKM_SHA384_HMAC:            {1, 512, sigVer, true},
-	ck.CKM_SHA512_HMAC:            {1, 512, sigVer, true},
-	ck.CKM_SHA_1_HMAC_GENERAL:     {1, 512, sigVer, true},
-	ck.CKM_SHA224_HMAC_GENERAL:    {1, 512, sigVer, true},
-	ck.CKM_SHA256_HMAC_GENERAL:    {1, 512, sigVer, true},
-	ck.CKM_SHA384_HMAC_GENERAL:    {1, 512, sigVer, true},
-	ck.CKM_SHA512_HMAC_GENERAL:    {1, 512, sigVer, true},
+	ck.CKM_CLOUDHSM_AES_KEY_WRAP_NO_PAD:    {128, 256, wrapUnw, true},
+	ck.CKM_CLOUDHSM_AES_KEY_WRAP_PKCS5_PAD: {128, 256, wrapUnw, true},
+	ck.CKM_CLOUDHSM_AES_KEY_WRAP_ZERO_PAD:  {128, 256, wrapUnw, true},
+	ck.CKM_AES_CMAC_GENERAL:                {128, 256, sigVer, true},
+
+	ck.CKM_GENERIC_SECRET_KEY_GEN: {1, maxGenericSecret, FnGenerate, true},
+	ck.CKM_SHA_1_HMAC:             {1, maxGenericSecret, sigVer, true},
+	ck.CKM_SHA224_HMAC:            {1, maxGenericSecret, sigVer, true},
+	ck.CKM_SHA256_HMAC:            {1, maxGenericSecret, sigVer, true},
+	ck.CKM_SHA384_HMAC:            {1, maxGenericSecret, sigVer, true},
+	ck.CKM_SHA512_HMAC:            {1, maxGenericSecret, sigVer, true},
+	ck.CKM_SHA_1_HMAC_GENERAL:     {1, maxGenericSecret, sigVer, true},
+	ck.CKM_SHA224_HMAC_GENERAL:    {1, maxGenericSecret, sigVer, true},
+	ck.CKM_SHA256_HMAC_GENERAL:    {1, maxGenericSecret, sigVer, true},
+	ck.CKM_SHA384_HMAC_GENERAL:    {1, maxGenericSecret, sigVer, true},
+	ck.CKM_SHA512_HMAC_GENERAL:    {1, maxGenericSecret, sigVer, true},
 
 	ck.CKM_SHA_1:  {0, 0, FnDigest, true},
 	ck.CKM_SHA224: {0, 0, FnDigest, true},
@@ -123,6 +132,7 @@ var mechanisms = map[ck.MechanismType]MechanismInfo{
 	ck.CKM_SHA384_RSA_PKCS_PSS:   {2048, 4096, sigVer, true},
 	ck.CKM_SHA512_RSA_PKCS_PSS:   {2048, 4096, sigVer, true},
 	ck.CKM_RSA_PKCS_OAEP:         {2048, 4096, encDec | wrapUnw, true},
+	ck.CKM_RSA_AES_KEY_WRAP:      {2048, 4096, wrapUnw, true},
 
 	ck.CKM_EC_KEY_PAIR_GEN: {256, 521, FnGenerateKeyPair, true},
 	ck.CKM_ECDSA:           {256, 521, sigVer, true},

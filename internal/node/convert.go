@@ -44,6 +44,7 @@ func mechanism(m *hsmv1.Mechanism) (hsm.Mechanism, error) {
 		SharedData:  m.GetSharedData(),
 		PublicData:  m.GetPublicData(),
 		MACLen:      uint(m.GetMacLen()),
+		AESKeyBits:  uint(m.GetAesKeyBits()),
 	}, nil
 }
 

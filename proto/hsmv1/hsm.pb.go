@@ -192,6 +192,7 @@ type Mechanism struct {
 	SharedData    []byte                 `protobuf:"bytes,11,opt,name=shared_data,json=sharedData,proto3" json:"shared_data,omitempty"`
 	PublicData    []byte                 `protobuf:"bytes,12,opt,name=public_data,json=publicData,proto3" json:"public_data,omitempty"`
 	MacLen        uint32                 `protobuf:"varint,13,opt,name=mac_len,json=macLen,proto3" json:"mac_len,omitempty"`
+	AesKeyBits    uint32                 `protobuf:"varint,14,opt,name=aes_key_bits,json=aesKeyBits,proto3" json:"aes_key_bits,omitempty"` // RSA_AES_KEY_WRAP: ulAESKeyBits
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -313,6 +314,13 @@ func (x *Mechanism) GetPublicData() []byte {
 func (x *Mechanism) GetMacLen() uint32 {
 	if x != nil {
 		return x.MacLen
+	}
+	return 0
+}
+
+func (x *Mechanism) GetAesKeyBits() uint32 {
+	if x != nil {
+		return x.AesKeyBits
 	}
 	return 0
 }
@@ -5875,7 +5883,7 @@ const file_hsm_proto_rawDesc = "" +
 	"\x05Empty\"5\n" +
 	"\tAttribute\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\x04R\x04type\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\fR\x05value\"\xc3\x02\n" +
+	"\x05value\x18\x02 \x01(\fR\x05value\"\xe5\x02\n" +
 	"\tMechanism\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\x04R\x04type\x12\x0e\n" +
 	"\x02iv\x18\x02 \x01(\fR\x02iv\x12\x10\n" +
@@ -5892,7 +5900,9 @@ const file_hsm_proto_rawDesc = "" +
 	"sharedData\x12\x1f\n" +
 	"\vpublic_data\x18\f \x01(\fR\n" +
 	"publicData\x12\x17\n" +
-	"\amac_len\x18\r \x01(\rR\x06macLen\"*\n" +
+	"\amac_len\x18\r \x01(\rR\x06macLen\x12 \n" +
+	"\faes_key_bits\x18\x0e \x01(\rR\n" +
+	"aesKeyBits\"*\n" +
 	"\x0eSessionRequest\x12\x18\n" +
 	"\asession\x18\x01 \x01(\x04R\asession\"\x14\n" +
 	"\x12OpenSessionRequest\"/\n" +

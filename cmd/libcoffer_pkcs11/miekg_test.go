@@ -45,6 +45,7 @@ func TestMiekgMechanisms(t *testing.T) {
 		{"EC", testEC},
 		{"Ed25519", testEd25519},
 		{"random", testRandom},
+		{"wrap and derive", testWrapKDF},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, x) })
 	}
@@ -61,7 +62,7 @@ func TestMiekgMechanisms(t *testing.T) {
 var aesMechs = []uint{
 	pkcs11.CKM_AES_KEY_GEN, pkcs11.CKM_AES_ECB, pkcs11.CKM_AES_CBC, pkcs11.CKM_AES_CBC_PAD, pkcs11.CKM_AES_CTR,
 	pkcs11.CKM_AES_GCM, pkcs11.CKM_AES_KEY_WRAP, pkcs11.CKM_AES_KEY_WRAP_PAD, pkcs11.CKM_AES_CMAC, pkcs11.CKM_AES_CMAC_GENERAL,
-	ckmCloudHSMAESGCM,
+	ckmCloudHSMAESGCM, ckmAESWrapNoPad, ckmAESWrapPKCS5Pad, ckmAESWrapZeroPad,
 }
 
 // mechTest is one session of the mechanism tests and the mechanisms they

@@ -154,8 +154,57 @@ func mechanism(p C.CK_MECHANISM_PTR) (client.Mechanism, ck.RV) {
 			return m, bad
 		}
 		m.SharedData, m.PublicData = sd, pd
+	case ck.CKM_SP800_108_COUNTER_KDF:
+		if size != unsafe.Sizeof(C.CK_SP800_108_KDF_PARAMS{}) {
+			return m, bad
+		}
+		cp := (*C.CK_SP800_108_KDF_PARAMS)(ptr)
+		if cp.ulAdditionalDerivedKeys != 0 || cp.pAdditionalDerivedKeys != nil { // not offered
+			return m, bad
+		}
+		m.PRF = ck.MechanismType(cp.prfType)
+		var ok bool
+		if m.KDFData, ok = kdfData(cp.pDataParams, cp.ulNumberOfDataParams); !ok {
+			return m, bad
+		}
 	}
 	return m, ck.CKR_OK
+}
+
+// maxKDFDataParams bounds ulNumberOfDataParams (the HSM takes 64).
+const maxKDFDataParams = 64
+
+// kdfData reads an array of CK_PRF_DATA_PARAM; byte arrays alias C memory.
+func kdfData(p C.CK_PRF_DATA_PARAM_PTR, n C.CK_ULONG) ([]client.KDFDataParam, bool) {
+	if n == 0 || p == nil || n > maxKDFDataParams {
+		return nil, false
+	}
+	out := make([]client.KDFDataParam, n)
+	for i, cp := range unsafe.Slice(p, int(n)) {
+		v, ok := goBytes(unsafe.Pointer(cp.pValue), cp.ulValueLen)
+		if !ok {
+			return nil, false
+		}
+		d := client.KDFDataParam{Type: uint(cp._type)}
+		switch d.Type {
+		case C.CK_SP800_108_ITERATION_VARIABLE:
+			if uintptr(len(v)) != unsafe.Sizeof(C.CK_SP800_108_COUNTER_FORMAT{}) {
+				return nil, false
+			}
+			f := (*C.CK_SP800_108_COUNTER_FORMAT)(unsafe.Pointer(&v[0]))
+			d.LittleEndian, d.WidthBits = f.bLittleEndian != 0, uint(f.ulWidthInBits)
+		case C.CK_SP800_108_DKM_LENGTH:
+			if uintptr(len(v)) != unsafe.Sizeof(C.CK_SP800_108_DKM_LENGTH_FORMAT{}) {
+				return nil, false
+			}
+			f := (*C.CK_SP800_108_DKM_LENGTH_FORMAT)(unsafe.Pointer(&v[0]))
+			d.DKMMethod, d.LittleEndian, d.WidthBits = uint(f.dkmLengthMethod), f.bLittleEndian != 0, uint(f.ulWidthInBits)
+		default:
+			d.Value = v
+		}
+		out[i] = d
+	}
+	return out, true
 }
 
 // oaepParams reads CK_RSA_PKCS_OAEP_PARAMS into m; false if its source

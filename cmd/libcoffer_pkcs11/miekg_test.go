@@ -46,6 +46,7 @@ func TestMiekgMechanisms(t *testing.T) {
 		{"Ed25519", testEd25519},
 		{"random", testRandom},
 		{"wrap and derive", testWrapKDF},
+		{"SP 800-108", testSP800108},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, x) })
 	}

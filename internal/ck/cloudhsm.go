@@ -20,8 +20,11 @@ const (
 	CKM_CLOUDHSM_AES_KEY_WRAP_ZERO_PAD = MechanismType(CKM_VENDOR_DEFINED | 0x0000216F)
 )
 
-// vendorMechanismNames names the vendor-defined mechanisms above.
+// vendorMechanismNames names the vendor-defined mechanisms above, and the
+// standard ones of v30kdf.go.
 var vendorMechanismNames = map[MechanismType]string{
+	CKM_SP800_108_COUNTER_KDF: "CKM_SP800_108_COUNTER_KDF",
+
 	CKM_CLOUDHSM_AES_GCM:                "CKM_CLOUDHSM_AES_GCM",
 	CKM_CLOUDHSM_AES_KEY_WRAP_NO_PAD:    "CKM_CLOUDHSM_AES_KEY_WRAP_NO_PAD",
 	CKM_CLOUDHSM_AES_KEY_WRAP_PKCS5_PAD: "CKM_CLOUDHSM_AES_KEY_WRAP_PKCS5_PAD",

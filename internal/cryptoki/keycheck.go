@@ -42,7 +42,7 @@ func mechanismKeyType(m ck.MechanismType) (kt ck.KeyType, pair, ok bool) {
 		return ck.CKK_EC_EDWARDS, true, true
 	case ck.CKM_SHA_1_HMAC, ck.CKM_SHA_1_HMAC_GENERAL, ck.CKM_SHA224_HMAC, ck.CKM_SHA224_HMAC_GENERAL,
 		ck.CKM_SHA256_HMAC, ck.CKM_SHA256_HMAC_GENERAL, ck.CKM_SHA384_HMAC, ck.CKM_SHA384_HMAC_GENERAL,
-		ck.CKM_SHA512_HMAC, ck.CKM_SHA512_HMAC_GENERAL:
+		ck.CKM_SHA512_HMAC, ck.CKM_SHA512_HMAC_GENERAL, ck.CKM_SP800_108_COUNTER_KDF:
 		return ck.CKK_GENERIC_SECRET, false, true
 	}
 	return 0, false, false

@@ -307,7 +307,8 @@ func (d *Device) unwrap(op string, p *principal, uk *Object, m Mechanism, wrappe
 	return nil, fmt.Errorf("%w: only secret and private keys are unwrapped", ErrTemplateInconsistent)
 }
 
-// DeriveKey derives a secret key (C_DeriveKey) with CKM_ECDH1_DERIVE. With
+// DeriveKey derives a secret key (C_DeriveKey): with CKM_SP800_108_COUNTER_KDF
+// from a generic secret (see kbkdf), or with CKM_ECDH1_DERIVE. With
 // CKD_NULL the key is the shared secret's x-coordinate, truncated to
 // CKA_VALUE_LEN (leftmost bytes) when the template gives one; with
 // CKD_SHA1_KDF..CKD_SHA512_KDF it is the ANSI X9.63 KDF of that secret and
@@ -341,6 +342,38 @@ func (d *Device) derive(op string, p *principal, bk *Object, m Mechanism, tmpl T
 	if _, err := d.prepare(op, p, FnDerive, bk, m); err != nil {
 		return nil, err
 	}
+	kt := ck.CKK_GENERIC_SECRET
+	if kv, ok := tmpl.Get(ck.CKA_KEY_TYPE); ok {
+		kt = ck.KeyType(decodeUlong(kv))
+	}
+	vl, hasLen := tmpl.Get(ck.CKA_VALUE_LEN)
+	var (
+		secret []byte
+		err    error
+	)
+	switch m.Type {
+	case ck.CKM_SP800_108_COUNTER_KDF:
+		if !hasLen {
+			return nil, fmt.Errorf("%w: CKA_VALUE_LEN", ErrTemplateIncomplete)
+		}
+		secret, err = d.kbkdf(m, bk.key.secret, decodeUlong(vl))
+	default:
+		secret, err = d.ecdhDerive(m, bk, vl, hasLen)
+	}
+	if err != nil {
+		return nil, err
+	}
+	km, err := secretMaterial(kt, secret)
+	if err != nil {
+		return nil, err
+	}
+	return buildKey(ck.CKO_SECRET_KEY, kt, km, tmpl, origin{creator: p, generated: true, base: bk}, map[ck.AttributeType]bool{ck.CKA_VALUE_LEN: true})
+}
+
+// ecdhDerive is CKM_ECDH1_DERIVE's secret: the x-coordinate (CKD_NULL),
+// cut to CKA_VALUE_LEN, or its X9.63 KDF, CKA_VALUE_LEN bytes (default:
+// the x-coordinate's length).
+func (d *Device) ecdhDerive(m Mechanism, bk *Object, vl []byte, hasLen bool) ([]byte, error) {
 	kdf, ok := x963Hashes[m.KDF]
 	switch {
 	case !ok && m.KDF != ck.CKD_NULL:
@@ -355,35 +388,68 @@ func (d *Device) derive(op string, p *principal, bk *Object, m Mechanism, tmpl T
 		return nil, mechErr(err, FnDerive)
 	}
 	defer clear(z)
-	kt := ck.CKK_GENERIC_SECRET
-	if kv, ok := tmpl.Get(ck.CKA_KEY_TYPE); ok {
-		kt = ck.KeyType(decodeUlong(kv))
-	}
 	n := uint(len(z))
-	vl, hasLen := tmpl.Get(ck.CKA_VALUE_LEN)
 	if hasLen {
 		n = decodeUlong(vl)
 	}
-	var secret []byte
-	switch {
-	case m.KDF == ck.CKD_NULL:
+	if m.KDF == ck.CKD_NULL {
 		if n == 0 || n > uint(len(z)) {
 			return nil, fmt.Errorf("%w: CKA_VALUE_LEN %d of a %d-byte secret", ErrTemplateInconsistent, n, len(z))
 		}
-		secret = bytes.Clone(z[:n])
-	default:
-		if n == 0 || n > maxGenericSecret {
-			return nil, fmt.Errorf("%w: CKA_VALUE_LEN %d: 1 to %d", ErrTemplateInconsistent, n, maxGenericSecret)
-		}
-		if secret, err = mech.X963KDF(kdf, z, m.SharedData, int(n)); err != nil {
-			return nil, mechErr(err, FnDerive)
-		}
+		return bytes.Clone(z[:n]), nil
 	}
-	km, err := secretMaterial(kt, secret)
-	if err != nil {
-		return nil, err
+	if n == 0 || n > maxGenericSecret {
+		return nil, fmt.Errorf("%w: CKA_VALUE_LEN %d: 1 to %d", ErrTemplateInconsistent, n, maxGenericSecret)
 	}
-	return buildKey(ck.CKO_SECRET_KEY, kt, km, tmpl, origin{creator: p, generated: true, base: bk}, map[ck.AttributeType]bool{ck.CKA_VALUE_LEN: true})
+	secret, err := mech.X963KDF(kdf, z, m.SharedData, int(n))
+	return secret, mechErr(err, FnDerive)
+}
+
+// kbkdfPRFs are the PRFs CKM_SP800_108_COUNTER_KDF offers: HMAC with a
+// generic secret base key.
+var kbkdfPRFs = map[ck.MechanismType]crypto.Hash{
+	ck.CKM_SHA_1_HMAC: crypto.SHA1, ck.CKM_SHA224_HMAC: crypto.SHA224, ck.CKM_SHA256_HMAC: crypto.SHA256,
+	ck.CKM_SHA384_HMAC: crypto.SHA384, ck.CKM_SHA512_HMAC: crypto.SHA512,
+}
+
+// kbkdf is CKM_SP800_108_COUNTER_KDF (PKCS #11 v3.0 §2.42): the SP 800-108
+// counter-mode KDF of the base key, n bytes, its PRF input laid out by the
+// data parameters. Additional derived keys are not offered (the C boundary
+// refuses them).
+func (d *Device) kbkdf(m Mechanism, key []byte, n uint) ([]byte, error) {
+	h, ok := kbkdfPRFs[m.PRF]
+	switch {
+	case !ok:
+		return nil, fmt.Errorf("%w: PRF %v: CKM_SHA_1_HMAC .. CKM_SHA512_HMAC", ErrMechanismParamInvalid, m.PRF)
+	case h == crypto.SHA1 && d.cfg.FIPS:
+		return nil, fmt.Errorf("%w: the HMAC-SHA-1 PRF is not offered in FIPS mode", ErrMechanismParamInvalid)
+	case n == 0 || n > maxGenericSecret:
+		return nil, fmt.Errorf("%w: CKA_VALUE_LEN %d: 1 to %d", ErrTemplateInconsistent, n, maxGenericSecret)
+	}
+	segs := make([]mech.KBKDFSegment, len(m.KDFData))
+	for i, p := range m.KDFData {
+		s := mech.KBKDFSegment{WidthBits: int(p.WidthBits), LittleEndian: p.LittleEndian}
+		switch p.Type {
+		case ck.CK_SP800_108_ITERATION_VARIABLE:
+			s.Kind = mech.KBKDFCounter
+		case ck.CK_SP800_108_DKM_LENGTH:
+			s.Kind = mech.KBKDFLength
+			switch p.DKMMethod {
+			case ck.CK_SP800_108_DKM_LENGTH_SUM_OF_KEYS:
+				s.SumOfKeys = true
+			case ck.CK_SP800_108_DKM_LENGTH_SUM_OF_SEGMENTS:
+			default:
+				return nil, fmt.Errorf("%w: DKM length method %d", ErrMechanismParamInvalid, p.DKMMethod)
+			}
+		case ck.CK_SP800_108_BYTE_ARRAY:
+			s.Kind, s.Bytes = mech.KBKDFBytes, p.Value
+		default: // CK_SP800_108_OPTIONAL_COUNTER is for the feedback and pipeline modes
+			return nil, fmt.Errorf("%w: data parameter type %d in counter mode", ErrMechanismParamInvalid, p.Type)
+		}
+		segs[i] = s
+	}
+	out, err := mech.KBKDFCounterHMAC(h, key, segs, int(n))
+	return out, mechErr(err, FnDerive)
 }
 
 // ExportPublicKey returns a public or private key's public half as

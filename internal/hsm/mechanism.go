@@ -29,6 +29,19 @@ type Mechanism struct {
 	MACLen uint // *_GENERAL MACs: output length in bytes
 
 	AESKeyBits uint // RSA_AES_KEY_WRAP: ulAESKeyBits (OAEP in Hash, MGF, Label)
+
+	PRF     ck.MechanismType // SP800_108_COUNTER_KDF: prfType
+	KDFData []KDFDataParam   // SP800_108_COUNTER_KDF: pDataParams, in order
+}
+
+// KDFDataParam is one CK_PRF_DATA_PARAM of an SP 800-108 KDF: Type is
+// CK_SP800_108_ITERATION_VARIABLE, _DKM_LENGTH or _BYTE_ARRAY.
+type KDFDataParam struct {
+	Type         uint
+	WidthBits    uint   // iteration variable and DKM length: ulWidthInBits
+	LittleEndian bool   // iteration variable and DKM length: bLittleEndian
+	DKMMethod    uint   // DKM length: dkmLengthMethod
+	Value        []byte // byte array
 }
 
 // maxGenericSecret is the longest generic secret in bytes: CloudHSM's 800.
@@ -142,6 +155,8 @@ var mechanisms = map[ck.MechanismType]MechanismInfo{
 	ck.CKM_ECDSA_SHA384:    {256, 521, sigVer, true},
 	ck.CKM_ECDSA_SHA512:    {256, 521, sigVer, true},
 	ck.CKM_ECDH1_DERIVE:    {256, 521, FnDerive, true},
+
+	ck.CKM_SP800_108_COUNTER_KDF: {1, maxGenericSecret, FnDerive, true},
 
 	ck.CKM_EC_EDWARDS_KEY_PAIR_GEN: {255, 255, FnGenerateKeyPair, true},
 	ck.CKM_EDDSA:                   {255, 255, sigVer, true},

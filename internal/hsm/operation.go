@@ -162,6 +162,8 @@ func keyFits(o *Object, m ck.MechanismType, fn Function) bool {
 		return o.keyType == ck.CKK_EC && (pub && wantPub || priv && !wantPub)
 	case ck.CKM_ECDH1_DERIVE:
 		return o.keyType == ck.CKK_EC && priv
+	case ck.CKM_SP800_108_COUNTER_KDF: // the HMAC PRFs' key
+		return o.class == ck.CKO_SECRET_KEY && o.keyType == ck.CKK_GENERIC_SECRET
 	case ck.CKM_EDDSA:
 		return o.keyType == ck.CKK_EC_EDWARDS && (pub && wantPub || priv && !wantPub)
 	}

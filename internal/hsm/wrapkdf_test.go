@@ -355,3 +355,30 @@ func TestGenericSecret800(t *testing.T) {
 		t.Fatalf("CKM_GENERIC_SECRET_KEY_GEN max %d, want 800", info.MaxKeySize)
 	}
 }
+
+// CKA_ALLOWED_MECHANISMS binds the new mechanisms as the others: a key
+// allowed CKM_AES_KEY_WRAP only does not wrap with CloudHSM's NO_PAD (the
+// same bytes), nor derive with the SP 800-108 KDF when only ECDH is listed.
+func TestNewMechanismsHonourAllowedMechanisms(t *testing.T) {
+	td, admin := activated(t)
+	alice := withCU(t, td, admin, "alice")
+	ctx := t.Context()
+	allowed := func(ms ...ck.MechanismType) Attribute {
+		var v []byte
+		for _, m := range ms {
+			v = append(v, Ulong(0, uint(m)).Value...)
+		}
+		return Bytes(ck.CKA_ALLOWED_MECHANISMS, v)
+	}
+	kek := genAES(t, td, alice, "kek", allowed(ck.CKM_AES_KEY_WRAP))
+	target := genAES(t, td, alice, "target")
+	must[[]byte](t)(td.WrapKey(alice, kek, kw, target))
+	for _, m := range []Mechanism{noPad, pkcs5Pad, zeroPad} {
+		_, err := td.WrapKey(alice, kek, m, target)
+		wantErr(t, err, ErrMechanismInvalid)
+	}
+	b := must[ObjectID](t)(td.GenerateKey(ctx, alice, Mechanism{Type: ck.CKM_GENERIC_SECRET_KEY_GEN},
+		Template{Ulong(ck.CKA_VALUE_LEN, 32), Bool(ck.CKA_DERIVE, true), allowed(ck.CKM_ECDH1_DERIVE)}))
+	_, err := td.DeriveKey(ctx, alice, b, kbkdfMech(ck.CKM_SHA256_HMAC), Template{Ulong(ck.CKA_VALUE_LEN, 32)})
+	wantErr(t, err, ErrMechanismInvalid)
+}

@@ -85,7 +85,8 @@ func mechanism(p C.CK_MECHANISM_PTR) (client.Mechanism, ck.RV) {
 	size := uintptr(p.ulParameterLen)
 	ptr := unsafe.Pointer(p.pParameter)
 	switch m.Type {
-	case ck.CKM_AES_CBC, ck.CKM_AES_CBC_PAD, ck.CKM_AES_KEY_WRAP, ck.CKM_AES_KEY_WRAP_PAD:
+	case ck.CKM_AES_CBC, ck.CKM_AES_CBC_PAD, ck.CKM_AES_KEY_WRAP, ck.CKM_AES_KEY_WRAP_PAD,
+		ck.CKM_CLOUDHSM_AES_KEY_WRAP_NO_PAD, ck.CKM_CLOUDHSM_AES_KEY_WRAP_PKCS5_PAD, ck.CKM_CLOUDHSM_AES_KEY_WRAP_ZERO_PAD:
 		m.IV = param
 	case ck.CKM_AES_CTR:
 		if size != unsafe.Sizeof(C.CK_AES_CTR_PARAMS{}) {
@@ -129,16 +130,18 @@ func mechanism(p C.CK_MECHANISM_PTR) (client.Mechanism, ck.RV) {
 		cp := (*C.CK_RSA_PKCS_PSS_PARAMS)(ptr)
 		m.Hash, m.MGF, m.SaltLen = ck.MechanismType(cp.hashAlg), ck.MGF(cp.mgf), uint(cp.sLen)
 	case ck.CKM_RSA_PKCS_OAEP:
-		if size != unsafe.Sizeof(C.CK_RSA_PKCS_OAEP_PARAMS{}) {
+		if size != unsafe.Sizeof(C.CK_RSA_PKCS_OAEP_PARAMS{}) || !oaepParams(&m, (*C.CK_RSA_PKCS_OAEP_PARAMS)(ptr)) {
 			return m, bad
 		}
-		cp := (*C.CK_RSA_PKCS_OAEP_PARAMS)(ptr)
-		m.Hash, m.MGF = ck.MechanismType(cp.hashAlg), ck.MGF(cp.mgf)
-		if cp.source == C.CKZ_DATA_SPECIFIED {
-			if m.Label, ok = goBytes(unsafe.Pointer(cp.pSourceData), cp.ulSourceDataLen); !ok {
-				return m, bad
-			}
+	case ck.CKM_RSA_AES_KEY_WRAP:
+		if size != unsafe.Sizeof(C.CK_RSA_AES_KEY_WRAP_PARAMS{}) {
+			return m, bad
 		}
+		cp := (*C.CK_RSA_AES_KEY_WRAP_PARAMS)(ptr)
+		if cp.pOAEPParams == nil || !oaepParams(&m, cp.pOAEPParams) {
+			return m, bad
+		}
+		m.AESKeyBits = uint(cp.ulAESKeyBits)
 	case ck.CKM_ECDH1_DERIVE:
 		if size != unsafe.Sizeof(C.CK_ECDH1_DERIVE_PARAMS{}) {
 			return m, bad
@@ -169,6 +172,19 @@ func mechanism(p C.CK_MECHANISM_PTR) (client.Mechanism, ck.RV) {
 			return m, bad // refused at C_SignInit; the HSM checks again
 		}
 		m.Hedge, m.Context = ck.HedgeType(cp.hedgeVariant), ctx
+	case ck.CKM_SP800_108_COUNTER_KDF:
+		if size != unsafe.Sizeof(C.CK_SP800_108_KDF_PARAMS{}) {
+			return m, bad
+		}
+		cp := (*C.CK_SP800_108_KDF_PARAMS)(ptr)
+		if cp.ulAdditionalDerivedKeys != 0 || cp.pAdditionalDerivedKeys != nil { // not offered
+			return m, bad
+		}
+		m.PRF = ck.MechanismType(cp.prfType)
+		var ok bool
+		if m.KDFData, ok = kdfData(cp.pDataParams, cp.ulNumberOfDataParams); !ok {
+			return m, bad
+		}
 	}
 	return m, ck.CKR_OK
 }
@@ -179,6 +195,55 @@ type signContext struct {
 	hedgeVariant C.CK_ULONG
 	pContext     *byte
 	ulContextLen C.CK_ULONG
+}
+
+// maxKDFDataParams bounds ulNumberOfDataParams (the HSM takes 64).
+const maxKDFDataParams = 64
+
+// kdfData reads an array of CK_PRF_DATA_PARAM; byte arrays alias C memory.
+func kdfData(p C.CK_PRF_DATA_PARAM_PTR, n C.CK_ULONG) ([]client.KDFDataParam, bool) {
+	if n == 0 || p == nil || n > maxKDFDataParams {
+		return nil, false
+	}
+	out := make([]client.KDFDataParam, n)
+	for i, cp := range unsafe.Slice(p, int(n)) {
+		v, ok := goBytes(unsafe.Pointer(cp.pValue), cp.ulValueLen)
+		if !ok {
+			return nil, false
+		}
+		d := client.KDFDataParam{Type: uint(cp._type)}
+		switch d.Type {
+		case C.CK_SP800_108_ITERATION_VARIABLE:
+			if uintptr(len(v)) != unsafe.Sizeof(C.CK_SP800_108_COUNTER_FORMAT{}) {
+				return nil, false
+			}
+			f := (*C.CK_SP800_108_COUNTER_FORMAT)(unsafe.Pointer(&v[0]))
+			d.LittleEndian, d.WidthBits = f.bLittleEndian != 0, uint(f.ulWidthInBits)
+		case C.CK_SP800_108_DKM_LENGTH:
+			if uintptr(len(v)) != unsafe.Sizeof(C.CK_SP800_108_DKM_LENGTH_FORMAT{}) {
+				return nil, false
+			}
+			f := (*C.CK_SP800_108_DKM_LENGTH_FORMAT)(unsafe.Pointer(&v[0]))
+			d.DKMMethod, d.LittleEndian, d.WidthBits = uint(f.dkmLengthMethod), f.bLittleEndian != 0, uint(f.ulWidthInBits)
+		default:
+			d.Value = v
+		}
+		out[i] = d
+	}
+	return out, true
+}
+
+// oaepParams reads CK_RSA_PKCS_OAEP_PARAMS into m; false if its source
+// data is malformed.
+func oaepParams(m *client.Mechanism, cp *C.CK_RSA_PKCS_OAEP_PARAMS) bool {
+	m.Hash, m.MGF = ck.MechanismType(cp.hashAlg), ck.MGF(cp.mgf)
+	if cp.source == C.CKZ_DATA_SPECIFIED {
+		var ok bool
+		if m.Label, ok = goBytes(unsafe.Pointer(cp.pSourceData), cp.ulSourceDataLen); !ok {
+			return false
+		}
+	}
+	return true
 }
 
 // pad copies s into a blank-padded fixed-size CK_UTF8CHAR field.

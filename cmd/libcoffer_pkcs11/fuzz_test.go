@@ -125,6 +125,10 @@ var fuzzMechs = []struct {
 	{pkcs11.CKM_RSA_PKCS_PSS, "rsa", "sign"},
 	{pkcs11.CKM_RSA_PKCS_OAEP, "rsa-pub", "encrypt"},
 	{pkcs11.CKM_ECDH1_DERIVE, "ec", "derive"},
+	{ckmAESWrapNoPad, "aes", "encrypt"},
+	{ckmAESWrapZeroPad, "aes", "encrypt"},
+	{ckmRSAAESKeyWrap, "rsa-pub", "encrypt"},
+	{ckmSP800108CounterKDF, "hmac", "derive"},
 	{0x80001234, "aes", "encrypt"}, // a vendor mechanism nobody defines
 }
 
@@ -165,6 +169,8 @@ var pointerFields = map[uint]map[int][]int{
 	ckmCloudHSMAESGCM:        {48: {0, 24}, 40: {0, 16}},
 	pkcs11.CKM_RSA_PKCS_OAEP: {40: {24}},
 	pkcs11.CKM_ECDH1_DERIVE:  {40: {16, 32}},
+	ckmRSAAESKeyWrap:         {16: {8}},      // CK_RSA_AES_KEY_WRAP_PARAMS
+	ckmSP800108CounterKDF:    {40: {16, 32}}, // CK_SP800_108_KDF_PARAMS
 }
 
 func nullPointers(m uint, b []byte) []byte {

@@ -47,6 +47,8 @@ func TestMiekgMechanisms(t *testing.T) {
 		{"ML-DSA", testMLDSA},
 		{"ML-KEM", testMLKEM},
 		{"random", testRandom},
+		{"wrap and derive", testWrapKDF},
+		{"SP 800-108", testSP800108},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, x) })
 	}
@@ -63,7 +65,7 @@ func TestMiekgMechanisms(t *testing.T) {
 var aesMechs = []uint{
 	pkcs11.CKM_AES_KEY_GEN, pkcs11.CKM_AES_ECB, pkcs11.CKM_AES_CBC, pkcs11.CKM_AES_CBC_PAD, pkcs11.CKM_AES_CTR,
 	pkcs11.CKM_AES_GCM, pkcs11.CKM_AES_KEY_WRAP, pkcs11.CKM_AES_KEY_WRAP_PAD, pkcs11.CKM_AES_CMAC, pkcs11.CKM_AES_CMAC_GENERAL,
-	ckmCloudHSMAESGCM,
+	ckmCloudHSMAESGCM, ckmAESWrapNoPad, ckmAESWrapPKCS5Pad, ckmAESWrapZeroPad,
 }
 
 // mechTest is one session of the mechanism tests and the mechanisms they

@@ -54,8 +54,21 @@ type Mechanism struct {
 
 	MACLen uint // *_GENERAL MACs
 
-	Context []byte       // ML-DSA: CK_SIGN_ADDITIONAL_CONTEXT's context string
-	Hedge   ck.HedgeType // ML-DSA: CK_SIGN_ADDITIONAL_CONTEXT's hedgeVariant
+	Context    []byte       // ML-DSA: CK_SIGN_ADDITIONAL_CONTEXT's context string
+	Hedge      ck.HedgeType // ML-DSA: CK_SIGN_ADDITIONAL_CONTEXT's hedgeVariant
+	AESKeyBits uint         // RSA_AES_KEY_WRAP: ulAESKeyBits (OAEP in Hash, MGF, Label)
+
+	PRF     ck.MechanismType // SP800_108_COUNTER_KDF: prfType
+	KDFData []KDFDataParam   // SP800_108_COUNTER_KDF: pDataParams, in order
+}
+
+// KDFDataParam is one CK_PRF_DATA_PARAM of an SP 800-108 KDF.
+type KDFDataParam struct {
+	Type         uint   // CK_SP800_108_ITERATION_VARIABLE, _DKM_LENGTH, _BYTE_ARRAY
+	WidthBits    uint   // iteration variable and DKM length
+	LittleEndian bool   // iteration variable and DKM length
+	DKMMethod    uint   // DKM length
+	Value        []byte // byte array
 }
 
 // ObjectInfo is what an HSM tells about an object besides its attributes.
@@ -172,7 +185,20 @@ func (m *Mechanism) wire() *hsmv1.Mechanism {
 		Hash: uint64(m.Hash), Mgf: uint64(m.MGF), SaltLen: uint32(m.SaltLen), Label: m.Label,
 		Kdf: uint64(m.KDF), SharedData: m.SharedData, PublicData: m.PublicData, MacLen: uint32(m.MACLen),
 		Context: m.Context, Hedge: uint64(m.Hedge),
+		AesKeyBits: uint32(m.AESKeyBits), Prf: uint64(m.PRF), KdfData: wireKDFData(m.KDFData),
 	}
+}
+
+func wireKDFData(ps []KDFDataParam) []*hsmv1.KDFDataParam {
+	if len(ps) == 0 {
+		return nil
+	}
+	out := make([]*hsmv1.KDFDataParam, len(ps))
+	for i, p := range ps {
+		out[i] = &hsmv1.KDFDataParam{Type: uint64(p.Type), WidthBits: uint32(p.WidthBits), LittleEndian: p.LittleEndian,
+			DkmMethod: uint64(p.DKMMethod), Value: p.Value}
+	}
+	return out
 }
 
 func wireTemplate(attrs []Attribute) []*hsmv1.Attribute {

@@ -494,6 +494,20 @@ func TestWrapTwoCall(t *testing.T) {
 	}
 	_, rv = m.WrapKey(ctx, h, mech, 77777, key, out, false)
 	wantRV(t, rv, ck.CKR_WRAPPING_KEY_HANDLE_INVALID)
+	// The pending wrap is for its parameters only: a fetch with another
+	// OAEP label or RSA-AES key size wraps anew.
+	for _, other := range []client.Mechanism{{Type: ck.CKM_RSA_PKCS_OAEP, Label: []byte("b")}, {Type: ck.CKM_RSA_AES_KEY_WRAP, AESKeyBits: 128}} {
+		first := other
+		first.Label, first.AESKeyBits = []byte("a"), 256
+		before := fc.count("wrap")
+		_, rv = m.WrapKey(ctx, h, first, kek, key, nil, true)
+		must(t, rv)
+		_, rv = m.WrapKey(ctx, h, other, kek, key, out, false)
+		must(t, rv)
+		if fc.count("wrap") != before+2 {
+			t.Fatalf("%v: a fetch with other parameters got the pending wrap", other.Type)
+		}
+	}
 	uk, rv := m.UnwrapKey(ctx, h, mech, kek, out, nil)
 	must(t, rv)
 	dk, rv := m.DeriveKey(ctx, h, client.Mechanism{Type: ck.CKM_ECDH1_DERIVE}, uk, nil)

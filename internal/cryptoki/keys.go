@@ -38,9 +38,16 @@ func (m *Module) GenerateKeyPair(ctx context.Context, h SessionHandle, mech clie
 // buffer), kept for the call that fetches it.
 type pendingWrap struct {
 	wrapping, key client.ObjectID
-	mech          ck.MechanismType
-	iv            []byte
+	mech          client.Mechanism // owned (ownMechanism)
 	res           []byte
+}
+
+// sameWrap reports whether a second C_WrapKey asks for what the pending
+// one computed: the same mechanism with the same parameters (another OAEP
+// label or hash, or another RSA-AES key size, is another wrapping).
+func sameWrap(a, b client.Mechanism) bool {
+	return a.Type == b.Type && bytes.Equal(a.IV, b.IV) && bytes.Equal(a.AAD, b.AAD) && a.TagBits == b.TagBits &&
+		a.Hash == b.Hash && a.MGF == b.MGF && bytes.Equal(a.Label, b.Label) && a.AESKeyBits == b.AESKeyBits
 }
 
 // WrapKey answers C_WrapKey, with the two-call convention.
@@ -66,7 +73,7 @@ func (m *Module) WrapKey(ctx context.Context, h SessionHandle, mech client.Mecha
 	ss.wrap = pendingWrap{}
 	ss.mu.Unlock()
 	res := p.res
-	if res == nil || p.wrapping != wid || p.key != kid || p.mech != mech.Type || !bytes.Equal(p.iv, mech.IV) {
+	if res == nil || p.wrapping != wid || p.key != kid || !sameWrap(p.mech, mech) {
 		var (
 			err error
 			iv  []byte
@@ -83,7 +90,7 @@ func (m *Module) WrapKey(ctx context.Context, h SessionHandle, mech client.Mecha
 	}
 	if query || len(out) < len(res) {
 		ss.mu.Lock()
-		ss.wrap = pendingWrap{wrapping: wid, key: kid, mech: mech.Type, iv: bytes.Clone(mech.IV), res: res}
+		ss.wrap = pendingWrap{wrapping: wid, key: kid, mech: ownMechanism(mech), res: res}
 		ss.mu.Unlock()
 		if query {
 			return len(res), ck.CKR_OK

@@ -3,6 +3,7 @@ package hsm
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/x509"
 	"errors"
@@ -15,7 +16,7 @@ import (
 
 // GenerateKey makes a secret key inside the HSM (C_GenerateKey):
 // CKM_AES_KEY_GEN with CKA_VALUE_LEN 16, 24 or 32, or
-// CKM_GENERIC_SECRET_KEY_GEN with CKA_VALUE_LEN 1..512.
+// CKM_GENERIC_SECRET_KEY_GEN with CKA_VALUE_LEN 1..800 (maxGenericSecret).
 func (d *Device) GenerateKey(ctx context.Context, sid SessionID, m Mechanism, tmpl Template) (ObjectID, error) {
 	const op = "key.generate"
 	s, p, err := d.cryptoUser(op, sid)
@@ -55,7 +56,7 @@ func (d *Device) newSecretKey(op string, p *principal, m Mechanism, tmpl Templat
 		return nil, fmt.Errorf("%w: CKA_VALUE_LEN", ErrTemplateIncomplete)
 	}
 	n := decodeUlong(v)
-	if kt == ck.CKK_AES && n != 16 && n != 24 && n != 32 || n == 0 || n > 512 {
+	if kt == ck.CKK_AES && n != 16 && n != 24 && n != 32 || n == 0 || n > maxGenericSecret {
 		return nil, fmt.Errorf("%w: %d bytes", ErrKeySizeRange, n)
 	}
 	if _, ok := tmpl.Get(ck.CKA_VALUE); ok {
@@ -318,9 +319,12 @@ func (d *Device) unwrap(op string, p *principal, uk *Object, m Mechanism, wrappe
 	return nil, fmt.Errorf("%w: only secret and private keys are unwrapped", ErrTemplateInconsistent)
 }
 
-// DeriveKey derives a secret key (C_DeriveKey). CKM_ECDH1_DERIVE with
-// CKD_NULL: the shared secret's x-coordinate, truncated to CKA_VALUE_LEN
-// (leftmost bytes) when the template gives one.
+// DeriveKey derives a secret key (C_DeriveKey): with CKM_SP800_108_COUNTER_KDF
+// from a generic secret (see kbkdf), or with CKM_ECDH1_DERIVE. With
+// CKD_NULL the key is the shared secret's x-coordinate, truncated to
+// CKA_VALUE_LEN (leftmost bytes) when the template gives one; with
+// CKD_SHA1_KDF..CKD_SHA512_KDF it is the ANSI X9.63 KDF of that secret and
+// the shared data, CKA_VALUE_LEN bytes (default: the secret's length).
 func (d *Device) DeriveKey(ctx context.Context, sid SessionID, base ObjectID, m Mechanism, tmpl Template) (ObjectID, error) {
 	const op = "key.derive"
 	s, p, bk, err := d.useKey(op, sid, base)
@@ -340,33 +344,124 @@ func (d *Device) DeriveKey(ctx context.Context, sid SessionID, base ObjectID, m 
 	return o.id, nil
 }
 
+// x963Hashes are the X9.63 KDFs of CK_ECDH1_DERIVE_PARAMS.
+var x963Hashes = map[ck.KDF]crypto.Hash{
+	ck.CKD_SHA1_KDF: crypto.SHA1, ck.CKD_SHA224_KDF: crypto.SHA224, ck.CKD_SHA256_KDF: crypto.SHA256,
+	ck.CKD_SHA384_KDF: crypto.SHA384, ck.CKD_SHA512_KDF: crypto.SHA512,
+}
+
 func (d *Device) derive(op string, p *principal, bk *Object, m Mechanism, tmpl Template) (*Object, error) {
 	if _, err := d.prepare(op, p, FnDerive, bk, m); err != nil {
 		return nil, err
-	}
-	if m.KDF != ck.CKD_NULL || len(m.SharedData) != 0 {
-		return nil, fmt.Errorf("%w: only CKD_NULL is supported", ErrMechanismParamInvalid)
-	}
-	secret, err := mech.DeriveECDH(bk.key.priv.(*ecdsa.PrivateKey), m.PublicData)
-	if err != nil {
-		return nil, mechErr(err, FnDerive)
 	}
 	kt := ck.CKK_GENERIC_SECRET
 	if kv, ok := tmpl.Get(ck.CKA_KEY_TYPE); ok {
 		kt = ck.KeyType(decodeUlong(kv))
 	}
-	if vl, ok := tmpl.Get(ck.CKA_VALUE_LEN); ok {
-		n := decodeUlong(vl)
-		if n == 0 || n > uint(len(secret)) {
-			return nil, fmt.Errorf("%w: CKA_VALUE_LEN %d of a %d-byte secret", ErrTemplateInconsistent, n, len(secret))
+	vl, hasLen := tmpl.Get(ck.CKA_VALUE_LEN)
+	var (
+		secret []byte
+		err    error
+	)
+	switch m.Type {
+	case ck.CKM_SP800_108_COUNTER_KDF:
+		if !hasLen {
+			return nil, fmt.Errorf("%w: CKA_VALUE_LEN", ErrTemplateIncomplete)
 		}
-		secret = secret[:n]
+		secret, err = d.kbkdf(m, bk.key.secret, decodeUlong(vl))
+	default:
+		secret, err = d.ecdhDerive(m, bk, vl, hasLen)
+	}
+	if err != nil {
+		return nil, err
 	}
 	km, err := secretMaterial(kt, secret)
 	if err != nil {
 		return nil, err
 	}
 	return buildKey(ck.CKO_SECRET_KEY, kt, km, tmpl, origin{creator: p, generated: true, base: bk}, map[ck.AttributeType]bool{ck.CKA_VALUE_LEN: true})
+}
+
+// ecdhDerive is CKM_ECDH1_DERIVE's secret: the x-coordinate (CKD_NULL),
+// cut to CKA_VALUE_LEN, or its X9.63 KDF, CKA_VALUE_LEN bytes (default:
+// the x-coordinate's length).
+func (d *Device) ecdhDerive(m Mechanism, bk *Object, vl []byte, hasLen bool) ([]byte, error) {
+	kdf, ok := x963Hashes[m.KDF]
+	switch {
+	case !ok && m.KDF != ck.CKD_NULL:
+		return nil, fmt.Errorf("%w: KDF %d: CKD_NULL or CKD_SHA1_KDF..CKD_SHA512_KDF", ErrMechanismParamInvalid, m.KDF)
+	case m.KDF == ck.CKD_NULL && len(m.SharedData) != 0:
+		return nil, fmt.Errorf("%w: CKD_NULL takes no shared data", ErrMechanismParamInvalid)
+	case m.KDF == ck.CKD_SHA1_KDF && d.cfg.FIPS:
+		return nil, fmt.Errorf("%w: CKD_SHA1_KDF is not offered in FIPS mode", ErrMechanismParamInvalid)
+	}
+	z, err := mech.DeriveECDH(bk.key.priv.(*ecdsa.PrivateKey), m.PublicData)
+	if err != nil {
+		return nil, mechErr(err, FnDerive)
+	}
+	defer clear(z)
+	n := uint(len(z))
+	if hasLen {
+		n = decodeUlong(vl)
+	}
+	if m.KDF == ck.CKD_NULL {
+		if n == 0 || n > uint(len(z)) {
+			return nil, fmt.Errorf("%w: CKA_VALUE_LEN %d of a %d-byte secret", ErrTemplateInconsistent, n, len(z))
+		}
+		return bytes.Clone(z[:n]), nil
+	}
+	if n == 0 || n > maxGenericSecret {
+		return nil, fmt.Errorf("%w: CKA_VALUE_LEN %d: 1 to %d", ErrTemplateInconsistent, n, maxGenericSecret)
+	}
+	secret, err := mech.X963KDF(kdf, z, m.SharedData, int(n))
+	return secret, mechErr(err, FnDerive)
+}
+
+// kbkdfPRFs are the PRFs CKM_SP800_108_COUNTER_KDF offers: HMAC with a
+// generic secret base key.
+var kbkdfPRFs = map[ck.MechanismType]crypto.Hash{
+	ck.CKM_SHA_1_HMAC: crypto.SHA1, ck.CKM_SHA224_HMAC: crypto.SHA224, ck.CKM_SHA256_HMAC: crypto.SHA256,
+	ck.CKM_SHA384_HMAC: crypto.SHA384, ck.CKM_SHA512_HMAC: crypto.SHA512,
+}
+
+// kbkdf is CKM_SP800_108_COUNTER_KDF (PKCS #11 v3.0 §2.42): the SP 800-108
+// counter-mode KDF of the base key, n bytes, its PRF input laid out by the
+// data parameters. Additional derived keys are not offered (the C boundary
+// refuses them).
+func (d *Device) kbkdf(m Mechanism, key []byte, n uint) ([]byte, error) {
+	h, ok := kbkdfPRFs[m.PRF]
+	switch {
+	case !ok:
+		return nil, fmt.Errorf("%w: PRF %v: CKM_SHA_1_HMAC .. CKM_SHA512_HMAC", ErrMechanismParamInvalid, m.PRF)
+	case h == crypto.SHA1 && d.cfg.FIPS:
+		return nil, fmt.Errorf("%w: the HMAC-SHA-1 PRF is not offered in FIPS mode", ErrMechanismParamInvalid)
+	case n == 0 || n > maxGenericSecret:
+		return nil, fmt.Errorf("%w: CKA_VALUE_LEN %d: 1 to %d", ErrTemplateInconsistent, n, maxGenericSecret)
+	}
+	segs := make([]mech.KBKDFSegment, len(m.KDFData))
+	for i, p := range m.KDFData {
+		s := mech.KBKDFSegment{WidthBits: int(p.WidthBits), LittleEndian: p.LittleEndian}
+		switch p.Type {
+		case ck.CK_SP800_108_ITERATION_VARIABLE:
+			s.Kind = mech.KBKDFCounter
+		case ck.CK_SP800_108_DKM_LENGTH:
+			s.Kind = mech.KBKDFLength
+			switch p.DKMMethod {
+			case ck.CK_SP800_108_DKM_LENGTH_SUM_OF_KEYS:
+				s.SumOfKeys = true
+			case ck.CK_SP800_108_DKM_LENGTH_SUM_OF_SEGMENTS:
+			default:
+				return nil, fmt.Errorf("%w: DKM length method %d", ErrMechanismParamInvalid, p.DKMMethod)
+			}
+		case ck.CK_SP800_108_BYTE_ARRAY:
+			s.Kind, s.Bytes = mech.KBKDFBytes, p.Value
+		default: // CK_SP800_108_OPTIONAL_COUNTER is for the feedback and pipeline modes
+			return nil, fmt.Errorf("%w: data parameter type %d in counter mode", ErrMechanismParamInvalid, p.Type)
+		}
+		segs[i] = s
+	}
+	out, err := mech.KBKDFCounterHMAC(h, key, segs, int(n))
+	return out, mechErr(err, FnDerive)
 }
 
 // ExportPublicKey returns a public or private key's public half as

@@ -77,7 +77,7 @@ func secretMaterial(kt ck.KeyType, v []byte) (*keyMaterial, error) {
 		}
 		return &keyMaterial{secret: v, block: b, gcm: g}, nil
 	case ck.CKK_GENERIC_SECRET:
-		if len(v) == 0 || len(v) > 512 {
+		if len(v) == 0 || len(v) > maxGenericSecret {
 			return nil, fmt.Errorf("%w: generic secret of %d bytes", ErrKeySizeRange, len(v))
 		}
 		return &keyMaterial{secret: v}, nil

@@ -28,9 +28,26 @@ type Mechanism struct {
 
 	MACLen uint // *_GENERAL MACs: output length in bytes
 
-	Context []byte       // ML-DSA: CK_SIGN_ADDITIONAL_CONTEXT's context string (at most 255 bytes)
-	Hedge   ck.HedgeType // ML-DSA: CK_SIGN_ADDITIONAL_CONTEXT's hedgeVariant
+	Context    []byte       // ML-DSA: CK_SIGN_ADDITIONAL_CONTEXT's context string (at most 255 bytes)
+	Hedge      ck.HedgeType // ML-DSA: CK_SIGN_ADDITIONAL_CONTEXT's hedgeVariant
+	AESKeyBits uint         // RSA_AES_KEY_WRAP: ulAESKeyBits (OAEP in Hash, MGF, Label)
+
+	PRF     ck.MechanismType // SP800_108_COUNTER_KDF: prfType
+	KDFData []KDFDataParam   // SP800_108_COUNTER_KDF: pDataParams, in order
 }
+
+// KDFDataParam is one CK_PRF_DATA_PARAM of an SP 800-108 KDF: Type is
+// CK_SP800_108_ITERATION_VARIABLE, _DKM_LENGTH or _BYTE_ARRAY.
+type KDFDataParam struct {
+	Type         uint
+	WidthBits    uint   // iteration variable and DKM length: ulWidthInBits
+	LittleEndian bool   // iteration variable and DKM length: bLittleEndian
+	DKMMethod    uint   // DKM length: dkmLengthMethod
+	Value        []byte // byte array
+}
+
+// maxGenericSecret is the longest generic secret in bytes: CloudHSM's 800.
+const maxGenericSecret = 800
 
 // Function is a bit set of what a mechanism can do (the CKF_* flags of
 // CK_MECHANISM_INFO).
@@ -94,19 +111,23 @@ var mechanisms = map[ck.MechanismType]MechanismInfo{
 	ck.CKM_AES_KEY_WRAP:     {128, 256, encDec | wrapUnw, true},
 	ck.CKM_AES_KEY_WRAP_PAD: {128, 256, encDec | wrapUnw, true},
 	ck.CKM_AES_CMAC:         {128, 256, sigVer, true},
-	ck.CKM_AES_CMAC_GENERAL: {128, 256, sigVer, true},
 
-	ck.CKM_GENERIC_SECRET_KEY_GEN: {1, 512, FnGenerate, true},
-	ck.CKM_SHA_1_HMAC:             {1, 512, sigVer, true},
-	ck.CKM_SHA224_HMAC:            {1, 512, sigVer, true},
-	ck.CKM_SHA256_HMAC:            {1, 512, sigVer, true},
-	ck.CKM_SHA384_HMAC:            {1, 512, sigVer, true},
-	ck.CKM_SHA512_HMAC:            {1, 512, sigVer, true},
-	ck.CKM_SHA_1_HMAC_GENERAL:     {1, 512, sigVer, true},
-	ck.CKM_SHA224_HMAC_GENERAL:    {1, 512, sigVer, true},
-	ck.CKM_SHA256_HMAC_GENERAL:    {1, 512, sigVer, true},
-	ck.CKM_SHA384_HMAC_GENERAL:    {1, 512, sigVer, true},
-	ck.CKM_SHA512_HMAC_GENERAL:    {1, 512, sigVer, true},
+	ck.CKM_CLOUDHSM_AES_KEY_WRAP_NO_PAD:    {128, 256, wrapUnw, true},
+	ck.CKM_CLOUDHSM_AES_KEY_WRAP_PKCS5_PAD: {128, 256, wrapUnw, true},
+	ck.CKM_CLOUDHSM_AES_KEY_WRAP_ZERO_PAD:  {128, 256, wrapUnw, true},
+	ck.CKM_AES_CMAC_GENERAL:                {128, 256, sigVer, true},
+
+	ck.CKM_GENERIC_SECRET_KEY_GEN: {1, maxGenericSecret, FnGenerate, true},
+	ck.CKM_SHA_1_HMAC:             {1, maxGenericSecret, sigVer, true},
+	ck.CKM_SHA224_HMAC:            {1, maxGenericSecret, sigVer, true},
+	ck.CKM_SHA256_HMAC:            {1, maxGenericSecret, sigVer, true},
+	ck.CKM_SHA384_HMAC:            {1, maxGenericSecret, sigVer, true},
+	ck.CKM_SHA512_HMAC:            {1, maxGenericSecret, sigVer, true},
+	ck.CKM_SHA_1_HMAC_GENERAL:     {1, maxGenericSecret, sigVer, true},
+	ck.CKM_SHA224_HMAC_GENERAL:    {1, maxGenericSecret, sigVer, true},
+	ck.CKM_SHA256_HMAC_GENERAL:    {1, maxGenericSecret, sigVer, true},
+	ck.CKM_SHA384_HMAC_GENERAL:    {1, maxGenericSecret, sigVer, true},
+	ck.CKM_SHA512_HMAC_GENERAL:    {1, maxGenericSecret, sigVer, true},
 
 	ck.CKM_SHA_1:  {0, 0, FnDigest, true},
 	ck.CKM_SHA224: {0, 0, FnDigest, true},
@@ -128,6 +149,7 @@ var mechanisms = map[ck.MechanismType]MechanismInfo{
 	ck.CKM_SHA384_RSA_PKCS_PSS:   {2048, 4096, sigVer, true},
 	ck.CKM_SHA512_RSA_PKCS_PSS:   {2048, 4096, sigVer, true},
 	ck.CKM_RSA_PKCS_OAEP:         {2048, 4096, encDec | wrapUnw, true},
+	ck.CKM_RSA_AES_KEY_WRAP:      {2048, 4096, wrapUnw, true},
 
 	ck.CKM_EC_KEY_PAIR_GEN: {256, 521, FnGenerateKeyPair, true},
 	ck.CKM_ECDSA:           {256, 521, sigVer, true},
@@ -137,6 +159,8 @@ var mechanisms = map[ck.MechanismType]MechanismInfo{
 	ck.CKM_ECDSA_SHA384:    {256, 521, sigVer, true},
 	ck.CKM_ECDSA_SHA512:    {256, 521, sigVer, true},
 	ck.CKM_ECDH1_DERIVE:    {256, 521, FnDerive, true},
+
+	ck.CKM_SP800_108_COUNTER_KDF: {1, maxGenericSecret, FnDerive, true},
 
 	ck.CKM_EC_EDWARDS_KEY_PAIR_GEN: {255, 255, FnGenerateKeyPair, true},
 	ck.CKM_EDDSA:                   {255, 255, sigVer, true},

@@ -196,9 +196,10 @@ func keyFits(o *Object, m ck.MechanismType, fn Function) bool {
 	wantPub := fn == FnEncrypt || fn == FnVerify || fn == FnWrap
 	switch m {
 	case ck.CKM_AES_ECB, ck.CKM_AES_CBC, ck.CKM_AES_CBC_PAD, ck.CKM_AES_CTR, ck.CKM_AES_GCM, ck.CKM_CLOUDHSM_AES_GCM,
-		ck.CKM_AES_KEY_WRAP, ck.CKM_AES_KEY_WRAP_PAD, ck.CKM_AES_CMAC, ck.CKM_AES_CMAC_GENERAL:
+		ck.CKM_AES_KEY_WRAP, ck.CKM_AES_KEY_WRAP_PAD, ck.CKM_AES_CMAC, ck.CKM_AES_CMAC_GENERAL,
+		ck.CKM_CLOUDHSM_AES_KEY_WRAP_NO_PAD, ck.CKM_CLOUDHSM_AES_KEY_WRAP_PKCS5_PAD, ck.CKM_CLOUDHSM_AES_KEY_WRAP_ZERO_PAD:
 		return o.class == ck.CKO_SECRET_KEY && o.keyType == ck.CKK_AES
-	case ck.CKM_RSA_PKCS, ck.CKM_RSA_PKCS_OAEP, ck.CKM_RSA_PKCS_PSS,
+	case ck.CKM_RSA_PKCS, ck.CKM_RSA_PKCS_OAEP, ck.CKM_RSA_PKCS_PSS, ck.CKM_RSA_AES_KEY_WRAP,
 		ck.CKM_SHA1_RSA_PKCS, ck.CKM_SHA224_RSA_PKCS, ck.CKM_SHA256_RSA_PKCS, ck.CKM_SHA384_RSA_PKCS, ck.CKM_SHA512_RSA_PKCS,
 		ck.CKM_SHA1_RSA_PKCS_PSS, ck.CKM_SHA224_RSA_PKCS_PSS, ck.CKM_SHA256_RSA_PKCS_PSS, ck.CKM_SHA384_RSA_PKCS_PSS, ck.CKM_SHA512_RSA_PKCS_PSS:
 		return o.keyType == ck.CKK_RSA && (pub && wantPub || priv && !wantPub)
@@ -206,6 +207,8 @@ func keyFits(o *Object, m ck.MechanismType, fn Function) bool {
 		return o.keyType == ck.CKK_EC && (pub && wantPub || priv && !wantPub)
 	case ck.CKM_ECDH1_DERIVE:
 		return o.keyType == ck.CKK_EC && priv
+	case ck.CKM_SP800_108_COUNTER_KDF: // the HMAC PRFs' key
+		return o.class == ck.CKO_SECRET_KEY && o.keyType == ck.CKK_GENERIC_SECRET
 	case ck.CKM_EDDSA:
 		return o.keyType == ck.CKK_EC_EDWARDS && (pub && wantPub || priv && !wantPub)
 	case ck.CKM_ML_DSA:
@@ -274,6 +277,14 @@ func (o *operation) start() error {
 		_, _, err = paramHash(m)
 	case ck.CKM_ML_DSA:
 		err = checkSignContext(m)
+	case ck.CKM_RSA_AES_KEY_WRAP:
+		_, err = rsaAESParams(m)
+	case ck.CKM_CLOUDHSM_AES_KEY_WRAP_NO_PAD, ck.CKM_CLOUDHSM_AES_KEY_WRAP_PKCS5_PAD:
+		err = mech.CheckDefaultKWIV(m.IV)
+	case ck.CKM_CLOUDHSM_AES_KEY_WRAP_ZERO_PAD:
+		if len(m.IV) != 0 { // CloudHSM: the IV is computed by RFC 5649, never given
+			err = fmt.Errorf("%w: %v takes no IV", mech.ErrParam, m.Type)
+		}
 	default:
 		if h, ok := hashes[m.Type]; ok {
 			o.hash = h
@@ -451,6 +462,30 @@ func (o *operation) oneShot(dst, data, sig []byte) ([]byte, error) {
 			return mech.WrapKWP(dst, k.block, m.IV, data)
 		}
 		return mech.UnwrapKWP(dst, k.block, m.IV, data)
+	case ck.CKM_CLOUDHSM_AES_KEY_WRAP_NO_PAD:
+		if o.fn == FnEncrypt {
+			return mech.WrapKW(dst, k.block, nil, data)
+		}
+		return mech.UnwrapKW(dst, k.block, nil, data)
+	case ck.CKM_CLOUDHSM_AES_KEY_WRAP_PKCS5_PAD:
+		if o.fn == FnEncrypt {
+			return mech.WrapKWPKCS5(dst, k.block, data)
+		}
+		return mech.UnwrapKWPKCS5(dst, k.block, data)
+	case ck.CKM_CLOUDHSM_AES_KEY_WRAP_ZERO_PAD:
+		if o.fn == FnEncrypt {
+			return mech.WrapKWP(dst, k.block, nil, data)
+		}
+		return mech.UnwrapKWP(dst, k.block, nil, data)
+	case ck.CKM_RSA_AES_KEY_WRAP:
+		p, err := rsaAESParams(m)
+		if err != nil {
+			return nil, err
+		}
+		if o.fn == FnEncrypt {
+			return mech.WrapRSAAES(o.rand, k.pub.(*rsa.PublicKey), p, data)
+		}
+		return mech.UnwrapRSAAES(k.priv.(*rsa.PrivateKey), p, data)
 	case ck.CKM_RSA_PKCS:
 		switch o.fn {
 		case FnEncrypt:
@@ -509,6 +544,19 @@ func (o *operation) oneShot(dst, data, sig []byte) ([]byte, error) {
 		return nil, mech.VerifyECDSA(k.pub.(*ecdsa.PublicKey), data, sig)
 	}
 	return nil, fmt.Errorf("%w: %v", ErrMechanismInvalid, m.Type)
+}
+
+// rsaAESParams reads CK_RSA_AES_KEY_WRAP_PARAMS: ulAESKeyBits and the
+// OAEP parameters that wrap the temporary AES key.
+func rsaAESParams(m Mechanism) (mech.RSAAESParams, error) {
+	h, mgf, err := paramHash(m)
+	if err != nil {
+		return mech.RSAAESParams{}, err
+	}
+	if b := m.AESKeyBits; b != 128 && b != 192 && b != 256 {
+		return mech.RSAAESParams{}, fmt.Errorf("%w: ulAESKeyBits %d: 128, 192 or 256", ErrMechanismParamInvalid, b)
+	}
+	return mech.RSAAESParams{AESKeyBits: int(m.AESKeyBits), OAEP: mech.OAEPParams{Hash: h, MGF: mgf, Label: m.Label}}, nil
 }
 
 func isPSS(m ck.MechanismType) bool {

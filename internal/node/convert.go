@@ -30,6 +30,10 @@ func mechanism(m *hsmv1.Mechanism) (hsm.Mechanism, error) {
 			return hsm.Mechanism{}, invalidArgument(ck.CKR_MECHANISM_PARAM_INVALID, "mechanism parameter of %d bytes exceeds %d", len(p), maxParamLen)
 		}
 	}
+	kdfData, err := kdfDataParams(m.GetKdfData())
+	if err != nil {
+		return hsm.Mechanism{}, err
+	}
 	return hsm.Mechanism{
 		Type:        ck.MechanismType(m.GetType()),
 		IV:          m.GetIv(),
@@ -46,7 +50,33 @@ func mechanism(m *hsmv1.Mechanism) (hsm.Mechanism, error) {
 		MACLen:      uint(m.GetMacLen()),
 		Context:     m.GetContext(),
 		Hedge:       ck.HedgeType(m.GetHedge()),
+		AESKeyBits:  uint(m.GetAesKeyBits()),
+		PRF:         ck.MechanismType(m.GetPrf()),
+		KDFData:     kdfData,
 	}, nil
+}
+
+// maxKDFData bounds the data parameters of one SP 800-108 derivation; their
+// bytes together stay within maxParamLen.
+const maxKDFData = 64
+
+func kdfDataParams(ps []*hsmv1.KDFDataParam) ([]hsm.KDFDataParam, error) {
+	if len(ps) > maxKDFData {
+		return nil, invalidArgument(ck.CKR_MECHANISM_PARAM_INVALID, "%d KDF data parameters exceed %d", len(ps), maxKDFData)
+	}
+	var out []hsm.KDFDataParam
+	total := 0
+	for i, p := range ps {
+		if p == nil {
+			return nil, invalidArgument(ck.CKR_MECHANISM_PARAM_INVALID, "KDF data parameter %d is empty", i)
+		}
+		if total += len(p.GetValue()); total > maxParamLen {
+			return nil, invalidArgument(ck.CKR_MECHANISM_PARAM_INVALID, "KDF data parameters of more than %d bytes", maxParamLen)
+		}
+		out = append(out, hsm.KDFDataParam{Type: uint(p.GetType()), WidthBits: uint(p.GetWidthBits()), LittleEndian: p.GetLittleEndian(),
+			DKMMethod: uint(p.GetDkmMethod()), Value: p.GetValue()})
+	}
+	return out, nil
 }
 
 // template converts and checks a template.

@@ -193,8 +193,11 @@ type Mechanism struct {
 	SharedData    []byte                 `protobuf:"bytes,11,opt,name=shared_data,json=sharedData,proto3" json:"shared_data,omitempty"`
 	PublicData    []byte                 `protobuf:"bytes,12,opt,name=public_data,json=publicData,proto3" json:"public_data,omitempty"`
 	MacLen        uint32                 `protobuf:"varint,13,opt,name=mac_len,json=macLen,proto3" json:"mac_len,omitempty"`
-	Context       []byte                 `protobuf:"bytes,14,opt,name=context,proto3" json:"context,omitempty"` // ML-DSA: CK_SIGN_ADDITIONAL_CONTEXT's context string
-	Hedge         uint64                 `protobuf:"varint,15,opt,name=hedge,proto3" json:"hedge,omitempty"`    // ML-DSA: CK_SIGN_ADDITIONAL_CONTEXT's hedgeVariant (CKH_*)
+	Context       []byte                 `protobuf:"bytes,14,opt,name=context,proto3" json:"context,omitempty"`                            // ML-DSA: CK_SIGN_ADDITIONAL_CONTEXT's context string
+	Hedge         uint64                 `protobuf:"varint,15,opt,name=hedge,proto3" json:"hedge,omitempty"`                               // ML-DSA: CK_SIGN_ADDITIONAL_CONTEXT's hedgeVariant (CKH_*)
+	AesKeyBits    uint32                 `protobuf:"varint,16,opt,name=aes_key_bits,json=aesKeyBits,proto3" json:"aes_key_bits,omitempty"` // RSA_AES_KEY_WRAP: ulAESKeyBits
+	Prf           uint64                 `protobuf:"varint,17,opt,name=prf,proto3" json:"prf,omitempty"`                                   // SP800_108_COUNTER_KDF: prfType
+	KdfData       []*KDFDataParam        `protobuf:"bytes,18,rep,name=kdf_data,json=kdfData,proto3" json:"kdf_data,omitempty"`             // SP800_108_COUNTER_KDF: pDataParams, in order
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -332,6 +335,27 @@ func (x *Mechanism) GetHedge() uint64 {
 		return x.Hedge
 	}
 	return 0
+}
+
+func (x *Mechanism) GetAesKeyBits() uint32 {
+	if x != nil {
+		return x.AesKeyBits
+	}
+	return 0
+}
+
+func (x *Mechanism) GetPrf() uint64 {
+	if x != nil {
+		return x.Prf
+	}
+	return 0
+}
+
+func (x *Mechanism) GetKdfData() []*KDFDataParam {
+	if x != nil {
+		return x.KdfData
+	}
+	return nil
 }
 
 type SessionRequest struct {
@@ -6196,6 +6220,83 @@ func (x *DecapsulateKeyRequest) GetIdempotency() *Idempotency {
 	return nil
 }
 
+// KDFDataParam is one CK_PRF_DATA_PARAM of an SP 800-108 KDF.
+type KDFDataParam struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Type          uint64                 `protobuf:"varint,1,opt,name=type,proto3" json:"type,omitempty"` // CK_SP800_108_ITERATION_VARIABLE, _DKM_LENGTH, _BYTE_ARRAY
+	WidthBits     uint32                 `protobuf:"varint,2,opt,name=width_bits,json=widthBits,proto3" json:"width_bits,omitempty"`
+	LittleEndian  bool                   `protobuf:"varint,3,opt,name=little_endian,json=littleEndian,proto3" json:"little_endian,omitempty"`
+	DkmMethod     uint64                 `protobuf:"varint,4,opt,name=dkm_method,json=dkmMethod,proto3" json:"dkm_method,omitempty"`
+	Value         []byte                 `protobuf:"bytes,5,opt,name=value,proto3" json:"value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KDFDataParam) Reset() {
+	*x = KDFDataParam{}
+	mi := &file_hsm_proto_msgTypes[98]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KDFDataParam) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KDFDataParam) ProtoMessage() {}
+
+func (x *KDFDataParam) ProtoReflect() protoreflect.Message {
+	mi := &file_hsm_proto_msgTypes[98]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KDFDataParam.ProtoReflect.Descriptor instead.
+func (*KDFDataParam) Descriptor() ([]byte, []int) {
+	return file_hsm_proto_rawDescGZIP(), []int{98}
+}
+
+func (x *KDFDataParam) GetType() uint64 {
+	if x != nil {
+		return x.Type
+	}
+	return 0
+}
+
+func (x *KDFDataParam) GetWidthBits() uint32 {
+	if x != nil {
+		return x.WidthBits
+	}
+	return 0
+}
+
+func (x *KDFDataParam) GetLittleEndian() bool {
+	if x != nil {
+		return x.LittleEndian
+	}
+	return false
+}
+
+func (x *KDFDataParam) GetDkmMethod() uint64 {
+	if x != nil {
+		return x.DkmMethod
+	}
+	return 0
+}
+
+func (x *KDFDataParam) GetValue() []byte {
+	if x != nil {
+		return x.Value
+	}
+	return nil
+}
+
 var File_hsm_proto protoreflect.FileDescriptor
 
 const file_hsm_proto_rawDesc = "" +
@@ -6204,7 +6305,7 @@ const file_hsm_proto_rawDesc = "" +
 	"\x05Empty\"5\n" +
 	"\tAttribute\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\x04R\x04type\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\fR\x05value\"\xf3\x02\n" +
+	"\x05value\x18\x02 \x01(\fR\x05value\"\xdf\x03\n" +
 	"\tMechanism\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\x04R\x04type\x12\x0e\n" +
 	"\x02iv\x18\x02 \x01(\fR\x02iv\x12\x10\n" +
@@ -6223,7 +6324,11 @@ const file_hsm_proto_rawDesc = "" +
 	"publicData\x12\x17\n" +
 	"\amac_len\x18\r \x01(\rR\x06macLen\x12\x18\n" +
 	"\acontext\x18\x0e \x01(\fR\acontext\x12\x14\n" +
-	"\x05hedge\x18\x0f \x01(\x04R\x05hedge\"*\n" +
+	"\x05hedge\x18\x0f \x01(\x04R\x05hedge\x12 \n" +
+	"\faes_key_bits\x18\x10 \x01(\rR\n" +
+	"aesKeyBits\x12\x10\n" +
+	"\x03prf\x18\x11 \x01(\x04R\x03prf\x126\n" +
+	"\bkdf_data\x18\x12 \x03(\v2\x1b.coffer.hsm.v1.KDFDataParamR\akdfData\"*\n" +
 	"\x0eSessionRequest\x12\x18\n" +
 	"\asession\x18\x01 \x01(\x04R\asession\"\x14\n" +
 	"\x12OpenSessionRequest\"/\n" +
@@ -6653,7 +6758,15 @@ const file_hsm_proto_rawDesc = "" +
 	"ciphertext\x124\n" +
 	"\btemplate\x18\x05 \x03(\v2\x18.coffer.hsm.v1.AttributeR\btemplate\x12\x1b\n" +
 	"\tmin_nodes\x18\x06 \x01(\rR\bminNodes\x12<\n" +
-	"\vidempotency\x18\a \x01(\v2\x1a.coffer.hsm.v1.IdempotencyR\vidempotency*\x8d\x01\n" +
+	"\vidempotency\x18\a \x01(\v2\x1a.coffer.hsm.v1.IdempotencyR\vidempotency\"\x9b\x01\n" +
+	"\fKDFDataParam\x12\x12\n" +
+	"\x04type\x18\x01 \x01(\x04R\x04type\x12\x1d\n" +
+	"\n" +
+	"width_bits\x18\x02 \x01(\rR\twidthBits\x12#\n" +
+	"\rlittle_endian\x18\x03 \x01(\bR\flittleEndian\x12\x1d\n" +
+	"\n" +
+	"dkm_method\x18\x04 \x01(\x04R\tdkmMethod\x12\x14\n" +
+	"\x05value\x18\x05 \x01(\fR\x05value*\x8d\x01\n" +
 	"\bFunction\x12\x18\n" +
 	"\x14FUNCTION_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10FUNCTION_ENCRYPT\x10\x01\x12\x14\n" +
@@ -6755,7 +6868,7 @@ func file_hsm_proto_rawDescGZIP() []byte {
 }
 
 var file_hsm_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_hsm_proto_msgTypes = make([]protoimpl.MessageInfo, 99)
+var file_hsm_proto_msgTypes = make([]protoimpl.MessageInfo, 100)
 var file_hsm_proto_goTypes = []any{
 	(Function)(0),                        // 0: coffer.hsm.v1.Function
 	(*Empty)(nil),                        // 1: coffer.hsm.v1.Empty
@@ -6856,211 +6969,213 @@ var file_hsm_proto_goTypes = []any{
 	(*EncapsulateKeyRequest)(nil),        // 96: coffer.hsm.v1.EncapsulateKeyRequest
 	(*EncapsulateKeyResponse)(nil),       // 97: coffer.hsm.v1.EncapsulateKeyResponse
 	(*DecapsulateKeyRequest)(nil),        // 98: coffer.hsm.v1.DecapsulateKeyRequest
-	nil,                                  // 99: coffer.hsm.v1.QuorumValuesResponse.ValuesEntry
+	(*KDFDataParam)(nil),                 // 99: coffer.hsm.v1.KDFDataParam
+	nil,                                  // 100: coffer.hsm.v1.QuorumValuesResponse.ValuesEntry
 }
 var file_hsm_proto_depIdxs = []int32{
-	8,   // 0: coffer.hsm.v1.Approvals.signatures:type_name -> coffer.hsm.v1.Approval
-	9,   // 1: coffer.hsm.v1.CreateUserRequest.approvals:type_name -> coffer.hsm.v1.Approvals
-	9,   // 2: coffer.hsm.v1.DeleteUserRequest.approvals:type_name -> coffer.hsm.v1.Approvals
-	9,   // 3: coffer.hsm.v1.ChangePasswordRequest.approvals:type_name -> coffer.hsm.v1.Approvals
-	14,  // 4: coffer.hsm.v1.ListUsersResponse.users:type_name -> coffer.hsm.v1.UserInfo
-	18,  // 5: coffer.hsm.v1.ListQuorumTokensResponse.tokens:type_name -> coffer.hsm.v1.QuorumTokenInfo
-	9,   // 6: coffer.hsm.v1.SetQuorumValueRequest.approvals:type_name -> coffer.hsm.v1.Approvals
-	99,  // 7: coffer.hsm.v1.QuorumValuesResponse.values:type_name -> coffer.hsm.v1.QuorumValuesResponse.ValuesEntry
-	9,   // 8: coffer.hsm.v1.RegisterTrustAnchorRequest.approvals:type_name -> coffer.hsm.v1.Approvals
-	23,  // 9: coffer.hsm.v1.ListTrustAnchorsResponse.anchors:type_name -> coffer.hsm.v1.TrustAnchor
-	9,   // 10: coffer.hsm.v1.DeregisterTrustAnchorRequest.approvals:type_name -> coffer.hsm.v1.Approvals
-	9,   // 11: coffer.hsm.v1.SetMTLSEnforcementRequest.approvals:type_name -> coffer.hsm.v1.Approvals
-	3,   // 12: coffer.hsm.v1.GenerateKeyRequest.mechanism:type_name -> coffer.hsm.v1.Mechanism
-	2,   // 13: coffer.hsm.v1.GenerateKeyRequest.template:type_name -> coffer.hsm.v1.Attribute
-	35,  // 14: coffer.hsm.v1.GenerateKeyRequest.idempotency:type_name -> coffer.hsm.v1.Idempotency
-	3,   // 15: coffer.hsm.v1.GenerateKeyPairRequest.mechanism:type_name -> coffer.hsm.v1.Mechanism
-	2,   // 16: coffer.hsm.v1.GenerateKeyPairRequest.public_template:type_name -> coffer.hsm.v1.Attribute
-	2,   // 17: coffer.hsm.v1.GenerateKeyPairRequest.private_template:type_name -> coffer.hsm.v1.Attribute
-	35,  // 18: coffer.hsm.v1.GenerateKeyPairRequest.idempotency:type_name -> coffer.hsm.v1.Idempotency
-	2,   // 19: coffer.hsm.v1.CreateObjectRequest.template:type_name -> coffer.hsm.v1.Attribute
-	35,  // 20: coffer.hsm.v1.CreateObjectRequest.idempotency:type_name -> coffer.hsm.v1.Idempotency
-	2,   // 21: coffer.hsm.v1.ImportKeyRequest.template:type_name -> coffer.hsm.v1.Attribute
-	35,  // 22: coffer.hsm.v1.ImportKeyRequest.idempotency:type_name -> coffer.hsm.v1.Idempotency
-	3,   // 23: coffer.hsm.v1.UnwrapKeyRequest.mechanism:type_name -> coffer.hsm.v1.Mechanism
-	2,   // 24: coffer.hsm.v1.UnwrapKeyRequest.template:type_name -> coffer.hsm.v1.Attribute
-	35,  // 25: coffer.hsm.v1.UnwrapKeyRequest.idempotency:type_name -> coffer.hsm.v1.Idempotency
-	3,   // 26: coffer.hsm.v1.DeriveKeyRequest.mechanism:type_name -> coffer.hsm.v1.Mechanism
-	2,   // 27: coffer.hsm.v1.DeriveKeyRequest.template:type_name -> coffer.hsm.v1.Attribute
-	35,  // 28: coffer.hsm.v1.DeriveKeyRequest.idempotency:type_name -> coffer.hsm.v1.Idempotency
-	2,   // 29: coffer.hsm.v1.FindObjectsRequest.template:type_name -> coffer.hsm.v1.Attribute
-	43,  // 30: coffer.hsm.v1.GetAttributesResponse.values:type_name -> coffer.hsm.v1.AttributeValue
-	2,   // 31: coffer.hsm.v1.SetAttributesRequest.template:type_name -> coffer.hsm.v1.Attribute
-	3,   // 32: coffer.hsm.v1.CryptRequest.mechanism:type_name -> coffer.hsm.v1.Mechanism
-	3,   // 33: coffer.hsm.v1.VerifyRequest.mechanism:type_name -> coffer.hsm.v1.Mechanism
-	3,   // 34: coffer.hsm.v1.WrapKeyRequest.mechanism:type_name -> coffer.hsm.v1.Mechanism
-	0,   // 35: coffer.hsm.v1.BeginRequest.function:type_name -> coffer.hsm.v1.Function
-	3,   // 36: coffer.hsm.v1.BeginRequest.mechanism:type_name -> coffer.hsm.v1.Mechanism
-	57,  // 37: coffer.hsm.v1.MechanismsResponse.mechanisms:type_name -> coffer.hsm.v1.MechanismInfo
-	60,  // 38: coffer.hsm.v1.NodeInfoResponse.peers:type_name -> coffer.hsm.v1.PeerStatus
-	63,  // 39: coffer.hsm.v1.PushRequest.records:type_name -> coffer.hsm.v1.SealedRecord
-	68,  // 40: coffer.hsm.v1.VersionsResponse.records:type_name -> coffer.hsm.v1.RecordMeta
-	71,  // 41: coffer.hsm.v1.FetchRequest.keys:type_name -> coffer.hsm.v1.RecordKey
-	63,  // 42: coffer.hsm.v1.FetchResponse.records:type_name -> coffer.hsm.v1.SealedRecord
-	80,  // 43: coffer.hsm.v1.CreateReplicationLinkRequest.link:type_name -> coffer.hsm.v1.ReplicationLinkInfo
-	9,   // 44: coffer.hsm.v1.CreateReplicationLinkRequest.approvals:type_name -> coffer.hsm.v1.Approvals
-	9,   // 45: coffer.hsm.v1.DeleteReplicationLinkRequest.approvals:type_name -> coffer.hsm.v1.Approvals
-	80,  // 46: coffer.hsm.v1.ListReplicationLinksResponse.links:type_name -> coffer.hsm.v1.ReplicationLinkInfo
-	63,  // 47: coffer.hsm.v1.LinkPushRequest.records:type_name -> coffer.hsm.v1.SealedRecord
-	9,   // 48: coffer.hsm.v1.ImportUserReplicaRequest.approvals:type_name -> coffer.hsm.v1.Approvals
-	2,   // 49: coffer.hsm.v1.CopyObjectRequest.template:type_name -> coffer.hsm.v1.Attribute
-	35,  // 50: coffer.hsm.v1.CopyObjectRequest.idempotency:type_name -> coffer.hsm.v1.Idempotency
-	3,   // 51: coffer.hsm.v1.EncapsulateKeyRequest.mechanism:type_name -> coffer.hsm.v1.Mechanism
-	2,   // 52: coffer.hsm.v1.EncapsulateKeyRequest.template:type_name -> coffer.hsm.v1.Attribute
-	35,  // 53: coffer.hsm.v1.EncapsulateKeyRequest.idempotency:type_name -> coffer.hsm.v1.Idempotency
-	3,   // 54: coffer.hsm.v1.DecapsulateKeyRequest.mechanism:type_name -> coffer.hsm.v1.Mechanism
-	2,   // 55: coffer.hsm.v1.DecapsulateKeyRequest.template:type_name -> coffer.hsm.v1.Attribute
-	35,  // 56: coffer.hsm.v1.DecapsulateKeyRequest.idempotency:type_name -> coffer.hsm.v1.Idempotency
-	5,   // 57: coffer.hsm.v1.HSM.OpenSession:input_type -> coffer.hsm.v1.OpenSessionRequest
-	4,   // 58: coffer.hsm.v1.HSM.CloseSession:input_type -> coffer.hsm.v1.SessionRequest
-	7,   // 59: coffer.hsm.v1.HSM.Login:input_type -> coffer.hsm.v1.LoginRequest
-	4,   // 60: coffer.hsm.v1.HSM.Logout:input_type -> coffer.hsm.v1.SessionRequest
-	10,  // 61: coffer.hsm.v1.HSM.Activate:input_type -> coffer.hsm.v1.ActivateRequest
-	11,  // 62: coffer.hsm.v1.HSM.CreateUser:input_type -> coffer.hsm.v1.CreateUserRequest
-	12,  // 63: coffer.hsm.v1.HSM.DeleteUser:input_type -> coffer.hsm.v1.DeleteUserRequest
-	13,  // 64: coffer.hsm.v1.HSM.ChangePassword:input_type -> coffer.hsm.v1.ChangePasswordRequest
-	4,   // 65: coffer.hsm.v1.HSM.ListUsers:input_type -> coffer.hsm.v1.SessionRequest
-	16,  // 66: coffer.hsm.v1.HSM.RegisterQuorumKey:input_type -> coffer.hsm.v1.RegisterQuorumKeyRequest
-	17,  // 67: coffer.hsm.v1.HSM.QuorumToken:input_type -> coffer.hsm.v1.QuorumTokenRequest
-	4,   // 68: coffer.hsm.v1.HSM.ListQuorumTokens:input_type -> coffer.hsm.v1.SessionRequest
-	20,  // 69: coffer.hsm.v1.HSM.DeleteQuorumToken:input_type -> coffer.hsm.v1.DeleteQuorumTokenRequest
-	21,  // 70: coffer.hsm.v1.HSM.SetQuorumValue:input_type -> coffer.hsm.v1.SetQuorumValueRequest
-	4,   // 71: coffer.hsm.v1.HSM.QuorumValues:input_type -> coffer.hsm.v1.SessionRequest
-	24,  // 72: coffer.hsm.v1.HSM.RegisterTrustAnchor:input_type -> coffer.hsm.v1.RegisterTrustAnchorRequest
-	1,   // 73: coffer.hsm.v1.HSM.ListTrustAnchors:input_type -> coffer.hsm.v1.Empty
-	26,  // 74: coffer.hsm.v1.HSM.DeregisterTrustAnchor:input_type -> coffer.hsm.v1.DeregisterTrustAnchorRequest
-	27,  // 75: coffer.hsm.v1.HSM.SetMTLSEnforcement:input_type -> coffer.hsm.v1.SetMTLSEnforcementRequest
-	4,   // 76: coffer.hsm.v1.HSM.GetMTLSEnforcement:input_type -> coffer.hsm.v1.SessionRequest
-	81,  // 77: coffer.hsm.v1.HSM.CreateReplicationLink:input_type -> coffer.hsm.v1.CreateReplicationLinkRequest
-	82,  // 78: coffer.hsm.v1.HSM.DeleteReplicationLink:input_type -> coffer.hsm.v1.DeleteReplicationLinkRequest
-	4,   // 79: coffer.hsm.v1.HSM.ListReplicationLinks:input_type -> coffer.hsm.v1.SessionRequest
-	29,  // 80: coffer.hsm.v1.HSM.GenerateKey:input_type -> coffer.hsm.v1.GenerateKeyRequest
-	30,  // 81: coffer.hsm.v1.HSM.GenerateKeyPair:input_type -> coffer.hsm.v1.GenerateKeyPairRequest
-	31,  // 82: coffer.hsm.v1.HSM.CreateObject:input_type -> coffer.hsm.v1.CreateObjectRequest
-	32,  // 83: coffer.hsm.v1.HSM.ImportKey:input_type -> coffer.hsm.v1.ImportKeyRequest
-	33,  // 84: coffer.hsm.v1.HSM.UnwrapKey:input_type -> coffer.hsm.v1.UnwrapKeyRequest
-	34,  // 85: coffer.hsm.v1.HSM.DeriveKey:input_type -> coffer.hsm.v1.DeriveKeyRequest
-	38,  // 86: coffer.hsm.v1.HSM.FindObjects:input_type -> coffer.hsm.v1.FindObjectsRequest
-	40,  // 87: coffer.hsm.v1.HSM.ObjectInfo:input_type -> coffer.hsm.v1.ObjectRequest
-	42,  // 88: coffer.hsm.v1.HSM.GetAttributes:input_type -> coffer.hsm.v1.GetAttributesRequest
-	45,  // 89: coffer.hsm.v1.HSM.SetAttributes:input_type -> coffer.hsm.v1.SetAttributesRequest
-	40,  // 90: coffer.hsm.v1.HSM.DestroyObject:input_type -> coffer.hsm.v1.ObjectRequest
-	46,  // 91: coffer.hsm.v1.HSM.ShareKey:input_type -> coffer.hsm.v1.ShareKeyRequest
-	46,  // 92: coffer.hsm.v1.HSM.UnshareKey:input_type -> coffer.hsm.v1.ShareKeyRequest
-	40,  // 93: coffer.hsm.v1.HSM.ExportKey:input_type -> coffer.hsm.v1.ObjectRequest
-	40,  // 94: coffer.hsm.v1.HSM.ExportPublicKey:input_type -> coffer.hsm.v1.ObjectRequest
-	48,  // 95: coffer.hsm.v1.HSM.Encrypt:input_type -> coffer.hsm.v1.CryptRequest
-	48,  // 96: coffer.hsm.v1.HSM.Decrypt:input_type -> coffer.hsm.v1.CryptRequest
-	48,  // 97: coffer.hsm.v1.HSM.Sign:input_type -> coffer.hsm.v1.CryptRequest
-	49,  // 98: coffer.hsm.v1.HSM.Verify:input_type -> coffer.hsm.v1.VerifyRequest
-	48,  // 99: coffer.hsm.v1.HSM.Digest:input_type -> coffer.hsm.v1.CryptRequest
-	50,  // 100: coffer.hsm.v1.HSM.WrapKey:input_type -> coffer.hsm.v1.WrapKeyRequest
-	51,  // 101: coffer.hsm.v1.HSM.GenerateRandom:input_type -> coffer.hsm.v1.RandomRequest
-	52,  // 102: coffer.hsm.v1.HSM.Begin:input_type -> coffer.hsm.v1.BeginRequest
-	54,  // 103: coffer.hsm.v1.HSM.Update:input_type -> coffer.hsm.v1.UpdateRequest
-	55,  // 104: coffer.hsm.v1.HSM.Finish:input_type -> coffer.hsm.v1.FinishRequest
-	56,  // 105: coffer.hsm.v1.HSM.Abort:input_type -> coffer.hsm.v1.OperationRequest
-	89,  // 106: coffer.hsm.v1.HSM.ExportReplica:input_type -> coffer.hsm.v1.ExportReplicaRequest
-	92,  // 107: coffer.hsm.v1.HSM.ImportReplica:input_type -> coffer.hsm.v1.ImportReplicaRequest
-	90,  // 108: coffer.hsm.v1.HSM.ExportUserReplica:input_type -> coffer.hsm.v1.ExportUserReplicaRequest
-	93,  // 109: coffer.hsm.v1.HSM.ImportUserReplica:input_type -> coffer.hsm.v1.ImportUserReplicaRequest
-	1,   // 110: coffer.hsm.v1.HSM.Mechanisms:input_type -> coffer.hsm.v1.Empty
-	1,   // 111: coffer.hsm.v1.HSM.NodeInfo:input_type -> coffer.hsm.v1.Empty
-	95,  // 112: coffer.hsm.v1.HSM.CopyObject:input_type -> coffer.hsm.v1.CopyObjectRequest
-	96,  // 113: coffer.hsm.v1.HSM.EncapsulateKey:input_type -> coffer.hsm.v1.EncapsulateKeyRequest
-	98,  // 114: coffer.hsm.v1.HSM.DecapsulateKey:input_type -> coffer.hsm.v1.DecapsulateKeyRequest
-	61,  // 115: coffer.hsm.v1.Peer.Hello:input_type -> coffer.hsm.v1.HelloRequest
-	64,  // 116: coffer.hsm.v1.Peer.Push:input_type -> coffer.hsm.v1.PushRequest
-	66,  // 117: coffer.hsm.v1.Peer.Digest:input_type -> coffer.hsm.v1.DigestRequest
-	69,  // 118: coffer.hsm.v1.Peer.Versions:input_type -> coffer.hsm.v1.VersionsRequest
-	72,  // 119: coffer.hsm.v1.Peer.Fetch:input_type -> coffer.hsm.v1.FetchRequest
-	74,  // 120: coffer.hsm.v1.Peer.Clone:input_type -> coffer.hsm.v1.CloneRequest
-	76,  // 121: coffer.hsm.v1.Peer.CatchUp:input_type -> coffer.hsm.v1.CatchUpRequest
-	78,  // 122: coffer.hsm.v1.Operator.Backup:input_type -> coffer.hsm.v1.BackupRequest
-	84,  // 123: coffer.hsm.v1.ReplicationLink.Hello:input_type -> coffer.hsm.v1.LinkHelloRequest
-	86,  // 124: coffer.hsm.v1.ReplicationLink.Digest:input_type -> coffer.hsm.v1.LinkDigestRequest
-	87,  // 125: coffer.hsm.v1.ReplicationLink.Versions:input_type -> coffer.hsm.v1.LinkVersionsRequest
-	88,  // 126: coffer.hsm.v1.ReplicationLink.Push:input_type -> coffer.hsm.v1.LinkPushRequest
-	6,   // 127: coffer.hsm.v1.HSM.OpenSession:output_type -> coffer.hsm.v1.OpenSessionResponse
-	1,   // 128: coffer.hsm.v1.HSM.CloseSession:output_type -> coffer.hsm.v1.Empty
-	1,   // 129: coffer.hsm.v1.HSM.Login:output_type -> coffer.hsm.v1.Empty
-	1,   // 130: coffer.hsm.v1.HSM.Logout:output_type -> coffer.hsm.v1.Empty
-	1,   // 131: coffer.hsm.v1.HSM.Activate:output_type -> coffer.hsm.v1.Empty
-	1,   // 132: coffer.hsm.v1.HSM.CreateUser:output_type -> coffer.hsm.v1.Empty
-	1,   // 133: coffer.hsm.v1.HSM.DeleteUser:output_type -> coffer.hsm.v1.Empty
-	1,   // 134: coffer.hsm.v1.HSM.ChangePassword:output_type -> coffer.hsm.v1.Empty
-	15,  // 135: coffer.hsm.v1.HSM.ListUsers:output_type -> coffer.hsm.v1.ListUsersResponse
-	1,   // 136: coffer.hsm.v1.HSM.RegisterQuorumKey:output_type -> coffer.hsm.v1.Empty
-	18,  // 137: coffer.hsm.v1.HSM.QuorumToken:output_type -> coffer.hsm.v1.QuorumTokenInfo
-	19,  // 138: coffer.hsm.v1.HSM.ListQuorumTokens:output_type -> coffer.hsm.v1.ListQuorumTokensResponse
-	1,   // 139: coffer.hsm.v1.HSM.DeleteQuorumToken:output_type -> coffer.hsm.v1.Empty
-	1,   // 140: coffer.hsm.v1.HSM.SetQuorumValue:output_type -> coffer.hsm.v1.Empty
-	22,  // 141: coffer.hsm.v1.HSM.QuorumValues:output_type -> coffer.hsm.v1.QuorumValuesResponse
-	23,  // 142: coffer.hsm.v1.HSM.RegisterTrustAnchor:output_type -> coffer.hsm.v1.TrustAnchor
-	25,  // 143: coffer.hsm.v1.HSM.ListTrustAnchors:output_type -> coffer.hsm.v1.ListTrustAnchorsResponse
-	25,  // 144: coffer.hsm.v1.HSM.DeregisterTrustAnchor:output_type -> coffer.hsm.v1.ListTrustAnchorsResponse
-	1,   // 145: coffer.hsm.v1.HSM.SetMTLSEnforcement:output_type -> coffer.hsm.v1.Empty
-	28,  // 146: coffer.hsm.v1.HSM.GetMTLSEnforcement:output_type -> coffer.hsm.v1.MTLSEnforcementResponse
-	1,   // 147: coffer.hsm.v1.HSM.CreateReplicationLink:output_type -> coffer.hsm.v1.Empty
-	1,   // 148: coffer.hsm.v1.HSM.DeleteReplicationLink:output_type -> coffer.hsm.v1.Empty
-	83,  // 149: coffer.hsm.v1.HSM.ListReplicationLinks:output_type -> coffer.hsm.v1.ListReplicationLinksResponse
-	36,  // 150: coffer.hsm.v1.HSM.GenerateKey:output_type -> coffer.hsm.v1.CreateResponse
-	37,  // 151: coffer.hsm.v1.HSM.GenerateKeyPair:output_type -> coffer.hsm.v1.GenerateKeyPairResponse
-	36,  // 152: coffer.hsm.v1.HSM.CreateObject:output_type -> coffer.hsm.v1.CreateResponse
-	36,  // 153: coffer.hsm.v1.HSM.ImportKey:output_type -> coffer.hsm.v1.CreateResponse
-	36,  // 154: coffer.hsm.v1.HSM.UnwrapKey:output_type -> coffer.hsm.v1.CreateResponse
-	36,  // 155: coffer.hsm.v1.HSM.DeriveKey:output_type -> coffer.hsm.v1.CreateResponse
-	39,  // 156: coffer.hsm.v1.HSM.FindObjects:output_type -> coffer.hsm.v1.FindObjectsResponse
-	41,  // 157: coffer.hsm.v1.HSM.ObjectInfo:output_type -> coffer.hsm.v1.ObjectInfoResponse
-	44,  // 158: coffer.hsm.v1.HSM.GetAttributes:output_type -> coffer.hsm.v1.GetAttributesResponse
-	1,   // 159: coffer.hsm.v1.HSM.SetAttributes:output_type -> coffer.hsm.v1.Empty
-	1,   // 160: coffer.hsm.v1.HSM.DestroyObject:output_type -> coffer.hsm.v1.Empty
-	1,   // 161: coffer.hsm.v1.HSM.ShareKey:output_type -> coffer.hsm.v1.Empty
-	1,   // 162: coffer.hsm.v1.HSM.UnshareKey:output_type -> coffer.hsm.v1.Empty
-	47,  // 163: coffer.hsm.v1.HSM.ExportKey:output_type -> coffer.hsm.v1.BytesResponse
-	47,  // 164: coffer.hsm.v1.HSM.ExportPublicKey:output_type -> coffer.hsm.v1.BytesResponse
-	47,  // 165: coffer.hsm.v1.HSM.Encrypt:output_type -> coffer.hsm.v1.BytesResponse
-	47,  // 166: coffer.hsm.v1.HSM.Decrypt:output_type -> coffer.hsm.v1.BytesResponse
-	47,  // 167: coffer.hsm.v1.HSM.Sign:output_type -> coffer.hsm.v1.BytesResponse
-	1,   // 168: coffer.hsm.v1.HSM.Verify:output_type -> coffer.hsm.v1.Empty
-	47,  // 169: coffer.hsm.v1.HSM.Digest:output_type -> coffer.hsm.v1.BytesResponse
-	47,  // 170: coffer.hsm.v1.HSM.WrapKey:output_type -> coffer.hsm.v1.BytesResponse
-	47,  // 171: coffer.hsm.v1.HSM.GenerateRandom:output_type -> coffer.hsm.v1.BytesResponse
-	53,  // 172: coffer.hsm.v1.HSM.Begin:output_type -> coffer.hsm.v1.BeginResponse
-	47,  // 173: coffer.hsm.v1.HSM.Update:output_type -> coffer.hsm.v1.BytesResponse
-	47,  // 174: coffer.hsm.v1.HSM.Finish:output_type -> coffer.hsm.v1.BytesResponse
-	1,   // 175: coffer.hsm.v1.HSM.Abort:output_type -> coffer.hsm.v1.Empty
-	91,  // 176: coffer.hsm.v1.HSM.ExportReplica:output_type -> coffer.hsm.v1.ReplicaEnvelope
-	94,  // 177: coffer.hsm.v1.HSM.ImportReplica:output_type -> coffer.hsm.v1.ImportReplicaResponse
-	91,  // 178: coffer.hsm.v1.HSM.ExportUserReplica:output_type -> coffer.hsm.v1.ReplicaEnvelope
-	94,  // 179: coffer.hsm.v1.HSM.ImportUserReplica:output_type -> coffer.hsm.v1.ImportReplicaResponse
-	58,  // 180: coffer.hsm.v1.HSM.Mechanisms:output_type -> coffer.hsm.v1.MechanismsResponse
-	59,  // 181: coffer.hsm.v1.HSM.NodeInfo:output_type -> coffer.hsm.v1.NodeInfoResponse
-	36,  // 182: coffer.hsm.v1.HSM.CopyObject:output_type -> coffer.hsm.v1.CreateResponse
-	97,  // 183: coffer.hsm.v1.HSM.EncapsulateKey:output_type -> coffer.hsm.v1.EncapsulateKeyResponse
-	36,  // 184: coffer.hsm.v1.HSM.DecapsulateKey:output_type -> coffer.hsm.v1.CreateResponse
-	62,  // 185: coffer.hsm.v1.Peer.Hello:output_type -> coffer.hsm.v1.HelloResponse
-	65,  // 186: coffer.hsm.v1.Peer.Push:output_type -> coffer.hsm.v1.PushResponse
-	67,  // 187: coffer.hsm.v1.Peer.Digest:output_type -> coffer.hsm.v1.DigestResponse
-	70,  // 188: coffer.hsm.v1.Peer.Versions:output_type -> coffer.hsm.v1.VersionsResponse
-	73,  // 189: coffer.hsm.v1.Peer.Fetch:output_type -> coffer.hsm.v1.FetchResponse
-	75,  // 190: coffer.hsm.v1.Peer.Clone:output_type -> coffer.hsm.v1.CloneResponse
-	77,  // 191: coffer.hsm.v1.Peer.CatchUp:output_type -> coffer.hsm.v1.CatchUpResponse
-	79,  // 192: coffer.hsm.v1.Operator.Backup:output_type -> coffer.hsm.v1.BackupChunk
-	85,  // 193: coffer.hsm.v1.ReplicationLink.Hello:output_type -> coffer.hsm.v1.LinkHelloResponse
-	67,  // 194: coffer.hsm.v1.ReplicationLink.Digest:output_type -> coffer.hsm.v1.DigestResponse
-	70,  // 195: coffer.hsm.v1.ReplicationLink.Versions:output_type -> coffer.hsm.v1.VersionsResponse
-	65,  // 196: coffer.hsm.v1.ReplicationLink.Push:output_type -> coffer.hsm.v1.PushResponse
-	127, // [127:197] is the sub-list for method output_type
-	57,  // [57:127] is the sub-list for method input_type
-	57,  // [57:57] is the sub-list for extension type_name
-	57,  // [57:57] is the sub-list for extension extendee
-	0,   // [0:57] is the sub-list for field type_name
+	99,  // 0: coffer.hsm.v1.Mechanism.kdf_data:type_name -> coffer.hsm.v1.KDFDataParam
+	8,   // 1: coffer.hsm.v1.Approvals.signatures:type_name -> coffer.hsm.v1.Approval
+	9,   // 2: coffer.hsm.v1.CreateUserRequest.approvals:type_name -> coffer.hsm.v1.Approvals
+	9,   // 3: coffer.hsm.v1.DeleteUserRequest.approvals:type_name -> coffer.hsm.v1.Approvals
+	9,   // 4: coffer.hsm.v1.ChangePasswordRequest.approvals:type_name -> coffer.hsm.v1.Approvals
+	14,  // 5: coffer.hsm.v1.ListUsersResponse.users:type_name -> coffer.hsm.v1.UserInfo
+	18,  // 6: coffer.hsm.v1.ListQuorumTokensResponse.tokens:type_name -> coffer.hsm.v1.QuorumTokenInfo
+	9,   // 7: coffer.hsm.v1.SetQuorumValueRequest.approvals:type_name -> coffer.hsm.v1.Approvals
+	100, // 8: coffer.hsm.v1.QuorumValuesResponse.values:type_name -> coffer.hsm.v1.QuorumValuesResponse.ValuesEntry
+	9,   // 9: coffer.hsm.v1.RegisterTrustAnchorRequest.approvals:type_name -> coffer.hsm.v1.Approvals
+	23,  // 10: coffer.hsm.v1.ListTrustAnchorsResponse.anchors:type_name -> coffer.hsm.v1.TrustAnchor
+	9,   // 11: coffer.hsm.v1.DeregisterTrustAnchorRequest.approvals:type_name -> coffer.hsm.v1.Approvals
+	9,   // 12: coffer.hsm.v1.SetMTLSEnforcementRequest.approvals:type_name -> coffer.hsm.v1.Approvals
+	3,   // 13: coffer.hsm.v1.GenerateKeyRequest.mechanism:type_name -> coffer.hsm.v1.Mechanism
+	2,   // 14: coffer.hsm.v1.GenerateKeyRequest.template:type_name -> coffer.hsm.v1.Attribute
+	35,  // 15: coffer.hsm.v1.GenerateKeyRequest.idempotency:type_name -> coffer.hsm.v1.Idempotency
+	3,   // 16: coffer.hsm.v1.GenerateKeyPairRequest.mechanism:type_name -> coffer.hsm.v1.Mechanism
+	2,   // 17: coffer.hsm.v1.GenerateKeyPairRequest.public_template:type_name -> coffer.hsm.v1.Attribute
+	2,   // 18: coffer.hsm.v1.GenerateKeyPairRequest.private_template:type_name -> coffer.hsm.v1.Attribute
+	35,  // 19: coffer.hsm.v1.GenerateKeyPairRequest.idempotency:type_name -> coffer.hsm.v1.Idempotency
+	2,   // 20: coffer.hsm.v1.CreateObjectRequest.template:type_name -> coffer.hsm.v1.Attribute
+	35,  // 21: coffer.hsm.v1.CreateObjectRequest.idempotency:type_name -> coffer.hsm.v1.Idempotency
+	2,   // 22: coffer.hsm.v1.ImportKeyRequest.template:type_name -> coffer.hsm.v1.Attribute
+	35,  // 23: coffer.hsm.v1.ImportKeyRequest.idempotency:type_name -> coffer.hsm.v1.Idempotency
+	3,   // 24: coffer.hsm.v1.UnwrapKeyRequest.mechanism:type_name -> coffer.hsm.v1.Mechanism
+	2,   // 25: coffer.hsm.v1.UnwrapKeyRequest.template:type_name -> coffer.hsm.v1.Attribute
+	35,  // 26: coffer.hsm.v1.UnwrapKeyRequest.idempotency:type_name -> coffer.hsm.v1.Idempotency
+	3,   // 27: coffer.hsm.v1.DeriveKeyRequest.mechanism:type_name -> coffer.hsm.v1.Mechanism
+	2,   // 28: coffer.hsm.v1.DeriveKeyRequest.template:type_name -> coffer.hsm.v1.Attribute
+	35,  // 29: coffer.hsm.v1.DeriveKeyRequest.idempotency:type_name -> coffer.hsm.v1.Idempotency
+	2,   // 30: coffer.hsm.v1.FindObjectsRequest.template:type_name -> coffer.hsm.v1.Attribute
+	43,  // 31: coffer.hsm.v1.GetAttributesResponse.values:type_name -> coffer.hsm.v1.AttributeValue
+	2,   // 32: coffer.hsm.v1.SetAttributesRequest.template:type_name -> coffer.hsm.v1.Attribute
+	3,   // 33: coffer.hsm.v1.CryptRequest.mechanism:type_name -> coffer.hsm.v1.Mechanism
+	3,   // 34: coffer.hsm.v1.VerifyRequest.mechanism:type_name -> coffer.hsm.v1.Mechanism
+	3,   // 35: coffer.hsm.v1.WrapKeyRequest.mechanism:type_name -> coffer.hsm.v1.Mechanism
+	0,   // 36: coffer.hsm.v1.BeginRequest.function:type_name -> coffer.hsm.v1.Function
+	3,   // 37: coffer.hsm.v1.BeginRequest.mechanism:type_name -> coffer.hsm.v1.Mechanism
+	57,  // 38: coffer.hsm.v1.MechanismsResponse.mechanisms:type_name -> coffer.hsm.v1.MechanismInfo
+	60,  // 39: coffer.hsm.v1.NodeInfoResponse.peers:type_name -> coffer.hsm.v1.PeerStatus
+	63,  // 40: coffer.hsm.v1.PushRequest.records:type_name -> coffer.hsm.v1.SealedRecord
+	68,  // 41: coffer.hsm.v1.VersionsResponse.records:type_name -> coffer.hsm.v1.RecordMeta
+	71,  // 42: coffer.hsm.v1.FetchRequest.keys:type_name -> coffer.hsm.v1.RecordKey
+	63,  // 43: coffer.hsm.v1.FetchResponse.records:type_name -> coffer.hsm.v1.SealedRecord
+	80,  // 44: coffer.hsm.v1.CreateReplicationLinkRequest.link:type_name -> coffer.hsm.v1.ReplicationLinkInfo
+	9,   // 45: coffer.hsm.v1.CreateReplicationLinkRequest.approvals:type_name -> coffer.hsm.v1.Approvals
+	9,   // 46: coffer.hsm.v1.DeleteReplicationLinkRequest.approvals:type_name -> coffer.hsm.v1.Approvals
+	80,  // 47: coffer.hsm.v1.ListReplicationLinksResponse.links:type_name -> coffer.hsm.v1.ReplicationLinkInfo
+	63,  // 48: coffer.hsm.v1.LinkPushRequest.records:type_name -> coffer.hsm.v1.SealedRecord
+	9,   // 49: coffer.hsm.v1.ImportUserReplicaRequest.approvals:type_name -> coffer.hsm.v1.Approvals
+	2,   // 50: coffer.hsm.v1.CopyObjectRequest.template:type_name -> coffer.hsm.v1.Attribute
+	35,  // 51: coffer.hsm.v1.CopyObjectRequest.idempotency:type_name -> coffer.hsm.v1.Idempotency
+	3,   // 52: coffer.hsm.v1.EncapsulateKeyRequest.mechanism:type_name -> coffer.hsm.v1.Mechanism
+	2,   // 53: coffer.hsm.v1.EncapsulateKeyRequest.template:type_name -> coffer.hsm.v1.Attribute
+	35,  // 54: coffer.hsm.v1.EncapsulateKeyRequest.idempotency:type_name -> coffer.hsm.v1.Idempotency
+	3,   // 55: coffer.hsm.v1.DecapsulateKeyRequest.mechanism:type_name -> coffer.hsm.v1.Mechanism
+	2,   // 56: coffer.hsm.v1.DecapsulateKeyRequest.template:type_name -> coffer.hsm.v1.Attribute
+	35,  // 57: coffer.hsm.v1.DecapsulateKeyRequest.idempotency:type_name -> coffer.hsm.v1.Idempotency
+	5,   // 58: coffer.hsm.v1.HSM.OpenSession:input_type -> coffer.hsm.v1.OpenSessionRequest
+	4,   // 59: coffer.hsm.v1.HSM.CloseSession:input_type -> coffer.hsm.v1.SessionRequest
+	7,   // 60: coffer.hsm.v1.HSM.Login:input_type -> coffer.hsm.v1.LoginRequest
+	4,   // 61: coffer.hsm.v1.HSM.Logout:input_type -> coffer.hsm.v1.SessionRequest
+	10,  // 62: coffer.hsm.v1.HSM.Activate:input_type -> coffer.hsm.v1.ActivateRequest
+	11,  // 63: coffer.hsm.v1.HSM.CreateUser:input_type -> coffer.hsm.v1.CreateUserRequest
+	12,  // 64: coffer.hsm.v1.HSM.DeleteUser:input_type -> coffer.hsm.v1.DeleteUserRequest
+	13,  // 65: coffer.hsm.v1.HSM.ChangePassword:input_type -> coffer.hsm.v1.ChangePasswordRequest
+	4,   // 66: coffer.hsm.v1.HSM.ListUsers:input_type -> coffer.hsm.v1.SessionRequest
+	16,  // 67: coffer.hsm.v1.HSM.RegisterQuorumKey:input_type -> coffer.hsm.v1.RegisterQuorumKeyRequest
+	17,  // 68: coffer.hsm.v1.HSM.QuorumToken:input_type -> coffer.hsm.v1.QuorumTokenRequest
+	4,   // 69: coffer.hsm.v1.HSM.ListQuorumTokens:input_type -> coffer.hsm.v1.SessionRequest
+	20,  // 70: coffer.hsm.v1.HSM.DeleteQuorumToken:input_type -> coffer.hsm.v1.DeleteQuorumTokenRequest
+	21,  // 71: coffer.hsm.v1.HSM.SetQuorumValue:input_type -> coffer.hsm.v1.SetQuorumValueRequest
+	4,   // 72: coffer.hsm.v1.HSM.QuorumValues:input_type -> coffer.hsm.v1.SessionRequest
+	24,  // 73: coffer.hsm.v1.HSM.RegisterTrustAnchor:input_type -> coffer.hsm.v1.RegisterTrustAnchorRequest
+	1,   // 74: coffer.hsm.v1.HSM.ListTrustAnchors:input_type -> coffer.hsm.v1.Empty
+	26,  // 75: coffer.hsm.v1.HSM.DeregisterTrustAnchor:input_type -> coffer.hsm.v1.DeregisterTrustAnchorRequest
+	27,  // 76: coffer.hsm.v1.HSM.SetMTLSEnforcement:input_type -> coffer.hsm.v1.SetMTLSEnforcementRequest
+	4,   // 77: coffer.hsm.v1.HSM.GetMTLSEnforcement:input_type -> coffer.hsm.v1.SessionRequest
+	81,  // 78: coffer.hsm.v1.HSM.CreateReplicationLink:input_type -> coffer.hsm.v1.CreateReplicationLinkRequest
+	82,  // 79: coffer.hsm.v1.HSM.DeleteReplicationLink:input_type -> coffer.hsm.v1.DeleteReplicationLinkRequest
+	4,   // 80: coffer.hsm.v1.HSM.ListReplicationLinks:input_type -> coffer.hsm.v1.SessionRequest
+	29,  // 81: coffer.hsm.v1.HSM.GenerateKey:input_type -> coffer.hsm.v1.GenerateKeyRequest
+	30,  // 82: coffer.hsm.v1.HSM.GenerateKeyPair:input_type -> coffer.hsm.v1.GenerateKeyPairRequest
+	31,  // 83: coffer.hsm.v1.HSM.CreateObject:input_type -> coffer.hsm.v1.CreateObjectRequest
+	32,  // 84: coffer.hsm.v1.HSM.ImportKey:input_type -> coffer.hsm.v1.ImportKeyRequest
+	33,  // 85: coffer.hsm.v1.HSM.UnwrapKey:input_type -> coffer.hsm.v1.UnwrapKeyRequest
+	34,  // 86: coffer.hsm.v1.HSM.DeriveKey:input_type -> coffer.hsm.v1.DeriveKeyRequest
+	38,  // 87: coffer.hsm.v1.HSM.FindObjects:input_type -> coffer.hsm.v1.FindObjectsRequest
+	40,  // 88: coffer.hsm.v1.HSM.ObjectInfo:input_type -> coffer.hsm.v1.ObjectRequest
+	42,  // 89: coffer.hsm.v1.HSM.GetAttributes:input_type -> coffer.hsm.v1.GetAttributesRequest
+	45,  // 90: coffer.hsm.v1.HSM.SetAttributes:input_type -> coffer.hsm.v1.SetAttributesRequest
+	40,  // 91: coffer.hsm.v1.HSM.DestroyObject:input_type -> coffer.hsm.v1.ObjectRequest
+	46,  // 92: coffer.hsm.v1.HSM.ShareKey:input_type -> coffer.hsm.v1.ShareKeyRequest
+	46,  // 93: coffer.hsm.v1.HSM.UnshareKey:input_type -> coffer.hsm.v1.ShareKeyRequest
+	40,  // 94: coffer.hsm.v1.HSM.ExportKey:input_type -> coffer.hsm.v1.ObjectRequest
+	40,  // 95: coffer.hsm.v1.HSM.ExportPublicKey:input_type -> coffer.hsm.v1.ObjectRequest
+	48,  // 96: coffer.hsm.v1.HSM.Encrypt:input_type -> coffer.hsm.v1.CryptRequest
+	48,  // 97: coffer.hsm.v1.HSM.Decrypt:input_type -> coffer.hsm.v1.CryptRequest
+	48,  // 98: coffer.hsm.v1.HSM.Sign:input_type -> coffer.hsm.v1.CryptRequest
+	49,  // 99: coffer.hsm.v1.HSM.Verify:input_type -> coffer.hsm.v1.VerifyRequest
+	48,  // 100: coffer.hsm.v1.HSM.Digest:input_type -> coffer.hsm.v1.CryptRequest
+	50,  // 101: coffer.hsm.v1.HSM.WrapKey:input_type -> coffer.hsm.v1.WrapKeyRequest
+	51,  // 102: coffer.hsm.v1.HSM.GenerateRandom:input_type -> coffer.hsm.v1.RandomRequest
+	52,  // 103: coffer.hsm.v1.HSM.Begin:input_type -> coffer.hsm.v1.BeginRequest
+	54,  // 104: coffer.hsm.v1.HSM.Update:input_type -> coffer.hsm.v1.UpdateRequest
+	55,  // 105: coffer.hsm.v1.HSM.Finish:input_type -> coffer.hsm.v1.FinishRequest
+	56,  // 106: coffer.hsm.v1.HSM.Abort:input_type -> coffer.hsm.v1.OperationRequest
+	89,  // 107: coffer.hsm.v1.HSM.ExportReplica:input_type -> coffer.hsm.v1.ExportReplicaRequest
+	92,  // 108: coffer.hsm.v1.HSM.ImportReplica:input_type -> coffer.hsm.v1.ImportReplicaRequest
+	90,  // 109: coffer.hsm.v1.HSM.ExportUserReplica:input_type -> coffer.hsm.v1.ExportUserReplicaRequest
+	93,  // 110: coffer.hsm.v1.HSM.ImportUserReplica:input_type -> coffer.hsm.v1.ImportUserReplicaRequest
+	1,   // 111: coffer.hsm.v1.HSM.Mechanisms:input_type -> coffer.hsm.v1.Empty
+	1,   // 112: coffer.hsm.v1.HSM.NodeInfo:input_type -> coffer.hsm.v1.Empty
+	95,  // 113: coffer.hsm.v1.HSM.CopyObject:input_type -> coffer.hsm.v1.CopyObjectRequest
+	96,  // 114: coffer.hsm.v1.HSM.EncapsulateKey:input_type -> coffer.hsm.v1.EncapsulateKeyRequest
+	98,  // 115: coffer.hsm.v1.HSM.DecapsulateKey:input_type -> coffer.hsm.v1.DecapsulateKeyRequest
+	61,  // 116: coffer.hsm.v1.Peer.Hello:input_type -> coffer.hsm.v1.HelloRequest
+	64,  // 117: coffer.hsm.v1.Peer.Push:input_type -> coffer.hsm.v1.PushRequest
+	66,  // 118: coffer.hsm.v1.Peer.Digest:input_type -> coffer.hsm.v1.DigestRequest
+	69,  // 119: coffer.hsm.v1.Peer.Versions:input_type -> coffer.hsm.v1.VersionsRequest
+	72,  // 120: coffer.hsm.v1.Peer.Fetch:input_type -> coffer.hsm.v1.FetchRequest
+	74,  // 121: coffer.hsm.v1.Peer.Clone:input_type -> coffer.hsm.v1.CloneRequest
+	76,  // 122: coffer.hsm.v1.Peer.CatchUp:input_type -> coffer.hsm.v1.CatchUpRequest
+	78,  // 123: coffer.hsm.v1.Operator.Backup:input_type -> coffer.hsm.v1.BackupRequest
+	84,  // 124: coffer.hsm.v1.ReplicationLink.Hello:input_type -> coffer.hsm.v1.LinkHelloRequest
+	86,  // 125: coffer.hsm.v1.ReplicationLink.Digest:input_type -> coffer.hsm.v1.LinkDigestRequest
+	87,  // 126: coffer.hsm.v1.ReplicationLink.Versions:input_type -> coffer.hsm.v1.LinkVersionsRequest
+	88,  // 127: coffer.hsm.v1.ReplicationLink.Push:input_type -> coffer.hsm.v1.LinkPushRequest
+	6,   // 128: coffer.hsm.v1.HSM.OpenSession:output_type -> coffer.hsm.v1.OpenSessionResponse
+	1,   // 129: coffer.hsm.v1.HSM.CloseSession:output_type -> coffer.hsm.v1.Empty
+	1,   // 130: coffer.hsm.v1.HSM.Login:output_type -> coffer.hsm.v1.Empty
+	1,   // 131: coffer.hsm.v1.HSM.Logout:output_type -> coffer.hsm.v1.Empty
+	1,   // 132: coffer.hsm.v1.HSM.Activate:output_type -> coffer.hsm.v1.Empty
+	1,   // 133: coffer.hsm.v1.HSM.CreateUser:output_type -> coffer.hsm.v1.Empty
+	1,   // 134: coffer.hsm.v1.HSM.DeleteUser:output_type -> coffer.hsm.v1.Empty
+	1,   // 135: coffer.hsm.v1.HSM.ChangePassword:output_type -> coffer.hsm.v1.Empty
+	15,  // 136: coffer.hsm.v1.HSM.ListUsers:output_type -> coffer.hsm.v1.ListUsersResponse
+	1,   // 137: coffer.hsm.v1.HSM.RegisterQuorumKey:output_type -> coffer.hsm.v1.Empty
+	18,  // 138: coffer.hsm.v1.HSM.QuorumToken:output_type -> coffer.hsm.v1.QuorumTokenInfo
+	19,  // 139: coffer.hsm.v1.HSM.ListQuorumTokens:output_type -> coffer.hsm.v1.ListQuorumTokensResponse
+	1,   // 140: coffer.hsm.v1.HSM.DeleteQuorumToken:output_type -> coffer.hsm.v1.Empty
+	1,   // 141: coffer.hsm.v1.HSM.SetQuorumValue:output_type -> coffer.hsm.v1.Empty
+	22,  // 142: coffer.hsm.v1.HSM.QuorumValues:output_type -> coffer.hsm.v1.QuorumValuesResponse
+	23,  // 143: coffer.hsm.v1.HSM.RegisterTrustAnchor:output_type -> coffer.hsm.v1.TrustAnchor
+	25,  // 144: coffer.hsm.v1.HSM.ListTrustAnchors:output_type -> coffer.hsm.v1.ListTrustAnchorsResponse
+	25,  // 145: coffer.hsm.v1.HSM.DeregisterTrustAnchor:output_type -> coffer.hsm.v1.ListTrustAnchorsResponse
+	1,   // 146: coffer.hsm.v1.HSM.SetMTLSEnforcement:output_type -> coffer.hsm.v1.Empty
+	28,  // 147: coffer.hsm.v1.HSM.GetMTLSEnforcement:output_type -> coffer.hsm.v1.MTLSEnforcementResponse
+	1,   // 148: coffer.hsm.v1.HSM.CreateReplicationLink:output_type -> coffer.hsm.v1.Empty
+	1,   // 149: coffer.hsm.v1.HSM.DeleteReplicationLink:output_type -> coffer.hsm.v1.Empty
+	83,  // 150: coffer.hsm.v1.HSM.ListReplicationLinks:output_type -> coffer.hsm.v1.ListReplicationLinksResponse
+	36,  // 151: coffer.hsm.v1.HSM.GenerateKey:output_type -> coffer.hsm.v1.CreateResponse
+	37,  // 152: coffer.hsm.v1.HSM.GenerateKeyPair:output_type -> coffer.hsm.v1.GenerateKeyPairResponse
+	36,  // 153: coffer.hsm.v1.HSM.CreateObject:output_type -> coffer.hsm.v1.CreateResponse
+	36,  // 154: coffer.hsm.v1.HSM.ImportKey:output_type -> coffer.hsm.v1.CreateResponse
+	36,  // 155: coffer.hsm.v1.HSM.UnwrapKey:output_type -> coffer.hsm.v1.CreateResponse
+	36,  // 156: coffer.hsm.v1.HSM.DeriveKey:output_type -> coffer.hsm.v1.CreateResponse
+	39,  // 157: coffer.hsm.v1.HSM.FindObjects:output_type -> coffer.hsm.v1.FindObjectsResponse
+	41,  // 158: coffer.hsm.v1.HSM.ObjectInfo:output_type -> coffer.hsm.v1.ObjectInfoResponse
+	44,  // 159: coffer.hsm.v1.HSM.GetAttributes:output_type -> coffer.hsm.v1.GetAttributesResponse
+	1,   // 160: coffer.hsm.v1.HSM.SetAttributes:output_type -> coffer.hsm.v1.Empty
+	1,   // 161: coffer.hsm.v1.HSM.DestroyObject:output_type -> coffer.hsm.v1.Empty
+	1,   // 162: coffer.hsm.v1.HSM.ShareKey:output_type -> coffer.hsm.v1.Empty
+	1,   // 163: coffer.hsm.v1.HSM.UnshareKey:output_type -> coffer.hsm.v1.Empty
+	47,  // 164: coffer.hsm.v1.HSM.ExportKey:output_type -> coffer.hsm.v1.BytesResponse
+	47,  // 165: coffer.hsm.v1.HSM.ExportPublicKey:output_type -> coffer.hsm.v1.BytesResponse
+	47,  // 166: coffer.hsm.v1.HSM.Encrypt:output_type -> coffer.hsm.v1.BytesResponse
+	47,  // 167: coffer.hsm.v1.HSM.Decrypt:output_type -> coffer.hsm.v1.BytesResponse
+	47,  // 168: coffer.hsm.v1.HSM.Sign:output_type -> coffer.hsm.v1.BytesResponse
+	1,   // 169: coffer.hsm.v1.HSM.Verify:output_type -> coffer.hsm.v1.Empty
+	47,  // 170: coffer.hsm.v1.HSM.Digest:output_type -> coffer.hsm.v1.BytesResponse
+	47,  // 171: coffer.hsm.v1.HSM.WrapKey:output_type -> coffer.hsm.v1.BytesResponse
+	47,  // 172: coffer.hsm.v1.HSM.GenerateRandom:output_type -> coffer.hsm.v1.BytesResponse
+	53,  // 173: coffer.hsm.v1.HSM.Begin:output_type -> coffer.hsm.v1.BeginResponse
+	47,  // 174: coffer.hsm.v1.HSM.Update:output_type -> coffer.hsm.v1.BytesResponse
+	47,  // 175: coffer.hsm.v1.HSM.Finish:output_type -> coffer.hsm.v1.BytesResponse
+	1,   // 176: coffer.hsm.v1.HSM.Abort:output_type -> coffer.hsm.v1.Empty
+	91,  // 177: coffer.hsm.v1.HSM.ExportReplica:output_type -> coffer.hsm.v1.ReplicaEnvelope
+	94,  // 178: coffer.hsm.v1.HSM.ImportReplica:output_type -> coffer.hsm.v1.ImportReplicaResponse
+	91,  // 179: coffer.hsm.v1.HSM.ExportUserReplica:output_type -> coffer.hsm.v1.ReplicaEnvelope
+	94,  // 180: coffer.hsm.v1.HSM.ImportUserReplica:output_type -> coffer.hsm.v1.ImportReplicaResponse
+	58,  // 181: coffer.hsm.v1.HSM.Mechanisms:output_type -> coffer.hsm.v1.MechanismsResponse
+	59,  // 182: coffer.hsm.v1.HSM.NodeInfo:output_type -> coffer.hsm.v1.NodeInfoResponse
+	36,  // 183: coffer.hsm.v1.HSM.CopyObject:output_type -> coffer.hsm.v1.CreateResponse
+	97,  // 184: coffer.hsm.v1.HSM.EncapsulateKey:output_type -> coffer.hsm.v1.EncapsulateKeyResponse
+	36,  // 185: coffer.hsm.v1.HSM.DecapsulateKey:output_type -> coffer.hsm.v1.CreateResponse
+	62,  // 186: coffer.hsm.v1.Peer.Hello:output_type -> coffer.hsm.v1.HelloResponse
+	65,  // 187: coffer.hsm.v1.Peer.Push:output_type -> coffer.hsm.v1.PushResponse
+	67,  // 188: coffer.hsm.v1.Peer.Digest:output_type -> coffer.hsm.v1.DigestResponse
+	70,  // 189: coffer.hsm.v1.Peer.Versions:output_type -> coffer.hsm.v1.VersionsResponse
+	73,  // 190: coffer.hsm.v1.Peer.Fetch:output_type -> coffer.hsm.v1.FetchResponse
+	75,  // 191: coffer.hsm.v1.Peer.Clone:output_type -> coffer.hsm.v1.CloneResponse
+	77,  // 192: coffer.hsm.v1.Peer.CatchUp:output_type -> coffer.hsm.v1.CatchUpResponse
+	79,  // 193: coffer.hsm.v1.Operator.Backup:output_type -> coffer.hsm.v1.BackupChunk
+	85,  // 194: coffer.hsm.v1.ReplicationLink.Hello:output_type -> coffer.hsm.v1.LinkHelloResponse
+	67,  // 195: coffer.hsm.v1.ReplicationLink.Digest:output_type -> coffer.hsm.v1.DigestResponse
+	70,  // 196: coffer.hsm.v1.ReplicationLink.Versions:output_type -> coffer.hsm.v1.VersionsResponse
+	65,  // 197: coffer.hsm.v1.ReplicationLink.Push:output_type -> coffer.hsm.v1.PushResponse
+	128, // [128:198] is the sub-list for method output_type
+	58,  // [58:128] is the sub-list for method input_type
+	58,  // [58:58] is the sub-list for extension type_name
+	58,  // [58:58] is the sub-list for extension extendee
+	0,   // [0:58] is the sub-list for field type_name
 }
 
 func init() { file_hsm_proto_init() }
@@ -7078,7 +7193,7 @@ func file_hsm_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hsm_proto_rawDesc), len(file_hsm_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   99,
+			NumMessages:   100,
 			NumExtensions: 0,
 			NumServices:   4,
 		},

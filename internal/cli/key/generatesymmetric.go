@@ -15,7 +15,7 @@ func generateSymmetric(env *cli.Env) *cobra.Command {
 		symmetric(env, "aes", "Generate an AES key", ck.CKM_AES_KEY_GEN, "16, 24 or 32",
 			`  coffer cli key generate-symmetric aes --label aes256 --key-length-bytes 32
   coffer cli key generate-symmetric aes --label wrapping-key --key-length-bytes 32 --attributes extractable=false`),
-		symmetric(env, "generic-secret", "Generate a generic secret key (for HMAC)", ck.CKM_GENERIC_SECRET_KEY_GEN, "1 to 512",
+		symmetric(env, "generic-secret", "Generate a generic secret key (for HMAC)", ck.CKM_GENERIC_SECRET_KEY_GEN, "1 to 800",
 			`  coffer cli key generate-symmetric generic-secret --label hmac-key --key-length-bytes 32`))
 }
 

@@ -69,7 +69,11 @@ func TestWrapMechanisms(t *testing.T) {
 		{name: "gcm short tag", mech: "aes-gcm", f: mechFlags{tagBits: 64}, err: "want 96 to 128"},
 		{name: "gcm odd tag", mech: "aes-gcm", f: mechFlags{tagBits: 100}, err: "a multiple of 8"},
 		{name: "gcm bad aad", mech: "aes-gcm", f: mechFlags{tagBits: 96, aad: "zz"}, err: "--aad"},
-		{name: "kw", mech: "aes-no-pad", want: client.Mechanism{Type: ck.CKM_AES_KEY_WRAP}},
+		{name: "kw", mech: "aes-no-pad", want: client.Mechanism{Type: ck.CKM_CLOUDHSM_AES_KEY_WRAP_NO_PAD}},
+		{name: "kw pkcs5", mech: "aes-pkcs5-pad", want: client.Mechanism{Type: ck.CKM_CLOUDHSM_AES_KEY_WRAP_PKCS5_PAD}},
+		{name: "kw zero", mech: "aes-zero-pad", want: client.Mechanism{Type: ck.CKM_CLOUDHSM_AES_KEY_WRAP_ZERO_PAD}},
+		{name: "rsa-aes", mech: "rsa-aes", f: mechFlags{hash: "sha384", aesBits: 128}, want: client.Mechanism{Type: ck.CKM_RSA_AES_KEY_WRAP, Hash: ck.CKM_SHA384, MGF: ck.CKG_MGF1_SHA384, AESKeyBits: 128}},
+		{name: "rsa-aes bits", mech: "rsa-aes", f: mechFlags{hash: "sha256", aesBits: 512}, err: "--aes-key-bits"},
 		{name: "kwp", mech: "aes-kwp", want: client.Mechanism{Type: ck.CKM_AES_KEY_WRAP_PAD}},
 		{name: "oaep", mech: "rsa-oaep", f: mechFlags{hash: "sha384"}, want: client.Mechanism{Type: ck.CKM_RSA_PKCS_OAEP, Hash: ck.CKM_SHA384, MGF: ck.CKG_MGF1_SHA384}},
 		{name: "oaep mgf", mech: "rsa-oaep", f: mechFlags{hash: "sha256", mgf: "mgf1-sha1"}, want: client.Mechanism{Type: ck.CKM_RSA_PKCS_OAEP, Hash: ck.CKM_SHA256, MGF: ck.CKG_MGF1_SHA1}},
@@ -87,7 +91,7 @@ func TestWrapMechanisms(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if m.Type != c.want.Type || m.Hash != c.want.Hash || m.MGF != c.want.MGF || m.TagBits != c.want.TagBits ||
+			if m.Type != c.want.Type || m.Hash != c.want.Hash || m.MGF != c.want.MGF || m.TagBits != c.want.TagBits || m.AESKeyBits != c.want.AESKeyBits ||
 				string(m.AAD) != string(c.want.AAD) || len(m.IV) != len(c.want.IV) {
 				t.Errorf("got %+v, want %+v", m, c.want)
 			}

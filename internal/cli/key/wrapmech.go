@@ -15,11 +15,9 @@ import (
 // the wrapped key.
 const gcmIVLen = 12
 
-// wrapMech is a wrapping mechanism as `key wrap` and `key unwrap` name it.
-// Only mechanisms the HSMs offer are listed: CloudHSM's aes-pkcs5-pad and
-// aes-zero-pad (its own AES key wrap over a padded key) and rsa-aes
-// (CKM_RSA_AES_KEY_WRAP) have no mechanism in the device, and the CLI does
-// no key wrapping of its own.
+// wrapMech is a wrapping mechanism as `key wrap` and `key unwrap` name it,
+// as CloudHSM CLI names them. The CLI does no key wrapping of its own: each
+// is a mechanism of the HSMs.
 type wrapMech struct {
 	name  string
 	short string
@@ -29,8 +27,11 @@ type wrapMech struct {
 func wrapMechs() []wrapMech {
 	return []wrapMech{
 		{"aes-gcm", "AES-GCM with an AES key; the 12-byte IV, drawn from the HSM, comes first in the wrapped data", ck.CKM_AES_GCM},
-		{"aes-no-pad", "AES key wrap without padding (RFC 3394) with an AES key: for keys whose length is a multiple of 8 bytes", ck.CKM_AES_KEY_WRAP},
-		{"aes-kwp", "AES key wrap with padding (RFC 5649, NIST KWP) with an AES key: for keys of any length", ck.CKM_AES_KEY_WRAP_PAD},
+		{"aes-no-pad", "AES key wrap without padding (RFC 3394, CloudHSM's CKM_CLOUDHSM_AES_KEY_WRAP_NO_PAD) with an AES key: for keys whose length is a multiple of 8 bytes", ck.CKM_CLOUDHSM_AES_KEY_WRAP_NO_PAD},
+		{"aes-pkcs5-pad", "AES key wrap (RFC 3394) of the key padded as PKCS #5 pads (CloudHSM's CKM_CLOUDHSM_AES_KEY_WRAP_PKCS5_PAD) with an AES key: for keys of 8 bytes or more", ck.CKM_CLOUDHSM_AES_KEY_WRAP_PKCS5_PAD},
+		{"aes-zero-pad", "AES key wrap with zero padding (RFC 5649, CloudHSM's CKM_CLOUDHSM_AES_KEY_WRAP_ZERO_PAD) with an AES key: for keys of any length", ck.CKM_CLOUDHSM_AES_KEY_WRAP_ZERO_PAD},
+		{"aes-kwp", "AES key wrap with padding (RFC 5649, NIST KWP, CKM_AES_KEY_WRAP_PAD) with an AES key: for keys of any length", ck.CKM_AES_KEY_WRAP_PAD},
+		{"rsa-aes", "RSA-AES (CKM_RSA_AES_KEY_WRAP): a temporary AES key wraps the key (RFC 5649) and is itself wrapped with RSA-OAEP; wrap with an RSA public key, unwrap with its private key (keys of any size, private keys too)", ck.CKM_RSA_AES_KEY_WRAP},
 		{"rsa-oaep", "RSA-OAEP: wrap with an RSA public key, unwrap with its private key (short keys such as AES keys)", ck.CKM_RSA_PKCS_OAEP},
 		{"rsa-pkcs", "RSA PKCS #1 v1.5: wrap with an RSA public key, unwrap with its private key (keys of up to the modulus size less 11 bytes, such as AES keys; not FIPS-approved)", ck.CKM_RSA_PKCS},
 	}
@@ -43,6 +44,7 @@ type mechFlags struct {
 	iv      string
 	hash    string
 	mgf     string
+	aesBits int
 }
 
 func (m wrapMech) flags(cmd *cobra.Command, f *mechFlags, unwrap bool) {
@@ -53,7 +55,10 @@ func (m wrapMech) flags(cmd *cobra.Command, f *mechFlags, unwrap bool) {
 		if unwrap {
 			cmd.Flags().StringVar(&f.iv, "iv", "", "the IV, hex, if the wrapped data does not start with it")
 		}
-	case ck.CKM_RSA_PKCS_OAEP:
+	case ck.CKM_RSA_PKCS_OAEP, ck.CKM_RSA_AES_KEY_WRAP:
+		if m.typ == ck.CKM_RSA_AES_KEY_WRAP {
+			cmd.Flags().IntVar(&f.aesBits, "aes-key-bits", 256, "the temporary AES key's size: 128, 192 or 256")
+		}
 		cmd.Flags().StringVar(&f.hash, "hash-function", "sha256", "the OAEP hash: "+strings.Join(cli.HashNames(), ", "))
 		cmd.Flags().StringVar(&f.mgf, "mgf", "", "the mask generation function: "+strings.Join(cli.MGFNames(), ", ")+" (default: MGF1 with the OAEP hash)")
 		cli.Enum(cmd, "hash-function", cli.HashNames()...)
@@ -74,7 +79,13 @@ func (m wrapMech) mechanism(f *mechFlags, iv []byte) (client.Mechanism, error) {
 			return mech, cli.Usagef("--aad: want hex")
 		}
 		mech.IV, mech.AAD, mech.TagBits = iv, aad, uint(f.tagBits)
-	case ck.CKM_RSA_PKCS_OAEP:
+	case ck.CKM_RSA_PKCS_OAEP, ck.CKM_RSA_AES_KEY_WRAP:
+		if m.typ == ck.CKM_RSA_AES_KEY_WRAP {
+			if f.aesBits != 128 && f.aesBits != 192 && f.aesBits != 256 {
+				return mech, cli.Usagef("--aes-key-bits %d: want 128, 192 or 256", f.aesBits)
+			}
+			mech.AESKeyBits = uint(f.aesBits)
+		}
 		h, err := cli.LookupHash(f.hash)
 		if err != nil {
 			return mech, err

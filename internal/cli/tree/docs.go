@@ -172,7 +172,9 @@ func guide() string {
 		"  the same way, so the halves of a pair imported one by one pair too.\n" +
 		"- **key wrap aes-gcm** draws a 12-byte IV from the HSM and puts it before the wrapped key (it is also\n" +
 		"  printed as `iv`); `key unwrap aes-gcm` takes it from there unless `--iv` is given. aes-no-pad is\n" +
-		"  RFC 3394, aes-kwp RFC 5649; CloudHSM's proprietary aes-pkcs5-pad and aes-zero-pad are not offered.\n" +
+		"  RFC 3394, aes-pkcs5-pad RFC 3394 of the key padded as PKCS #5 pads to 8-byte blocks, aes-zero-pad\n" +
+		"  and aes-kwp RFC 5649 (CloudHSM's mechanisms for the first three), and rsa-aes RSA-OAEP of a temporary\n" +
+		"  AES key that wraps the key with RFC 5649 (CKM_RSA_AES_KEY_WRAP). Generic secrets hold 1 to 800 bytes.\n" +
 		"- **Quorum token files** (JSON) hold the token's id, service, issuer, expiry, the `data` approvers sign\n" +
 		"  (base64) and the `approvals`. An approval is SHA-256 with RSA PKCS #1 v1.5 or ECDSA (DER) over the\n" +
 		"  data with the approver's registered key: `quorum token-sign approve --private-key`, or\n" +

@@ -45,6 +45,8 @@ func SelfTest() error {
 		{"AES-GCM", katGCM},
 		{"AES-CMAC", katCMAC},
 		{"AES-KW", katKW},
+		{"X9.63 KDF SHA-256", katX963},
+		{"SP 800-108 KDF HMAC-SHA-256", katKBKDF},
 		{"RSA PKCS#1 v1.5 verify", katRSA},
 		{"ECDSA P-256 verify", katECDSA},
 		{"Ed25519", katEd25519},
@@ -80,6 +82,31 @@ func expect(got, want []byte, err error) error {
 		return errKAT
 	}
 	return nil
+}
+
+// NIST CAVS ANSI X9.63 KDF, SHA-256, shared info of 128 bits.
+func katX963() error {
+	v, err := hexes("22518b10e70f2a3f243810ae3254139efbee04aa57c7af7d", "75eef81aa3041e33b80971203d2c0c52",
+		"c498af77161cc59f2962b9a713e2b215152d139766ce34a776df11866a69bf2e52a13d9c7c6fc878c50c5ea0bc7b00e0da2447cfd874f6cf"+
+			"92f30d0097111485500c90c3af8b487872d04685d14c8d1dc8d7fa08beb0ce0ababc11f0bd496269142d43525a78e5bc79a17f59676a5706dc54d54d4d1f0bd7e386128ec26afc21")
+	if err != nil {
+		return err
+	}
+	got, err := X963KDF(crypto.SHA256, v[0], v[1], len(v[2]))
+	return expect(got, v[2], err)
+}
+
+// NIST CAVP KBKDF counter mode, HMAC-SHA-256, counter (32 bits) before the
+// fixed input.
+func katKBKDF() error {
+	v, err := hexes("dd1d91b7d90b2bd3138533ce92b272fbf8a369316aefe242e659cc0ae238afe0",
+		"01322b96b30acd197979444e468e1c5c6859bf1b1cf951b7e725303e237e46b864a145fab25e517b08f8683d0315bb2911d80a0e8aba17f3b413faac",
+		"10621342bfb0fd40046c0e29f2cfdbf0")
+	if err != nil {
+		return err
+	}
+	got, err := KBKDFCounterHMAC(crypto.SHA256, v[0], []KBKDFSegment{{Kind: KBKDFCounter, WidthBits: 32}, {Kind: KBKDFBytes, Bytes: v[1]}}, len(v[2]))
+	return expect(got, v[2], err)
 }
 
 // FIPS 180-2 appendix B.1.

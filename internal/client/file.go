@@ -53,6 +53,10 @@ type File struct {
 	ReconnectAttempts        *int   `json:"reconnect_attempts,omitempty"` // -1 forever (default), 0 never
 	RequestTimeout           string `json:"request_timeout,omitempty"`    // Go duration, default 10s
 	SilenceTimeout           string `json:"silence_timeout,omitempty"`    // Go duration, default 1s
+	// MembershipRefresh is how often a running client asks an HSM for the
+	// cluster's current HSMs, dialling those that joined and dropping
+	// those that left (Go duration, default 30s; "off": never).
+	MembershipRefresh string `json:"membership_refresh,omitempty"`
 
 	Logging Logging `json:"logging,omitzero"`
 
@@ -239,6 +243,11 @@ func (f *File) Check() error {
 			}
 		}
 	}
+	if d := f.MembershipRefresh; d != "" && d != "off" {
+		if v, err := time.ParseDuration(d); err != nil || v <= 0 {
+			errs = append(errs, fmt.Errorf(`membership_refresh %q: want a positive duration such as 30s, or "off"`, d))
+		}
+	}
 	if f.CreateObjectMinimumNodes < 0 {
 		errs = append(errs, fmt.Errorf("create_object_minimum_nodes %d is negative", f.CreateObjectMinimumNodes))
 	}
@@ -306,6 +315,13 @@ func (f *File) Config(logger *slog.Logger) (Config, error) {
 	}
 	if f.SilenceTimeout != "" {
 		cfg.SilenceTimeout, _ = time.ParseDuration(f.SilenceTimeout)
+	}
+	switch f.MembershipRefresh {
+	case "":
+		cfg.MembershipInterval = DefaultMembershipRefresh
+	case "off":
+	default:
+		cfg.MembershipInterval, _ = time.ParseDuration(f.MembershipRefresh)
 	}
 	return cfg, nil
 }

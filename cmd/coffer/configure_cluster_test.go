@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -114,6 +115,37 @@ func TestConfigureByClusterID(t *testing.T) {
 		t.Errorf("configure of an uninitialized cluster: %v\n%s", err, out)
 	}
 
+	// A client that runs meanwhile, from the same file (as the PKCS#11
+	// module would, but refreshing each second rather than 30 s).
+	running, err := client.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	running.MembershipRefresh = "1s"
+	rcfg, err := running.Config(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	rc, err := client.Dial(ctx, rcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	sess, err := rc.Login(ctx, "crypto-user", "app_user", drCUPassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Close(ctx)
+	members := func() (up []string) {
+		for _, st := range rc.ClusterInfo(ctx) {
+			if st.Up && st.Err == nil {
+				up = append(up, st.Address)
+			}
+		}
+		return up
+	}
+
 	// An HSM added with create-hsm: -m learns its address from the HSM
 	// already configured, and coffer cli reaches both.
 	w.aws("create-hsm", "--cluster-id", c.id, "--availability-zone", "us-east-1b")
@@ -131,6 +163,17 @@ func TestConfigureByClusterID(t *testing.T) {
 		return err == nil && strings.Count(out, "ACTIVE") == 2, out
 	})
 
+	// The running client found it too, without a restart, and uses it.
+	w.eventually("the running client to use the new HSM", func() (bool, string) {
+		got := members()
+		return strings.Join(got, " ") == first+" "+second, strings.Join(got, " ")
+	})
+	for range 10 {
+		if _, err := sess.GenerateRandom(ctx, 32); err != nil {
+			t.Fatalf("GenerateRandom on the running client: %v", err)
+		}
+	}
+
 	// The added HSM deleted: -m drops it.
 	secondID := w.aws("describe-clusters", "--filters", "clusterIds="+c.id, "--query", "Clusters[0].Hsms[1].HsmId")
 	w.aws("delete-hsm", "--cluster-id", c.id, "--hsm-id", secondID)
@@ -141,6 +184,13 @@ func TestConfigureByClusterID(t *testing.T) {
 	})
 	if f, err := client.ReadFile(p); err != nil || strings.Join(f.HSMs, " ") != first {
 		t.Fatalf("after -m: %+v %v", f, err)
+	}
+	w.eventually("the running client to drop the deleted HSM", func() (bool, string) {
+		got := rc.ClusterInfo(ctx)
+		return len(got) == 1 && got[0].Address == first, fmt.Sprint(got)
+	})
+	if _, err := sess.GenerateRandom(ctx, 32); err != nil {
+		t.Fatalf("GenerateRandom after the HSM left: %v", err)
 	}
 	if out := w.cofferCmd("cli", "--cluster-config", p, "--username", "admin", "--role", "admin", "--password", drAdminPassword,
 		"user", "list"); !strings.Contains(out, "app_user") {

@@ -144,7 +144,7 @@ func runConfigure(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	case *refresh && (add || len(addrs) > 0 || *ca != "" || *clientCert != "" || *clientKey != "" || *noClientCert || lookup != awsLookup{}):
 		return errors.New("-m takes only --cluster-id and --path: it refreshes the HSM list of a configuration already written")
 	case *refresh:
-		return refreshConfig(ctx, *path, *clusterID, stdout, stderr)
+		return refreshConfig(ctx, *path, *clusterID, stdout)
 	case add && *clusterID == "":
 		fset.Usage()
 		return errors.New("add-cluster needs --cluster-id")
@@ -298,7 +298,7 @@ func addCluster(f *client.File, path, want string, got client.ClusterIdentity, a
 // refreshConfig is configure -m: each cluster of the file (or only
 // clusterID) gets the HSM list that a reachable HSM of it gives, reached
 // and verified with the file's own trust settings for that cluster.
-func refreshConfig(ctx context.Context, path, clusterID string, stdout, stderr io.Writer) error {
+func refreshConfig(ctx context.Context, path, clusterID string, stdout io.Writer) error {
 	f, err := client.ReadFile(path)
 	if err != nil {
 		return fmt.Errorf("%w (-m refreshes a configuration that coffer configure wrote)", err)

@@ -192,8 +192,26 @@ func TestConfigureByClusterID(t *testing.T) {
 	if _, err := sess.GenerateRandom(ctx, 32); err != nil {
 		t.Fatalf("GenerateRandom after the HSM left: %v", err)
 	}
+
 	if out := w.cofferCmd("cli", "--cluster-config", p, "--username", "admin", "--role", "admin", "--password", drAdminPassword,
 		"user", "list"); !strings.Contains(out, "app_user") {
 		t.Fatalf("user list after the refresh: %s", out)
+	}
+	// add-cluster --cluster-id without -a asks DescribeClusters too.
+	both := filepath.Join(w.dir, "both.json")
+	if out, err := w.cofferErr(keys, "configure", "cli", "-a", first, "--hsm-ca-cert", ca, "--path", both); err != nil {
+		t.Fatalf("configure -a: %v\n%s", err, out)
+	}
+	if out, err := w.cofferErr(keys, "configure", "cli", "add-cluster", "--cluster-id", c.id, "--region", "us-east-1",
+		"--endpoint", w.endpoint, "--path", both); err != nil || !strings.Contains(out, "cluster "+c.id+", 1 HSM(s): "+first) {
+		t.Fatalf("add-cluster --cluster-id: %v\n%s", err, out)
+	}
+
+	// The last HSM deleted: the cluster has none to configure.
+	w.aws("delete-hsm", "--cluster-id", c.id, "--hsm-id", w.aws("describe-clusters", "--filters", "clusterIds="+c.id, "--query", "Clusters[0].Hsms[0].HsmId"))
+	w.waitFor("0", "describe-clusters", "--filters", "clusterIds="+c.id, "--query", "length(Clusters[0].Hsms)")
+	if out, err := w.cofferErr(keys, "configure", "cli", "--cluster-id", c.id, "--region", "us-east-1", "--endpoint", w.endpoint,
+		"--path", p); err == nil || !strings.Contains(out, "has no HSMs: add one with aws cloudhsmv2 create-hsm") {
+		t.Errorf("configure of a cluster without HSMs: %v\n%s", err, out)
 	}
 }

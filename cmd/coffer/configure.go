@@ -144,7 +144,7 @@ func runConfigure(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	case *refresh && (add || len(addrs) > 0 || *ca != "" || *clientCert != "" || *clientKey != "" || *noClientCert || lookup != awsLookup{}):
 		return errors.New("-m takes only --cluster-id and --path: it refreshes the HSM list of a configuration already written")
 	case *refresh:
-		return refreshConfig(ctx, *path, *clusterID, stdout)
+		return refreshConfig(ctx, *path, *clusterID, stdout, stderr)
 	case add && *clusterID == "":
 		fset.Usage()
 		return errors.New("add-cluster needs --cluster-id")
@@ -298,7 +298,7 @@ func addCluster(f *client.File, path, want string, got client.ClusterIdentity, a
 // refreshConfig is configure -m: each cluster of the file (or only
 // clusterID) gets the HSM list that a reachable HSM of it gives, reached
 // and verified with the file's own trust settings for that cluster.
-func refreshConfig(ctx context.Context, path, clusterID string, stdout io.Writer) error {
+func refreshConfig(ctx context.Context, path, clusterID string, stdout, stderr io.Writer) error {
 	f, err := client.ReadFile(path)
 	if err != nil {
 		return fmt.Errorf("%w (-m refreshes a configuration that coffer configure wrote)", err)
@@ -333,6 +333,10 @@ func refreshConfig(ctx context.Context, path, clusterID string, stdout io.Writer
 		cancel()
 		if err != nil {
 			return fmt.Errorf("cluster %s: %w", id, err)
+		}
+		if n := one.CreateObjectMinimumNodes; n > len(got) {
+			fmt.Fprintf(stderr, "coffer: warning: cluster %s has %d HSM(s), fewer than create_object_minimum_nodes %d: "+
+				"clients refuse the file until HSMs are added (then -m again) or the setting is lowered\n", id, len(got), n)
 		}
 		changes = append(changes, change{id: id, old: one.HSMs, new: got})
 	}

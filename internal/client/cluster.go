@@ -68,6 +68,9 @@ type member struct {
 	nodeID      atomic.Uint32 // 0 until a NodeInfo answered
 	probes      atomic.Int64  // reconnect probes sent, for tests
 	removed     atomic.Bool   // it left the cluster: never up again, its connection closed
+	// reconnecting is set while a reconnect probe runs: one at a time (a
+	// member that joined is probed at once, and by the reconnect loop).
+	reconnecting atomic.Bool
 
 	life    atomic.Pointer[memberLife] // ends when it is marked down (silence.go)
 	heard   atomic.Int64               // last sign of life, since Cluster.born
@@ -374,6 +377,10 @@ func (c *Cluster) reconnectLoop() {
 }
 
 func (c *Cluster) reconnect(m *member) {
+	if !m.reconnecting.CompareAndSwap(false, true) {
+		return
+	}
+	defer m.reconnecting.Store(false)
 	m.probes.Add(1)
 	ready, err := c.probe(c.ctx, m)
 	switch {

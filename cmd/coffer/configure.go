@@ -43,7 +43,7 @@ signed with the usual AWS credentials (AWS_ACCESS_KEY_ID and
 AWS_SECRET_ACCESS_KEY, AWS_PROFILE or --profile, ~/.aws/credentials and
 ~/.aws/config), in --region (or AWS_REGION, or the profile's), at
 --endpoint (or AWS_ENDPOINT_URL). The cluster must be ACTIVE or
-INITIALIZED and have an ACTIVE HSM. The HSMs must still prove they are the
+INITIALIZED (or DEGRADED) and have an ACTIVE HSM. The HSMs must still prove they are the
 cluster's under --hsm-ca-cert; without --hsm-ca-cert, the trust anchor the
 file already has for that cluster is used.
 

@@ -47,7 +47,8 @@ func (e *awsAPIError) Error() string {
 func (e *awsAPIError) Unwrap() error { return e.Err }
 
 // clusterHSMs returns the addresses (EniIp, CloudHSM's port 2223) of the
-// ACTIVE HSMs of cluster id, from the control plane's DescribeClusters,
+// ACTIVE HSMs of cluster id (ACTIVE, INITIALIZED, or DEGRADED with an
+// ACTIVE HSM left), from the control plane's DescribeClusters,
 // signed with SigV4 under the usual AWS credential chain (environment,
 // shared config and credentials files, profile, SSO, the instance role), as
 // CloudHSM's configure --cluster-id does. The addresses are only where to
@@ -94,7 +95,11 @@ func clusterHSMs(ctx context.Context, id string, l awsLookup) ([]string, error) 
 		return nil, fmt.Errorf("%w: %s in region %s (aws cloudhsmv2 describe-clusters lists the region's clusters)", errClusterNotFound, id, cfg.Region)
 	}
 	c := out.Clusters[i]
-	if c.State != types.ClusterStateActive && c.State != types.ClusterStateInitialized {
+	switch c.State {
+	case types.ClusterStateActive, types.ClusterStateInitialized:
+	case types.ClusterStateDegraded:
+		// Some HSM is unwell; the ACTIVE ones still serve.
+	default:
 		return nil, fmt.Errorf("%w: %s is %s", errClusterState, id, c.State)
 	}
 	var addrs, other []string

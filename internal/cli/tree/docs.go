@@ -158,7 +158,7 @@ func guide() string {
 		"usual AWS credentials: `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`, or a profile (`AWS_PROFILE` or\n" +
 		"`--profile`) of `~/.aws/credentials` and `~/.aws/config`; the region is `--region`, `AWS_REGION` or the\n" +
 		"profile's, the endpoint `--endpoint` or `AWS_ENDPOINT_URL`. The cluster must be ACTIVE or INITIALIZED\n" +
-		"with an ACTIVE HSM. The addresses are only where to look: each HSM must still prove, under\n" +
+		"(or DEGRADED) with an ACTIVE HSM. The addresses are only where to look: each HSM must still prove, under\n" +
 		"`--hsm-ca-cert` (or the anchor the file already has for that cluster), that it is the cluster's.\n" +
 		"`add-cluster --cluster-id ID` without `-a` does the same for a further cluster.\n\n" +
 		"```\n" +

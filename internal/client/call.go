@@ -68,7 +68,7 @@ func (c *Cluster) invoke(ctx context.Context, s *Session, cl call, fn requestFun
 		}
 		return err
 	}
-	for attempt := 0; attempt < len(c.members)+2; attempt++ {
+	for attempt := 0; attempt < c.nslots()+2; attempt++ {
 		if attempt > 0 && !renewed {
 			if err := c.sleep(ctx, attempt); err != nil {
 				return nil, giveUp(fmt.Errorf("client: %s: %w (last failure: %w)", cl.op, err, last))
@@ -89,7 +89,7 @@ func (c *Cluster) invoke(ctx context.Context, s *Session, cl call, fn requestFun
 			sends, sentTo = sends+1, m.addr
 		}
 		if err == nil {
-			c.fresh.seen(cl.objs, m.bit(), c.all)
+			c.fresh.seen(cl.objs, m.bit(), c.all.Load())
 			return m, nil
 		}
 		if r := refusal(m.addr, err); r != nil {
@@ -99,7 +99,7 @@ func (c *Cluster) invoke(ctx context.Context, s *Session, cl call, fn requestFun
 				// another HSM may serve it.
 				failed |= m.bit()
 				last = fmt.Errorf("HSM %s: %w", m.addr, r)
-				if c.pick(c.all&^failed) != nil {
+				if c.pick(c.all.Load()&^failed) != nil {
 					continue
 				}
 				return nil, giveUp(fmt.Errorf("client: %s: %w", cl.op, r))
@@ -195,13 +195,13 @@ func (c *Cluster) route(s *Session, cl call, failed uint64) (*member, error) {
 			return m, err
 		}
 	}
-	allowed := c.all
-	if mask, ok := c.fresh.holders(cl.objs); ok && mask&c.all != 0 {
-		allowed = mask & c.all
+	allowed := c.all.Load()
+	if mask, ok := c.fresh.holders(cl.objs); ok && mask&c.all.Load() != 0 {
+		allowed = mask & c.all.Load()
 	}
 	// Every HSM known to hold a fresh object may be down: the object may
 	// have been replicated since, so then try the others.
-	for _, mask := range [...]uint64{allowed &^ failed, allowed, c.all &^ failed, c.all} {
+	for _, mask := range [...]uint64{allowed &^ failed, allowed, c.all.Load() &^ failed, c.all.Load()} {
 		if m := c.pick(mask); m != nil {
 			return m, nil
 		}

@@ -97,7 +97,7 @@ func TestErrorInfoMapping(t *testing.T) {
 			if got := w.servers[1].count("Sign") - before1; got != 0 {
 				t.Fatalf("HSM 1 saw %d Sign requests, want 0 (refusals are not retried)", got)
 			}
-			if !c.members[0].up.Load() {
+			if !c.live()[0].up.Load() {
 				t.Fatal("a refusal marked the HSM down")
 			}
 		})
@@ -105,8 +105,8 @@ func TestErrorInfoMapping(t *testing.T) {
 	t.Run("unimplemented", func(t *testing.T) {
 		w.servers[0].setFail("Sign", status.Error(codes.Unimplemented, "old node"))
 		_, err := s.Sign(t.Context(), key, hmac, []byte("x"))
-		if Code(err) != ck.CKR_FUNCTION_NOT_SUPPORTED || !c.members[0].up.Load() {
-			t.Fatalf("Sign = %v (up %v), want CKR_FUNCTION_NOT_SUPPORTED with the HSM still up", err, c.members[0].up.Load())
+		if Code(err) != ck.CKR_FUNCTION_NOT_SUPPORTED || !c.live()[0].up.Load() {
+			t.Fatalf("Sign = %v (up %v), want CKR_FUNCTION_NOT_SUPPORTED with the HSM still up", err, c.live()[0].up.Load())
 		}
 	})
 	t.Run("no ErrorInfo", func(t *testing.T) {
@@ -118,7 +118,7 @@ func TestErrorInfoMapping(t *testing.T) {
 		if w.servers[1].count("Sign") != 1 {
 			t.Fatal("the request was not retried on the other HSM")
 		}
-		if c.members[0].epoch.Load() == 0 {
+		if c.live()[0].epoch.Load() == 0 {
 			t.Fatal("a status without ErrorInfo did not mark the HSM down")
 		}
 	})
@@ -210,7 +210,7 @@ func TestBalancingByOutstanding(t *testing.T) {
 			t.Errorf("cancelled Sign = %v, want context.Canceled", err)
 		}
 	}
-	for _, m := range c.members {
+	for _, m := range c.live() {
 		if !m.up.Load() {
 			t.Errorf("HSM %s marked down by the caller's cancellation", m.addr)
 		}

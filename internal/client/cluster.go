@@ -23,11 +23,19 @@ import (
 // Cluster is a connection to every HSM of one cluster. It is safe for
 // concurrent use.
 type Cluster struct {
-	cfg     Config
-	log     *slog.Logger
-	members []*member
-	all     uint64 // routing mask with every member
-	fresh   *freshTable
+	cfg   Config
+	log   *slog.Logger
+	fresh *freshTable
+
+	// slots are every member the Cluster ever had, by member index: a
+	// member that left the cluster stays (removed, never up) so that no
+	// index is reused. Replaced whole (copy on write) under memMu.
+	slots atomic.Pointer[[]*member]
+	memMu sync.Mutex    // serialises membership changes
+	all   atomic.Uint64 // routing mask with every member that has not left
+	// refreshNow asks the membership loop for a refresh (a member went
+	// down).
+	refreshNow chan struct{}
 
 	randMu sync.Mutex // guards rand, which is not safe for concurrent use
 	rand   *rand.Rand
@@ -37,13 +45,14 @@ type Cluster struct {
 
 	born time.Time // the monotonic origin of member.heard
 
-	ctx         context.Context // ends at Close; parent of reconnect probes
-	cancel      context.CancelFunc
-	loop        sync.WaitGroup // the reconnect and watch goroutines
-	closeOnce   sync.Once
-	closeErr    error
-	rounds      atomic.Int64 // reconnect rounds completed, for tests
-	watchRounds atomic.Int64 // silence checks completed, for tests
+	ctx          context.Context // ends at Close; parent of reconnect probes
+	cancel       context.CancelFunc
+	loop         sync.WaitGroup // the reconnect and watch goroutines
+	closeOnce    sync.Once
+	closeErr     error
+	rounds       atomic.Int64 // reconnect rounds completed, for tests
+	watchRounds  atomic.Int64 // silence checks completed, for tests
+	memberRounds atomic.Int64 // membership refreshes completed, for tests
 }
 
 // member is one HSM of the cluster.
@@ -58,6 +67,10 @@ type member struct {
 	epoch       atomic.Uint64 // times marked down: node sessions of an older epoch are not reused
 	nodeID      atomic.Uint32 // 0 until a NodeInfo answered
 	probes      atomic.Int64  // reconnect probes sent, for tests
+	removed     atomic.Bool   // it left the cluster: never up again, its connection closed
+	// reconnecting is set while a reconnect probe runs: one at a time (a
+	// member that joined is probed at once, and by the reconnect loop).
+	reconnecting atomic.Bool
 
 	life    atomic.Pointer[memberLife] // ends when it is marked down (silence.go)
 	heard   atomic.Int64               // last sign of life, since Cluster.born
@@ -90,47 +103,32 @@ func Dial(ctx context.Context, cfg Config) (*Cluster, error) {
 		born:   time.Now(),
 	}
 	c.ctx, c.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	c.refreshNow = make(chan struct{}, 1)
+	var members []*member
 	for i, addr := range cfg.HSMs {
-		host, _, err := net.SplitHostPort(addr)
+		m, err := c.newMember(i, addr)
 		if err != nil {
-			c.closeConns()
-			return nil, fmt.Errorf("client: HSM %s: %w", addr, err)
+			for _, m := range members {
+				m.conn.Close()
+			}
+			c.cancel()
+			return nil, err
 		}
-		tlsCfg, err := cfg.TLS(host)
-		if err != nil {
-			c.closeConns()
-			return nil, fmt.Errorf("client: HSM %s: TLS: %w", addr, err)
-		}
-		creds := credentials.NewTLS(tlsCfg)
-		// passthrough: one address, dialled (and resolved) at each
-		// connection attempt; the backoff is capped so that gRPC's own
-		// reconnection never lags far behind ours.
-		conn, err := grpc.NewClient("passthrough:///"+addr,
-			grpc.WithTransportCredentials(creds),
-			grpc.WithConnectParams(grpc.ConnectParams{
-				Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: cfg.ReconnectInterval},
-				MinConnectTimeout: cfg.RequestTimeout,
-			}))
-		if err != nil {
-			c.closeConns()
-			return nil, fmt.Errorf("client: HSM %s: %w", addr, err)
-		}
-		m := &member{idx: i, addr: addr, conn: conn, rpc: hsmv1.NewHSMClient(conn)}
-		m.life.Store(newMemberLife(c.ctx))
-		c.members = append(c.members, m)
-		c.all |= 1 << i
+		members = append(members, m)
+		c.all.Store(c.all.Load() | m.bit())
 	}
+	c.slots.Store(&members)
 
 	// First contact, with every HSM at once.
-	errs := make([]error, len(c.members))
-	ready := make([]bool, len(c.members))
+	errs := make([]error, len(members))
+	ready := make([]bool, len(members))
 	var wg sync.WaitGroup
-	for i, m := range c.members {
+	for i, m := range members {
 		wg.Go(func() { ready[i], errs[i] = c.probe(ctx, m) })
 	}
 	wg.Wait()
 	var reachable, up int
-	for i, m := range c.members {
+	for i, m := range members {
 		if errs[i] == nil {
 			reachable++
 			if ready[i] {
@@ -142,7 +140,7 @@ func Dial(ctx context.Context, cfg Config) (*Cluster, error) {
 	if up == 0 && reachable > 0 {
 		// No HSM has caught up with its peers yet: better them than nothing.
 		c.log.Warn("no HSM reports ready; using the reachable ones")
-		for i, m := range c.members {
+		for i, m := range members {
 			if errs[i] == nil {
 				m.markUp()
 			}
@@ -152,7 +150,7 @@ func Dial(ctx context.Context, cfg Config) (*Cluster, error) {
 		c.closeConns()
 		return nil, fmt.Errorf("client: dial: %w: %w", ErrNoHSM, errors.Join(errs...))
 	}
-	for i, m := range c.members {
+	for i, m := range members {
 		if !m.up.Load() {
 			c.log.Warn("HSM down at start", "hsm", m.addr, "err", errs[i])
 		}
@@ -160,8 +158,53 @@ func Dial(ctx context.Context, cfg Config) (*Cluster, error) {
 
 	c.loop.Go(c.reconnectLoop)
 	c.loop.Go(c.watchLoop)
+	c.loop.Go(c.membershipLoop)
 	return c, nil
 }
+
+// newMember makes member idx, not yet connected, for the HSM at addr.
+func (c *Cluster) newMember(idx int, addr string) (*member, error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("client: HSM %s: %w", addr, err)
+	}
+	tlsCfg, err := c.cfg.TLS(host)
+	if err != nil {
+		return nil, fmt.Errorf("client: HSM %s: TLS: %w", addr, err)
+	}
+	creds := credentials.NewTLS(tlsCfg)
+	// passthrough: one address, dialled (and resolved) at each
+	// connection attempt; the backoff is capped so that gRPC's own
+	// reconnection never lags far behind ours.
+	conn, err := grpc.NewClient("passthrough:///"+addr,
+		grpc.WithTransportCredentials(creds),
+		grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: c.cfg.ReconnectInterval},
+			MinConnectTimeout: c.cfg.RequestTimeout,
+		}))
+	if err != nil {
+		return nil, fmt.Errorf("client: HSM %s: %w", addr, err)
+	}
+	m := &member{idx: idx, addr: addr, conn: conn, rpc: hsmv1.NewHSMClient(conn)}
+	m.life.Store(newMemberLife(c.ctx))
+	return m, nil
+}
+
+// live returns the members that have not left the cluster.
+func (c *Cluster) live() []*member {
+	all := *c.slots.Load()
+	out := make([]*member, 0, len(all))
+	for _, m := range all {
+		if !m.removed.Load() {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// nslots is the number of member indexes used so far: a bound for slices
+// indexed by member index.
+func (c *Cluster) nslots() int { return len(*c.slots.Load()) }
 
 // Close stops reconnecting, waits for that goroutine and closes the
 // connections. Sessions still open are left to the HSMs' idle timeout.
@@ -176,8 +219,10 @@ func (c *Cluster) Close() error {
 
 func (c *Cluster) closeConns() error {
 	c.cancel()
+	c.memMu.Lock() // no member is added or removed from now on
+	defer c.memMu.Unlock()
 	var errs []error
-	for _, m := range c.members {
+	for _, m := range c.live() {
 		if err := m.conn.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("client: close HSM %s: %w", m.addr, err))
 		}
@@ -262,6 +307,9 @@ func (c *Cluster) maskOf(ids []uint32) uint64 {
 func (m *member) markUp() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.removed.Load() {
+		return // it left the cluster while a probe was in flight
+	}
 	if old := m.life.Load(); old.ctx.Err() != nil {
 		m.life.Store(newMemberLife(old.parent))
 	}
@@ -283,6 +331,10 @@ func (c *Cluster) markDown(m *member, epoch uint64, err error) {
 	m.life.Load().cancel(err) // its requests in flight fail now, and go elsewhere if they may
 	m.attempts, m.gaveUp = 0, false
 	c.log.Warn("HSM down", "hsm", m.addr, "err", err)
+	select { // it may have left the cluster, or others joined
+	case c.refreshNow <- struct{}{}:
+	default:
+	}
 }
 
 // claimAttempt reports whether the reconnect loop should probe m now, and
@@ -290,7 +342,7 @@ func (c *Cluster) markDown(m *member, epoch uint64, err error) {
 func (c *Cluster) claimAttempt(m *member) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.up.Load() || m.gaveUp {
+	if m.up.Load() || m.gaveUp || m.removed.Load() {
 		return false
 	}
 	if limit := c.cfg.ReconnectAttempts; limit != ReconnectForever && m.attempts >= limit {
@@ -314,7 +366,7 @@ func (c *Cluster) reconnectLoop() {
 		case <-t.C:
 		}
 		var wg sync.WaitGroup
-		for _, m := range c.members {
+		for _, m := range c.live() {
 			if c.claimAttempt(m) {
 				wg.Go(func() { c.reconnect(m) })
 			}
@@ -325,6 +377,10 @@ func (c *Cluster) reconnectLoop() {
 }
 
 func (c *Cluster) reconnect(m *member) {
+	if !m.reconnecting.CompareAndSwap(false, true) {
+		return
+	}
+	defer m.reconnecting.Store(false)
 	m.probes.Add(1)
 	ready, err := c.probe(c.ctx, m)
 	switch {
@@ -347,7 +403,7 @@ func (c *Cluster) pick(allowed uint64) *member {
 	var best *member
 	var bestN int64
 	ties := 0
-	for _, m := range c.members {
+	for _, m := range *c.slots.Load() { // a member that left is never up
 		if allowed&m.bit() == 0 || !m.up.Load() {
 			continue
 		}
@@ -373,9 +429,10 @@ func (c *Cluster) randN(n int) int {
 
 // ClusterInfo asks every HSM for its NodeInfo, at once.
 func (c *Cluster) ClusterInfo(ctx context.Context) []HSMStatus {
-	out := make([]HSMStatus, len(c.members))
+	members := c.live()
+	out := make([]HSMStatus, len(members))
 	var wg sync.WaitGroup
-	for i, m := range c.members {
+	for i, m := range members {
 		wg.Go(func() {
 			out[i] = HSMStatus{Address: m.addr, Up: m.up.Load()}
 			ctx := ctx

@@ -16,6 +16,7 @@ const (
 	DefaultRequestTimeout    = 10 * time.Second
 	DefaultFreshObjectWindow = 30 * time.Second
 	DefaultSilenceTimeout    = time.Second
+	DefaultMembershipRefresh = 30 * time.Second
 
 	// ReconnectForever is the ReconnectAttempts of seed 003's default: retry a
 	// down HSM for as long as the Cluster lives.
@@ -66,6 +67,13 @@ type Config struct {
 	// (default 30s).
 	FreshObjectWindow time.Duration
 
+	// MembershipInterval, if positive, is how often the Cluster asks an
+	// HSM it is connected to for the cluster's current HSMs, to dial those
+	// that joined and drop those that left (also soon after an HSM goes
+	// down, at most once a second). Zero: never, the HSMs stay those of
+	// HSMs. A configuration file's Config sets DefaultMembershipRefresh.
+	MembershipInterval time.Duration
+
 	Logger *slog.Logger // default: discard
 
 	// For tests: the clock and the source of jitter and tie-breaking.
@@ -101,7 +109,7 @@ func (c *Config) Validate() error {
 	if c.ReconnectAttempts < ReconnectForever {
 		return fmt.Errorf("client: config: reconnect attempts %d, want -1 (forever), 0 (never) or more", c.ReconnectAttempts)
 	}
-	if c.ReconnectInterval < 0 || c.RequestTimeout < 0 || c.FreshObjectWindow < 0 || c.SilenceTimeout < 0 {
+	if c.ReconnectInterval < 0 || c.RequestTimeout < 0 || c.FreshObjectWindow < 0 || c.SilenceTimeout < 0 || c.MembershipInterval < 0 {
 		return errors.New("client: config: negative duration")
 	}
 	return nil
@@ -125,6 +133,7 @@ func (c Config) withDefaults() Config {
 	if c.FreshObjectWindow == 0 {
 		c.FreshObjectWindow = DefaultFreshObjectWindow
 	}
+
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}

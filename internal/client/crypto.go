@@ -131,7 +131,7 @@ func (s *Session) Begin(ctx context.Context, fn Function, key ObjectID, mech Mec
 	op := &Operation{s: s}
 	m, err := s.c.invoke(ctx, s, call{op: "begin", retry: true, objs: objs, multiPart: true}, func(ctx context.Context, m *member, sid uint64) error {
 		op.sid, op.epoch = sid, m.epoch.Load()
-		if cur := s.nodes[m.idx].cur.Load(); cur != nil && cur.id == sid {
+		if cur := s.node(m.idx).cur.Load(); cur != nil && cur.id == sid {
 			op.epoch = cur.epoch
 		}
 		r, err := m.rpc.Begin(ctx, &hsmv1.BeginRequest{Session: sid, Function: hsmv1.Function(fn), Key: uint64(key), Mechanism: wm})

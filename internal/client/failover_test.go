@@ -62,7 +62,7 @@ func TestStopUnderLoadIdempotent(t *testing.T) {
 	if n := failures.Load(); n != 0 {
 		t.Fatalf("%d of %d idempotent requests failed while one HSM of three stopped; first: %v", n, done.Load(), firstErr.Load())
 	}
-	if c.members[1].up.Load() {
+	if c.live()[1].up.Load() {
 		t.Fatal("the stopped HSM is still marked up")
 	}
 }
@@ -166,7 +166,7 @@ func TestStopMidRequest(t *testing.T) {
 			if others != 0 {
 				t.Fatalf("%s was resent to another HSM %d times", tc.method, others)
 			}
-			if c.members[0].up.Load() {
+			if c.live()[0].up.Load() {
 				t.Fatal("the stopped HSM is still marked up")
 			}
 		})
@@ -195,7 +195,7 @@ func TestOperationLost(t *testing.T) {
 		t.Fatal(err)
 	}
 	undo()
-	if c.members[0].up.Load() {
+	if c.live()[0].up.Load() {
 		t.Fatal("HSM 0 not marked down")
 	}
 	_, err = op.Finish(t.Context(), nil)
@@ -223,11 +223,11 @@ func TestReconnectAndLogInAgain(t *testing.T) {
 		t.Fatalf("Sign while HSM 0 is stopped: %v", err)
 	}
 	undo()
-	if c.members[0].up.Load() {
+	if c.live()[0].up.Load() {
 		t.Fatal("HSM 0 not marked down")
 	}
 	f.start(t)
-	eventually(t, "HSM 0 back", func() bool { return c.members[0].up.Load() })
+	eventually(t, "HSM 0 back", func() bool { return c.live()[0].up.Load() })
 
 	defer steer(c, 0)()
 	before := f.count("Sign")
@@ -285,7 +285,7 @@ func TestReconnectAttempts(t *testing.T) {
 		f.start(t)
 		r := c.rounds.Load()
 		eventually(t, "three reconnect rounds", func() bool { return c.rounds.Load() >= r+3 })
-		m := c.members[0]
+		m := c.live()[0]
 		m.mu.Lock()
 		gaveUp := m.gaveUp
 		m.mu.Unlock()
@@ -307,7 +307,7 @@ func TestReconnectAttempts(t *testing.T) {
 		if _, err := s.Sign(t.Context(), key, hmac, []byte("m")); err != nil {
 			t.Fatal(err)
 		}
-		m := c.members[0]
+		m := c.live()[0]
 		eventually(t, "giving up", func() bool {
 			m.mu.Lock()
 			defer m.mu.Unlock()
@@ -367,7 +367,7 @@ func TestDeadHSMNeverHangs(t *testing.T) {
 		cfg.HSMs = append(cfg.HSMs, blackhole(t))
 		cfg.RequestTimeout = 100 * time.Millisecond
 		c := dial(t, cfg)
-		if c.members[1].up.Load() {
+		if c.live()[1].up.Load() {
 			t.Fatal("blackhole marked up")
 		}
 		s := login(t, c)
@@ -378,7 +378,7 @@ func TestDeadHSMNeverHangs(t *testing.T) {
 			}
 		}
 		// The reconnect loop keeps probing the blackhole; Close must not wait for it.
-		eventually(t, "a probe", func() bool { return c.members[1].probes.Load() > 0 })
+		eventually(t, "a probe", func() bool { return c.live()[1].probes.Load() > 0 })
 	})
 	t.Run("hung HSM times out", func(t *testing.T) {
 		w, pki := newFakeCluster(t, 2)
@@ -392,7 +392,7 @@ func TestDeadHSMNeverHangs(t *testing.T) {
 		if _, err := s.Sign(t.Context(), key, hmac, []byte("m")); err != nil {
 			t.Fatalf("Sign with one HSM hung: %v", err)
 		}
-		if c.members[0].epoch.Load() == 0 {
+		if c.live()[0].epoch.Load() == 0 {
 			t.Fatal("the hung HSM was not marked down")
 		}
 	})
@@ -420,7 +420,7 @@ func TestDeadHSMNeverHangs(t *testing.T) {
 			}
 		}
 		w.servers[0].setHang("*", false)
-		if !c.members[0].up.Load() {
+		if !c.live()[0].up.Load() {
 			t.Fatal("the caller's cancellation marked the HSM down")
 		}
 	})
@@ -444,12 +444,12 @@ func TestNotReadyHSM(t *testing.T) {
 	cfg := testConfig(w, pki)
 	cfg.ReconnectAttempts = 1
 	c := dial(t, cfg)
-	if c.members[0].up.Load() {
+	if c.live()[0].up.Load() {
 		t.Fatal("a not-ready HSM is used")
 	}
-	eventually(t, "three probes", func() bool { return c.members[0].probes.Load() >= 3 })
+	eventually(t, "three probes", func() bool { return c.live()[0].probes.Load() >= 3 })
 	w.servers[0].notReady.Store(false)
-	eventually(t, "the HSM to be used once ready", func() bool { return c.members[0].up.Load() })
+	eventually(t, "the HSM to be used once ready", func() bool { return c.live()[0].up.Load() })
 }
 
 // TestLoginRefusedByOneHSM: an HSM that cannot log a session in for a reason

@@ -113,6 +113,15 @@ type fakeHSM struct {
 	entered  chan string // each request that starts hanging is announced here
 	logins   atomic.Int64
 	notReady atomic.Bool
+
+	left bool // it left the cluster: its peers no longer list it (guarded by w.mu)
+}
+
+// address is where f serves (set by start).
+func (f *fakeHSM) address() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.addr
 }
 
 // refuse is the node's error shape: a status with an ErrorInfo.
@@ -264,7 +273,15 @@ func (f *fakeHSM) NodeInfo(ctx context.Context, _ *hsmv1.Empty) (*hsmv1.NodeInfo
 	if err := f.enter(ctx, "NodeInfo"); err != nil {
 		return nil, err
 	}
-	return &hsmv1.NodeInfoResponse{NodeId: f.nodeID, ClusterId: "cluster-test", Ready: !f.notReady.Load()}, nil
+	resp := &hsmv1.NodeInfoResponse{NodeId: f.nodeID, ClusterId: "cluster-test", Ready: !f.notReady.Load()}
+	f.w.mu.Lock()
+	defer f.w.mu.Unlock()
+	for _, o := range f.w.servers { // the cluster's membership, as a node lists its peers
+		if o != f && !o.left {
+			resp.Peers = append(resp.Peers, &hsmv1.PeerStatus{NodeId: o.nodeID, Address: o.address(), Connected: o.running()})
+		}
+	}
+	return resp, nil
 }
 
 func (f *fakeHSM) Mechanisms(ctx context.Context, _ *hsmv1.Empty) (*hsmv1.MechanismsResponse, error) {
@@ -548,6 +565,33 @@ func newFakeCluster(t testing.TB, n int) (*world, testPKI) {
 		t.Cleanup(f.stop)
 	}
 	return w, pki
+}
+
+// join starts one more fake HSM (the next node id) serving under tlsCfg and
+// makes it a member: its peers list it from now on.
+func (w *world) join(t testing.TB, tlsCfg *tls.Config) *fakeHSM {
+	t.Helper()
+	w.mu.Lock()
+	f := &fakeHSM{
+		w: w, idx: len(w.servers), nodeID: uint32(len(w.servers) + 1), tls: tlsCfg,
+		calls: map[string]int{}, fail: map[string]error{}, hang: map[string]bool{},
+		entered: make(chan string, 64),
+	}
+	w.mu.Unlock()
+	f.start(t)
+	t.Cleanup(f.stop)
+	w.mu.Lock()
+	w.servers = append(w.servers, f)
+	w.mu.Unlock()
+	return f
+}
+
+// leave takes f out of the cluster: stopped, and no longer listed.
+func (w *world) leave(f *fakeHSM) {
+	w.mu.Lock()
+	f.left = true
+	w.mu.Unlock()
+	f.stop()
 }
 
 func (w *world) addrs() []string {

@@ -53,6 +53,10 @@ type File struct {
 	ReconnectAttempts        *int   `json:"reconnect_attempts,omitempty"` // -1 forever (default), 0 never
 	RequestTimeout           string `json:"request_timeout,omitempty"`    // Go duration, default 10s
 	SilenceTimeout           string `json:"silence_timeout,omitempty"`    // Go duration, default 1s
+	// MembershipRefresh is how often a running client asks an HSM for the
+	// cluster's current HSMs, dialling those that joined and dropping
+	// those that left (Go duration, default 30s; "off": never).
+	MembershipRefresh string `json:"membership_refresh,omitempty"`
 
 	Logging Logging `json:"logging,omitzero"`
 
@@ -166,16 +170,49 @@ func ReadFile(path string) (*File, error) {
 	return &f, nil
 }
 
-// WriteFile writes f as indented JSON, readable by its owner and group.
+// WriteFile writes f as indented JSON, readable by its owner and group. It
+// replaces the file atomically (a synced temporary file renamed over it),
+// so a client or module reading it meanwhile sees the old file or the new
+// one, never part of one.
 func (f *File) WriteFile(path string) error {
 	b, err := json.MarshalIndent(f, "", "  ")
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	return os.WriteFile(path, append(b, '\n'), 0o640)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*")
+	if err != nil {
+		return fmt.Errorf("client config: %w", err)
+	}
+	defer os.Remove(tmp.Name()) // after the rename, there is none
+	_, err = tmp.Write(append(b, '\n'))
+	if err == nil {
+		err = tmp.Chmod(0o640)
+	}
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		return fmt.Errorf("client config %s: %w", path, err)
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("client config: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("client config: sync %s: %w", dir, err)
+	}
+	return nil
 }
 
 // Check reports what is missing or wrong, saying what to fix.
@@ -204,6 +241,11 @@ func (f *File) Check() error {
 			if v, err := time.ParseDuration(d); err != nil || v <= 0 {
 				errs = append(errs, fmt.Errorf("%s %q: want a positive duration such as 5s", name, d))
 			}
+		}
+	}
+	if d := f.MembershipRefresh; d != "" && d != "off" {
+		if v, err := time.ParseDuration(d); err != nil || v <= 0 {
+			errs = append(errs, fmt.Errorf(`membership_refresh %q: want a positive duration such as 30s, or "off"`, d))
 		}
 	}
 	if f.CreateObjectMinimumNodes < 0 {
@@ -273,6 +315,13 @@ func (f *File) Config(logger *slog.Logger) (Config, error) {
 	}
 	if f.SilenceTimeout != "" {
 		cfg.SilenceTimeout, _ = time.ParseDuration(f.SilenceTimeout)
+	}
+	switch f.MembershipRefresh {
+	case "":
+		cfg.MembershipInterval = DefaultMembershipRefresh
+	case "off":
+	default:
+		cfg.MembershipInterval, _ = time.ParseDuration(f.MembershipRefresh)
 	}
 	return cfg, nil
 }

@@ -76,13 +76,13 @@ func eventually(t *testing.T, what string, cond func() bool) {
 // steer makes every HSM but the i-th look busy, so the next request goes to
 // the i-th; the returned func undoes it.
 func steer(c *Cluster, i int) func() {
-	for j, m := range c.members {
+	for j, m := range c.live() {
 		if j != i {
 			m.outstanding.Add(1000)
 		}
 	}
 	return func() {
-		for j, m := range c.members {
+		for j, m := range c.live() {
 			if j != i {
 				m.outstanding.Add(-1000)
 			}

@@ -56,9 +56,10 @@ type HSMReplicationLinks struct {
 // ReplicationLinks asks every HSM for the links and their state there, at
 // once; it needs no login.
 func (c *Cluster) ReplicationLinks(ctx context.Context) []HSMReplicationLinks {
-	out := make([]HSMReplicationLinks, len(c.members))
+	members := c.live()
+	out := make([]HSMReplicationLinks, len(members))
 	var wg sync.WaitGroup
-	for i, m := range c.members {
+	for i, m := range members {
 		wg.Go(func() {
 			out[i].Address = m.addr
 			rctx, cancel := context.WithTimeout(ctx, c.cfg.RequestTimeout)

@@ -40,9 +40,10 @@ func fromTrustAnchors(as []*hsmv1.TrustAnchor) []TrustAnchor {
 // login. Comparing the answers tells whether an anchor covers the whole
 // cluster.
 func (c *Cluster) TrustAnchors(ctx context.Context) []HSMTrustAnchors {
-	out := make([]HSMTrustAnchors, len(c.members))
+	members := c.live()
+	out := make([]HSMTrustAnchors, len(members))
 	var wg sync.WaitGroup
-	for i, m := range c.members {
+	for i, m := range members {
 		wg.Go(func() {
 			out[i].Address = m.addr
 			rctx, cancel := context.WithTimeout(ctx, c.cfg.RequestTimeout)

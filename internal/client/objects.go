@@ -78,7 +78,7 @@ func (s *Session) create(ctx context.Context, op string, tokens []bool, uses []O
 	var attempt uint32
 	m, err := s.c.invoke(ctx, s, cl, func(ctx context.Context, m *member, id uint64) (err error) {
 		sid, epoch = id, m.epoch.Load()
-		if cur := s.nodes[m.idx].cur.Load(); cur != nil && cur.id == id {
+		if cur := s.node(m.idx).cur.Load(); cur != nil && cur.id == id {
 			epoch = cur.epoch
 		}
 		var idem *hsmv1.Idempotency
@@ -98,7 +98,7 @@ func (s *Session) create(ctx context.Context, op string, tokens []bool, uses []O
 	holders := s.c.maskOf(out.storedOn) | m.bit()
 	for i, id := range out.ids {
 		if tokens[i] {
-			s.c.fresh.add(id, holders, s.c.all)
+			s.c.fresh.add(id, holders, s.c.all.Load())
 		} else {
 			s.addSessionObject(id, m, sid, epoch)
 		}
@@ -274,22 +274,22 @@ func (s *Session) FindObjects(ctx context.Context, tmpl []Attribute) ([]ObjectID
 	if err != nil {
 		return nil, err
 	}
-	s.c.fresh.seen(ids, m.bit(), s.c.all)
+	s.c.fresh.seen(ids, m.bit(), s.c.all.Load())
 
 	others := (s.c.fresh.elsewhere(m.bit()) | s.sessionObjectsElsewhere(m)) &^ m.bit()
 	if others == 0 {
 		return ids, nil
 	}
-	results := make([][]ObjectID, len(s.c.members))
+	results := make([][]ObjectID, s.c.nslots())
 	var wg sync.WaitGroup
-	for _, o := range s.c.members {
+	for _, o := range s.c.live() {
 		if others&o.bit() == 0 || !o.up.Load() {
 			continue
 		}
 		wg.Go(func() {
 			// Best effort: the first answer stands if another HSM fails.
 			if _, err := s.c.invoke(ctx, s, call{op: "find objects", only: o, onlyWhat: "fresh objects"}, find(&results[o.idx])); err == nil {
-				s.c.fresh.seen(results[o.idx], o.bit(), s.c.all)
+				s.c.fresh.seen(results[o.idx], o.bit(), s.c.all.Load())
 			}
 		})
 	}
@@ -370,7 +370,7 @@ func (s *Session) change(ctx context.Context, op string, id ObjectID, fn request
 		return err
 	}
 	if _, isSession, _ := s.sessionObjectHSM([]ObjectID{id}); !isSession {
-		s.c.fresh.add(id, m.bit(), s.c.all)
+		s.c.fresh.add(id, m.bit(), s.c.all.Load())
 	}
 	return nil
 }

@@ -55,7 +55,7 @@ func (s *Session) ImportReplica(ctx context.Context, r *Replica) (*Imported, err
 		return nil, err
 	}
 	id := ObjectID(resp.GetObject())
-	s.c.fresh.add(id, m.bit(), s.c.all) // read it where it is until its peers have it
+	s.c.fresh.add(id, m.bit(), s.c.all.Load()) // read it where it is until its peers have it
 	return &Imported{Object: id, Applied: resp.GetApplied(), Source: resp.GetSourceClusterId(), StoredOn: resp.GetStoredOn()}, nil
 }
 

@@ -23,7 +23,7 @@ type Session struct {
 	role     string
 	username string
 	closed   atomic.Bool
-	nodes    []*nodeSession // by member index
+	nodes    [maxHSMs]atomic.Pointer[nodeSession] // by member index; made on first use
 
 	pwMu     sync.Mutex // guards password
 	password secret     // kept to log in again on an HSM that comes back; wiped by Close
@@ -68,10 +68,7 @@ func (s secret) MarshalText() ([]byte, error) { return []byte("[REDACTED]"), nil
 func (c *Cluster) Login(ctx context.Context, role, username, password string) (*Session, error) {
 	s := &Session{
 		c: c, role: role, username: username, password: secret(password),
-		nodes: make([]*nodeSession, len(c.members)), objects: map[ObjectID]sessionObject{},
-	}
-	for i := range s.nodes {
-		s.nodes[i] = &nodeSession{lock: make(chan struct{}, 1)}
+		objects: map[ObjectID]sessionObject{},
 	}
 	first, err := c.invoke(ctx, s, call{op: "login", retry: true}, func(context.Context, *member, uint64) error { return nil })
 	if err != nil {
@@ -79,7 +76,7 @@ func (c *Cluster) Login(ctx context.Context, role, username, password string) (*
 		return nil, err
 	}
 	var wg sync.WaitGroup
-	for _, m := range c.members {
+	for _, m := range c.live() {
 		if m == first || !m.up.Load() {
 			continue
 		}
@@ -112,7 +109,7 @@ func (s *Session) Username() string { return s.username }
 // none in its current epoch. A transport failure or refusal is returned as
 // gRPC gave it.
 func (s *Session) ensure(ctx context.Context, m *member) (uint64, error) {
-	ns := s.nodes[m.idx]
+	ns := s.node(m.idx)
 	if cur := ns.cur.Load(); cur != nil && cur.epoch == m.epoch.Load() && !s.closed.Load() {
 		return cur.id, nil
 	}
@@ -148,10 +145,20 @@ func (s *Session) ensure(ctx context.Context, m *member) (uint64, error) {
 	return open.GetSession(), nil
 }
 
+// node returns s's node session slot for member idx, making it on first
+// use: members that join the cluster after Login get theirs then.
+func (s *Session) node(idx int) *nodeSession {
+	if ns := s.nodes[idx].Load(); ns != nil {
+		return ns
+	}
+	s.nodes[idx].CompareAndSwap(nil, &nodeSession{lock: make(chan struct{}, 1)})
+	return s.nodes[idx].Load()
+}
+
 // forget drops the node session sid on m, if it is still the current one:
 // the next request there opens another.
 func (s *Session) forget(m *member, sid uint64) {
-	ns := s.nodes[m.idx]
+	ns := s.node(m.idx)
 	if cur := ns.cur.Load(); cur != nil && cur.id == sid {
 		ns.cur.CompareAndSwap(cur, nil)
 	}
@@ -180,10 +187,14 @@ func (s *Session) Close(ctx context.Context) error {
 		return nil
 	}
 	defer s.wipe()
-	errs := make([]error, len(s.nodes))
+	members := s.c.live()
+	errs := make([]error, len(members))
 	var wg sync.WaitGroup
-	for i, m := range s.c.members {
-		ns := s.nodes[i]
+	for i, m := range members {
+		ns := s.nodes[m.idx].Load()
+		if ns == nil {
+			continue // never used there
+		}
 		wg.Go(func() {
 			select {
 			case ns.lock <- struct{}{}: // wait for a login in progress
@@ -224,7 +235,7 @@ func (s *Session) sessionObjectHSM(ids []ObjectID) (*member, bool, error) {
 		if !ok {
 			continue
 		}
-		cur := s.nodes[o.m.idx].cur.Load()
+		cur := s.node(o.m.idx).cur.Load()
 		if !o.m.up.Load() || o.m.epoch.Load() != o.epoch || cur == nil || cur.id != o.sid {
 			delete(s.objects, id)
 			return nil, true, &Error{RV: ck.CKR_OBJECT_HANDLE_INVALID, HSM: o.m.addr,
@@ -243,7 +254,7 @@ func (s *Session) liveSessionObject() (ObjectID, bool) {
 	s.objMu.Lock()
 	defer s.objMu.Unlock()
 	for id, o := range s.objects {
-		cur := s.nodes[o.m.idx].cur.Load()
+		cur := s.node(o.m.idx).cur.Load()
 		if o.m.up.Load() && o.m.epoch.Load() == o.epoch && cur != nil && cur.id == o.sid {
 			return id, true
 		}

@@ -97,7 +97,7 @@ func (c *Cluster) watchLoop() {
 		case <-t.C:
 		}
 		now := time.Since(c.born)
-		for _, m := range c.members {
+		for _, m := range *c.slots.Load() { // a member that left is never up
 			if !m.up.Load() || m.outstanding.Load() == 0 {
 				continue
 			}
@@ -125,7 +125,7 @@ func (c *Cluster) watchLoop() {
 }
 
 func (c *Cluster) anotherUp(m *member) bool {
-	for _, o := range c.members {
+	for _, o := range *c.slots.Load() { // a member that left is never up
 		if o != m && o.up.Load() {
 			return true
 		}

@@ -26,7 +26,7 @@ func TestSilentHSMIsLeft(t *testing.T) {
 	if err != nil {
 		t.Fatalf("GenerateKey with one HSM silent: %v", err)
 	}
-	if c.members[0].up.Load() {
+	if c.live()[0].up.Load() {
 		t.Fatal("the silent HSM is still marked up")
 	}
 	first, second := w.servers[0].lastIdem(t), w.servers[1].lastIdem(t)
@@ -55,7 +55,7 @@ func TestBusyHSMIsNotSilent(t *testing.T) {
 	// Each probe comes after half a SilenceTimeout of quiet; had the HSM
 	// been taken for silent, no probe would follow the first few.
 	eventually(t, "five liveness probes answered", func() bool { return w.servers[0].count("Mechanisms") >= probes+5 })
-	if !c.members[0].up.Load() {
+	if !c.live()[0].up.Load() {
 		t.Fatal("an HSM that answers its probes was marked down")
 	}
 	w.servers[0].setHang("Sign", false)
@@ -77,7 +77,7 @@ func TestLoginLeavesSilentHSM(t *testing.T) {
 	w.servers[1].setHang("*", true)
 	s := login(t, c)
 	undo()
-	if c.members[1].up.Load() {
+	if c.live()[1].up.Load() {
 		t.Fatal("the silent HSM is still marked up")
 	}
 	if s.Username() != fakeUser {
@@ -124,7 +124,7 @@ func TestLastHSMIsNotLeftForSilence(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	errc := make(chan error, 1)
 	go func() { _, err := s.Sign(ctx, key, hmac, []byte("m")); errc <- err }()
-	m := c.members[0]
+	m := c.live()[0]
 	eventually(t, "an unanswered liveness probe", func() bool {
 		return w.servers[0].count("Mechanisms") > probes && !m.probing.Load()
 	})

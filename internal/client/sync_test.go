@@ -229,7 +229,7 @@ func TestSessionObjects(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Force the discovery even if FindObjects did not ask HSM 1.
-	c.markDown(c.members[1], c.members[1].epoch.Load(), errors.New("test"))
+	c.markDown(c.live()[1], c.live()[1].epoch.Load(), errors.New("test"))
 	_, err = s.Sign(t.Context(), key, hmac, []byte("m"))
 	if Code(err) != ck.CKR_OBJECT_HANDLE_INVALID {
 		t.Fatalf("Sign with a session object of a lost HSM = %v, want CKR_OBJECT_HANDLE_INVALID", err)

@@ -145,10 +145,11 @@ func (s *Session) ListQuorumTokens(ctx context.Context) ([]QuorumToken, error) {
 // tokenLists asks every HSM that is up for its tokens, by member index; it
 // fails only if none answered.
 func (s *Session) tokenLists(ctx context.Context) ([][]*hsmv1.QuorumTokenInfo, error) {
-	lists := make([][]*hsmv1.QuorumTokenInfo, len(s.c.members))
-	errs := make([]error, len(s.c.members))
+	members := s.c.live()
+	lists := make([][]*hsmv1.QuorumTokenInfo, s.c.nslots())
+	errs := make([]error, len(lists))
 	var wg sync.WaitGroup
-	for _, m := range s.c.members {
+	for _, m := range members {
 		if !m.up.Load() {
 			continue
 		}
@@ -165,12 +166,12 @@ func (s *Session) tokenLists(ctx context.Context) ([][]*hsmv1.QuorumTokenInfo, e
 	}
 	wg.Wait()
 	var first error
-	for i, m := range s.c.members {
-		if errs[i] == nil && m.up.Load() {
+	for _, m := range members {
+		if errs[m.idx] == nil && m.up.Load() {
 			return lists, nil
 		}
 		if first == nil {
-			first = errs[i]
+			first = errs[m.idx]
 		}
 	}
 	if first == nil {

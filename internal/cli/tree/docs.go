@@ -152,6 +152,27 @@ func guide() string {
 		"caller does not own the key, and when it would change the destination's copy in a way its owner could\n" +
 		"not (a one-way attribute going back, CKA_TRUSTED). A copy already there at the same or a newer\n" +
 		"version is left as it is (\"up to date\").\n\n" +
+		"## Configuring by cluster id, and keeping the HSM list current\n\n" +
+		"As CloudHSM's `configure-cli --cluster-id`, `coffer configure cli|pkcs11 --cluster-id ID` learns the\n" +
+		"HSMs' addresses (their `EniIp`, port 2223) from the control plane's DescribeClusters, signed with the\n" +
+		"usual AWS credentials: `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`, or a profile (`AWS_PROFILE` or\n" +
+		"`--profile`) of `~/.aws/credentials` and `~/.aws/config`; the region is `--region`, `AWS_REGION` or the\n" +
+		"profile's, the endpoint `--endpoint` or `AWS_ENDPOINT_URL`. The cluster must be ACTIVE or INITIALIZED\n" +
+		"(or DEGRADED) with an ACTIVE HSM. The addresses are only where to look: each HSM must still prove, under\n" +
+		"`--hsm-ca-cert` (or the anchor the file already has for that cluster), that it is the cluster's.\n" +
+		"`add-cluster --cluster-id ID` without `-a` does the same for a further cluster.\n\n" +
+		"```\n" +
+		"coffer configure cli --cluster-id cluster-2b3c4d5e6f7 --region us-east-1 --endpoint http://127.0.0.1:8080 \\\n" +
+		"    --hsm-ca-cert ./customerCA.crt\n" +
+		"coffer configure cli -m          # after create-hsm or delete-hsm: the file's HSM list from the cluster\n" +
+		"```\n\n" +
+		"`coffer configure cli|pkcs11 -m [--cluster-id ID]` refreshes the file's HSM list (of every cluster in\n" +
+		"it, or of ID) by asking a reachable HSM listed there, verified as above, for the cluster's current\n" +
+		"HSMs, and replaces the file atomically; run it before changing users, as CloudHSM advises. A running\n" +
+		"client (coffer cli's shell, the PKCS#11 module) needs no restart: every 30 s, and soon after an HSM\n" +
+		"goes down, it asks an HSM it is connected to for the cluster's HSMs, dials those that joined (under\n" +
+		"the same trust rules) and drops those that left; `\"membership_refresh\"` in the file sets the\n" +
+		"interval (`\"off\"`: never). It does not rewrite the file.\n\n" +
 		"## Formats\n\n" +
 		"- **Key references** are the keys' object ids in hex, `0x` and 16 digits, the same on every HSM.\n" +
 		"- **Filters** (`--filter`, `--key-filter`, `--payload-filter`, `--wrapping-filter`) take one or more\n" +

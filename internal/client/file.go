@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/coffer-hsm/coffer/internal/durable"
 	"github.com/coffer-hsm/coffer/internal/pki"
 )
 
@@ -171,7 +172,7 @@ func ReadFile(path string) (*File, error) {
 }
 
 // WriteFile writes f as indented JSON, readable by its owner and group. It
-// replaces the file atomically (a synced temporary file renamed over it),
+// replaces the file atomically (durable.WriteFile),
 // so a client or module reading it meanwhile sees the old file or the new
 // one, never part of one.
 func (f *File) WriteFile(path string) error {
@@ -183,34 +184,8 @@ func (f *File) WriteFile(path string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*")
-	if err != nil {
-		return fmt.Errorf("client config: %w", err)
-	}
-	defer os.Remove(tmp.Name()) // after the rename, there is none
-	_, err = tmp.Write(append(b, '\n'))
-	if err == nil {
-		err = tmp.Chmod(0o640)
-	}
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
+	if err := durable.WriteFile(path, append(b, '\n'), 0o640); err != nil {
 		return fmt.Errorf("client config %s: %w", path, err)
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("client config: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("client config: sync %s: %w", dir, err)
 	}
 	return nil
 }

@@ -338,10 +338,7 @@ func (c *Config) Validate() error {
 		if c.RestoreBlob == "" || c.RestoreBackupID == "" || c.BackupKeyPath == "" {
 			add("MasterKey restore needs RestoreBlob, RestoreBackupID and BackupKeyPath")
 		}
-	case MasterKeyClone:
-		if len(c.Peers) == 0 {
-			add("MasterKey clone needs at least one peer")
-		}
+	case MasterKeyClone: // without peers only if the store has its key (initMaskingKey)
 	default:
 		add("MasterKey must be create, clone, existing or restore")
 	}

@@ -193,7 +193,12 @@ func (n *Node) initMaskingKey(ctx context.Context) error {
 	case n.cfg.MasterKey == MasterKeyExisting, n.cfg.MasterKey == MasterKeyRestore:
 		return fmt.Errorf("node: data dir %s holds no masking key: start the first node with create (or restore), others with clone", n.cfg.DataDir)
 	case n.cfg.MasterKey == MasterKeyClone:
-		return nil // Run fetches it from a peer
+		// Run fetches it from a peer. A node that has its key already
+		// restarts as clone without peers: the last HSM left of a cluster.
+		if len(n.cfg.Peers) == 0 {
+			return fmt.Errorf("node: data dir %s holds no masking key and the node has no peer to clone it from", n.cfg.DataDir)
+		}
+		return nil
 	}
 	mk := make([]byte, 32)
 	defer clear(mk)

@@ -199,7 +199,9 @@ func TestRestart(t *testing.T) {
 		}
 	}
 
-	for _, src := range []MasterKeySource{MasterKeyExisting, MasterKeyCreate} {
+	// clone with no peers: the last HSM left of a cluster restarts with
+	// the source it was added with and no one to clone from.
+	for _, src := range []MasterKeySource{MasterKeyExisting, MasterKeyCreate, MasterKeyClone} {
 		t.Run(src.String(), func(t *testing.T) {
 			cfg2 := cfg
 			cfg2.Listener, cfg2.MasterKey = listen(t), src
@@ -239,7 +241,6 @@ func TestConfigValidate(t *testing.T) {
 		}},
 		{"no authorizer", func(c *Config) { c.AuthorizePeer = nil }},
 		{"no key source", func(c *Config) { c.MasterKey = 0 }},
-		{"clone without peers", func(c *Config) { c.MasterKey = MasterKeyClone }},
 		{"peer with own id", func(c *Config) { c.Peers = []PeerAddr{{ID: 1, Addr: "127.0.0.1:1"}} }},
 		{"duplicate peer", func(c *Config) { c.Peers = []PeerAddr{{ID: 2, Addr: "a:1"}, {ID: 2, Addr: "b:1"}} }},
 		{"peers without TLS", func(c *Config) { c.Peers, c.PeerTLS = []PeerAddr{{ID: 2, Addr: "a:1"}}, nil }},
@@ -280,6 +281,16 @@ func TestNewRefuses(t *testing.T) {
 		for range 2 {
 			_, err := New(t.Context(), cfg)
 			if err == nil || !strings.Contains(err.Error(), "holds no masking key") {
+				t.Fatalf("New = %v", err)
+			}
+			cfg.Listener = listen(t)
+		}
+	})
+	t.Run("clone without a masking key or a peer", func(t *testing.T) {
+		cfg := config(t, pki, 1, MasterKeyClone)
+		for range 2 {
+			_, err := New(t.Context(), cfg)
+			if err == nil || !strings.Contains(err.Error(), "no peer to clone it from") {
 				t.Fatalf("New = %v", err)
 			}
 			cfg.Listener = listen(t)

@@ -207,6 +207,22 @@ func TestConfigureByClusterID(t *testing.T) {
 		t.Fatalf("add-cluster --cluster-id: %v\n%s", err, out)
 	}
 
+	// The cluster's first HSM deleted, with another added: the survivor
+	// (which cloned its key from the first) keeps serving on its own.
+	w.aws("create-hsm", "--cluster-id", c.id, "--availability-zone", "us-east-1b")
+	w.waitFor("ACTIVE ACTIVE", "describe-clusters", "--filters", "clusterIds="+c.id, "--query", "join(' ', Clusters[0].Hsms[].State)")
+	w.aws("delete-hsm", "--cluster-id", c.id, "--hsm-id", w.aws("describe-clusters", "--filters", "clusterIds="+c.id, "--query", "Clusters[0].Hsms[0].HsmId"))
+	w.waitFor("ACTIVE", "describe-clusters", "--filters", "clusterIds="+c.id, "--query", "join(' ', Clusters[0].Hsms[].State)")
+	w.waitFor("ACTIVE", "describe-clusters", "--filters", "clusterIds="+c.id, "--query", "Clusters[0].State")
+	if out, err := w.cofferErr(keys, "configure", "cli", "--cluster-id", c.id, "--region", "us-east-1", "--endpoint", w.endpoint,
+		"--path", p); err != nil || strings.Contains(out, first) {
+		t.Fatalf("configure after the first HSM left: %v\n%s", err, out)
+	}
+	w.eventually("the HSM left after the first was deleted to serve", func() (bool, string) {
+		out, err := w.cofferErr(nil, "cli", "--cluster-config", p, "--username", "admin", "--role", "admin", "--password", drAdminPassword, "user", "list")
+		return err == nil && strings.Contains(out, "app_user"), out
+	})
+
 	// The last HSM deleted: the cluster has none to configure.
 	w.aws("delete-hsm", "--cluster-id", c.id, "--hsm-id", w.aws("describe-clusters", "--filters", "clusterIds="+c.id, "--query", "Clusters[0].Hsms[0].HsmId"))
 	w.waitFor("0", "describe-clusters", "--filters", "clusterIds="+c.id, "--query", "length(Clusters[0].Hsms)")

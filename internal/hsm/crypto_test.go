@@ -11,6 +11,7 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"math/big"
+	"slices"
 	"testing"
 
 	"github.com/coffer-hsm/coffer/internal/ck"
@@ -508,4 +509,33 @@ func TestTokenKeysSurviveRestart(t *testing.T) {
 	if _, err := td2.Sign(s, k.rsaPriv, Mechanism{Type: ck.CKM_SHA256_RSA_PKCS}, msg); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestPKCS8TrailingDataRefused: a private key given as PKCS#8 (imported,
+// or unwrapped) must be exactly one DER structure; x509 alone would take
+// the key and ignore what follows it.
+func TestPKCS8TrailingDataRefused(t *testing.T) {
+	td, admin := activated(t)
+	alice := withCU(t, td, admin, "alice")
+	k := makeKeys(t, td, alice)
+	ctx := t.Context()
+	ext, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(ext)
+	if err != nil {
+		t.Fatal(err)
+	}
+	padded := append(slices.Clone(der), 0x05, 0x00)
+	_, err = td.ImportPrivateKey(ctx, alice, padded, nil)
+	wantErr(t, err, ErrArgumentsBad)
+	kwp := Mechanism{Type: ck.CKM_AES_KEY_WRAP_PAD}
+	wrapped := must[[]byte](t)(td.Encrypt(alice, k.aes, kwp, padded))
+	_, err = td.UnwrapKey(ctx, alice, k.aes, kwp, wrapped, Template{Ulong(ck.CKA_CLASS, uint(ck.CKO_PRIVATE_KEY))})
+	wantErr(t, err, ErrWrappedKeyInvalid)
+	// The same key without the trailing bytes is accepted both ways.
+	must[ObjectID](t)(td.ImportPrivateKey(ctx, alice, der, nil))
+	wrapped = must[[]byte](t)(td.Encrypt(alice, k.aes, kwp, der))
+	must[ObjectID](t)(td.UnwrapKey(ctx, alice, k.aes, kwp, wrapped, Template{Ulong(ck.CKA_CLASS, uint(ck.CKO_PRIVATE_KEY))}))
 }

@@ -303,7 +303,7 @@ func (d *Device) unwrap(op string, p *principal, uk *Object, m Mechanism, wrappe
 		}
 		return buildKey(class, kt, km, tmpl, from, map[ck.AttributeType]bool{ck.CKA_VALUE_LEN: true})
 	case ck.CKO_PRIVATE_KEY:
-		key, err := x509.ParsePKCS8PrivateKey(plain)
+		key, err := mech.ParsePKCS8(plain)
 		if err != nil {
 			return nil, fmt.Errorf("%w: not a PKCS#8 private key", ErrWrappedKeyInvalid)
 		}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"github.com/coffer-hsm/coffer/internal/ck"
+	"github.com/coffer-hsm/coffer/internal/hsm/mech"
 )
 
 // origin tells buildKey who makes an object and how it came to be, which
@@ -321,7 +322,7 @@ func objectFromTemplate(tmpl Template, p *principal) (*Object, error) {
 // ImportPrivateKey makes a private key object from PKCS#8 DER.
 func (d *Device) ImportPrivateKey(ctx context.Context, sid SessionID, pkcs8 []byte, tmpl Template) (ObjectID, error) {
 	return d.importKey(ctx, sid, "key.import", func(p *principal) (*Object, error) {
-		priv, err := x509.ParsePKCS8PrivateKey(pkcs8)
+		priv, err := mech.ParsePKCS8(pkcs8)
 		if err != nil {
 			return nil, fmt.Errorf("%w: PKCS#8: %w", ErrArgumentsBad, err)
 		}

@@ -311,7 +311,7 @@ func unmarshalObject(b []byte) (*Object, error) {
 		o.key, err = secretMaterial(o.keyType, secret)
 	case pkcs8 != nil:
 		var priv any
-		if priv, err = x509.ParsePKCS8PrivateKey(pkcs8); err == nil {
+		if priv, err = mech.ParsePKCS8(pkcs8); err == nil {
 			o.key, err = privateMaterial(priv)
 		}
 	case len(kemPriv) > 0:

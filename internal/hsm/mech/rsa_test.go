@@ -19,7 +19,7 @@ func TestGenerateRSA(t *testing.T) {
 			if k.N.BitLen() != bits || k.E != RSAExponent {
 				t.Fatalf("key has %d bits, e=%d", k.N.BitLen(), k.E)
 			}
-			if err := CheckPrivateKey(k); err != nil {
+			if err := k.Validate(); err != nil {
 				t.Fatal(err)
 			}
 		})

@@ -80,10 +80,10 @@ func (t *PKCS11Target) open() error {
 	}
 	var lib, tok string
 	if info, err := p.GetInfo(); err == nil {
-		lib = strings.TrimSpace(info.ManufacturerID + " " + info.LibraryDescription)
+		lib = joinNames(info.ManufacturerID, info.LibraryDescription)
 	}
 	if ti, err := p.GetTokenInfo(t.slot); err == nil {
-		tok = fmt.Sprintf("token %q (%s)", strings.TrimSpace(ti.Label), strings.TrimSpace(ti.ManufacturerID+" "+ti.Model))
+		tok = fmt.Sprintf("token %q (%s)", strings.TrimSpace(ti.Label), joinNames(ti.ManufacturerID, ti.Model))
 	}
 	t.desc = fmt.Sprintf("PKCS#11 module %s [%s], slot %d, %s", t.cfg.Path, lib, t.slot, tok)
 	s, err := p.OpenSession(t.slot, pkcs11.CKF_SERIAL_SESSION|pkcs11.CKF_RW_SESSION)
@@ -96,6 +96,16 @@ func (t *PKCS11Target) open() error {
 	}
 	t.anchor = s
 	return nil
+}
+
+// joinNames joins a manufacturer and a product name, once if the product
+// already starts with the manufacturer's.
+func joinNames(maker, product string) string {
+	maker, product = strings.TrimSpace(maker), strings.TrimSpace(product)
+	if maker == "" || strings.HasPrefix(product, maker) {
+		return product
+	}
+	return strings.TrimSpace(maker + " " + product)
 }
 
 // Close logs out and unloads the module. Every Workload must be closed

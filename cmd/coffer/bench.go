@@ -57,7 +57,7 @@ func runBench(ctx context.Context, args []string, stdin *os.File, stdout, stderr
 	list := fs.Bool("list", false, "list the operations and exit")
 	module := fs.String("pkcs11", "", "measure this PKCS#11 library instead of the cluster of coffer cli's configuration")
 	pin := fs.String("pin", "", "with --pkcs11: the user PIN (Coffer: USER:PASSWORD; default COFFER_BENCH_PIN)")
-	slot := fs.String("slot", "", "with --pkcs11: the slot ID (default: the first slot with a token)")
+	slot := fs.String("slot", "", "with --pkcs11: the slot ID (default: the first slot with an initialized token)")
 	clusterConfig := fs.String("cluster-config", "", "coffer cli's cluster configuration (default: COFFER_CLI_CONFIG, else the default path)")
 	clusterID := fs.String("cluster-id", "", "the cluster, when the configuration names several")
 	username := fs.String("username", "", "the crypto user (default: COFFER_CLI_USERNAME, else CLOUDHSM_PIN's)")
@@ -230,7 +230,11 @@ func progressLine(w io.Writer) func(bench.Progress) {
 		if s := p.Elapsed.Seconds(); s > 0 {
 			rate = float64(p.Ops) / s
 		}
-		fmt.Fprintf(w, "\r\033[K[%d/%d] %s, %d threads: %.1fs of %.1fs, %d ops, %.0f ops/s, %d errors",
-			p.Cell, p.Cells, p.Op, p.Threads, min(p.Elapsed, p.Duration).Seconds(), p.Duration.Seconds(), p.Ops, rate, p.Errors)
+		threads := "threads"
+		if p.Threads == 1 {
+			threads = "thread"
+		}
+		fmt.Fprintf(w, "\r\033[K[%d/%d] %s, %d %s: %.1fs of %.1fs, %d ops, %.0f ops/s, %d errors",
+			p.Cell, p.Cells, p.Op, p.Threads, threads, min(p.Elapsed, p.Duration).Seconds(), p.Duration.Seconds(), p.Ops, rate, p.Errors)
 	}
 }

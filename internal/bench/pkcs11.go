@@ -18,7 +18,7 @@ import (
 type PKCS11Config struct {
 	Path string // the library
 	PIN  string // C_Login's PIN as CKU_USER (Coffer and CloudHSM: USER:PASSWORD)
-	Slot *uint  // nil: the first slot with a token
+	Slot *uint  // nil: the first slot with an initialized token
 }
 
 // PKCS11Target runs operations through a PKCS#11 module loaded into this
@@ -73,10 +73,19 @@ func (t *PKCS11Target) open() error {
 			return fmt.Errorf("slot %d has no token (slots with one: %v)", *t.cfg.Slot, slots)
 		}
 		t.slot = *t.cfg.Slot
-	case len(slots) == 0:
-		return errors.New("no slot has a token")
 	default:
-		t.slot = slots[0]
+		// The first slot whose token is initialized (SoftHSMv2 also lists
+		// an empty one).
+		found := false
+		for _, s := range slots {
+			if ti, err := p.GetTokenInfo(s); err == nil && ti.Flags&pkcs11.CKF_TOKEN_INITIALIZED != 0 {
+				t.slot, found = s, true
+				break
+			}
+		}
+		if !found {
+			return fmt.Errorf("no slot has an initialized token (slots with a token: %v)", slots)
+		}
 	}
 	var lib, tok string
 	if info, err := p.GetInfo(); err == nil {

@@ -8,10 +8,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/miekg/pkcs11"
+
+	"github.com/coffer-hsm/coffer/internal/ck"
 )
 
 const softHSMPath = "/usr/lib/softhsm/libsofthsm2.so"
@@ -166,6 +169,37 @@ func TestPKCS11Cancel(t *testing.T) {
 	}
 	if len(cells) != 1 || !cells[0].Interrupted || cells[0].Ops == 0 || cells[0].Seconds > 5 {
 		t.Errorf("cells %+v", cells)
+	}
+	if n := tokenObjects(t); n != 0 {
+		t.Errorf("%d objects left on the token", n)
+	}
+}
+
+// TestPKCS11ErrorsCounted runs an operation SoftHSMv2 refuses (HMAC with
+// an AES key): every attempt is an error, the first one is kept, and the
+// threads back off instead of spinning.
+func TestPKCS11ErrorsCounted(t *testing.T) {
+	softHSMToken(t)
+	tg, err := OpenPKCS11(PKCS11Config{Path: softHSMPath, PIN: "1234"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := Op{Name: "hmac-with-aes-key", Kind: KindSign, Key: KeySpec{Alg: KeyAES, Bits: 256}, Mech: ck.CKM_SHA256_HMAC, Data: 32}
+	cells, err := Run(t.Context(), tg, Config{Ops: []Op{bad}, Threads: []int{2}, Duration: 300 * time.Millisecond, OpTimeout: 5 * time.Second})
+	if cerr := tg.Close(); cerr != nil {
+		t.Errorf("Close: %v", cerr)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := cells[0]
+	if c.Ops != 0 || c.Errors == 0 || !strings.Contains(c.FirstError, "C_SignInit") {
+		t.Fatalf("cell %+v", c)
+	}
+	// Backing off 1, 2, 4 .. 100 ms, two threads make at most a few dozen
+	// attempts in 300ms; spinning would make thousands.
+	if c.Errors > 40 {
+		t.Errorf("%d errors in 300ms at 2 threads: the threads do not back off", c.Errors)
 	}
 	if n := tokenObjects(t); n != 0 {
 		t.Errorf("%d objects left on the token", n)

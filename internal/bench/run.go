@@ -173,6 +173,7 @@ func runCell(ctx context.Context, w Workload, op Op, n int, c Config, index, tot
 		hists[i] = h
 		tidy, _ := wk.(Tidier)
 		wg.Go(func() {
+			var backoff time.Duration
 			for run.Err() == nil {
 				if tidy != nil {
 					tctx, cancel := context.WithTimeout(context.WithoutCancel(run), c.OpTimeout)
@@ -193,8 +194,16 @@ func runCell(ctx context.Context, w Workload, op Op, n int, c Config, index, tot
 					fails.Add(1)
 					msg := err.Error()
 					firstErr.CompareAndSwap(nil, &msg)
+					// Failing again at once would only spin: back off,
+					// doubling from 1ms to 100ms while the failures last.
+					backoff = min(max(2*backoff, time.Millisecond), 100*time.Millisecond)
+					select {
+					case <-run.Done():
+					case <-time.After(backoff):
+					}
 					continue
 				}
+				backoff = 0
 				h.Record(d)
 				ops.Add(1)
 			}

@@ -67,6 +67,7 @@ func TestLayers(t *testing.T) {
 		{"internal/node", []string{module + "internal/pki", module + "internal/client", module + "internal/cli", module + "cmd/"}, nil},
 		{"internal/controlplane", []string{module + "internal/hsm", module + "internal/store", module + "internal/backup", module + "internal/node", module + "internal/peersync", module + "internal/client", module + "internal/cli", module + "cmd/"}, nil},
 		{"internal/client", []string{module + "internal/hsm", module + "internal/store", module + "internal/node", module + "internal/peersync", module + "internal/audit"}, nil},
+		{"internal/bench", []string{module + "internal/hsm", module + "internal/store", module + "internal/node", module + "internal/peersync", module + "internal/audit", module + "internal/cli", module + "cmd/"}, nil},
 	} {
 		t.Run(c.pkg, func(t *testing.T) {
 			for _, d := range deps(t, c.pkg) {

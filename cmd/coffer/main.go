@@ -42,6 +42,7 @@ commands:
   controlplane         serve the AWS cloudhsmv2 API and run the HSMs it creates
   up                   a control plane and an activated two-HSM cluster, in the foreground (--detach: in the background)
   down                 stop the coffer up of a data directory and its HSMs
+  bench                measure a cluster (or any PKCS#11 module): ops/s and latency per operation and thread count
 `
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -67,6 +68,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runUp(ctx, args[1:], stdout, stderr)
 	case "down":
 		return runDown(ctx, args[1:], stdout, stderr)
+	case "bench":
+		return runBench(ctx, args[1:], os.Stdin, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

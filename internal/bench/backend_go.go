@@ -1,0 +1,5 @@
+//go:build !boringcrypto
+
+package bench
+
+func cryptoBackend() string { return "go" }

@@ -1,0 +1,10 @@
+package bench
+
+import (
+	"crypto/fips140"
+	"runtime"
+)
+
+func goInfo() GoInfo {
+	return GoInfo{Version: runtime.Version(), Crypto: cryptoBackend(), FIPS140: fips140.Enabled()}
+}

@@ -113,6 +113,7 @@ func TestExecuteOffline(t *testing.T) {
 		{"the error code is the exit code", []string{"key", "frob"}, nil, 2, `"error_code": 2`},
 		{"login flags after the command", []string{"key", "list", "--username", "bob", "--role", "crypto-user"}, nil, 2,
 			"unknown flag: --username: the login flags (--username, --role, --password) go before the command: `coffer cli --username NAME --role ROLE key list ...`"},
+		{"an unknown flag in a group", []string{"key", "generate-symmetric", "--lable", "x", "aes"}, nil, 2, "unknown flag: --lable"},
 		{"help", []string{"help"}, nil, 0, "Available Commands:"},
 		{"help of a command", []string{"help", "key", "generate-symmetric", "aes"}, nil, 0, "coffer cli key generate-symmetric aes --label"},
 		{"help of a typo", []string{"help", "key", "lsit"}, nil, 2, "did you mean \\\"list\\\"?"},

@@ -23,8 +23,13 @@ func findCommand(c *cobra.Command, args []string) (*cobra.Command, string) {
 			break
 		}
 		if strings.HasPrefix(a, "-") {
-			if name, ok := strings.CutPrefix(a, "--"); ok && !strings.Contains(name, "=") {
-				if f := lookupFlag(c, name); f != nil && f.NoOptDefVal == "" {
+			if name, ok := strings.CutPrefix(a, "--"); ok {
+				name, _, hasValue := strings.Cut(name, "=")
+				f := lookupFlag(c, name)
+				if f == nil {
+					break // an unknown flag: cobra names it, and what follows may be its value
+				}
+				if !hasValue && f.NoOptDefVal == "" {
 					i++ // the flag's value
 				}
 			}

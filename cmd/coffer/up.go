@@ -136,6 +136,9 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	if err != nil {
+		if *listen != "" && errors.Is(err, syscall.EADDRINUSE) {
+			return fmt.Errorf("%w: another process listens on %s; leave --listen out and coffer up picks a port itself (the last one used, else 127.0.0.1:2280, else a free one)", err, *listen)
+		}
 		return err
 	}
 	defer func() {
@@ -562,10 +565,19 @@ PKCS#11 (pkcs11-tool from OpenSC):
   pkcs11-tool --module %[9]s --login --pin "%[10]s:$(jq -r .crypto_user.password %[6]s)" --keygen --key-type AES:32 --label my-key
 
 Coffer CLI:
-  coffer cli --cluster-config %[8]s
+  %[12]s cli --cluster-config %[8]s
   (login --username %[10]s --role crypto-user asks for the crypto_user.password of up.json)
 `, up.ClusterID, strings.Join(up.HSMAddresses, ", "), upPath, up.AccessKeyID, up.Region, q,
-		up.Endpoint, shellQuote(up.PKCS11Config), shellQuote(up.PKCS11Module), up.CryptoUser.Username, how)
+		up.Endpoint, shellQuote(up.PKCS11Config), shellQuote(up.PKCS11Module), up.CryptoUser.Username, how, shellQuote(runningBinary()))
+}
+
+// runningBinary is the absolute path of this coffer binary, so that a line
+// printed with it can be pasted from any directory.
+func runningBinary() string {
+	if exe, err := cofferExecutable(); err == nil {
+		return exe
+	}
+	return "coffer"
 }
 
 // shellQuote quotes s for a POSIX shell when it needs it.

@@ -151,6 +151,7 @@ func TestUpDetachFails(t *testing.T) {
 	defer ln.Close()
 	out, err := d.coffer(time.Minute, "up", "--detach", "--data-dir", d.data, "--listen", ln.Addr().String())
 	if err == nil || !strings.Contains(out, "exited before the cluster was ready") || !strings.Contains(out, "address already in use") ||
+		!strings.Contains(out, "leave --listen out and coffer up picks a port itself") ||
 		!strings.Contains(out, filepath.Join(d.data, upLogName)) {
 		t.Fatalf("coffer up --detach on a port in use: %v\n%s", err, out)
 	}

@@ -27,6 +27,10 @@ func TestUpPrintsNoSecret(t *testing.T) {
 			t.Errorf("coffer up prints the secret %q:\n%s", secret, got)
 		}
 	}
+	// The CLI line can be pasted anywhere: it names this binary's absolute path.
+	if exe := runningBinary(); !filepath.IsAbs(exe) || !strings.Contains(got, "\n  "+shellQuote(exe)+" cli --cluster-config /d/pkcs11.json\n") {
+		t.Errorf("coffer up's CLI line does not name the binary %q:\n%s", exe, got)
+	}
 	for _, want := range []string{"/d/up.json", "0600", ".secret_access_key", ".crypto_user.password", up.AccessKeyID, up.ClusterID} {
 		if !strings.Contains(got, want) {
 			t.Errorf("coffer up's message lacks %q:\n%s", want, got)

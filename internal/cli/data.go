@@ -88,7 +88,11 @@ func ReadData(path, b64, what string) ([]byte, error) {
 	case b64 != "":
 		b, err := base64.StdEncoding.DecodeString(b64)
 		if err != nil {
-			return nil, Usagef("--%s: not base64: %v", what, err)
+			hint := fmt.Sprintf("--%s takes the value itself in base64; to read it from a file, use --%s-path FILE", what, what)
+			if _, serr := os.Stat(b64); serr == nil {
+				hint = fmt.Sprintf("%q is a file: use --%s-path %s (a file may hold base64 or raw bytes)", b64, what, b64)
+			}
+			return nil, &Error{Code: ExitUsage, Err: fmt.Errorf("--%s: not base64: %w", what, err), Hint: hint}
 		}
 		return b, nil
 	}

@@ -37,8 +37,8 @@ func ParseFormat(s string) (Format, error) {
 	return 0, Usagef("--output %q: want json or table", s)
 }
 
-// response is every result in JSON: error_code 0 with the data, or 1 with
-// the error message.
+// response is every result in JSON: error_code 0 with the data, or the
+// exit code (1 or 2) with the error message, so that the two never disagree.
 type response struct {
 	ErrorCode int `json:"error_code"`
 	Data      any `json:"data"`
@@ -67,7 +67,7 @@ func (e *Env) PrintError(err error) int {
 		fmt.Fprintln(e.Err, "error:", msg)
 		return code
 	}
-	_ = writeJSON(e.Out, response{ErrorCode: 1, Data: msg})
+	_ = writeJSON(e.Out, response{ErrorCode: code, Data: msg})
 	return code
 }
 

@@ -53,7 +53,7 @@ func TestPrintError(t *testing.T) {
 		ErrorCode int    `json:"error_code"`
 		Data      string `json:"data"`
 	}
-	if err := json.Unmarshal(out.Bytes(), &r); err != nil || r.ErrorCode != 1 || r.Data != "bad" {
+	if err := json.Unmarshal(out.Bytes(), &r); err != nil || r.ErrorCode != ExitUsage || r.Data != "bad" {
 		t.Errorf("got %s (%v)", out.String(), err)
 	}
 	out.Reset()

@@ -21,7 +21,7 @@ if the MAC does not match.`,
 	}
 	f.register(cmd)
 	cmd.Flags().StringVar(&macPath, "mac-path", "", "file holding the MAC, raw or base64")
-	cmd.Flags().StringVar(&mac, "mac", "", "the MAC, base64")
+	cmd.Flags().StringVar(&mac, "mac", "", "the MAC itself, in base64 (a file: --mac-path)")
 	cmd.RunE = cli.Run(env, cli.NeedSession, func(ctx context.Context, s *client.Session) (any, error) {
 		want, err := cli.ReadEncoded(macPath, mac, "mac")
 		if err != nil {

@@ -28,7 +28,7 @@ CKR_SIGNATURE_INVALID) if the signature does not match. ` + sc.note,
 	}
 	sc.flags(cmd, &f)
 	cmd.Flags().StringVar(&sigPath, "signature-path", "", "file holding the signature, raw or base64")
-	cmd.Flags().StringVar(&sig, "signature", "", "the signature, base64")
+	cmd.Flags().StringVar(&sig, "signature", "", "the signature itself, in base64 (a file: --signature-path)")
 	cmd.RunE = cli.Run(env, cli.NeedSession, func(ctx context.Context, s *client.Session) (any, error) {
 		data, err := cli.ReadData(f.dataPath, f.data, "data")
 		if err != nil {

@@ -46,6 +46,9 @@ func Prompt(env *cli.Env) string {
 	return "coffer" + at + "> "
 }
 
+// Banner is the shell's first line on a terminal.
+const Banner = "Coffer CLI: `help` lists the commands, `help COMMAND` explains one, Tab completes; `quit` or Ctrl-D leaves."
+
 // Run reads command lines from env.In until end of input, `quit` or `exit`,
 // and runs them. It returns the last command's exit code. If env.Creds name
 // a user, it logs in first.
@@ -57,6 +60,7 @@ func Run(ctx context.Context, env *cli.Env, t Tree) int {
 	var lines lineReader
 	if inOK && outOK && term.IsTerminal(int(in.Fd())) && term.IsTerminal(int(out.Fd())) {
 		lines = newTerminal(env, in, out, t)
+		fmt.Fprintln(out, Banner) // a person reads it; a script's output stays clean
 	} else {
 		lines = newPlain(env)
 	}

@@ -53,8 +53,8 @@ never run
 	if code != 3 || !env.Interactive {
 		t.Errorf("code %d, interactive %v", code, env.Interactive)
 	}
-	if strings.Contains(out.String(), "coffer>") {
-		t.Errorf("a prompt on plain input: %q", out.String())
+	if strings.Contains(out.String(), "coffer>") || strings.Contains(out.String(), Banner) {
+		t.Errorf("a prompt or the banner on plain input: %q", out.String())
 	}
 }
 

@@ -91,6 +91,7 @@ func Markdown(c *cobra.Command) []byte {
 	}
 	b.WriteString("\n## Exit codes\n\n| code | meaning |\n| --- | --- |\n")
 	b.WriteString("| 0 | the command succeeded |\n| 1 | the command failed (the HSM refused, or no HSM answered) |\n| 2 | a usage error, or a feature this cluster does not support yet |\n")
+	b.WriteString("\nThe JSON result's `error_code` is the exit code.\n")
 	return b.Bytes()
 }
 

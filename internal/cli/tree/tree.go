@@ -25,7 +25,11 @@ import (
 // prints its result or error, and returns the exit code.
 func Execute(ctx context.Context, env *cli.Env, args []string) int {
 	top := New(env)
-	top.SetArgs(append([]string{"cli"}, cli.ExpandArgs(args)...))
+	args = cli.ExpandArgs(args)
+	if group, word := findCommand(top.Commands()[0], args); word != "" {
+		return env.PrintError(unknownCommand(env, group, word))
+	}
+	top.SetArgs(append([]string{"cli"}, args...))
 	if err := top.ExecuteContext(ctx); err != nil {
 		return env.PrintError(err)
 	}
@@ -40,9 +44,7 @@ func New(env *cli.Env) *cobra.Command {
 	top.SetIn(env.In)
 	top.SetOut(env.Out)
 	top.SetErr(env.Err)
-	top.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
-		return cli.Usagef("%v: `%s --help` shows the flags", err, cmd.CommandPath())
-	})
+	top.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error { return flagError(env, cmd, err) })
 	top.AddCommand(CLI(env))
 	return top
 }
@@ -61,7 +63,11 @@ first, when the command needs it, as --username with --role (password from
 --password, COFFER_CLI_PASSWORD or a prompt), or as COFFER_CLI_USERNAME and
 COFFER_CLI_ROLE; what those leave unset comes from CloudHSM CLI's CLOUDHSM_PIN
 (username:password) and CLOUDHSM_ROLE. Without a command, or with ` + "`interactive`" + `, it starts a shell with
-history and tab completion, where you log in with ` + "`login`" + `.
+history and tab completion, where you log in with ` + "`login`" + `. In both,
+` + "`help`" + ` lists the commands and ` + "`help COMMAND`" + ` (or COMMAND --help) explains one.
+The login flags go before the command (coffer cli --username alice --role
+crypto-user key list): some commands have flags of the same names that name
+another user (user create --username bob).
 
 The cluster comes from --cluster-config, COFFER_CLI_CONFIG, or the file
 ` + "`coffer configure cli`" + ` writes ($XDG_CONFIG_HOME/coffer/cli.json, or
@@ -72,7 +78,8 @@ on; key replicate and user replicate name theirs with --source-cluster-id and
 
 Results are JSON, {"error_code": 0, "data": ...}; a failure prints
 {"error_code": 1, "data": "what went wrong; what to do"} and exits with 1, or
-2 for a usage error or a feature this cluster does not support.`,
+{"error_code": 2, ...} and exits with 2 for a usage error or a feature this
+cluster does not support: error_code is always the exit code.`,
 		Example: `  coffer cli cluster activate
   coffer cli --username admin --role admin user create --username alice --role crypto-user
   COFFER_CLI_USERNAME=alice COFFER_CLI_ROLE=crypto-user coffer cli key list --filter attr.label=aes256
@@ -125,7 +132,7 @@ Results are JSON, {"error_code": 0, "data": ...}; a failure prints
 		}
 		return runShell(cmd.Context(), env)
 	}
-	c.AddCommand(login(env), logout(env), cluster.New(env), user.New(env), quorum.New(env), key.New(env), crypto.New(env))
+	c.AddCommand(help(env), login(env), logout(env), cluster.New(env), user.New(env), quorum.New(env), key.New(env), crypto.New(env))
 	if !env.Interactive {
 		c.AddCommand(interactive(env), docs(env))
 	}

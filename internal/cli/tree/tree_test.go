@@ -105,6 +105,18 @@ func TestExecuteOffline(t *testing.T) {
 		{"unknown command", []string{"key", "frob"}, nil, 2, `unknown command \"frob\" for \"coffer cli key\"`},
 		{"unknown top command", []string{"frob"}, nil, 2, `unknown command \"frob\"`},
 		{"unknown flag", []string{"key", "list", "--frob"}, nil, 2, "unknown flag: --frob"},
+		{"a typo before flags", []string{"key", "generate-symetric", "aes", "--label", "x"}, nil, 2,
+			"unknown command \\\"generate-symetric\\\" for \\\"coffer cli key\\\": did you mean \\\"generate-symmetric\\\"? `coffer cli key --help` lists its commands"},
+		{"a typo of a user command", []string{"user", "crate", "--username", "bob", "--role", "crypto-user"}, nil, 2,
+			"unknown command \\\"crate\\\" for \\\"coffer cli user\\\": did you mean \\\"create\\\"?"},
+		{"a typo of a group", []string{"--cluster-id", "key", "kye", "list"}, nil, 2, "unknown command \\\"kye\\\": did you mean \\\"key\\\"? `coffer cli --help` lists the commands"},
+		{"the error code is the exit code", []string{"key", "frob"}, nil, 2, `"error_code": 2`},
+		{"login flags after the command", []string{"key", "list", "--username", "bob", "--role", "crypto-user"}, nil, 2,
+			"unknown flag: --username: the login flags (--username, --role, --password) go before the command: `coffer cli --username NAME --role ROLE key list ...`"},
+		{"an unknown flag in a group", []string{"key", "generate-symmetric", "--lable", "x", "aes"}, nil, 2, "unknown flag: --lable"},
+		{"help", []string{"help"}, nil, 0, "Available Commands:"},
+		{"help of a command", []string{"help", "key", "generate-symmetric", "aes"}, nil, 0, "coffer cli key generate-symmetric aes --label"},
+		{"help of a typo", []string{"help", "key", "lsit"}, nil, 2, "did you mean \\\"list\\\"?"},
 		{"required flag", []string{"user", "delete", "--username", "x"}, nil, 2, `required flag(s) \"role\" not set`},
 		{"bad output", []string{"--output", "xml", "cluster", "info"}, nil, 2, `--output \"xml\"`},
 		{"no configuration", []string{"--cluster-config", missing, "cluster", "info"}, nil, 1, "no cluster configuration at " + missing},
@@ -141,6 +153,28 @@ func TestShellOverPlainInput(t *testing.T) {
 	env.ConfigPath = filepath.Join(t.TempDir(), "none.json")
 	code := Execute(context.Background(), env, []string{"interactive"})
 	if code != cli.ExitFailed || !strings.Contains(out.String(), `"service": "registration"`) || !strings.Contains(out.String(), "no cluster configuration") {
+		t.Errorf("exit %d, output:\n%s", code, out.String())
+	}
+}
+
+// TestShellHelpAndMistakes runs the shell over plain input: help works,
+// typos and login flags say what to do, with the shell's own words.
+func TestShellHelpAndMistakes(t *testing.T) {
+	var out bytes.Buffer
+	env := testEnv(&out, nil)
+	env.In = strings.NewReader("help\nhelp key list\nkey lsit\nkey list --username bob\nkey list --frob\n")
+	code := Execute(context.Background(), env, []string{"interactive"})
+	for _, want := range []string{
+		"Available Commands:", "coffer cli key list [flags]",
+		"unknown command \\\"lsit\\\" for \\\"key\\\": did you mean \\\"list\\\"? `help key` lists its commands",
+		"unknown flag: --username: in the shell, log in first with `login --username NAME --role admin|crypto-user`; `help key list` shows the command's flags",
+		"unknown flag: --frob: `help key list` shows the flags",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("the shell's output lacks %q:\n%s", want, out.String())
+		}
+	}
+	if code != cli.ExitUsage || strings.Contains(out.String(), "unknown command \\\"help\\\"") {
 		t.Errorf("exit %d, output:\n%s", code, out.String())
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"io"
 	"math"
 	"slices"
+
+	"github.com/coffer-hsm/coffer/internal/cryptobackend"
 )
 
 const blockSize = aes.BlockSize
@@ -317,7 +319,7 @@ func SealGCMRandomIV(dst []byte, rnd io.Reader, b cipher.Block, tagLen int, plai
 		if err := checkBlock(b); err != nil {
 			return nil, nil, err
 		}
-		a, err := cipher.NewGCMWithRandomNonce(b)
+		a, err := cryptobackend.NewGCMWithRandomNonce(b)
 		if err != nil {
 			return nil, nil, fmt.Errorf("%w: %w", ErrParam, err)
 		}
@@ -357,7 +359,7 @@ func OpenGCMPrefixedIV(dst []byte, b cipher.Block, tagLen int, data, aad []byte)
 	if uint64(len(data)) > gcmMaxPlaintext+uint64(GCMStandardIVLen+tagLen) {
 		return nil, fmt.Errorf("%w: GCM ciphertext too long", ErrDataLen)
 	}
-	a, err := cipher.NewGCMWithRandomNonce(b)
+	a, err := cryptobackend.NewGCMWithRandomNonce(b)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrParam, err)
 	}

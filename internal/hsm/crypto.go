@@ -1,6 +1,9 @@
 package hsm
 
-import "io"
+import (
+	"crypto/aes"
+	"io"
+)
 
 // useKey resolves a key the session's crypto user may use: one it owns or
 // one shared with it.
@@ -83,9 +86,15 @@ func (d *Device) single(fn Function, sid SessionID, key ObjectID, m Mechanism, d
 	if err == nil {
 		var out []byte
 		if oper.mp != nil || oper.h != nil {
-			out, err = oper.update(nil, data)
+			if oper.mp != nil { // room for the whole output: at most a block more than the input
+				out = make([]byte, 0, len(data)+aes.BlockSize)
+			}
+			out, err = oper.update(out, data)
 			if err == nil {
 				out, err = oper.final(out, sig)
+			}
+			if oper.pooledMAC { // this call was its only user
+				oper.key.key.putHMAC(oper.hash, oper.h)
 			}
 		} else {
 			out, err = oper.oneShot(nil, data, sig)

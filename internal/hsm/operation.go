@@ -5,6 +5,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/mldsa"
+	"crypto/rand"
 	"crypto/rsa"
 	"errors"
 	"fmt"
@@ -42,6 +43,9 @@ type operation struct {
 	// one it chose, set by the encryption.
 	genIV bool
 	iv    []byte
+	// pooledMAC: h is a keyed HMAC from the key's pools (hmacs.go), which
+	// a single-part operation gives back when it ends.
+	pooledMAC bool
 }
 
 // MaxCollectedInput is the most input one multi-part operation of a
@@ -289,7 +293,7 @@ func (o *operation) start() error {
 		if h, ok := hashes[m.Type]; ok {
 			o.hash = h
 			if o.key.keyType == ck.CKK_GENERIC_SECRET {
-				o.h, err = mech.NewHMAC(h, k.secret)
+				o.h, o.pooledMAC, err = k.hmac(h)
 			} else {
 				o.h, err = mech.NewDigest(h)
 			}
@@ -426,7 +430,14 @@ func (o *operation) oneShot(dst, data, sig []byte) ([]byte, error) {
 			if m.Type == ck.CKM_CLOUDHSM_AES_GCM {
 				dst = append(dst, make([]byte, mech.GCMStandardIVLen)...) // the IV goes here
 			}
-			genIV, out, err := mech.SealGCMRandomIV(dst, o.rand, k.block, tag, data, m.AAD)
+			var genIV, out []byte
+			var err error
+			if k.gcmRand != nil && tag == mech.GCMTagLen && (o.rand == nil || o.rand == rand.Reader) {
+				// The key's GCM, built once: one allocation, the output.
+				genIV, out, err = mech.SealGCMRandomIVWith(dst, k.gcmRand, data, m.AAD)
+			} else {
+				genIV, out, err = mech.SealGCMRandomIV(dst, o.rand, k.block, tag, data, m.AAD)
+			}
 			if err != nil {
 				return nil, err
 			}
@@ -436,6 +447,9 @@ func (o *operation) oneShot(dst, data, sig []byte) ([]byte, error) {
 			}
 			return out, nil
 		case m.Type == ck.CKM_CLOUDHSM_AES_GCM: // decrypt or unwrap: the IV leads the input
+			if k.gcmRand != nil && tag == mech.GCMTagLen {
+				return mech.OpenGCMPrefixedIVWith(dst, k.gcmRand, data, m.AAD)
+			}
 			return mech.OpenGCMPrefixedIV(dst, k.block, tag, data, m.AAD)
 		}
 		if k.gcm != nil && len(iv) == mech.GCMStandardIVLen && tag == mech.GCMTagLen {

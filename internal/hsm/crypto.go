@@ -82,7 +82,17 @@ func (d *Device) single(fn Function, sid SessionID, key ObjectID, m Mechanism, d
 	if err != nil {
 		return nil, nil, err
 	}
-	oper, err := d.prepare(op, p, fn, o, m)
+	// The operation is this call's alone and ends with it (nothing here
+	// collects input or registers it), so its memory is reused.
+	mem, _ := d.singleOps.Get().(*operation)
+	if mem == nil {
+		mem = new(operation)
+	}
+	defer func() {
+		*mem = operation{}
+		d.singleOps.Put(mem)
+	}()
+	oper, err := d.prepareIn(mem, op, p, fn, o, m)
 	if err == nil {
 		var out []byte
 		if oper.mp != nil || oper.h != nil {
@@ -93,8 +103,8 @@ func (d *Device) single(fn Function, sid SessionID, key ObjectID, m Mechanism, d
 			if err == nil {
 				out, err = oper.final(out, sig)
 			}
-			if oper.pooledMAC { // this call was its only user
-				oper.key.key.putHMAC(oper.hash, oper.h)
+			if oper.hPool != nil { // this call was its only user
+				giveBack(oper.hPool, oper.h)
 			}
 		} else {
 			out, err = oper.oneShot(nil, data, sig)

@@ -84,7 +84,7 @@ func secretMaterial(kt ck.KeyType, v []byte) (*keyMaterial, error) {
 		if len(v) == 0 || len(v) > maxGenericSecret {
 			return nil, fmt.Errorf("%w: generic secret of %d bytes", ErrKeySizeRange, len(v))
 		}
-		return &keyMaterial{secret: v, macs: new(hmacPools)}, nil
+		return &keyMaterial{secret: v, macs: new(hashPools)}, nil
 	}
 	return nil, fmt.Errorf("%w: secret key type %d", ErrAttributeValueInvalid, kt)
 }

@@ -43,9 +43,11 @@ type operation struct {
 	// one it chose, set by the encryption.
 	genIV bool
 	iv    []byte
-	// pooledMAC: h is a keyed HMAC from the key's pools (hmacs.go), which
-	// a single-part operation gives back when it ends.
-	pooledMAC bool
+	// digests are the device's pools of hash states; hPool, when set, is
+	// the one h came from, which a single-part operation gives h back to
+	// (hashpools.go).
+	digests *hashPools
+	hPool   *sync.Pool
 }
 
 // MaxCollectedInput is the most input one multi-part operation of a
@@ -228,10 +230,15 @@ func keyFits(o *Object, m ck.MechanismType, fn Function) bool {
 
 // prepare checks that key may do fn with m for p and sets up the operation.
 func (d *Device) prepare(op string, p *principal, fn Function, key *Object, m Mechanism) (*operation, error) {
+	return d.prepareIn(new(operation), op, p, fn, key, m)
+}
+
+// prepareIn is prepare with the operation's memory given (o, zero).
+func (d *Device) prepareIn(o *operation, op string, p *principal, fn Function, key *Object, m Mechanism) (*operation, error) {
 	if _, err := d.mechanismFor(op, m.Type, fn); err != nil {
 		return nil, err
 	}
-	o := &operation{fn: fn, m: m, key: key, pool: &d.collect, rand: d.cfg.Rand}
+	o.fn, o.m, o.key, o.pool, o.rand, o.digests = fn, m, key, &d.collect, d.cfg.Rand, &d.digests
 	if fn == FnDigest {
 		o.hash = hashes[m.Type]
 		h, err := mech.NewDigest(o.hash)
@@ -293,9 +300,9 @@ func (o *operation) start() error {
 		if h, ok := hashes[m.Type]; ok {
 			o.hash = h
 			if o.key.keyType == ck.CKK_GENERIC_SECRET {
-				o.h, o.pooledMAC, err = k.hmac(h)
+				o.h, o.hPool, err = k.hmac(h)
 			} else {
-				o.h, err = mech.NewDigest(h)
+				o.h, o.hPool, err = o.digests.get(h, func() (hash.Hash, error) { return mech.NewDigest(h) })
 			}
 		}
 	}

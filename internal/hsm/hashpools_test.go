@@ -69,3 +69,44 @@ func TestHMACPoolConcurrent(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestDigestPoolConcurrent: hash-then-sign reuses the device's digest
+// states; signatures made at once, over different messages, verify, and
+// none verifies for another message.
+func TestDigestPoolConcurrent(t *testing.T) {
+	td, admin := activated(t)
+	alice := withCU(t, td, admin, "alice")
+	k := makeKeys(t, td, alice)
+	var wg sync.WaitGroup
+	errs := make(chan error, 6)
+	for g := range 6 {
+		wg.Go(func() {
+			mechs := []ck.MechanismType{ck.CKM_ECDSA_SHA256, ck.CKM_ECDSA_SHA384, ck.CKM_SHA256_RSA_PKCS}
+			for i := range 40 {
+				mt := mechs[(g+i)%len(mechs)]
+				priv, pub := k.ecPriv, k.ecPub
+				if mt == ck.CKM_SHA256_RSA_PKCS {
+					priv, pub = k.rsaPriv, k.rsaPub
+				}
+				msg := fmt.Appendf(nil, "goroutine %d message %d", g, i)
+				sig, err := td.Sign(alice, priv, Mechanism{Type: mt}, msg)
+				if err == nil {
+					err = td.Verify(alice, pub, Mechanism{Type: mt}, msg, sig)
+				}
+				if err != nil {
+					errs <- fmt.Errorf("%v of %q: %v", mt, msg, err)
+					return
+				}
+				if td.Verify(alice, pub, Mechanism{Type: mt}, append(msg, '!'), sig) == nil {
+					errs <- fmt.Errorf("%v signature of %q verified for another message", mt, msg)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+}

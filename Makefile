@@ -7,11 +7,39 @@ BIN       := bin
 VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -X main.version=$(VERSION)
 
-.PHONY: build test vet fmt-check vulncheck unit fuzz-short fuzz bench faults clean
+# coffer, the binary HSM nodes run as, is built on BoringCrypto
+# (GOEXPERIMENT=boringcrypto: Go's crypto/* API backed by BoringSSL's FIPS
+# module, faster for RSA and ECDSA) where Go supports it: linux/amd64 or
+# linux/arm64 with cgo on and the C compiler present. Elsewhere, or with
+# CRYPTO=native (make build-native), on Go's own crypto. CRYPTO=boringcrypto
+# insists. The PKCS#11 library is always built on Go's own crypto: it does
+# little cryptography (TLS to the HSMs) and is loaded into other programs.
+# `bin/coffer version` says which backend a binary runs.
+CRYPTO    ?= auto
+BORING_OK := $(shell GOTOOLCHAIN=$(GOTOOLCHAIN) $(GO) env GOOS GOARCH CGO_ENABLED CC 2>/dev/null | tr '\n' ' ' | \
+	{ read os arch cgo cc; case "$$os/$$arch/$$cgo" in (linux/amd64/1|linux/arm64/1) \
+	command -v "$${cc%% *}" >/dev/null 2>&1 && echo yes;; esac; })
+ifeq ($(CRYPTO),native)
+COFFER_GOEXPERIMENT :=
+else ifeq ($(CRYPTO),boringcrypto)
+COFFER_GOEXPERIMENT := boringcrypto
+else ifeq ($(CRYPTO)$(BORING_OK),autoyes)
+COFFER_GOEXPERIMENT := boringcrypto
+else ifeq ($(CRYPTO),auto)
+COFFER_GOEXPERIMENT :=
+else
+$(error CRYPTO must be auto, boringcrypto or native, not $(CRYPTO))
+endif
+
+.PHONY: build build-native test vet fmt-check vulncheck unit fuzz-short fuzz bench faults clean
 
 build:
-	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/coffer ./cmd/coffer
-	$(GO) build -trimpath -buildmode=c-shared -o $(BIN)/libcoffer_pkcs11.so ./cmd/libcoffer_pkcs11
+	GOEXPERIMENT=$(COFFER_GOEXPERIMENT) $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/coffer ./cmd/coffer
+	$(BIN)/coffer version
+	GOEXPERIMENT= $(GO) build -trimpath -buildmode=c-shared -o $(BIN)/libcoffer_pkcs11.so ./cmd/libcoffer_pkcs11
+
+build-native:
+	$(MAKE) build CRYPTO=native
 
 test: build vet fmt-check vulncheck unit fuzz-short
 

@@ -37,7 +37,7 @@ func imports(t *testing.T, pkg string) []string {
 var noNetworking = []string{"net", "net/", "C", "os/exec"}
 
 func TestNoNetworkingInTheDevice(t *testing.T) {
-	for _, pkg := range []string{"internal/ck", "internal/hsm", "internal/hsm/mech", "internal/store", "internal/audit", "internal/peersync", "internal/backup", "internal/durable", "proto/hsmv1/reason"} {
+	for _, pkg := range []string{"internal/ck", "internal/hsm", "internal/hsm/mech", "internal/store", "internal/audit", "internal/peersync", "internal/backup", "internal/durable", "internal/cryptobackend", "proto/hsmv1/reason"} {
 		for _, imp := range imports(t, pkg) {
 			for _, f := range noNetworking {
 				if imp == f || strings.HasSuffix(f, "/") && strings.HasPrefix(imp, f) {
@@ -55,14 +55,15 @@ func TestLayers(t *testing.T) {
 		allowed   []string // exact import paths the forbidden ones would catch
 	}{
 		{"internal/ck", []string{module}, nil},
-		{"internal/hsm/mech", []string{module}, nil},
+		{"internal/hsm/mech", []string{module}, []string{module + "internal/cryptobackend"}},
 		{"internal/durable", []string{module}, nil},
+		{"internal/cryptobackend", []string{module}, nil},
 		{"proto/hsmv1/reason", []string{module}, nil},
 		{"internal/audit", []string{module}, []string{module + "internal/durable"}},
-		{"internal/store", []string{module}, []string{module + "internal/durable"}},
+		{"internal/store", []string{module}, []string{module + "internal/durable", module + "internal/cryptobackend"}},
 		{"internal/hsm", []string{module + "internal/store"}, nil},
 		{"internal/peersync", []string{module + "internal/hsm", module + "internal/node", module + "internal/client", module + "proto/", "google.golang.org/grpc"}, nil},
-		{"internal/pki", []string{module}, nil},
+		{"internal/pki", []string{module}, []string{module + "internal/cryptobackend"}},
 		{"internal/backup", []string{module + "internal/hsm", module + "internal/node", module + "internal/peersync", module + "internal/client", module + "internal/pki", module + "internal/controlplane", module + "proto/"}, nil},
 		{"internal/node", []string{module + "internal/pki", module + "internal/client", module + "internal/cli", module + "cmd/"}, nil},
 		{"internal/controlplane", []string{module + "internal/hsm", module + "internal/store", module + "internal/backup", module + "internal/node", module + "internal/peersync", module + "internal/client", module + "internal/cli", module + "cmd/"}, nil},

@@ -31,6 +31,7 @@ commands:
   backup        ask a running HSM for a backup of its cluster (sealed under the backup key)
   restore-cluster  verify a backup and prepare a new cluster's HSM side from it
   backup-key    make the fleet backup key file (--create PATH)
+  selftest      run the known-answer tests an HSM runs at start, on this binary's crypto backend
 
 Example: a three-HSM cluster on this machine
   coffer hsm init --dir ./cluster --node 1=127.0.0.11:2223 --node 2=127.0.0.12:2223 --node 3=127.0.0.13:2223
@@ -63,6 +64,8 @@ func runHSM(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 		return runHSMRestoreCluster(args[1:], stdin, stdout, stderr)
 	case "backup-key":
 		return runHSMBackupKey(args[1:], stdout, stderr)
+	case "selftest":
+		return runHSMSelfTest(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, hsmUsage)
 		return nil

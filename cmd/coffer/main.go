@@ -12,6 +12,8 @@ import (
 	"os/signal"
 	"slices"
 	"syscall"
+
+	"github.com/coffer-hsm/coffer/internal/cryptobackend"
 )
 
 // version is set at build time by the Makefile.
@@ -52,7 +54,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	switch args[0] {
 	case "version":
-		fmt.Fprintln(stdout, "coffer", version)
+		// The crypto backend is part of the answer: a node built with
+		// GOEXPERIMENT=boringcrypto says "boringcrypto", a native one "go"
+		// ("go fips140" under GODEBUG=fips140=on or only).
+		fmt.Fprintln(stdout, "coffer", version, "crypto", cryptobackend.Current())
 		return nil
 	case "hsm":
 		return runHSM(ctx, args[1:], os.Stdin, stdout, stderr)

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/coffer-hsm/coffer/internal/cryptobackend"
 	"github.com/coffer-hsm/coffer/internal/store"
 )
 
@@ -106,7 +107,7 @@ func deriveKeys(backupKey, salt []byte, backupID string) (*keys, error) {
 	if err != nil {
 		return nil, err
 	}
-	aead, err := cipher.NewGCMWithRandomNonce(block)
+	aead, err := cryptobackend.NewGCMWithRandomNonce(block)
 	if err != nil {
 		return nil, err
 	}

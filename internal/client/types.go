@@ -148,6 +148,7 @@ type NodeInfo struct {
 	Ready          bool
 	FIPS           bool
 	Version        string
+	CryptoBackend  string // "go", "go fips140" or "boringcrypto"
 	TokenObjects   int
 	SessionObjects int
 	Sessions       int
@@ -239,7 +240,7 @@ func fromNodeInfo(r *hsmv1.NodeInfoResponse) *NodeInfo {
 	n := &NodeInfo{
 		NodeID: r.GetNodeId(), ClusterID: r.GetClusterId(), HSMID: r.GetHsmId(), Ready: r.GetReady(), FIPS: r.GetFips(),
 		Version: r.GetVersion(), TokenObjects: int(r.GetTokenObjects()), SessionObjects: int(r.GetSessionObjects()),
-		Sessions: int(r.GetSessions()), Users: int(r.GetUsers()),
+		Sessions: int(r.GetSessions()), Users: int(r.GetUsers()), CryptoBackend: r.GetCryptoBackend(),
 	}
 	for _, p := range r.GetPeers() {
 		n.Peers = append(n.Peers, PeerStatus{

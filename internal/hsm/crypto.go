@@ -1,6 +1,9 @@
 package hsm
 
-import "io"
+import (
+	"crypto/aes"
+	"io"
+)
 
 // useKey resolves a key the session's crypto user may use: one it owns or
 // one shared with it.
@@ -79,13 +82,29 @@ func (d *Device) single(fn Function, sid SessionID, key ObjectID, m Mechanism, d
 	if err != nil {
 		return nil, nil, err
 	}
-	oper, err := d.prepare(op, p, fn, o, m)
+	// The operation is this call's alone and ends with it (nothing here
+	// collects input or registers it), so its memory is reused.
+	mem, _ := d.singleOps.Get().(*operation)
+	if mem == nil {
+		mem = new(operation)
+	}
+	defer func() {
+		*mem = operation{}
+		d.singleOps.Put(mem)
+	}()
+	oper, err := d.prepareIn(mem, op, p, fn, o, m)
 	if err == nil {
 		var out []byte
 		if oper.mp != nil || oper.h != nil {
-			out, err = oper.update(nil, data)
+			if oper.mp != nil { // room for the whole output: at most a block more than the input
+				out = make([]byte, 0, len(data)+aes.BlockSize)
+			}
+			out, err = oper.update(out, data)
 			if err == nil {
 				out, err = oper.final(out, sig)
+			}
+			if oper.hPool != nil { // this call was its only user
+				giveBack(oper.hPool, oper.h)
 			}
 		} else {
 			out, err = oper.oneShot(nil, data, sig)

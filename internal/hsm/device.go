@@ -163,9 +163,11 @@ type Device struct {
 
 	quorum quorumTokens
 
-	collect collectPool // input collected by one-shot operations (operation.go)
-	ops     opCount     // multi-part operations active in all sessions (operation.go)
-	hashes  hashSlots
+	collect   collectPool // input collected by one-shot operations (operation.go)
+	digests   hashPools   // hash-then-sign states to reuse (hashpools.go)
+	singleOps sync.Pool   // *operation: single-part calls' (Device.single)
+	ops       opCount     // multi-part operations active in all sessions (operation.go)
+	hashes    hashSlots
 	// failSlot names this device's failure counts in user records (see
 	// User): random per start, so no two devices share one and no setting
 	// can make them.

@@ -75,12 +75,16 @@ func secretMaterial(kt ck.KeyType, v []byte) (*keyMaterial, error) {
 		case err != nil:
 			return nil, fmt.Errorf("%w: %w", ErrDevice, err)
 		}
-		return &keyMaterial{secret: v, block: b, gcm: g}, nil
+		gr, err := mech.NewGCMRandomIV(b)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrDevice, err)
+		}
+		return &keyMaterial{secret: v, block: b, gcm: g, gcmRand: gr}, nil
 	case ck.CKK_GENERIC_SECRET:
 		if len(v) == 0 || len(v) > maxGenericSecret {
 			return nil, fmt.Errorf("%w: generic secret of %d bytes", ErrKeySizeRange, len(v))
 		}
-		return &keyMaterial{secret: v}, nil
+		return &keyMaterial{secret: v, macs: new(hashPools)}, nil
 	}
 	return nil, fmt.Errorf("%w: secret key type %d", ErrAttributeValueInvalid, kt)
 }

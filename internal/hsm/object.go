@@ -59,6 +59,10 @@ type keyMaterial struct {
 	pub    crypto.PublicKey  // *rsa.PublicKey, *ecdsa.PublicKey, ed25519.PublicKey
 	block  cipher.Block      // AES keys: the expanded key schedule
 	gcm    cipher.AEAD       // AES keys: GCM with a 96-bit IV and 128-bit tag, the common case
+	// gcmRand: AES keys: GCM under IVs the device draws (mech.NewGCMRandomIV).
+	gcmRand cipher.AEAD
+	// macs: generic secrets: keyed HMAC states to reuse (hashpools.go).
+	macs *hashPools
 }
 
 func (o *Object) ID() ObjectID             { return o.id }

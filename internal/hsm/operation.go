@@ -5,6 +5,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/mldsa"
+	"crypto/rand"
 	"crypto/rsa"
 	"errors"
 	"fmt"
@@ -42,6 +43,11 @@ type operation struct {
 	// one it chose, set by the encryption.
 	genIV bool
 	iv    []byte
+	// digests are the device's pools of hash states; hPool, when set, is
+	// the one h came from, which a single-part operation gives h back to
+	// (hashpools.go).
+	digests *hashPools
+	hPool   *sync.Pool
 }
 
 // MaxCollectedInput is the most input one multi-part operation of a
@@ -224,10 +230,15 @@ func keyFits(o *Object, m ck.MechanismType, fn Function) bool {
 
 // prepare checks that key may do fn with m for p and sets up the operation.
 func (d *Device) prepare(op string, p *principal, fn Function, key *Object, m Mechanism) (*operation, error) {
+	return d.prepareIn(new(operation), op, p, fn, key, m)
+}
+
+// prepareIn is prepare with the operation's memory given (o, zero).
+func (d *Device) prepareIn(o *operation, op string, p *principal, fn Function, key *Object, m Mechanism) (*operation, error) {
 	if _, err := d.mechanismFor(op, m.Type, fn); err != nil {
 		return nil, err
 	}
-	o := &operation{fn: fn, m: m, key: key, pool: &d.collect, rand: d.cfg.Rand}
+	o.fn, o.m, o.key, o.pool, o.rand, o.digests = fn, m, key, &d.collect, d.cfg.Rand, &d.digests
 	if fn == FnDigest {
 		o.hash = hashes[m.Type]
 		h, err := mech.NewDigest(o.hash)
@@ -289,9 +300,9 @@ func (o *operation) start() error {
 		if h, ok := hashes[m.Type]; ok {
 			o.hash = h
 			if o.key.keyType == ck.CKK_GENERIC_SECRET {
-				o.h, err = mech.NewHMAC(h, k.secret)
+				o.h, o.hPool, err = k.hmac(h)
 			} else {
-				o.h, err = mech.NewDigest(h)
+				o.h, o.hPool, err = o.digests.get(h, func() (hash.Hash, error) { return mech.NewDigest(h) })
 			}
 		}
 	}
@@ -426,7 +437,14 @@ func (o *operation) oneShot(dst, data, sig []byte) ([]byte, error) {
 			if m.Type == ck.CKM_CLOUDHSM_AES_GCM {
 				dst = append(dst, make([]byte, mech.GCMStandardIVLen)...) // the IV goes here
 			}
-			genIV, out, err := mech.SealGCMRandomIV(dst, o.rand, k.block, tag, data, m.AAD)
+			var genIV, out []byte
+			var err error
+			if k.gcmRand != nil && tag == mech.GCMTagLen && (o.rand == nil || o.rand == rand.Reader) {
+				// The key's GCM, built once: one allocation, the output.
+				genIV, out, err = mech.SealGCMRandomIVWith(dst, k.gcmRand, data, m.AAD)
+			} else {
+				genIV, out, err = mech.SealGCMRandomIV(dst, o.rand, k.block, tag, data, m.AAD)
+			}
 			if err != nil {
 				return nil, err
 			}
@@ -436,6 +454,9 @@ func (o *operation) oneShot(dst, data, sig []byte) ([]byte, error) {
 			}
 			return out, nil
 		case m.Type == ck.CKM_CLOUDHSM_AES_GCM: // decrypt or unwrap: the IV leads the input
+			if k.gcmRand != nil && tag == mech.GCMTagLen {
+				return mech.OpenGCMPrefixedIVWith(dst, k.gcmRand, data, m.AAD)
+			}
 			return mech.OpenGCMPrefixedIV(dst, k.block, tag, data, m.AAD)
 		}
 		if k.gcm != nil && len(iv) == mech.GCMStandardIVLen && tag == mech.GCMTagLen {

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/coffer-hsm/coffer/internal/cryptobackend"
 	"github.com/coffer-hsm/coffer/internal/hsm"
 )
 
@@ -88,6 +89,14 @@ func newMetrics(n *Node) *metrics {
 			Name: "coffer_replication_link_in_sync", Help: "1 if the last round of the replication link succeeded (outbound) or the source was admitted within the last minute (inbound), else 0.",
 		}, []string{"cluster", "direction"}),
 	}
+	// coffer_build_info is 1, labelled with what this node runs.
+	cb := cryptobackend.Current()
+	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "coffer_build_info", Help: "1, labelled with the node's version, crypto backend (go or boringcrypto) and whether Go's FIPS 140-3 mode is on.",
+		ConstLabels: prometheus.Labels{"version": n.cfg.Version, "crypto_backend": cb.Name, "fips140": strconv.FormatBool(cb.FIPS140)},
+	})
+	buildInfo.Set(1)
+	m.reg.MustRegister(buildInfo)
 	m.reg.MustRegister(m.linkLag, m.linkBehind, m.linkUp)
 	m.reg.MustRegister(m.requests, m.latency, m.tokenObjects, m.sessionObjects, m.sessions,
 		m.usersAvailable, m.usersMax, m.unhealthy, m.ready, m.lag, m.lagRecords, m.behind, m.behindRecords,

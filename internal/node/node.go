@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/coffer-hsm/coffer/internal/audit"
+	"github.com/coffer-hsm/coffer/internal/cryptobackend"
 	"github.com/coffer-hsm/coffer/internal/hsm"
 	"github.com/coffer-hsm/coffer/internal/peersync"
 	"github.com/coffer-hsm/coffer/internal/store"
@@ -377,7 +378,9 @@ func (n *Node) Run(ctx context.Context) error {
 	}
 	spawn("sessions", func() error { return n.reapLoop(ctx) })
 	spawn("join", func() error { return n.join(ctx, spawn) })
-	n.log.Info("serving", "addr", n.Addr(), "metrics", n.MetricsAddr())
+	cb := cryptobackend.Current()
+	n.log.Info("serving", "addr", n.Addr(), "metrics", n.MetricsAddr(), "version", n.cfg.Version,
+		"crypto_backend", cb.Name, "fips140", cb.FIPS140)
 
 	var err error
 	select {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"slices"
 
+	"github.com/coffer-hsm/coffer/internal/cryptobackend"
 	"github.com/coffer-hsm/coffer/internal/store"
 	hsmv1 "github.com/coffer-hsm/coffer/proto/hsmv1"
 )
@@ -66,6 +67,7 @@ func (s *hsmServer) NodeInfo(ctx context.Context, _ *hsmv1.Empty) (*hsmv1.NodeIn
 		Fips: n.cfg.Device.FIPS, Version: n.cfg.Version,
 		TokenObjects: uint32(st.tokenObjects), SessionObjects: uint32(st.sessionObjects),
 		Sessions: uint32(st.sessions), Users: uint32(st.users),
+		CryptoBackend: cryptobackend.Current().String(),
 	}
 	sy := n.syncState()
 	for _, p := range n.peers {

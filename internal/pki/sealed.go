@@ -13,6 +13,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/coffer-hsm/coffer/internal/cryptobackend"
 )
 
 // The cluster key at rest. Whoever holds the cluster key can mint node
@@ -45,7 +47,7 @@ func sealingAEAD(sealingKey []byte) (cipher.AEAD, error) {
 	if err != nil {
 		return nil, refuse(ErrSealed, "sealing key", nil, err)
 	}
-	aead, err := cipher.NewGCMWithRandomNonce(block)
+	aead, err := cryptobackend.NewGCMWithRandomNonce(block)
 	if err != nil {
 		return nil, refuse(ErrSealed, "sealing key", nil, err)
 	}

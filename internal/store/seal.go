@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/coffer-hsm/coffer/internal/cryptobackend"
 	"github.com/coffer-hsm/coffer/internal/durable"
 )
 
@@ -56,7 +57,7 @@ func newAEAD(key []byte) (cipher.AEAD, error) {
 	if err != nil {
 		return nil, fmt.Errorf("aes: %w", err)
 	}
-	aead, err := cipher.NewGCMWithRandomNonce(block)
+	aead, err := cryptobackend.NewGCMWithRandomNonce(block)
 	if err != nil {
 		return nil, fmt.Errorf("gcm: %w", err)
 	}

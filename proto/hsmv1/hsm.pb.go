@@ -3714,8 +3714,11 @@ type NodeInfoResponse struct {
 	Sessions       uint32                 `protobuf:"varint,9,opt,name=sessions,proto3" json:"sessions,omitempty"`
 	Users          uint32                 `protobuf:"varint,10,opt,name=users,proto3" json:"users,omitempty"`
 	Peers          []*PeerStatus          `protobuf:"bytes,11,rep,name=peers,proto3" json:"peers,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The crypto backend the node runs on: "go", "go fips140" (Go's FIPS
+	// 140-3 mode) or "boringcrypto" (BoringSSL's FIPS module).
+	CryptoBackend string `protobuf:"bytes,12,opt,name=crypto_backend,json=cryptoBackend,proto3" json:"crypto_backend,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *NodeInfoResponse) Reset() {
@@ -3823,6 +3826,13 @@ func (x *NodeInfoResponse) GetPeers() []*PeerStatus {
 		return x.Peers
 	}
 	return nil
+}
+
+func (x *NodeInfoResponse) GetCryptoBackend() string {
+	if x != nil {
+		return x.CryptoBackend
+	}
+	return ""
 }
 
 type PeerStatus struct {
@@ -6564,7 +6574,7 @@ const file_hsm_proto_rawDesc = "" +
 	"\x12MechanismsResponse\x12<\n" +
 	"\n" +
 	"mechanisms\x18\x01 \x03(\v2\x1c.coffer.hsm.v1.MechanismInfoR\n" +
-	"mechanisms\"\xd6\x02\n" +
+	"mechanisms\"\xfd\x02\n" +
 	"\x10NodeInfoResponse\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\rR\x06nodeId\x12\x1d\n" +
 	"\n" +
@@ -6578,7 +6588,8 @@ const file_hsm_proto_rawDesc = "" +
 	"\bsessions\x18\t \x01(\rR\bsessions\x12\x14\n" +
 	"\x05users\x18\n" +
 	" \x01(\rR\x05users\x12/\n" +
-	"\x05peers\x18\v \x03(\v2\x19.coffer.hsm.v1.PeerStatusR\x05peers\"\xf4\x01\n" +
+	"\x05peers\x18\v \x03(\v2\x19.coffer.hsm.v1.PeerStatusR\x05peers\x12%\n" +
+	"\x0ecrypto_backend\x18\f \x01(\tR\rcryptoBackend\"\xf4\x01\n" +
 	"\n" +
 	"PeerStatus\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\rR\x06nodeId\x12\x18\n" +

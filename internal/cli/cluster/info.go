@@ -36,6 +36,7 @@ type HSM struct {
 	State          string `json:"state"`
 	Version        string `json:"version,omitempty"`
 	FIPS           bool   `json:"fips"`
+	CryptoBackend  string `json:"crypto-backend,omitempty"` // go, go fips140 or boringcrypto
 	TokenObjects   int    `json:"token-objects"`
 	SessionObjects int    `json:"session-objects"`
 	Sessions       int    `json:"sessions"`
@@ -108,6 +109,7 @@ needed.`,
 					out.ClusterID = n.ClusterID
 				}
 				h.HSMID, h.NodeID, h.Version, h.FIPS = n.HSMID, n.NodeID, n.Version, n.FIPS
+				h.CryptoBackend = n.CryptoBackend
 				h.TokenObjects, h.SessionObjects, h.Sessions, h.Users = n.TokenObjects, n.SessionObjects, n.Sessions, n.Users
 				h.State = StateCatchingUp
 				if n.Ready {

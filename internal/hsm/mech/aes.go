@@ -10,6 +10,8 @@ import (
 	"io"
 	"math"
 	"slices"
+
+	"github.com/coffer-hsm/coffer/internal/cryptobackend"
 )
 
 const blockSize = aes.BlockSize
@@ -304,6 +306,21 @@ func OpenGCM(dst []byte, b cipher.Block, iv []byte, tagLen int, ciphertext, aad 
 	return out, nil
 }
 
+// NewGCMRandomIV returns the AEAD that SealGCMRandomIVWith and
+// OpenGCMPrefixedIVWith take: GCM with 16-byte tags under 12-byte IVs it
+// draws from crypto/rand, which FIPS 140-only mode allows. It keeps no
+// state between calls, so a key may build it once and share it.
+func NewGCMRandomIV(b cipher.Block) (cipher.AEAD, error) {
+	if err := checkBlock(b); err != nil {
+		return nil, err
+	}
+	a, err := cryptobackend.NewGCMWithRandomNonce(b)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrParam, err)
+	}
+	return a, nil
+}
+
 // SealGCMRandomIV encrypts like SealGCM under a fresh random 12-byte IV
 // that it chooses, and returns the IV and dst with the ciphertext and tag
 // appended. With a 16-byte tag and rnd nil or crypto/rand.Reader it uses
@@ -314,17 +331,11 @@ func SealGCMRandomIV(dst []byte, rnd io.Reader, b cipher.Block, tagLen int, plai
 		return nil, nil, fmt.Errorf("%w: GCM plaintext too long", ErrDataLen)
 	}
 	if tagLen == GCMTagLen && (rnd == nil || rnd == rand.Reader) {
-		if err := checkBlock(b); err != nil {
+		a, err := NewGCMRandomIV(b)
+		if err != nil {
 			return nil, nil, err
 		}
-		a, err := cipher.NewGCMWithRandomNonce(b)
-		if err != nil {
-			return nil, nil, fmt.Errorf("%w: %w", ErrParam, err)
-		}
-		// Seal writes the nonce, then the ciphertext and tag.
-		sealed := a.Seal(nil, nil, plaintext, aad)
-		iv = sealed[:GCMStandardIVLen:GCMStandardIVLen]
-		return iv, append(dst, sealed[GCMStandardIVLen:]...), nil
+		return SealGCMRandomIVWith(dst, a, plaintext, aad)
 	}
 	if rnd == nil {
 		rnd = rand.Reader
@@ -340,6 +351,40 @@ func SealGCMRandomIV(dst []byte, rnd io.Reader, b cipher.Block, tagLen int, plai
 	return iv, out, nil
 }
 
+// SealGCMRandomIVWith is SealGCMRandomIV with a 16-byte tag through a, an
+// AEAD from NewGCMRandomIV. With an empty dst the result takes one
+// allocation: iv and out share it (iv just before out), so neither may be
+// appended to in place of the other.
+func SealGCMRandomIVWith(dst []byte, a cipher.AEAD, plaintext, aad []byte) (iv, out []byte, err error) {
+	if uint64(len(plaintext)) > gcmMaxPlaintext {
+		return nil, nil, fmt.Errorf("%w: GCM plaintext too long", ErrDataLen)
+	}
+	if len(dst) == 0 {
+		// Seal writes the nonce, then the ciphertext and tag.
+		sealed := a.Seal(dst, nil, plaintext, aad)
+		return sealed[:GCMStandardIVLen:GCMStandardIVLen], sealed[GCMStandardIVLen:], nil
+	}
+	sealed := a.Seal(nil, nil, plaintext, aad)
+	iv = sealed[:GCMStandardIVLen:GCMStandardIVLen]
+	return iv, append(dst, sealed[GCMStandardIVLen:]...), nil
+}
+
+// OpenGCMPrefixedIVWith is OpenGCMPrefixedIV with a 16-byte tag through a,
+// an AEAD from NewGCMRandomIV.
+func OpenGCMPrefixedIVWith(dst []byte, a cipher.AEAD, data, aad []byte) ([]byte, error) {
+	if len(data) < GCMStandardIVLen+GCMTagLen {
+		return nil, fmt.Errorf("%w: GCM input shorter than its IV and tag", ErrDataLen)
+	}
+	if uint64(len(data)) > gcmMaxPlaintext+uint64(GCMStandardIVLen+GCMTagLen) {
+		return nil, fmt.Errorf("%w: GCM ciphertext too long", ErrDataLen)
+	}
+	out, err := a.Open(dst, nil, data, aad)
+	if err != nil {
+		return nil, ErrAuthFailed
+	}
+	return out, nil
+}
+
 // OpenGCMPrefixedIV is OpenGCM for input that starts with its 12-byte IV
 // (IV || ciphertext || tag, as SealGCMRandomIV's IV and output together).
 // With a 16-byte tag it uses the standard library's random-nonce GCM,
@@ -351,19 +396,9 @@ func OpenGCMPrefixedIV(dst []byte, b cipher.Block, tagLen int, data, aad []byte)
 	if tagLen != GCMTagLen {
 		return OpenGCM(dst, b, data[:GCMStandardIVLen], tagLen, data[GCMStandardIVLen:], aad)
 	}
-	if err := checkBlock(b); err != nil {
+	a, err := NewGCMRandomIV(b)
+	if err != nil {
 		return nil, err
 	}
-	if uint64(len(data)) > gcmMaxPlaintext+uint64(GCMStandardIVLen+tagLen) {
-		return nil, fmt.Errorf("%w: GCM ciphertext too long", ErrDataLen)
-	}
-	a, err := cipher.NewGCMWithRandomNonce(b)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrParam, err)
-	}
-	out, err := a.Open(dst, nil, data, aad)
-	if err != nil {
-		return nil, ErrAuthFailed
-	}
-	return out, nil
+	return OpenGCMPrefixedIVWith(dst, a, data, aad)
 }

@@ -51,11 +51,12 @@ func SumMAC(dst []byte, m hash.Hash, macLen int) ([]byte, error) {
 	if macLen < 1 || macLen > m.Size() {
 		return nil, fmt.Errorf("%w: MAC length %d, want 1..%d", ErrParam, macLen, m.Size())
 	}
-	var buf [64]byte
-	sum := m.Sum(buf[:0])
-	ret := append(dst, sum[:macLen]...)
-	clear(sum)
-	return ret, nil
+	// The whole MAC goes straight onto dst (one allocation at most, none
+	// when dst has room); what truncation drops is cleared.
+	n := len(dst)
+	ret := m.Sum(dst)
+	clear(ret[n+macLen:])
+	return ret[:n+macLen], nil
 }
 
 // VerifyMAC compares mac with the first macLen bytes of m's MAC in constant

@@ -1,0 +1,110 @@
+// Package cryptobackend says which implementation backs Go's crypto/* in
+// this binary (Go's own FIPS 140-3 module, or BoringSSL's through
+// GOEXPERIMENT=boringcrypto), and gives the few constructors whose
+// standard-library form works with only one of them.
+package cryptobackend
+
+import (
+	"crypto/cipher"
+	"crypto/fips140"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"slices"
+)
+
+// Backend names.
+const (
+	Go           = "go"           // Go's own crypto (its FIPS 140-3 module)
+	BoringCrypto = "boringcrypto" // BoringSSL's FIPS module, GOEXPERIMENT=boringcrypto
+)
+
+// Info describes the running crypto backend.
+type Info struct {
+	// Name is Go or BoringCrypto.
+	Name string
+	// FIPS140 reports Go's FIPS 140-3 mode (GODEBUG=fips140=on or only).
+	// BoringCrypto binaries never run in it: Go refuses the two together.
+	FIPS140 bool
+}
+
+// String is the form `coffer version` prints: "go", "go fips140" or
+// "boringcrypto".
+func (i Info) String() string {
+	if i.FIPS140 {
+		return i.Name + " fips140"
+	}
+	return i.Name
+}
+
+// Current reports the backend of this process.
+func Current() Info {
+	name := Go
+	if boringEnabled() {
+		name = BoringCrypto
+	}
+	return Info{Name: name, FIPS140: fips140.Enabled()}
+}
+
+const (
+	gcmNonceSize = 12
+	gcmTagSize   = 16
+)
+
+// NewGCMWithRandomNonce is cipher.NewGCMWithRandomNonce for a block from
+// crypto/aes.NewCipher, whichever backend made it. The standard library's
+// accepts only Go's own AES block; under BoringCrypto, aes.NewCipher returns
+// BoringSSL's, and this returns BoringSSL's GCM with a 12-byte nonce read
+// from crypto/rand (BoringSSL's DRBG there) for each Seal. The format is the
+// same on both: nonce || ciphertext || tag, so data sealed by one binary
+// opens in the other.
+func NewGCMWithRandomNonce(b cipher.Block) (cipher.AEAD, error) {
+	a, err := cipher.NewGCMWithRandomNonce(b)
+	if err == nil || !boringEnabled() {
+		return a, err
+	}
+	// FIPS 140-only mode, which forbids cipher.NewGCM, cannot be on with
+	// BoringCrypto, so this path never loosens it.
+	g, gerr := cipher.NewGCM(b)
+	if gerr != nil {
+		return nil, fmt.Errorf("%w (BoringCrypto GCM: %w)", err, gerr)
+	}
+	if g.NonceSize() != gcmNonceSize || g.Overhead() != gcmTagSize {
+		return nil, errors.New("cryptobackend: GCM of unexpected nonce or tag size")
+	}
+	return randomNonceGCM{g}, nil
+}
+
+type randomNonceGCM struct{ g cipher.AEAD }
+
+func (randomNonceGCM) NonceSize() int { return 0 }
+func (randomNonceGCM) Overhead() int  { return gcmNonceSize + gcmTagSize }
+
+func (a randomNonceGCM) Seal(dst, nonce, plaintext, additionalData []byte) []byte {
+	if len(nonce) != 0 {
+		panic("cryptobackend: non-empty nonce passed to GCM with random nonce")
+	}
+	n := len(dst)
+	ret := slices.Grow(dst, gcmNonceSize+len(plaintext)+gcmTagSize)[:n+gcmNonceSize+len(plaintext)]
+	// The plaintext moves to its place first (copy is a memmove), so a
+	// caller sealing in place (dst = plaintext[:0]) loses nothing to the
+	// nonce written before it.
+	body := ret[n+gcmNonceSize:]
+	copy(body, plaintext)
+	iv := ret[n : n+gcmNonceSize]
+	rand.Read(iv) // never fails: crypto/rand crashes the program rather
+	a.g.Seal(body[:0], iv, body, additionalData)
+	return ret[:n+gcmNonceSize+len(plaintext)+gcmTagSize]
+}
+
+func (a randomNonceGCM) Open(dst, nonce, ciphertext, additionalData []byte) ([]byte, error) {
+	if len(nonce) != 0 {
+		panic("cryptobackend: non-empty nonce passed to GCM with random nonce")
+	}
+	if len(ciphertext) < gcmNonceSize+gcmTagSize {
+		return nil, errors.New("cipher: message authentication failed")
+	}
+	var iv [gcmNonceSize]byte
+	copy(iv[:], ciphertext)
+	return a.g.Open(dst, iv[:], ciphertext[gcmNonceSize:], additionalData)
+}

@@ -1,0 +1,5 @@
+//go:build !boringcrypto
+
+package cryptobackend
+
+func boringEnabled() bool { return false }

@@ -1,0 +1,40 @@
+package node
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/coffer-hsm/coffer/internal/cryptobackend"
+	hsmv1 "github.com/coffer-hsm/coffer/proto/hsmv1"
+)
+
+// TestCryptoBackendReported: NodeInfo and the metrics say which crypto
+// backend the node runs (boringcrypto when this test is built with
+// GOEXPERIMENT=boringcrypto, go otherwise).
+func TestCryptoBackendReported(t *testing.T) {
+	pki := newTestPKI(t, "cluster-backend")
+	cfg := config(t, pki, 1, MasterKeyCreate)
+	cfg.MetricsListen = "127.0.0.1:0"
+	cfg.Version = "v9.9.9-test"
+	n := start(t, cfg)
+	eventually(t, "ready", n.Ready)
+	cb := cryptobackend.Current()
+	c := hsmv1.NewHSMClient(dial(t, pki, n.Addr()))
+	info, err := c.NodeInfo(t.Context(), &hsmv1.Empty{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := info.GetCryptoBackend(); got != cb.String() || got == "" {
+		t.Errorf("NodeInfo crypto_backend %q, want %q", got, cb)
+	}
+	code, body := get(t, "http://"+n.MetricsAddr()+"/metrics")
+	if code != http.StatusOK {
+		t.Fatalf("/metrics = %d", code)
+	}
+	want := fmt.Sprintf("\ncoffer_build_info{crypto_backend=%q,fips140=\"%t\",version=\"v9.9.9-test\"} 1\n", cb.Name, cb.FIPS140)
+	if !strings.Contains(body, want) {
+		t.Errorf("/metrics lacks %q", strings.TrimSpace(want))
+	}
+}

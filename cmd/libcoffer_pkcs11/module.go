@@ -103,8 +103,9 @@ func noConfig(path string, err error) {
 	if !lib.toldStderr.CompareAndSwap(false, true) {
 		return
 	}
-	line := fmt.Sprintf("coffer-pkcs11: C_Initialize: cannot read configuration %s: %v; "+
-		"write one with `coffer configure pkcs11 -a HOST:PORT --hsm-ca-cert CA.pem` or set %s to its path\n",
+	line := fmt.Sprintf("coffer-pkcs11: C_Initialize: cannot read configuration %s (%v): "+
+		"set %s to the file `coffer configure pkcs11` wrote, or write one with "+
+		"`coffer configure pkcs11 -a HOST:PORT --hsm-ca-cert CA.pem`\n",
 		path, err, ConfigEnv)
 	_, _ = syscall.Write(2, []byte(line))
 }
@@ -121,9 +122,8 @@ func initialize(ctx context.Context) error {
 	f, err := client.ReadFile(path)
 	if err != nil {
 		setLogger(openLog("", ""))
-		err = fmt.Errorf("%w (set %s to the file `coffer configure pkcs11` wrote, or run it)", err, ConfigEnv)
 		noConfig(path, err)
-		return err
+		return fmt.Errorf("%w (set %s to the file `coffer configure pkcs11` wrote, or run it)", err, ConfigEnv)
 	}
 	setLogger(openLog(f.Logging.File, f.Logging.Level))
 	log := logger()

@@ -41,7 +41,7 @@ func TestNoConfigSaysSoOnStderr(t *testing.T) {
 			if n := strings.Count(stderr.String(), "coffer-pkcs11:"); n != 1 {
 				t.Fatalf("want one coffer-pkcs11 line on stderr, got %d:\n%s", n, stderr.String())
 			}
-			for _, want := range []string{"cannot read configuration " + tc.path, tc.why, "COFFER_PKCS11_CONFIG", "coffer configure pkcs11"} {
+			for _, want := range []string{"cannot read configuration " + tc.path + " (", tc.why, "COFFER_PKCS11_CONFIG", "coffer configure pkcs11"} {
 				if !strings.Contains(stderr.String(), want) {
 					t.Errorf("stderr lacks %q:\n%s", want, stderr.String())
 				}

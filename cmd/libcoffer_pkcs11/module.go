@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 
 	"github.com/coffer-hsm/coffer/internal/client"
 	"github.com/coffer-hsm/coffer/internal/cryptoki"
@@ -29,6 +30,9 @@ var lib struct {
 	calls   *dispatcher
 	log     atomic.Pointer[slog.Logger]
 	logFile *os.File
+	// toldStderr is set once the library has said on standard error that
+	// it found no configuration, so a process is told once.
+	toldStderr atomic.Bool
 }
 
 // ConfigEnv names the configuration file; DefaultConfig is used without it.
@@ -36,7 +40,8 @@ const (
 	ConfigEnv     = "COFFER_PKCS11_CONFIG"
 	DefaultConfig = "/etc/coffer/pkcs11.json"
 	// fallbackLog is where the library logs when the configuration names
-	// no log file or cannot be read (it never writes to stdout or stderr).
+	// no log file or cannot be read. The library writes to standard error
+	// only once, when it cannot read its configuration (noConfig).
 	fallbackLog = "coffer-pkcs11.log"
 )
 
@@ -87,6 +92,24 @@ func openLog(path, level string) (*slog.Logger, *os.File) {
 	return slog.New(slog.NewTextHandler(io.Discard, nil)), nil
 }
 
+// noConfig tells standard error, once per process, that the configuration
+// could not be read: with no configuration there is no log file a person
+// would look in, and C_Initialize's CKR_FUNCTION_FAILED says nothing more.
+// The line names the file, why it failed and what to do; the file holds
+// only addresses and paths, never a secret. It is written with one write(2)
+// on descriptor 2, not through os.Stderr, whose EPIPE handling would raise
+// SIGPIPE and could end the host process; a failed write is ignored.
+func noConfig(path string, err error) {
+	if !lib.toldStderr.CompareAndSwap(false, true) {
+		return
+	}
+	line := fmt.Sprintf("coffer-pkcs11: C_Initialize: cannot read configuration %s (%v): "+
+		"set %s to the file `coffer configure pkcs11` wrote, or write one with "+
+		"`coffer configure pkcs11 -a HOST:PORT --hsm-ca-cert CA.pem`\n",
+		path, err, ConfigEnv)
+	_, _ = syscall.Write(2, []byte(line))
+}
+
 // initialize reads the configuration and makes the module.
 func initialize(ctx context.Context) error {
 	if module() != nil {
@@ -99,6 +122,7 @@ func initialize(ctx context.Context) error {
 	f, err := client.ReadFile(path)
 	if err != nil {
 		setLogger(openLog("", ""))
+		noConfig(path, err)
 		return fmt.Errorf("%w (set %s to the file `coffer configure pkcs11` wrote, or run it)", err, ConfigEnv)
 	}
 	setLogger(openLog(f.Logging.File, f.Logging.Level))

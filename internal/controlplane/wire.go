@@ -17,13 +17,14 @@ func (c *clusterRecord) wire() Cluster {
 		out.Hsms = append(out.Hsms, h.wire(c))
 	}
 	if c.ClusterCsr != "" || c.ClusterCertificate != "" {
-		// Coffer is software: there is no AWS or manufacturer hardware
-		// chain. The hardware certificates are the HSM certificate itself,
-		// self-signed on the cluster key, so tools that compare their
-		// public key with the CSR's still pass.
+		// Coffer is software: no hardware, so no hardware certificate
+		// signed by AWS or by a manufacturer. AwsHardwareCertificate and
+		// ManufacturerHardwareCertificate (optional in the API) are left
+		// out rather than filled with a certificate that is neither;
+		// HsmCertificate is the HSM's own certificate on the cluster key,
+		// whose public key is the CSR's.
 		out.Certificates = &Certificates{
 			ClusterCsr: c.ClusterCsr, HsmCertificate: c.HsmCertificate,
-			AwsHardwareCertificate: c.HsmCertificate, ManufacturerHardwareCertificate: c.HsmCertificate,
 			ClusterCertificate: c.ClusterCertificate,
 		}
 	}

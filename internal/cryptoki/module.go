@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -288,6 +289,22 @@ const (
 	maxPINLen = 64 + 1 + 128
 )
 
+// tokenSerial is CK_TOKEN_INFO.serialNumber (16 characters) for a cluster:
+// the id without its "cluster-" prefix, which every cluster shares, so the
+// distinctive part shows whole ("cluster-dj74kvwmbs3" is "dj74kvwmbs3"). An
+// id still longer than 16 keeps its last 16 characters, the end of a
+// generated id being its random part.
+func tokenSerial(clusterID string) string {
+	serial := strings.TrimPrefix(clusterID, "cluster-")
+	if serial == "" {
+		serial = clusterID
+	}
+	if len(serial) > 16 {
+		serial = serial[len(serial)-16:]
+	}
+	return serial
+}
+
 // TokenInfo answers C_GetTokenInfo.
 func (m *Module) TokenInfo(id SlotID) (TokenInfo, ck.RV) {
 	s, rv := m.slot(id)
@@ -305,10 +322,7 @@ func (m *Module) TokenInfo(id SlotID) (TokenInfo, ck.RV) {
 		}
 	}
 	m.mu.RUnlock()
-	serial := s.cfg.ClusterID
-	if len(serial) > 16 {
-		serial = serial[len(serial)-16:]
-	}
+	serial := tokenSerial(s.cfg.ClusterID)
 	return TokenInfo{
 		Label:        s.cfg.ClusterID,
 		Manufacturer: "Coffer",

@@ -202,7 +202,9 @@ func (m *Module) Login(ctx context.Context, h SessionHandle, ut ck.UserType, pin
 	}
 	user, password, ok := splitPIN(pin)
 	if !ok {
-		s.log.Info("login refused: the PIN must be username:password")
+		// A PIN without the colon is refused as a wrong PIN (as CloudHSM
+		// does), but said plainly in the log; the PIN itself is never logged.
+		s.log.Warn("C_Login refused: the PIN must have the form username:password (the Coffer user's name, a colon, then the password)", "user_type", roles[ut])
 		return ck.CKR_PIN_INCORRECT
 	}
 	cl, err := s.cluster(ctx)

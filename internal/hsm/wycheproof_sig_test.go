@@ -4,6 +4,8 @@ import (
 	"crypto/ed25519"
 	"crypto/x509"
 	"regexp"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/coffer-hsm/coffer/internal/ck"
@@ -34,14 +36,50 @@ func TestWycheproofECDSA(t *testing.T) {
 					continue
 				}
 				m := Mechanism{Type: hashFor(t, file, g.Sha).ecdsa}
+				n := p1363Half(t, file)
 				for _, tc := range g.Tests {
 					err := td.Verify(s, pub, m, tc.Msg, tc.Sig)
+					if full, ok := p1363Padded(tc.Sig, n); ok && slices.Contains(tc.Flags, "SignatureSize") {
+						// PKCS #11 takes a shorter r||s for verification (r and s
+						// each half of it), which Wycheproof's P1363 files call
+						// invalid: it must verify as the same r and s padded do.
+						if want := td.Verify(s, pub, m, tc.Msg, full); (err == nil) != (want == nil) {
+							t.Errorf("%s %v: short r||s: %v, padded: %v", file, tc.wpVector, err, want)
+						}
+						continue
+					}
 					c.judge(t, file, tc.wpVector, err, ErrSignatureInvalid, ErrSignatureLenRange)
 				}
 			}
 		})
 	}
 	c.done(t, "ECDSA")
+}
+
+// p1363Half is the byte length of r and s in a P1363 file's signatures.
+func p1363Half(t *testing.T, file string) int {
+	t.Helper()
+	for curve, n := range map[string]int{"secp256r1": 32, "secp384r1": 48, "secp521r1": 66} {
+		if strings.Contains(file, curve) {
+			return n
+		}
+	}
+	t.Fatalf("%s: unknown curve", file)
+	return 0
+}
+
+// p1363Padded returns sig, a shorter r||s as PKCS #11 allows for
+// verification (even length below 2n, r and s each half), with r and s
+// left-padded to n bytes; ok is false for any other length.
+func p1363Padded(sig []byte, n int) ([]byte, bool) {
+	if len(sig) == 0 || len(sig)%2 != 0 || len(sig) >= 2*n {
+		return nil, false
+	}
+	h := len(sig) / 2
+	full := make([]byte, 2*n)
+	copy(full[n-h:n], sig[:h])
+	copy(full[2*n-h:], sig[h:])
+	return full, true
 }
 
 // rsaSigGroup is an RSASSA-PKCS1-v1_5 or RSASSA-PSS verification group.

@@ -127,19 +127,25 @@ func SignECDSAHash(random io.Reader, priv *ecdsa.PrivateKey, h crypto.Hash, msg 
 	return SignECDSA(random, priv, d)
 }
 
-// VerifyECDSA verifies the r||s signature sig over digest. A signature that is
-// not twice the curve's byte length gives ErrSignatureLen, any other failure
-// ErrSignatureInvalid.
+// VerifyECDSA verifies the r||s signature sig over digest. As PKCS #11
+// (v2.40 and v3.0, section 2.3.1) allows for a signature passed in for
+// verification, r and s may be shorter than the curve's byte length, each
+// then half of sig: an application that has only the integers r and s (Java's
+// SunPKCS11 converting a DER signature) drops the leading zero bytes both
+// have, about once in 65,536 P-256 signatures. A signature that is empty, of
+// odd length or longer than twice the curve's byte length gives
+// ErrSignatureLen, any other failure ErrSignatureInvalid.
 func VerifyECDSA(pub *ecdsa.PublicKey, digest, sig []byte) error {
 	if err := checkCurve(pub.Curve); err != nil {
 		return err
 	}
 	n := curveLen(pub.Curve)
-	if len(sig) != 2*n {
-		return fmt.Errorf("%w: ECDSA signature of %d bytes, want %d", ErrSignatureLen, len(sig), 2*n)
+	if len(sig) == 0 || len(sig)%2 != 0 || len(sig) > 2*n {
+		return fmt.Errorf("%w: ECDSA signature of %d bytes, want %d (or an even number below)", ErrSignatureLen, len(sig), 2*n)
 	}
+	half := len(sig) / 2
 	var buf [2*(2+1+66) + 3]byte // SEQUENCE of two INTEGERs of up to 67 bytes
-	der := appendECDSADER(buf[:0], sig[:n], sig[n:])
+	der := appendECDSADER(buf[:0], sig[:half], sig[half:])
 	if !ecdsa.VerifyASN1(pub, digest, der) {
 		return ErrSignatureInvalid
 	}

@@ -137,7 +137,8 @@ func TestECDSAVerifyFailures(t *testing.T) {
 		{"flipped r", &k.PublicKey, flip(0), ErrSignatureInvalid},
 		{"flipped s", &k.PublicKey, flip(63), ErrSignatureInvalid},
 		{"other key", &other.PublicKey, sig, ErrSignatureInvalid},
-		{"short", &k.PublicKey, sig[:63], ErrSignatureLen},
+		{"odd length", &k.PublicKey, sig[:63], ErrSignatureLen},
+		{"halves misread", &k.PublicKey, sig[:62], ErrSignatureInvalid},
 		{"long", &k.PublicKey, append(bytes.Clone(sig), 0), ErrSignatureLen},
 		{"P-384 length", &k.PublicKey, make([]byte, 96), ErrSignatureLen},
 		{"empty", &k.PublicKey, nil, ErrSignatureLen},
@@ -154,6 +155,41 @@ func TestECDSAVerifyFailures(t *testing.T) {
 	_, err = SignECDSAHash(nil, k, crypto.MD5, []byte("m"))
 	wantErr(t, err, ErrParam)
 }
+
+// TestECDSAVerifyShortRS: PKCS #11 lets a signature passed in for
+// verification be shorter than twice the curve's byte length, r and s each
+// half of it. SunPKCS11 drops the leading zero bytes of r and s (it has only
+// the integers of the DER signature it converts), so when both have one, the
+// 64-byte P-256 signature reaches the device as 62 bytes; the device said
+// CKR_SIGNATURE_LEN_RANGE and Java's verify of a good signature failed.
+// The vector: a P-256 key and a signature whose r and s both are below 2^248.
+func TestECDSAVerifyShortRS(t *testing.T) {
+	pub, err := ecdsa.ParseUncompressedPublicKey(elliptic.P256(), unhex(t, shortRSPoint))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := mustDigest(t, crypto.SHA256, []byte(shortRSMessage))
+	rs := unhex(t, shortRSR+shortRSS)
+	if err := VerifyECDSA(pub, d, rs); err != nil {
+		t.Fatalf("the 64-byte signature: %v", err)
+	}
+	short := append(bytes.Clone(rs[1:32]), rs[33:]...) // each half without its leading zero
+	if err := VerifyECDSA(pub, d, short); err != nil {
+		t.Fatalf("the same signature as 62 bytes: %v", err)
+	}
+	wantErr(t, VerifyECDSA(pub, mustDigest(t, crypto.SHA256, []byte("other")), short), ErrSignatureInvalid)
+	wantErr(t, VerifyECDSA(pub, d, short[:61]), ErrSignatureLen)
+	wantErr(t, VerifyECDSA(pub, d, append(bytes.Clone(rs), 0, 0)), ErrSignatureLen)
+}
+
+// The short-r-and-s vector (generated with crypto/ecdsa: a fresh key, signed
+// until r and s both had a zero top byte).
+const (
+	shortRSPoint   = "04b94fac8b35a90dd0c5f4af834e1320e5c1af66a05d99f69743ca78119ebdf19c4e28cc67ad3eaf90250d9835c8d93758b7beeaecc9475eed3c3753a8ff6fa99a"
+	shortRSMessage = "r and s both shorter than 32 bytes"
+	shortRSR       = "00b8b59122f55b87b74e9bde0fbf226c59c9292731660c9c9619573c09d04a6e"
+	shortRSS       = "001fc8be4556b35fc20f93c23621b14c2d84cc318f4340da2baec1af182c57a3"
+)
 
 func TestECDSASigDER(t *testing.T) {
 	tests := []struct {

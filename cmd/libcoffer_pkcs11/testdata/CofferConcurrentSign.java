@@ -52,6 +52,29 @@ public class CofferConcurrentSign {
             rejected = new AtomicLong(), cancelled = new AtomicLong(),
             ciphered = new AtomicLong(), digested = new AtomicLong();
 
+    // FULL_LENGTH_ONLY (environment CONCURRENT_SIGN_FULL_LENGTH_ONLY=1) is
+    // for a library that verifies only full-length r||s signatures.
+    static final boolean FULL_LENGTH_ONLY = "1".equals(System.getenv("CONCURRENT_SIGN_FULL_LENGTH_ONLY"));
+
+    // shortRS reports whether SunPKCS11 passes the DER ECDSA signature der
+    // to C_Verify* shorter than 2 x 32 bytes: it drops leading zero bytes,
+    // so the halves are as long as the longer of r and s.
+    static boolean shortRS(byte[] der) {
+        int i = 2; // SEQUENCE tag and a one-byte length (P-256 fits)
+        int longest = 0;
+        for (int k = 0; k < 2; k++) {
+            int len = der[i + 1];
+            int start = i + 2, n = len;
+            while (n > 0 && der[start] == 0) {
+                start++;
+                n--;
+            }
+            longest = Math.max(longest, n);
+            i += 2 + len;
+        }
+        return longest < 32;
+    }
+
     public static void main(String[] args) throws Exception {
         Provider p = Security.getProvider("SunPKCS11").configure(args[0]);
         Security.addProvider(p);
@@ -98,6 +121,11 @@ public class CofferConcurrentSign {
                         signer.update(msg, 0, cut);
                         signer.update(msg, cut, msg.length - cut);
                         byte[] sig = signer.sign();
+                        while (FULL_LENGTH_ONLY && shortRS(sig)) { // see shortRS
+                            signer.update(msg, 0, cut);
+                            signer.update(msg, cut, msg.length - cut);
+                            sig = signer.sign();
+                        }
                         signed.incrementAndGet();
                         sunEC.update(msg);
                         if (!sunEC.verify(sig)) {

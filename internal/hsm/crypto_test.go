@@ -284,7 +284,10 @@ func TestCryptoRefusals(t *testing.T) {
 			_, err := td.Sign(alice, k.rsaPriv, Mechanism{Type: ck.CKM_SHA256_RSA_PKCS_PSS, Hash: ck.CKM_SHA256, MGF: ck.CKG_MGF1_SHA1, SaltLen: 32}, []byte("m"))
 			return err
 		}(), ErrMechanismParamInvalid},
-		{"ECDSA short signature", td.Verify(alice, k.ecPub, Mechanism{Type: ck.CKM_ECDSA}, make([]byte, 32), make([]byte, 10)), ErrSignatureLenRange},
+		// r||s may be shorter than 2 x 32 bytes (PKCS#11 §2.3.1), but not odd or longer.
+		{"ECDSA odd-length signature", td.Verify(alice, k.ecPub, Mechanism{Type: ck.CKM_ECDSA}, make([]byte, 32), make([]byte, 9)), ErrSignatureLenRange},
+		{"ECDSA long signature", td.Verify(alice, k.ecPub, Mechanism{Type: ck.CKM_ECDSA}, make([]byte, 32), make([]byte, 66)), ErrSignatureLenRange},
+		{"ECDSA short zero signature", td.Verify(alice, k.ecPub, Mechanism{Type: ck.CKM_ECDSA}, make([]byte, 32), make([]byte, 10)), ErrSignatureInvalid},
 		{"unknown key", func() error { _, err := td.Sign(alice, 12345, Mechanism{Type: ck.CKM_AES_CMAC}, nil); return err }(), ErrKeyHandleInvalid},
 		{"operation not initialized", func() error { _, err := td.Update(alice, 777, nil); return err }(), ErrOperationNotInit},
 		{"RSA-1024 pair", func() error {

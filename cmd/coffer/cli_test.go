@@ -166,11 +166,11 @@ func cliWaitReady(addrs []string, ca string) error {
 }
 
 func cliReady(ctx context.Context, addrs []string, ca string) error {
-	id, err := client.DiscoverClusterID(ctx, addrs[0], ca)
+	found, err := client.DiscoverCluster(ctx, addrs[0], ca)
 	if err != nil {
 		return err
 	}
-	f := &client.File{HSMs: addrs, HSMCACert: ca, ClusterID: id}
+	f := &client.File{HSMs: addrs, HSMCACert: ca, ClusterID: found.ClusterID}
 	cfg, err := f.Config(nil)
 	if err != nil {
 		return err

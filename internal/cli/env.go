@@ -167,16 +167,6 @@ func (e *Env) Cluster(ctx context.Context) (*client.Cluster, error) {
 	return c.cluster, nil
 }
 
-// ClusterByID returns the connection to the configured cluster id (empty:
-// the one the command runs on), dialling it on first use.
-func (e *Env) ClusterByID(ctx context.Context, id string) (*client.Cluster, error) {
-	c, _, err := e.conn(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	return c.cluster, nil
-}
-
 // readConfig reads the cluster configuration file.
 func (e *Env) readConfig() (*client.File, string, error) {
 	path, err := e.ConfigFile()

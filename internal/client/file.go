@@ -319,13 +319,6 @@ type ClusterIdentity struct {
 	CertificateClusterID string
 }
 
-// DiscoverClusterID is DiscoverCluster's cluster id: the one the HSM's
-// node certificate names.
-func DiscoverClusterID(ctx context.Context, addr, anchorPath string) (string, error) {
-	c, err := DiscoverCluster(ctx, addr, anchorPath)
-	return c.ClusterID, err
-}
-
 // DiscoverCluster connects to the HSM at addr and returns the cluster it
 // belongs to, after verifying its certificate chain under the trust anchor
 // at anchorPath: the cluster its node certificate names, under a cluster

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -99,13 +100,13 @@ func serveTLS(t *testing.T, cfg *tls.Config) string {
 func TestDiscoverClusterID(t *testing.T) {
 	anchor, server := clusterPKI(t, "cluster-abc")
 	addr := serveTLS(t, server)
-	id, err := DiscoverClusterID(t.Context(), addr, anchor)
+	id, err := discoverID(t.Context(), addr, anchor)
 	if err != nil || id != "cluster-abc" {
-		t.Fatalf("DiscoverClusterID = %q, %v", id, err)
+		t.Fatalf("DiscoverCluster = %q, %v", id, err)
 	}
 	// Another customer's anchor does not vouch for this cluster.
 	otherAnchor, _ := clusterPKI(t, "cluster-abc")
-	if _, err := DiscoverClusterID(t.Context(), addr, otherAnchor); err == nil {
+	if _, err := discoverID(t.Context(), addr, otherAnchor); err == nil {
 		t.Fatal("a cluster under another trust anchor was accepted")
 	}
 }
@@ -120,7 +121,7 @@ func TestDiscoverRestoredCluster(t *testing.T) {
 	if want := (ClusterIdentity{ClusterID: "cluster-bbb", CertificateClusterID: "cluster-aaa"}); err != nil || got != want {
 		t.Fatalf("DiscoverCluster = %+v, %v; want %+v", got, err, want)
 	}
-	if id, err := DiscoverClusterID(t.Context(), addr, anchor); err != nil || id != "cluster-bbb" {
+	if id, err := discoverID(t.Context(), addr, anchor); err != nil || id != "cluster-bbb" {
 		t.Fatalf("DiscoverClusterID = %q, %v; want the node certificate's cluster-bbb", id, err)
 	}
 	otherAnchor, _ := clusterPKIAs(t, "cluster-aaa", "cluster-bbb")
@@ -350,4 +351,10 @@ func anchorKey(t *testing.T, dir string) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// discoverID is the cluster id DiscoverCluster finds.
+func discoverID(ctx context.Context, addr, anchorPath string) (string, error) {
+	c, err := DiscoverCluster(ctx, addr, anchorPath)
+	return c.ClusterID, err
 }

@@ -36,17 +36,6 @@ func SignCMAC(b cipher.Block, msg []byte, macLen int) ([]byte, error) {
 	return SumMAC(nil, m, macLen)
 }
 
-// VerifyCMAC checks mac against the AES-CMAC of msg truncated to macLen
-// bytes, in constant time. See VerifyMAC for the errors.
-func VerifyCMAC(b cipher.Block, msg, mac []byte, macLen int) error {
-	m, err := NewCMAC(b)
-	if err != nil {
-		return err
-	}
-	m.Write(msg)
-	return VerifyMAC(m, mac, macLen)
-}
-
 // dbl multiplies src by x in GF(2^128) (SP 800-38B §6.1 subkey step), in
 // constant time.
 func dbl(dst, src *[blockSize]byte) {

@@ -117,16 +117,6 @@ func SignECDSA(random io.Reader, priv *ecdsa.PrivateKey, digest []byte) ([]byte,
 	return ECDSASigFromDER(priv.Curve, der)
 }
 
-// SignECDSAHash hashes msg with h and signs the digest (CKM_ECDSA_SHA*).
-func SignECDSAHash(random io.Reader, priv *ecdsa.PrivateKey, h crypto.Hash, msg []byte) ([]byte, error) {
-	var buf [64]byte
-	d, err := Digest(buf[:0], h, msg)
-	if err != nil {
-		return nil, err
-	}
-	return SignECDSA(random, priv, d)
-}
-
 // VerifyECDSA verifies the r||s signature sig over digest. As PKCS #11
 // (v2.40 and v3.0, section 2.3.1) allows for a signature passed in for
 // verification, r and s may be shorter than the curve's byte length, each
@@ -160,19 +150,6 @@ func VerifyECDSAHash(pub *ecdsa.PublicKey, h crypto.Hash, msg, sig []byte) error
 		return err
 	}
 	return VerifyECDSA(pub, d, sig)
-}
-
-// ECDSASigToDER converts a PKCS #11 r||s signature for c to an ASN.1 DER
-// ECDSA-Sig-Value. A length other than twice c's byte length is ErrEncoding.
-func ECDSASigToDER(c elliptic.Curve, rs []byte) ([]byte, error) {
-	if err := checkCurve(c); err != nil {
-		return nil, err
-	}
-	n := curveLen(c)
-	if len(rs) != 2*n {
-		return nil, fmt.Errorf("%w: r||s of %d bytes, want %d", ErrEncoding, len(rs), 2*n)
-	}
-	return appendECDSADER(nil, rs[:n], rs[n:]), nil
 }
 
 func appendECDSADER(dst, r, s []byte) []byte {

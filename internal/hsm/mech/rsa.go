@@ -115,16 +115,6 @@ func checkRawPKCS1v15() error {
 	return nil
 }
 
-// SignPKCS1v15Hash hashes msg with h and signs the digest (CKM_SHA*_RSA_PKCS).
-func SignPKCS1v15Hash(priv *rsa.PrivateKey, h crypto.Hash, msg []byte) ([]byte, error) {
-	var buf [64]byte
-	d, err := Digest(buf[:0], h, msg)
-	if err != nil {
-		return nil, err
-	}
-	return SignPKCS1v15(priv, h, d)
-}
-
 // VerifyPKCS1v15 verifies an RSASSA-PKCS1-v1_5 signature over digest, with h
 // as in SignPKCS1v15. A signature that is not the modulus size gives
 // ErrSignatureLen, any other failure ErrSignatureInvalid.
@@ -201,19 +191,6 @@ func SignPSS(random io.Reader, priv *rsa.PrivateKey, p PSSParams, digest []byte)
 	return sig, nil
 }
 
-// SignPSSHash hashes msg with p.Hash and signs the digest (CKM_SHA*_RSA_PKCS_PSS).
-func SignPSSHash(random io.Reader, priv *rsa.PrivateKey, p PSSParams, msg []byte) ([]byte, error) {
-	if _, err := p.options(); err != nil {
-		return nil, err
-	}
-	var buf [64]byte
-	d, err := Digest(buf[:0], p.Hash, msg)
-	if err != nil {
-		return nil, err
-	}
-	return SignPSS(random, priv, p, d)
-}
-
 // VerifyPSS verifies an RSASSA-PSS signature over the p.Hash digest with
 // exactly p.SaltLen bytes of salt. Parameter errors give ErrParam, a digest of
 // the wrong size ErrDataLen, a signature of the wrong size ErrSignatureLen,
@@ -233,19 +210,6 @@ func VerifyPSS(pub *rsa.PublicKey, p PSSParams, digest, sig []byte) error {
 		return ErrSignatureInvalid
 	}
 	return nil
-}
-
-// VerifyPSSHash hashes msg with p.Hash and verifies sig over the digest.
-func VerifyPSSHash(pub *rsa.PublicKey, p PSSParams, msg, sig []byte) error {
-	if _, err := p.options(); err != nil {
-		return err
-	}
-	var buf [64]byte
-	d, err := Digest(buf[:0], p.Hash, msg)
-	if err != nil {
-		return err
-	}
-	return VerifyPSS(pub, p, d, sig)
 }
 
 // OAEPParams are the RSAES-OAEP parameters (CK_RSA_PKCS_OAEP_PARAMS with

@@ -67,6 +67,7 @@ func TestLayers(t *testing.T) {
 		{"internal/backup", []string{module + "internal/hsm", module + "internal/node", module + "internal/peersync", module + "internal/client", module + "internal/pki", module + "internal/controlplane", module + "proto/"}, nil},
 		{"internal/node", []string{module + "internal/pki", module + "internal/client", module + "internal/cli", module + "cmd/"}, nil},
 		{"internal/controlplane", []string{module + "internal/hsm", module + "internal/store", module + "internal/backup", module + "internal/node", module + "internal/peersync", module + "internal/client", module + "internal/cli", module + "cmd/"}, nil},
+		{"internal/batch", []string{module}, []string{module + "proto/hsmv1"}},
 		{"internal/client", []string{module + "internal/hsm", module + "internal/store", module + "internal/node", module + "internal/peersync", module + "internal/audit"}, nil},
 		{"internal/bench", []string{module + "internal/hsm", module + "internal/store", module + "internal/node", module + "internal/peersync", module + "internal/audit", module + "internal/cli", module + "cmd/"}, nil},
 	} {

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials"
 
+	"github.com/coffer-hsm/coffer/internal/batch"
 	"github.com/coffer-hsm/coffer/internal/ck"
 	"github.com/coffer-hsm/coffer/proto/hsmv1"
 )
@@ -57,10 +58,11 @@ type Cluster struct {
 
 // member is one HSM of the cluster.
 type member struct {
-	idx  int
-	addr string
-	conn *grpc.ClientConn
-	rpc  hsmv1.HSMClient
+	idx   int
+	addr  string
+	conn  *grpc.ClientConn
+	rpc   hsmv1.HSMClient
+	batch *batch.Client // nil: every request is its own RPC (Config.Unbatched)
 
 	outstanding atomic.Int64  // requests in flight, session set-up included
 	up          atomic.Bool   // routable
@@ -186,6 +188,9 @@ func (c *Cluster) newMember(idx int, addr string) (*member, error) {
 		return nil, fmt.Errorf("client: HSM %s: %w", addr, err)
 	}
 	m := &member{idx: idx, addr: addr, conn: conn, rpc: hsmv1.NewHSMClient(conn)}
+	if !c.cfg.Unbatched {
+		m.batch = newBatcher(m)
+	}
 	m.life.Store(newMemberLife(c.ctx))
 	return m, nil
 }

@@ -74,6 +74,12 @@ type Config struct {
 	// HSMs. A configuration file's Config sets DefaultMembershipRefresh.
 	MembershipInterval time.Duration
 
+	// Unbatched sends every request as its own RPC. By default the
+	// single-part operations (encrypt, decrypt, sign, verify, digest) to
+	// one HSM share a Batch stream, those waiting at the same time going
+	// in one message; an HSM that does not serve Batch is sent RPCs.
+	Unbatched bool
+
 	Logger *slog.Logger // default: discard
 
 	// For tests: the clock and the source of jitter and tie-breaking.

@@ -11,7 +11,8 @@ import (
 // Single-part operations: each is one request, idempotent, resent to another
 // HSM holding the key after a transport failure.
 
-func (s *Session) crypt(ctx context.Context, op string, key ObjectID, mech Mechanism, data []byte,
+// They travel on the HSM's Batch stream (batch.go), method naming the RPC.
+func (s *Session) crypt(ctx context.Context, op, method string, key ObjectID, mech Mechanism, data []byte,
 	send func(hsmv1.HSMClient, context.Context, *hsmv1.CryptRequest, ...grpc.CallOption) (*hsmv1.BytesResponse, error)) ([]byte, error) {
 	var objs []ObjectID
 	if key != 0 {
@@ -19,13 +20,16 @@ func (s *Session) crypt(ctx context.Context, op string, key ObjectID, mech Mecha
 	}
 	wm := mech.wire()
 	return s.bytes(ctx, call{op: op, retry: true, objs: objs}, func(ctx context.Context, m *member, sid uint64) (*hsmv1.BytesResponse, error) {
-		return send(m.rpc, ctx, &hsmv1.CryptRequest{Session: sid, Key: uint64(key), Mechanism: wm, Data: data})
+		req := &hsmv1.CryptRequest{Session: sid, Key: uint64(key), Mechanism: wm, Data: data}
+		return batchRequest(ctx, m, method, req, new(hsmv1.BytesResponse), func(ctx context.Context, req *hsmv1.CryptRequest, opts ...grpc.CallOption) (*hsmv1.BytesResponse, error) {
+			return send(m.rpc, ctx, req, opts...)
+		})
 	})
 }
 
 // Encrypt encrypts data with key.
 func (s *Session) Encrypt(ctx context.Context, key ObjectID, mech Mechanism, data []byte) ([]byte, error) {
-	return s.crypt(ctx, "encrypt", key, mech, data, hsmv1.HSMClient.Encrypt)
+	return s.crypt(ctx, "encrypt", "Encrypt", key, mech, data, hsmv1.HSMClient.Encrypt)
 }
 
 // EncryptIV is Encrypt that also returns the IV the HSM generated: for
@@ -37,7 +41,8 @@ func (s *Session) Encrypt(ctx context.Context, key ObjectID, mech Mechanism, dat
 func (s *Session) EncryptIV(ctx context.Context, key ObjectID, mech Mechanism, data []byte) (out, iv []byte, err error) {
 	wm := mech.wire()
 	_, err = s.c.invoke(ctx, s, call{op: "encrypt", retry: true, objs: []ObjectID{key}}, func(ctx context.Context, m *member, sid uint64) error {
-		r, err := m.rpc.Encrypt(ctx, &hsmv1.CryptRequest{Session: sid, Key: uint64(key), Mechanism: wm, Data: data})
+		r, err := batchRequest(ctx, m, "Encrypt", &hsmv1.CryptRequest{Session: sid, Key: uint64(key), Mechanism: wm, Data: data},
+			new(hsmv1.BytesResponse), m.rpc.Encrypt)
 		out, iv = r.GetData(), r.GetIv()
 		return err
 	})
@@ -49,17 +54,17 @@ func (s *Session) EncryptIV(ctx context.Context, key ObjectID, mech Mechanism, d
 
 // Decrypt decrypts data with key.
 func (s *Session) Decrypt(ctx context.Context, key ObjectID, mech Mechanism, data []byte) ([]byte, error) {
-	return s.crypt(ctx, "decrypt", key, mech, data, hsmv1.HSMClient.Decrypt)
+	return s.crypt(ctx, "decrypt", "Decrypt", key, mech, data, hsmv1.HSMClient.Decrypt)
 }
 
 // Sign signs (or MACs) data with key.
 func (s *Session) Sign(ctx context.Context, key ObjectID, mech Mechanism, data []byte) ([]byte, error) {
-	return s.crypt(ctx, "sign", key, mech, data, hsmv1.HSMClient.Sign)
+	return s.crypt(ctx, "sign", "Sign", key, mech, data, hsmv1.HSMClient.Sign)
 }
 
 // Digest hashes data.
 func (s *Session) Digest(ctx context.Context, mech Mechanism, data []byte) ([]byte, error) {
-	return s.crypt(ctx, "digest", 0, mech, data, hsmv1.HSMClient.Digest)
+	return s.crypt(ctx, "digest", "Digest", 0, mech, data, hsmv1.HSMClient.Digest)
 }
 
 // Verify checks signature over data with key; a bad signature is an *Error
@@ -67,7 +72,8 @@ func (s *Session) Digest(ctx context.Context, mech Mechanism, data []byte) ([]by
 func (s *Session) Verify(ctx context.Context, key ObjectID, mech Mechanism, data, signature []byte) error {
 	wm := mech.wire()
 	_, err := s.c.invoke(ctx, s, call{op: "verify", retry: true, objs: []ObjectID{key}}, func(ctx context.Context, m *member, sid uint64) error {
-		_, err := m.rpc.Verify(ctx, &hsmv1.VerifyRequest{Session: sid, Key: uint64(key), Mechanism: wm, Data: data, Signature: signature})
+		_, err := batchRequest(ctx, m, "Verify", &hsmv1.VerifyRequest{Session: sid, Key: uint64(key), Mechanism: wm, Data: data, Signature: signature},
+			new(hsmv1.Empty), m.rpc.Verify)
 		return err
 	})
 	return err

@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
 
+	"github.com/coffer-hsm/coffer/internal/batch"
 	"github.com/coffer-hsm/coffer/internal/ck"
 	"github.com/coffer-hsm/coffer/proto/hsmv1"
 )
@@ -113,6 +114,7 @@ type fakeHSM struct {
 	entered  chan string // each request that starts hanging is announced here
 	logins   atomic.Int64
 	notReady atomic.Bool
+	noBatch  atomic.Bool // it predates Batch: the stream is UNIMPLEMENTED
 
 	left bool // it left the cluster: its peers no longer list it (guarded by w.mu)
 }
@@ -160,6 +162,15 @@ func (f *fakeHSM) start(t testing.TB) {
 	hsmv1.RegisterHSMServer(f.srv, f)
 	srv := f.srv
 	f.serving.Go(func() { _ = srv.Serve(lis) })
+}
+
+// Batch serves the Batch stream as a node does, each call through f's own
+// method.
+func (f *fakeHSM) Batch(st hsmv1.HSM_BatchServer) error {
+	if f.noBatch.Load() {
+		return f.UnimplementedHSMServer.Batch(st)
+	}
+	return batch.NewServer(f, nil).Serve(st)
 }
 
 // stop kills the server: connections close, requests in flight fail.

@@ -58,6 +58,10 @@ type File struct {
 	// cluster's current HSMs, dialling those that joined and dropping
 	// those that left (Go duration, default 30s; "off": never).
 	MembershipRefresh string `json:"membership_refresh,omitempty"`
+	// Batching "off" sends every request to an HSM as its own RPC; by
+	// default ("on") single-part operations share a stream, many to a
+	// message (Config.Unbatched).
+	Batching string `json:"batching,omitempty"`
 
 	Logging Logging `json:"logging,omitzero"`
 
@@ -223,6 +227,9 @@ func (f *File) Check() error {
 			errs = append(errs, fmt.Errorf(`membership_refresh %q: want a positive duration such as 30s, or "off"`, d))
 		}
 	}
+	if b := f.Batching; b != "" && b != "on" && b != "off" {
+		errs = append(errs, fmt.Errorf(`batching %q: want "on" or "off"`, b))
+	}
 	if f.CreateObjectMinimumNodes < 0 {
 		errs = append(errs, fmt.Errorf("create_object_minimum_nodes %d is negative", f.CreateObjectMinimumNodes))
 	}
@@ -291,6 +298,7 @@ func (f *File) Config(logger *slog.Logger) (Config, error) {
 	if f.SilenceTimeout != "" {
 		cfg.SilenceTimeout, _ = time.ParseDuration(f.SilenceTimeout)
 	}
+	cfg.Unbatched = f.Batching == "off"
 	switch f.MembershipRefresh {
 	case "":
 		cfg.MembershipInterval = DefaultMembershipRefresh

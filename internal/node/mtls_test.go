@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/coffer-hsm/coffer/internal/ck"
 	"github.com/coffer-hsm/coffer/internal/hsm"
 	hsmv1 "github.com/coffer-hsm/coffer/proto/hsmv1"
 )
@@ -108,6 +109,13 @@ func TestClientMTLS(t *testing.T) {
 			t.Errorf("%s: refusal does not say what to do: %s", name, msg)
 		}
 	}
+	// A batched call is held to the same rule.
+	st, err := plainA.Batch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, errs := sendBatch(t, st, batchCall(t, 1, "Digest", &hsmv1.CryptRequest{Mechanism: mechOf(ck.CKM_SHA256), Data: []byte("x")}))
+	wantErr(t, errs[1], codes.PermissionDenied, "CKR_DEVICE_ERROR")
 	level, err := certB.GetMTLSEnforcement(ctx, &hsmv1.SessionRequest{Session: cuSession(t, certB)})
 	if err != nil || level.GetLevel() != "cluster" {
 		t.Fatalf("GetMTLSEnforcement on node 2 = %v, %v", level, err)

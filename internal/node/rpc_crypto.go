@@ -68,6 +68,15 @@ func (s *hsmServer) Verify(_ context.Context, req *hsmv1.VerifyRequest) (*hsmv1.
 	})
 }
 
+// Batch serves a Batch stream: each call runs as its unary RPC would,
+// through the server's interceptors (internal/batch).
+func (s *hsmServer) Batch(st hsmv1.HSM_BatchServer) error {
+	if s.batch == nil {
+		return s.UnimplementedHSMServer.Batch(st)
+	}
+	return s.batch.Serve(st)
+}
+
 func (s *hsmServer) WrapKey(_ context.Context, req *hsmv1.WrapKeyRequest) (*hsmv1.BytesResponse, error) {
 	return inSession(s, req.GetSession(), func(dev *hsm.Device, cs *clientSession) (*hsmv1.BytesResponse, error) {
 		m, err := mechanism(req.GetMechanism())

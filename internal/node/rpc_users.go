@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 
+	"github.com/coffer-hsm/coffer/internal/batch"
 	"github.com/coffer-hsm/coffer/internal/ck"
 	"github.com/coffer-hsm/coffer/internal/hsm"
 	hsmv1 "github.com/coffer-hsm/coffer/proto/hsmv1"
@@ -13,7 +14,8 @@ import (
 // caller's session. This file: sessions, login, users and quorum.
 type hsmServer struct {
 	hsmv1.UnimplementedHSMServer
-	n *Node
+	n     *Node
+	batch *batch.Server // nil: no Batch stream (tests of handlers alone)
 }
 
 // inSession runs f with the device and the request's session, marked busy

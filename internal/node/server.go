@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
 
+	"github.com/coffer-hsm/coffer/internal/batch"
 	"github.com/coffer-hsm/coffer/internal/ck"
 	hsmv1 "github.com/coffer-hsm/coffer/proto/hsmv1"
 )
@@ -22,6 +23,9 @@ const handshakeTimeout = 10 * time.Second
 
 // newGRPCServer builds the server of both services on TLS 1.3.
 func (n *Node) newGRPCServer() *grpc.Server {
+	// The one chain of unary interceptors: the Batch stream runs each of
+	// its calls through it too.
+	unary := chainUnary(n.observe, n.recoverUnary, n.enforceClientTLS, n.bindSession, n.catchUpFirst)
 	srv := grpc.NewServer(
 		grpc.Creds(credentials.NewTLS(n.serverTLS())),
 		grpc.MaxRecvMsgSize(maxRecvMsgSize),
@@ -31,7 +35,7 @@ func (n *Node) newGRPCServer() *grpc.Server {
 		grpc.ConnectionTimeout(handshakeTimeout),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 2 * time.Minute, Timeout: 20 * time.Second}),
-		grpc.ChainUnaryInterceptor(n.observe, n.recoverUnary, n.enforceClientTLS, n.bindSession, n.catchUpFirst),
+		grpc.UnaryInterceptor(unary),
 		grpc.ChainStreamInterceptor(n.recoverStream),
 		grpc.WaitForHandlers(true), // Stop returns only once every handler has
 		// Long-lived workers run the calls: a goroutine per call would grow
@@ -39,11 +43,29 @@ func (n *Node) newGRPCServer() *grpc.Server {
 		// node's CPU at 64 concurrent signers). Beyond them grpc spawns.
 		grpc.NumStreamWorkers(uint32(4*runtime.GOMAXPROCS(0))),
 	)
-	hsmv1.RegisterHSMServer(srv, &hsmServer{n: n})
+	hs := &hsmServer{n: n}
+	hs.batch = batch.NewServer(hs, unary)
+	hsmv1.RegisterHSMServer(srv, hs)
 	hsmv1.RegisterPeerServer(srv, &peerServer{n: n})
 	hsmv1.RegisterOperatorServer(srv, &operatorServer{n: n})
 	hsmv1.RegisterReplicationLinkServer(srv, &linkServer{n: n})
 	return srv
+}
+
+// chainUnary is the interceptors as one, the first outermost.
+func chainUnary(ics ...grpc.UnaryServerInterceptor) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		return chainFrom(ics, ctx, req, info, handler)
+	}
+}
+
+func chainFrom(ics []grpc.UnaryServerInterceptor, ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	if len(ics) == 0 {
+		return handler(ctx, req)
+	}
+	return ics[0](ctx, req, info, func(ctx context.Context, req any) (any, error) {
+		return chainFrom(ics[1:], ctx, req, info, handler)
+	})
 }
 
 // recoverUnary turns a handler's panic into an Internal status, so no input

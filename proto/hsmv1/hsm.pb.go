@@ -1,6 +1,7 @@
 // The wire protocol between Coffer clients and HSM nodes, and between nodes.
 //
-// Every RPC is one round trip. A device refusal travels as a gRPC status
+// Every RPC is one round trip, except Batch, which carries many single-part
+// requests on one stream and answers each as its own RPC would. A device refusal travels as a gRPC status
 // (code FAILED_PRECONDITION, INVALID_ARGUMENT, NOT_FOUND, PERMISSION_DENIED or
 // UNAUTHENTICATED) whose details hold an ErrorInfo with domain "coffer.hsm",
 // reason a stable name of the refusal's kind (e.g. "USER_EXISTS"; the list
@@ -6307,6 +6308,218 @@ func (x *KDFDataParam) GetValue() []byte {
 	return nil
 }
 
+type BatchRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Calls         []*BatchCall           `protobuf:"bytes,1,rep,name=calls,proto3" json:"calls,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BatchRequest) Reset() {
+	*x = BatchRequest{}
+	mi := &file_hsm_proto_msgTypes[99]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BatchRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BatchRequest) ProtoMessage() {}
+
+func (x *BatchRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hsm_proto_msgTypes[99]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BatchRequest.ProtoReflect.Descriptor instead.
+func (*BatchRequest) Descriptor() ([]byte, []int) {
+	return file_hsm_proto_rawDescGZIP(), []int{99}
+}
+
+func (x *BatchRequest) GetCalls() []*BatchCall {
+	if x != nil {
+		return x.Calls
+	}
+	return nil
+}
+
+// BatchCall is one request of a Batch stream.
+type BatchCall struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`          // the client's, unique among its calls in flight on the stream
+	Method        string                 `protobuf:"bytes,2,opt,name=method,proto3" json:"method,omitempty"`   // the HSM method's name, e.g. "Sign"
+	Request       []byte                 `protobuf:"bytes,3,opt,name=request,proto3" json:"request,omitempty"` // that method's request message, marshalled
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BatchCall) Reset() {
+	*x = BatchCall{}
+	mi := &file_hsm_proto_msgTypes[100]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BatchCall) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BatchCall) ProtoMessage() {}
+
+func (x *BatchCall) ProtoReflect() protoreflect.Message {
+	mi := &file_hsm_proto_msgTypes[100]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BatchCall.ProtoReflect.Descriptor instead.
+func (*BatchCall) Descriptor() ([]byte, []int) {
+	return file_hsm_proto_rawDescGZIP(), []int{100}
+}
+
+func (x *BatchCall) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *BatchCall) GetMethod() string {
+	if x != nil {
+		return x.Method
+	}
+	return ""
+}
+
+func (x *BatchCall) GetRequest() []byte {
+	if x != nil {
+		return x.Request
+	}
+	return nil
+}
+
+type BatchResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Replies       []*BatchReply          `protobuf:"bytes,1,rep,name=replies,proto3" json:"replies,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BatchResponse) Reset() {
+	*x = BatchResponse{}
+	mi := &file_hsm_proto_msgTypes[101]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BatchResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BatchResponse) ProtoMessage() {}
+
+func (x *BatchResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hsm_proto_msgTypes[101]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BatchResponse.ProtoReflect.Descriptor instead.
+func (*BatchResponse) Descriptor() ([]byte, []int) {
+	return file_hsm_proto_rawDescGZIP(), []int{101}
+}
+
+func (x *BatchResponse) GetReplies() []*BatchReply {
+	if x != nil {
+		return x.Replies
+	}
+	return nil
+}
+
+// BatchReply answers one BatchCall: response (the method's response message,
+// marshalled) or, when the call failed, status (a google.rpc.Status,
+// marshalled, exactly as the unary RPC would have ended).
+type BatchReply struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Response      []byte                 `protobuf:"bytes,2,opt,name=response,proto3" json:"response,omitempty"`
+	Status        []byte                 `protobuf:"bytes,3,opt,name=status,proto3" json:"status,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BatchReply) Reset() {
+	*x = BatchReply{}
+	mi := &file_hsm_proto_msgTypes[102]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BatchReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BatchReply) ProtoMessage() {}
+
+func (x *BatchReply) ProtoReflect() protoreflect.Message {
+	mi := &file_hsm_proto_msgTypes[102]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BatchReply.ProtoReflect.Descriptor instead.
+func (*BatchReply) Descriptor() ([]byte, []int) {
+	return file_hsm_proto_rawDescGZIP(), []int{102}
+}
+
+func (x *BatchReply) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *BatchReply) GetResponse() []byte {
+	if x != nil {
+		return x.Response
+	}
+	return nil
+}
+
+func (x *BatchReply) GetStatus() []byte {
+	if x != nil {
+		return x.Status
+	}
+	return nil
+}
+
 var File_hsm_proto protoreflect.FileDescriptor
 
 const file_hsm_proto_rawDesc = "" +
@@ -6777,14 +6990,27 @@ const file_hsm_proto_rawDesc = "" +
 	"\rlittle_endian\x18\x03 \x01(\bR\flittleEndian\x12\x1d\n" +
 	"\n" +
 	"dkm_method\x18\x04 \x01(\x04R\tdkmMethod\x12\x14\n" +
-	"\x05value\x18\x05 \x01(\fR\x05value*\x8d\x01\n" +
+	"\x05value\x18\x05 \x01(\fR\x05value\">\n" +
+	"\fBatchRequest\x12.\n" +
+	"\x05calls\x18\x01 \x03(\v2\x18.coffer.hsm.v1.BatchCallR\x05calls\"M\n" +
+	"\tBatchCall\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x16\n" +
+	"\x06method\x18\x02 \x01(\tR\x06method\x12\x18\n" +
+	"\arequest\x18\x03 \x01(\fR\arequest\"D\n" +
+	"\rBatchResponse\x123\n" +
+	"\areplies\x18\x01 \x03(\v2\x19.coffer.hsm.v1.BatchReplyR\areplies\"P\n" +
+	"\n" +
+	"BatchReply\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x1a\n" +
+	"\bresponse\x18\x02 \x01(\fR\bresponse\x12\x16\n" +
+	"\x06status\x18\x03 \x01(\fR\x06status*\x8d\x01\n" +
 	"\bFunction\x12\x18\n" +
 	"\x14FUNCTION_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10FUNCTION_ENCRYPT\x10\x01\x12\x14\n" +
 	"\x10FUNCTION_DECRYPT\x10\x02\x12\x11\n" +
 	"\rFUNCTION_SIGN\x10\x03\x12\x13\n" +
 	"\x0fFUNCTION_VERIFY\x10\x04\x12\x13\n" +
-	"\x0fFUNCTION_DIGEST\x10\x052\x84$\n" +
+	"\x0fFUNCTION_DIGEST\x10\x052\xcc$\n" +
 	"\x03HSM\x12T\n" +
 	"\vOpenSession\x12!.coffer.hsm.v1.OpenSessionRequest\x1a\".coffer.hsm.v1.OpenSessionResponse\x12C\n" +
 	"\fCloseSession\x12\x1d.coffer.hsm.v1.SessionRequest\x1a\x14.coffer.hsm.v1.Empty\x12:\n" +
@@ -6849,7 +7075,8 @@ const file_hsm_proto_rawDesc = "" +
 	"\n" +
 	"CopyObject\x12 .coffer.hsm.v1.CopyObjectRequest\x1a\x1d.coffer.hsm.v1.CreateResponse\x12]\n" +
 	"\x0eEncapsulateKey\x12$.coffer.hsm.v1.EncapsulateKeyRequest\x1a%.coffer.hsm.v1.EncapsulateKeyResponse\x12U\n" +
-	"\x0eDecapsulateKey\x12$.coffer.hsm.v1.DecapsulateKeyRequest\x1a\x1d.coffer.hsm.v1.CreateResponse2\xf1\x03\n" +
+	"\x0eDecapsulateKey\x12$.coffer.hsm.v1.DecapsulateKeyRequest\x1a\x1d.coffer.hsm.v1.CreateResponse\x12F\n" +
+	"\x05Batch\x12\x1b.coffer.hsm.v1.BatchRequest\x1a\x1c.coffer.hsm.v1.BatchResponse(\x010\x012\xf1\x03\n" +
 	"\x04Peer\x12B\n" +
 	"\x05Hello\x12\x1b.coffer.hsm.v1.HelloRequest\x1a\x1c.coffer.hsm.v1.HelloResponse\x12?\n" +
 	"\x04Push\x12\x1a.coffer.hsm.v1.PushRequest\x1a\x1b.coffer.hsm.v1.PushResponse\x12E\n" +
@@ -6879,7 +7106,7 @@ func file_hsm_proto_rawDescGZIP() []byte {
 }
 
 var file_hsm_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_hsm_proto_msgTypes = make([]protoimpl.MessageInfo, 100)
+var file_hsm_proto_msgTypes = make([]protoimpl.MessageInfo, 104)
 var file_hsm_proto_goTypes = []any{
 	(Function)(0),                        // 0: coffer.hsm.v1.Function
 	(*Empty)(nil),                        // 1: coffer.hsm.v1.Empty
@@ -6981,7 +7208,11 @@ var file_hsm_proto_goTypes = []any{
 	(*EncapsulateKeyResponse)(nil),       // 97: coffer.hsm.v1.EncapsulateKeyResponse
 	(*DecapsulateKeyRequest)(nil),        // 98: coffer.hsm.v1.DecapsulateKeyRequest
 	(*KDFDataParam)(nil),                 // 99: coffer.hsm.v1.KDFDataParam
-	nil,                                  // 100: coffer.hsm.v1.QuorumValuesResponse.ValuesEntry
+	(*BatchRequest)(nil),                 // 100: coffer.hsm.v1.BatchRequest
+	(*BatchCall)(nil),                    // 101: coffer.hsm.v1.BatchCall
+	(*BatchResponse)(nil),                // 102: coffer.hsm.v1.BatchResponse
+	(*BatchReply)(nil),                   // 103: coffer.hsm.v1.BatchReply
+	nil,                                  // 104: coffer.hsm.v1.QuorumValuesResponse.ValuesEntry
 }
 var file_hsm_proto_depIdxs = []int32{
 	99,  // 0: coffer.hsm.v1.Mechanism.kdf_data:type_name -> coffer.hsm.v1.KDFDataParam
@@ -6992,7 +7223,7 @@ var file_hsm_proto_depIdxs = []int32{
 	14,  // 5: coffer.hsm.v1.ListUsersResponse.users:type_name -> coffer.hsm.v1.UserInfo
 	18,  // 6: coffer.hsm.v1.ListQuorumTokensResponse.tokens:type_name -> coffer.hsm.v1.QuorumTokenInfo
 	9,   // 7: coffer.hsm.v1.SetQuorumValueRequest.approvals:type_name -> coffer.hsm.v1.Approvals
-	100, // 8: coffer.hsm.v1.QuorumValuesResponse.values:type_name -> coffer.hsm.v1.QuorumValuesResponse.ValuesEntry
+	104, // 8: coffer.hsm.v1.QuorumValuesResponse.values:type_name -> coffer.hsm.v1.QuorumValuesResponse.ValuesEntry
 	9,   // 9: coffer.hsm.v1.RegisterTrustAnchorRequest.approvals:type_name -> coffer.hsm.v1.Approvals
 	23,  // 10: coffer.hsm.v1.ListTrustAnchorsResponse.anchors:type_name -> coffer.hsm.v1.TrustAnchor
 	9,   // 11: coffer.hsm.v1.DeregisterTrustAnchorRequest.approvals:type_name -> coffer.hsm.v1.Approvals
@@ -7042,151 +7273,155 @@ var file_hsm_proto_depIdxs = []int32{
 	3,   // 55: coffer.hsm.v1.DecapsulateKeyRequest.mechanism:type_name -> coffer.hsm.v1.Mechanism
 	2,   // 56: coffer.hsm.v1.DecapsulateKeyRequest.template:type_name -> coffer.hsm.v1.Attribute
 	35,  // 57: coffer.hsm.v1.DecapsulateKeyRequest.idempotency:type_name -> coffer.hsm.v1.Idempotency
-	5,   // 58: coffer.hsm.v1.HSM.OpenSession:input_type -> coffer.hsm.v1.OpenSessionRequest
-	4,   // 59: coffer.hsm.v1.HSM.CloseSession:input_type -> coffer.hsm.v1.SessionRequest
-	7,   // 60: coffer.hsm.v1.HSM.Login:input_type -> coffer.hsm.v1.LoginRequest
-	4,   // 61: coffer.hsm.v1.HSM.Logout:input_type -> coffer.hsm.v1.SessionRequest
-	10,  // 62: coffer.hsm.v1.HSM.Activate:input_type -> coffer.hsm.v1.ActivateRequest
-	11,  // 63: coffer.hsm.v1.HSM.CreateUser:input_type -> coffer.hsm.v1.CreateUserRequest
-	12,  // 64: coffer.hsm.v1.HSM.DeleteUser:input_type -> coffer.hsm.v1.DeleteUserRequest
-	13,  // 65: coffer.hsm.v1.HSM.ChangePassword:input_type -> coffer.hsm.v1.ChangePasswordRequest
-	4,   // 66: coffer.hsm.v1.HSM.ListUsers:input_type -> coffer.hsm.v1.SessionRequest
-	16,  // 67: coffer.hsm.v1.HSM.RegisterQuorumKey:input_type -> coffer.hsm.v1.RegisterQuorumKeyRequest
-	17,  // 68: coffer.hsm.v1.HSM.QuorumToken:input_type -> coffer.hsm.v1.QuorumTokenRequest
-	4,   // 69: coffer.hsm.v1.HSM.ListQuorumTokens:input_type -> coffer.hsm.v1.SessionRequest
-	20,  // 70: coffer.hsm.v1.HSM.DeleteQuorumToken:input_type -> coffer.hsm.v1.DeleteQuorumTokenRequest
-	21,  // 71: coffer.hsm.v1.HSM.SetQuorumValue:input_type -> coffer.hsm.v1.SetQuorumValueRequest
-	4,   // 72: coffer.hsm.v1.HSM.QuorumValues:input_type -> coffer.hsm.v1.SessionRequest
-	24,  // 73: coffer.hsm.v1.HSM.RegisterTrustAnchor:input_type -> coffer.hsm.v1.RegisterTrustAnchorRequest
-	1,   // 74: coffer.hsm.v1.HSM.ListTrustAnchors:input_type -> coffer.hsm.v1.Empty
-	26,  // 75: coffer.hsm.v1.HSM.DeregisterTrustAnchor:input_type -> coffer.hsm.v1.DeregisterTrustAnchorRequest
-	27,  // 76: coffer.hsm.v1.HSM.SetMTLSEnforcement:input_type -> coffer.hsm.v1.SetMTLSEnforcementRequest
-	4,   // 77: coffer.hsm.v1.HSM.GetMTLSEnforcement:input_type -> coffer.hsm.v1.SessionRequest
-	81,  // 78: coffer.hsm.v1.HSM.CreateReplicationLink:input_type -> coffer.hsm.v1.CreateReplicationLinkRequest
-	82,  // 79: coffer.hsm.v1.HSM.DeleteReplicationLink:input_type -> coffer.hsm.v1.DeleteReplicationLinkRequest
-	4,   // 80: coffer.hsm.v1.HSM.ListReplicationLinks:input_type -> coffer.hsm.v1.SessionRequest
-	29,  // 81: coffer.hsm.v1.HSM.GenerateKey:input_type -> coffer.hsm.v1.GenerateKeyRequest
-	30,  // 82: coffer.hsm.v1.HSM.GenerateKeyPair:input_type -> coffer.hsm.v1.GenerateKeyPairRequest
-	31,  // 83: coffer.hsm.v1.HSM.CreateObject:input_type -> coffer.hsm.v1.CreateObjectRequest
-	32,  // 84: coffer.hsm.v1.HSM.ImportKey:input_type -> coffer.hsm.v1.ImportKeyRequest
-	33,  // 85: coffer.hsm.v1.HSM.UnwrapKey:input_type -> coffer.hsm.v1.UnwrapKeyRequest
-	34,  // 86: coffer.hsm.v1.HSM.DeriveKey:input_type -> coffer.hsm.v1.DeriveKeyRequest
-	38,  // 87: coffer.hsm.v1.HSM.FindObjects:input_type -> coffer.hsm.v1.FindObjectsRequest
-	40,  // 88: coffer.hsm.v1.HSM.ObjectInfo:input_type -> coffer.hsm.v1.ObjectRequest
-	42,  // 89: coffer.hsm.v1.HSM.GetAttributes:input_type -> coffer.hsm.v1.GetAttributesRequest
-	45,  // 90: coffer.hsm.v1.HSM.SetAttributes:input_type -> coffer.hsm.v1.SetAttributesRequest
-	40,  // 91: coffer.hsm.v1.HSM.DestroyObject:input_type -> coffer.hsm.v1.ObjectRequest
-	46,  // 92: coffer.hsm.v1.HSM.ShareKey:input_type -> coffer.hsm.v1.ShareKeyRequest
-	46,  // 93: coffer.hsm.v1.HSM.UnshareKey:input_type -> coffer.hsm.v1.ShareKeyRequest
-	40,  // 94: coffer.hsm.v1.HSM.ExportKey:input_type -> coffer.hsm.v1.ObjectRequest
-	40,  // 95: coffer.hsm.v1.HSM.ExportPublicKey:input_type -> coffer.hsm.v1.ObjectRequest
-	48,  // 96: coffer.hsm.v1.HSM.Encrypt:input_type -> coffer.hsm.v1.CryptRequest
-	48,  // 97: coffer.hsm.v1.HSM.Decrypt:input_type -> coffer.hsm.v1.CryptRequest
-	48,  // 98: coffer.hsm.v1.HSM.Sign:input_type -> coffer.hsm.v1.CryptRequest
-	49,  // 99: coffer.hsm.v1.HSM.Verify:input_type -> coffer.hsm.v1.VerifyRequest
-	48,  // 100: coffer.hsm.v1.HSM.Digest:input_type -> coffer.hsm.v1.CryptRequest
-	50,  // 101: coffer.hsm.v1.HSM.WrapKey:input_type -> coffer.hsm.v1.WrapKeyRequest
-	51,  // 102: coffer.hsm.v1.HSM.GenerateRandom:input_type -> coffer.hsm.v1.RandomRequest
-	52,  // 103: coffer.hsm.v1.HSM.Begin:input_type -> coffer.hsm.v1.BeginRequest
-	54,  // 104: coffer.hsm.v1.HSM.Update:input_type -> coffer.hsm.v1.UpdateRequest
-	55,  // 105: coffer.hsm.v1.HSM.Finish:input_type -> coffer.hsm.v1.FinishRequest
-	56,  // 106: coffer.hsm.v1.HSM.Abort:input_type -> coffer.hsm.v1.OperationRequest
-	89,  // 107: coffer.hsm.v1.HSM.ExportReplica:input_type -> coffer.hsm.v1.ExportReplicaRequest
-	92,  // 108: coffer.hsm.v1.HSM.ImportReplica:input_type -> coffer.hsm.v1.ImportReplicaRequest
-	90,  // 109: coffer.hsm.v1.HSM.ExportUserReplica:input_type -> coffer.hsm.v1.ExportUserReplicaRequest
-	93,  // 110: coffer.hsm.v1.HSM.ImportUserReplica:input_type -> coffer.hsm.v1.ImportUserReplicaRequest
-	1,   // 111: coffer.hsm.v1.HSM.Mechanisms:input_type -> coffer.hsm.v1.Empty
-	1,   // 112: coffer.hsm.v1.HSM.NodeInfo:input_type -> coffer.hsm.v1.Empty
-	95,  // 113: coffer.hsm.v1.HSM.CopyObject:input_type -> coffer.hsm.v1.CopyObjectRequest
-	96,  // 114: coffer.hsm.v1.HSM.EncapsulateKey:input_type -> coffer.hsm.v1.EncapsulateKeyRequest
-	98,  // 115: coffer.hsm.v1.HSM.DecapsulateKey:input_type -> coffer.hsm.v1.DecapsulateKeyRequest
-	61,  // 116: coffer.hsm.v1.Peer.Hello:input_type -> coffer.hsm.v1.HelloRequest
-	64,  // 117: coffer.hsm.v1.Peer.Push:input_type -> coffer.hsm.v1.PushRequest
-	66,  // 118: coffer.hsm.v1.Peer.Digest:input_type -> coffer.hsm.v1.DigestRequest
-	69,  // 119: coffer.hsm.v1.Peer.Versions:input_type -> coffer.hsm.v1.VersionsRequest
-	72,  // 120: coffer.hsm.v1.Peer.Fetch:input_type -> coffer.hsm.v1.FetchRequest
-	74,  // 121: coffer.hsm.v1.Peer.Clone:input_type -> coffer.hsm.v1.CloneRequest
-	76,  // 122: coffer.hsm.v1.Peer.CatchUp:input_type -> coffer.hsm.v1.CatchUpRequest
-	78,  // 123: coffer.hsm.v1.Operator.Backup:input_type -> coffer.hsm.v1.BackupRequest
-	84,  // 124: coffer.hsm.v1.ReplicationLink.Hello:input_type -> coffer.hsm.v1.LinkHelloRequest
-	86,  // 125: coffer.hsm.v1.ReplicationLink.Digest:input_type -> coffer.hsm.v1.LinkDigestRequest
-	87,  // 126: coffer.hsm.v1.ReplicationLink.Versions:input_type -> coffer.hsm.v1.LinkVersionsRequest
-	88,  // 127: coffer.hsm.v1.ReplicationLink.Push:input_type -> coffer.hsm.v1.LinkPushRequest
-	6,   // 128: coffer.hsm.v1.HSM.OpenSession:output_type -> coffer.hsm.v1.OpenSessionResponse
-	1,   // 129: coffer.hsm.v1.HSM.CloseSession:output_type -> coffer.hsm.v1.Empty
-	1,   // 130: coffer.hsm.v1.HSM.Login:output_type -> coffer.hsm.v1.Empty
-	1,   // 131: coffer.hsm.v1.HSM.Logout:output_type -> coffer.hsm.v1.Empty
-	1,   // 132: coffer.hsm.v1.HSM.Activate:output_type -> coffer.hsm.v1.Empty
-	1,   // 133: coffer.hsm.v1.HSM.CreateUser:output_type -> coffer.hsm.v1.Empty
-	1,   // 134: coffer.hsm.v1.HSM.DeleteUser:output_type -> coffer.hsm.v1.Empty
-	1,   // 135: coffer.hsm.v1.HSM.ChangePassword:output_type -> coffer.hsm.v1.Empty
-	15,  // 136: coffer.hsm.v1.HSM.ListUsers:output_type -> coffer.hsm.v1.ListUsersResponse
-	1,   // 137: coffer.hsm.v1.HSM.RegisterQuorumKey:output_type -> coffer.hsm.v1.Empty
-	18,  // 138: coffer.hsm.v1.HSM.QuorumToken:output_type -> coffer.hsm.v1.QuorumTokenInfo
-	19,  // 139: coffer.hsm.v1.HSM.ListQuorumTokens:output_type -> coffer.hsm.v1.ListQuorumTokensResponse
-	1,   // 140: coffer.hsm.v1.HSM.DeleteQuorumToken:output_type -> coffer.hsm.v1.Empty
-	1,   // 141: coffer.hsm.v1.HSM.SetQuorumValue:output_type -> coffer.hsm.v1.Empty
-	22,  // 142: coffer.hsm.v1.HSM.QuorumValues:output_type -> coffer.hsm.v1.QuorumValuesResponse
-	23,  // 143: coffer.hsm.v1.HSM.RegisterTrustAnchor:output_type -> coffer.hsm.v1.TrustAnchor
-	25,  // 144: coffer.hsm.v1.HSM.ListTrustAnchors:output_type -> coffer.hsm.v1.ListTrustAnchorsResponse
-	25,  // 145: coffer.hsm.v1.HSM.DeregisterTrustAnchor:output_type -> coffer.hsm.v1.ListTrustAnchorsResponse
-	1,   // 146: coffer.hsm.v1.HSM.SetMTLSEnforcement:output_type -> coffer.hsm.v1.Empty
-	28,  // 147: coffer.hsm.v1.HSM.GetMTLSEnforcement:output_type -> coffer.hsm.v1.MTLSEnforcementResponse
-	1,   // 148: coffer.hsm.v1.HSM.CreateReplicationLink:output_type -> coffer.hsm.v1.Empty
-	1,   // 149: coffer.hsm.v1.HSM.DeleteReplicationLink:output_type -> coffer.hsm.v1.Empty
-	83,  // 150: coffer.hsm.v1.HSM.ListReplicationLinks:output_type -> coffer.hsm.v1.ListReplicationLinksResponse
-	36,  // 151: coffer.hsm.v1.HSM.GenerateKey:output_type -> coffer.hsm.v1.CreateResponse
-	37,  // 152: coffer.hsm.v1.HSM.GenerateKeyPair:output_type -> coffer.hsm.v1.GenerateKeyPairResponse
-	36,  // 153: coffer.hsm.v1.HSM.CreateObject:output_type -> coffer.hsm.v1.CreateResponse
-	36,  // 154: coffer.hsm.v1.HSM.ImportKey:output_type -> coffer.hsm.v1.CreateResponse
-	36,  // 155: coffer.hsm.v1.HSM.UnwrapKey:output_type -> coffer.hsm.v1.CreateResponse
-	36,  // 156: coffer.hsm.v1.HSM.DeriveKey:output_type -> coffer.hsm.v1.CreateResponse
-	39,  // 157: coffer.hsm.v1.HSM.FindObjects:output_type -> coffer.hsm.v1.FindObjectsResponse
-	41,  // 158: coffer.hsm.v1.HSM.ObjectInfo:output_type -> coffer.hsm.v1.ObjectInfoResponse
-	44,  // 159: coffer.hsm.v1.HSM.GetAttributes:output_type -> coffer.hsm.v1.GetAttributesResponse
-	1,   // 160: coffer.hsm.v1.HSM.SetAttributes:output_type -> coffer.hsm.v1.Empty
-	1,   // 161: coffer.hsm.v1.HSM.DestroyObject:output_type -> coffer.hsm.v1.Empty
-	1,   // 162: coffer.hsm.v1.HSM.ShareKey:output_type -> coffer.hsm.v1.Empty
-	1,   // 163: coffer.hsm.v1.HSM.UnshareKey:output_type -> coffer.hsm.v1.Empty
-	47,  // 164: coffer.hsm.v1.HSM.ExportKey:output_type -> coffer.hsm.v1.BytesResponse
-	47,  // 165: coffer.hsm.v1.HSM.ExportPublicKey:output_type -> coffer.hsm.v1.BytesResponse
-	47,  // 166: coffer.hsm.v1.HSM.Encrypt:output_type -> coffer.hsm.v1.BytesResponse
-	47,  // 167: coffer.hsm.v1.HSM.Decrypt:output_type -> coffer.hsm.v1.BytesResponse
-	47,  // 168: coffer.hsm.v1.HSM.Sign:output_type -> coffer.hsm.v1.BytesResponse
-	1,   // 169: coffer.hsm.v1.HSM.Verify:output_type -> coffer.hsm.v1.Empty
-	47,  // 170: coffer.hsm.v1.HSM.Digest:output_type -> coffer.hsm.v1.BytesResponse
-	47,  // 171: coffer.hsm.v1.HSM.WrapKey:output_type -> coffer.hsm.v1.BytesResponse
-	47,  // 172: coffer.hsm.v1.HSM.GenerateRandom:output_type -> coffer.hsm.v1.BytesResponse
-	53,  // 173: coffer.hsm.v1.HSM.Begin:output_type -> coffer.hsm.v1.BeginResponse
-	47,  // 174: coffer.hsm.v1.HSM.Update:output_type -> coffer.hsm.v1.BytesResponse
-	47,  // 175: coffer.hsm.v1.HSM.Finish:output_type -> coffer.hsm.v1.BytesResponse
-	1,   // 176: coffer.hsm.v1.HSM.Abort:output_type -> coffer.hsm.v1.Empty
-	91,  // 177: coffer.hsm.v1.HSM.ExportReplica:output_type -> coffer.hsm.v1.ReplicaEnvelope
-	94,  // 178: coffer.hsm.v1.HSM.ImportReplica:output_type -> coffer.hsm.v1.ImportReplicaResponse
-	91,  // 179: coffer.hsm.v1.HSM.ExportUserReplica:output_type -> coffer.hsm.v1.ReplicaEnvelope
-	94,  // 180: coffer.hsm.v1.HSM.ImportUserReplica:output_type -> coffer.hsm.v1.ImportReplicaResponse
-	58,  // 181: coffer.hsm.v1.HSM.Mechanisms:output_type -> coffer.hsm.v1.MechanismsResponse
-	59,  // 182: coffer.hsm.v1.HSM.NodeInfo:output_type -> coffer.hsm.v1.NodeInfoResponse
-	36,  // 183: coffer.hsm.v1.HSM.CopyObject:output_type -> coffer.hsm.v1.CreateResponse
-	97,  // 184: coffer.hsm.v1.HSM.EncapsulateKey:output_type -> coffer.hsm.v1.EncapsulateKeyResponse
-	36,  // 185: coffer.hsm.v1.HSM.DecapsulateKey:output_type -> coffer.hsm.v1.CreateResponse
-	62,  // 186: coffer.hsm.v1.Peer.Hello:output_type -> coffer.hsm.v1.HelloResponse
-	65,  // 187: coffer.hsm.v1.Peer.Push:output_type -> coffer.hsm.v1.PushResponse
-	67,  // 188: coffer.hsm.v1.Peer.Digest:output_type -> coffer.hsm.v1.DigestResponse
-	70,  // 189: coffer.hsm.v1.Peer.Versions:output_type -> coffer.hsm.v1.VersionsResponse
-	73,  // 190: coffer.hsm.v1.Peer.Fetch:output_type -> coffer.hsm.v1.FetchResponse
-	75,  // 191: coffer.hsm.v1.Peer.Clone:output_type -> coffer.hsm.v1.CloneResponse
-	77,  // 192: coffer.hsm.v1.Peer.CatchUp:output_type -> coffer.hsm.v1.CatchUpResponse
-	79,  // 193: coffer.hsm.v1.Operator.Backup:output_type -> coffer.hsm.v1.BackupChunk
-	85,  // 194: coffer.hsm.v1.ReplicationLink.Hello:output_type -> coffer.hsm.v1.LinkHelloResponse
-	67,  // 195: coffer.hsm.v1.ReplicationLink.Digest:output_type -> coffer.hsm.v1.DigestResponse
-	70,  // 196: coffer.hsm.v1.ReplicationLink.Versions:output_type -> coffer.hsm.v1.VersionsResponse
-	65,  // 197: coffer.hsm.v1.ReplicationLink.Push:output_type -> coffer.hsm.v1.PushResponse
-	128, // [128:198] is the sub-list for method output_type
-	58,  // [58:128] is the sub-list for method input_type
-	58,  // [58:58] is the sub-list for extension type_name
-	58,  // [58:58] is the sub-list for extension extendee
-	0,   // [0:58] is the sub-list for field type_name
+	101, // 58: coffer.hsm.v1.BatchRequest.calls:type_name -> coffer.hsm.v1.BatchCall
+	103, // 59: coffer.hsm.v1.BatchResponse.replies:type_name -> coffer.hsm.v1.BatchReply
+	5,   // 60: coffer.hsm.v1.HSM.OpenSession:input_type -> coffer.hsm.v1.OpenSessionRequest
+	4,   // 61: coffer.hsm.v1.HSM.CloseSession:input_type -> coffer.hsm.v1.SessionRequest
+	7,   // 62: coffer.hsm.v1.HSM.Login:input_type -> coffer.hsm.v1.LoginRequest
+	4,   // 63: coffer.hsm.v1.HSM.Logout:input_type -> coffer.hsm.v1.SessionRequest
+	10,  // 64: coffer.hsm.v1.HSM.Activate:input_type -> coffer.hsm.v1.ActivateRequest
+	11,  // 65: coffer.hsm.v1.HSM.CreateUser:input_type -> coffer.hsm.v1.CreateUserRequest
+	12,  // 66: coffer.hsm.v1.HSM.DeleteUser:input_type -> coffer.hsm.v1.DeleteUserRequest
+	13,  // 67: coffer.hsm.v1.HSM.ChangePassword:input_type -> coffer.hsm.v1.ChangePasswordRequest
+	4,   // 68: coffer.hsm.v1.HSM.ListUsers:input_type -> coffer.hsm.v1.SessionRequest
+	16,  // 69: coffer.hsm.v1.HSM.RegisterQuorumKey:input_type -> coffer.hsm.v1.RegisterQuorumKeyRequest
+	17,  // 70: coffer.hsm.v1.HSM.QuorumToken:input_type -> coffer.hsm.v1.QuorumTokenRequest
+	4,   // 71: coffer.hsm.v1.HSM.ListQuorumTokens:input_type -> coffer.hsm.v1.SessionRequest
+	20,  // 72: coffer.hsm.v1.HSM.DeleteQuorumToken:input_type -> coffer.hsm.v1.DeleteQuorumTokenRequest
+	21,  // 73: coffer.hsm.v1.HSM.SetQuorumValue:input_type -> coffer.hsm.v1.SetQuorumValueRequest
+	4,   // 74: coffer.hsm.v1.HSM.QuorumValues:input_type -> coffer.hsm.v1.SessionRequest
+	24,  // 75: coffer.hsm.v1.HSM.RegisterTrustAnchor:input_type -> coffer.hsm.v1.RegisterTrustAnchorRequest
+	1,   // 76: coffer.hsm.v1.HSM.ListTrustAnchors:input_type -> coffer.hsm.v1.Empty
+	26,  // 77: coffer.hsm.v1.HSM.DeregisterTrustAnchor:input_type -> coffer.hsm.v1.DeregisterTrustAnchorRequest
+	27,  // 78: coffer.hsm.v1.HSM.SetMTLSEnforcement:input_type -> coffer.hsm.v1.SetMTLSEnforcementRequest
+	4,   // 79: coffer.hsm.v1.HSM.GetMTLSEnforcement:input_type -> coffer.hsm.v1.SessionRequest
+	81,  // 80: coffer.hsm.v1.HSM.CreateReplicationLink:input_type -> coffer.hsm.v1.CreateReplicationLinkRequest
+	82,  // 81: coffer.hsm.v1.HSM.DeleteReplicationLink:input_type -> coffer.hsm.v1.DeleteReplicationLinkRequest
+	4,   // 82: coffer.hsm.v1.HSM.ListReplicationLinks:input_type -> coffer.hsm.v1.SessionRequest
+	29,  // 83: coffer.hsm.v1.HSM.GenerateKey:input_type -> coffer.hsm.v1.GenerateKeyRequest
+	30,  // 84: coffer.hsm.v1.HSM.GenerateKeyPair:input_type -> coffer.hsm.v1.GenerateKeyPairRequest
+	31,  // 85: coffer.hsm.v1.HSM.CreateObject:input_type -> coffer.hsm.v1.CreateObjectRequest
+	32,  // 86: coffer.hsm.v1.HSM.ImportKey:input_type -> coffer.hsm.v1.ImportKeyRequest
+	33,  // 87: coffer.hsm.v1.HSM.UnwrapKey:input_type -> coffer.hsm.v1.UnwrapKeyRequest
+	34,  // 88: coffer.hsm.v1.HSM.DeriveKey:input_type -> coffer.hsm.v1.DeriveKeyRequest
+	38,  // 89: coffer.hsm.v1.HSM.FindObjects:input_type -> coffer.hsm.v1.FindObjectsRequest
+	40,  // 90: coffer.hsm.v1.HSM.ObjectInfo:input_type -> coffer.hsm.v1.ObjectRequest
+	42,  // 91: coffer.hsm.v1.HSM.GetAttributes:input_type -> coffer.hsm.v1.GetAttributesRequest
+	45,  // 92: coffer.hsm.v1.HSM.SetAttributes:input_type -> coffer.hsm.v1.SetAttributesRequest
+	40,  // 93: coffer.hsm.v1.HSM.DestroyObject:input_type -> coffer.hsm.v1.ObjectRequest
+	46,  // 94: coffer.hsm.v1.HSM.ShareKey:input_type -> coffer.hsm.v1.ShareKeyRequest
+	46,  // 95: coffer.hsm.v1.HSM.UnshareKey:input_type -> coffer.hsm.v1.ShareKeyRequest
+	40,  // 96: coffer.hsm.v1.HSM.ExportKey:input_type -> coffer.hsm.v1.ObjectRequest
+	40,  // 97: coffer.hsm.v1.HSM.ExportPublicKey:input_type -> coffer.hsm.v1.ObjectRequest
+	48,  // 98: coffer.hsm.v1.HSM.Encrypt:input_type -> coffer.hsm.v1.CryptRequest
+	48,  // 99: coffer.hsm.v1.HSM.Decrypt:input_type -> coffer.hsm.v1.CryptRequest
+	48,  // 100: coffer.hsm.v1.HSM.Sign:input_type -> coffer.hsm.v1.CryptRequest
+	49,  // 101: coffer.hsm.v1.HSM.Verify:input_type -> coffer.hsm.v1.VerifyRequest
+	48,  // 102: coffer.hsm.v1.HSM.Digest:input_type -> coffer.hsm.v1.CryptRequest
+	50,  // 103: coffer.hsm.v1.HSM.WrapKey:input_type -> coffer.hsm.v1.WrapKeyRequest
+	51,  // 104: coffer.hsm.v1.HSM.GenerateRandom:input_type -> coffer.hsm.v1.RandomRequest
+	52,  // 105: coffer.hsm.v1.HSM.Begin:input_type -> coffer.hsm.v1.BeginRequest
+	54,  // 106: coffer.hsm.v1.HSM.Update:input_type -> coffer.hsm.v1.UpdateRequest
+	55,  // 107: coffer.hsm.v1.HSM.Finish:input_type -> coffer.hsm.v1.FinishRequest
+	56,  // 108: coffer.hsm.v1.HSM.Abort:input_type -> coffer.hsm.v1.OperationRequest
+	89,  // 109: coffer.hsm.v1.HSM.ExportReplica:input_type -> coffer.hsm.v1.ExportReplicaRequest
+	92,  // 110: coffer.hsm.v1.HSM.ImportReplica:input_type -> coffer.hsm.v1.ImportReplicaRequest
+	90,  // 111: coffer.hsm.v1.HSM.ExportUserReplica:input_type -> coffer.hsm.v1.ExportUserReplicaRequest
+	93,  // 112: coffer.hsm.v1.HSM.ImportUserReplica:input_type -> coffer.hsm.v1.ImportUserReplicaRequest
+	1,   // 113: coffer.hsm.v1.HSM.Mechanisms:input_type -> coffer.hsm.v1.Empty
+	1,   // 114: coffer.hsm.v1.HSM.NodeInfo:input_type -> coffer.hsm.v1.Empty
+	95,  // 115: coffer.hsm.v1.HSM.CopyObject:input_type -> coffer.hsm.v1.CopyObjectRequest
+	96,  // 116: coffer.hsm.v1.HSM.EncapsulateKey:input_type -> coffer.hsm.v1.EncapsulateKeyRequest
+	98,  // 117: coffer.hsm.v1.HSM.DecapsulateKey:input_type -> coffer.hsm.v1.DecapsulateKeyRequest
+	100, // 118: coffer.hsm.v1.HSM.Batch:input_type -> coffer.hsm.v1.BatchRequest
+	61,  // 119: coffer.hsm.v1.Peer.Hello:input_type -> coffer.hsm.v1.HelloRequest
+	64,  // 120: coffer.hsm.v1.Peer.Push:input_type -> coffer.hsm.v1.PushRequest
+	66,  // 121: coffer.hsm.v1.Peer.Digest:input_type -> coffer.hsm.v1.DigestRequest
+	69,  // 122: coffer.hsm.v1.Peer.Versions:input_type -> coffer.hsm.v1.VersionsRequest
+	72,  // 123: coffer.hsm.v1.Peer.Fetch:input_type -> coffer.hsm.v1.FetchRequest
+	74,  // 124: coffer.hsm.v1.Peer.Clone:input_type -> coffer.hsm.v1.CloneRequest
+	76,  // 125: coffer.hsm.v1.Peer.CatchUp:input_type -> coffer.hsm.v1.CatchUpRequest
+	78,  // 126: coffer.hsm.v1.Operator.Backup:input_type -> coffer.hsm.v1.BackupRequest
+	84,  // 127: coffer.hsm.v1.ReplicationLink.Hello:input_type -> coffer.hsm.v1.LinkHelloRequest
+	86,  // 128: coffer.hsm.v1.ReplicationLink.Digest:input_type -> coffer.hsm.v1.LinkDigestRequest
+	87,  // 129: coffer.hsm.v1.ReplicationLink.Versions:input_type -> coffer.hsm.v1.LinkVersionsRequest
+	88,  // 130: coffer.hsm.v1.ReplicationLink.Push:input_type -> coffer.hsm.v1.LinkPushRequest
+	6,   // 131: coffer.hsm.v1.HSM.OpenSession:output_type -> coffer.hsm.v1.OpenSessionResponse
+	1,   // 132: coffer.hsm.v1.HSM.CloseSession:output_type -> coffer.hsm.v1.Empty
+	1,   // 133: coffer.hsm.v1.HSM.Login:output_type -> coffer.hsm.v1.Empty
+	1,   // 134: coffer.hsm.v1.HSM.Logout:output_type -> coffer.hsm.v1.Empty
+	1,   // 135: coffer.hsm.v1.HSM.Activate:output_type -> coffer.hsm.v1.Empty
+	1,   // 136: coffer.hsm.v1.HSM.CreateUser:output_type -> coffer.hsm.v1.Empty
+	1,   // 137: coffer.hsm.v1.HSM.DeleteUser:output_type -> coffer.hsm.v1.Empty
+	1,   // 138: coffer.hsm.v1.HSM.ChangePassword:output_type -> coffer.hsm.v1.Empty
+	15,  // 139: coffer.hsm.v1.HSM.ListUsers:output_type -> coffer.hsm.v1.ListUsersResponse
+	1,   // 140: coffer.hsm.v1.HSM.RegisterQuorumKey:output_type -> coffer.hsm.v1.Empty
+	18,  // 141: coffer.hsm.v1.HSM.QuorumToken:output_type -> coffer.hsm.v1.QuorumTokenInfo
+	19,  // 142: coffer.hsm.v1.HSM.ListQuorumTokens:output_type -> coffer.hsm.v1.ListQuorumTokensResponse
+	1,   // 143: coffer.hsm.v1.HSM.DeleteQuorumToken:output_type -> coffer.hsm.v1.Empty
+	1,   // 144: coffer.hsm.v1.HSM.SetQuorumValue:output_type -> coffer.hsm.v1.Empty
+	22,  // 145: coffer.hsm.v1.HSM.QuorumValues:output_type -> coffer.hsm.v1.QuorumValuesResponse
+	23,  // 146: coffer.hsm.v1.HSM.RegisterTrustAnchor:output_type -> coffer.hsm.v1.TrustAnchor
+	25,  // 147: coffer.hsm.v1.HSM.ListTrustAnchors:output_type -> coffer.hsm.v1.ListTrustAnchorsResponse
+	25,  // 148: coffer.hsm.v1.HSM.DeregisterTrustAnchor:output_type -> coffer.hsm.v1.ListTrustAnchorsResponse
+	1,   // 149: coffer.hsm.v1.HSM.SetMTLSEnforcement:output_type -> coffer.hsm.v1.Empty
+	28,  // 150: coffer.hsm.v1.HSM.GetMTLSEnforcement:output_type -> coffer.hsm.v1.MTLSEnforcementResponse
+	1,   // 151: coffer.hsm.v1.HSM.CreateReplicationLink:output_type -> coffer.hsm.v1.Empty
+	1,   // 152: coffer.hsm.v1.HSM.DeleteReplicationLink:output_type -> coffer.hsm.v1.Empty
+	83,  // 153: coffer.hsm.v1.HSM.ListReplicationLinks:output_type -> coffer.hsm.v1.ListReplicationLinksResponse
+	36,  // 154: coffer.hsm.v1.HSM.GenerateKey:output_type -> coffer.hsm.v1.CreateResponse
+	37,  // 155: coffer.hsm.v1.HSM.GenerateKeyPair:output_type -> coffer.hsm.v1.GenerateKeyPairResponse
+	36,  // 156: coffer.hsm.v1.HSM.CreateObject:output_type -> coffer.hsm.v1.CreateResponse
+	36,  // 157: coffer.hsm.v1.HSM.ImportKey:output_type -> coffer.hsm.v1.CreateResponse
+	36,  // 158: coffer.hsm.v1.HSM.UnwrapKey:output_type -> coffer.hsm.v1.CreateResponse
+	36,  // 159: coffer.hsm.v1.HSM.DeriveKey:output_type -> coffer.hsm.v1.CreateResponse
+	39,  // 160: coffer.hsm.v1.HSM.FindObjects:output_type -> coffer.hsm.v1.FindObjectsResponse
+	41,  // 161: coffer.hsm.v1.HSM.ObjectInfo:output_type -> coffer.hsm.v1.ObjectInfoResponse
+	44,  // 162: coffer.hsm.v1.HSM.GetAttributes:output_type -> coffer.hsm.v1.GetAttributesResponse
+	1,   // 163: coffer.hsm.v1.HSM.SetAttributes:output_type -> coffer.hsm.v1.Empty
+	1,   // 164: coffer.hsm.v1.HSM.DestroyObject:output_type -> coffer.hsm.v1.Empty
+	1,   // 165: coffer.hsm.v1.HSM.ShareKey:output_type -> coffer.hsm.v1.Empty
+	1,   // 166: coffer.hsm.v1.HSM.UnshareKey:output_type -> coffer.hsm.v1.Empty
+	47,  // 167: coffer.hsm.v1.HSM.ExportKey:output_type -> coffer.hsm.v1.BytesResponse
+	47,  // 168: coffer.hsm.v1.HSM.ExportPublicKey:output_type -> coffer.hsm.v1.BytesResponse
+	47,  // 169: coffer.hsm.v1.HSM.Encrypt:output_type -> coffer.hsm.v1.BytesResponse
+	47,  // 170: coffer.hsm.v1.HSM.Decrypt:output_type -> coffer.hsm.v1.BytesResponse
+	47,  // 171: coffer.hsm.v1.HSM.Sign:output_type -> coffer.hsm.v1.BytesResponse
+	1,   // 172: coffer.hsm.v1.HSM.Verify:output_type -> coffer.hsm.v1.Empty
+	47,  // 173: coffer.hsm.v1.HSM.Digest:output_type -> coffer.hsm.v1.BytesResponse
+	47,  // 174: coffer.hsm.v1.HSM.WrapKey:output_type -> coffer.hsm.v1.BytesResponse
+	47,  // 175: coffer.hsm.v1.HSM.GenerateRandom:output_type -> coffer.hsm.v1.BytesResponse
+	53,  // 176: coffer.hsm.v1.HSM.Begin:output_type -> coffer.hsm.v1.BeginResponse
+	47,  // 177: coffer.hsm.v1.HSM.Update:output_type -> coffer.hsm.v1.BytesResponse
+	47,  // 178: coffer.hsm.v1.HSM.Finish:output_type -> coffer.hsm.v1.BytesResponse
+	1,   // 179: coffer.hsm.v1.HSM.Abort:output_type -> coffer.hsm.v1.Empty
+	91,  // 180: coffer.hsm.v1.HSM.ExportReplica:output_type -> coffer.hsm.v1.ReplicaEnvelope
+	94,  // 181: coffer.hsm.v1.HSM.ImportReplica:output_type -> coffer.hsm.v1.ImportReplicaResponse
+	91,  // 182: coffer.hsm.v1.HSM.ExportUserReplica:output_type -> coffer.hsm.v1.ReplicaEnvelope
+	94,  // 183: coffer.hsm.v1.HSM.ImportUserReplica:output_type -> coffer.hsm.v1.ImportReplicaResponse
+	58,  // 184: coffer.hsm.v1.HSM.Mechanisms:output_type -> coffer.hsm.v1.MechanismsResponse
+	59,  // 185: coffer.hsm.v1.HSM.NodeInfo:output_type -> coffer.hsm.v1.NodeInfoResponse
+	36,  // 186: coffer.hsm.v1.HSM.CopyObject:output_type -> coffer.hsm.v1.CreateResponse
+	97,  // 187: coffer.hsm.v1.HSM.EncapsulateKey:output_type -> coffer.hsm.v1.EncapsulateKeyResponse
+	36,  // 188: coffer.hsm.v1.HSM.DecapsulateKey:output_type -> coffer.hsm.v1.CreateResponse
+	102, // 189: coffer.hsm.v1.HSM.Batch:output_type -> coffer.hsm.v1.BatchResponse
+	62,  // 190: coffer.hsm.v1.Peer.Hello:output_type -> coffer.hsm.v1.HelloResponse
+	65,  // 191: coffer.hsm.v1.Peer.Push:output_type -> coffer.hsm.v1.PushResponse
+	67,  // 192: coffer.hsm.v1.Peer.Digest:output_type -> coffer.hsm.v1.DigestResponse
+	70,  // 193: coffer.hsm.v1.Peer.Versions:output_type -> coffer.hsm.v1.VersionsResponse
+	73,  // 194: coffer.hsm.v1.Peer.Fetch:output_type -> coffer.hsm.v1.FetchResponse
+	75,  // 195: coffer.hsm.v1.Peer.Clone:output_type -> coffer.hsm.v1.CloneResponse
+	77,  // 196: coffer.hsm.v1.Peer.CatchUp:output_type -> coffer.hsm.v1.CatchUpResponse
+	79,  // 197: coffer.hsm.v1.Operator.Backup:output_type -> coffer.hsm.v1.BackupChunk
+	85,  // 198: coffer.hsm.v1.ReplicationLink.Hello:output_type -> coffer.hsm.v1.LinkHelloResponse
+	67,  // 199: coffer.hsm.v1.ReplicationLink.Digest:output_type -> coffer.hsm.v1.DigestResponse
+	70,  // 200: coffer.hsm.v1.ReplicationLink.Versions:output_type -> coffer.hsm.v1.VersionsResponse
+	65,  // 201: coffer.hsm.v1.ReplicationLink.Push:output_type -> coffer.hsm.v1.PushResponse
+	131, // [131:202] is the sub-list for method output_type
+	60,  // [60:131] is the sub-list for method input_type
+	60,  // [60:60] is the sub-list for extension type_name
+	60,  // [60:60] is the sub-list for extension extendee
+	0,   // [0:60] is the sub-list for field type_name
 }
 
 func init() { file_hsm_proto_init() }
@@ -7204,7 +7439,7 @@ func file_hsm_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hsm_proto_rawDesc), len(file_hsm_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   100,
+			NumMessages:   104,
 			NumExtensions: 0,
 			NumServices:   4,
 		},

@@ -1,6 +1,7 @@
 // The wire protocol between Coffer clients and HSM nodes, and between nodes.
 //
-// Every RPC is one round trip. A device refusal travels as a gRPC status
+// Every RPC is one round trip, except Batch, which carries many single-part
+// requests on one stream and answers each as its own RPC would. A device refusal travels as a gRPC status
 // (code FAILED_PRECONDITION, INVALID_ARGUMENT, NOT_FOUND, PERMISSION_DENIED or
 // UNAUTHENTICATED) whose details hold an ErrorInfo with domain "coffer.hsm",
 // reason a stable name of the refusal's kind (e.g. "USER_EXISTS"; the list
@@ -88,6 +89,7 @@ const (
 	HSM_CopyObject_FullMethodName            = "/coffer.hsm.v1.HSM/CopyObject"
 	HSM_EncapsulateKey_FullMethodName        = "/coffer.hsm.v1.HSM/EncapsulateKey"
 	HSM_DecapsulateKey_FullMethodName        = "/coffer.hsm.v1.HSM/DecapsulateKey"
+	HSM_Batch_FullMethodName                 = "/coffer.hsm.v1.HSM/Batch"
 )
 
 // HSMClient is the client API for HSM service.
@@ -193,6 +195,15 @@ type HSMClient interface {
 	// ciphertext of the send that made the key.
 	EncapsulateKey(ctx context.Context, in *EncapsulateKeyRequest, opts ...grpc.CallOption) (*EncapsulateKeyResponse, error)
 	DecapsulateKey(ctx context.Context, in *DecapsulateKeyRequest, opts ...grpc.CallOption) (*CreateResponse, error)
+	// Batch carries single-part requests (Encrypt, Decrypt, Sign, Verify,
+	// Digest) of the stream's connection, many to a message, and answers
+	// each as its own unary RPC would, under the same checks: every call
+	// runs through the node's unary interceptors with its method's name.
+	// Replies come in any order, many to a message, matched by id. A call the
+	// node does not batch is answered UNIMPLEMENTED; a message beyond the
+	// bounds (calls per message, bytes per call) ends the stream
+	// INVALID_ARGUMENT.
+	Batch(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[BatchRequest, BatchResponse], error)
 }
 
 type hSMClient struct {
@@ -783,6 +794,19 @@ func (c *hSMClient) DecapsulateKey(ctx context.Context, in *DecapsulateKeyReques
 	return out, nil
 }
 
+func (c *hSMClient) Batch(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[BatchRequest, BatchResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &HSM_ServiceDesc.Streams[0], HSM_Batch_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[BatchRequest, BatchResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type HSM_BatchClient = grpc.BidiStreamingClient[BatchRequest, BatchResponse]
+
 // HSMServer is the server API for HSM service.
 // All implementations must embed UnimplementedHSMServer
 // for forward compatibility.
@@ -886,6 +910,15 @@ type HSMServer interface {
 	// ciphertext of the send that made the key.
 	EncapsulateKey(context.Context, *EncapsulateKeyRequest) (*EncapsulateKeyResponse, error)
 	DecapsulateKey(context.Context, *DecapsulateKeyRequest) (*CreateResponse, error)
+	// Batch carries single-part requests (Encrypt, Decrypt, Sign, Verify,
+	// Digest) of the stream's connection, many to a message, and answers
+	// each as its own unary RPC would, under the same checks: every call
+	// runs through the node's unary interceptors with its method's name.
+	// Replies come in any order, many to a message, matched by id. A call the
+	// node does not batch is answered UNIMPLEMENTED; a message beyond the
+	// bounds (calls per message, bytes per call) ends the stream
+	// INVALID_ARGUMENT.
+	Batch(grpc.BidiStreamingServer[BatchRequest, BatchResponse]) error
 	mustEmbedUnimplementedHSMServer()
 }
 
@@ -1069,6 +1102,9 @@ func (UnimplementedHSMServer) EncapsulateKey(context.Context, *EncapsulateKeyReq
 }
 func (UnimplementedHSMServer) DecapsulateKey(context.Context, *DecapsulateKeyRequest) (*CreateResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DecapsulateKey not implemented")
+}
+func (UnimplementedHSMServer) Batch(grpc.BidiStreamingServer[BatchRequest, BatchResponse]) error {
+	return status.Error(codes.Unimplemented, "method Batch not implemented")
 }
 func (UnimplementedHSMServer) mustEmbedUnimplementedHSMServer() {}
 func (UnimplementedHSMServer) testEmbeddedByValue()             {}
@@ -2135,6 +2171,13 @@ func _HSM_DecapsulateKey_Handler(srv interface{}, ctx context.Context, dec func(
 	return interceptor(ctx, in, info, handler)
 }
 
+func _HSM_Batch_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(HSMServer).Batch(&grpc.GenericServerStream[BatchRequest, BatchResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type HSM_BatchServer = grpc.BidiStreamingServer[BatchRequest, BatchResponse]
+
 // HSM_ServiceDesc is the grpc.ServiceDesc for HSM service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -2375,7 +2418,14 @@ var HSM_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _HSM_DecapsulateKey_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "Batch",
+			Handler:       _HSM_Batch_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
+	},
 	Metadata: "hsm.proto",
 }
 

@@ -1,0 +1,215 @@
+// Package batch carries many single-part RPCs of the HSM service on one
+// Batch stream, many to a message, in both directions: Serve on the node,
+// Stream on the client. A batched call is answered exactly as its unary RPC
+// would be: it runs through the server's own chain of unary interceptors
+// into the method's handler, with the stream's context, which carries the
+// same connection and peer. No rule is written twice.
+package batch
+
+import (
+	"context"
+	"errors"
+	"io"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	hsmv1 "github.com/coffer-hsm/coffer/proto/hsmv1"
+)
+
+// Bounds of one Batch stream. A client keeps its messages within the first
+// two; a message beyond them ends the stream.
+const (
+	MaxCalls    = 256      // calls in one BatchRequest
+	MaxCallSize = 64 << 10 // bytes of one call's request
+	// maxInFlight bounds the calls of one stream received and not yet
+	// answered: beyond it the node reads no more from the stream, so a
+	// client that does not read its replies holds at most this many (of at
+	// most MaxCallSize and a little more each) and stalls only itself.
+	maxInFlight = 512
+	// maxWorkers bounds the goroutines running one stream's calls. A
+	// call may wait (for a catch-up from the peers), so there are more than
+	// CPUs; they start when needed and live as long as the stream.
+	maxWorkers = 64
+	// Replies that are ready go out together, up to these bounds.
+	maxReplies    = 256
+	maxReplyBytes = 1 << 20
+)
+
+// Methods are the HSM methods a Batch call may name: single-part
+// operations, each complete in one request and safe to run concurrently
+// with the others of its session.
+var Methods = []string{"Encrypt", "Decrypt", "Sign", "Verify", "Digest"}
+
+// Server serves Batch streams for srv, an HSM service implementation.
+type Server struct {
+	srv     any
+	unary   grpc.UnaryServerInterceptor // nil: none
+	methods map[string]grpc.MethodDesc
+}
+
+// NewServer returns the Batch server of srv (an hsmv1.HSMServer) whose
+// calls run through unary, the gRPC server's interceptors (nil: none).
+func NewServer(srv hsmv1.HSMServer, unary grpc.UnaryServerInterceptor) *Server {
+	s := &Server{srv: srv, unary: unary, methods: make(map[string]grpc.MethodDesc)}
+	for _, d := range hsmv1.HSM_ServiceDesc.Methods {
+		if slices.Contains(Methods, d.MethodName) {
+			s.methods[d.MethodName] = d
+		}
+	}
+	return s
+}
+
+// Serve serves one Batch stream: it reads calls, runs each on a worker and
+// sends the replies as they are ready, until the client ends the stream or
+// the connection ends.
+func (s *Server) Serve(st hsmv1.HSM_BatchServer) error {
+	ctx := st.Context()
+	b := &batchRun{
+		s:       s,
+		ctx:     ctx,
+		calls:   make(chan *hsmv1.BatchCall, maxInFlight),
+		replies: make(chan *hsmv1.BatchReply, maxInFlight),
+		slots:   make(chan struct{}, maxInFlight),
+	}
+	wrote := make(chan error, 1)
+	go func() { wrote <- b.write(st) }()
+	err := b.read(st)
+	b.inFlight.Wait()
+	close(b.calls) // the workers end
+	close(b.replies)
+	if werr := <-wrote; err == nil {
+		err = werr
+	}
+	return err
+}
+
+// batchRun is the state of one Batch stream.
+type batchRun struct {
+	s       *Server
+	ctx     context.Context
+	calls   chan *hsmv1.BatchCall  // received, waiting for a worker
+	replies chan *hsmv1.BatchReply // ready, waiting to be sent
+	slots   chan struct{}          // one per call in flight
+
+	inFlight sync.WaitGroup // calls received and not yet answered
+	workers  int            // started (by read only)
+	// free is the workers done with their calls and not yet handed another,
+	// less the calls handed to none (negative: calls wait for a worker).
+	free atomic.Int64
+}
+
+// read receives the stream's messages and hands their calls to workers,
+// taking a slot for each, until the stream ends. A message beyond the
+// bounds ends the stream with INVALID_ARGUMENT; the calls already taken
+// are still answered.
+func (b *batchRun) read(st hsmv1.HSM_BatchServer) error {
+	for {
+		req, err := st.Recv()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if len(req.GetCalls()) > MaxCalls {
+			return status.Errorf(codes.InvalidArgument, "a batch of %d calls exceeds %d", len(req.GetCalls()), MaxCalls)
+		}
+		for _, c := range req.GetCalls() {
+			if len(c.GetRequest()) > MaxCallSize {
+				return status.Errorf(codes.InvalidArgument, "a batched request of %d bytes exceeds %d", len(c.GetRequest()), MaxCallSize)
+			}
+			select {
+			case b.slots <- struct{}{}:
+			case <-b.ctx.Done():
+				return status.FromContextError(b.ctx.Err()).Err()
+			}
+			b.inFlight.Add(1)
+			if b.free.Add(-1) < 0 && b.workers < maxWorkers {
+				// No worker is free: a new one takes it, so a call never
+				// waits behind one that is waiting.
+				b.free.Add(1)
+				b.workers++
+				go b.work()
+			}
+			b.calls <- c // never blocks: the channel holds a call per slot
+		}
+	}
+}
+
+// work runs calls until the stream's calls end.
+func (b *batchRun) work() {
+	for c := range b.calls {
+		b.replies <- b.run(c) // never blocks: the channel holds a reply per slot
+		b.free.Add(1)
+	}
+}
+
+// run answers one call as its unary RPC.
+func (b *batchRun) run(c *hsmv1.BatchCall) *hsmv1.BatchReply {
+	r := &hsmv1.BatchReply{Id: c.GetId()}
+	d, ok := b.s.methods[c.GetMethod()]
+	if !ok {
+		r.Status = marshalStatus(status.Newf(codes.Unimplemented, "method %q is not batched", c.GetMethod()))
+		return r
+	}
+	dec := func(m any) error { return proto.Unmarshal(c.GetRequest(), m.(proto.Message)) }
+	resp, err := d.Handler(b.s.srv, b.ctx, dec, b.s.unary)
+	if err != nil {
+		r.Status = marshalStatus(status.Convert(err))
+		return r
+	}
+	out, err := proto.Marshal(resp.(proto.Message))
+	if err != nil {
+		r.Status = marshalStatus(status.Newf(codes.Internal, "marshal the reply: %v", err))
+		return r
+	}
+	r.Response = out
+	return r
+}
+
+// marshalStatus is st as BatchReply.status carries it.
+func marshalStatus(st *status.Status) []byte {
+	b, err := proto.Marshal(st.Proto())
+	if err != nil { // a status is code, message and details the node made
+		b, _ = proto.Marshal(status.New(codes.Internal, "marshal a status").Proto())
+	}
+	return b
+}
+
+// write sends the replies, those ready together, until the replies end. After
+// a failed send it goes on taking replies (and giving back their slots), so
+// the workers and read end, and returns the failure.
+func (b *batchRun) write(st hsmv1.HSM_BatchServer) error {
+	var failed error
+	for r := range b.replies {
+		msg := &hsmv1.BatchResponse{Replies: []*hsmv1.BatchReply{r}}
+		size := len(r.GetResponse()) + len(r.GetStatus())
+	more:
+		for len(msg.Replies) < maxReplies && size < maxReplyBytes {
+			select {
+			case r, ok := <-b.replies:
+				if !ok {
+					break more
+				}
+				msg.Replies = append(msg.Replies, r)
+				size += len(r.GetResponse()) + len(r.GetStatus())
+			default:
+				break more
+			}
+		}
+		if failed == nil {
+			failed = st.Send(msg)
+		}
+		for range msg.Replies {
+			<-b.slots
+			b.inFlight.Done()
+		}
+	}
+	return failed
+}

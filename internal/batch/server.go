@@ -65,52 +65,57 @@ func NewServer(srv hsmv1.HSMServer, unary grpc.UnaryServerInterceptor) *Server {
 	return s
 }
 
-// Serve serves one Batch stream: it reads calls, runs each on a worker and
-// sends the replies as they are ready, until the client ends the stream or
-// the connection ends.
+// Serve serves one Batch stream until the client ends it or the connection
+// ends. It reads calls and runs each on a worker (never itself: a call may
+// wait, for a catch-up, and the calls after it must not); replies are sent
+// as they are ready, those ready together in one message, by whichever
+// worker finds no send under way.
 func (s *Server) Serve(st hsmv1.HSM_BatchServer) error {
-	ctx := st.Context()
 	b := &batchRun{
-		s:       s,
-		ctx:     ctx,
-		calls:   make(chan *hsmv1.BatchCall, maxInFlight),
-		replies: make(chan *hsmv1.BatchReply, maxInFlight),
-		slots:   make(chan struct{}, maxInFlight),
+		s:     s,
+		st:    st,
+		ctx:   st.Context(),
+		calls: make(chan *hsmv1.BatchCall, maxInFlight),
+		slots: make(chan struct{}, maxInFlight),
 	}
-	wrote := make(chan error, 1)
-	go func() { wrote <- b.write(st) }()
-	err := b.read(st)
+	err := b.read()
 	b.inFlight.Wait()
 	close(b.calls) // the workers end
-	close(b.replies)
-	if werr := <-wrote; err == nil {
-		err = werr
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err == nil {
+		err = b.sendErr
 	}
 	return err
 }
 
 // batchRun is the state of one Batch stream.
 type batchRun struct {
-	s       *Server
-	ctx     context.Context
-	calls   chan *hsmv1.BatchCall  // received, waiting for a worker
-	replies chan *hsmv1.BatchReply // ready, waiting to be sent
-	slots   chan struct{}          // one per call in flight
+	s     *Server
+	st    hsmv1.HSM_BatchServer
+	ctx   context.Context
+	calls chan *hsmv1.BatchCall // received, waiting for a worker
+	slots chan struct{}         // one per call in flight
 
 	inFlight sync.WaitGroup // calls received and not yet answered
 	workers  int            // started (by read only)
 	// free is the workers done with their calls and not yet handed another,
 	// less the calls handed to none (negative: calls wait for a worker).
 	free atomic.Int64
+
+	mu      sync.Mutex
+	ready   []*hsmv1.BatchReply // answered, not yet sent
+	sending bool                // a goroutine is sending ready
+	sendErr error               // the stream failed: replies are dropped
 }
 
 // read receives the stream's messages and hands their calls to workers,
 // taking a slot for each, until the stream ends. A message beyond the
 // bounds ends the stream with INVALID_ARGUMENT; the calls already taken
 // are still answered.
-func (b *batchRun) read(st hsmv1.HSM_BatchServer) error {
+func (b *batchRun) read() error {
 	for {
-		req, err := st.Recv()
+		req, err := b.st.Recv()
 		if errors.Is(err, io.EOF) {
 			return nil
 		}
@@ -124,6 +129,8 @@ func (b *batchRun) read(st hsmv1.HSM_BatchServer) error {
 			if len(c.GetRequest()) > MaxCallSize {
 				return status.Errorf(codes.InvalidArgument, "a batched request of %d bytes exceeds %d", len(c.GetRequest()), MaxCallSize)
 			}
+		}
+		for _, c := range req.GetCalls() {
 			select {
 			case b.slots <- struct{}{}:
 			case <-b.ctx.Done():
@@ -145,7 +152,7 @@ func (b *batchRun) read(st hsmv1.HSM_BatchServer) error {
 // work runs calls until the stream's calls end.
 func (b *batchRun) work() {
 	for c := range b.calls {
-		b.replies <- b.run(c) // never blocks: the channel holds a reply per slot
+		b.reply(b.run(c))
 		b.free.Add(1)
 	}
 }
@@ -182,34 +189,42 @@ func marshalStatus(st *status.Status) []byte {
 	return b
 }
 
-// write sends the replies, those ready together, until the replies end. After
-// a failed send it goes on taking replies (and giving back their slots), so
-// the workers and read end, and returns the failure.
-func (b *batchRun) write(st hsmv1.HSM_BatchServer) error {
-	var failed error
-	for r := range b.replies {
-		msg := &hsmv1.BatchResponse{Replies: []*hsmv1.BatchReply{r}}
-		size := len(r.GetResponse()) + len(r.GetStatus())
-	more:
-		for len(msg.Replies) < maxReplies && size < maxReplyBytes {
-			select {
-			case r, ok := <-b.replies:
-				if !ok {
-					break more
-				}
-				msg.Replies = append(msg.Replies, r)
-				size += len(r.GetResponse()) + len(r.GetStatus())
-			default:
-				break more
-			}
+// reply queues r and, if no send is under way, sends what is ready until
+// nothing is, giving back each reply's slot once it is sent (or dropped,
+// after the stream failed). A send blocked by a client that does not read
+// holds up only this stream: the other goroutines queue and go on.
+func (b *batchRun) reply(r *hsmv1.BatchReply) {
+	b.mu.Lock()
+	b.ready = append(b.ready, r)
+	if b.sending {
+		b.mu.Unlock()
+		return
+	}
+	b.sending = true
+	for len(b.ready) > 0 {
+		n, size := 0, 0
+		for n < len(b.ready) && n < maxReplies && (n == 0 || size < maxReplyBytes) {
+			size += len(b.ready[n].GetResponse()) + len(b.ready[n].GetStatus())
+			n++
 		}
-		if failed == nil {
-			failed = st.Send(msg)
+		msg := &hsmv1.BatchResponse{Replies: b.ready[:n:n]}
+		b.ready = b.ready[n:]
+		failed := b.sendErr != nil
+		b.mu.Unlock()
+		var err error
+		if !failed {
+			err = b.st.Send(msg)
 		}
-		for range msg.Replies {
+		for range n {
 			<-b.slots
 			b.inFlight.Done()
 		}
+		b.mu.Lock()
+		if err != nil && b.sendErr == nil {
+			b.sendErr = err
+		}
 	}
-	return failed
+	b.ready = nil
+	b.sending = false
+	b.mu.Unlock()
 }

@@ -80,6 +80,11 @@ type Cell struct {
 	Seconds     float64   `json:"seconds"`
 	OpsPerSec   float64   `json:"ops_per_second"`
 	Latency     Latencies `json:"latency_us"`
+	// CPUPerOp is the CPU time (user and system) the coffer bench process
+	// used in the cell, over its operations, in µs: the client's cost
+	// (with --pkcs11 the module's and, for an in-process token such as
+	// SoftHSMv2, the cryptography's too). 0 where it is not measured.
+	CPUPerOp float64 `json:"cpu_us_per_op,omitempty"`
 	Interrupted bool      `json:"interrupted,omitempty"`
 }
 
@@ -166,14 +171,14 @@ func (r *Report) WriteTable(w io.Writer) error {
 		map[bool]string{true: " (FIPS 140-3 mode)"}[r.Go.FIPS140], r.Keys, r.Duration)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	width := opWidth(r.Cells)
-	fmt.Fprintf(tw, "%-*s\tthreads\tkeys\tops/s\tp50 µs\tp99 µs\tp99.9 µs\tops\terrors\t\n", width, "op")
+	fmt.Fprintf(tw, "%-*s\tthreads\tkeys\tops/s\tp50 µs\tp99 µs\tp99.9 µs\tCPU µs/op\tops\terrors\t\n", width, "op")
 	for _, c := range r.Cells {
 		mark := ""
 		if c.Interrupted {
 			mark = " (cut short)"
 		}
-		fmt.Fprintf(tw, "%-*s\t%d\t%s\t%.1f\t%.1f\t%.1f\t%.1f\t%d\t%d%s\t\n",
-			width, c.Op, c.Threads, c.Keys, c.OpsPerSec, c.Latency.P50, c.Latency.P99, c.Latency.P999, c.Ops, c.Errors, mark)
+		fmt.Fprintf(tw, "%-*s\t%d\t%s\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%d\t%d%s\t\n",
+			width, c.Op, c.Threads, c.Keys, c.OpsPerSec, c.Latency.P50, c.Latency.P99, c.Latency.P999, c.CPUPerOp, c.Ops, c.Errors, mark)
 	}
 	if err := tw.Flush(); err != nil {
 		return err

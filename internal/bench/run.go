@@ -167,6 +167,7 @@ func runCell(ctx context.Context, w Workload, op Op, n int, c Config, index, tot
 	)
 	run, stop := context.WithTimeout(ctx, c.Duration)
 	defer stop()
+	cpu0, cpuOK := processCPU()
 	start := time.Now()
 	for i, wk := range workers {
 		h := new(Histogram)
@@ -237,6 +238,7 @@ wait:
 		}
 	}
 	elapsed := time.Since(start)
+	cpu1, _ := processCPU()
 	report()
 	var h Histogram
 	for _, x := range hists {
@@ -244,6 +246,9 @@ wait:
 	}
 	cell := newCell(op, n, c.TokenKeys, elapsed, &h, fails.Load())
 	cell.Interrupted = ctx.Err() != nil
+	if cpuOK && cell.Ops > 0 {
+		cell.CPUPerOp = micros((cpu1 - cpu0) / time.Duration(cell.Ops))
+	}
 	if p := firstErr.Load(); p != nil {
 		cell.FirstError = *p
 	}

@@ -167,3 +167,22 @@ func TestFileMembershipRefresh(t *testing.T) {
 		}
 	}
 }
+
+// "batching" is on by default, "off" sends RPCs, anything else is refused.
+func TestFileBatching(t *testing.T) {
+	anchor, _ := clusterPKI(t, "cluster-test")
+	for _, tc := range []struct {
+		in        string
+		unbatched bool
+		bad       bool
+	}{{"", false, false}, {"on", false, false}, {"off", true, false}, {"no", false, true}} {
+		f := File{HSMs: []string{"127.0.0.1:2223"}, HSMCACert: anchor, ClusterID: "cluster-test", Batching: tc.in}
+		cfg, err := f.Config(nil)
+		switch {
+		case tc.bad && err == nil:
+			t.Errorf("batching %q accepted", tc.in)
+		case !tc.bad && (err != nil || cfg.Unbatched != tc.unbatched):
+			t.Errorf("batching %q: unbatched %v, %v; want %v", tc.in, cfg.Unbatched, err, tc.unbatched)
+		}
+	}
+}

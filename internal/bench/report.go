@@ -71,21 +71,21 @@ type OpSummary struct {
 
 // Cell is one operation at one thread count.
 type Cell struct {
-	Op          string    `json:"op"`
-	Threads     int       `json:"threads"`
-	Keys        string    `json:"keys"` // "token" or "session"
-	Ops         uint64    `json:"ops"`
-	Errors      uint64    `json:"errors"`
-	FirstError  string    `json:"first_error,omitempty"`
-	Seconds     float64   `json:"seconds"`
-	OpsPerSec   float64   `json:"ops_per_second"`
-	Latency     Latencies `json:"latency_us"`
+	Op         string    `json:"op"`
+	Threads    int       `json:"threads"`
+	Keys       string    `json:"keys"` // "token" or "session"
+	Ops        uint64    `json:"ops"`
+	Errors     uint64    `json:"errors"`
+	FirstError string    `json:"first_error,omitempty"`
+	Seconds    float64   `json:"seconds"`
+	OpsPerSec  float64   `json:"ops_per_second"`
+	Latency    Latencies `json:"latency_us"`
 	// CPUPerOp is the CPU time (user and system) the coffer bench process
 	// used in the cell, over its operations, in µs: the client's cost
 	// (with --pkcs11 the module's and, for an in-process token such as
 	// SoftHSMv2, the cryptography's too). 0 where it is not measured.
-	CPUPerOp float64 `json:"cpu_us_per_op,omitempty"`
-	Interrupted bool      `json:"interrupted,omitempty"`
+	CPUPerOp    float64 `json:"cpu_us_per_op,omitempty"`
+	Interrupted bool    `json:"interrupted,omitempty"`
 }
 
 // Latencies of the operations that succeeded, in microseconds.

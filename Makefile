@@ -31,7 +31,7 @@ else
 $(error CRYPTO must be auto, boringcrypto or native, not $(CRYPTO))
 endif
 
-.PHONY: build build-native test vet fmt-check vulncheck unit fuzz-short fuzz bench faults clean
+.PHONY: build build-native test vet fmt-check vulncheck unit unit-fips fuzz-short fuzz bench faults clean
 
 build:
 	GOEXPERIMENT=$(COFFER_GOEXPERIMENT) $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/coffer ./cmd/coffer
@@ -41,7 +41,7 @@ build:
 build-native:
 	$(MAKE) build CRYPTO=native
 
-test: build vet fmt-check vulncheck unit fuzz-short
+test: build vet fmt-check vulncheck unit unit-fips fuzz-short
 
 vet:
 	$(GO) vet ./...
@@ -59,6 +59,13 @@ vulncheck:
 unit: build
 	COFFER_BIN=$(abspath $(BIN)/coffer) COFFER_LIB=$(abspath $(BIN)/libcoffer_pkcs11.so) \
 		GO=$(GO) bash scripts/gotest.sh -race -count=1 -timeout 20m ./...
+
+# The device's cryptography, its known-answer and Wycheproof tests among
+# them, and the stores and certificates it relies on, again in Go's FIPS
+# 140-3 mode: what a FIPS-mode HSM on a native build runs in (it starts
+# itself with fips140=on; internal/node's tests run in it always).
+unit-fips:
+	GODEBUG=fips140=on $(GO) test -count=1 -timeout 10m ./internal/hsm/... ./internal/cryptobackend/ ./internal/pki/ ./internal/store/
 
 # Every fuzz target explores for a few seconds in `make test`; `make fuzz`
 # runs each longer (FUZZTIME=10m make fuzz).

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/peer"
 
+	"github.com/coffer-hsm/coffer/internal/cryptobackend"
 	"github.com/coffer-hsm/coffer/internal/node"
 	"github.com/coffer-hsm/coffer/internal/pki"
 )
@@ -40,6 +41,11 @@ func runHSMRun(ctx context.Context, args []string, stderr io.Writer) error {
 	f, err := readHSMFile(*config)
 	if err != nil {
 		return err
+	}
+	if f.FIPS {
+		if err := ensureFIPSModule(cryptobackend.Current(), os.Environ(), stderr, execSelf); err != nil {
+			return err
+		}
 	}
 	cfg, err := nodeConfig(f, *config, time.Now)
 	if err != nil {

@@ -26,7 +26,7 @@ import (
 	"github.com/coffer-hsm/coffer/internal/pki"
 )
 
-const upUsage = `usage: coffer up --data-dir DIR [--listen 127.0.0.1:PORT] [--detach [--wait-timeout 2m]]
+const upUsage = `usage: coffer up --data-dir DIR [--listen 127.0.0.1:PORT] [--fips] [--detach [--wait-timeout 2m]]
 
 Starts, in the foreground, a control plane and a cluster of two HSMs in two
 availability zones, initialized under a customer CA made in DIR and
@@ -41,6 +41,10 @@ pid in DIR/up.pid) and returns once the cluster is ready: exit 0, or non-zero
 with the end of the log if it was not ready within --wait-timeout.
 ` + "`coffer down --data-dir DIR`" + ` stops it and its HSMs. One coffer up at a
 time serves a DIR.
+
+With --fips the cluster is an hsm2m.medium cluster in FIPS mode: only
+mechanisms FIPS mode approves, and HSMs that run their cryptography in a
+FIPS 140-3 module (BoringCrypto's, or Go's in FIPS 140-3 mode).
 
 `
 
@@ -79,6 +83,7 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	backupKey := fs.String("backup-key", "", "the fleet backup key file of the HSMs (0600, made if missing; default: inside the HSM side's directory); name another deployment's copy to restore its backups")
 	backupStores, backupInterval := backupFlags(fs)
 	detach := fs.Bool("detach", false, "run in the background; return once the cluster is ready (stop it with coffer down)")
+	fips := fs.Bool("fips", false, "make the cluster in FIPS mode (hsm2m.medium, mode FIPS); a DIR's cluster keeps the mode it was made in")
 	waitTimeout := fs.Duration("wait-timeout", 2*time.Minute, "with --detach: how long the cluster has to become ready")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, upUsage)
@@ -148,7 +153,7 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}()
 	api := &apiClient{endpoint: cp.endpoint, region: upRegion, cred: cp.cred}
-	up, err := bringUp(ctx, api, cp, dir, prev, upPath, stderr)
+	up, err := bringUp(ctx, api, cp, dir, prev, upPath, *fips, stderr)
 	if err != nil {
 		return err
 	}
@@ -259,9 +264,9 @@ func upListenCandidates(flagValue, prevEndpoint string) []string {
 // bringUp makes (or finds) the cluster and takes it to ACTIVE with a crypto
 // user, recording the passwords in the pending file before they are used
 // and writing up.json once the cluster is ready.
-func bringUp(ctx context.Context, api *apiClient, cp *runningControlPlane, dir string, prev upFile, upPath string, stderr io.Writer) (upFile, error) {
+func bringUp(ctx context.Context, api *apiClient, cp *runningControlPlane, dir string, prev upFile, upPath string, fips bool, stderr io.Writer) (upFile, error) {
 	pendingPath := filepath.Join(dir, upPendingName)
-	cl, err := upCluster(ctx, api)
+	cl, err := upCluster(ctx, api, fips)
 	if err != nil {
 		return upFile{}, err
 	}
@@ -349,8 +354,10 @@ func bringUp(ctx context.Context, api *apiClient, cp *runningControlPlane, dir s
 	return up, nil
 }
 
-// upCluster finds the cluster of an earlier `coffer up`, or creates it.
-func upCluster(ctx context.Context, api *apiClient) (controlplane.Cluster, error) {
+// upCluster finds the cluster of an earlier `coffer up`, or creates it: in
+// FIPS mode (hsm2m.medium) if fips. A cluster found keeps its mode; asked
+// for the other one, it is an error.
+func upCluster(ctx context.Context, api *apiClient, fips bool) (controlplane.Cluster, error) {
 	var out controlplane.DescribeClustersResponse
 	if err := api.call(ctx, "DescribeClusters", controlplane.DescribeClustersRequest{}, &out); err != nil {
 		return controlplane.Cluster{}, err
@@ -358,15 +365,22 @@ func upCluster(ctx context.Context, api *apiClient) (controlplane.Cluster, error
 	for _, c := range out.Clusters {
 		if c.State != controlplane.ClusterDeleted && c.State != controlplane.ClusterDeleteInProgress &&
 			slices.Contains(c.TagList, controlplane.Tag{Key: upTagKey, Value: "true"}) {
+			if fips && c.Mode != "FIPS" {
+				return c, fmt.Errorf("the cluster of this data directory (%s) is not in FIPS mode; --fips makes a new one only: use another --data-dir (or leave --fips out)", c.ClusterId)
+			}
 			return c, nil
 		}
 	}
 	region := controlplane.DefaultRegion(upRegion, 0)
 	var created controlplane.CreateClusterResponse
-	err := api.call(ctx, "CreateCluster", controlplane.CreateClusterRequest{
+	req := controlplane.CreateClusterRequest{
 		HsmType: "hsm1.medium", SubnetIds: []string{region.Subnets[0].ID, region.Subnets[1].ID},
 		TagList: []controlplane.Tag{{Key: upTagKey, Value: "true"}, {Key: "Name", Value: "coffer-up"}},
-	}, &created)
+	}
+	if fips {
+		req.HsmType, req.Mode = "hsm2m.medium", "FIPS"
+	}
+	err := api.call(ctx, "CreateCluster", req, &created)
 	return created.Cluster, err
 }
 

@@ -26,15 +26,43 @@ type Info struct {
 	// FIPS140 reports Go's FIPS 140-3 mode (GODEBUG=fips140=on or only).
 	// BoringCrypto binaries never run in it: Go refuses the two together.
 	FIPS140 bool
+	// Enforced reports GODEBUG=fips140=only: the standard library refuses
+	// what its FIPS 140-3 module does not approve.
+	Enforced bool
+	// ModuleVersion is the version of Go's FIPS 140-3 module when FIPS140
+	// is on: a frozen module's ("v1.0.0-c2097c7c", built with GOFIPS140),
+	// or "latest" for the module of the Go release itself, which is not a
+	// validated one.
+	ModuleVersion string
 }
 
-// String is the form `coffer version` prints: "go", "go fips140" or
-// "boringcrypto".
-func (i Info) String() string {
-	if i.FIPS140 {
-		return i.Name + " fips140"
+// FIPSModule reports whether the cryptography runs in a FIPS 140-3
+// module: BoringSSL's (BoringCrypto), or Go's in FIPS 140-3 mode.
+func (i Info) FIPSModule() bool { return i.Name == BoringCrypto || i.FIPS140 }
+
+// Module names the FIPS 140-3 module in use, "" when none is: "BoringCrypto"
+// or "Go Cryptographic Module v1.0.0-c2097c7c".
+func (i Info) Module() string {
+	switch {
+	case i.Name == BoringCrypto:
+		return "BoringCrypto"
+	case i.FIPS140:
+		return "Go Cryptographic Module " + i.ModuleVersion
 	}
-	return i.Name
+	return ""
+}
+
+// String is the form `coffer version` prints: "go", "boringcrypto", or in
+// Go's FIPS 140-3 mode "go fips140 (Go Cryptographic Module VERSION)",
+// "fips140=only" instead of "fips140" when it is enforced.
+func (i Info) String() string {
+	switch {
+	case !i.FIPS140:
+		return i.Name
+	case i.Enforced:
+		return i.Name + " fips140=only (" + i.Module() + ")"
+	}
+	return i.Name + " fips140 (" + i.Module() + ")"
 }
 
 // Current reports the backend of this process.
@@ -43,7 +71,12 @@ func Current() Info {
 	if boringEnabled() {
 		name = BoringCrypto
 	}
-	return Info{Name: name, FIPS140: fips140.Enabled()}
+	i := Info{Name: name, FIPS140: fips140.Enabled()}
+	if i.FIPS140 {
+		i.Enforced = fips140.Enforced()
+		i.ModuleVersion = fips140.Version()
+	}
+	return i
 }
 
 const (

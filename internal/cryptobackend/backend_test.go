@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
+	"os"
+	"strings"
 	"testing"
 )
 
@@ -81,5 +83,36 @@ func TestGCMWithRandomNonceInPlace(t *testing.T) {
 	sealed := a.Seal(buf[:0], nil, buf, nil)
 	if pt, err := a.Open(nil, nil, sealed, nil); err != nil || !bytes.Equal(pt, msg) {
 		t.Fatalf("in place: %q, %v", pt, err)
+	}
+}
+
+// Every backend is named, with Go's FIPS 140-3 module and its version when
+// it is on.
+func TestInfoString(t *testing.T) {
+	for _, tc := range []struct {
+		i      Info
+		want   string
+		module string
+	}{
+		{Info{Name: Go}, "go", ""},
+		{Info{Name: BoringCrypto}, "boringcrypto", "BoringCrypto"},
+		{Info{Name: Go, FIPS140: true, ModuleVersion: "v1.0.0-c2097c7c"}, "go fips140 (Go Cryptographic Module v1.0.0-c2097c7c)", "Go Cryptographic Module v1.0.0-c2097c7c"},
+		{Info{Name: Go, FIPS140: true, Enforced: true, ModuleVersion: "latest"}, "go fips140=only (Go Cryptographic Module latest)", "Go Cryptographic Module latest"},
+	} {
+		if got := tc.i.String(); got != tc.want {
+			t.Errorf("%+v: String %q, want %q", tc.i, got, tc.want)
+		}
+		if got := tc.i.Module(); got != tc.module {
+			t.Errorf("%+v: Module %q, want %q", tc.i, got, tc.module)
+		}
+		if got := tc.i.FIPSModule(); got != (tc.module != "") {
+			t.Errorf("%+v: FIPSModule %v", tc.i, got)
+		}
+	}
+	if strings.Contains(os.Getenv("GODEBUG"), "fips140=on") && !Current().FIPS140 {
+		t.Errorf("GODEBUG=%s, but Current() %+v is not in FIPS 140-3 mode", os.Getenv("GODEBUG"), Current())
+	}
+	if c := Current(); c.FIPS140 && c.ModuleVersion == "" {
+		t.Errorf("Current() %+v: FIPS 140-3 mode without a module version", c)
 	}
 }

@@ -33,7 +33,8 @@ func TestCryptoBackendReported(t *testing.T) {
 	if code != http.StatusOK {
 		t.Fatalf("/metrics = %d", code)
 	}
-	want := fmt.Sprintf("\ncoffer_build_info{crypto_backend=%q,fips140=\"%t\",version=\"v9.9.9-test\"} 1\n", cb.Name, cb.FIPS140)
+	want := fmt.Sprintf("\ncoffer_build_info{crypto_backend=%q,fips140=\"%t\",fips140_enforced=\"%t\",fips_mode=\"false\",fips_module=%q,version=\"v9.9.9-test\"} 1\n",
+		cb.Name, cb.FIPS140, cb.Enforced, cb.Module())
 	if !strings.Contains(body, want) {
 		t.Errorf("/metrics lacks %q", strings.TrimSpace(want))
 	}

@@ -158,3 +158,9 @@ func peerStatus(err error) error {
 func errPanic() error {
 	return rvStatus(codes.Internal, ck.CKR_DEVICE_ERROR, reason.Internal, "internal error", nil)
 }
+
+// ErrNoFIPSModule: a node of a FIPS-mode cluster must run its cryptography
+// in a FIPS 140-3 module, BoringCrypto's or Go's in FIPS 140-3 mode
+// (GODEBUG=fips140=on or only from process start; `coffer hsm run` starts
+// itself again so); it does not start otherwise.
+var ErrNoFIPSModule = errors.New("node: a FIPS-mode HSM needs a FIPS 140-3 module: run it on a GOEXPERIMENT=boringcrypto build, or with GODEBUG=fips140=on (or only) from its start")

@@ -92,8 +92,9 @@ func newMetrics(n *Node) *metrics {
 	// coffer_build_info is 1, labelled with what this node runs.
 	cb := cryptobackend.Current()
 	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
-		Name: "coffer_build_info", Help: "1, labelled with the node's version, crypto backend (go or boringcrypto) and whether Go's FIPS 140-3 mode is on.",
-		ConstLabels: prometheus.Labels{"version": n.cfg.Version, "crypto_backend": cb.Name, "fips140": strconv.FormatBool(cb.FIPS140)},
+		Name: "coffer_build_info", Help: "1, labelled with the node's version, crypto backend (go or boringcrypto), whether Go's FIPS 140-3 mode is on and enforced (fips140=only), the FIPS 140-3 module in use (none: \"\") and whether the HSM is in FIPS mode.",
+		ConstLabels: prometheus.Labels{"version": n.cfg.Version, "crypto_backend": cb.Name, "fips140": strconv.FormatBool(cb.FIPS140),
+			"fips140_enforced": strconv.FormatBool(cb.Enforced), "fips_module": cb.Module(), "fips_mode": strconv.FormatBool(n.cfg.Device.FIPS)},
 	})
 	buildInfo.Set(1)
 	m.reg.MustRegister(buildInfo)

@@ -84,6 +84,9 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if cb := cryptobackend.Current(); cfg.Device.FIPS && !cb.FIPSModule() {
+		return nil, fmt.Errorf("%w (this process runs crypto %s)", ErrNoFIPSModule, cb)
+	}
 	cfg = cfg.withDefaults()
 	n := &Node{
 		cfg: cfg,
@@ -380,7 +383,7 @@ func (n *Node) Run(ctx context.Context) error {
 	spawn("join", func() error { return n.join(ctx, spawn) })
 	cb := cryptobackend.Current()
 	n.log.Info("serving", "addr", n.Addr(), "metrics", n.MetricsAddr(), "version", n.cfg.Version,
-		"crypto_backend", cb.Name, "fips140", cb.FIPS140)
+		"crypto_backend", cb.Name, "fips140", cb.FIPS140, "fips_module", cb.Module(), "fips_mode", n.cfg.Device.FIPS)
 
 	var err error
 	select {

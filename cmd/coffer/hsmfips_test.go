@@ -1,0 +1,108 @@
+package main
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coffer-hsm/coffer/internal/cryptobackend"
+	"github.com/coffer-hsm/coffer/internal/node"
+)
+
+// ensureFIPSModule goes on in a FIPS 140-3 module, starts again with
+// fips140=on added to GODEBUG otherwise, and refuses when GODEBUG already
+// sets fips140 (or starting again fails).
+func TestEnsureFIPSModule(t *testing.T) {
+	var execs [][]string
+	exec := func(_ string, _, env []string) error {
+		execs = append(execs, env)
+		return errors.New("exec refused")
+	}
+	native := cryptobackend.Info{Name: cryptobackend.Go}
+	for _, cb := range []cryptobackend.Info{{Name: cryptobackend.BoringCrypto}, {Name: cryptobackend.Go, FIPS140: true, ModuleVersion: "latest"}} {
+		if err := ensureFIPSModule(cb, []string{"GODEBUG=fips140=off"}, io.Discard, exec); err != nil || len(execs) != 0 {
+			t.Fatalf("%s: %v, %d execs", cb, err, len(execs))
+		}
+	}
+	for _, godebug := range []string{"fips140=off", "x509sha1=1,fips140=on"} {
+		err := ensureFIPSModule(native, []string{"HOME=/h", "GODEBUG=" + godebug}, io.Discard, exec)
+		if !errors.Is(err, node.ErrNoFIPSModule) || len(execs) != 0 {
+			t.Fatalf("GODEBUG=%s: %v, %d execs; want ErrNoFIPSModule and no exec", godebug, err, len(execs))
+		}
+	}
+	err := ensureFIPSModule(native, []string{"HOME=/h", "GODEBUG=x509sha1=1"}, io.Discard, exec)
+	if !errors.Is(err, node.ErrNoFIPSModule) || len(execs) != 1 {
+		t.Fatalf("exec refused: %v, %d execs", err, len(execs))
+	}
+	if want := []string{"HOME=/h", "GODEBUG=x509sha1=1,fips140=on"}; !slices.Equal(execs[0], want) {
+		t.Errorf("started again with %q, want %q", execs[0], want)
+	}
+	_ = ensureFIPSModule(native, []string{"HOME=/h"}, io.Discard, exec)
+	if want := []string{"HOME=/h", "GODEBUG=fips140=on"}; !slices.Equal(execs[1], want) {
+		t.Errorf("started again with %q, want %q", execs[1], want)
+	}
+}
+
+// TestFIPSHSMRunsInFIPSModule: an HSM whose config says FIPS runs in a FIPS
+// 140-3 module, as the node itself reports (NodeInfo and coffer_build_info),
+// whatever the binary: this test binary is built on Go's own cryptography
+// without FIPS 140-3 mode, so the HSM starts itself again in it. With
+// GODEBUG setting fips140 otherwise, it does not start.
+func TestFIPSHSMRunsInFIPSModule(t *testing.T) {
+	c := newCluster(t, 1)
+	c.editConfig(t, 1, func(f *hsmFile) { f.FIPS = true })
+	c.start(t, 1)
+	c.waitReady(t, 1)
+	st := c.dial(t, 1, 1).ClusterInfo(t.Context())
+	if len(st) != 1 || st[0].Info == nil {
+		t.Fatalf("cluster info: %+v", st)
+	}
+	info := st[0].Info
+	own := cryptobackend.Current()
+	want := own.String()
+	if !own.FIPSModule() {
+		want = "go fips140 (Go Cryptographic Module " // started again
+	}
+	if !info.FIPS || !strings.HasPrefix(info.CryptoBackend, want) {
+		t.Errorf("FIPS HSM reports fips %v, crypto %q; want fips and crypto %q…", info.FIPS, info.CryptoBackend, want)
+	}
+	resp, err := (&http.Client{Timeout: 5 * time.Second}).Get("http://" + c.metricsAddr(t, 1) + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), `fips_mode="true"`) || !strings.Contains(string(body), `fips_module="`) || strings.Contains(string(body), `fips_module=""`) {
+		t.Errorf("coffer_build_info does not name the FIPS module: %s", grepLines(string(body), "coffer_build_info"))
+	}
+	c.stop(t, 1)
+	if own.FIPSModule() {
+		return // nothing to refuse in this binary
+	}
+
+	t.Setenv("GODEBUG", "fips140=off")
+	p := c.start(t, 1)
+	select {
+	case <-p.done:
+	case <-time.After(clusterWaitLimit):
+		t.Fatal("a FIPS HSM with GODEBUG=fips140=off started")
+	}
+	if out := c.output(t, 1); p.err == nil || !strings.Contains(out, "needs a FIPS 140-3 module") {
+		t.Errorf("FIPS HSM with fips140=off: %v\n%s", p.err, out)
+	}
+}
+
+// grepLines is the lines of s that contain sub.
+func grepLines(s, sub string) string {
+	var out []string
+	for l := range strings.Lines(s) {
+		if strings.Contains(l, sub) {
+			out = append(out, strings.TrimSpace(l))
+		}
+	}
+	return strings.Join(out, "\n")
+}

@@ -64,9 +64,9 @@ func runBench(ctx context.Context, args []string, stdin *os.File, stdout, stderr
 	password := fs.String("password", "", "the crypto user's password (default: COFFER_CLI_PASSWORD, else CLOUDHSM_PIN's, else asked)")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, benchUsage)
-		fs.PrintDefaults()
+		printFlags(fs)
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {

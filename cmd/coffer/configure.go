@@ -116,7 +116,7 @@ func runConfigure(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fset.SetOutput(stderr)
 	fset.Usage = func() {
 		fmt.Fprint(stderr, configureUsage+"\nflags:\n")
-		fset.PrintDefaults()
+		printFlags(fset)
 	}
 	var addrs addrsFlag
 	fset.Var(&addrs, "a", "an HSM's address HOST[:PORT] (its EniIp; the port is 2223 when left out; repeat for each HSM)")
@@ -131,7 +131,7 @@ func runConfigure(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	endpoint := fset.String("endpoint", "", "the CloudHSM control plane endpoint URL of --cluster-id (default: AWS_ENDPOINT_URL or AWS's)")
 	profile := fset.String("profile", "", "the AWS profile of --cluster-id (default: AWS_PROFILE or default)")
 	refresh := fset.Bool("m", false, "refresh the file's HSM list from a reachable HSM of the cluster")
-	if err := fset.Parse(args[1:]); err != nil {
+	if err := parseFlags(fset, args[1:]); err != nil {
 		return err
 	}
 	lookup := awsLookup{Region: *region, Endpoint: *endpoint, Profile: *profile}

@@ -93,9 +93,9 @@ func runControlPlane(ctx context.Context, args []string, stdout, stderr io.Write
 	backupStores, backupInterval := backupFlags(fs)
 	fs.Usage = func() {
 		fmt.Fprint(stderr, controlplaneUsage)
-		fs.PrintDefaults()
+		printFlags(fs)
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *dataDir == "" || fs.NArg() > 0 {

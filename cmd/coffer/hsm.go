@@ -112,9 +112,9 @@ func runHSMInit(args []string, stdout, stderr io.Writer) error {
 		"a fixed pause a client address keeps after each failed login (default: 2s, growing 4x per failure up to 15m)")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, "usage: coffer hsm init --dir DIR --node ID=IP:PORT ...\n\n")
-		fs.PrintDefaults()
+		printFlags(fs)
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *dir == "" || len(nodes) == 0 {

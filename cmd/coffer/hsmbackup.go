@@ -51,9 +51,9 @@ func runHSMBackup(ctx context.Context, args []string, stdin io.Reader, stdout, s
 	fs.Usage = func() {
 		fmt.Fprint(stderr, "usage: coffer hsm backup --config HSM.json --backup-id ID [--cluster-dir DIR --sealing-key FILE|-] --out PATH\n\n"+
 			"Prints {\"records\": N, \"bytes\": B}.\n\n")
-		fs.PrintDefaults()
+		printFlags(fs)
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *config == "" || *id == "" || *out == "" || (*clusterDir != "") != (*sealing != "") {
@@ -187,9 +187,9 @@ func runHSMRestoreCluster(args []string, stdin io.Reader, stdout, stderr io.Writ
 	fs.Usage = func() {
 		fmt.Fprint(stderr, "usage: coffer hsm restore-cluster --dir DIR --backup-key PATH --backup-id ID --blob PATH --sealing-key FILE|-\n\n"+
 			"Exit status 3: the blob is refused (the line on stderr says why).\n\n")
-		fs.PrintDefaults()
+		printFlags(fs)
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *dir == "" || *keyPath == "" || *id == "" || *blobPath == "" || *sealing == "" {
@@ -286,9 +286,9 @@ func runHSMBackupKey(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprint(stderr, "usage: coffer hsm backup-key --create PATH\n\n"+
 			"The key every HSM of a deployment seals backups under. Give it to another\n"+
 			"deployment's HSMs by copying the file (0600) and naming it with --backup-key.\n\n")
-		fs.PrintDefaults()
+		printFlags(fs)
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *path == "" {

@@ -38,9 +38,9 @@ func runHSMClusterKey(args []string, stdin io.Reader, stdout, stderr io.Writer) 
 		fmt.Fprint(stderr, "usage: coffer hsm cluster-key --dir DIR --cluster-id ID --hsm-id ID --sealing-key FILE|-\n\n"+
 			"Makes the cluster key in DIR if it has none, and prints {\"cluster_csr\", \"hsm_certificate\"}.\n"+
 			"The control plane runs it; the same DIR always gives the same CSR.\n\n")
-		fs.PrintDefaults()
+		printFlags(fs)
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *dir == "" || *clusterID == "" || *hsmID == "" || *sealing == "" {
@@ -113,9 +113,9 @@ func runHSMIssueCert(args []string, stdin io.Reader, stdout, stderr io.Writer) e
 	sealing := fs.String("sealing-key", "", "the file of the key sealing the cluster key, - for stdin")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, "usage: coffer hsm issue-cert --cluster-dir DIR --cluster-cert FILE [--cluster-id ID] --hsm-id ID --ip IP --out DIR --sealing-key FILE|-\n\n")
-		fs.PrintDefaults()
+		printFlags(fs)
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	addr := net.ParseIP(*ip)
@@ -170,7 +170,7 @@ func runHSMSealClusterKey(args []string, stdin io.Reader, stderr io.Writer) erro
 	fs.SetOutput(stderr)
 	dir := fs.String("dir", "", "the cluster's HSM directory")
 	sealing := fs.String("sealing-key", "", "the file of the key sealing the cluster key, - for stdin")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *dir == "" || *sealing == "" {

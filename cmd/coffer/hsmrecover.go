@@ -27,9 +27,9 @@ func runHSMUnlockAdmin(ctx context.Context, args []string, stdout, stderr io.Wri
 			"Stop the HSM first, preferably one that was in sync with its peers; run this on its\n"+
 			"host (it needs the data dir and node key); then start the HSM again and log in.\n\n"+
 			"Example: coffer hsm unlock-admin --config ./cluster/hsm-1.json --username admin\n\n")
-		fs.PrintDefaults()
+		printFlags(fs)
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *config == "" || *username == "" {

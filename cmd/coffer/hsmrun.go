@@ -29,9 +29,9 @@ func runHSMRun(ctx context.Context, args []string, stderr io.Writer) error {
 	config := fs.String("config", "", "the HSM's config file (from coffer hsm init)")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, "usage: coffer hsm run --config FILE\n\nExample: coffer hsm run --config ./cluster/hsm-1.json\n\n")
-		fs.PrintDefaults()
+		printFlags(fs)
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *config == "" {

@@ -16,7 +16,7 @@ func runHSMSelfTest(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("hsm selftest", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, "usage: coffer hsm selftest\n") }
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 0 {

@@ -87,9 +87,9 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	waitTimeout := fs.Duration("wait-timeout", 2*time.Minute, "with --detach: how long the cluster has to become ready")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, upUsage)
-		fs.PrintDefaults()
+		printFlags(fs)
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *dataDir == "" || fs.NArg() > 0 {

@@ -315,9 +315,9 @@ func runDown(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	timeout := fs.Duration("timeout", upStopTimeout, "how long coffer up has to stop its HSMs and exit before it is killed")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, downUsage)
-		fs.PrintDefaults()
+		printFlags(fs)
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *dataDir == "" || fs.NArg() > 0 {

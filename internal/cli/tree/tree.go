@@ -62,8 +62,9 @@ With a command it runs that one command (single-command mode): it logs in
 first, when the command needs it, as --username with --role (password from
 --password, COFFER_CLI_PASSWORD or a prompt), or as COFFER_CLI_USERNAME and
 COFFER_CLI_ROLE; what those leave unset comes from CloudHSM CLI's CLOUDHSM_PIN
-(username:password) and CLOUDHSM_ROLE. Without a command, or with ` + "`interactive`" + `, it starts a shell with
-history and tab completion, where you log in with ` + "`login`" + `. In both,
+(username:password) and CLOUDHSM_ROLE. Without a command, or with
+` + "`interactive`" + `, it starts a shell with history and tab completion, where
+you log in with ` + "`login`" + `. In both,
 ` + "`help`" + ` lists the commands and ` + "`help COMMAND`" + ` (or COMMAND --help) explains one.
 The login flags go before the command (coffer cli --username alice --role
 crypto-user key list): some commands have flags of the same names that name

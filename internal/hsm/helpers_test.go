@@ -15,6 +15,9 @@ import (
 type memStore struct {
 	mu   sync.Mutex
 	recs map[RecordKind]map[string][]byte
+	// beforeDelete, if set, runs at the start of each Delete (tests hold a
+	// deletion there).
+	beforeDelete func(k RecordKind, id string)
 }
 
 func newMemStore() *memStore { return &memStore{recs: map[RecordKind]map[string][]byte{}} }
@@ -30,6 +33,9 @@ func (m *memStore) Put(_ context.Context, k RecordKind, id string, data []byte) 
 }
 
 func (m *memStore) Delete(_ context.Context, k RecordKind, id string) error {
+	if m.beforeDelete != nil {
+		m.beforeDelete(k, id)
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	delete(m.recs[k], id)

@@ -25,16 +25,14 @@ func (d *Device) setSharing(ctx context.Context, sid SessionID, id ObjectID, use
 	if err != nil {
 		return err
 	}
-	d.mu.RLock()
-	u := d.users[user]
-	d.mu.RUnlock()
-	switch {
-	case u == nil:
-		err = fmt.Errorf("%w: %q", ErrUserNotFound, user)
-	case u.Role != RoleCryptoUser || user == p.name:
-		err = fmt.Errorf("%w: keys are shared with other crypto users", ErrArgumentsBad)
-	default:
+	if err = d.shareTarget(p, user); err == nil {
 		err = d.update(ctx, s, p, id, func(o *Object) error {
+			// Again under the write lock: the user may have been deleted
+			// since (deleteUser withdraws shares under it), and a share
+			// landing after that would pass to a new user of the name.
+			if err := d.shareTarget(p, user); err != nil {
+				return err
+			}
 			if !o.Token() || !o.isKey() {
 				return fmt.Errorf("%w: only token keys are shared", ErrArgumentsBad)
 			}
@@ -55,6 +53,21 @@ func (d *Device) setSharing(ctx context.Context, sid SessionID, id ObjectID, use
 	}
 	if err != nil {
 		return &Error{Op: op, Err: err}
+	}
+	return nil
+}
+
+// shareTarget checks that p may share a key with user: another crypto user
+// who exists.
+func (d *Device) shareTarget(p *principal, user string) error {
+	d.mu.RLock()
+	u := d.users[user]
+	d.mu.RUnlock()
+	switch {
+	case u == nil:
+		return fmt.Errorf("%w: %q", ErrUserNotFound, user)
+	case u.Role != RoleCryptoUser || user == p.name:
+		return fmt.Errorf("%w: keys are shared with other crypto users", ErrArgumentsBad)
 	}
 	return nil
 }

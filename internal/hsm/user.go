@@ -374,6 +374,12 @@ func (d *Device) createUser(ctx context.Context, sid SessionID, name string, rol
 	if err != nil {
 		return p, err
 	}
+	// Nor the keys shared with that user: a share that reached this HSM
+	// after the deletion (from a peer that had not learnt of it yet) is
+	// withdrawn before the name is given again.
+	if err := d.withdrawShares(ctx, name); err != nil {
+		return p, err
+	}
 	if err := d.putUser(ctx, d.newUser(name, role, h)); err != nil {
 		return p, err
 	}

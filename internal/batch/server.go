@@ -28,10 +28,11 @@ const (
 	MaxCalls    = 256      // calls in one BatchRequest
 	MaxCallSize = 64 << 10 // bytes of one call's request
 	// maxInFlight bounds the calls of one stream received and not yet
-	// answered: beyond it the node reads no more from the stream, so a
-	// client that does not read its replies holds at most this many (of at
-	// most MaxCallSize and a little more each) and stalls only itself.
-	maxInFlight = 512
+	// answered: beyond it the node reads no more from the stream. A client
+	// that does not read its replies holds at most this many (of at most
+	// MaxCallSize and a little more each: 4 MiB, a unary message's bound)
+	// and stalls only itself.
+	maxInFlight = 64
 	// maxWorkers bounds the goroutines running one stream's calls. A
 	// call may wait (for a catch-up from the peers), so there are more than
 	// CPUs; they start when needed and live as long as the stream.

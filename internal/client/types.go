@@ -146,6 +146,7 @@ type NodeInfo struct {
 	ClusterID      string
 	HSMID          string
 	Ready          bool
+	Activated      bool // the cluster's pre-admin has activated it
 	FIPS           bool
 	Version        string
 	CryptoBackend  string // "go", "go fips140" or "boringcrypto"
@@ -238,7 +239,7 @@ func fromQuorumToken(t *hsmv1.QuorumTokenInfo) QuorumToken {
 
 func fromNodeInfo(r *hsmv1.NodeInfoResponse) *NodeInfo {
 	n := &NodeInfo{
-		NodeID: r.GetNodeId(), ClusterID: r.GetClusterId(), HSMID: r.GetHsmId(), Ready: r.GetReady(), FIPS: r.GetFips(),
+		NodeID: r.GetNodeId(), ClusterID: r.GetClusterId(), HSMID: r.GetHsmId(), Ready: r.GetReady(), Activated: r.GetActivated(), FIPS: r.GetFips(),
 		Version: r.GetVersion(), TokenObjects: int(r.GetTokenObjects()), SessionObjects: int(r.GetSessionObjects()),
 		Sessions: int(r.GetSessions()), Users: int(r.GetUsers()), CryptoBackend: r.GetCryptoBackend(),
 	}

@@ -1,6 +1,7 @@
 package controlplane
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -454,11 +455,41 @@ func (p *Processes) ready(ctx context.Context, spec NodeSpec) bool {
 	return resp.StatusCode == http.StatusOK
 }
 
-// Activated implements Provisioner by reading the node's audit log, the
-// one record of its pre-admin's activation. (A NodeInfo field would be
-// better; the node API has none yet.)
+// Activated implements Provisioner by asking the node: its metrics say
+// whether its copy of the cluster settings is activated
+// (coffer_cluster_activated, beside NodeInfo's activated). A node that does
+// not answer has not shown it.
 func (p *Processes) Activated(ctx context.Context, spec NodeSpec) (bool, error) {
-	return auditShowsActivation(filepath.Join(p.hsmDir(spec.HSMRef), "data", "audit.log"))
+	if spec.MetricsPort == 0 {
+		return false, nil
+	}
+	url := "http://" + net.JoinHostPort(spec.IP, strconv.Itoa(spec.MetricsPort)) + "/metrics"
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return false, err
+	}
+	resp, err := p.http.Do(req)
+	if err != nil {
+		return false, nil
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return false, nil
+	}
+	return metricIsOne(io.LimitReader(resp.Body, 4<<20), "coffer_cluster_activated")
+}
+
+// metricIsOne reports whether the Prometheus text exposition r has the
+// sample `name 1`.
+func metricIsOne(r io.Reader, name string) (bool, error) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
+			return strings.TrimSpace(v) == "1", nil
+		}
+	}
+	return false, sc.Err()
 }
 
 // RemoveHSM implements Provisioner.

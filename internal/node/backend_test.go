@@ -39,3 +39,29 @@ func TestCryptoBackendReported(t *testing.T) {
 		t.Errorf("/metrics lacks %q", strings.TrimSpace(want))
 	}
 }
+
+// TestActivationReported: NodeInfo's activated and coffer_cluster_activated
+// say whether the cluster was activated (the control plane reads the
+// metric; it reads no file of the node's).
+func TestActivationReported(t *testing.T) {
+	pki := newTestPKI(t, "cluster-activated")
+	cfg := config(t, pki, 1, MasterKeyCreate)
+	cfg.MetricsListen = "127.0.0.1:0"
+	n := start(t, cfg)
+	eventually(t, "ready", n.Ready)
+	c := hsmv1.NewHSMClient(dial(t, pki, n.Addr()))
+	check := func(want bool) {
+		t.Helper()
+		info, err := c.NodeInfo(t.Context(), &hsmv1.Empty{})
+		if err != nil || info.GetActivated() != want {
+			t.Fatalf("NodeInfo activated %v (%v), want %v", info.GetActivated(), err, want)
+		}
+		_, body := get(t, "http://"+n.MetricsAddr()+"/metrics")
+		if line := fmt.Sprintf("\ncoffer_cluster_activated %d\n", map[bool]int{false: 0, true: 1}[want]); !strings.Contains(body, line) {
+			t.Fatalf("/metrics lacks %q", strings.TrimSpace(line))
+		}
+	}
+	check(false)
+	activate(t, c)
+	check(true)
+}

@@ -98,6 +98,16 @@ func newMetrics(n *Node) *metrics {
 	})
 	buildInfo.Set(1)
 	m.reg.MustRegister(buildInfo)
+	// coffer_cluster_activated is how the control plane learns that the
+	// cluster was activated (and NodeInfo's activated is how clients do).
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "coffer_cluster_activated", Help: "1 once the cluster's pre-admin has activated it, as this HSM knows, else 0.",
+	}, func() float64 {
+		if n.activated() {
+			return 1
+		}
+		return 0
+	}))
 	m.reg.MustRegister(m.linkLag, m.linkBehind, m.linkUp)
 	m.reg.MustRegister(m.requests, m.latency, m.tokenObjects, m.sessionObjects, m.sessions,
 		m.usersAvailable, m.usersMax, m.unhealthy, m.ready, m.lag, m.lagRecords, m.behind, m.behindRecords,

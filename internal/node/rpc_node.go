@@ -67,7 +67,7 @@ func (s *hsmServer) NodeInfo(ctx context.Context, _ *hsmv1.Empty) (*hsmv1.NodeIn
 		Fips: n.cfg.Device.FIPS, Version: n.cfg.Version,
 		TokenObjects: uint32(st.tokenObjects), SessionObjects: uint32(st.sessionObjects),
 		Sessions: uint32(st.sessions), Users: uint32(st.users),
-		CryptoBackend: cryptobackend.Current().String(),
+		CryptoBackend: cryptobackend.Current().String(), Activated: n.activated(),
 	}
 	sy := n.syncState()
 	for _, p := range n.peers {
@@ -79,4 +79,11 @@ func (s *hsmServer) NodeInfo(ctx context.Context, _ *hsmv1.Empty) (*hsmv1.NodeIn
 	}
 	slices.SortFunc(resp.Peers, func(a, b *hsmv1.PeerStatus) int { return cmp.Compare(a.NodeId, b.NodeId) })
 	return resp, nil
+}
+
+// activated reports whether the cluster is activated, as this node's device
+// knows it (false before the device is open).
+func (n *Node) activated() bool {
+	dev := n.dev.Load()
+	return dev != nil && dev.Activated()
 }

@@ -3718,6 +3718,9 @@ type NodeInfoResponse struct {
 	// The crypto backend the node runs on: "go", "go fips140" (Go's FIPS
 	// 140-3 mode) or "boringcrypto" (BoringSSL's FIPS module).
 	CryptoBackend string `protobuf:"bytes,12,opt,name=crypto_backend,json=cryptoBackend,proto3" json:"crypto_backend,omitempty"`
+	// The cluster's pre-admin has activated it (as this node's copy of the
+	// cluster settings says).
+	Activated     bool `protobuf:"varint,13,opt,name=activated,proto3" json:"activated,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3834,6 +3837,13 @@ func (x *NodeInfoResponse) GetCryptoBackend() string {
 		return x.CryptoBackend
 	}
 	return ""
+}
+
+func (x *NodeInfoResponse) GetActivated() bool {
+	if x != nil {
+		return x.Activated
+	}
+	return false
 }
 
 type PeerStatus struct {
@@ -6787,7 +6797,7 @@ const file_hsm_proto_rawDesc = "" +
 	"\x12MechanismsResponse\x12<\n" +
 	"\n" +
 	"mechanisms\x18\x01 \x03(\v2\x1c.coffer.hsm.v1.MechanismInfoR\n" +
-	"mechanisms\"\xfd\x02\n" +
+	"mechanisms\"\x9b\x03\n" +
 	"\x10NodeInfoResponse\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\rR\x06nodeId\x12\x1d\n" +
 	"\n" +
@@ -6802,7 +6812,8 @@ const file_hsm_proto_rawDesc = "" +
 	"\x05users\x18\n" +
 	" \x01(\rR\x05users\x12/\n" +
 	"\x05peers\x18\v \x03(\v2\x19.coffer.hsm.v1.PeerStatusR\x05peers\x12%\n" +
-	"\x0ecrypto_backend\x18\f \x01(\tR\rcryptoBackend\"\xf4\x01\n" +
+	"\x0ecrypto_backend\x18\f \x01(\tR\rcryptoBackend\x12\x1c\n" +
+	"\tactivated\x18\r \x01(\bR\tactivated\"\xf4\x01\n" +
 	"\n" +
 	"PeerStatus\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\rR\x06nodeId\x12\x18\n" +

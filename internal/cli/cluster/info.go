@@ -35,8 +35,9 @@ type HSM struct {
 	NodeID         uint32 `json:"node-id,omitempty"`
 	State          string `json:"state"`
 	Version        string `json:"version,omitempty"`
+	Activated      bool   `json:"activated"`
 	FIPS           bool   `json:"fips"`
-	CryptoBackend  string `json:"crypto-backend,omitempty"` // go, go fips140 or boringcrypto
+	CryptoBackend  string `json:"crypto-backend,omitempty"` // go, boringcrypto, or go fips140 (MODULE)
 	TokenObjects   int    `json:"token-objects"`
 	SessionObjects int    `json:"session-objects"`
 	Sessions       int    `json:"sessions"`
@@ -108,7 +109,7 @@ needed.`,
 				if out.ClusterID == "" {
 					out.ClusterID = n.ClusterID
 				}
-				h.HSMID, h.NodeID, h.Version, h.FIPS = n.HSMID, n.NodeID, n.Version, n.FIPS
+				h.HSMID, h.NodeID, h.Version, h.FIPS, h.Activated = n.HSMID, n.NodeID, n.Version, n.FIPS, n.Activated
 				h.CryptoBackend = n.CryptoBackend
 				h.TokenObjects, h.SessionObjects, h.Sessions, h.Users = n.TokenObjects, n.SessionObjects, n.Sessions, n.Users
 				h.State = StateCatchingUp

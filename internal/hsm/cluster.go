@@ -131,8 +131,7 @@ func (d *Device) activate(ctx context.Context, sid SessionID, pw string) (*princ
 		return p, err
 	}
 
-	d.createMu.Lock()
-	defer d.createMu.Unlock()
+	defer d.lockUserWrites()()
 	u := d.user(p.name)
 	if u == nil || u.Role != rolePreAdmin {
 		return p, fmt.Errorf("%w: already activated", ErrRoleNotPermitted)

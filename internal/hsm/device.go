@@ -153,9 +153,14 @@ type Device struct {
 	mtls     *ClientTLSPolicy
 	links    []ReplicationLink // sorted; replaced, never modified in place
 
-	// createMu serializes read-modify-write of existing objects and users
-	// (attribute changes, sharing, destruction), so no change is lost.
+	// createMu serializes read-modify-write of existing objects, users and
+	// cluster settings (attribute changes, sharing, destruction), so no
+	// change is lost. userMu serializes the writes of user records: a
+	// change that writes one takes createMu, then userMu
+	// (lockUserWrites); a login's outcome, which writes only its user's
+	// record, takes userMu alone.
 	createMu sync.Mutex
+	userMu   sync.Mutex
 
 	sessMu      sync.RWMutex
 	sessions    map[SessionID]*session
@@ -268,8 +273,12 @@ func (d *Device) load(ctx context.Context) error {
 // publication, so a reload never overtakes a newer local write with the older
 // record it read.
 func (d *Device) Reload(kind RecordKind, id string, load func() ([]byte, error)) error {
-	d.createMu.Lock()
-	defer d.createMu.Unlock()
+	if kind == RecordUser {
+		defer d.lockUserWrites()()
+	} else {
+		d.createMu.Lock()
+		defer d.createMu.Unlock()
+	}
 	data, err := load()
 	if err != nil {
 		return err
@@ -361,5 +370,16 @@ func (d *Device) newObjectID() (ObjectID, error) {
 		if _, busy := d.reserved[id]; !taken && !busy {
 			return id, nil
 		}
+	}
+}
+
+// lockUserWrites takes the locks of a change that writes user records:
+// createMu, then userMu, in that order everywhere. It returns their release.
+func (d *Device) lockUserWrites() (unlock func()) {
+	d.createMu.Lock()
+	d.userMu.Lock()
+	return func() {
+		d.userMu.Unlock()
+		d.createMu.Unlock()
 	}
 }

@@ -18,11 +18,15 @@ type memStore struct {
 	// beforeDelete, if set, runs at the start of each Delete (tests hold a
 	// deletion there).
 	beforeDelete func(k RecordKind, id string)
+	beforePut    func(k RecordKind, id string) // likewise, for Put
 }
 
 func newMemStore() *memStore { return &memStore{recs: map[RecordKind]map[string][]byte{}} }
 
 func (m *memStore) Put(_ context.Context, k RecordKind, id string, data []byte) error {
+	if m.beforePut != nil {
+		m.beforePut(k, id)
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.recs[k] == nil {

@@ -125,8 +125,7 @@ func (d *Device) registerQuorumKey(ctx context.Context, sid SessionID, spki []by
 	if _, err := parseQuorumKey(spki); err != nil {
 		return p, err
 	}
-	d.createMu.Lock()
-	defer d.createMu.Unlock()
+	defer d.lockUserWrites()()
 	u := d.user(p.name)
 	if u == nil {
 		return p, ErrUserNotFound

@@ -324,8 +324,7 @@ func (d *Device) AdmitUser(ctx context.Context, sid SessionID, name string, data
 	var applied bool
 	if err == nil {
 		applied, err = func() (bool, error) {
-			d.createMu.Lock()
-			defer d.createMu.Unlock()
+			defer d.lockUserWrites()()
 			got, err := d.admitClone(ctx, cloneRoute{by: p, ap: ap, users: true}, RecordUser, name, data)
 			if err != nil {
 				return false, err

@@ -323,8 +323,7 @@ func (d *Device) createPreAdmin(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("create pre-admin: %w", err)
 	}
-	d.createMu.Lock()
-	defer d.createMu.Unlock()
+	defer d.lockUserWrites()()
 	if err := d.putUser(ctx, d.newUser(DefaultAdminName, rolePreAdmin, h)); err != nil {
 		return fmt.Errorf("create pre-admin: %w", err)
 	}
@@ -360,8 +359,7 @@ func (d *Device) createUser(ctx context.Context, sid SessionID, name string, rol
 		return p, err
 	}
 
-	d.createMu.Lock()
-	defer d.createMu.Unlock()
+	defer d.lockUserWrites()()
 	if d.user(name) != nil {
 		return p, ErrUserExists
 	}
@@ -412,8 +410,7 @@ func (d *Device) deleteUser(ctx context.Context, sid SessionID, name string, for
 		return p, name, ErrCannotDeleteSelf
 	}
 
-	d.createMu.Lock()
-	defer d.createMu.Unlock()
+	defer d.lockUserWrites()()
 	u := d.user(name)
 	if u == nil {
 		return p, name, ErrUserNotFound
@@ -527,8 +524,7 @@ func (d *Device) changePassword(ctx context.Context, sid SessionID, name, pw str
 		return p, err
 	}
 
-	d.createMu.Lock()
-	defer d.createMu.Unlock()
+	defer d.lockUserWrites()()
 	u := d.user(name)
 	if u == nil {
 		return p, ErrUserNotFound
@@ -716,10 +712,13 @@ func (d *Device) login(ctx context.Context, sid SessionID, role Role, name, pw s
 		rehash, _ = d.newPasswordHash(ctx, pw)
 	}
 
-	// The outcome is applied to the user as it is now, under createMu, so
-	// concurrent failures all count and a deleted user is not logged in.
-	d.createMu.Lock()
-	defer d.createMu.Unlock()
+	// The outcome is applied to the user as it is now, under userMu (which
+	// every writer of user records holds), so concurrent failures all count
+	// and a deleted user is not logged in. Not under createMu: a failed
+	// login's store write does not hold up changes of objects and settings,
+	// nor a peer's update of them.
+	d.userMu.Lock()
+	defer d.userMu.Unlock()
 	now := d.user(name)
 	switch {
 	case now == nil:
@@ -793,7 +792,8 @@ func (d *Device) Logout(sid SessionID) error {
 // comes undone by a merge: only a newer reset clears it. It reports whether
 // the merge differs from the incoming record, which must then be written
 // back so that it wins everywhere. Merging the merge again changes nothing,
-// so two HSMs stop writing back once they agree. The caller holds createMu.
+// so two HSMs stop writing back once they agree. The caller holds createMu
+// and userMu (lockUserWrites).
 func (d *Device) mergeUser(in *User) (*User, bool) {
 	local := d.user(in.Name)
 	if local == nil {
@@ -869,8 +869,7 @@ func (d *Device) RecoverAdmin(ctx context.Context, name string) error {
 }
 
 func (d *Device) recoverAdmin(ctx context.Context, name string) error {
-	d.createMu.Lock()
-	defer d.createMu.Unlock()
+	defer d.lockUserWrites()()
 	u := d.user(name)
 	switch {
 	case u == nil:

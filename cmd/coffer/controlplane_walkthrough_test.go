@@ -120,19 +120,27 @@ func (w *walkthrough) pkcs11Tool(clusterID, ip, pin string, args ...string) stri
 	return w.pkcs11ToolAs(clusterID, "", ip, pin, args...)
 }
 
+// pkcs11Module is the PKCS#11 library: make build's (COFFER_LIB), or one
+// built into dir.
+func pkcs11Module(t testing.TB, dir string) string {
+	t.Helper()
+	if module := os.Getenv("COFFER_LIB"); module != "" {
+		return module
+	}
+	module := filepath.Join(dir, "libcoffer_pkcs11.so")
+	build := exec.CommandContext(t.Context(), "go", "build", "-buildmode=c-shared", "-o", module, "../libcoffer_pkcs11")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building the PKCS#11 module: %v\n%s", err, out)
+	}
+	return module
+}
+
 // pkcs11ToolAs is pkcs11Tool for a cluster whose certificate names
 // certClusterID (restored from a backup of that cluster; "": clusterID).
 func (w *walkthrough) pkcs11ToolAs(clusterID, certClusterID, ip, pin string, args ...string) string {
 	w.t.Helper()
 	requireTools(w.t, "pkcs11-tool")
-	module := os.Getenv("COFFER_LIB") // the library built already (make build)
-	if module == "" {
-		module = filepath.Join(w.dir, "libcoffer_pkcs11.so")
-		build := exec.CommandContext(w.t.Context(), "go", "build", "-buildmode=c-shared", "-o", module, "../libcoffer_pkcs11")
-		if out, err := build.CombinedOutput(); err != nil {
-			w.t.Fatalf("building the PKCS#11 module: %v\n%s", err, out)
-		}
-	}
+	module := pkcs11Module(w.t, w.dir)
 	cfg := filepath.Join(w.dir, "pkcs11.json")
 	f := client.File{HSMs: []string{net.JoinHostPort(ip, "2223")}, HSMCACert: filepath.Join(w.dir, "ca-cert.pem"), ClusterID: clusterID,
 		CertificateClusterID: certClusterID, Logging: client.Logging{File: filepath.Join(w.dir, "pkcs11.log")}}

@@ -58,14 +58,7 @@ func TestUpFIPS(t *testing.T) {
 		}
 	}
 
-	module := os.Getenv("COFFER_LIB")
-	if module == "" {
-		module = filepath.Join(dir, "libcoffer_pkcs11.so")
-		build := exec.CommandContext(t.Context(), "go", "build", "-buildmode=c-shared", "-o", module, "../libcoffer_pkcs11")
-		if out, err := build.CombinedOutput(); err != nil {
-			t.Fatalf("building the PKCS#11 module: %v\n%s", err, out)
-		}
-	}
+	module := pkcs11Module(t, dir)
 	tool := func(args ...string) (string, error) {
 		ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 		defer cancel()

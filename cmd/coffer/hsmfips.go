@@ -14,26 +14,32 @@ import (
 
 // fipsGODEBUG is what a FIPS-mode HSM adds to GODEBUG when it starts again:
 // Go's FIPS 140-3 module in FIPS mode from the start, its self-tests
-// gating the cryptography. "only" would also make the standard library
-// refuse what the module does not approve; the device already refuses
-// every mechanism FIPS mode does not allow, and parts of TLS and of the
-// device's own records are not written for "only" yet.
-const fipsGODEBUG = "fips140=on"
+// gating the cryptography, and enforced: the standard library refuses what
+// the module does not approve (the device already refuses every mechanism
+// FIPS mode does not allow; AES-GCM under a caller's IV is refused for
+// encryption there, so the HSM chooses every IV).
+const fipsGODEBUG = "fips140=only"
 
 // ensureFIPSModule makes a FIPS-mode HSM's process run in a FIPS 140-3
-// module. A BoringCrypto build, or a process already in Go's FIPS 140-3
-// mode, goes on. Otherwise, unless GODEBUG already says what fips140 should
-// be (then the node refuses to start, node.ErrNoFIPSModule), the process
-// starts itself again with fips140=on added to GODEBUG: the mode can be set
-// only at a process's start. exec returns only if that fails.
+// module. A BoringCrypto build, or a process where Go's module is enforced,
+// goes on. A GODEBUG that already names fips140 is the operator's choice:
+// the process goes on in Go's FIPS 140-3 mode (fips140=on: the module, not
+// enforced) or, outside it, the node refuses to start
+// (node.ErrNoFIPSModule). Otherwise the process starts itself again with
+// fips140=only added to GODEBUG (also a build whose default is fips140=on,
+// GOFIPS140): the mode can be set only at a process's start. exec returns
+// only if that fails.
 func ensureFIPSModule(cb cryptobackend.Info, environ []string, stderr io.Writer,
 	exec func(argv0 string, argv, envv []string) error) error {
-	if cb.FIPSModule() {
+	if cb.Name == cryptobackend.BoringCrypto || cb.FIPS140 && cb.Enforced {
 		return nil
 	}
 	godebug, env := takeEnv(environ, "GODEBUG")
 	if slices.ContainsFunc(strings.Split(godebug, ","), func(s string) bool { return strings.HasPrefix(strings.TrimSpace(s), "fips140=") }) {
-		return fmt.Errorf("%w; GODEBUG=%s asks for no FIPS 140-3 mode: leave fips140 out of it, or set fips140=on", node.ErrNoFIPSModule, godebug)
+		if cb.FIPS140 {
+			return nil
+		}
+		return fmt.Errorf("%w; GODEBUG=%s asks for no FIPS 140-3 mode: leave fips140 out of it, or set fips140=only", node.ErrNoFIPSModule, godebug)
 	}
 	exe, err := os.Executable()
 	if err != nil {

@@ -13,9 +13,11 @@ import (
 	"github.com/coffer-hsm/coffer/internal/node"
 )
 
-// ensureFIPSModule goes on in a FIPS 140-3 module, starts again with
-// fips140=on added to GODEBUG otherwise, and refuses when GODEBUG already
-// sets fips140 (or starting again fails).
+// ensureFIPSModule goes on in BoringCrypto or Go's enforced module, and in
+// Go's FIPS 140-3 mode the operator chose (GODEBUG fips140=on); it starts
+// again with fips140=only added to GODEBUG otherwise (a build whose default
+// is fips140=on included), and refuses when GODEBUG sets fips140 to no FIPS
+// mode (or starting again fails).
 func TestEnsureFIPSModule(t *testing.T) {
 	var execs [][]string
 	exec := func(_ string, _, env []string) error {
@@ -23,9 +25,14 @@ func TestEnsureFIPSModule(t *testing.T) {
 		return errors.New("exec refused")
 	}
 	native := cryptobackend.Info{Name: cryptobackend.Go}
-	for _, cb := range []cryptobackend.Info{{Name: cryptobackend.BoringCrypto}, {Name: cryptobackend.Go, FIPS140: true, ModuleVersion: "latest"}} {
-		if err := ensureFIPSModule(cb, []string{"GODEBUG=fips140=off"}, io.Discard, exec); err != nil || len(execs) != 0 {
-			t.Fatalf("%s: %v, %d execs", cb, err, len(execs))
+	on := cryptobackend.Info{Name: cryptobackend.Go, FIPS140: true, ModuleVersion: "v1.26.0"}
+	only := cryptobackend.Info{Name: cryptobackend.Go, FIPS140: true, Enforced: true, ModuleVersion: "latest"}
+	for _, tc := range []struct {
+		cb      cryptobackend.Info
+		godebug string
+	}{{cryptobackend.Info{Name: cryptobackend.BoringCrypto}, ""}, {only, ""}, {only, "fips140=only"}, {on, "fips140=on"}} {
+		if err := ensureFIPSModule(tc.cb, []string{"GODEBUG=" + tc.godebug}, io.Discard, exec); err != nil || len(execs) != 0 {
+			t.Fatalf("%s, GODEBUG=%s: %v, %d execs", tc.cb, tc.godebug, err, len(execs))
 		}
 	}
 	for _, godebug := range []string{"fips140=off", "x509sha1=1,fips140=on"} {
@@ -38,19 +45,20 @@ func TestEnsureFIPSModule(t *testing.T) {
 	if !errors.Is(err, node.ErrNoFIPSModule) || len(execs) != 1 {
 		t.Fatalf("exec refused: %v, %d execs", err, len(execs))
 	}
-	if want := []string{"HOME=/h", "GODEBUG=x509sha1=1,fips140=on"}; !slices.Equal(execs[0], want) {
+	if want := []string{"HOME=/h", "GODEBUG=x509sha1=1,fips140=only"}; !slices.Equal(execs[0], want) {
 		t.Errorf("started again with %q, want %q", execs[0], want)
 	}
-	_ = ensureFIPSModule(native, []string{"HOME=/h"}, io.Discard, exec)
-	if want := []string{"HOME=/h", "GODEBUG=fips140=on"}; !slices.Equal(execs[1], want) {
-		t.Errorf("started again with %q, want %q", execs[1], want)
+	_ = ensureFIPSModule(on, []string{"HOME=/h"}, io.Discard, exec) // a GOFIPS140 build: on by default
+	if want := []string{"HOME=/h", "GODEBUG=fips140=only"}; len(execs) != 2 || !slices.Equal(execs[1], want) {
+		t.Errorf("a build in FIPS 140-3 mode by default started again with %q, want %q", execs[1:], want)
 	}
 }
 
 // TestFIPSHSMRunsInFIPSModule: an HSM whose config says FIPS runs in a FIPS
 // 140-3 module, as the node itself reports (NodeInfo and coffer_build_info),
 // whatever the binary: this test binary is built on Go's own cryptography
-// without FIPS 140-3 mode, so the HSM starts itself again in it. With
+// without FIPS 140-3 mode, so the HSM starts itself again in it, enforced
+// (fips140=only). With
 // GODEBUG setting fips140 otherwise, it does not start.
 func TestFIPSHSMRunsInFIPSModule(t *testing.T) {
 	c := newCluster(t, 1)
@@ -64,8 +72,8 @@ func TestFIPSHSMRunsInFIPSModule(t *testing.T) {
 	info := st[0].Info
 	own := cryptobackend.Current()
 	want := own.String()
-	if !own.FIPSModule() {
-		want = "go fips140 (Go Cryptographic Module " // started again
+	if own.Name != cryptobackend.BoringCrypto && !own.Enforced {
+		want = "go fips140=only (Go Cryptographic Module " // started again
 	}
 	if !info.FIPS || !strings.HasPrefix(info.CryptoBackend, want) {
 		t.Errorf("FIPS HSM reports fips %v, crypto %q; want fips and crypto %q…", info.FIPS, info.CryptoBackend, want)

@@ -16,7 +16,8 @@ import (
 // through the control plane. describe-clusters says FIPS; each HSM, asked
 // itself (coffer cli cluster info: its NodeInfo), is in FIPS mode and runs
 // its cryptography in a FIPS 140-3 module (this test binary is built on Go's
-// own cryptography, so its HSMs start again in Go's FIPS 140-3 mode; a
+// own cryptography, so its HSMs start again in Go's FIPS 140-3 mode,
+// enforced (fips140=only); a
 // BoringCrypto build runs on BoringSSL's module); and through the PKCS#11
 // module, under pkcs11-tool, a mechanism FIPS mode does not approve
 // (CKM_RSA_PKCS signing) is refused while an approved one works.
@@ -53,7 +54,7 @@ func TestUpFIPS(t *testing.T) {
 		t.Fatalf("cluster info: %v\n%s", err, out)
 	}
 	for _, h := range info.Data.HSMs {
-		if !h.FIPS || (h.Crypto != "boringcrypto" && !strings.HasPrefix(h.Crypto, "go fips140 (Go Cryptographic Module ")) {
+		if !h.FIPS || (h.Crypto != "boringcrypto" && !strings.HasPrefix(h.Crypto, "go fips140=only (Go Cryptographic Module ")) {
 			t.Errorf("HSM %s: fips %v, crypto %q; want FIPS mode in a FIPS 140-3 module", h.Address, h.FIPS, h.Crypto)
 		}
 	}

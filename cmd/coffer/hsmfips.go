@@ -21,25 +21,21 @@ import (
 const fipsGODEBUG = "fips140=only"
 
 // ensureFIPSModule makes a FIPS-mode HSM's process run in a FIPS 140-3
-// module. A BoringCrypto build, or a process where Go's module is enforced,
-// goes on. A GODEBUG that already names fips140 is the operator's choice:
-// the process goes on in Go's FIPS 140-3 mode (fips140=on: the module, not
-// enforced) or, outside it, the node refuses to start
-// (node.ErrNoFIPSModule). Otherwise the process starts itself again with
-// fips140=only added to GODEBUG (also a build whose default is fips140=on,
-// GOFIPS140): the mode can be set only at a process's start. exec returns
-// only if that fails.
+// module: a BoringCrypto build, or a process where Go's module is enforced,
+// goes on. A GODEBUG that already names fips140 otherwise (fips140=on
+// included: the module, not enforced) is refused (node.ErrNoFIPSModule);
+// the operator asked for it. Otherwise the process starts itself again
+// with fips140=only added to GODEBUG (also a build whose default is
+// fips140=on, GOFIPS140): the mode can be set only at a process's start.
+// exec returns only if that fails.
 func ensureFIPSModule(cb cryptobackend.Info, environ []string, stderr io.Writer,
 	exec func(argv0 string, argv, envv []string) error) error {
-	if cb.Name == cryptobackend.BoringCrypto || cb.FIPS140 && cb.Enforced {
+	if cb.FIPSModeReady() {
 		return nil
 	}
 	godebug, env := takeEnv(environ, "GODEBUG")
 	if slices.ContainsFunc(strings.Split(godebug, ","), func(s string) bool { return strings.HasPrefix(strings.TrimSpace(s), "fips140=") }) {
-		if cb.FIPS140 {
-			return nil
-		}
-		return fmt.Errorf("%w; GODEBUG=%s asks for no FIPS 140-3 mode: leave fips140 out of it, or set fips140=only", node.ErrNoFIPSModule, godebug)
+		return fmt.Errorf("%w; GODEBUG=%s asks otherwise: leave fips140 out of it, or set fips140=only", node.ErrNoFIPSModule, godebug)
 	}
 	exe, err := os.Executable()
 	if err != nil {

@@ -13,11 +13,10 @@ import (
 	"github.com/coffer-hsm/coffer/internal/node"
 )
 
-// ensureFIPSModule goes on in BoringCrypto or Go's enforced module, and in
-// Go's FIPS 140-3 mode the operator chose (GODEBUG fips140=on); it starts
-// again with fips140=only added to GODEBUG otherwise (a build whose default
-// is fips140=on included), and refuses when GODEBUG sets fips140 to no FIPS
-// mode (or starting again fails).
+// ensureFIPSModule goes on in BoringCrypto or Go's enforced module; it
+// starts again with fips140=only added to GODEBUG otherwise (a build whose
+// default is fips140=on included), and refuses when GODEBUG sets fips140
+// otherwise, to on included (or starting again fails).
 func TestEnsureFIPSModule(t *testing.T) {
 	var execs [][]string
 	exec := func(_ string, _, env []string) error {
@@ -30,15 +29,18 @@ func TestEnsureFIPSModule(t *testing.T) {
 	for _, tc := range []struct {
 		cb      cryptobackend.Info
 		godebug string
-	}{{cryptobackend.Info{Name: cryptobackend.BoringCrypto}, ""}, {only, ""}, {only, "fips140=only"}, {on, "fips140=on"}} {
+	}{{cryptobackend.Info{Name: cryptobackend.BoringCrypto}, ""}, {only, ""}, {only, "fips140=only"}} {
 		if err := ensureFIPSModule(tc.cb, []string{"GODEBUG=" + tc.godebug}, io.Discard, exec); err != nil || len(execs) != 0 {
 			t.Fatalf("%s, GODEBUG=%s: %v, %d execs", tc.cb, tc.godebug, err, len(execs))
 		}
 	}
-	for _, godebug := range []string{"fips140=off", "x509sha1=1,fips140=on"} {
-		err := ensureFIPSModule(native, []string{"HOME=/h", "GODEBUG=" + godebug}, io.Discard, exec)
+	for _, tc := range []struct {
+		cb      cryptobackend.Info
+		godebug string
+	}{{native, "fips140=off"}, {native, "x509sha1=1,fips140=on"}, {on, "fips140=on"}} {
+		err := ensureFIPSModule(tc.cb, []string{"HOME=/h", "GODEBUG=" + tc.godebug}, io.Discard, exec)
 		if !errors.Is(err, node.ErrNoFIPSModule) || len(execs) != 0 {
-			t.Fatalf("GODEBUG=%s: %v, %d execs; want ErrNoFIPSModule and no exec", godebug, err, len(execs))
+			t.Fatalf("%s, GODEBUG=%s: %v, %d execs; want ErrNoFIPSModule and no exec", tc.cb, tc.godebug, err, len(execs))
 		}
 	}
 	err := ensureFIPSModule(native, []string{"HOME=/h", "GODEBUG=x509sha1=1"}, io.Discard, exec)
@@ -72,7 +74,7 @@ func TestFIPSHSMRunsInFIPSModule(t *testing.T) {
 	info := st[0].Info
 	own := cryptobackend.Current()
 	want := own.String()
-	if own.Name != cryptobackend.BoringCrypto && !own.Enforced {
+	if !own.FIPSModeReady() {
 		want = "go fips140=only (Go Cryptographic Module " // started again
 	}
 	if !info.FIPS || !strings.HasPrefix(info.CryptoBackend, want) {
@@ -88,7 +90,7 @@ func TestFIPSHSMRunsInFIPSModule(t *testing.T) {
 		t.Errorf("coffer_build_info does not name the FIPS module: %s", grepLines(string(body), "coffer_build_info"))
 	}
 	c.stop(t, 1)
-	if own.FIPSModule() {
+	if own.FIPSModeReady() {
 		return // nothing to refuse in this binary
 	}
 

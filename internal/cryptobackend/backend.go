@@ -40,6 +40,11 @@ type Info struct {
 // module: BoringSSL's (BoringCrypto), or Go's in FIPS 140-3 mode.
 func (i Info) FIPSModule() bool { return i.Name == BoringCrypto || i.FIPS140 }
 
+// FIPSModeReady reports whether a FIPS-mode HSM may run here: on
+// BoringSSL's module (BoringCrypto), or on Go's with its rules enforced
+// (GODEBUG=fips140=only from process start).
+func (i Info) FIPSModeReady() bool { return i.Name == BoringCrypto || i.FIPS140 && i.Enforced }
+
 // Module names the FIPS 140-3 module in use, "" when none is: "BoringCrypto"
 // or "Go Cryptographic Module v1.0.0-c2097c7c".
 func (i Info) Module() string {

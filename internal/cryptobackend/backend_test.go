@@ -108,6 +108,9 @@ func TestInfoString(t *testing.T) {
 		if got := tc.i.FIPSModule(); got != (tc.module != "") {
 			t.Errorf("%+v: FIPSModule %v", tc.i, got)
 		}
+		if got, want := tc.i.FIPSModeReady(), tc.i.Name == BoringCrypto || tc.i.Enforced; got != want {
+			t.Errorf("%+v: FIPSModeReady %v, want %v", tc.i, got, want)
+		}
 	}
 	if strings.Contains(os.Getenv("GODEBUG"), "fips140=on") && !Current().FIPS140 {
 		t.Errorf("GODEBUG=%s, but Current() %+v is not in FIPS 140-3 mode", os.Getenv("GODEBUG"), Current())

@@ -71,11 +71,13 @@ func TestCatchUpBeforeAnswer(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		gcm := &hsmv1.Mechanism{Type: uint64(ck.CKM_AES_GCM), Iv: []byte("twelve bytes"), TagBits: 128}
+		// The HSM chooses the IV (all-zero IV), as FIPS 140-only mode needs.
+		gcm := &hsmv1.Mechanism{Type: uint64(ck.CKM_AES_GCM), Iv: make([]byte, 12), TagBits: 128}
 		ct, err := cb.Encrypt(ctx, &hsmv1.CryptRequest{Session: sb, Key: key.GetObject(), Mechanism: gcm, Data: []byte("m")})
 		if err != nil {
 			t.Fatalf("encrypt on node 2: %v", err)
 		}
+		gcm.Iv = ct.GetIv()
 		if _, err := ca.Decrypt(ctx, &hsmv1.CryptRequest{Session: sa, Key: key.GetObject(), Mechanism: gcm, Data: ct.GetData()}); err != nil {
 			t.Errorf("decrypt on node 1: %v", err)
 		}

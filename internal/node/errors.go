@@ -160,7 +160,7 @@ func errPanic() error {
 }
 
 // ErrNoFIPSModule: a node of a FIPS-mode cluster must run its cryptography
-// in a FIPS 140-3 module, BoringCrypto's or Go's in FIPS 140-3 mode
-// (GODEBUG=fips140=on or only from process start; `coffer hsm run` starts
-// itself again so); it does not start otherwise.
-var ErrNoFIPSModule = errors.New("node: a FIPS-mode HSM needs a FIPS 140-3 module: run it on a GOEXPERIMENT=boringcrypto build, or with GODEBUG=fips140=on (or only) from its start")
+// in a FIPS 140-3 module, BoringCrypto's or Go's enforced
+// (GODEBUG=fips140=only from process start; `coffer hsm run` starts itself
+// again so); it does not start otherwise.
+var ErrNoFIPSModule = errors.New("node: a FIPS-mode HSM needs a FIPS 140-3 module: run it on a GOEXPERIMENT=boringcrypto build, or with GODEBUG=fips140=only from its start")

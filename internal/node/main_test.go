@@ -1,11 +1,11 @@
-// The node's tests run in Go's FIPS 140-3 mode: a FIPS-mode node (the
-// backup and restore tests make some) does not start outside a FIPS 140-3
-// module (ErrNoFIPSModule), and every other test runs the same there. The
-// refusal itself is tested from a process (cmd/coffer,
+// The node's tests run with Go's FIPS 140-3 module enforced: a FIPS-mode
+// node (the backup and restore tests make some) does not start outside it
+// or BoringCrypto (ErrNoFIPSModule), and every other test runs the same
+// there. The refusal itself is tested from a process (cmd/coffer,
 // TestFIPSHSMRunsInFIPSModule), and the other packages' tests run the
 // node's code outside FIPS 140-3 mode.
 
-//go:debug fips140=on
+//go:debug fips140=only
 
 package node
 

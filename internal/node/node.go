@@ -84,7 +84,7 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if cb := cryptobackend.Current(); cfg.Device.FIPS && !cb.FIPSModule() {
+	if cb := cryptobackend.Current(); cfg.Device.FIPS && !cb.FIPSModeReady() {
 		return nil, fmt.Errorf("%w (this process runs crypto %s)", ErrNoFIPSModule, cb)
 	}
 	cfg = cfg.withDefaults()

@@ -130,11 +130,11 @@ func TestReplicateKey(t *testing.T) {
 	ctx := t.Context()
 	sa, sb := cuSession(t, c.a), cuSession(t, c.b)
 	k := genKey(t, c.a, sa, "later-key", true, false)
-	iv := []byte("replica-iv12")
-	ct, err := c.a.Encrypt(ctx, &hsmv1.CryptRequest{Session: sa, Key: k, Mechanism: gcm(iv), Data: []byte("seed 000")})
+	ct, err := c.a.Encrypt(ctx, &hsmv1.CryptRequest{Session: sa, Key: k, Mechanism: gcm(make([]byte, 12)), Data: []byte("seed 000")})
 	if err != nil {
 		t.Fatal(err)
 	}
+	iv := ct.GetIv() // the HSM chose it, as FIPS 140-only mode needs
 	if _, err := c.b.ObjectInfo(ctx, &hsmv1.ObjectRequest{Session: sb, Object: k}); err == nil {
 		t.Fatal("B has the key before it was replicated")
 	}

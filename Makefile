@@ -62,12 +62,15 @@ unit: build
 
 # The device's cryptography, its known-answer and Wycheproof tests among
 # them, and the stores and certificates it relies on, again in Go's FIPS
-# 140-3 mode (internal/node's tests run in it always); then the FIPS-mode
-# device with the module enforced, as a FIPS-mode HSM on a native build
-# runs (it starts itself with fips140=only; TestUpFIPS runs a cluster so).
+# 140-3 mode (internal/node's tests run in it always); then the
+# device's Wycheproof, known-answer and FIPS-only tests with the module
+# enforced, as a FIPS-mode HSM on a native build runs (it starts itself
+# with fips140=only; TestUpFIPS runs a cluster so): there a vector the
+# module does not approve must be refused, saying so.
 unit-fips:
 	GODEBUG=fips140=on $(GO) test -count=1 -timeout 10m ./internal/hsm/... ./internal/cryptobackend/ ./internal/pki/ ./internal/store/
-	GODEBUG=fips140=only $(GO) test -count=1 -timeout 10m -run 'FIPSOnly|TestInfoString' ./internal/hsm/ ./internal/cryptobackend/
+	GODEBUG=fips140=only $(GO) test -count=1 -timeout 10m -run 'FIPSOnly|TestInfoString|Wycheproof|KnownAnswers|Vectors' \
+		./internal/hsm/ ./internal/hsm/mech/ ./internal/cryptobackend/
 
 # Every fuzz target explores for a few seconds in `make test`; `make fuzz`
 # runs each longer (FUZZTIME=10m make fuzz).

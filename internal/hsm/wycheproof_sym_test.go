@@ -53,6 +53,7 @@ func TestWycheproofAESGCM(t *testing.T) {
 				if tc.Result != "invalid" && !zeroIV {
 					ct, err := td.Encrypt(s, key, m, tc.Msg)
 					switch {
+					case refusedUnderFIPSOnly(err): // a caller's IV: the HSM chooses every IV there
 					case err != nil:
 						t.Errorf("%s %v: encrypt: %v", file, tc.wpVector, err)
 					case !bytes.Equal(ct, sealed):
@@ -148,6 +149,9 @@ func runMAC(t *testing.T, td *testDevice, s SessionID, c *wpCounts, file string,
 			m := Mechanism{Type: mt, MACLen: uint(g.TagSize / 8)}
 			mac, err := td.Sign(s, key, m, tc.Msg)
 			switch {
+			case refusedUnderFIPSOnly(err):
+				c.unsupported++
+				continue
 			case err != nil:
 				t.Errorf("%s %v: sign: %v", file, tc.wpVector, err)
 			case tc.Result == "valid" && !bytes.Equal(mac, tc.Tag):

@@ -3,6 +3,7 @@ package mech
 import (
 	"bytes"
 	"crypto/cipher"
+	"crypto/fips140"
 	"encoding/binary"
 	"fmt"
 	"math"
@@ -373,9 +374,17 @@ func TestGCMKnownAnswers(t *testing.T) {
 			iv, pt, aad := unhex(t, tt.iv), unhex(t, tt.pt), unhex(t, tt.aad)
 			want := append(unhex(t, tt.ct), unhex(t, tt.tag)...)
 			got, err := SealGCM(nil, b, iv, 16, pt, aad)
-			if err != nil {
-				t.Fatal(err)
+			if fips140.Enforced() && err != nil && len(iv) == GCMStandardIVLen {
+				// Enforced, GCM takes no caller's IV: the vector opens as
+				// the device opens it there, IV || ciphertext || tag.
+				back, err := OpenGCMPrefixedIV(nil, b, 16, append(append([]byte{}, iv...), want...), aad)
+				if err != nil {
+					t.Fatal(err)
+				}
+				wantBytes(t, back, pt)
+				return
 			}
+			skipRefusedByFIPSOnly(t, err)
 			wantBytes(t, got, want)
 			back, err := OpenGCM(nil, b, iv, 16, want, aad)
 			if err != nil {

@@ -21,9 +21,7 @@ func TestDigestKnownAnswers(t *testing.T) {
 		t.Run(tt.h.String(), func(t *testing.T) {
 			want := unhex(t, tt.want)
 			got, err := Digest([]byte("p"), tt.h, []byte("abc"))
-			if err != nil {
-				t.Fatal(err)
-			}
+			skipRefusedByFIPSOnly(t, err)
 			wantBytes(t, got, append([]byte("p"), want...))
 			d, err := NewDigest(tt.h)
 			if err != nil {

@@ -32,9 +32,7 @@ func TestHMACKnownAnswers(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			want := unhex(t, tt.mac)
 			got, err := SignHMAC(tt.h, tt.key, tt.msg, tt.h.Size())
-			if err != nil {
-				t.Fatal(err)
-			}
+			skipRefusedByFIPSOnly(t, err)
 			wantBytes(t, got, want)
 			if err := VerifyHMAC(tt.h, tt.key, tt.msg, want, tt.h.Size()); err != nil {
 				t.Fatal(err)

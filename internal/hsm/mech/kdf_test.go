@@ -24,12 +24,12 @@ func TestX963KDFVectors(t *testing.T) {
 				"92f30d0097111485500c90c3af8b487872d04685d14c8d1dc8d7fa08beb0ce0ababc11f0bd496269142d43525a78e5bc79a17f59676a5706dc54d54d4d1f0bd7e386128ec26afc21"},
 	}
 	for _, tt := range tests {
-		want := unhex(t, tt.keyData)
-		got, err := X963KDF(tt.h, unhex(t, tt.z), unhex(t, tt.info), len(want))
-		if err != nil {
-			t.Fatal(err)
-		}
-		wantBytes(t, got, want)
+		t.Run(tt.h.String(), func(t *testing.T) {
+			want := unhex(t, tt.keyData)
+			got, err := X963KDF(tt.h, unhex(t, tt.z), unhex(t, tt.info), len(want))
+			skipRefusedByFIPSOnly(t, err)
+			wantBytes(t, got, want)
+		})
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 )
 
 // RSA key sizes. Generation accepts exactly 2048, 3072 and 4096 bits;
@@ -131,8 +132,8 @@ func VerifyPKCS1v15(pub *rsa.PublicKey, h crypto.Hash, digest, sig []byte) error
 	if len(sig) != pub.Size() {
 		return fmt.Errorf("%w: signature of %d bytes, want %d", ErrSignatureLen, len(sig), pub.Size())
 	}
-	if rsa.VerifyPKCS1v15(pub, h, digest, sig) != nil {
-		return ErrSignatureInvalid
+	if err := rsa.VerifyPKCS1v15(pub, h, digest, sig); err != nil {
+		return verifyError(err)
 	}
 	return nil
 }
@@ -207,9 +208,21 @@ func VerifyPSS(pub *rsa.PublicKey, p PSSParams, digest, sig []byte) error {
 		return fmt.Errorf("%w: signature of %d bytes, want %d", ErrSignatureLen, len(sig), pub.Size())
 	}
 	if err := rsa.VerifyPSS(pub, p.Hash, digest, sig, opts); err != nil {
-		return ErrSignatureInvalid
+		return verifyError(err)
 	}
 	return nil
+}
+
+// verifyError is what a failed RSA verification returns: ErrSignatureInvalid,
+// or, where FIPS 140-only mode refused the key or the parameters before
+// looking at the signature (a key under 2048 bits or of odd size, a public
+// exponent of 2¹⁶ or less, a salt longer than the hash), ErrParam saying so.
+// The standard library has no error value for that, only its message.
+func verifyError(err error) error {
+	if fips140.Enforced() && strings.Contains(err.Error(), "not allowed in FIPS 140-only mode") {
+		return fmt.Errorf("%w: %w", ErrParam, err)
+	}
+	return ErrSignatureInvalid
 }
 
 // OAEPParams are the RSAES-OAEP parameters (CK_RSA_PKCS_OAEP_PARAMS with

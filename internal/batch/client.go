@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -83,6 +84,9 @@ func (b *Client) Call(ctx context.Context, method string, body []byte) (*hsmv1.B
 	c := &call{
 		msg:  &hsmv1.BatchCall{Id: b.ids.Add(1), Method: method, Request: body},
 		done: make(chan struct{}),
+	}
+	if d, ok := ctx.Deadline(); ok {
+		c.msg.TimeoutMicros = max(time.Until(d).Microseconds(), 1)
 	}
 	s, err := b.current()
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -37,6 +38,9 @@ const (
 	// call may wait (for a catch-up from the peers), so there are more than
 	// CPUs; they start when needed and live as long as the stream.
 	maxWorkers = 64
+	// maxTimeoutMicros caps a call's timeout (a day), so a huge value
+	// cannot overflow a time.Duration.
+	maxTimeoutMicros = int64(24 * time.Hour / time.Microsecond)
 	// Replies that are ready go out together, up to these bounds.
 	maxReplies    = 256
 	maxReplyBytes = 1 << 20
@@ -167,7 +171,14 @@ func (b *batchRun) run(c *hsmv1.BatchCall) *hsmv1.BatchReply {
 		return r
 	}
 	dec := func(m any) error { return proto.Unmarshal(c.GetRequest(), m.(proto.Message)) }
-	resp, err := d.Handler(b.s.srv, b.ctx, dec, b.s.unary)
+	ctx := b.ctx
+	if t := c.GetTimeoutMicros(); t > 0 {
+		// The caller's deadline, as a unary call's grpc-timeout gives it.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, time.Duration(min(t, maxTimeoutMicros))*time.Microsecond)
+		defer cancel()
+	}
+	resp, err := d.Handler(b.s.srv, ctx, dec, b.s.unary)
 	if err != nil {
 		r.Status = marshalStatus(status.Convert(err))
 		return r

@@ -6364,10 +6364,13 @@ func (x *BatchRequest) GetCalls() []*BatchCall {
 
 // BatchCall is one request of a Batch stream.
 type BatchCall struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`          // the client's, unique among its calls in flight on the stream
-	Method        string                 `protobuf:"bytes,2,opt,name=method,proto3" json:"method,omitempty"`   // the HSM method's name, e.g. "Sign"
-	Request       []byte                 `protobuf:"bytes,3,opt,name=request,proto3" json:"request,omitempty"` // that method's request message, marshalled
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Id      uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`          // the client's, unique among its calls in flight on the stream
+	Method  string                 `protobuf:"bytes,2,opt,name=method,proto3" json:"method,omitempty"`   // the HSM method's name, e.g. "Sign"
+	Request []byte                 `protobuf:"bytes,3,opt,name=request,proto3" json:"request,omitempty"` // that method's request message, marshalled
+	// How long the caller waits for it, from when it was sent (0: no bound),
+	// as a unary call's grpc-timeout: the call's context ends then.
+	TimeoutMicros int64 `protobuf:"varint,4,opt,name=timeout_micros,json=timeoutMicros,proto3" json:"timeout_micros,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -6421,6 +6424,13 @@ func (x *BatchCall) GetRequest() []byte {
 		return x.Request
 	}
 	return nil
+}
+
+func (x *BatchCall) GetTimeoutMicros() int64 {
+	if x != nil {
+		return x.TimeoutMicros
+	}
+	return 0
 }
 
 type BatchResponse struct {
@@ -7003,11 +7013,12 @@ const file_hsm_proto_rawDesc = "" +
 	"dkm_method\x18\x04 \x01(\x04R\tdkmMethod\x12\x14\n" +
 	"\x05value\x18\x05 \x01(\fR\x05value\">\n" +
 	"\fBatchRequest\x12.\n" +
-	"\x05calls\x18\x01 \x03(\v2\x18.coffer.hsm.v1.BatchCallR\x05calls\"M\n" +
+	"\x05calls\x18\x01 \x03(\v2\x18.coffer.hsm.v1.BatchCallR\x05calls\"t\n" +
 	"\tBatchCall\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x16\n" +
 	"\x06method\x18\x02 \x01(\tR\x06method\x12\x18\n" +
-	"\arequest\x18\x03 \x01(\fR\arequest\"D\n" +
+	"\arequest\x18\x03 \x01(\fR\arequest\x12%\n" +
+	"\x0etimeout_micros\x18\x04 \x01(\x03R\rtimeoutMicros\"D\n" +
 	"\rBatchResponse\x123\n" +
 	"\areplies\x18\x01 \x03(\v2\x19.coffer.hsm.v1.BatchReplyR\areplies\"P\n" +
 	"\n" +

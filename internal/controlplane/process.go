@@ -437,22 +437,10 @@ func waitUntil(cond func() bool, d time.Duration) bool {
 	}
 }
 
+// ready reports whether the node's /readyz answers 200.
 func (p *Processes) ready(ctx context.Context, spec NodeSpec) bool {
-	if spec.MetricsPort == 0 {
-		return false
-	}
-	url := "http://" + net.JoinHostPort(spec.IP, strconv.Itoa(spec.MetricsPort)) + "/readyz"
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return false
-	}
-	resp, err := p.http.Do(req)
-	if err != nil {
-		return false
-	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	return resp.StatusCode == http.StatusOK
+	ok, _ := p.getMetricsPort(ctx, spec, "/readyz", func(io.Reader) (bool, error) { return true, nil })
+	return ok
 }
 
 // Activated implements Provisioner by asking the node: its metrics say
@@ -460,10 +448,19 @@ func (p *Processes) ready(ctx context.Context, spec NodeSpec) bool {
 // (coffer_cluster_activated, beside NodeInfo's activated). A node that does
 // not answer has not shown it.
 func (p *Processes) Activated(ctx context.Context, spec NodeSpec) (bool, error) {
+	return p.getMetricsPort(ctx, spec, "/metrics", func(body io.Reader) (bool, error) {
+		return metricIsOne(body, "coffer_cluster_activated")
+	})
+}
+
+// getMetricsPort GETs path from the node's metrics port and, on a 200,
+// reports what read says of the body (at most 4 MiB of it). A node with no
+// metrics port, or one that does not answer 200, gives false and no error.
+func (p *Processes) getMetricsPort(ctx context.Context, spec NodeSpec, path string, read func(io.Reader) (bool, error)) (bool, error) {
 	if spec.MetricsPort == 0 {
 		return false, nil
 	}
-	url := "http://" + net.JoinHostPort(spec.IP, strconv.Itoa(spec.MetricsPort)) + "/metrics"
+	url := "http://" + net.JoinHostPort(spec.IP, strconv.Itoa(spec.MetricsPort)) + path
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return false, err
@@ -473,10 +470,11 @@ func (p *Processes) Activated(ctx context.Context, spec NodeSpec) (bool, error) 
 		return false, nil
 	}
 	defer resp.Body.Close()
+	defer io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<20)) // the connection is reused
 	if resp.StatusCode != http.StatusOK {
 		return false, nil
 	}
-	return metricIsOne(io.LimitReader(resp.Body, 4<<20), "coffer_cluster_activated")
+	return read(io.LimitReader(resp.Body, 4<<20))
 }
 
 // metricIsOne reports whether the Prometheus text exposition r has the

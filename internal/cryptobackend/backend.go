@@ -36,10 +36,6 @@ type Info struct {
 	ModuleVersion string
 }
 
-// FIPSModule reports whether the cryptography runs in a FIPS 140-3
-// module: BoringSSL's (BoringCrypto), or Go's in FIPS 140-3 mode.
-func (i Info) FIPSModule() bool { return i.Name == BoringCrypto || i.FIPS140 }
-
 // FIPSModeReady reports whether a FIPS-mode HSM may run here: on
 // BoringSSL's module (BoringCrypto), or on Go's with its rules enforced
 // (GODEBUG=fips140=only from process start).

@@ -105,9 +105,6 @@ func TestInfoString(t *testing.T) {
 		if got := tc.i.Module(); got != tc.module {
 			t.Errorf("%+v: Module %q, want %q", tc.i, got, tc.module)
 		}
-		if got := tc.i.FIPSModule(); got != (tc.module != "") {
-			t.Errorf("%+v: FIPSModule %v", tc.i, got)
-		}
 		if got, want := tc.i.FIPSModeReady(), tc.i.Name == BoringCrypto || tc.i.Enforced; got != want {
 			t.Errorf("%+v: FIPSModeReady %v, want %v", tc.i, got, want)
 		}

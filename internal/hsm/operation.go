@@ -12,7 +12,6 @@ import (
 	"hash"
 	"io"
 	"runtime"
-	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -459,12 +458,6 @@ func (o *operation) oneShot(dst, data, sig []byte) ([]byte, error) {
 				return mech.OpenGCMPrefixedIVWith(dst, k.gcmRand, data, m.AAD)
 			}
 			return mech.OpenGCMPrefixedIV(dst, k.block, tag, data, m.AAD)
-		}
-		if k.gcm == nil && k.gcmRand != nil && o.fn != FnEncrypt && len(iv) == mech.GCMStandardIVLen && tag == mech.GCMTagLen {
-			// FIPS 140-only mode, where the key has no GCM under a
-			// caller's IV (the standard library refuses one, to open as
-			// well): the random-IV GCM opens IV || ciphertext.
-			return mech.OpenGCMPrefixedIVWith(dst, k.gcmRand, slices.Concat(iv, data), m.AAD)
 		}
 		if k.gcm != nil && len(iv) == mech.GCMStandardIVLen && tag == mech.GCMTagLen {
 			if o.fn == FnEncrypt {

@@ -8,7 +8,6 @@ package hsm
 // parsing and bookkeeping; the suites are in wycheproof_*_test.go.
 
 import (
-	"crypto/fips140"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -23,6 +22,7 @@ import (
 	"testing"
 
 	"github.com/coffer-hsm/coffer/internal/ck"
+	"github.com/coffer-hsm/coffer/internal/hsm/mech"
 )
 
 // The Wycheproof module: C2SP/wycheproof at commit b51abcfb8daf
@@ -226,8 +226,7 @@ func (c *wpCounts) judge(t *testing.T, file string, v wpVector, err error, refus
 // what Go's enforced FIPS 140-3 module does not approve: a bad-parameter or
 // key-size refusal that says so, and only under GODEBUG=fips140=only.
 func refusedUnderFIPSOnly(err error) bool {
-	return fips140.Enforced() && err != nil && isOneOf(err, []*Kind{ErrMechanismParamInvalid, ErrKeySizeRange}) &&
-		strings.Contains(err.Error(), "FIPS 140-only mode")
+	return mech.RefusedInFIPSOnlyMode(err) && isOneOf(err, []*Kind{ErrMechanismParamInvalid, ErrKeySizeRange})
 }
 
 // refused records a vector the device does not support (a documented

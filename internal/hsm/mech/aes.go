@@ -3,6 +3,7 @@ package mech
 import (
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/fips140"
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/binary"
@@ -126,7 +127,8 @@ func ctrBudget(iv []byte, bits int) (uint64, error) {
 //
 // Other combinations (short tags, or a non-12-byte IV with a tag shorter than
 // 16) give ErrParam. In FIPS 140-only mode the standard library refuses
-// caller-chosen IVs altogether; that also surfaces as ErrParam.
+// caller-chosen IVs altogether; that also surfaces as ErrParam, but for
+// OpenGCM's 12-byte IV and 16-byte tag.
 const (
 	GCMStandardIVLen = 12
 	GCMMaxIVLen      = 256
@@ -178,7 +180,14 @@ func SealGCM(dst []byte, b cipher.Block, iv []byte, tagLen int, plaintext, aad [
 // OpenGCM checks the tag of ciphertext (which ends with the tagLen-byte tag)
 // and aad, and appends the plaintext to dst. A ciphertext shorter than the tag
 // gives ErrDataLen; a bad tag gives ErrAuthFailed and appends nothing.
+//
+// In FIPS 140-only mode, where the standard library refuses GCM under a
+// caller's IV to open as well, a 12-byte IV with a 16-byte tag is opened
+// through the random-nonce GCM, which takes IV || ciphertext || tag.
 func OpenGCM(dst []byte, b cipher.Block, iv []byte, tagLen int, ciphertext, aad []byte) ([]byte, error) {
+	if fips140.Enforced() && len(iv) == GCMStandardIVLen && tagLen == GCMTagLen {
+		return OpenGCMPrefixedIV(dst, b, tagLen, slices.Concat(iv, ciphertext), aad)
+	}
 	a, err := NewGCM(b, len(iv), tagLen)
 	if err != nil {
 		return nil, err

@@ -3,7 +3,6 @@ package mech
 import (
 	"bytes"
 	"crypto/cipher"
-	"crypto/fips140"
 	"crypto/rsa"
 	"encoding/hex"
 	"errors"
@@ -101,7 +100,7 @@ func TestErrorWrapping(t *testing.T) {
 // right answer. Any other error fails the test.
 func skipRefusedByFIPSOnly(t *testing.T, err error) {
 	t.Helper()
-	if fips140.Enforced() && err != nil && strings.Contains(err.Error(), "FIPS 140-only mode") {
+	if RefusedInFIPSOnlyMode(err) {
 		t.Skipf("refused in FIPS 140-only mode: %v", err)
 	}
 	if err != nil {

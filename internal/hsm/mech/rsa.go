@@ -217,9 +217,8 @@ func VerifyPSS(pub *rsa.PublicKey, p PSSParams, digest, sig []byte) error {
 // or, where FIPS 140-only mode refused the key or the parameters before
 // looking at the signature (a key under 2048 bits or of odd size, a public
 // exponent of 2¹⁶ or less, a salt longer than the hash), ErrParam saying so.
-// The standard library has no error value for that, only its message.
 func verifyError(err error) error {
-	if fips140.Enforced() && strings.Contains(err.Error(), "not allowed in FIPS 140-only mode") {
+	if RefusedInFIPSOnlyMode(err) {
 		return fmt.Errorf("%w: %w", ErrParam, err)
 	}
 	return ErrSignatureInvalid
@@ -305,4 +304,12 @@ func DecryptPKCS1v15(priv *rsa.PrivateKey, ciphertext []byte) ([]byte, error) {
 		return nil, ErrEncryptedDataInvalid
 	}
 	return pt, nil
+}
+
+// RefusedInFIPSOnlyMode reports whether err is a refusal of what Go's FIPS
+// 140-3 module, enforced (GODEBUG=fips140=only), does not approve: the
+// standard library's and this package's say "FIPS 140-only mode" (the
+// standard library has no error value for it, only its message).
+func RefusedInFIPSOnlyMode(err error) bool {
+	return fips140.Enforced() && err != nil && strings.Contains(err.Error(), "FIPS 140-only mode")
 }

@@ -91,7 +91,7 @@ func (d *Device) settings() clusterSettings {
 	return d.cluster
 }
 
-// putSettings persists c, then publishes it. The caller holds d.createMu.
+// putSettings persists c, then publishes it. The caller holds d.writes.lockAll.
 func (d *Device) putSettings(ctx context.Context, c clusterSettings) error {
 	if err := d.cfg.Store.Put(ctx, RecordSetting, clusterSettingsID, c.marshal()); err != nil {
 		return fmt.Errorf("%w: store settings: %w", ErrDevice, err)

@@ -165,11 +165,10 @@ func (d *Device) SettleCreation(ctx context.Context, id ObjectID) error {
 	d.mu.RUnlock()
 	if o == nil || o.made == nil {
 		// Most records (every one a peer delivers runs this) come from no
-		// resent creation: done without taking createMu.
+		// resent creation: done without taking the write locks.
 		return nil
 	}
-	d.createMu.Lock() // as every writer of existing objects
-	defer d.createMu.Unlock()
+	defer d.writes.lockAll()() // as every writer of existing objects
 	d.mu.RLock()
 	o = d.objects[id]
 	if o == nil || o.made == nil {

@@ -153,14 +153,15 @@ type Device struct {
 	mtls     *ClientTLSPolicy
 	links    []ReplicationLink // sorted; replaced, never modified in place
 
-	// createMu serializes read-modify-write of existing objects, users and
-	// cluster settings (attribute changes, sharing, destruction), so no
-	// change is lost. userMu serializes the writes of user records: a
-	// change that writes one takes createMu, then userMu
+	// writes serializes read-modify-write of existing objects, users and
+	// settings (attribute changes, sharing, destruction), so no change is
+	// lost; changes to different objects go on side by side
+	// (writelocks.go). userMu serializes the writes of user records: a
+	// change that writes one takes writes.lockAll, then userMu
 	// (lockUserWrites); a login's outcome, which writes only its user's
 	// record, takes userMu alone.
-	createMu sync.Mutex
-	userMu   sync.Mutex
+	writes writeLocks
+	userMu sync.Mutex
 
 	sessMu      sync.RWMutex
 	sessions    map[SessionID]*session
@@ -268,16 +269,18 @@ func (d *Device) load(ctx context.Context) error {
 
 // Reload replaces the device's copy of one record after the store changed
 // underneath it (replication from a peer). load reads the record as the store
-// holds it now; nil data means it was deleted. load runs under the lock every
-// local change of objects and users holds from its store write to its
+// holds it now; nil data means it was deleted. load runs under the locks a
+// local change of the same record holds from its store write to its
 // publication, so a reload never overtakes a newer local write with the older
-// record it read.
+// record it read; a reload of an object waits for changes to that object
+// only.
 func (d *Device) Reload(kind RecordKind, id string, load func() ([]byte, error)) error {
-	if kind == RecordUser {
+	if oid, err := ParseObjectID(id); kind == RecordObject && err == nil {
+		defer d.writes.lockObject(oid)()
+	} else if kind == RecordUser {
 		defer d.lockUserWrites()()
 	} else {
-		d.createMu.Lock()
-		defer d.createMu.Unlock()
+		defer d.writes.lockAll()()
 	}
 	data, err := load()
 	if err != nil {
@@ -374,12 +377,13 @@ func (d *Device) newObjectID() (ObjectID, error) {
 }
 
 // lockUserWrites takes the locks of a change that writes user records:
-// createMu, then userMu, in that order everywhere. It returns their release.
+// writes.lockAll, then userMu, in that order everywhere. It returns their
+// release.
 func (d *Device) lockUserWrites() (unlock func()) {
-	d.createMu.Lock()
+	unlockAll := d.writes.lockAll()
 	d.userMu.Lock()
 	return func() {
 		d.userMu.Unlock()
-		d.createMu.Unlock()
+		unlockAll()
 	}
 }

@@ -201,7 +201,7 @@ func (d *Device) ReplicationLinks() []ReplicationLink {
 	return slices.Clone(d.links)
 }
 
-// putLinks persists links, then publishes them. The caller holds d.createMu.
+// putLinks persists links, then publishes them. The caller holds d.writes.lockAll.
 func (d *Device) putLinks(ctx context.Context, links []ReplicationLink) error {
 	slices.SortFunc(links, func(a, b ReplicationLink) int {
 		return cmp.Or(cmp.Compare(a.Direction, b.Direction), cmp.Compare(a.ClusterID, b.ClusterID))
@@ -258,8 +258,7 @@ func (d *Device) createReplicationLink(ctx context.Context, sid SessionID, l Rep
 		return p, err
 	}
 	l.Anchor, l.Created = cert, d.cfg.Now()
-	d.createMu.Lock()
-	defer d.createMu.Unlock()
+	defer d.writes.lockAll()()
 	cur := d.ReplicationLinks()
 	for _, o := range cur {
 		if o.Key() == l.Key() {
@@ -294,8 +293,7 @@ func (d *Device) deleteReplicationLink(ctx context.Context, sid SessionID, key s
 	if err != nil {
 		return p, err
 	}
-	d.createMu.Lock()
-	defer d.createMu.Unlock()
+	defer d.writes.lockAll()()
 	cur := d.ReplicationLinks()
 	keep := slices.DeleteFunc(slices.Clone(cur), func(l ReplicationLink) bool { return l.Key() == key })
 	if len(keep) == len(cur) {
@@ -318,7 +316,7 @@ func (d *Device) deleteReplicationLink(ctx context.Context, sid SessionID, key s
 // what the store holds. The record meets the rule every record from a
 // clone meets (admitClone), as a link's route: nobody of this cluster
 // brings it, deletions cross, users only if l replicates users. The check
-// and the store write run under createMu, as local changes do, so no local
+// and the store write run under d.writes.lockAll, as local changes of more than one record do, so no local
 // change lands between them; the node reloads the record into the device
 // afterwards (Reload).
 func (d *Device) AdmitLinked(ctx context.Context, l ReplicationLink, kind RecordKind, id string, data []byte, apply func(context.Context) (bool, error)) (bool, error) {
@@ -326,8 +324,7 @@ func (d *Device) AdmitLinked(ctx context.Context, l ReplicationLink, kind Record
 	if l.Direction != LinkInbound {
 		return false, &Error{Op: op, Err: fmt.Errorf("%w: %s is not an inbound link", ErrReplicaRefused, l.Key())}
 	}
-	d.createMu.Lock()
-	defer d.createMu.Unlock()
+	defer d.writes.lockAll()()
 	if _, err := d.admitClone(ctx, cloneRoute{deletions: true, users: l.Users}, kind, id, data); err != nil {
 		return false, &Error{Op: op, Err: err}
 	}

@@ -210,7 +210,7 @@ func (d *Device) ClientTLSPolicy() *ClientTLSPolicy {
 	return d.mtls
 }
 
-// putPolicy persists p, then publishes it. The caller holds d.createMu.
+// putPolicy persists p, then publishes it. The caller holds d.writes.lockAll.
 func (d *Device) putPolicy(ctx context.Context, p *ClientTLSPolicy) error {
 	if err := d.cfg.Store.Put(ctx, RecordSetting, mtlsSettingsID, p.marshal()); err != nil {
 		return fmt.Errorf("%w: store mTLS settings: %w", ErrDevice, err)
@@ -257,8 +257,7 @@ func (d *Device) registerTrustAnchor(ctx context.Context, sid SessionID, der []b
 		return TrustAnchor{}, p, "", err
 	}
 	target := cert.Subject.String()
-	d.createMu.Lock()
-	defer d.createMu.Unlock()
+	defer d.writes.lockAll()()
 	cur := d.ClientTLSPolicy()
 	for _, a := range cur.anchors {
 		if bytes.Equal(a.Certificate.Raw, cert.Raw) {
@@ -344,8 +343,7 @@ func (d *Device) deregisterTrustAnchor(ctx context.Context, sid SessionID, ref u
 	if all == (ref != 0) {
 		return nil, p, fmt.Errorf("%w: name one trust anchor by its reference, or all", ErrArgumentsBad)
 	}
-	d.createMu.Lock()
-	defer d.createMu.Unlock()
+	defer d.writes.lockAll()()
 	cur := d.ClientTLSPolicy()
 	var keep, removed []TrustAnchor
 	for _, a := range cur.anchors {
@@ -392,8 +390,7 @@ func (d *Device) setMTLSEnforcement(ctx context.Context, sid SessionID, level MT
 	if !level.valid() {
 		return p, fmt.Errorf("%w: mTLS enforcement level %d", ErrArgumentsBad, level)
 	}
-	d.createMu.Lock()
-	defer d.createMu.Unlock()
+	defer d.writes.lockAll()()
 	cur := d.ClientTLSPolicy()
 	if level == MTLSCluster {
 		if len(cur.anchors) == 0 {

@@ -222,8 +222,7 @@ func (d *Device) update(ctx context.Context, s *session, p *principal, id Object
 // modify is update; ownerOnly false lets a principal change an object it
 // sees but does not own (an admin's CKA_TRUSTED).
 func (d *Device) modify(ctx context.Context, s *session, p *principal, id ObjectID, ownerOnly bool, change func(*Object) error) error {
-	d.createMu.Lock() // serializes writers of objects, so no update is lost
-	defer d.createMu.Unlock()
+	defer d.writes.lockObject(id)() // serializes the writers of the object, so no update is lost
 	o, err := d.lookup(s, p, id)
 	if err != nil {
 		return err
@@ -271,8 +270,7 @@ func (d *Device) DestroyObject(ctx context.Context, sid SessionID, id ObjectID) 
 }
 
 func (d *Device) destroy(ctx context.Context, s *session, p *principal, id ObjectID) error {
-	d.createMu.Lock()
-	defer d.createMu.Unlock()
+	defer d.writes.lockObject(id)()
 	o, err := d.lookup(s, p, id)
 	if err != nil {
 		return err

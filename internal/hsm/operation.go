@@ -154,6 +154,12 @@ var hashes = map[ck.MechanismType]crypto.Hash{
 	ck.CKM_ECDSA_SHA512: crypto.SHA512,
 }
 
+// aesModes are the streaming AES modes' mech modes (operation.start).
+var aesModes = map[ck.MechanismType]mech.Mode{
+	ck.CKM_AES_ECB: mech.ModeECB, ck.CKM_AES_CBC: mech.ModeCBC,
+	ck.CKM_AES_CBC_PAD: mech.ModeCBCPad, ck.CKM_AES_CTR: mech.ModeCTR,
+}
+
 var mgfs = map[ck.MGF]crypto.Hash{
 	ck.CKG_MGF1_SHA1: crypto.SHA1, ck.CKG_MGF1_SHA224: crypto.SHA224, ck.CKG_MGF1_SHA256: crypto.SHA256,
 	ck.CKG_MGF1_SHA384: crypto.SHA384, ck.CKG_MGF1_SHA512: crypto.SHA512,
@@ -270,13 +276,11 @@ func (o *operation) start() error {
 	var err error
 	switch m.Type {
 	case ck.CKM_AES_ECB, ck.CKM_AES_CBC, ck.CKM_AES_CBC_PAD, ck.CKM_AES_CTR:
-		mode := map[ck.MechanismType]mech.Mode{ck.CKM_AES_ECB: mech.ModeECB, ck.CKM_AES_CBC: mech.ModeCBC,
-			ck.CKM_AES_CBC_PAD: mech.ModeCBCPad, ck.CKM_AES_CTR: mech.ModeCTR}[m.Type]
 		dir := mech.Encrypt
 		if o.fn == FnDecrypt {
 			dir = mech.Decrypt
 		}
-		o.mp, err = mech.NewMultipart(k.block, mode, dir, m.IV, int(m.CounterBits))
+		o.mp, err = mech.NewMultipart(k.block, aesModes[m.Type], dir, m.IV, int(m.CounterBits))
 	case ck.CKM_AES_CMAC, ck.CKM_AES_CMAC_GENERAL:
 		o.h, err = mech.NewCMAC(k.block)
 	case ck.CKM_AES_GCM, ck.CKM_CLOUDHSM_AES_GCM:

@@ -285,8 +285,7 @@ func (d *Device) setQuorumValue(ctx context.Context, sid SessionID, service Quor
 	if m < 1 || m > maxQuorum {
 		return p, target, fmt.Errorf("%w: %d; must be 1 to %d", ErrQuorumValue, m, maxQuorum)
 	}
-	d.createMu.Lock()
-	defer d.createMu.Unlock()
+	defer d.writes.lockAll()()
 	c := d.settings()
 	// Only raising M can strand the cluster; lowering it is always allowed.
 	if n := d.adminCount(); n < m+2 && m > c.quorum(service) {
@@ -328,7 +327,7 @@ func (d *Device) QuorumValues(sid SessionID) (map[QuorumService]int, error) {
 }
 
 // approve checks quorum and returns spend, which consumes the token: call it
-// once the approved operation has succeeded. The caller holds d.createMu,
+// once the approved operation has succeeded. The caller holds d.writes.lockAll,
 // so a token approves one operation only.
 func (d *Device) approve(ctx context.Context, service QuorumService, actor *principal, ap Approvals) (spend func(), err error) {
 	return d.approveN(ctx, service, d.settings().quorum(service), actor, ap)

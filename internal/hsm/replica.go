@@ -52,7 +52,7 @@ func (d *Device) ReplicateObject(sid SessionID, id ObjectID) error {
 // whether it was newer than what the store holds. The record must meet
 // admitClone's rule, with the session's crypto user as the one who brings
 // it (it must own the key). The check and the store write run under
-// createMu, as local changes do; the node reloads the record into the
+// d.writes.lockAll, as local changes of more than one record do; the node reloads the record into the
 // device afterwards (Reload).
 func (d *Device) AdmitObject(ctx context.Context, sid SessionID, id string, data []byte, apply func(context.Context) (bool, error)) (ObjectID, bool, error) {
 	const op = "object.replicate-in"
@@ -62,8 +62,7 @@ func (d *Device) AdmitObject(ctx context.Context, sid SessionID, id string, data
 	}
 	var got admitted
 	applied, err := func() (bool, error) {
-		d.createMu.Lock()
-		defer d.createMu.Unlock()
+		defer d.writes.lockAll()()
 		var err error
 		if got, err = d.admitClone(ctx, cloneRoute{by: p}, RecordObject, id, data); err != nil {
 			return false, err
@@ -134,7 +133,7 @@ type admitted struct {
 //     admins left) and withdraws the user's shares as one does;
 //   - nothing else (settings) is admitted.
 //
-// The caller holds createMu, and stores the record before releasing it.
+// The caller holds d.writes.lockAll, and stores the record before releasing it.
 func (d *Device) admitClone(ctx context.Context, r cloneRoute, kind RecordKind, id string, data []byte) (admitted, error) {
 	got := admitted{spend: func() {}}
 	switch kind {

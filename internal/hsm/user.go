@@ -15,7 +15,7 @@ import (
 
 // User is an account on the HSM. A *User in the device's table is never
 // changed: a change publishes a modified clone under d.mu, after the store
-// has it. Every write of a user record happens under d.createMu, so changes
+// has it. Every write of a user record happens under lockUserWrites or userMu, so changes
 // to one user (failure counts above all) are never lost to a race.
 //
 // A user record is written by every HSM of the cluster and merged (see
@@ -253,7 +253,7 @@ func (d *Device) user(name string) *User {
 	return d.users[name]
 }
 
-// putUser persists u, then publishes it. The caller holds d.createMu.
+// putUser persists u, then publishes it. The caller holds d.writes.lockAll.
 func (d *Device) putUser(ctx context.Context, u *User) error {
 	if err := d.storeUser(ctx, u); err != nil {
 		return err
@@ -619,7 +619,7 @@ func (d *Device) keyCounts(name string) (owned, shared int) {
 }
 
 // withdrawShares removes name from the sharing list of every token key. The
-// caller holds d.createMu, which serializes the writers of objects.
+// caller holds d.writes.lockAll, which excludes every other writer of objects.
 func (d *Device) withdrawShares(ctx context.Context, name string) error {
 	d.mu.RLock()
 	var objs []*Object
@@ -714,7 +714,7 @@ func (d *Device) login(ctx context.Context, sid SessionID, role Role, name, pw s
 
 	// The outcome is applied to the user as it is now, under userMu (which
 	// every writer of user records holds), so concurrent failures all count
-	// and a deleted user is not logged in. Not under createMu: a failed
+	// and a deleted user is not logged in. Not under d.writes: a failed
 	// login's store write does not hold up changes of objects and settings,
 	// nor a peer's update of them.
 	d.userMu.Lock()
@@ -792,7 +792,7 @@ func (d *Device) Logout(sid SessionID) error {
 // comes undone by a merge: only a newer reset clears it. It reports whether
 // the merge differs from the incoming record, which must then be written
 // back so that it wins everywhere. Merging the merge again changes nothing,
-// so two HSMs stop writing back once they agree. The caller holds createMu
+// so two HSMs stop writing back once they agree. The caller holds d.writes.lockAll
 // and userMu (lockUserWrites).
 func (d *Device) mergeUser(in *User) (*User, bool) {
 	local := d.user(in.Name)

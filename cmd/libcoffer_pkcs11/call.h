@@ -44,7 +44,7 @@ enum coffer_op {
 
 typedef struct coffer_call {
 	int op;
-	int state; // 0 running, 1 done, 2 the caller sleeps on it
+	int state; // 0 running, 1 done, 2 the caller sleeps on it (a futex word)
 	CK_RV rv;
 	void *a[8]; // the arguments: pointers, or integers as uintptr_t
 	struct coffer_call *next;
@@ -61,5 +61,4 @@ COFFER_HIDDEN CK_RV coffer_call_submit(coffer_call *c);
 COFFER_HIDDEN int coffer_calls_open(void);
 COFFER_HIDDEN void coffer_calls_close(void);
 COFFER_HIDDEN coffer_call *coffer_calls_take(void);
-COFFER_HIDDEN void coffer_call_done(coffer_call *c, CK_RV rv);
 #endif

@@ -60,11 +60,6 @@ static CK_RV coffer_call_queue(coffer_call *c) {
 	return c->rv;
 }
 
-void coffer_call_done(coffer_call *c, CK_RV rv) {
-	c->rv = rv;
-	if (__atomic_exchange_n(&c->state, 1, __ATOMIC_ACQ_REL) == 2) futex(&c->state, FUTEX_WAKE, 1);
-}
-
 int coffer_calls_open(void) {
 	int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (fd < 0) return -1;

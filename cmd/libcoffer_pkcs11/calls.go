@@ -9,6 +9,8 @@ import (
 	"errors"
 	"os"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"unsafe"
 )
 
@@ -88,9 +90,27 @@ func (d *dispatcher) stop() {
 // runCall does one call and wakes its caller, whatever happens.
 func runCall(c *C.coffer_call) {
 	r := C.CK_RV(C.CKR_GENERAL_ERROR)
-	defer func() { C.coffer_call_done(c, r) }()
+	defer func() { callDone(c, r) }()
 	defer guard(&r, "queued call")
 	r = dispatch(C.int(c.op), &c.a)
+}
+
+// callDone answers c with r and wakes its caller if it sleeps (the other
+// side of coffer_call_queue). It is Go, not a cgo call, and wakes through
+// a raw system call: a cgo call hands the worker's P (Go's right to run) to
+// the runtime for its duration, and the futex wake makes the kernel switch
+// to the woken application thread at once on a busy machine, so the P was
+// taken from the preempted worker and given to another thread (a wake-up
+// of its own), and the worker, coming back, had none and slept: three
+// context switches for one answer. A raw system call keeps the P; the
+// wake itself never blocks.
+func callDone(c *C.coffer_call, r C.CK_RV) {
+	c.rv = r
+	state := (*int32)(unsafe.Pointer(&c.state))
+	if atomic.SwapInt32(state, 1) == 2 {
+		const futexWakePrivate = 1 | 128 // FUTEX_WAKE | FUTEX_PRIVATE_FLAG
+		syscall.RawSyscall6(syscall.SYS_FUTEX, uintptr(unsafe.Pointer(state)), futexWakePrivate, 1, 0, 0, 0)
+	}
 }
 
 // goRunCall runs a call on the calling C thread.

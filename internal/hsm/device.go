@@ -146,12 +146,16 @@ type Device struct {
 	// CKA_TRUSTED, and an admin creates no object and sees no session
 	// object), and withdrawShares, which replaces an object by a copy that
 	// differs only in its sharing list.
-	trusted  map[keyID]int
-	reserved map[ObjectID]struct{} // ids of objects being committed
-	users    map[string]*User
-	cluster  clusterSettings
-	mtls     *ClientTLSPolicy
-	links    []ReplicationLink // sorted; replaced, never modified in place
+	trusted map[keyID]int
+	// tokenObjects counts the token objects in objects (putObject and
+	// dropObject keep it; withdrawShares' copies are token objects as the
+	// objects they replace, and CloseSession drops session objects only).
+	tokenObjects int
+	reserved     map[ObjectID]struct{} // ids of objects being committed
+	users        map[string]*User
+	cluster      clusterSettings
+	mtls         *ClientTLSPolicy
+	links        []ReplicationLink // sorted; replaced, never modified in place
 
 	// writes serializes read-modify-write of existing objects, users and
 	// settings (attribute changes, sharing, destruction), so no change is

@@ -302,9 +302,20 @@ func (d *Device) destroy(ctx context.Context, s *session, p *principal, id Objec
 func (d *Device) putObject(id ObjectID, o *Object) {
 	d.dropObject(id)
 	d.objects[id] = o
+	if o.Token() {
+		d.tokenObjects++
+	}
 	if k, ok := trustedPublic(o); ok {
 		d.trusted[k]++
 	}
+}
+
+// Holdings returns how many token objects and users the device holds, kept
+// as they change (no scan: NodeInfo and every metrics scrape ask).
+func (d *Device) Holdings() (tokenObjects, users int) {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	return d.tokenObjects, len(d.users)
 }
 
 // dropObject removes the object id names from the device's table, if it is
@@ -315,6 +326,9 @@ func (d *Device) dropObject(id ObjectID) {
 		return
 	}
 	delete(d.objects, id)
+	if old.Token() {
+		d.tokenObjects--
+	}
 	if k, ok := trustedPublic(old); ok {
 		if d.trusted[k]--; d.trusted[k] <= 0 {
 			delete(d.trusted, k)

@@ -20,9 +20,17 @@ type nodeStats struct {
 	sessionObjects int // session objects of those sessions
 }
 
-// stats counts records from the store's metadata (no payload is opened).
+// stats reads the device's counts, or, on a node with no device yet, counts
+// records from the store's metadata (no payload is opened).
 func (n *Node) stats(ctx context.Context) (nodeStats, error) {
 	var st nodeStats
+	st.sessions, st.sessionObjects = n.sessions.counts()
+	if dev := n.dev.Load(); dev != nil {
+		// The device holds every record of the store and counts them as
+		// they change: no scan of a million keys per NodeInfo or scrape.
+		st.tokenObjects, st.users = dev.Holdings()
+		return st, nil
+	}
 	err := n.store.Versions(ctx, func(k store.Kind, _ string, _ store.Version, tombstone bool) error {
 		switch {
 		case tombstone:
@@ -33,7 +41,6 @@ func (n *Node) stats(ctx context.Context) (nodeStats, error) {
 		}
 		return nil
 	})
-	st.sessions, st.sessionObjects = n.sessions.counts()
 	return st, err
 }
 

@@ -20,7 +20,7 @@ import (
 	"github.com/coffer-hsm/coffer/internal/cli"
 )
 
-const benchUsage = `usage: coffer bench [--ops LIST] [--threads LIST] [--duration D] [--token-keys] [--json] [--compare FILE]
+const benchUsage = `usage: coffer bench [--ops LIST] [--threads LIST] [--duration D] [--token-keys] [--hold-keys N] [--json] [--compare FILE]
                     [--cluster-config FILE] [--cluster-id ID] [--username NAME] [--password PW]
        coffer bench --pkcs11 LIBRARY --pin PIN [--slot N] [...]
        coffer bench --list
@@ -38,8 +38,10 @@ thread.
 
 The keys the sign and encrypt operations use are session objects, or token
 objects with --token-keys; they are destroyed when the operation's cells
-end, as are the keys the generations make, also on Ctrl-C. Every object
-is labelled coffer-bench. The exit status is 1 if any operation failed.
+end, as are the keys the generations make, also on Ctrl-C. With
+--hold-keys N it first makes N token AES keys and holds them through every
+cell, destroying them at the end: how cost grows with the keys a cluster
+holds. Every object is labelled coffer-bench. The exit status is 1 if any operation failed.
 
 Example: coffer bench --ops ecdsa-p256,aes256-gcm-1k --threads 1,8 --duration 3s --token-keys
 `
@@ -52,6 +54,7 @@ func runBench(ctx context.Context, args []string, stdin *os.File, stdout, stderr
 	duration := fs.Duration("duration", 5*time.Second, "how long each cell (an operation at a thread count) runs")
 	opTimeout := fs.Duration("op-timeout", 10*time.Second, "the bound of one operation")
 	tokenKeys := fs.Bool("token-keys", false, "the sign and encrypt operations use token keys (on every HSM) instead of session keys")
+	holdKeys := fs.Int("hold-keys", 0, "make this many token AES keys before the first cell and hold them through the run")
 	asJSON := fs.Bool("json", false, "print the report as JSON instead of a table")
 	compare := fs.String("compare", "", "an earlier run's --json output: print this run's ratios to it")
 	list := fs.Bool("list", false, "list the operations and exit")
@@ -79,7 +82,7 @@ func runBench(ctx context.Context, args []string, stdin *os.File, stdout, stderr
 		}
 		return nil
 	}
-	cfg := bench.Config{Duration: *duration, OpTimeout: *opTimeout, TokenKeys: *tokenKeys}
+	cfg := bench.Config{Duration: *duration, OpTimeout: *opTimeout, TokenKeys: *tokenKeys, HoldKeys: *holdKeys}
 	var err error
 	if cfg.Ops, err = bench.ParseOps(strings.Split(*ops, ",")); err != nil {
 		return fmt.Errorf("--ops: %w", err)

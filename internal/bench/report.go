@@ -23,7 +23,8 @@ type Report struct {
 	Machine  Machine     `json:"machine"`
 	Go       GoInfo      `json:"go"`
 	Target   TargetInfo  `json:"target"`
-	Keys     string      `json:"keys"` // "token" or "session": what the sign and encrypt operations use
+	Keys     string      `json:"keys"`      // "token" or "session": what the sign and encrypt operations use
+	HeldKeys int         `json:"held_keys"` // token keys held through the run (--hold-keys)
 	Duration float64     `json:"duration_seconds"`
 	Cells    []Cell      `json:"cells"`
 	Complete bool        `json:"complete"` // false: the run was cut short
@@ -116,7 +117,7 @@ func newCell(op Op, threads int, tokenKeys bool, elapsed time.Duration, h *Histo
 func NewReport(started time.Time, target TargetInfo, c Config) *Report {
 	r := &Report{
 		Schema: Schema, Started: started.UTC(), Machine: machine(), Go: goInfo(), Target: target,
-		Keys: "session", Duration: c.Duration.Seconds(), Cells: []Cell{},
+		Keys: "session", HeldKeys: c.HoldKeys, Duration: c.Duration.Seconds(), Cells: []Cell{},
 	}
 	if c.TokenKeys {
 		r.Keys = "token"
@@ -166,9 +167,13 @@ func (r *Report) WriteJSON(w io.Writer) error {
 // WriteTable writes r's cells as a table.
 func (r *Report) WriteTable(w io.Writer) error {
 	fmt.Fprintf(w, "target: %s\n", r.Target.Description)
-	fmt.Fprintf(w, "machine: %s/%s, %d CPUs%s; %s, crypto %s%s; keys: %s objects; %gs per cell\n",
+	held := ""
+	if r.HeldKeys > 0 {
+		held = fmt.Sprintf("; %d keys held", r.HeldKeys)
+	}
+	fmt.Fprintf(w, "machine: %s/%s, %d CPUs%s; %s, crypto %s%s; keys: %s objects%s; %gs per cell\n",
 		r.Machine.OS, r.Machine.Arch, r.Machine.CPUs, prefixed(", ", r.Machine.Model), r.Go.Version, r.Go.Crypto,
-		map[bool]string{true: " (FIPS 140-3 mode)"}[r.Go.FIPS140], r.Keys, r.Duration)
+		map[bool]string{true: " (FIPS 140-3 mode)"}[r.Go.FIPS140], r.Keys, held, r.Duration)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	width := opWidth(r.Cells)
 	fmt.Fprintf(tw, "%-*s\tthreads\tkeys\tops/s\tp50 µs\tp99 µs\tp99.9 µs\tCPU µs/op\tops\terrors\t\n", width, "op")

@@ -51,6 +51,10 @@ type Config struct {
 	Duration  time.Duration // of each cell
 	OpTimeout time.Duration // of each operation
 	TokenKeys bool
+	// HoldKeys token AES keys are made before the first cell and held
+	// through every cell (destroyed when the run ends), to measure how the
+	// cost of an operation grows with the keys a cluster holds.
+	HoldKeys int
 	// Progress, if set, is called about every 200ms while a cell runs,
 	// and once when it ends.
 	Progress func(Progress)
@@ -94,17 +98,33 @@ func (c *Config) Validate() error {
 	if c.OpTimeout <= 0 {
 		return errors.New("bench: the operation timeout must be positive")
 	}
+	if c.HoldKeys < 0 || c.HoldKeys > maxHeldKeys {
+		return fmt.Errorf("bench: %d keys to hold: want 0 to %d", c.HoldKeys, maxHeldKeys)
+	}
 	return nil
 }
+
+// maxHeldKeys bounds --hold-keys.
+const maxHeldKeys = 10_000_000
 
 // Run runs every cell (each op at each thread count) against t and returns
 // the cells run. When ctx is cancelled it stops, destroys what it made
 // and returns the cells finished so far with ctx's error.
-func Run(ctx context.Context, t Target, c Config) ([]Cell, error) {
+func Run(ctx context.Context, t Target, c Config) (cells []Cell, err error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	var cells []Cell
+	if c.HoldKeys > 0 {
+		release, err := hold(ctx, t, c.HoldKeys, c.OpTimeout)
+		if err != nil {
+			return nil, fmt.Errorf("bench: making %d keys to hold: %w", c.HoldKeys, err)
+		}
+		defer func() {
+			if rerr := release(); rerr != nil && err == nil {
+				err = fmt.Errorf("bench: destroying the keys it held: %w", rerr)
+			}
+		}()
+	}
 	total := len(c.Ops) * len(c.Threads)
 	for _, op := range c.Ops {
 		if err := ctx.Err(); err != nil {

@@ -41,7 +41,7 @@ func newBenchCluster(b *testing.B) *benchCluster {
 	return &benchCluster{a: na, b: nb, pki: pki, cl: cl, s: s}
 }
 
-func dialCluster(b *testing.B, pki *testPKI, addrs ...string) *client.Cluster {
+func dialCluster(b testing.TB, pki *testPKI, addrs ...string) *client.Cluster {
 	b.Helper()
 	cl, err := client.Dial(b.Context(), client.Config{
 		HSMs: addrs,

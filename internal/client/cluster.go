@@ -483,6 +483,7 @@ func (c *Cluster) Mechanisms(ctx context.Context) ([]MechanismInfo, error) {
 		out[i] = MechanismInfo{
 			Type: ck.MechanismType(mi.GetType()), MinKeySize: uint(mi.GetMinKeySize()),
 			MaxKeySize: uint(mi.GetMaxKeySize()), Flags: ck.Flags(mi.GetFlags()),
+			KeyType: ck.KeyType(mi.GetKeyType()), KeyUse: KeyUse(mi.GetKeyUse()),
 		}
 	}
 	return out, nil

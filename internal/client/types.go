@@ -134,11 +134,29 @@ type QuorumToken struct {
 
 // MechanismInfo is one mechanism an HSM supports.
 type MechanismInfo struct {
-	Type       ck.MechanismType
+	Type ck.MechanismType
+	// MinKeySize and MaxKeySize bound the sizes of its KeyType keys: in
+	// bits, in bytes for generic secrets.
 	MinKeySize uint
 	MaxKeySize uint
 	Flags      ck.Flags // CKF_* of CK_MECHANISM_INFO
+	// KeyType is the type of the keys the mechanism works with or makes;
+	// KeyUse says which of them an operation takes.
+	KeyType ck.KeyType
+	KeyUse  KeyUse
 }
+
+// KeyUse is the key an operation of a mechanism takes.
+type KeyUse int
+
+const (
+	NoKey     KeyUse = KeyUse(hsmv1.KeyUse_KEY_USE_NONE)   // digests and key generation (or an HSM that does not say)
+	SecretKey KeyUse = KeyUse(hsmv1.KeyUse_KEY_USE_SECRET) // a secret key of KeyType
+	// KeyPair: a half of a KeyType key pair, the public key to encrypt,
+	// verify, wrap and encapsulate, the private key to decrypt, sign,
+	// unwrap, derive and decapsulate.
+	KeyPair KeyUse = KeyUse(hsmv1.KeyUse_KEY_USE_PAIR)
+)
 
 // NodeInfo is what one HSM says about itself.
 type NodeInfo struct {

@@ -78,7 +78,7 @@ func (m *Module) Init(ctx context.Context, h SessionHandle, kind OpKind, mech cl
 		if id, rv = m.object(ss, key, ck.CKR_KEY_HANDLE_INVALID); rv != ck.CKR_OK {
 			return rv
 		}
-		if rv := m.checkKey(ctx, cs, key, id, kind, mech.Type); rv != ck.CKR_OK {
+		if rv := m.checkKey(ctx, ss, cs, key, id, kind, mech.Type); rv != ck.CKR_OK {
 			return rv
 		}
 	}

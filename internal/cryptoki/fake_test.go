@@ -23,8 +23,9 @@ type fakeCluster struct {
 	objects  map[client.ObjectID]map[ck.AttributeType][]byte
 	nextID   client.ObjectID
 	calls    map[string]int
-	open     int              // client sessions open
-	lastMech client.Mechanism // the mechanism of the last Encrypt, as the fake received it
+	open     int                    // client sessions open
+	lastMech client.Mechanism       // the mechanism of the last Encrypt, as the fake received it
+	mechs    []client.MechanismInfo // the mechanism table; a test may add to it before the module first asks
 }
 
 func newFakeCluster() *fakeCluster {
@@ -35,6 +36,13 @@ func newFakeCluster() *fakeCluster {
 		objects:  map[client.ObjectID]map[ck.AttributeType][]byte{},
 		nextID:   100,
 		calls:    map[string]int{},
+		mechs: []client.MechanismInfo{
+			{Type: ck.CKM_AES_GCM, MinKeySize: 128, MaxKeySize: 256, Flags: ck.CKF_HW | ck.CKF_ENCRYPT | ck.CKF_DECRYPT | ck.CKF_WRAP | ck.CKF_UNWRAP, KeyType: ck.CKK_AES, KeyUse: client.SecretKey},
+			{Type: ck.CKM_CLOUDHSM_AES_GCM, MinKeySize: 128, MaxKeySize: 256, Flags: ck.CKF_HW | ck.CKF_ENCRYPT | ck.CKF_DECRYPT | ck.CKF_WRAP | ck.CKF_UNWRAP, KeyType: ck.CKK_AES, KeyUse: client.SecretKey},
+			{Type: ck.CKM_AES_KEY_GEN, MinKeySize: 128, MaxKeySize: 256, Flags: ck.CKF_HW | ck.CKF_GENERATE, KeyType: ck.CKK_AES},
+			{Type: ck.CKM_SHA256, Flags: ck.CKF_HW | ck.CKF_DIGEST},
+			{Type: ck.CKM_ECDSA_SHA256, MinKeySize: 256, MaxKeySize: 521, Flags: ck.CKF_HW | ck.CKF_SIGN | ck.CKF_VERIFY, KeyType: ck.CKK_EC, KeyUse: client.KeyPair},
+		},
 	}
 }
 
@@ -62,13 +70,9 @@ func (c *fakeCluster) Login(_ context.Context, role, username, password string) 
 }
 
 func (c *fakeCluster) Mechanisms(context.Context) ([]client.MechanismInfo, error) {
-	return []client.MechanismInfo{
-		{Type: ck.CKM_AES_GCM, MinKeySize: 128, MaxKeySize: 256, Flags: ck.CKF_HW | ck.CKF_ENCRYPT | ck.CKF_DECRYPT | ck.CKF_WRAP | ck.CKF_UNWRAP},
-		{Type: ck.CKM_CLOUDHSM_AES_GCM, MinKeySize: 128, MaxKeySize: 256, Flags: ck.CKF_HW | ck.CKF_ENCRYPT | ck.CKF_DECRYPT | ck.CKF_WRAP | ck.CKF_UNWRAP},
-		{Type: ck.CKM_AES_KEY_GEN, MinKeySize: 128, MaxKeySize: 256, Flags: ck.CKF_HW | ck.CKF_GENERATE},
-		{Type: ck.CKM_SHA256, Flags: ck.CKF_HW | ck.CKF_DIGEST},
-		{Type: ck.CKM_ECDSA_SHA256, MinKeySize: 256, MaxKeySize: 521, Flags: ck.CKF_HW | ck.CKF_SIGN | ck.CKF_VERIFY},
-	}, nil
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.mechs, nil
 }
 
 func (c *fakeCluster) Close() error { return nil }

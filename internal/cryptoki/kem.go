@@ -48,7 +48,7 @@ func (m *Module) EncapsulateKey(ctx context.Context, h SessionHandle, mech clien
 	if rv != ck.CKR_OK {
 		return 0, 0, rv
 	}
-	if rv := m.checkKey(ctx, cs, pub, id, OpEncrypt, mech.Type); rv != ck.CKR_OK { // the public half, as for encryption
+	if rv := m.checkKey(ctx, ss, cs, pub, id, OpEncrypt, mech.Type); rv != ck.CKR_OK { // the public half, as for encryption
 		return 0, 0, rv
 	}
 	vals, err := cs.GetAttributes(ctx, id, []ck.AttributeType{ck.CKA_PARAMETER_SET})
@@ -93,7 +93,7 @@ func (m *Module) DecapsulateKey(ctx context.Context, h SessionHandle, mech clien
 	if rv != ck.CKR_OK {
 		return 0, rv
 	}
-	if rv := m.checkKey(ctx, cs, priv, id, OpDecrypt, mech.Type); rv != ck.CKR_OK { // the private half, as for decryption
+	if rv := m.checkKey(ctx, ss, cs, priv, id, OpDecrypt, mech.Type); rv != ck.CKR_OK { // the private half, as for decryption
 		return 0, rv
 	}
 	kid, err := kem.DecapsulateKey(ctx, id, mech, ciphertext, tmpl)

@@ -41,6 +41,10 @@ func ulongAttr(t ck.AttributeType, v uint64) client.Attribute {
 // before the HSM is asked.
 func TestEncapsulateTwoCalls(t *testing.T) {
 	m, fc, h := loggedIn(t)
+	fc.mu.Lock()
+	fc.mechs = append(fc.mechs, client.MechanismInfo{Type: ck.CKM_ML_KEM, MinKeySize: uint(ck.CKP_ML_KEM_768), MaxKeySize: uint(ck.CKP_ML_KEM_1024),
+		Flags: ck.CKF_HW | ck.CKF_ENCAPSULATE | ck.CKF_DECAPSULATE, KeyType: ck.CKK_ML_KEM, KeyUse: client.KeyPair})
+	fc.mu.Unlock()
 	ctx := t.Context()
 	pair := func(ps ck.ParameterSet) (ObjectHandle, ObjectHandle) {
 		pub, priv, rv := m.GenerateKeyPair(ctx, h, client.Mechanism{Type: ck.CKM_ML_KEM_KEY_PAIR_GEN},

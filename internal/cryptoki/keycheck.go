@@ -22,59 +22,39 @@ type keyShape struct {
 	keyType ck.KeyType
 }
 
-// mechanismKeyType is the key type a mechanism works with and whether it
-// uses a key pair; ok is false for mechanisms not checked here (the HSM
-// checks every mechanism anyway). It follows the HSM's rules
-// (internal/hsm, operation.go).
-func mechanismKeyType(m ck.MechanismType) (kt ck.KeyType, pair, ok bool) {
-	switch m {
-	case ck.CKM_AES_ECB, ck.CKM_AES_CBC, ck.CKM_AES_CBC_PAD, ck.CKM_AES_CTR, ck.CKM_AES_GCM, ck.CKM_CLOUDHSM_AES_GCM,
-		ck.CKM_AES_KEY_WRAP, ck.CKM_AES_KEY_WRAP_PAD, ck.CKM_AES_CMAC, ck.CKM_AES_CMAC_GENERAL,
-		ck.CKM_CLOUDHSM_AES_KEY_WRAP_NO_PAD, ck.CKM_CLOUDHSM_AES_KEY_WRAP_PKCS5_PAD, ck.CKM_CLOUDHSM_AES_KEY_WRAP_ZERO_PAD:
-		return ck.CKK_AES, false, true
-	case ck.CKM_RSA_PKCS, ck.CKM_RSA_PKCS_OAEP, ck.CKM_RSA_PKCS_PSS, ck.CKM_RSA_AES_KEY_WRAP,
-		ck.CKM_SHA1_RSA_PKCS, ck.CKM_SHA224_RSA_PKCS, ck.CKM_SHA256_RSA_PKCS, ck.CKM_SHA384_RSA_PKCS, ck.CKM_SHA512_RSA_PKCS,
-		ck.CKM_SHA1_RSA_PKCS_PSS, ck.CKM_SHA224_RSA_PKCS_PSS, ck.CKM_SHA256_RSA_PKCS_PSS, ck.CKM_SHA384_RSA_PKCS_PSS, ck.CKM_SHA512_RSA_PKCS_PSS:
-		return ck.CKK_RSA, true, true
-	case ck.CKM_ECDSA, ck.CKM_ECDSA_SHA1, ck.CKM_ECDSA_SHA224, ck.CKM_ECDSA_SHA256, ck.CKM_ECDSA_SHA384, ck.CKM_ECDSA_SHA512:
-		return ck.CKK_EC, true, true
-	case ck.CKM_EDDSA:
-		return ck.CKK_EC_EDWARDS, true, true
-	case ck.CKM_ML_DSA:
-		return ck.CKK_ML_DSA, true, true
-	case ck.CKM_ML_KEM: // C_EncapsulateKey with the public key, C_DecapsulateKey with the private
-		return ck.CKK_ML_KEM, true, true
-	case ck.CKM_SHA_1_HMAC, ck.CKM_SHA_1_HMAC_GENERAL, ck.CKM_SHA224_HMAC, ck.CKM_SHA224_HMAC_GENERAL,
-		ck.CKM_SHA256_HMAC, ck.CKM_SHA256_HMAC_GENERAL, ck.CKM_SHA384_HMAC, ck.CKM_SHA384_HMAC_GENERAL,
-		ck.CKM_SHA512_HMAC, ck.CKM_SHA512_HMAC_GENERAL, ck.CKM_SP800_108_COUNTER_KDF:
-		return ck.CKK_GENERIC_SECRET, false, true
-	}
-	return 0, false, false
-}
-
-// checkKey answers whether the object behind oh can do kind with mech.
-func (m *Module) checkKey(ctx context.Context, cs Session, oh ObjectHandle, id client.ObjectID, kind OpKind, mech ck.MechanismType) ck.RV {
-	want, pair, ok := mechanismKeyType(mech)
-	if !ok {
+// checkKey answers whether the object behind oh can do kind with mech, by
+// the key columns of the HSM's mechanism table (client.MechanismInfo's
+// KeyType and KeyUse). A mechanism the slot's HSMs do not list, or list
+// without a key, is left to the HSM.
+func (m *Module) checkKey(ctx context.Context, ss *session, cs Session, oh ObjectHandle, id client.ObjectID, kind OpKind, mech ck.MechanismType) ck.RV {
+	mi, rv := m.MechanismInfo(ctx, ss.slot.id, mech)
+	if rv != ck.CKR_OK || mi.KeyUse == client.NoKey {
 		return ck.CKR_OK
 	}
 	shape, ok := m.shape(ctx, cs, oh, id)
 	if !ok {
 		return ck.CKR_OK // unknown here: the HSM decides at the operation
 	}
+	return shape.fits(mi, kind)
+}
+
+// fits answers whether a key of shape s can do kind with the mechanism mi:
+// CKR_KEY_HANDLE_INVALID for an object that is no key,
+// CKR_KEY_TYPE_INCONSISTENT for a key of another class or type.
+func (s keyShape) fits(mi client.MechanismInfo, kind OpKind) ck.RV {
 	var wantClass ck.ObjectClass
 	switch {
-	case !pair:
+	case mi.KeyUse == client.SecretKey:
 		wantClass = ck.CKO_SECRET_KEY
-	case kind == OpSign || kind == OpDecrypt:
+	case kind == OpSign || kind == OpDecrypt: // decryption: C_DecapsulateKey too
 		wantClass = ck.CKO_PRIVATE_KEY
 	default:
 		wantClass = ck.CKO_PUBLIC_KEY
 	}
 	switch {
-	case shape.class != ck.CKO_SECRET_KEY && shape.class != ck.CKO_PRIVATE_KEY && shape.class != ck.CKO_PUBLIC_KEY:
+	case s.class != ck.CKO_SECRET_KEY && s.class != ck.CKO_PRIVATE_KEY && s.class != ck.CKO_PUBLIC_KEY:
 		return ck.CKR_KEY_HANDLE_INVALID
-	case shape.class != wantClass || shape.keyType != want:
+	case s.class != wantClass || s.keyType != mi.KeyType:
 		return ck.CKR_KEY_TYPE_INCONSISTENT
 	}
 	return ck.CKR_OK

@@ -199,17 +199,11 @@ func (s *slot) mechanisms(ctx context.Context) ([]client.MechanismInfo, ck.RV) {
 	return mechs, ck.CKR_OK
 }
 
-// aesMechanisms have their key sizes in bytes in CK_MECHANISM_INFO (PKCS#11
-// v3.0 §2.8); the device reports bits for every key type but generic secrets.
-var aesMechanisms = []ck.MechanismType{
-	ck.CKM_AES_KEY_GEN, ck.CKM_AES_ECB, ck.CKM_AES_CBC, ck.CKM_AES_CBC_PAD, ck.CKM_AES_CTR,
-	ck.CKM_AES_GCM, ck.CKM_CLOUDHSM_AES_GCM, ck.CKM_AES_KEY_WRAP, ck.CKM_AES_KEY_WRAP_PAD, ck.CKM_AES_CMAC,
-	ck.CKM_AES_CMAC_GENERAL,
-	ck.CKM_CLOUDHSM_AES_KEY_WRAP_NO_PAD, ck.CKM_CLOUDHSM_AES_KEY_WRAP_PKCS5_PAD, ck.CKM_CLOUDHSM_AES_KEY_WRAP_ZERO_PAD,
-}
-
+// toPKCS11Sizes gives the key sizes of an AES mechanism in bytes, as
+// CK_MECHANISM_INFO has them (PKCS#11 v3.0 §2.8); the HSM reports bits for
+// every key type but generic secrets.
 func toPKCS11Sizes(mi client.MechanismInfo) client.MechanismInfo {
-	if slices.Contains(aesMechanisms, mi.Type) {
+	if mi.KeyType == ck.CKK_AES {
 		mi.MinKeySize /= 8
 		mi.MaxKeySize /= 8
 	}

@@ -200,40 +200,6 @@ func fnAttr(fn Function) (flag, ck.AttributeType) {
 	return 0, 0
 }
 
-// keyFits reports whether the key's class and type fit mechanism m for fn.
-func keyFits(o *Object, m ck.MechanismType, fn Function) bool {
-	pub := o.class == ck.CKO_PUBLIC_KEY
-	priv := o.class == ck.CKO_PRIVATE_KEY
-	// Public keys encrypt, verify and wrap; private keys the inverse.
-	wantPub := fn == FnEncrypt || fn == FnVerify || fn == FnWrap
-	switch m {
-	case ck.CKM_AES_ECB, ck.CKM_AES_CBC, ck.CKM_AES_CBC_PAD, ck.CKM_AES_CTR, ck.CKM_AES_GCM, ck.CKM_CLOUDHSM_AES_GCM,
-		ck.CKM_AES_KEY_WRAP, ck.CKM_AES_KEY_WRAP_PAD, ck.CKM_AES_CMAC, ck.CKM_AES_CMAC_GENERAL,
-		ck.CKM_CLOUDHSM_AES_KEY_WRAP_NO_PAD, ck.CKM_CLOUDHSM_AES_KEY_WRAP_PKCS5_PAD, ck.CKM_CLOUDHSM_AES_KEY_WRAP_ZERO_PAD:
-		return o.class == ck.CKO_SECRET_KEY && o.keyType == ck.CKK_AES
-	case ck.CKM_RSA_PKCS, ck.CKM_RSA_PKCS_OAEP, ck.CKM_RSA_PKCS_PSS, ck.CKM_RSA_AES_KEY_WRAP,
-		ck.CKM_SHA1_RSA_PKCS, ck.CKM_SHA224_RSA_PKCS, ck.CKM_SHA256_RSA_PKCS, ck.CKM_SHA384_RSA_PKCS, ck.CKM_SHA512_RSA_PKCS,
-		ck.CKM_SHA1_RSA_PKCS_PSS, ck.CKM_SHA224_RSA_PKCS_PSS, ck.CKM_SHA256_RSA_PKCS_PSS, ck.CKM_SHA384_RSA_PKCS_PSS, ck.CKM_SHA512_RSA_PKCS_PSS:
-		return o.keyType == ck.CKK_RSA && (pub && wantPub || priv && !wantPub)
-	case ck.CKM_ECDSA, ck.CKM_ECDSA_SHA1, ck.CKM_ECDSA_SHA224, ck.CKM_ECDSA_SHA256, ck.CKM_ECDSA_SHA384, ck.CKM_ECDSA_SHA512:
-		return o.keyType == ck.CKK_EC && (pub && wantPub || priv && !wantPub)
-	case ck.CKM_ECDH1_DERIVE:
-		return o.keyType == ck.CKK_EC && priv
-	case ck.CKM_SP800_108_COUNTER_KDF: // the HMAC PRFs' key
-		return o.class == ck.CKO_SECRET_KEY && o.keyType == ck.CKK_GENERIC_SECRET
-	case ck.CKM_EDDSA:
-		return o.keyType == ck.CKK_EC_EDWARDS && (pub && wantPub || priv && !wantPub)
-	case ck.CKM_ML_DSA:
-		return o.keyType == ck.CKK_ML_DSA && (pub && wantPub || priv && !wantPub)
-	case ck.CKM_ML_KEM:
-		return o.keyType == ck.CKK_ML_KEM && (pub && fn == FnEncapsulate || priv && fn == FnDecapsulate)
-	}
-	if _, ok := hashes[m]; ok { // HMAC
-		return o.class == ck.CKO_SECRET_KEY && o.keyType == ck.CKK_GENERIC_SECRET
-	}
-	return false
-}
-
 // prepare checks that key may do fn with m for p and sets up the operation.
 func (d *Device) prepare(op string, p *principal, fn Function, key *Object, m Mechanism) (*operation, error) {
 	return d.prepareIn(new(operation), op, p, fn, key, m)
@@ -241,7 +207,8 @@ func (d *Device) prepare(op string, p *principal, fn Function, key *Object, m Me
 
 // prepareIn is prepare with the operation's memory given (o, zero).
 func (d *Device) prepareIn(o *operation, op string, p *principal, fn Function, key *Object, m Mechanism) (*operation, error) {
-	if _, err := d.mechanismFor(op, m.Type, fn); err != nil {
+	info, err := d.mechanismFor(op, m.Type, fn)
+	if err != nil {
 		return nil, err
 	}
 	o.fn, o.m, o.key, o.pool, o.rand, o.digests = fn, m, key, &d.collect, d.cfg.Rand, &d.digests
@@ -257,7 +224,7 @@ func (d *Device) prepareIn(o *operation, op string, p *principal, fn Function, k
 	if key == nil || !key.isKey() {
 		return nil, opErr(op, ErrKeyHandleInvalid, "")
 	}
-	if !keyFits(key, m.Type, fn) {
+	if !info.takes(key.class, key.keyType, fn) {
 		return nil, opErr(op, ErrKeyTypeInconsistent, "%v cannot use this key", m.Type)
 	}
 	if err := d.mayUse(p, fn, key, m.Type); err != nil {

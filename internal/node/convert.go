@@ -167,6 +167,19 @@ func function(f hsmv1.Function) (hsm.Function, error) {
 	return 0, invalidArgument(ck.CKR_ARGUMENTS_BAD, "unknown function %d", int32(f))
 }
 
+// keyUses maps the device's KeyUse to the wire's.
+var keyUses = [...]hsmv1.KeyUse{
+	hsm.NoKey: hsmv1.KeyUse_KEY_USE_NONE, hsm.SecretKey: hsmv1.KeyUse_KEY_USE_SECRET, hsm.KeyPair: hsmv1.KeyUse_KEY_USE_PAIR,
+}
+
+// mechanismInfo is the wire's MechanismInfo of mechanism m.
+func mechanismInfo(m ck.MechanismType, info hsm.MechanismInfo) *hsmv1.MechanismInfo {
+	return &hsmv1.MechanismInfo{
+		Type: uint64(m), MinKeySize: uint32(info.MinKeySize), MaxKeySize: uint32(info.MaxKeySize), Flags: uint64(info.CKFlags()),
+		KeyType: uint64(info.KeyType), KeyUse: keyUses[info.Key],
+	}
+}
+
 func quorumTokenInfo(t hsm.QuorumTokenInfo) *hsmv1.QuorumTokenInfo {
 	return &hsmv1.QuorumTokenInfo{
 		Id: t.ID, Data: t.Data, Service: t.Service.String(), ExpiresUnixNano: t.Expires.UnixNano(),

@@ -55,9 +55,7 @@ func (s *hsmServer) Mechanisms(context.Context, *hsmv1.Empty) (*hsmv1.Mechanisms
 		if err != nil {
 			return nil, deviceStatus(err)
 		}
-		resp.Mechanisms = append(resp.Mechanisms, &hsmv1.MechanismInfo{
-			Type: uint64(m), MinKeySize: uint32(info.MinKeySize), MaxKeySize: uint32(info.MaxKeySize), Flags: uint64(info.CKFlags()),
-		})
+		resp.Mechanisms = append(resp.Mechanisms, mechanismInfo(m, info))
 	}
 	return resp, nil
 }

@@ -91,6 +91,59 @@ func (Function) EnumDescriptor() ([]byte, []int) {
 	return file_hsm_proto_rawDescGZIP(), []int{0}
 }
 
+// KeyUse is the key an operation of a mechanism takes.
+type KeyUse int32
+
+const (
+	KeyUse_KEY_USE_NONE   KeyUse = 0 // digests, and key generation (which makes its key)
+	KeyUse_KEY_USE_SECRET KeyUse = 1 // a secret key of key_type
+	// A half of a key_type key pair: the public key to encrypt, verify, wrap
+	// and encapsulate, the private key to decrypt, sign, unwrap, derive and
+	// decapsulate.
+	KeyUse_KEY_USE_PAIR KeyUse = 2
+)
+
+// Enum value maps for KeyUse.
+var (
+	KeyUse_name = map[int32]string{
+		0: "KEY_USE_NONE",
+		1: "KEY_USE_SECRET",
+		2: "KEY_USE_PAIR",
+	}
+	KeyUse_value = map[string]int32{
+		"KEY_USE_NONE":   0,
+		"KEY_USE_SECRET": 1,
+		"KEY_USE_PAIR":   2,
+	}
+)
+
+func (x KeyUse) Enum() *KeyUse {
+	p := new(KeyUse)
+	*p = x
+	return p
+}
+
+func (x KeyUse) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (KeyUse) Descriptor() protoreflect.EnumDescriptor {
+	return file_hsm_proto_enumTypes[1].Descriptor()
+}
+
+func (KeyUse) Type() protoreflect.EnumType {
+	return &file_hsm_proto_enumTypes[1]
+}
+
+func (x KeyUse) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use KeyUse.Descriptor instead.
+func (KeyUse) EnumDescriptor() ([]byte, []int) {
+	return file_hsm_proto_rawDescGZIP(), []int{1}
+}
+
 type Empty struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -3591,11 +3644,16 @@ func (x *OperationRequest) GetOperation() uint64 {
 }
 
 type MechanismInfo struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Type          uint64                 `protobuf:"varint,1,opt,name=type,proto3" json:"type,omitempty"`
-	MinKeySize    uint32                 `protobuf:"varint,2,opt,name=min_key_size,json=minKeySize,proto3" json:"min_key_size,omitempty"`
-	MaxKeySize    uint32                 `protobuf:"varint,3,opt,name=max_key_size,json=maxKeySize,proto3" json:"max_key_size,omitempty"`
-	Flags         uint64                 `protobuf:"varint,4,opt,name=flags,proto3" json:"flags,omitempty"` // CKF_* of CK_MECHANISM_INFO
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Type       uint64                 `protobuf:"varint,1,opt,name=type,proto3" json:"type,omitempty"`
+	MinKeySize uint32                 `protobuf:"varint,2,opt,name=min_key_size,json=minKeySize,proto3" json:"min_key_size,omitempty"` // of key_type keys: bits, bytes for generic secrets
+	MaxKeySize uint32                 `protobuf:"varint,3,opt,name=max_key_size,json=maxKeySize,proto3" json:"max_key_size,omitempty"`
+	Flags      uint64                 `protobuf:"varint,4,opt,name=flags,proto3" json:"flags,omitempty"` // CKF_* of CK_MECHANISM_INFO
+	// key_type (CKK_*) is the type of the keys the mechanism works with or
+	// makes; key_use says which of them an operation takes. Digests have
+	// neither.
+	KeyType       uint64 `protobuf:"varint,5,opt,name=key_type,json=keyType,proto3" json:"key_type,omitempty"`
+	KeyUse        KeyUse `protobuf:"varint,6,opt,name=key_use,json=keyUse,proto3,enum=coffer.hsm.v1.KeyUse" json:"key_use,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3656,6 +3714,20 @@ func (x *MechanismInfo) GetFlags() uint64 {
 		return x.Flags
 	}
 	return 0
+}
+
+func (x *MechanismInfo) GetKeyType() uint64 {
+	if x != nil {
+		return x.KeyType
+	}
+	return 0
+}
+
+func (x *MechanismInfo) GetKeyUse() KeyUse {
+	if x != nil {
+		return x.KeyUse
+	}
+	return KeyUse_KEY_USE_NONE
 }
 
 type MechanismsResponse struct {
@@ -6796,14 +6868,16 @@ const file_hsm_proto_rawDesc = "" +
 	"\tsignature\x18\x03 \x01(\fR\tsignature\"J\n" +
 	"\x10OperationRequest\x12\x18\n" +
 	"\asession\x18\x01 \x01(\x04R\asession\x12\x1c\n" +
-	"\toperation\x18\x02 \x01(\x04R\toperation\"}\n" +
+	"\toperation\x18\x02 \x01(\x04R\toperation\"\xc8\x01\n" +
 	"\rMechanismInfo\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\x04R\x04type\x12 \n" +
 	"\fmin_key_size\x18\x02 \x01(\rR\n" +
 	"minKeySize\x12 \n" +
 	"\fmax_key_size\x18\x03 \x01(\rR\n" +
 	"maxKeySize\x12\x14\n" +
-	"\x05flags\x18\x04 \x01(\x04R\x05flags\"R\n" +
+	"\x05flags\x18\x04 \x01(\x04R\x05flags\x12\x19\n" +
+	"\bkey_type\x18\x05 \x01(\x04R\akeyType\x12.\n" +
+	"\akey_use\x18\x06 \x01(\x0e2\x15.coffer.hsm.v1.KeyUseR\x06keyUse\"R\n" +
 	"\x12MechanismsResponse\x12<\n" +
 	"\n" +
 	"mechanisms\x18\x01 \x03(\v2\x1c.coffer.hsm.v1.MechanismInfoR\n" +
@@ -7032,7 +7106,11 @@ const file_hsm_proto_rawDesc = "" +
 	"\x10FUNCTION_DECRYPT\x10\x02\x12\x11\n" +
 	"\rFUNCTION_SIGN\x10\x03\x12\x13\n" +
 	"\x0fFUNCTION_VERIFY\x10\x04\x12\x13\n" +
-	"\x0fFUNCTION_DIGEST\x10\x052\xcc$\n" +
+	"\x0fFUNCTION_DIGEST\x10\x05*@\n" +
+	"\x06KeyUse\x12\x10\n" +
+	"\fKEY_USE_NONE\x10\x00\x12\x12\n" +
+	"\x0eKEY_USE_SECRET\x10\x01\x12\x10\n" +
+	"\fKEY_USE_PAIR\x10\x022\xcc$\n" +
 	"\x03HSM\x12T\n" +
 	"\vOpenSession\x12!.coffer.hsm.v1.OpenSessionRequest\x1a\".coffer.hsm.v1.OpenSessionResponse\x12C\n" +
 	"\fCloseSession\x12\x1d.coffer.hsm.v1.SessionRequest\x1a\x14.coffer.hsm.v1.Empty\x12:\n" +
@@ -7127,323 +7205,325 @@ func file_hsm_proto_rawDescGZIP() []byte {
 	return file_hsm_proto_rawDescData
 }
 
-var file_hsm_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_hsm_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
 var file_hsm_proto_msgTypes = make([]protoimpl.MessageInfo, 104)
 var file_hsm_proto_goTypes = []any{
 	(Function)(0),                        // 0: coffer.hsm.v1.Function
-	(*Empty)(nil),                        // 1: coffer.hsm.v1.Empty
-	(*Attribute)(nil),                    // 2: coffer.hsm.v1.Attribute
-	(*Mechanism)(nil),                    // 3: coffer.hsm.v1.Mechanism
-	(*SessionRequest)(nil),               // 4: coffer.hsm.v1.SessionRequest
-	(*OpenSessionRequest)(nil),           // 5: coffer.hsm.v1.OpenSessionRequest
-	(*OpenSessionResponse)(nil),          // 6: coffer.hsm.v1.OpenSessionResponse
-	(*LoginRequest)(nil),                 // 7: coffer.hsm.v1.LoginRequest
-	(*Approval)(nil),                     // 8: coffer.hsm.v1.Approval
-	(*Approvals)(nil),                    // 9: coffer.hsm.v1.Approvals
-	(*ActivateRequest)(nil),              // 10: coffer.hsm.v1.ActivateRequest
-	(*CreateUserRequest)(nil),            // 11: coffer.hsm.v1.CreateUserRequest
-	(*DeleteUserRequest)(nil),            // 12: coffer.hsm.v1.DeleteUserRequest
-	(*ChangePasswordRequest)(nil),        // 13: coffer.hsm.v1.ChangePasswordRequest
-	(*UserInfo)(nil),                     // 14: coffer.hsm.v1.UserInfo
-	(*ListUsersResponse)(nil),            // 15: coffer.hsm.v1.ListUsersResponse
-	(*RegisterQuorumKeyRequest)(nil),     // 16: coffer.hsm.v1.RegisterQuorumKeyRequest
-	(*QuorumTokenRequest)(nil),           // 17: coffer.hsm.v1.QuorumTokenRequest
-	(*QuorumTokenInfo)(nil),              // 18: coffer.hsm.v1.QuorumTokenInfo
-	(*ListQuorumTokensResponse)(nil),     // 19: coffer.hsm.v1.ListQuorumTokensResponse
-	(*DeleteQuorumTokenRequest)(nil),     // 20: coffer.hsm.v1.DeleteQuorumTokenRequest
-	(*SetQuorumValueRequest)(nil),        // 21: coffer.hsm.v1.SetQuorumValueRequest
-	(*QuorumValuesResponse)(nil),         // 22: coffer.hsm.v1.QuorumValuesResponse
-	(*TrustAnchor)(nil),                  // 23: coffer.hsm.v1.TrustAnchor
-	(*RegisterTrustAnchorRequest)(nil),   // 24: coffer.hsm.v1.RegisterTrustAnchorRequest
-	(*ListTrustAnchorsResponse)(nil),     // 25: coffer.hsm.v1.ListTrustAnchorsResponse
-	(*DeregisterTrustAnchorRequest)(nil), // 26: coffer.hsm.v1.DeregisterTrustAnchorRequest
-	(*SetMTLSEnforcementRequest)(nil),    // 27: coffer.hsm.v1.SetMTLSEnforcementRequest
-	(*MTLSEnforcementResponse)(nil),      // 28: coffer.hsm.v1.MTLSEnforcementResponse
-	(*GenerateKeyRequest)(nil),           // 29: coffer.hsm.v1.GenerateKeyRequest
-	(*GenerateKeyPairRequest)(nil),       // 30: coffer.hsm.v1.GenerateKeyPairRequest
-	(*CreateObjectRequest)(nil),          // 31: coffer.hsm.v1.CreateObjectRequest
-	(*ImportKeyRequest)(nil),             // 32: coffer.hsm.v1.ImportKeyRequest
-	(*UnwrapKeyRequest)(nil),             // 33: coffer.hsm.v1.UnwrapKeyRequest
-	(*DeriveKeyRequest)(nil),             // 34: coffer.hsm.v1.DeriveKeyRequest
-	(*Idempotency)(nil),                  // 35: coffer.hsm.v1.Idempotency
-	(*CreateResponse)(nil),               // 36: coffer.hsm.v1.CreateResponse
-	(*GenerateKeyPairResponse)(nil),      // 37: coffer.hsm.v1.GenerateKeyPairResponse
-	(*FindObjectsRequest)(nil),           // 38: coffer.hsm.v1.FindObjectsRequest
-	(*FindObjectsResponse)(nil),          // 39: coffer.hsm.v1.FindObjectsResponse
-	(*ObjectRequest)(nil),                // 40: coffer.hsm.v1.ObjectRequest
-	(*ObjectInfoResponse)(nil),           // 41: coffer.hsm.v1.ObjectInfoResponse
-	(*GetAttributesRequest)(nil),         // 42: coffer.hsm.v1.GetAttributesRequest
-	(*AttributeValue)(nil),               // 43: coffer.hsm.v1.AttributeValue
-	(*GetAttributesResponse)(nil),        // 44: coffer.hsm.v1.GetAttributesResponse
-	(*SetAttributesRequest)(nil),         // 45: coffer.hsm.v1.SetAttributesRequest
-	(*ShareKeyRequest)(nil),              // 46: coffer.hsm.v1.ShareKeyRequest
-	(*BytesResponse)(nil),                // 47: coffer.hsm.v1.BytesResponse
-	(*CryptRequest)(nil),                 // 48: coffer.hsm.v1.CryptRequest
-	(*VerifyRequest)(nil),                // 49: coffer.hsm.v1.VerifyRequest
-	(*WrapKeyRequest)(nil),               // 50: coffer.hsm.v1.WrapKeyRequest
-	(*RandomRequest)(nil),                // 51: coffer.hsm.v1.RandomRequest
-	(*BeginRequest)(nil),                 // 52: coffer.hsm.v1.BeginRequest
-	(*BeginResponse)(nil),                // 53: coffer.hsm.v1.BeginResponse
-	(*UpdateRequest)(nil),                // 54: coffer.hsm.v1.UpdateRequest
-	(*FinishRequest)(nil),                // 55: coffer.hsm.v1.FinishRequest
-	(*OperationRequest)(nil),             // 56: coffer.hsm.v1.OperationRequest
-	(*MechanismInfo)(nil),                // 57: coffer.hsm.v1.MechanismInfo
-	(*MechanismsResponse)(nil),           // 58: coffer.hsm.v1.MechanismsResponse
-	(*NodeInfoResponse)(nil),             // 59: coffer.hsm.v1.NodeInfoResponse
-	(*PeerStatus)(nil),                   // 60: coffer.hsm.v1.PeerStatus
-	(*HelloRequest)(nil),                 // 61: coffer.hsm.v1.HelloRequest
-	(*HelloResponse)(nil),                // 62: coffer.hsm.v1.HelloResponse
-	(*SealedRecord)(nil),                 // 63: coffer.hsm.v1.SealedRecord
-	(*PushRequest)(nil),                  // 64: coffer.hsm.v1.PushRequest
-	(*PushResponse)(nil),                 // 65: coffer.hsm.v1.PushResponse
-	(*DigestRequest)(nil),                // 66: coffer.hsm.v1.DigestRequest
-	(*DigestResponse)(nil),               // 67: coffer.hsm.v1.DigestResponse
-	(*RecordMeta)(nil),                   // 68: coffer.hsm.v1.RecordMeta
-	(*VersionsRequest)(nil),              // 69: coffer.hsm.v1.VersionsRequest
-	(*VersionsResponse)(nil),             // 70: coffer.hsm.v1.VersionsResponse
-	(*RecordKey)(nil),                    // 71: coffer.hsm.v1.RecordKey
-	(*FetchRequest)(nil),                 // 72: coffer.hsm.v1.FetchRequest
-	(*FetchResponse)(nil),                // 73: coffer.hsm.v1.FetchResponse
-	(*CloneRequest)(nil),                 // 74: coffer.hsm.v1.CloneRequest
-	(*CloneResponse)(nil),                // 75: coffer.hsm.v1.CloneResponse
-	(*CatchUpRequest)(nil),               // 76: coffer.hsm.v1.CatchUpRequest
-	(*CatchUpResponse)(nil),              // 77: coffer.hsm.v1.CatchUpResponse
-	(*BackupRequest)(nil),                // 78: coffer.hsm.v1.BackupRequest
-	(*BackupChunk)(nil),                  // 79: coffer.hsm.v1.BackupChunk
-	(*ReplicationLinkInfo)(nil),          // 80: coffer.hsm.v1.ReplicationLinkInfo
-	(*CreateReplicationLinkRequest)(nil), // 81: coffer.hsm.v1.CreateReplicationLinkRequest
-	(*DeleteReplicationLinkRequest)(nil), // 82: coffer.hsm.v1.DeleteReplicationLinkRequest
-	(*ListReplicationLinksResponse)(nil), // 83: coffer.hsm.v1.ListReplicationLinksResponse
-	(*LinkHelloRequest)(nil),             // 84: coffer.hsm.v1.LinkHelloRequest
-	(*LinkHelloResponse)(nil),            // 85: coffer.hsm.v1.LinkHelloResponse
-	(*LinkDigestRequest)(nil),            // 86: coffer.hsm.v1.LinkDigestRequest
-	(*LinkVersionsRequest)(nil),          // 87: coffer.hsm.v1.LinkVersionsRequest
-	(*LinkPushRequest)(nil),              // 88: coffer.hsm.v1.LinkPushRequest
-	(*ExportReplicaRequest)(nil),         // 89: coffer.hsm.v1.ExportReplicaRequest
-	(*ExportUserReplicaRequest)(nil),     // 90: coffer.hsm.v1.ExportUserReplicaRequest
-	(*ReplicaEnvelope)(nil),              // 91: coffer.hsm.v1.ReplicaEnvelope
-	(*ImportReplicaRequest)(nil),         // 92: coffer.hsm.v1.ImportReplicaRequest
-	(*ImportUserReplicaRequest)(nil),     // 93: coffer.hsm.v1.ImportUserReplicaRequest
-	(*ImportReplicaResponse)(nil),        // 94: coffer.hsm.v1.ImportReplicaResponse
-	(*CopyObjectRequest)(nil),            // 95: coffer.hsm.v1.CopyObjectRequest
-	(*EncapsulateKeyRequest)(nil),        // 96: coffer.hsm.v1.EncapsulateKeyRequest
-	(*EncapsulateKeyResponse)(nil),       // 97: coffer.hsm.v1.EncapsulateKeyResponse
-	(*DecapsulateKeyRequest)(nil),        // 98: coffer.hsm.v1.DecapsulateKeyRequest
-	(*KDFDataParam)(nil),                 // 99: coffer.hsm.v1.KDFDataParam
-	(*BatchRequest)(nil),                 // 100: coffer.hsm.v1.BatchRequest
-	(*BatchCall)(nil),                    // 101: coffer.hsm.v1.BatchCall
-	(*BatchResponse)(nil),                // 102: coffer.hsm.v1.BatchResponse
-	(*BatchReply)(nil),                   // 103: coffer.hsm.v1.BatchReply
-	nil,                                  // 104: coffer.hsm.v1.QuorumValuesResponse.ValuesEntry
+	(KeyUse)(0),                          // 1: coffer.hsm.v1.KeyUse
+	(*Empty)(nil),                        // 2: coffer.hsm.v1.Empty
+	(*Attribute)(nil),                    // 3: coffer.hsm.v1.Attribute
+	(*Mechanism)(nil),                    // 4: coffer.hsm.v1.Mechanism
+	(*SessionRequest)(nil),               // 5: coffer.hsm.v1.SessionRequest
+	(*OpenSessionRequest)(nil),           // 6: coffer.hsm.v1.OpenSessionRequest
+	(*OpenSessionResponse)(nil),          // 7: coffer.hsm.v1.OpenSessionResponse
+	(*LoginRequest)(nil),                 // 8: coffer.hsm.v1.LoginRequest
+	(*Approval)(nil),                     // 9: coffer.hsm.v1.Approval
+	(*Approvals)(nil),                    // 10: coffer.hsm.v1.Approvals
+	(*ActivateRequest)(nil),              // 11: coffer.hsm.v1.ActivateRequest
+	(*CreateUserRequest)(nil),            // 12: coffer.hsm.v1.CreateUserRequest
+	(*DeleteUserRequest)(nil),            // 13: coffer.hsm.v1.DeleteUserRequest
+	(*ChangePasswordRequest)(nil),        // 14: coffer.hsm.v1.ChangePasswordRequest
+	(*UserInfo)(nil),                     // 15: coffer.hsm.v1.UserInfo
+	(*ListUsersResponse)(nil),            // 16: coffer.hsm.v1.ListUsersResponse
+	(*RegisterQuorumKeyRequest)(nil),     // 17: coffer.hsm.v1.RegisterQuorumKeyRequest
+	(*QuorumTokenRequest)(nil),           // 18: coffer.hsm.v1.QuorumTokenRequest
+	(*QuorumTokenInfo)(nil),              // 19: coffer.hsm.v1.QuorumTokenInfo
+	(*ListQuorumTokensResponse)(nil),     // 20: coffer.hsm.v1.ListQuorumTokensResponse
+	(*DeleteQuorumTokenRequest)(nil),     // 21: coffer.hsm.v1.DeleteQuorumTokenRequest
+	(*SetQuorumValueRequest)(nil),        // 22: coffer.hsm.v1.SetQuorumValueRequest
+	(*QuorumValuesResponse)(nil),         // 23: coffer.hsm.v1.QuorumValuesResponse
+	(*TrustAnchor)(nil),                  // 24: coffer.hsm.v1.TrustAnchor
+	(*RegisterTrustAnchorRequest)(nil),   // 25: coffer.hsm.v1.RegisterTrustAnchorRequest
+	(*ListTrustAnchorsResponse)(nil),     // 26: coffer.hsm.v1.ListTrustAnchorsResponse
+	(*DeregisterTrustAnchorRequest)(nil), // 27: coffer.hsm.v1.DeregisterTrustAnchorRequest
+	(*SetMTLSEnforcementRequest)(nil),    // 28: coffer.hsm.v1.SetMTLSEnforcementRequest
+	(*MTLSEnforcementResponse)(nil),      // 29: coffer.hsm.v1.MTLSEnforcementResponse
+	(*GenerateKeyRequest)(nil),           // 30: coffer.hsm.v1.GenerateKeyRequest
+	(*GenerateKeyPairRequest)(nil),       // 31: coffer.hsm.v1.GenerateKeyPairRequest
+	(*CreateObjectRequest)(nil),          // 32: coffer.hsm.v1.CreateObjectRequest
+	(*ImportKeyRequest)(nil),             // 33: coffer.hsm.v1.ImportKeyRequest
+	(*UnwrapKeyRequest)(nil),             // 34: coffer.hsm.v1.UnwrapKeyRequest
+	(*DeriveKeyRequest)(nil),             // 35: coffer.hsm.v1.DeriveKeyRequest
+	(*Idempotency)(nil),                  // 36: coffer.hsm.v1.Idempotency
+	(*CreateResponse)(nil),               // 37: coffer.hsm.v1.CreateResponse
+	(*GenerateKeyPairResponse)(nil),      // 38: coffer.hsm.v1.GenerateKeyPairResponse
+	(*FindObjectsRequest)(nil),           // 39: coffer.hsm.v1.FindObjectsRequest
+	(*FindObjectsResponse)(nil),          // 40: coffer.hsm.v1.FindObjectsResponse
+	(*ObjectRequest)(nil),                // 41: coffer.hsm.v1.ObjectRequest
+	(*ObjectInfoResponse)(nil),           // 42: coffer.hsm.v1.ObjectInfoResponse
+	(*GetAttributesRequest)(nil),         // 43: coffer.hsm.v1.GetAttributesRequest
+	(*AttributeValue)(nil),               // 44: coffer.hsm.v1.AttributeValue
+	(*GetAttributesResponse)(nil),        // 45: coffer.hsm.v1.GetAttributesResponse
+	(*SetAttributesRequest)(nil),         // 46: coffer.hsm.v1.SetAttributesRequest
+	(*ShareKeyRequest)(nil),              // 47: coffer.hsm.v1.ShareKeyRequest
+	(*BytesResponse)(nil),                // 48: coffer.hsm.v1.BytesResponse
+	(*CryptRequest)(nil),                 // 49: coffer.hsm.v1.CryptRequest
+	(*VerifyRequest)(nil),                // 50: coffer.hsm.v1.VerifyRequest
+	(*WrapKeyRequest)(nil),               // 51: coffer.hsm.v1.WrapKeyRequest
+	(*RandomRequest)(nil),                // 52: coffer.hsm.v1.RandomRequest
+	(*BeginRequest)(nil),                 // 53: coffer.hsm.v1.BeginRequest
+	(*BeginResponse)(nil),                // 54: coffer.hsm.v1.BeginResponse
+	(*UpdateRequest)(nil),                // 55: coffer.hsm.v1.UpdateRequest
+	(*FinishRequest)(nil),                // 56: coffer.hsm.v1.FinishRequest
+	(*OperationRequest)(nil),             // 57: coffer.hsm.v1.OperationRequest
+	(*MechanismInfo)(nil),                // 58: coffer.hsm.v1.MechanismInfo
+	(*MechanismsResponse)(nil),           // 59: coffer.hsm.v1.MechanismsResponse
+	(*NodeInfoResponse)(nil),             // 60: coffer.hsm.v1.NodeInfoResponse
+	(*PeerStatus)(nil),                   // 61: coffer.hsm.v1.PeerStatus
+	(*HelloRequest)(nil),                 // 62: coffer.hsm.v1.HelloRequest
+	(*HelloResponse)(nil),                // 63: coffer.hsm.v1.HelloResponse
+	(*SealedRecord)(nil),                 // 64: coffer.hsm.v1.SealedRecord
+	(*PushRequest)(nil),                  // 65: coffer.hsm.v1.PushRequest
+	(*PushResponse)(nil),                 // 66: coffer.hsm.v1.PushResponse
+	(*DigestRequest)(nil),                // 67: coffer.hsm.v1.DigestRequest
+	(*DigestResponse)(nil),               // 68: coffer.hsm.v1.DigestResponse
+	(*RecordMeta)(nil),                   // 69: coffer.hsm.v1.RecordMeta
+	(*VersionsRequest)(nil),              // 70: coffer.hsm.v1.VersionsRequest
+	(*VersionsResponse)(nil),             // 71: coffer.hsm.v1.VersionsResponse
+	(*RecordKey)(nil),                    // 72: coffer.hsm.v1.RecordKey
+	(*FetchRequest)(nil),                 // 73: coffer.hsm.v1.FetchRequest
+	(*FetchResponse)(nil),                // 74: coffer.hsm.v1.FetchResponse
+	(*CloneRequest)(nil),                 // 75: coffer.hsm.v1.CloneRequest
+	(*CloneResponse)(nil),                // 76: coffer.hsm.v1.CloneResponse
+	(*CatchUpRequest)(nil),               // 77: coffer.hsm.v1.CatchUpRequest
+	(*CatchUpResponse)(nil),              // 78: coffer.hsm.v1.CatchUpResponse
+	(*BackupRequest)(nil),                // 79: coffer.hsm.v1.BackupRequest
+	(*BackupChunk)(nil),                  // 80: coffer.hsm.v1.BackupChunk
+	(*ReplicationLinkInfo)(nil),          // 81: coffer.hsm.v1.ReplicationLinkInfo
+	(*CreateReplicationLinkRequest)(nil), // 82: coffer.hsm.v1.CreateReplicationLinkRequest
+	(*DeleteReplicationLinkRequest)(nil), // 83: coffer.hsm.v1.DeleteReplicationLinkRequest
+	(*ListReplicationLinksResponse)(nil), // 84: coffer.hsm.v1.ListReplicationLinksResponse
+	(*LinkHelloRequest)(nil),             // 85: coffer.hsm.v1.LinkHelloRequest
+	(*LinkHelloResponse)(nil),            // 86: coffer.hsm.v1.LinkHelloResponse
+	(*LinkDigestRequest)(nil),            // 87: coffer.hsm.v1.LinkDigestRequest
+	(*LinkVersionsRequest)(nil),          // 88: coffer.hsm.v1.LinkVersionsRequest
+	(*LinkPushRequest)(nil),              // 89: coffer.hsm.v1.LinkPushRequest
+	(*ExportReplicaRequest)(nil),         // 90: coffer.hsm.v1.ExportReplicaRequest
+	(*ExportUserReplicaRequest)(nil),     // 91: coffer.hsm.v1.ExportUserReplicaRequest
+	(*ReplicaEnvelope)(nil),              // 92: coffer.hsm.v1.ReplicaEnvelope
+	(*ImportReplicaRequest)(nil),         // 93: coffer.hsm.v1.ImportReplicaRequest
+	(*ImportUserReplicaRequest)(nil),     // 94: coffer.hsm.v1.ImportUserReplicaRequest
+	(*ImportReplicaResponse)(nil),        // 95: coffer.hsm.v1.ImportReplicaResponse
+	(*CopyObjectRequest)(nil),            // 96: coffer.hsm.v1.CopyObjectRequest
+	(*EncapsulateKeyRequest)(nil),        // 97: coffer.hsm.v1.EncapsulateKeyRequest
+	(*EncapsulateKeyResponse)(nil),       // 98: coffer.hsm.v1.EncapsulateKeyResponse
+	(*DecapsulateKeyRequest)(nil),        // 99: coffer.hsm.v1.DecapsulateKeyRequest
+	(*KDFDataParam)(nil),                 // 100: coffer.hsm.v1.KDFDataParam
+	(*BatchRequest)(nil),                 // 101: coffer.hsm.v1.BatchRequest
+	(*BatchCall)(nil),                    // 102: coffer.hsm.v1.BatchCall
+	(*BatchResponse)(nil),                // 103: coffer.hsm.v1.BatchResponse
+	(*BatchReply)(nil),                   // 104: coffer.hsm.v1.BatchReply
+	nil,                                  // 105: coffer.hsm.v1.QuorumValuesResponse.ValuesEntry
 }
 var file_hsm_proto_depIdxs = []int32{
-	99,  // 0: coffer.hsm.v1.Mechanism.kdf_data:type_name -> coffer.hsm.v1.KDFDataParam
-	8,   // 1: coffer.hsm.v1.Approvals.signatures:type_name -> coffer.hsm.v1.Approval
-	9,   // 2: coffer.hsm.v1.CreateUserRequest.approvals:type_name -> coffer.hsm.v1.Approvals
-	9,   // 3: coffer.hsm.v1.DeleteUserRequest.approvals:type_name -> coffer.hsm.v1.Approvals
-	9,   // 4: coffer.hsm.v1.ChangePasswordRequest.approvals:type_name -> coffer.hsm.v1.Approvals
-	14,  // 5: coffer.hsm.v1.ListUsersResponse.users:type_name -> coffer.hsm.v1.UserInfo
-	18,  // 6: coffer.hsm.v1.ListQuorumTokensResponse.tokens:type_name -> coffer.hsm.v1.QuorumTokenInfo
-	9,   // 7: coffer.hsm.v1.SetQuorumValueRequest.approvals:type_name -> coffer.hsm.v1.Approvals
-	104, // 8: coffer.hsm.v1.QuorumValuesResponse.values:type_name -> coffer.hsm.v1.QuorumValuesResponse.ValuesEntry
-	9,   // 9: coffer.hsm.v1.RegisterTrustAnchorRequest.approvals:type_name -> coffer.hsm.v1.Approvals
-	23,  // 10: coffer.hsm.v1.ListTrustAnchorsResponse.anchors:type_name -> coffer.hsm.v1.TrustAnchor
-	9,   // 11: coffer.hsm.v1.DeregisterTrustAnchorRequest.approvals:type_name -> coffer.hsm.v1.Approvals
-	9,   // 12: coffer.hsm.v1.SetMTLSEnforcementRequest.approvals:type_name -> coffer.hsm.v1.Approvals
-	3,   // 13: coffer.hsm.v1.GenerateKeyRequest.mechanism:type_name -> coffer.hsm.v1.Mechanism
-	2,   // 14: coffer.hsm.v1.GenerateKeyRequest.template:type_name -> coffer.hsm.v1.Attribute
-	35,  // 15: coffer.hsm.v1.GenerateKeyRequest.idempotency:type_name -> coffer.hsm.v1.Idempotency
-	3,   // 16: coffer.hsm.v1.GenerateKeyPairRequest.mechanism:type_name -> coffer.hsm.v1.Mechanism
-	2,   // 17: coffer.hsm.v1.GenerateKeyPairRequest.public_template:type_name -> coffer.hsm.v1.Attribute
-	2,   // 18: coffer.hsm.v1.GenerateKeyPairRequest.private_template:type_name -> coffer.hsm.v1.Attribute
-	35,  // 19: coffer.hsm.v1.GenerateKeyPairRequest.idempotency:type_name -> coffer.hsm.v1.Idempotency
-	2,   // 20: coffer.hsm.v1.CreateObjectRequest.template:type_name -> coffer.hsm.v1.Attribute
-	35,  // 21: coffer.hsm.v1.CreateObjectRequest.idempotency:type_name -> coffer.hsm.v1.Idempotency
-	2,   // 22: coffer.hsm.v1.ImportKeyRequest.template:type_name -> coffer.hsm.v1.Attribute
-	35,  // 23: coffer.hsm.v1.ImportKeyRequest.idempotency:type_name -> coffer.hsm.v1.Idempotency
-	3,   // 24: coffer.hsm.v1.UnwrapKeyRequest.mechanism:type_name -> coffer.hsm.v1.Mechanism
-	2,   // 25: coffer.hsm.v1.UnwrapKeyRequest.template:type_name -> coffer.hsm.v1.Attribute
-	35,  // 26: coffer.hsm.v1.UnwrapKeyRequest.idempotency:type_name -> coffer.hsm.v1.Idempotency
-	3,   // 27: coffer.hsm.v1.DeriveKeyRequest.mechanism:type_name -> coffer.hsm.v1.Mechanism
-	2,   // 28: coffer.hsm.v1.DeriveKeyRequest.template:type_name -> coffer.hsm.v1.Attribute
-	35,  // 29: coffer.hsm.v1.DeriveKeyRequest.idempotency:type_name -> coffer.hsm.v1.Idempotency
-	2,   // 30: coffer.hsm.v1.FindObjectsRequest.template:type_name -> coffer.hsm.v1.Attribute
-	43,  // 31: coffer.hsm.v1.GetAttributesResponse.values:type_name -> coffer.hsm.v1.AttributeValue
-	2,   // 32: coffer.hsm.v1.SetAttributesRequest.template:type_name -> coffer.hsm.v1.Attribute
-	3,   // 33: coffer.hsm.v1.CryptRequest.mechanism:type_name -> coffer.hsm.v1.Mechanism
-	3,   // 34: coffer.hsm.v1.VerifyRequest.mechanism:type_name -> coffer.hsm.v1.Mechanism
-	3,   // 35: coffer.hsm.v1.WrapKeyRequest.mechanism:type_name -> coffer.hsm.v1.Mechanism
+	100, // 0: coffer.hsm.v1.Mechanism.kdf_data:type_name -> coffer.hsm.v1.KDFDataParam
+	9,   // 1: coffer.hsm.v1.Approvals.signatures:type_name -> coffer.hsm.v1.Approval
+	10,  // 2: coffer.hsm.v1.CreateUserRequest.approvals:type_name -> coffer.hsm.v1.Approvals
+	10,  // 3: coffer.hsm.v1.DeleteUserRequest.approvals:type_name -> coffer.hsm.v1.Approvals
+	10,  // 4: coffer.hsm.v1.ChangePasswordRequest.approvals:type_name -> coffer.hsm.v1.Approvals
+	15,  // 5: coffer.hsm.v1.ListUsersResponse.users:type_name -> coffer.hsm.v1.UserInfo
+	19,  // 6: coffer.hsm.v1.ListQuorumTokensResponse.tokens:type_name -> coffer.hsm.v1.QuorumTokenInfo
+	10,  // 7: coffer.hsm.v1.SetQuorumValueRequest.approvals:type_name -> coffer.hsm.v1.Approvals
+	105, // 8: coffer.hsm.v1.QuorumValuesResponse.values:type_name -> coffer.hsm.v1.QuorumValuesResponse.ValuesEntry
+	10,  // 9: coffer.hsm.v1.RegisterTrustAnchorRequest.approvals:type_name -> coffer.hsm.v1.Approvals
+	24,  // 10: coffer.hsm.v1.ListTrustAnchorsResponse.anchors:type_name -> coffer.hsm.v1.TrustAnchor
+	10,  // 11: coffer.hsm.v1.DeregisterTrustAnchorRequest.approvals:type_name -> coffer.hsm.v1.Approvals
+	10,  // 12: coffer.hsm.v1.SetMTLSEnforcementRequest.approvals:type_name -> coffer.hsm.v1.Approvals
+	4,   // 13: coffer.hsm.v1.GenerateKeyRequest.mechanism:type_name -> coffer.hsm.v1.Mechanism
+	3,   // 14: coffer.hsm.v1.GenerateKeyRequest.template:type_name -> coffer.hsm.v1.Attribute
+	36,  // 15: coffer.hsm.v1.GenerateKeyRequest.idempotency:type_name -> coffer.hsm.v1.Idempotency
+	4,   // 16: coffer.hsm.v1.GenerateKeyPairRequest.mechanism:type_name -> coffer.hsm.v1.Mechanism
+	3,   // 17: coffer.hsm.v1.GenerateKeyPairRequest.public_template:type_name -> coffer.hsm.v1.Attribute
+	3,   // 18: coffer.hsm.v1.GenerateKeyPairRequest.private_template:type_name -> coffer.hsm.v1.Attribute
+	36,  // 19: coffer.hsm.v1.GenerateKeyPairRequest.idempotency:type_name -> coffer.hsm.v1.Idempotency
+	3,   // 20: coffer.hsm.v1.CreateObjectRequest.template:type_name -> coffer.hsm.v1.Attribute
+	36,  // 21: coffer.hsm.v1.CreateObjectRequest.idempotency:type_name -> coffer.hsm.v1.Idempotency
+	3,   // 22: coffer.hsm.v1.ImportKeyRequest.template:type_name -> coffer.hsm.v1.Attribute
+	36,  // 23: coffer.hsm.v1.ImportKeyRequest.idempotency:type_name -> coffer.hsm.v1.Idempotency
+	4,   // 24: coffer.hsm.v1.UnwrapKeyRequest.mechanism:type_name -> coffer.hsm.v1.Mechanism
+	3,   // 25: coffer.hsm.v1.UnwrapKeyRequest.template:type_name -> coffer.hsm.v1.Attribute
+	36,  // 26: coffer.hsm.v1.UnwrapKeyRequest.idempotency:type_name -> coffer.hsm.v1.Idempotency
+	4,   // 27: coffer.hsm.v1.DeriveKeyRequest.mechanism:type_name -> coffer.hsm.v1.Mechanism
+	3,   // 28: coffer.hsm.v1.DeriveKeyRequest.template:type_name -> coffer.hsm.v1.Attribute
+	36,  // 29: coffer.hsm.v1.DeriveKeyRequest.idempotency:type_name -> coffer.hsm.v1.Idempotency
+	3,   // 30: coffer.hsm.v1.FindObjectsRequest.template:type_name -> coffer.hsm.v1.Attribute
+	44,  // 31: coffer.hsm.v1.GetAttributesResponse.values:type_name -> coffer.hsm.v1.AttributeValue
+	3,   // 32: coffer.hsm.v1.SetAttributesRequest.template:type_name -> coffer.hsm.v1.Attribute
+	4,   // 33: coffer.hsm.v1.CryptRequest.mechanism:type_name -> coffer.hsm.v1.Mechanism
+	4,   // 34: coffer.hsm.v1.VerifyRequest.mechanism:type_name -> coffer.hsm.v1.Mechanism
+	4,   // 35: coffer.hsm.v1.WrapKeyRequest.mechanism:type_name -> coffer.hsm.v1.Mechanism
 	0,   // 36: coffer.hsm.v1.BeginRequest.function:type_name -> coffer.hsm.v1.Function
-	3,   // 37: coffer.hsm.v1.BeginRequest.mechanism:type_name -> coffer.hsm.v1.Mechanism
-	57,  // 38: coffer.hsm.v1.MechanismsResponse.mechanisms:type_name -> coffer.hsm.v1.MechanismInfo
-	60,  // 39: coffer.hsm.v1.NodeInfoResponse.peers:type_name -> coffer.hsm.v1.PeerStatus
-	63,  // 40: coffer.hsm.v1.PushRequest.records:type_name -> coffer.hsm.v1.SealedRecord
-	68,  // 41: coffer.hsm.v1.VersionsResponse.records:type_name -> coffer.hsm.v1.RecordMeta
-	71,  // 42: coffer.hsm.v1.FetchRequest.keys:type_name -> coffer.hsm.v1.RecordKey
-	63,  // 43: coffer.hsm.v1.FetchResponse.records:type_name -> coffer.hsm.v1.SealedRecord
-	80,  // 44: coffer.hsm.v1.CreateReplicationLinkRequest.link:type_name -> coffer.hsm.v1.ReplicationLinkInfo
-	9,   // 45: coffer.hsm.v1.CreateReplicationLinkRequest.approvals:type_name -> coffer.hsm.v1.Approvals
-	9,   // 46: coffer.hsm.v1.DeleteReplicationLinkRequest.approvals:type_name -> coffer.hsm.v1.Approvals
-	80,  // 47: coffer.hsm.v1.ListReplicationLinksResponse.links:type_name -> coffer.hsm.v1.ReplicationLinkInfo
-	63,  // 48: coffer.hsm.v1.LinkPushRequest.records:type_name -> coffer.hsm.v1.SealedRecord
-	9,   // 49: coffer.hsm.v1.ImportUserReplicaRequest.approvals:type_name -> coffer.hsm.v1.Approvals
-	2,   // 50: coffer.hsm.v1.CopyObjectRequest.template:type_name -> coffer.hsm.v1.Attribute
-	35,  // 51: coffer.hsm.v1.CopyObjectRequest.idempotency:type_name -> coffer.hsm.v1.Idempotency
-	3,   // 52: coffer.hsm.v1.EncapsulateKeyRequest.mechanism:type_name -> coffer.hsm.v1.Mechanism
-	2,   // 53: coffer.hsm.v1.EncapsulateKeyRequest.template:type_name -> coffer.hsm.v1.Attribute
-	35,  // 54: coffer.hsm.v1.EncapsulateKeyRequest.idempotency:type_name -> coffer.hsm.v1.Idempotency
-	3,   // 55: coffer.hsm.v1.DecapsulateKeyRequest.mechanism:type_name -> coffer.hsm.v1.Mechanism
-	2,   // 56: coffer.hsm.v1.DecapsulateKeyRequest.template:type_name -> coffer.hsm.v1.Attribute
-	35,  // 57: coffer.hsm.v1.DecapsulateKeyRequest.idempotency:type_name -> coffer.hsm.v1.Idempotency
-	101, // 58: coffer.hsm.v1.BatchRequest.calls:type_name -> coffer.hsm.v1.BatchCall
-	103, // 59: coffer.hsm.v1.BatchResponse.replies:type_name -> coffer.hsm.v1.BatchReply
-	5,   // 60: coffer.hsm.v1.HSM.OpenSession:input_type -> coffer.hsm.v1.OpenSessionRequest
-	4,   // 61: coffer.hsm.v1.HSM.CloseSession:input_type -> coffer.hsm.v1.SessionRequest
-	7,   // 62: coffer.hsm.v1.HSM.Login:input_type -> coffer.hsm.v1.LoginRequest
-	4,   // 63: coffer.hsm.v1.HSM.Logout:input_type -> coffer.hsm.v1.SessionRequest
-	10,  // 64: coffer.hsm.v1.HSM.Activate:input_type -> coffer.hsm.v1.ActivateRequest
-	11,  // 65: coffer.hsm.v1.HSM.CreateUser:input_type -> coffer.hsm.v1.CreateUserRequest
-	12,  // 66: coffer.hsm.v1.HSM.DeleteUser:input_type -> coffer.hsm.v1.DeleteUserRequest
-	13,  // 67: coffer.hsm.v1.HSM.ChangePassword:input_type -> coffer.hsm.v1.ChangePasswordRequest
-	4,   // 68: coffer.hsm.v1.HSM.ListUsers:input_type -> coffer.hsm.v1.SessionRequest
-	16,  // 69: coffer.hsm.v1.HSM.RegisterQuorumKey:input_type -> coffer.hsm.v1.RegisterQuorumKeyRequest
-	17,  // 70: coffer.hsm.v1.HSM.QuorumToken:input_type -> coffer.hsm.v1.QuorumTokenRequest
-	4,   // 71: coffer.hsm.v1.HSM.ListQuorumTokens:input_type -> coffer.hsm.v1.SessionRequest
-	20,  // 72: coffer.hsm.v1.HSM.DeleteQuorumToken:input_type -> coffer.hsm.v1.DeleteQuorumTokenRequest
-	21,  // 73: coffer.hsm.v1.HSM.SetQuorumValue:input_type -> coffer.hsm.v1.SetQuorumValueRequest
-	4,   // 74: coffer.hsm.v1.HSM.QuorumValues:input_type -> coffer.hsm.v1.SessionRequest
-	24,  // 75: coffer.hsm.v1.HSM.RegisterTrustAnchor:input_type -> coffer.hsm.v1.RegisterTrustAnchorRequest
-	1,   // 76: coffer.hsm.v1.HSM.ListTrustAnchors:input_type -> coffer.hsm.v1.Empty
-	26,  // 77: coffer.hsm.v1.HSM.DeregisterTrustAnchor:input_type -> coffer.hsm.v1.DeregisterTrustAnchorRequest
-	27,  // 78: coffer.hsm.v1.HSM.SetMTLSEnforcement:input_type -> coffer.hsm.v1.SetMTLSEnforcementRequest
-	4,   // 79: coffer.hsm.v1.HSM.GetMTLSEnforcement:input_type -> coffer.hsm.v1.SessionRequest
-	81,  // 80: coffer.hsm.v1.HSM.CreateReplicationLink:input_type -> coffer.hsm.v1.CreateReplicationLinkRequest
-	82,  // 81: coffer.hsm.v1.HSM.DeleteReplicationLink:input_type -> coffer.hsm.v1.DeleteReplicationLinkRequest
-	4,   // 82: coffer.hsm.v1.HSM.ListReplicationLinks:input_type -> coffer.hsm.v1.SessionRequest
-	29,  // 83: coffer.hsm.v1.HSM.GenerateKey:input_type -> coffer.hsm.v1.GenerateKeyRequest
-	30,  // 84: coffer.hsm.v1.HSM.GenerateKeyPair:input_type -> coffer.hsm.v1.GenerateKeyPairRequest
-	31,  // 85: coffer.hsm.v1.HSM.CreateObject:input_type -> coffer.hsm.v1.CreateObjectRequest
-	32,  // 86: coffer.hsm.v1.HSM.ImportKey:input_type -> coffer.hsm.v1.ImportKeyRequest
-	33,  // 87: coffer.hsm.v1.HSM.UnwrapKey:input_type -> coffer.hsm.v1.UnwrapKeyRequest
-	34,  // 88: coffer.hsm.v1.HSM.DeriveKey:input_type -> coffer.hsm.v1.DeriveKeyRequest
-	38,  // 89: coffer.hsm.v1.HSM.FindObjects:input_type -> coffer.hsm.v1.FindObjectsRequest
-	40,  // 90: coffer.hsm.v1.HSM.ObjectInfo:input_type -> coffer.hsm.v1.ObjectRequest
-	42,  // 91: coffer.hsm.v1.HSM.GetAttributes:input_type -> coffer.hsm.v1.GetAttributesRequest
-	45,  // 92: coffer.hsm.v1.HSM.SetAttributes:input_type -> coffer.hsm.v1.SetAttributesRequest
-	40,  // 93: coffer.hsm.v1.HSM.DestroyObject:input_type -> coffer.hsm.v1.ObjectRequest
-	46,  // 94: coffer.hsm.v1.HSM.ShareKey:input_type -> coffer.hsm.v1.ShareKeyRequest
-	46,  // 95: coffer.hsm.v1.HSM.UnshareKey:input_type -> coffer.hsm.v1.ShareKeyRequest
-	40,  // 96: coffer.hsm.v1.HSM.ExportKey:input_type -> coffer.hsm.v1.ObjectRequest
-	40,  // 97: coffer.hsm.v1.HSM.ExportPublicKey:input_type -> coffer.hsm.v1.ObjectRequest
-	48,  // 98: coffer.hsm.v1.HSM.Encrypt:input_type -> coffer.hsm.v1.CryptRequest
-	48,  // 99: coffer.hsm.v1.HSM.Decrypt:input_type -> coffer.hsm.v1.CryptRequest
-	48,  // 100: coffer.hsm.v1.HSM.Sign:input_type -> coffer.hsm.v1.CryptRequest
-	49,  // 101: coffer.hsm.v1.HSM.Verify:input_type -> coffer.hsm.v1.VerifyRequest
-	48,  // 102: coffer.hsm.v1.HSM.Digest:input_type -> coffer.hsm.v1.CryptRequest
-	50,  // 103: coffer.hsm.v1.HSM.WrapKey:input_type -> coffer.hsm.v1.WrapKeyRequest
-	51,  // 104: coffer.hsm.v1.HSM.GenerateRandom:input_type -> coffer.hsm.v1.RandomRequest
-	52,  // 105: coffer.hsm.v1.HSM.Begin:input_type -> coffer.hsm.v1.BeginRequest
-	54,  // 106: coffer.hsm.v1.HSM.Update:input_type -> coffer.hsm.v1.UpdateRequest
-	55,  // 107: coffer.hsm.v1.HSM.Finish:input_type -> coffer.hsm.v1.FinishRequest
-	56,  // 108: coffer.hsm.v1.HSM.Abort:input_type -> coffer.hsm.v1.OperationRequest
-	89,  // 109: coffer.hsm.v1.HSM.ExportReplica:input_type -> coffer.hsm.v1.ExportReplicaRequest
-	92,  // 110: coffer.hsm.v1.HSM.ImportReplica:input_type -> coffer.hsm.v1.ImportReplicaRequest
-	90,  // 111: coffer.hsm.v1.HSM.ExportUserReplica:input_type -> coffer.hsm.v1.ExportUserReplicaRequest
-	93,  // 112: coffer.hsm.v1.HSM.ImportUserReplica:input_type -> coffer.hsm.v1.ImportUserReplicaRequest
-	1,   // 113: coffer.hsm.v1.HSM.Mechanisms:input_type -> coffer.hsm.v1.Empty
-	1,   // 114: coffer.hsm.v1.HSM.NodeInfo:input_type -> coffer.hsm.v1.Empty
-	95,  // 115: coffer.hsm.v1.HSM.CopyObject:input_type -> coffer.hsm.v1.CopyObjectRequest
-	96,  // 116: coffer.hsm.v1.HSM.EncapsulateKey:input_type -> coffer.hsm.v1.EncapsulateKeyRequest
-	98,  // 117: coffer.hsm.v1.HSM.DecapsulateKey:input_type -> coffer.hsm.v1.DecapsulateKeyRequest
-	100, // 118: coffer.hsm.v1.HSM.Batch:input_type -> coffer.hsm.v1.BatchRequest
-	61,  // 119: coffer.hsm.v1.Peer.Hello:input_type -> coffer.hsm.v1.HelloRequest
-	64,  // 120: coffer.hsm.v1.Peer.Push:input_type -> coffer.hsm.v1.PushRequest
-	66,  // 121: coffer.hsm.v1.Peer.Digest:input_type -> coffer.hsm.v1.DigestRequest
-	69,  // 122: coffer.hsm.v1.Peer.Versions:input_type -> coffer.hsm.v1.VersionsRequest
-	72,  // 123: coffer.hsm.v1.Peer.Fetch:input_type -> coffer.hsm.v1.FetchRequest
-	74,  // 124: coffer.hsm.v1.Peer.Clone:input_type -> coffer.hsm.v1.CloneRequest
-	76,  // 125: coffer.hsm.v1.Peer.CatchUp:input_type -> coffer.hsm.v1.CatchUpRequest
-	78,  // 126: coffer.hsm.v1.Operator.Backup:input_type -> coffer.hsm.v1.BackupRequest
-	84,  // 127: coffer.hsm.v1.ReplicationLink.Hello:input_type -> coffer.hsm.v1.LinkHelloRequest
-	86,  // 128: coffer.hsm.v1.ReplicationLink.Digest:input_type -> coffer.hsm.v1.LinkDigestRequest
-	87,  // 129: coffer.hsm.v1.ReplicationLink.Versions:input_type -> coffer.hsm.v1.LinkVersionsRequest
-	88,  // 130: coffer.hsm.v1.ReplicationLink.Push:input_type -> coffer.hsm.v1.LinkPushRequest
-	6,   // 131: coffer.hsm.v1.HSM.OpenSession:output_type -> coffer.hsm.v1.OpenSessionResponse
-	1,   // 132: coffer.hsm.v1.HSM.CloseSession:output_type -> coffer.hsm.v1.Empty
-	1,   // 133: coffer.hsm.v1.HSM.Login:output_type -> coffer.hsm.v1.Empty
-	1,   // 134: coffer.hsm.v1.HSM.Logout:output_type -> coffer.hsm.v1.Empty
-	1,   // 135: coffer.hsm.v1.HSM.Activate:output_type -> coffer.hsm.v1.Empty
-	1,   // 136: coffer.hsm.v1.HSM.CreateUser:output_type -> coffer.hsm.v1.Empty
-	1,   // 137: coffer.hsm.v1.HSM.DeleteUser:output_type -> coffer.hsm.v1.Empty
-	1,   // 138: coffer.hsm.v1.HSM.ChangePassword:output_type -> coffer.hsm.v1.Empty
-	15,  // 139: coffer.hsm.v1.HSM.ListUsers:output_type -> coffer.hsm.v1.ListUsersResponse
-	1,   // 140: coffer.hsm.v1.HSM.RegisterQuorumKey:output_type -> coffer.hsm.v1.Empty
-	18,  // 141: coffer.hsm.v1.HSM.QuorumToken:output_type -> coffer.hsm.v1.QuorumTokenInfo
-	19,  // 142: coffer.hsm.v1.HSM.ListQuorumTokens:output_type -> coffer.hsm.v1.ListQuorumTokensResponse
-	1,   // 143: coffer.hsm.v1.HSM.DeleteQuorumToken:output_type -> coffer.hsm.v1.Empty
-	1,   // 144: coffer.hsm.v1.HSM.SetQuorumValue:output_type -> coffer.hsm.v1.Empty
-	22,  // 145: coffer.hsm.v1.HSM.QuorumValues:output_type -> coffer.hsm.v1.QuorumValuesResponse
-	23,  // 146: coffer.hsm.v1.HSM.RegisterTrustAnchor:output_type -> coffer.hsm.v1.TrustAnchor
-	25,  // 147: coffer.hsm.v1.HSM.ListTrustAnchors:output_type -> coffer.hsm.v1.ListTrustAnchorsResponse
-	25,  // 148: coffer.hsm.v1.HSM.DeregisterTrustAnchor:output_type -> coffer.hsm.v1.ListTrustAnchorsResponse
-	1,   // 149: coffer.hsm.v1.HSM.SetMTLSEnforcement:output_type -> coffer.hsm.v1.Empty
-	28,  // 150: coffer.hsm.v1.HSM.GetMTLSEnforcement:output_type -> coffer.hsm.v1.MTLSEnforcementResponse
-	1,   // 151: coffer.hsm.v1.HSM.CreateReplicationLink:output_type -> coffer.hsm.v1.Empty
-	1,   // 152: coffer.hsm.v1.HSM.DeleteReplicationLink:output_type -> coffer.hsm.v1.Empty
-	83,  // 153: coffer.hsm.v1.HSM.ListReplicationLinks:output_type -> coffer.hsm.v1.ListReplicationLinksResponse
-	36,  // 154: coffer.hsm.v1.HSM.GenerateKey:output_type -> coffer.hsm.v1.CreateResponse
-	37,  // 155: coffer.hsm.v1.HSM.GenerateKeyPair:output_type -> coffer.hsm.v1.GenerateKeyPairResponse
-	36,  // 156: coffer.hsm.v1.HSM.CreateObject:output_type -> coffer.hsm.v1.CreateResponse
-	36,  // 157: coffer.hsm.v1.HSM.ImportKey:output_type -> coffer.hsm.v1.CreateResponse
-	36,  // 158: coffer.hsm.v1.HSM.UnwrapKey:output_type -> coffer.hsm.v1.CreateResponse
-	36,  // 159: coffer.hsm.v1.HSM.DeriveKey:output_type -> coffer.hsm.v1.CreateResponse
-	39,  // 160: coffer.hsm.v1.HSM.FindObjects:output_type -> coffer.hsm.v1.FindObjectsResponse
-	41,  // 161: coffer.hsm.v1.HSM.ObjectInfo:output_type -> coffer.hsm.v1.ObjectInfoResponse
-	44,  // 162: coffer.hsm.v1.HSM.GetAttributes:output_type -> coffer.hsm.v1.GetAttributesResponse
-	1,   // 163: coffer.hsm.v1.HSM.SetAttributes:output_type -> coffer.hsm.v1.Empty
-	1,   // 164: coffer.hsm.v1.HSM.DestroyObject:output_type -> coffer.hsm.v1.Empty
-	1,   // 165: coffer.hsm.v1.HSM.ShareKey:output_type -> coffer.hsm.v1.Empty
-	1,   // 166: coffer.hsm.v1.HSM.UnshareKey:output_type -> coffer.hsm.v1.Empty
-	47,  // 167: coffer.hsm.v1.HSM.ExportKey:output_type -> coffer.hsm.v1.BytesResponse
-	47,  // 168: coffer.hsm.v1.HSM.ExportPublicKey:output_type -> coffer.hsm.v1.BytesResponse
-	47,  // 169: coffer.hsm.v1.HSM.Encrypt:output_type -> coffer.hsm.v1.BytesResponse
-	47,  // 170: coffer.hsm.v1.HSM.Decrypt:output_type -> coffer.hsm.v1.BytesResponse
-	47,  // 171: coffer.hsm.v1.HSM.Sign:output_type -> coffer.hsm.v1.BytesResponse
-	1,   // 172: coffer.hsm.v1.HSM.Verify:output_type -> coffer.hsm.v1.Empty
-	47,  // 173: coffer.hsm.v1.HSM.Digest:output_type -> coffer.hsm.v1.BytesResponse
-	47,  // 174: coffer.hsm.v1.HSM.WrapKey:output_type -> coffer.hsm.v1.BytesResponse
-	47,  // 175: coffer.hsm.v1.HSM.GenerateRandom:output_type -> coffer.hsm.v1.BytesResponse
-	53,  // 176: coffer.hsm.v1.HSM.Begin:output_type -> coffer.hsm.v1.BeginResponse
-	47,  // 177: coffer.hsm.v1.HSM.Update:output_type -> coffer.hsm.v1.BytesResponse
-	47,  // 178: coffer.hsm.v1.HSM.Finish:output_type -> coffer.hsm.v1.BytesResponse
-	1,   // 179: coffer.hsm.v1.HSM.Abort:output_type -> coffer.hsm.v1.Empty
-	91,  // 180: coffer.hsm.v1.HSM.ExportReplica:output_type -> coffer.hsm.v1.ReplicaEnvelope
-	94,  // 181: coffer.hsm.v1.HSM.ImportReplica:output_type -> coffer.hsm.v1.ImportReplicaResponse
-	91,  // 182: coffer.hsm.v1.HSM.ExportUserReplica:output_type -> coffer.hsm.v1.ReplicaEnvelope
-	94,  // 183: coffer.hsm.v1.HSM.ImportUserReplica:output_type -> coffer.hsm.v1.ImportReplicaResponse
-	58,  // 184: coffer.hsm.v1.HSM.Mechanisms:output_type -> coffer.hsm.v1.MechanismsResponse
-	59,  // 185: coffer.hsm.v1.HSM.NodeInfo:output_type -> coffer.hsm.v1.NodeInfoResponse
-	36,  // 186: coffer.hsm.v1.HSM.CopyObject:output_type -> coffer.hsm.v1.CreateResponse
-	97,  // 187: coffer.hsm.v1.HSM.EncapsulateKey:output_type -> coffer.hsm.v1.EncapsulateKeyResponse
-	36,  // 188: coffer.hsm.v1.HSM.DecapsulateKey:output_type -> coffer.hsm.v1.CreateResponse
-	102, // 189: coffer.hsm.v1.HSM.Batch:output_type -> coffer.hsm.v1.BatchResponse
-	62,  // 190: coffer.hsm.v1.Peer.Hello:output_type -> coffer.hsm.v1.HelloResponse
-	65,  // 191: coffer.hsm.v1.Peer.Push:output_type -> coffer.hsm.v1.PushResponse
-	67,  // 192: coffer.hsm.v1.Peer.Digest:output_type -> coffer.hsm.v1.DigestResponse
-	70,  // 193: coffer.hsm.v1.Peer.Versions:output_type -> coffer.hsm.v1.VersionsResponse
-	73,  // 194: coffer.hsm.v1.Peer.Fetch:output_type -> coffer.hsm.v1.FetchResponse
-	75,  // 195: coffer.hsm.v1.Peer.Clone:output_type -> coffer.hsm.v1.CloneResponse
-	77,  // 196: coffer.hsm.v1.Peer.CatchUp:output_type -> coffer.hsm.v1.CatchUpResponse
-	79,  // 197: coffer.hsm.v1.Operator.Backup:output_type -> coffer.hsm.v1.BackupChunk
-	85,  // 198: coffer.hsm.v1.ReplicationLink.Hello:output_type -> coffer.hsm.v1.LinkHelloResponse
-	67,  // 199: coffer.hsm.v1.ReplicationLink.Digest:output_type -> coffer.hsm.v1.DigestResponse
-	70,  // 200: coffer.hsm.v1.ReplicationLink.Versions:output_type -> coffer.hsm.v1.VersionsResponse
-	65,  // 201: coffer.hsm.v1.ReplicationLink.Push:output_type -> coffer.hsm.v1.PushResponse
-	131, // [131:202] is the sub-list for method output_type
-	60,  // [60:131] is the sub-list for method input_type
-	60,  // [60:60] is the sub-list for extension type_name
-	60,  // [60:60] is the sub-list for extension extendee
-	0,   // [0:60] is the sub-list for field type_name
+	4,   // 37: coffer.hsm.v1.BeginRequest.mechanism:type_name -> coffer.hsm.v1.Mechanism
+	1,   // 38: coffer.hsm.v1.MechanismInfo.key_use:type_name -> coffer.hsm.v1.KeyUse
+	58,  // 39: coffer.hsm.v1.MechanismsResponse.mechanisms:type_name -> coffer.hsm.v1.MechanismInfo
+	61,  // 40: coffer.hsm.v1.NodeInfoResponse.peers:type_name -> coffer.hsm.v1.PeerStatus
+	64,  // 41: coffer.hsm.v1.PushRequest.records:type_name -> coffer.hsm.v1.SealedRecord
+	69,  // 42: coffer.hsm.v1.VersionsResponse.records:type_name -> coffer.hsm.v1.RecordMeta
+	72,  // 43: coffer.hsm.v1.FetchRequest.keys:type_name -> coffer.hsm.v1.RecordKey
+	64,  // 44: coffer.hsm.v1.FetchResponse.records:type_name -> coffer.hsm.v1.SealedRecord
+	81,  // 45: coffer.hsm.v1.CreateReplicationLinkRequest.link:type_name -> coffer.hsm.v1.ReplicationLinkInfo
+	10,  // 46: coffer.hsm.v1.CreateReplicationLinkRequest.approvals:type_name -> coffer.hsm.v1.Approvals
+	10,  // 47: coffer.hsm.v1.DeleteReplicationLinkRequest.approvals:type_name -> coffer.hsm.v1.Approvals
+	81,  // 48: coffer.hsm.v1.ListReplicationLinksResponse.links:type_name -> coffer.hsm.v1.ReplicationLinkInfo
+	64,  // 49: coffer.hsm.v1.LinkPushRequest.records:type_name -> coffer.hsm.v1.SealedRecord
+	10,  // 50: coffer.hsm.v1.ImportUserReplicaRequest.approvals:type_name -> coffer.hsm.v1.Approvals
+	3,   // 51: coffer.hsm.v1.CopyObjectRequest.template:type_name -> coffer.hsm.v1.Attribute
+	36,  // 52: coffer.hsm.v1.CopyObjectRequest.idempotency:type_name -> coffer.hsm.v1.Idempotency
+	4,   // 53: coffer.hsm.v1.EncapsulateKeyRequest.mechanism:type_name -> coffer.hsm.v1.Mechanism
+	3,   // 54: coffer.hsm.v1.EncapsulateKeyRequest.template:type_name -> coffer.hsm.v1.Attribute
+	36,  // 55: coffer.hsm.v1.EncapsulateKeyRequest.idempotency:type_name -> coffer.hsm.v1.Idempotency
+	4,   // 56: coffer.hsm.v1.DecapsulateKeyRequest.mechanism:type_name -> coffer.hsm.v1.Mechanism
+	3,   // 57: coffer.hsm.v1.DecapsulateKeyRequest.template:type_name -> coffer.hsm.v1.Attribute
+	36,  // 58: coffer.hsm.v1.DecapsulateKeyRequest.idempotency:type_name -> coffer.hsm.v1.Idempotency
+	102, // 59: coffer.hsm.v1.BatchRequest.calls:type_name -> coffer.hsm.v1.BatchCall
+	104, // 60: coffer.hsm.v1.BatchResponse.replies:type_name -> coffer.hsm.v1.BatchReply
+	6,   // 61: coffer.hsm.v1.HSM.OpenSession:input_type -> coffer.hsm.v1.OpenSessionRequest
+	5,   // 62: coffer.hsm.v1.HSM.CloseSession:input_type -> coffer.hsm.v1.SessionRequest
+	8,   // 63: coffer.hsm.v1.HSM.Login:input_type -> coffer.hsm.v1.LoginRequest
+	5,   // 64: coffer.hsm.v1.HSM.Logout:input_type -> coffer.hsm.v1.SessionRequest
+	11,  // 65: coffer.hsm.v1.HSM.Activate:input_type -> coffer.hsm.v1.ActivateRequest
+	12,  // 66: coffer.hsm.v1.HSM.CreateUser:input_type -> coffer.hsm.v1.CreateUserRequest
+	13,  // 67: coffer.hsm.v1.HSM.DeleteUser:input_type -> coffer.hsm.v1.DeleteUserRequest
+	14,  // 68: coffer.hsm.v1.HSM.ChangePassword:input_type -> coffer.hsm.v1.ChangePasswordRequest
+	5,   // 69: coffer.hsm.v1.HSM.ListUsers:input_type -> coffer.hsm.v1.SessionRequest
+	17,  // 70: coffer.hsm.v1.HSM.RegisterQuorumKey:input_type -> coffer.hsm.v1.RegisterQuorumKeyRequest
+	18,  // 71: coffer.hsm.v1.HSM.QuorumToken:input_type -> coffer.hsm.v1.QuorumTokenRequest
+	5,   // 72: coffer.hsm.v1.HSM.ListQuorumTokens:input_type -> coffer.hsm.v1.SessionRequest
+	21,  // 73: coffer.hsm.v1.HSM.DeleteQuorumToken:input_type -> coffer.hsm.v1.DeleteQuorumTokenRequest
+	22,  // 74: coffer.hsm.v1.HSM.SetQuorumValue:input_type -> coffer.hsm.v1.SetQuorumValueRequest
+	5,   // 75: coffer.hsm.v1.HSM.QuorumValues:input_type -> coffer.hsm.v1.SessionRequest
+	25,  // 76: coffer.hsm.v1.HSM.RegisterTrustAnchor:input_type -> coffer.hsm.v1.RegisterTrustAnchorRequest
+	2,   // 77: coffer.hsm.v1.HSM.ListTrustAnchors:input_type -> coffer.hsm.v1.Empty
+	27,  // 78: coffer.hsm.v1.HSM.DeregisterTrustAnchor:input_type -> coffer.hsm.v1.DeregisterTrustAnchorRequest
+	28,  // 79: coffer.hsm.v1.HSM.SetMTLSEnforcement:input_type -> coffer.hsm.v1.SetMTLSEnforcementRequest
+	5,   // 80: coffer.hsm.v1.HSM.GetMTLSEnforcement:input_type -> coffer.hsm.v1.SessionRequest
+	82,  // 81: coffer.hsm.v1.HSM.CreateReplicationLink:input_type -> coffer.hsm.v1.CreateReplicationLinkRequest
+	83,  // 82: coffer.hsm.v1.HSM.DeleteReplicationLink:input_type -> coffer.hsm.v1.DeleteReplicationLinkRequest
+	5,   // 83: coffer.hsm.v1.HSM.ListReplicationLinks:input_type -> coffer.hsm.v1.SessionRequest
+	30,  // 84: coffer.hsm.v1.HSM.GenerateKey:input_type -> coffer.hsm.v1.GenerateKeyRequest
+	31,  // 85: coffer.hsm.v1.HSM.GenerateKeyPair:input_type -> coffer.hsm.v1.GenerateKeyPairRequest
+	32,  // 86: coffer.hsm.v1.HSM.CreateObject:input_type -> coffer.hsm.v1.CreateObjectRequest
+	33,  // 87: coffer.hsm.v1.HSM.ImportKey:input_type -> coffer.hsm.v1.ImportKeyRequest
+	34,  // 88: coffer.hsm.v1.HSM.UnwrapKey:input_type -> coffer.hsm.v1.UnwrapKeyRequest
+	35,  // 89: coffer.hsm.v1.HSM.DeriveKey:input_type -> coffer.hsm.v1.DeriveKeyRequest
+	39,  // 90: coffer.hsm.v1.HSM.FindObjects:input_type -> coffer.hsm.v1.FindObjectsRequest
+	41,  // 91: coffer.hsm.v1.HSM.ObjectInfo:input_type -> coffer.hsm.v1.ObjectRequest
+	43,  // 92: coffer.hsm.v1.HSM.GetAttributes:input_type -> coffer.hsm.v1.GetAttributesRequest
+	46,  // 93: coffer.hsm.v1.HSM.SetAttributes:input_type -> coffer.hsm.v1.SetAttributesRequest
+	41,  // 94: coffer.hsm.v1.HSM.DestroyObject:input_type -> coffer.hsm.v1.ObjectRequest
+	47,  // 95: coffer.hsm.v1.HSM.ShareKey:input_type -> coffer.hsm.v1.ShareKeyRequest
+	47,  // 96: coffer.hsm.v1.HSM.UnshareKey:input_type -> coffer.hsm.v1.ShareKeyRequest
+	41,  // 97: coffer.hsm.v1.HSM.ExportKey:input_type -> coffer.hsm.v1.ObjectRequest
+	41,  // 98: coffer.hsm.v1.HSM.ExportPublicKey:input_type -> coffer.hsm.v1.ObjectRequest
+	49,  // 99: coffer.hsm.v1.HSM.Encrypt:input_type -> coffer.hsm.v1.CryptRequest
+	49,  // 100: coffer.hsm.v1.HSM.Decrypt:input_type -> coffer.hsm.v1.CryptRequest
+	49,  // 101: coffer.hsm.v1.HSM.Sign:input_type -> coffer.hsm.v1.CryptRequest
+	50,  // 102: coffer.hsm.v1.HSM.Verify:input_type -> coffer.hsm.v1.VerifyRequest
+	49,  // 103: coffer.hsm.v1.HSM.Digest:input_type -> coffer.hsm.v1.CryptRequest
+	51,  // 104: coffer.hsm.v1.HSM.WrapKey:input_type -> coffer.hsm.v1.WrapKeyRequest
+	52,  // 105: coffer.hsm.v1.HSM.GenerateRandom:input_type -> coffer.hsm.v1.RandomRequest
+	53,  // 106: coffer.hsm.v1.HSM.Begin:input_type -> coffer.hsm.v1.BeginRequest
+	55,  // 107: coffer.hsm.v1.HSM.Update:input_type -> coffer.hsm.v1.UpdateRequest
+	56,  // 108: coffer.hsm.v1.HSM.Finish:input_type -> coffer.hsm.v1.FinishRequest
+	57,  // 109: coffer.hsm.v1.HSM.Abort:input_type -> coffer.hsm.v1.OperationRequest
+	90,  // 110: coffer.hsm.v1.HSM.ExportReplica:input_type -> coffer.hsm.v1.ExportReplicaRequest
+	93,  // 111: coffer.hsm.v1.HSM.ImportReplica:input_type -> coffer.hsm.v1.ImportReplicaRequest
+	91,  // 112: coffer.hsm.v1.HSM.ExportUserReplica:input_type -> coffer.hsm.v1.ExportUserReplicaRequest
+	94,  // 113: coffer.hsm.v1.HSM.ImportUserReplica:input_type -> coffer.hsm.v1.ImportUserReplicaRequest
+	2,   // 114: coffer.hsm.v1.HSM.Mechanisms:input_type -> coffer.hsm.v1.Empty
+	2,   // 115: coffer.hsm.v1.HSM.NodeInfo:input_type -> coffer.hsm.v1.Empty
+	96,  // 116: coffer.hsm.v1.HSM.CopyObject:input_type -> coffer.hsm.v1.CopyObjectRequest
+	97,  // 117: coffer.hsm.v1.HSM.EncapsulateKey:input_type -> coffer.hsm.v1.EncapsulateKeyRequest
+	99,  // 118: coffer.hsm.v1.HSM.DecapsulateKey:input_type -> coffer.hsm.v1.DecapsulateKeyRequest
+	101, // 119: coffer.hsm.v1.HSM.Batch:input_type -> coffer.hsm.v1.BatchRequest
+	62,  // 120: coffer.hsm.v1.Peer.Hello:input_type -> coffer.hsm.v1.HelloRequest
+	65,  // 121: coffer.hsm.v1.Peer.Push:input_type -> coffer.hsm.v1.PushRequest
+	67,  // 122: coffer.hsm.v1.Peer.Digest:input_type -> coffer.hsm.v1.DigestRequest
+	70,  // 123: coffer.hsm.v1.Peer.Versions:input_type -> coffer.hsm.v1.VersionsRequest
+	73,  // 124: coffer.hsm.v1.Peer.Fetch:input_type -> coffer.hsm.v1.FetchRequest
+	75,  // 125: coffer.hsm.v1.Peer.Clone:input_type -> coffer.hsm.v1.CloneRequest
+	77,  // 126: coffer.hsm.v1.Peer.CatchUp:input_type -> coffer.hsm.v1.CatchUpRequest
+	79,  // 127: coffer.hsm.v1.Operator.Backup:input_type -> coffer.hsm.v1.BackupRequest
+	85,  // 128: coffer.hsm.v1.ReplicationLink.Hello:input_type -> coffer.hsm.v1.LinkHelloRequest
+	87,  // 129: coffer.hsm.v1.ReplicationLink.Digest:input_type -> coffer.hsm.v1.LinkDigestRequest
+	88,  // 130: coffer.hsm.v1.ReplicationLink.Versions:input_type -> coffer.hsm.v1.LinkVersionsRequest
+	89,  // 131: coffer.hsm.v1.ReplicationLink.Push:input_type -> coffer.hsm.v1.LinkPushRequest
+	7,   // 132: coffer.hsm.v1.HSM.OpenSession:output_type -> coffer.hsm.v1.OpenSessionResponse
+	2,   // 133: coffer.hsm.v1.HSM.CloseSession:output_type -> coffer.hsm.v1.Empty
+	2,   // 134: coffer.hsm.v1.HSM.Login:output_type -> coffer.hsm.v1.Empty
+	2,   // 135: coffer.hsm.v1.HSM.Logout:output_type -> coffer.hsm.v1.Empty
+	2,   // 136: coffer.hsm.v1.HSM.Activate:output_type -> coffer.hsm.v1.Empty
+	2,   // 137: coffer.hsm.v1.HSM.CreateUser:output_type -> coffer.hsm.v1.Empty
+	2,   // 138: coffer.hsm.v1.HSM.DeleteUser:output_type -> coffer.hsm.v1.Empty
+	2,   // 139: coffer.hsm.v1.HSM.ChangePassword:output_type -> coffer.hsm.v1.Empty
+	16,  // 140: coffer.hsm.v1.HSM.ListUsers:output_type -> coffer.hsm.v1.ListUsersResponse
+	2,   // 141: coffer.hsm.v1.HSM.RegisterQuorumKey:output_type -> coffer.hsm.v1.Empty
+	19,  // 142: coffer.hsm.v1.HSM.QuorumToken:output_type -> coffer.hsm.v1.QuorumTokenInfo
+	20,  // 143: coffer.hsm.v1.HSM.ListQuorumTokens:output_type -> coffer.hsm.v1.ListQuorumTokensResponse
+	2,   // 144: coffer.hsm.v1.HSM.DeleteQuorumToken:output_type -> coffer.hsm.v1.Empty
+	2,   // 145: coffer.hsm.v1.HSM.SetQuorumValue:output_type -> coffer.hsm.v1.Empty
+	23,  // 146: coffer.hsm.v1.HSM.QuorumValues:output_type -> coffer.hsm.v1.QuorumValuesResponse
+	24,  // 147: coffer.hsm.v1.HSM.RegisterTrustAnchor:output_type -> coffer.hsm.v1.TrustAnchor
+	26,  // 148: coffer.hsm.v1.HSM.ListTrustAnchors:output_type -> coffer.hsm.v1.ListTrustAnchorsResponse
+	26,  // 149: coffer.hsm.v1.HSM.DeregisterTrustAnchor:output_type -> coffer.hsm.v1.ListTrustAnchorsResponse
+	2,   // 150: coffer.hsm.v1.HSM.SetMTLSEnforcement:output_type -> coffer.hsm.v1.Empty
+	29,  // 151: coffer.hsm.v1.HSM.GetMTLSEnforcement:output_type -> coffer.hsm.v1.MTLSEnforcementResponse
+	2,   // 152: coffer.hsm.v1.HSM.CreateReplicationLink:output_type -> coffer.hsm.v1.Empty
+	2,   // 153: coffer.hsm.v1.HSM.DeleteReplicationLink:output_type -> coffer.hsm.v1.Empty
+	84,  // 154: coffer.hsm.v1.HSM.ListReplicationLinks:output_type -> coffer.hsm.v1.ListReplicationLinksResponse
+	37,  // 155: coffer.hsm.v1.HSM.GenerateKey:output_type -> coffer.hsm.v1.CreateResponse
+	38,  // 156: coffer.hsm.v1.HSM.GenerateKeyPair:output_type -> coffer.hsm.v1.GenerateKeyPairResponse
+	37,  // 157: coffer.hsm.v1.HSM.CreateObject:output_type -> coffer.hsm.v1.CreateResponse
+	37,  // 158: coffer.hsm.v1.HSM.ImportKey:output_type -> coffer.hsm.v1.CreateResponse
+	37,  // 159: coffer.hsm.v1.HSM.UnwrapKey:output_type -> coffer.hsm.v1.CreateResponse
+	37,  // 160: coffer.hsm.v1.HSM.DeriveKey:output_type -> coffer.hsm.v1.CreateResponse
+	40,  // 161: coffer.hsm.v1.HSM.FindObjects:output_type -> coffer.hsm.v1.FindObjectsResponse
+	42,  // 162: coffer.hsm.v1.HSM.ObjectInfo:output_type -> coffer.hsm.v1.ObjectInfoResponse
+	45,  // 163: coffer.hsm.v1.HSM.GetAttributes:output_type -> coffer.hsm.v1.GetAttributesResponse
+	2,   // 164: coffer.hsm.v1.HSM.SetAttributes:output_type -> coffer.hsm.v1.Empty
+	2,   // 165: coffer.hsm.v1.HSM.DestroyObject:output_type -> coffer.hsm.v1.Empty
+	2,   // 166: coffer.hsm.v1.HSM.ShareKey:output_type -> coffer.hsm.v1.Empty
+	2,   // 167: coffer.hsm.v1.HSM.UnshareKey:output_type -> coffer.hsm.v1.Empty
+	48,  // 168: coffer.hsm.v1.HSM.ExportKey:output_type -> coffer.hsm.v1.BytesResponse
+	48,  // 169: coffer.hsm.v1.HSM.ExportPublicKey:output_type -> coffer.hsm.v1.BytesResponse
+	48,  // 170: coffer.hsm.v1.HSM.Encrypt:output_type -> coffer.hsm.v1.BytesResponse
+	48,  // 171: coffer.hsm.v1.HSM.Decrypt:output_type -> coffer.hsm.v1.BytesResponse
+	48,  // 172: coffer.hsm.v1.HSM.Sign:output_type -> coffer.hsm.v1.BytesResponse
+	2,   // 173: coffer.hsm.v1.HSM.Verify:output_type -> coffer.hsm.v1.Empty
+	48,  // 174: coffer.hsm.v1.HSM.Digest:output_type -> coffer.hsm.v1.BytesResponse
+	48,  // 175: coffer.hsm.v1.HSM.WrapKey:output_type -> coffer.hsm.v1.BytesResponse
+	48,  // 176: coffer.hsm.v1.HSM.GenerateRandom:output_type -> coffer.hsm.v1.BytesResponse
+	54,  // 177: coffer.hsm.v1.HSM.Begin:output_type -> coffer.hsm.v1.BeginResponse
+	48,  // 178: coffer.hsm.v1.HSM.Update:output_type -> coffer.hsm.v1.BytesResponse
+	48,  // 179: coffer.hsm.v1.HSM.Finish:output_type -> coffer.hsm.v1.BytesResponse
+	2,   // 180: coffer.hsm.v1.HSM.Abort:output_type -> coffer.hsm.v1.Empty
+	92,  // 181: coffer.hsm.v1.HSM.ExportReplica:output_type -> coffer.hsm.v1.ReplicaEnvelope
+	95,  // 182: coffer.hsm.v1.HSM.ImportReplica:output_type -> coffer.hsm.v1.ImportReplicaResponse
+	92,  // 183: coffer.hsm.v1.HSM.ExportUserReplica:output_type -> coffer.hsm.v1.ReplicaEnvelope
+	95,  // 184: coffer.hsm.v1.HSM.ImportUserReplica:output_type -> coffer.hsm.v1.ImportReplicaResponse
+	59,  // 185: coffer.hsm.v1.HSM.Mechanisms:output_type -> coffer.hsm.v1.MechanismsResponse
+	60,  // 186: coffer.hsm.v1.HSM.NodeInfo:output_type -> coffer.hsm.v1.NodeInfoResponse
+	37,  // 187: coffer.hsm.v1.HSM.CopyObject:output_type -> coffer.hsm.v1.CreateResponse
+	98,  // 188: coffer.hsm.v1.HSM.EncapsulateKey:output_type -> coffer.hsm.v1.EncapsulateKeyResponse
+	37,  // 189: coffer.hsm.v1.HSM.DecapsulateKey:output_type -> coffer.hsm.v1.CreateResponse
+	103, // 190: coffer.hsm.v1.HSM.Batch:output_type -> coffer.hsm.v1.BatchResponse
+	63,  // 191: coffer.hsm.v1.Peer.Hello:output_type -> coffer.hsm.v1.HelloResponse
+	66,  // 192: coffer.hsm.v1.Peer.Push:output_type -> coffer.hsm.v1.PushResponse
+	68,  // 193: coffer.hsm.v1.Peer.Digest:output_type -> coffer.hsm.v1.DigestResponse
+	71,  // 194: coffer.hsm.v1.Peer.Versions:output_type -> coffer.hsm.v1.VersionsResponse
+	74,  // 195: coffer.hsm.v1.Peer.Fetch:output_type -> coffer.hsm.v1.FetchResponse
+	76,  // 196: coffer.hsm.v1.Peer.Clone:output_type -> coffer.hsm.v1.CloneResponse
+	78,  // 197: coffer.hsm.v1.Peer.CatchUp:output_type -> coffer.hsm.v1.CatchUpResponse
+	80,  // 198: coffer.hsm.v1.Operator.Backup:output_type -> coffer.hsm.v1.BackupChunk
+	86,  // 199: coffer.hsm.v1.ReplicationLink.Hello:output_type -> coffer.hsm.v1.LinkHelloResponse
+	68,  // 200: coffer.hsm.v1.ReplicationLink.Digest:output_type -> coffer.hsm.v1.DigestResponse
+	71,  // 201: coffer.hsm.v1.ReplicationLink.Versions:output_type -> coffer.hsm.v1.VersionsResponse
+	66,  // 202: coffer.hsm.v1.ReplicationLink.Push:output_type -> coffer.hsm.v1.PushResponse
+	132, // [132:203] is the sub-list for method output_type
+	61,  // [61:132] is the sub-list for method input_type
+	61,  // [61:61] is the sub-list for extension type_name
+	61,  // [61:61] is the sub-list for extension extendee
+	0,   // [0:61] is the sub-list for field type_name
 }
 
 func init() { file_hsm_proto_init() }
@@ -7460,7 +7540,7 @@ func file_hsm_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hsm_proto_rawDesc), len(file_hsm_proto_rawDesc)),
-			NumEnums:      1,
+			NumEnums:      2,
 			NumMessages:   104,
 			NumExtensions: 0,
 			NumServices:   4,

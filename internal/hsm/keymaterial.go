@@ -92,8 +92,8 @@ func secretMaterial(kt ck.KeyType, v []byte) (*keyMaterial, error) {
 func privateMaterial(priv any) (*keyMaterial, error) {
 	switch p := priv.(type) {
 	case *rsa.PrivateKey:
-		if n := p.N.BitLen(); n < 2048 || n > 4096 {
-			return nil, fmt.Errorf("%w: RSA-%d (2048..4096)", ErrKeySizeRange, n)
+		if n := p.N.BitLen(); n < mech.RSAMinBits || n > mech.RSAMaxBits {
+			return nil, fmt.Errorf("%w: RSA-%d (%d..%d)", ErrKeySizeRange, n, mech.RSAMinBits, mech.RSAMaxBits)
 		}
 		if err := p.Validate(); err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrAttributeValueInvalid, err)
@@ -120,8 +120,8 @@ func privateMaterial(priv any) (*keyMaterial, error) {
 func publicMaterial(pub any) (*keyMaterial, error) {
 	switch p := pub.(type) {
 	case *rsa.PublicKey:
-		if n := p.N.BitLen(); n < 2048 || n > 4096 {
-			return nil, fmt.Errorf("%w: RSA-%d (2048..4096)", ErrKeySizeRange, n)
+		if n := p.N.BitLen(); n < mech.RSAMinBits || n > mech.RSAMaxBits {
+			return nil, fmt.Errorf("%w: RSA-%d (%d..%d)", ErrKeySizeRange, n, mech.RSAMinBits, mech.RSAMaxBits)
 		}
 	case *ecdsa.PublicKey:
 		if p.Curve != elliptic.P256() && p.Curve != elliptic.P384() && p.Curve != elliptic.P521() {

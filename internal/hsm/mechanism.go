@@ -4,6 +4,7 @@ import (
 	"slices"
 
 	"github.com/coffer-hsm/coffer/internal/ck"
+	"github.com/coffer-hsm/coffer/internal/hsm/mech"
 )
 
 // Mechanism is a PKCS#11 mechanism with its parameters, flattened: each
@@ -175,21 +176,21 @@ var mechanisms = map[ck.MechanismType]MechanismInfo{
 	ck.CKM_SHA384: {Functions: FnDigest, FIPS: true},
 	ck.CKM_SHA512: {Functions: FnDigest, FIPS: true},
 
-	ck.CKM_RSA_PKCS_KEY_PAIR_GEN: {2048, 4096, FnGenerateKeyPair, true, ck.CKK_RSA, NoKey},
-	ck.CKM_RSA_PKCS:              {2048, 4096, encDec | sigVer | wrapUnw, false, ck.CKK_RSA, KeyPair}, // v1.5 encryption is not approved
-	ck.CKM_SHA1_RSA_PKCS:         {2048, 4096, sigVer, true, ck.CKK_RSA, KeyPair},
-	ck.CKM_SHA224_RSA_PKCS:       {2048, 4096, sigVer, true, ck.CKK_RSA, KeyPair},
-	ck.CKM_SHA256_RSA_PKCS:       {2048, 4096, sigVer, true, ck.CKK_RSA, KeyPair},
-	ck.CKM_SHA384_RSA_PKCS:       {2048, 4096, sigVer, true, ck.CKK_RSA, KeyPair},
-	ck.CKM_SHA512_RSA_PKCS:       {2048, 4096, sigVer, true, ck.CKK_RSA, KeyPair},
-	ck.CKM_RSA_PKCS_PSS:          {2048, 4096, sigVer, true, ck.CKK_RSA, KeyPair},
-	ck.CKM_SHA1_RSA_PKCS_PSS:     {2048, 4096, sigVer, true, ck.CKK_RSA, KeyPair},
-	ck.CKM_SHA224_RSA_PKCS_PSS:   {2048, 4096, sigVer, true, ck.CKK_RSA, KeyPair},
-	ck.CKM_SHA256_RSA_PKCS_PSS:   {2048, 4096, sigVer, true, ck.CKK_RSA, KeyPair},
-	ck.CKM_SHA384_RSA_PKCS_PSS:   {2048, 4096, sigVer, true, ck.CKK_RSA, KeyPair},
-	ck.CKM_SHA512_RSA_PKCS_PSS:   {2048, 4096, sigVer, true, ck.CKK_RSA, KeyPair},
-	ck.CKM_RSA_PKCS_OAEP:         {2048, 4096, encDec | wrapUnw, true, ck.CKK_RSA, KeyPair},
-	ck.CKM_RSA_AES_KEY_WRAP:      {2048, 4096, wrapUnw, true, ck.CKK_RSA, KeyPair},
+	ck.CKM_RSA_PKCS_KEY_PAIR_GEN: {mech.RSAMinBits, mech.RSAMaxBits, FnGenerateKeyPair, true, ck.CKK_RSA, NoKey},
+	ck.CKM_RSA_PKCS:              {mech.RSAMinBits, mech.RSAMaxBits, encDec | sigVer | wrapUnw, false, ck.CKK_RSA, KeyPair}, // v1.5 encryption is not approved
+	ck.CKM_SHA1_RSA_PKCS:         {mech.RSAMinBits, mech.RSAMaxBits, sigVer, true, ck.CKK_RSA, KeyPair},
+	ck.CKM_SHA224_RSA_PKCS:       {mech.RSAMinBits, mech.RSAMaxBits, sigVer, true, ck.CKK_RSA, KeyPair},
+	ck.CKM_SHA256_RSA_PKCS:       {mech.RSAMinBits, mech.RSAMaxBits, sigVer, true, ck.CKK_RSA, KeyPair},
+	ck.CKM_SHA384_RSA_PKCS:       {mech.RSAMinBits, mech.RSAMaxBits, sigVer, true, ck.CKK_RSA, KeyPair},
+	ck.CKM_SHA512_RSA_PKCS:       {mech.RSAMinBits, mech.RSAMaxBits, sigVer, true, ck.CKK_RSA, KeyPair},
+	ck.CKM_RSA_PKCS_PSS:          {mech.RSAMinBits, mech.RSAMaxBits, sigVer, true, ck.CKK_RSA, KeyPair},
+	ck.CKM_SHA1_RSA_PKCS_PSS:     {mech.RSAMinBits, mech.RSAMaxBits, sigVer, true, ck.CKK_RSA, KeyPair},
+	ck.CKM_SHA224_RSA_PKCS_PSS:   {mech.RSAMinBits, mech.RSAMaxBits, sigVer, true, ck.CKK_RSA, KeyPair},
+	ck.CKM_SHA256_RSA_PKCS_PSS:   {mech.RSAMinBits, mech.RSAMaxBits, sigVer, true, ck.CKK_RSA, KeyPair},
+	ck.CKM_SHA384_RSA_PKCS_PSS:   {mech.RSAMinBits, mech.RSAMaxBits, sigVer, true, ck.CKK_RSA, KeyPair},
+	ck.CKM_SHA512_RSA_PKCS_PSS:   {mech.RSAMinBits, mech.RSAMaxBits, sigVer, true, ck.CKK_RSA, KeyPair},
+	ck.CKM_RSA_PKCS_OAEP:         {mech.RSAMinBits, mech.RSAMaxBits, encDec | wrapUnw, true, ck.CKK_RSA, KeyPair},
+	ck.CKM_RSA_AES_KEY_WRAP:      {mech.RSAMinBits, mech.RSAMaxBits, wrapUnw, true, ck.CKK_RSA, KeyPair},
 
 	ck.CKM_EC_KEY_PAIR_GEN: {256, 521, FnGenerateKeyPair, true, ck.CKK_EC, NoKey},
 	ck.CKM_ECDSA:           {256, 521, sigVer, true, ck.CKK_EC, KeyPair},

@@ -31,7 +31,7 @@ else
 $(error CRYPTO must be auto, boringcrypto or native, not $(CRYPTO))
 endif
 
-.PHONY: build build-native test vet fmt-check vulncheck unit unit-fips fuzz-short fuzz bench faults clean
+.PHONY: build build-native test vet fmt-check vulncheck unit unit-fips fuzz-short fuzz bench perf faults clean
 
 build:
 	GOEXPERIMENT=$(COFFER_GOEXPERIMENT) $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/coffer ./cmd/coffer
@@ -93,6 +93,12 @@ faults:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 1s ./internal/...
+
+# The figures of docs/PERFORMANCE.md in one run on this machine (about 15
+# minutes): a cluster of its own and SoftHSMv2 through the same PKCS#11
+# code. Needs jq, softhsm2 and the aws CLI. DUR=2s for a quicker pass.
+perf: build
+	BIN=$(BIN) bash scripts/perf.sh
 
 clean:
 	rm -rf $(BIN)

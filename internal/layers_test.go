@@ -63,7 +63,7 @@ func TestLayers(t *testing.T) {
 		{"internal/store", []string{module}, []string{module + "internal/durable", module + "internal/cryptobackend"}},
 		{"internal/hsm", []string{module + "internal/store"}, nil},
 		{"internal/peersync", []string{module + "internal/hsm", module + "internal/node", module + "internal/client", module + "proto/", "google.golang.org/grpc"}, nil},
-		{"internal/pki", []string{module}, []string{module + "internal/cryptobackend"}},
+		{"internal/pki", []string{module}, []string{module + "internal/cryptobackend", module + "internal/durable"}},
 		{"internal/backup", []string{module + "internal/hsm", module + "internal/node", module + "internal/peersync", module + "internal/client", module + "internal/pki", module + "internal/controlplane", module + "proto/"}, nil},
 		{"internal/node", []string{module + "internal/pki", module + "internal/client", module + "internal/cli", module + "cmd/"}, nil},
 		{"internal/controlplane", []string{module + "internal/hsm", module + "internal/store", module + "internal/backup", module + "internal/node", module + "internal/peersync", module + "internal/client", module + "internal/cli", module + "cmd/"}, nil},

@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/coffer-hsm/coffer/internal/controlplane"
+	"github.com/coffer-hsm/coffer/internal/durable"
 )
 
 const controlplaneUsage = `usage: coffer controlplane --data-dir DIR [--listen 127.0.0.1:PORT] [--regions R1,R2] [--credentials FILE]
@@ -279,7 +280,7 @@ func makeCredentials(path string) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(path, append(b, '\n'), 0o600)
+	return durable.WriteFileAll(path, append(b, '\n'), 0o600)
 }
 
 // backupFlags are the backup flags of `coffer controlplane` and `coffer up`.

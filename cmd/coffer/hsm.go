@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -19,6 +18,7 @@ import (
 	"time"
 
 	"github.com/coffer-hsm/coffer/internal/backup"
+	"github.com/coffer-hsm/coffer/internal/durable"
 	"github.com/coffer-hsm/coffer/internal/pki"
 )
 
@@ -132,72 +132,7 @@ func runHSMInit(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	now := time.Now()
-	notAfter := now.AddDate(10, 0, 0)
-
-	// The customer's CA and the cluster certificate it signs.
-	caCertPath, caKeyPath := filepath.Join(*dir, "customerCA.crt"), filepath.Join(*dir, "customerCA.key")
-	clusterKeyPath := filepath.Join(*dir, "cluster", clusterKeyFile)
-	clusterCertPath := filepath.Join(*dir, "cluster", "cluster.crt")
-	if !exists(caCertPath) {
-		cert, key, err := pki.NewCustomerCA("Coffer customer CA", notAfter)
-		if err != nil {
-			return err
-		}
-		keyPEM, err := pki.EncodePrivateKeyPEM(key)
-		if err != nil {
-			return err
-		}
-		if err := writePEMFile(caKeyPath, keyPEM, 0o600); err != nil {
-			return err
-		}
-		if err := writePEMFile(caCertPath, pki.EncodeCertificatesPEM(cert), 0o644); err != nil {
-			return err
-		}
-	}
-	if !exists(clusterCertPath) {
-		caCert, caKey, err := loadCA(caCertPath, caKeyPath)
-		if err != nil {
-			return err
-		}
-		key, err := pki.NewClusterKey()
-		if err != nil {
-			return err
-		}
-		csr, err := pki.NewClusterCSR(key, *clusterID)
-		if err != nil {
-			return err
-		}
-		signed, err := pki.SignCSR(caCert, caKey, csr, notAfter)
-		if err != nil {
-			return err
-		}
-		if err := writeClusterKey(clusterKeyPath, sk, key); err != nil {
-			return err
-		}
-		if err := writePEMFile(filepath.Join(*dir, "cluster", "cluster.csr"), csr, 0o644); err != nil {
-			return err
-		}
-		if err := writePEMFile(clusterCertPath, signed, 0o644); err != nil {
-			return err
-		}
-	}
-	clusterPEM, err := os.ReadFile(clusterCertPath)
-	if err != nil {
-		return err
-	}
-	anchorPEM, err := os.ReadFile(caCertPath)
-	if err != nil {
-		return err
-	}
-	cc, err := pki.ParseClusterCertificates(clusterPEM, anchorPEM)
-	if err != nil {
-		return err
-	}
-	if cc.ClusterID != *clusterID {
-		return fmt.Errorf("%s already holds cluster %q", *dir, cc.ClusterID)
-	}
-	clusterKey, err := readClusterKey(clusterKeyPath, sk, stderr)
+	cc, clusterKey, err := initClusterCertificates(*dir, *clusterID, sk, stderr)
 	if err != nil {
 		return err
 	}
@@ -230,24 +165,10 @@ func runHSMInit(args []string, stdout, stderr io.Writer) error {
 		}
 		host, _, _ := net.SplitHostPort(addr)
 		name := fmt.Sprintf("hsm-%d", id)
-		key, err := pki.NewNodeKey()
-		if err != nil {
-			return err
-		}
-		cert, err := pki.IssueNodeCert(clusterKey, cc.Certificate, pki.NodeCertRequest{
-			HsmID: name, PublicKey: key.Public(), IPs: []net.IP{net.ParseIP(host)}, NotAfter: cc.Certificate.NotAfter,
+		_, err := pki.IssueNodeCertFiles(filepath.Join(*dir, name), clusterKey, cc.Certificate, pki.NodeCertRequest{
+			HsmID: name, IPs: []net.IP{net.ParseIP(host)}, NotAfter: cc.Certificate.NotAfter,
 		})
 		if err != nil {
-			return err
-		}
-		keyPEM, err := pki.EncodePrivateKeyPEM(key)
-		if err != nil {
-			return err
-		}
-		if err := writePEMFile(filepath.Join(*dir, name, "node.key.pem"), keyPEM, 0o600); err != nil {
-			return err
-		}
-		if err := writePEMFile(filepath.Join(*dir, name, "node.crt"), pki.EncodeCertificatesPEM(cert), 0o644); err != nil {
 			return err
 		}
 		mk := "clone"
@@ -256,8 +177,8 @@ func runHSMInit(args []string, stdout, stderr io.Writer) error {
 		}
 		all[id] = &hsmFile{
 			DataDir: filepath.Join(name, "data"), Listen: addr, NodeID: id, ClusterID: *clusterID, HSMID: name,
-			Certificate: filepath.Join(name, "node.crt"), PrivateKey: filepath.Join(name, "node.key.pem"),
-			ClusterCertificate: filepath.Join("cluster", "cluster.crt"), TrustAnchor: "customerCA.crt", MaskingKey: mk,
+			Certificate: filepath.Join(name, pki.NodeCertFile), PrivateKey: filepath.Join(name, pki.NodeKeyFile),
+			ClusterCertificate: filepath.Join("cluster", pki.ClusterCertFile), TrustAnchor: "customerCA.crt", MaskingKey: mk,
 			MetricsListen: net.JoinHostPort(host, "0"),
 		}
 	}
@@ -283,6 +204,47 @@ func runHSMInit(args []string, stdout, stderr io.Writer) error {
 			f.TestPasswordCost = true
 		}
 	}
+	return writeHSMFiles(*dir, all, stdout)
+}
+
+// initClusterCertificates makes (once) the customer CA of DIR/customerCA.*
+// and the cluster key, CSR and certificate it signs in DIR/cluster, and
+// returns the cluster's certificates and key.
+func initClusterCertificates(dir, clusterID string, sk []byte, stderr io.Writer) (*pki.ClusterCertificates, crypto.Signer, error) {
+	notAfter := time.Now().AddDate(10, 0, 0)
+	caCertPath, caKeyPath := filepath.Join(dir, "customerCA.crt"), filepath.Join(dir, "customerCA.key")
+	clusterDir := filepath.Join(dir, "cluster")
+	clusterCertPath := filepath.Join(clusterDir, pki.ClusterCertFile)
+	if err := pki.NewCustomerCAFiles(caCertPath, caKeyPath, "Coffer customer CA", notAfter); err != nil {
+		return nil, nil, err
+	}
+	if !exists(clusterCertPath) {
+		caCert, caKey, err := pki.LoadCustomerCA(caCertPath, caKeyPath)
+		if err != nil {
+			return nil, nil, err
+		}
+		if err := pki.NewSignedClusterFiles(clusterDir, clusterID, sk, caCert, caKey, notAfter); err != nil {
+			return nil, nil, err
+		}
+	}
+	cc, err := pki.ReadClusterCertificates(clusterCertPath, caCertPath)
+	if err != nil {
+		return nil, nil, err
+	}
+	if cc.ClusterID != clusterID {
+		return nil, nil, fmt.Errorf("%s already holds cluster %q", dir, cc.ClusterID)
+	}
+	clusterKey, err := readClusterKey(filepath.Join(clusterDir, pki.ClusterKeyFile), sk, stderr)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cc, clusterKey, nil
+}
+
+// writeHSMFiles writes DIR/hsm-N.json for every HSM, each naming all the
+// others as its peers, and prints each file's path, address and masking
+// key source.
+func writeHSMFiles(dir string, all map[uint32]*hsmFile, stdout io.Writer) error {
 	for id, f := range all {
 		f.Peers = f.Peers[:0]
 		for pid, p := range all {
@@ -295,8 +257,8 @@ func runHSMInit(args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		path := filepath.Join(*dir, fmt.Sprintf("hsm-%d.json", id))
-		if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
+		path := filepath.Join(dir, fmt.Sprintf("hsm-%d.json", id))
+		if err := durable.WriteFile(path, append(b, '\n'), 0o644); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "%s\t%s\t%s\n", path, f.Listen, f.MaskingKey)
@@ -314,26 +276,6 @@ func readRawHSMFile(path string) (*hsmFile, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return &f, nil
-}
-
-func loadCA(certPath, keyPath string) (*x509.Certificate, crypto.Signer, error) {
-	certPEM, err := os.ReadFile(certPath)
-	if err != nil {
-		return nil, nil, err
-	}
-	keyPEM, err := os.ReadFile(keyPath)
-	if err != nil {
-		return nil, nil, err
-	}
-	cert, err := pki.DecodeCertificatePEM(certPEM, "customer CA certificate")
-	if err != nil {
-		return nil, nil, err
-	}
-	key, err := pki.DecodePrivateKeyPEM(keyPEM)
-	if err != nil {
-		return nil, nil, err
-	}
-	return cert, key, nil
 }
 
 func newLogger(w io.Writer) *slog.Logger {

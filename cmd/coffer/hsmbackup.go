@@ -87,7 +87,7 @@ func runHSMBackup(ctx context.Context, args []string, stdin io.Reader, stdout, s
 		if err != nil {
 			return err
 		}
-		key, err := readClusterKey(filepath.Join(*clusterDir, clusterKeyFile), sk, stderr)
+		key, err := readClusterKey(filepath.Join(*clusterDir, pki.ClusterKeyFile), sk, stderr)
 		clear(sk)
 		if err != nil {
 			return err
@@ -95,7 +95,7 @@ func runHSMBackup(ctx context.Context, args []string, stdin io.Reader, stdout, s
 		if req.ClusterKey, err = x509.MarshalPKCS8PrivateKey(key); err != nil {
 			return fmt.Errorf("the cluster key: %w", err)
 		}
-		csr, err := os.ReadFile(filepath.Join(*clusterDir, "cluster.csr"))
+		csr, err := os.ReadFile(filepath.Join(*clusterDir, pki.ClusterCSRFile))
 		if err != nil {
 			return err
 		}
@@ -241,20 +241,17 @@ func runHSMRestoreCluster(args []string, stdin io.Reader, stdout, stderr io.Writ
 		fmt.Fprintf(stderr, "backup refused: the cluster CSR of backup %s is not its cluster key's\n", *id)
 		return cli.ExitStatus(exitRefused)
 	}
-	keyFile := filepath.Join(*dir, clusterKeyFile)
+	keyFile := filepath.Join(*dir, pki.ClusterKeyFile)
 	if exists(keyFile) {
 		return fmt.Errorf("%s holds a cluster key already: restore into a new cluster directory", *dir)
 	}
 	defer func() {
 		if err != nil {
 			os.Remove(keyFile)
-			os.Remove(filepath.Join(*dir, "cluster.csr"))
+			os.Remove(filepath.Join(*dir, pki.ClusterCSRFile))
 		}
 	}()
-	if err := writeFileAtomic(filepath.Join(*dir, "cluster.csr"), []byte(b.Header.ClusterCSR), 0o644); err != nil {
-		return err
-	}
-	if err := writeClusterKey(keyFile, sk, signer); err != nil {
+	if err := pki.WriteClusterKeyFiles(*dir, sk, signer, []byte(b.Header.ClusterCSR)); err != nil {
 		return err
 	}
 	h := b.Header

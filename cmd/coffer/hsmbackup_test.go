@@ -78,7 +78,7 @@ func TestHSMBackupTools(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		sealed := notPlaintextKey(t, filepath.Join(dir, clusterKeyFile))
+		sealed := notPlaintextKey(t, filepath.Join(dir, pki.ClusterKeyFile))
 		key, err := pki.OpenClusterKey(sk, sealed)
 		if err != nil {
 			t.Fatal(err)
@@ -108,7 +108,7 @@ func TestHSMBackupTools(t *testing.T) {
 			if lines := strings.Split(strings.TrimSpace(stderr), "\n"); len(lines) != 1 || !strings.Contains(stderr, tc.want) {
 				t.Errorf("stderr %q, want one line naming %q", stderr, tc.want)
 			}
-			if exists(filepath.Join(dir, clusterKeyFile)) {
+			if exists(filepath.Join(dir, pki.ClusterKeyFile)) {
 				t.Error("a refused blob left a cluster key")
 			}
 		})

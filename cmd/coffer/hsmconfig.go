@@ -166,13 +166,6 @@ func (f *hsmFile) certificateClusterID() string {
 	return f.CertificateClusterID
 }
 
-func writePEMFile(path string, data []byte, mode os.FileMode) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return err
-	}
-	return os.WriteFile(path, data, mode)
-}
-
 func exists(path string) bool {
 	_, err := os.Stat(path)
 	return err == nil

@@ -12,8 +12,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/coffer-hsm/coffer/internal/durable"
-
 	"github.com/coffer-hsm/coffer/internal/pki"
 )
 
@@ -51,21 +49,9 @@ func runHSMClusterKey(args []string, stdin io.Reader, stdout, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
-	keyPath, csrPath := filepath.Join(*dir, clusterKeyFile), filepath.Join(*dir, "cluster.csr")
+	keyPath := filepath.Join(*dir, pki.ClusterKeyFile)
 	if !exists(keyPath) {
-		key, err := pki.NewClusterKey()
-		if err != nil {
-			return err
-		}
-		csr, err := pki.NewClusterCSR(key, *clusterID)
-		if err != nil {
-			return err
-		}
-		// The CSR first: a key without its CSR is remade, never the reverse.
-		if err := writeFileAtomic(csrPath, csr, 0o644); err != nil {
-			return err
-		}
-		if err := writeClusterKey(keyPath, sk, key); err != nil {
+		if _, _, err := pki.NewClusterKeyFiles(*dir, *clusterID, sk); err != nil {
 			return err
 		}
 	}
@@ -73,24 +59,9 @@ func runHSMClusterKey(args []string, stdin io.Reader, stdout, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
-	csrPEM, err := os.ReadFile(csrPath)
+	csrPEM, hsmCert, err := pki.ClusterKeyHsmCertificate(*dir, key, *clusterID, *hsmID, time.Now())
 	if err != nil {
 		return err
-	}
-	csr, err := pki.DecodeCSRPEM(csrPEM)
-	if err != nil {
-		return fmt.Errorf("%s: %w", csrPath, err)
-	}
-	if csr.Subject.CommonName != *clusterID {
-		return fmt.Errorf("%s holds the key of cluster %q, not %q", *dir, csr.Subject.CommonName, *clusterID)
-	}
-	now := time.Now()
-	hsmCert, err := pki.NewHsmCertificate(key, *clusterID, *hsmID, now.Add(-5*time.Minute), now.AddDate(10, 0, 0))
-	if err != nil {
-		return err
-	}
-	if err := pki.CheckHsmCertificate(hsmCert, csr); err != nil {
-		return fmt.Errorf("%s: the cluster key does not match its CSR: %w", *dir, err)
 	}
 	return json.NewEncoder(stdout).Encode(map[string]string{
 		"cluster_csr":     string(csrPEM),
@@ -127,7 +98,7 @@ func runHSMIssueCert(args []string, stdin io.Reader, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
-	key, err := readClusterKey(filepath.Join(*clusterDir, clusterKeyFile), sk, stderr)
+	key, err := readClusterKey(filepath.Join(*clusterDir, pki.ClusterKeyFile), sk, stderr)
 	if err != nil {
 		return err
 	}
@@ -139,27 +110,13 @@ func runHSMIssueCert(args []string, stdin io.Reader, stdout, stderr io.Writer) e
 	if err != nil {
 		return fmt.Errorf("%s: %w", *clusterCert, err)
 	}
-	nodeKey, err := pki.NewNodeKey()
-	if err != nil {
-		return err
-	}
-	cert, err := pki.IssueNodeCert(key, certs[0], pki.NodeCertRequest{
-		HsmID: *hsmID, ClusterID: *clusterID, PublicKey: nodeKey.Public(), IPs: []net.IP{addr}, NotAfter: certs[0].NotAfter,
+	_, err = pki.IssueNodeCertFiles(*out, key, certs[0], pki.NodeCertRequest{
+		HsmID: *hsmID, ClusterID: *clusterID, IPs: []net.IP{addr}, NotAfter: certs[0].NotAfter,
 	})
 	if err != nil {
 		return err
 	}
-	keyPEM, err := pki.EncodePrivateKeyPEM(nodeKey)
-	if err != nil {
-		return err
-	}
-	if err := writeFileAtomic(filepath.Join(*out, "node.key.pem"), keyPEM, 0o600); err != nil {
-		return err
-	}
-	if err := writeFileAtomic(filepath.Join(*out, "node.crt"), pki.EncodeCertificatesPEM(cert), 0o644); err != nil {
-		return err
-	}
-	fmt.Fprintln(stdout, filepath.Join(*out, "node.crt"))
+	fmt.Fprintln(stdout, filepath.Join(*out, pki.NodeCertFile))
 	return nil
 }
 
@@ -181,12 +138,9 @@ func runHSMSealClusterKey(args []string, stdin io.Reader, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	_, err = readClusterKey(filepath.Join(*dir, clusterKeyFile), sk, stderr)
+	_, err = readClusterKey(filepath.Join(*dir, pki.ClusterKeyFile), sk, stderr)
 	return err
 }
-
-// clusterKeyFile is the cluster key's file in a cluster directory.
-const clusterKeyFile = "cluster.key"
 
 // readSealingKey reads the sealing key from the file path, or from stdin
 // when path is "-"; create makes a missing file.
@@ -205,48 +159,15 @@ func readSealingKey(path string, stdin io.Reader, create bool) ([]byte, error) {
 	return k, nil
 }
 
-// writeClusterKey writes key sealed under sk (0600).
-func writeClusterKey(path string, sk []byte, key crypto.Signer) error {
-	sealed, err := pki.SealClusterKey(sk, key)
-	if err != nil {
-		return err
-	}
-	return writeFileAtomic(path, sealed, 0o600)
-}
-
-// readClusterKey opens the sealed cluster key at path. A plaintext PEM key
-// left by an older Coffer is sealed in place first (and said so on
-// stderr), so it is never read from a plaintext file twice.
+// readClusterKey opens the sealed cluster key at path (pki.ReadClusterKey),
+// saying on stderr when it sealed a plaintext key an older Coffer left.
 func readClusterKey(path string, sk []byte, stderr io.Writer) (crypto.Signer, error) {
-	b, err := os.ReadFile(path)
+	key, resealed, err := pki.ReadClusterKey(path, sk)
 	if err != nil {
-		return nil, fmt.Errorf("the cluster key: %w", err)
+		return nil, err
 	}
-	if !pki.IsSealedClusterKey(b) {
-		key, err := pki.DecodePrivateKeyPEM(b)
-		clear(b)
-		if err != nil {
-			return nil, fmt.Errorf("%s: neither a sealed cluster key nor a plaintext one: %w", path, err)
-		}
-		if err := writeClusterKey(path, sk, key); err != nil {
-			return nil, fmt.Errorf("%s: seal the plaintext cluster key: %w", path, err)
-		}
+	if resealed {
 		fmt.Fprintf(stderr, "%s held the cluster key in the clear; sealed it in place. Copies of the old file (backups) still hold it.\n", path)
-		return key, nil
-	}
-	key, err := pki.OpenClusterKey(sk, b)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return key, nil
-}
-
-// writeFileAtomic creates path's directory (0700) and writes the file as
-// durable.WriteFile does: a new temporary file, fsync, rename, directory
-// fsync.
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return err
-	}
-	return durable.WriteFile(path, data, mode)
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/coffer-hsm/coffer/internal/ck"
 	"github.com/coffer-hsm/coffer/internal/client"
 	"github.com/coffer-hsm/coffer/internal/controlplane"
+	"github.com/coffer-hsm/coffer/internal/durable"
 	"github.com/coffer-hsm/coffer/internal/pki"
 )
 
@@ -390,23 +391,10 @@ func upCustomerCA(dir string, stderr io.Writer) (*x509.Certificate, crypto.Signe
 	if err := keepPrivateSay(keyPath, stderr); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, nil, err
 	}
-	if !exists(certPath) {
-		cert, key, err := pki.NewCustomerCA("Coffer up customer CA", time.Now().AddDate(10, 0, 0))
-		if err != nil {
-			return nil, nil, err
-		}
-		keyPEM, err := pki.EncodePrivateKeyPEM(key)
-		if err != nil {
-			return nil, nil, err
-		}
-		if err := writeFileAtomic(keyPath, keyPEM, 0o600); err != nil {
-			return nil, nil, err
-		}
-		if err := writeFileAtomic(certPath, pki.EncodeCertificatesPEM(cert), 0o644); err != nil {
-			return nil, nil, err
-		}
+	if err := pki.NewCustomerCAFiles(certPath, keyPath, "Coffer up customer CA", time.Now().AddDate(10, 0, 0)); err != nil {
+		return nil, nil, err
 	}
-	return loadCA(certPath, keyPath)
+	return pki.LoadCustomerCA(certPath, keyPath)
 }
 
 // activate: the pre-admin sets the admin password, then creates the crypto
@@ -617,7 +605,7 @@ func writeJSON(path string, v any, mode os.FileMode) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(path, append(b, '\n'), mode)
+	return durable.WriteFileAll(path, append(b, '\n'), mode)
 }
 
 // apiClient calls the control plane as an SDK does (SigV4-signed AWS JSON).

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/coffer-hsm/coffer/internal/durable"
 )
 
 // What coffer up prints names where the secrets are, never a secret.
@@ -51,7 +53,7 @@ func TestSecretFileModes(t *testing.T) {
 				t.Fatal(err)
 			}
 		}, func(t *testing.T, path string) {
-			if err := writeFileAtomic(path, []byte(`{"secret":"s"}`), 0o600); err != nil {
+			if err := durable.WriteFileAll(path, []byte(`{"secret":"s"}`), 0o600); err != nil {
 				t.Fatal(err)
 			}
 		}},

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/coffer-hsm/coffer/internal/durable"
 )
 
 // The files of a running `coffer up` in its data directory:
@@ -60,7 +62,7 @@ func lockUp(dir string) (*upLock, error) {
 		return nil, fmt.Errorf("lock %s: %w", f.Name(), err)
 	}
 	l := &upLock{f: f, pidPath: filepath.Join(dir, upPidName)}
-	if err := writeFileAtomic(l.pidPath, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+	if err := durable.WriteFileAll(l.pidPath, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
 		f.Close()
 		return nil, err
 	}

@@ -79,6 +79,15 @@ func WriteFile(path string, data []byte, perm os.FileMode) error {
 	return f.Commit()
 }
 
+// WriteFileAll creates path's directory and any missing parents (0700),
+// as os.MkdirAll does, and writes data to path as WriteFile does.
+func WriteFileAll(path string, data []byte, perm os.FileMode) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("durable: %w", err)
+	}
+	return WriteFile(path, data, perm)
+}
+
 // WriteFrom copies r to path as Create and Commit do, and returns the
 // number of bytes written.
 func WriteFrom(path string, r io.Reader, perm os.FileMode) (int64, error) {

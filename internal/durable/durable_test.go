@@ -99,3 +99,28 @@ func assertOnly(t *testing.T, dir string, names ...string) {
 		t.Errorf("directory holds %v, want %v", got, names)
 	}
 }
+
+func TestWriteFileAllMakesTheDirectory(t *testing.T) {
+	top := t.TempDir()
+	path := filepath.Join(top, "a", "b", "f")
+	if err := WriteFileAll(path, []byte("data"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(path)
+	if err != nil || string(got) != "data" {
+		t.Fatalf("read %q, %v", got, err)
+	}
+	for _, c := range []struct {
+		path string
+		mode os.FileMode
+	}{{filepath.Join(top, "a"), 0o700}, {filepath.Join(top, "a", "b"), 0o700}, {path, 0o640}} {
+		fi, err := os.Stat(c.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != c.mode {
+			t.Errorf("%s: mode %v, want %v", c.path, fi.Mode().Perm(), c.mode)
+		}
+	}
+	assertOnly(t, filepath.Join(top, "a", "b"), "f")
+}

@@ -35,6 +35,14 @@
 // The cluster key is kept sealed at rest (SealClusterKey, OpenClusterKey)
 // under a separate sealing key; it is never written as a plaintext PEM.
 //
+// # Files
+//
+// files.go writes and reads these on disk, for `coffer hsm init`, `coffer
+// up` and the HSM side of the control plane's provisioning (`coffer hsm
+// cluster-key`, `issue-cert`): the customer CA, a cluster directory
+// (ClusterKeyFile sealed, ClusterCSRFile, ClusterCertFile) and an HSM's
+// NodeKeyFile and NodeCertFile.
+//
 // # Why Coffer verifies node certificates itself
 //
 // `openssl x509 -req` makes a version 1 certificate (OpenSSL 3.0, tested)
@@ -90,6 +98,8 @@
 //
 // # Must not import
 //
-// Nothing from internal/: this package is a leaf used by the node, the
-// client, the control plane and the CLI. Standard library only.
+// Nothing from internal/ but internal/cryptobackend (the sealing AEAD) and
+// internal/durable (the files of files.go are written whole): this package
+// is a leaf used by the node, the client, the control plane and the CLI.
+// Otherwise standard library only.
 package pki

@@ -176,36 +176,9 @@ func (s *Server) reconcileNodes(ctx context.Context, snap *clusterRecord, live [
 	if len(live) == 0 {
 		return
 	}
-	// Fix what a node's configuration needs before its first start: its
-	// ports and where its masking key comes from.
-	if slices.ContainsFunc(live, func(h *hsmRecord) bool { return h.Port == 0 || h.MaskingKey == "" }) {
-		ports := map[string][2]int{}
-		for _, h := range live {
-			if h.Port == 0 {
-				p, m, err := pickPorts(h.EniIP)
-				if err != nil {
-					s.log.Error("no port for HSM", "hsm", h.ID, "ip", h.EniIP, "err", err)
-					return
-				}
-				ports[h.ID] = [2]int{p, m}
-			}
-		}
-		var fixed *clusterRecord
-		s.apply(snap, func(cl *clusterRecord) bool {
-			for _, h := range cl.HSMs {
-				if p, ok := ports[h.ID]; ok && h.Port == 0 {
-					h.Port, h.MetricsPort = p[0], p[1]
-				}
-			}
-			s.assignMaskingKeys(cl)
-			fixed = cl.clone()
-			return true
-		})
-		if fixed == nil {
-			return
-		}
-		snap = fixed
-		live = slices.DeleteFunc(slices.Clone(snap.HSMs), func(h *hsmRecord) bool { return h.State == HsmDeleteInProgress })
+	snap, live, ok := s.fixNodeConfigs(snap, live)
+	if !ok {
+		return
 	}
 	// An HSM without a masking key source waits (assignMaskingKeys said why).
 	live = slices.DeleteFunc(live, func(h *hsmRecord) bool { return h.MaskingKey == "" })
@@ -213,12 +186,66 @@ func (s *Server) reconcileNodes(ctx context.Context, snap *clusterRecord, live [
 		return
 	}
 	s.publishRestoredHsmCertificate(ctx, snap, live)
+	results := s.ensureNodes(ctx, snap, live)
+	activated := s.clusterActivated(ctx, snap, live, results)
+	s.apply(snap, func(cl *clusterRecord) bool {
+		if !cl.initialized() {
+			return false
+		}
+		added := recordNodeResults(cl, results)
+		s.advanceInitialized(cl, activated, added)
+		return true
+	})
+}
 
-	type result struct {
-		st  NodeStatus
-		err error
+// nodeResult is what Provisioner.Ensure said of an HSM's node.
+type nodeResult struct {
+	st  NodeStatus
+	err error
+}
+
+// fixNodeConfigs fixes what a node's configuration needs before its first
+// start: its ports and where its masking key comes from. It returns the
+// cluster as saved and its HSMs not being deleted, or false when there
+// is no port to give or the cluster is gone.
+func (s *Server) fixNodeConfigs(snap *clusterRecord, live []*hsmRecord) (*clusterRecord, []*hsmRecord, bool) {
+	if !slices.ContainsFunc(live, func(h *hsmRecord) bool { return h.Port == 0 || h.MaskingKey == "" }) {
+		return snap, live, true
 	}
-	results := map[string]result{}
+	ports := map[string][2]int{}
+	for _, h := range live {
+		if h.Port == 0 {
+			p, m, err := pickPorts(h.EniIP)
+			if err != nil {
+				s.log.Error("no port for HSM", "hsm", h.ID, "ip", h.EniIP, "err", err)
+				return nil, nil, false
+			}
+			ports[h.ID] = [2]int{p, m}
+		}
+	}
+	var fixed *clusterRecord
+	s.apply(snap, func(cl *clusterRecord) bool {
+		for _, h := range cl.HSMs {
+			if p, ok := ports[h.ID]; ok && h.Port == 0 {
+				h.Port, h.MetricsPort = p[0], p[1]
+			}
+		}
+		s.assignMaskingKeys(cl)
+		fixed = cl.clone()
+		return true
+	})
+	if fixed == nil {
+		return nil, nil, false
+	}
+	live = slices.DeleteFunc(slices.Clone(fixed.HSMs), func(h *hsmRecord) bool { return h.State == HsmDeleteInProgress })
+	return fixed, live, true
+}
+
+// ensureNodes has the node of every HSM in live run as its spec says.
+// Once one node restarted or is not ready yet, the others are not
+// restarted for a new configuration in this pass.
+func (s *Server) ensureNodes(ctx context.Context, snap *clusterRecord, live []*hsmRecord) map[string]nodeResult {
+	results := map[string]nodeResult{}
 	restarting := false
 	for _, h := range live {
 		spec := s.nodeSpec(snap, h, live)
@@ -229,68 +256,81 @@ func (s *Server) reconcileNodes(ctx context.Context, snap *clusterRecord, live [
 		if st.Restarted || (st.Running && !st.Ready) {
 			restarting = true
 		}
-		results[h.ID] = result{st, err}
+		results[h.ID] = nodeResult{st, err}
 	}
-	activated := false
-	if snap.State == ClusterInitialized && snap.RestoredActivated {
+	return results
+}
+
+// clusterActivated reports whether an INITIALIZED cluster has been
+// activated: made from the backup of an activated cluster and served by a
+// ready HSM, or activated as far as the node of a ready HSM knows.
+func (s *Server) clusterActivated(ctx context.Context, snap *clusterRecord, live []*hsmRecord, results map[string]nodeResult) bool {
+	if snap.State != ClusterInitialized {
+		return false
+	}
+	if snap.RestoredActivated && slices.ContainsFunc(live, func(h *hsmRecord) bool { return results[h.ID].st.Ready }) {
 		// Made from the backup of an activated cluster: active once an
 		// HSM serves it.
-		activated = slices.ContainsFunc(live, func(h *hsmRecord) bool { return results[h.ID].st.Ready })
-	}
-	if snap.State == ClusterInitialized && !activated {
-		for _, h := range live {
-			if r := results[h.ID]; r.st.Ready {
-				ok, err := s.prov.Activated(ctx, s.nodeSpec(snap, h, live))
-				if err != nil {
-					s.log.Warn("activation check", "hsm", h.ID, "err", err)
-				}
-				if ok {
-					activated = true
-					break
-				}
-			}
-		}
-	}
-	s.apply(snap, func(cl *clusterRecord) bool {
-		if !cl.initialized() {
-			return false
-		}
-		added := false
-		for _, h := range cl.HSMs {
-			r, ok := results[h.ID]
-			if !ok || h.State == HsmDeleteInProgress {
-				continue
-			}
-			switch {
-			case r.st.Ready:
-				if h.State == HsmCreateInProgress && cl.State != ClusterInitializeInProgress {
-					added = true
-				}
-				h.State, h.StateMessage, h.Serving = HsmActive, "", true
-			case !h.Serving:
-				h.StateMessage = nodeMessage(r.st, r.err)
-			default:
-				h.State, h.StateMessage = HsmDegraded, nodeMessage(r.st, r.err)
-			}
-		}
-		allActive := !slices.ContainsFunc(cl.HSMs, func(h *hsmRecord) bool { return h.State != HsmActive || !h.Serving })
-		switch {
-		case cl.State == ClusterInitializeInProgress && allActive:
-			cl.State, cl.StateMessage = ClusterInitialized, ""
-			s.log.Info("cluster initialized", "cluster", cl.ID)
-			s.addBackup(cl, reasonInitialized)
-		case cl.State == ClusterInitialized && activated:
-			cl.State = ClusterActive
-			s.log.Info("cluster activated", "cluster", cl.ID)
-			if !added {
-				s.addBackup(cl, reasonActivated)
-			}
-		}
-		if added {
-			s.addBackup(cl, reasonHSMAdded)
-		}
 		return true
-	})
+	}
+	for _, h := range live {
+		if r := results[h.ID]; r.st.Ready {
+			ok, err := s.prov.Activated(ctx, s.nodeSpec(snap, h, live))
+			if err != nil {
+				s.log.Warn("activation check", "hsm", h.ID, "err", err)
+			}
+			if ok {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// recordNodeResults sets the state of each HSM of cl that results name
+// from its node's, and reports whether an HSM added to a cluster past
+// initialization became active.
+func recordNodeResults(cl *clusterRecord, results map[string]nodeResult) (added bool) {
+	for _, h := range cl.HSMs {
+		r, ok := results[h.ID]
+		if !ok || h.State == HsmDeleteInProgress {
+			continue
+		}
+		switch {
+		case r.st.Ready:
+			if h.State == HsmCreateInProgress && cl.State != ClusterInitializeInProgress {
+				added = true
+			}
+			h.State, h.StateMessage, h.Serving = HsmActive, "", true
+		case !h.Serving:
+			h.StateMessage = nodeMessage(r.st, r.err)
+		default:
+			h.State, h.StateMessage = HsmDegraded, nodeMessage(r.st, r.err)
+		}
+	}
+	return added
+}
+
+// advanceInitialized moves cl to INITIALIZED once all its HSMs serve, and
+// to ACTIVE once activated, and records the backups those steps and an
+// added HSM call for.
+func (s *Server) advanceInitialized(cl *clusterRecord, activated, added bool) {
+	allActive := !slices.ContainsFunc(cl.HSMs, func(h *hsmRecord) bool { return h.State != HsmActive || !h.Serving })
+	switch {
+	case cl.State == ClusterInitializeInProgress && allActive:
+		cl.State, cl.StateMessage = ClusterInitialized, ""
+		s.log.Info("cluster initialized", "cluster", cl.ID)
+		s.addBackup(cl, reasonInitialized)
+	case cl.State == ClusterInitialized && activated:
+		cl.State = ClusterActive
+		s.log.Info("cluster activated", "cluster", cl.ID)
+		if !added {
+			s.addBackup(cl, reasonActivated)
+		}
+	}
+	if added {
+		s.addBackup(cl, reasonHSMAdded)
+	}
 }
 
 func nodeMessage(st NodeStatus, err error) string {

@@ -80,9 +80,6 @@ func (h *Histogram) Count() uint64 { return h.n }
 // Max is the largest value recorded (exact).
 func (h *Histogram) Max() time.Duration { return time.Duration(h.max) }
 
-// Min is the smallest value recorded (exact).
-func (h *Histogram) Min() time.Duration { return time.Duration(h.min) }
-
 // Mean is the average value recorded (exact).
 func (h *Histogram) Mean() time.Duration {
 	if h.n == 0 {

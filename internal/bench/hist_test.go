@@ -129,3 +129,6 @@ func TestMergeEqualsOneHistogram(t *testing.T) {
 		}
 	}
 }
+
+// Min is the smallest value recorded (exact); the reports print quantiles.
+func (h *Histogram) Min() time.Duration { return time.Duration(h.min) }

@@ -33,8 +33,6 @@ func Ulong(t ck.AttributeType, v uint) Attribute {
 
 func Bytes(t ck.AttributeType, v []byte) Attribute { return Attribute{t, bytes.Clone(v)} }
 
-func String(t ck.AttributeType, s string) Attribute { return Attribute{t, []byte(s)} }
-
 // Unavailable is CK_UNAVAILABLE_INFORMATION, the value of a CK_ULONG attribute
 // that has no meaningful value (e.g. CKA_KEY_GEN_MECHANISM of an imported key).
 const Unavailable = ^uint(0)

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/coffer-hsm/coffer/internal/audit"
+	"github.com/coffer-hsm/coffer/internal/ck"
 )
 
 // memStore is an in-memory Store for unit tests; store_test.go runs the
@@ -168,3 +169,7 @@ func withCU(t testing.TB, td *testDevice, admin SessionID, name string) SessionI
 	}
 	return s
 }
+
+// String is a text attribute (a label, an application), for templates in
+// tests.
+func String(t ck.AttributeType, s string) Attribute { return Attribute{t, []byte(s)} }

@@ -49,16 +49,8 @@ func NodeURI(clusterID, hsmID string) (*url.URL, error) {
 	return &url.URL{Scheme: uriScheme, Host: uriHost, Path: "/" + clusterID + "/hsm/" + hsmID}, nil
 }
 
-// ParseNodeURI is the inverse of NodeURI. It accepts nothing else: no
+// parseNodeURI is the inverse of NodeURI. It accepts nothing else: no
 // query, fragment, user info, port, escaped characters or other shape.
-func ParseNodeURI(u *url.URL) (clusterID, hsmID string, err error) {
-	c, h, err := parseNodeURI(u)
-	if err != nil {
-		return "", "", refuse(ErrNoNodeIdentity, "node URI", nil, err)
-	}
-	return c, h, nil
-}
-
 func parseNodeURI(u *url.URL) (clusterID, hsmID string, err error) {
 	bad := func(why string) (string, string, error) {
 		return "", "", fmt.Errorf("%q: %s", u.String(), why)

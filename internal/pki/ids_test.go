@@ -14,9 +14,9 @@ func TestNodeURI(t *testing.T) {
 	if got, want := u.String(), "coffer://cluster/cluster-abc123/hsm/hsm-x9"; got != want {
 		t.Fatalf("got %s, want %s", got, want)
 	}
-	c, h, err := ParseNodeURI(u)
+	c, h, err := parseNodeURIRefusing(u)
 	if err != nil || c != "cluster-abc123" || h != "hsm-x9" {
-		t.Fatalf("ParseNodeURI = %q, %q, %v", c, h, err)
+		t.Fatalf("parseNodeURIRefusing = %q, %q, %v", c, h, err)
 	}
 	for _, bad := range [][2]string{{"", "hsm-1"}, {"cluster-1", ""}, {"cluster/1", "hsm-1"}, {"-cluster", "hsm-1"},
 		{"cluster-1", "hsm 1"}, {"cluster-1", "hsm-é"}, {strings.Repeat("c", maxIDLen+1), "hsm-1"}} {
@@ -46,13 +46,13 @@ func TestParseNodeURIRefuses(t *testing.T) {
 			if err != nil {
 				t.Skipf("url.Parse refuses it already: %v", err)
 			}
-			_, _, err = ParseNodeURI(u)
+			_, _, err = parseNodeURIRefusing(u)
 			wantReason(t, err, ErrNoNodeIdentity)
 		})
 	}
 }
 
-// FuzzParseNodeURI: whatever ParseNodeURI accepts is exactly what NodeURI
+// FuzzParseNodeURI: whatever parseNodeURI accepts is exactly what NodeURI
 // makes from the ids it returns.
 func FuzzParseNodeURI(f *testing.F) {
 	f.Add("coffer://cluster/cluster-1/hsm/hsm-1")
@@ -63,7 +63,7 @@ func FuzzParseNodeURI(f *testing.F) {
 		if err != nil {
 			return
 		}
-		c, h, err := ParseNodeURI(u)
+		c, h, err := parseNodeURIRefusing(u)
 		if err != nil {
 			return
 		}
@@ -75,4 +75,14 @@ func FuzzParseNodeURI(f *testing.F) {
 			t.Fatalf("accepted %q, NodeURI gives %q", u.String(), again.String())
 		}
 	})
+}
+
+// parseNodeURIRefusing is parseNodeURI with its refusal as nodeIdentity
+// makes it (ErrNoNodeIdentity).
+func parseNodeURIRefusing(u *url.URL) (clusterID, hsmID string, err error) {
+	c, h, err := parseNodeURI(u)
+	if err != nil {
+		return "", "", refuse(ErrNoNodeIdentity, "node URI", nil, err)
+	}
+	return c, h, nil
 }

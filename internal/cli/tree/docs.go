@@ -99,19 +99,6 @@ func anchor(c *cobra.Command) string {
 	return strings.ReplaceAll(strings.ToLower(c.CommandPath()), " ", "-")
 }
 
-// missingExamples lists the commands that run but have no example.
-func missingExamples(c *cobra.Command) []string {
-	var out []string
-	for _, s := range c.Commands() {
-		if s.HasAvailableSubCommands() {
-			out = append(out, missingExamples(s)...)
-		} else if !s.Hidden && s.Name() != "help" && s.Example == "" {
-			out = append(out, s.CommandPath())
-		}
-	}
-	return out
-}
-
 // guide is the part of the reference that is not about one command.
 func guide() string {
 	return "## Quick start\n\n" +

@@ -178,3 +178,16 @@ func TestShellHelpAndMistakes(t *testing.T) {
 		t.Errorf("exit %d, output:\n%s", code, out.String())
 	}
 }
+
+// missingExamples lists the commands that run but have no example.
+func missingExamples(c *cobra.Command) []string {
+	var out []string
+	for _, s := range c.Commands() {
+		if s.HasAvailableSubCommands() {
+			out = append(out, missingExamples(s)...)
+		} else if !s.Hidden && s.Name() != "help" && s.Example == "" {
+			out = append(out, s.CommandPath())
+		}
+	}
+	return out
+}

@@ -2,7 +2,6 @@ package pki
 
 import (
 	"bytes"
-	"crypto"
 	"crypto/x509"
 	"errors"
 	"net"
@@ -32,10 +31,6 @@ func readFile(t *testing.T, path string) []byte {
 		t.Fatal(err)
 	}
 	return b
-}
-
-func samePublic(a, b crypto.PublicKey) bool {
-	return a.(interface{ Equal(crypto.PublicKey) bool }).Equal(b)
 }
 
 func testSealingKey(t *testing.T) []byte {
@@ -69,7 +64,7 @@ func TestCustomerCAFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !cert.IsCA || cert.Subject.CommonName != "files CA" || !samePublic(key.Public(), cert.PublicKey) {
+	if !cert.IsCA || cert.Subject.CommonName != "files CA" || !samePublicKey(key.Public(), cert.PublicKey) {
 		t.Fatalf("loaded CA %q (CA %v) with another key or name", cert.Subject.CommonName, cert.IsCA)
 	}
 	if _, _, err := LoadCustomerCA(certPath, filepath.Join(dir, "missing.key")); !errors.Is(err, os.ErrNotExist) {
@@ -97,7 +92,7 @@ func TestClusterKeyFiles(t *testing.T) {
 	if err != nil || resealed {
 		t.Fatalf("ReadClusterKey = resealed %v, %v", resealed, err)
 	}
-	if !samePublic(got.Public(), key.Public()) {
+	if !samePublicKey(got.Public(), key.Public()) {
 		t.Fatal("read another key")
 	}
 
@@ -146,7 +141,7 @@ func TestClusterKeyFiles(t *testing.T) {
 			t.Fatal(err)
 		}
 		got, resealed, err := ReadClusterKey(path, sk)
-		if err != nil || !resealed || !samePublic(got.Public(), key.Public()) {
+		if err != nil || !resealed || !samePublicKey(got.Public(), key.Public()) {
 			t.Fatalf("ReadClusterKey of a plaintext key = resealed %v, %v", resealed, err)
 		}
 		if !IsSealedClusterKey(readFile(t, path)) {
@@ -193,7 +188,7 @@ func TestSignedClusterAndNodeFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !samePublic(key.Public(), cc.Certificate.PublicKey) {
+	if !samePublicKey(key.Public(), cc.Certificate.PublicKey) {
 		t.Fatal("the cluster certificate is not on the cluster key")
 	}
 
@@ -213,7 +208,7 @@ func TestSignedClusterAndNodeFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !samePublic(nodeKey.Public(), cert.PublicKey) {
+	if !samePublicKey(nodeKey.Public(), cert.PublicKey) {
 		t.Fatal("the node key file is not the node certificate's key")
 	}
 	id, err := cc.Trust(clockAt(testNow)).VerifyNode([]*x509.Certificate{cert}, x509.ExtKeyUsageServerAuth, net.IPv4(127, 0, 0, 1).String())

@@ -100,16 +100,16 @@ func unmarshalCreationMark(b []byte) (*creationMark, error) {
 // creationObjectID is the id of the object of class that attempt made of the
 // owner's creation token.
 func creationObjectID(owner string, token []byte, attempt uint32, class ck.ObjectClass) ObjectID {
-	h := sha256.New()
-	h.Write([]byte("coffer creation object id\x00"))
-	h.Write(binary.BigEndian.AppendUint16(nil, uint16(len(owner))))
-	h.Write([]byte(owner))
-	h.Write([]byte{byte(len(token))})
-	h.Write(token)
-	h.Write(binary.BigEndian.AppendUint32(nil, attempt))
-	h.Write(binary.BigEndian.AppendUint64(nil, uint64(class)))
-	sum := h.Sum(nil)
-	if id := binary.BigEndian.Uint64(sum); id != 0 {
+	var buf [160]byte // the whole input, on the stack for usual owners and tokens
+	b := append(buf[:0], "coffer creation object id\x00"...)
+	b = binary.BigEndian.AppendUint16(b, uint16(len(owner)))
+	b = append(b, owner...)
+	b = append(b, byte(len(token)))
+	b = append(b, token...)
+	b = binary.BigEndian.AppendUint32(b, attempt)
+	b = binary.BigEndian.AppendUint64(b, uint64(class))
+	sum := sha256.Sum256(b)
+	if id := binary.BigEndian.Uint64(sum[:]); id != 0 {
 		return ObjectID(id)
 	}
 	return ObjectID(binary.BigEndian.Uint64(sum[8:]) | 1)
@@ -154,6 +154,13 @@ func (d *Device) creationGroups(owner string, token []byte) [][]*Object {
 	return groups
 }
 
+// creationGroupsOf is creationGroups of the creation that made o.
+func (d *Device) creationGroupsOf(o *Object) [][]*Object {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	return d.creationGroups(o.owner, o.made.token)
+}
+
 // SettleCreation keeps, of the objects that the sends of the creation that
 // made object id made, only those of the latest send (see the top of this
 // file), destroying the others that mayDestroy lets go (a non-destroyable
@@ -166,6 +173,12 @@ func (d *Device) SettleCreation(ctx context.Context, id ObjectID) error {
 	if o == nil || o.made == nil {
 		// Most records (every one a peer delivers runs this) come from no
 		// resent creation: done without taking the write locks.
+		return nil
+	}
+	if len(d.creationGroupsOf(o)) < 2 {
+		// One group: nothing to settle (every creation that was not
+		// resent), done without the write lock. A group that arrives
+		// later settles when it does.
 		return nil
 	}
 	defer d.writes.lockAll()() // as every writer of existing objects

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/coffer-hsm/coffer/internal/testtool"
 )
 
 // TestBoringCryptoBuild: coffer built with GOEXPERIMENT=boringcrypto (as
@@ -31,10 +33,10 @@ func TestBoringCryptoBuild(t *testing.T) {
 	}
 	f := strings.Fields(string(env))
 	if len(f) < 2 || f[0] != "1" {
-		skipOrFail(t, "BoringCrypto needs cgo (CGO_ENABLED=1 and a C compiler: apt-get install gcc)")
+		testtool.SkipOrFail(t, "BoringCrypto needs cgo (CGO_ENABLED=1 and a C compiler: apt-get install gcc)")
 	}
 	if _, err := exec.LookPath(f[1]); err != nil {
-		skipOrFail(t, "BoringCrypto needs cgo's C compiler "+f[1]+" (apt-get install gcc)")
+		testtool.SkipOrFail(t, "BoringCrypto needs cgo's C compiler %s (apt-get install gcc)", f[1])
 	}
 
 	bin := os.Getenv("COFFER_BIN")
@@ -59,14 +61,6 @@ func TestBoringCryptoBuild(t *testing.T) {
 	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "incompatible with GOEXPERIMENT=boringcrypto") {
 		t.Errorf("GODEBUG=fips140=on coffer version: %v\n%s", err, out)
 	}
-}
-
-func skipOrFail(t *testing.T, msg string) {
-	t.Helper()
-	if os.Getenv("COFFER_REQUIRE_TOOLS") != "" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
 }
 
 // runBin runs bin with args and returns its standard output; it fails the

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/coffer-hsm/coffer/internal/client"
+	"github.com/coffer-hsm/coffer/internal/testtool"
 )
 
 // awsEnv is an environment with no AWS settings of the machine's: only
@@ -27,7 +28,7 @@ func awsEnv(extra ...string) []string {
 // file, and -m picks up an HSM added with aws cloudhsmv2 create-hsm and
 // drops one removed with delete-hsm.
 func TestConfigureByClusterID(t *testing.T) {
-	requireTools(t, "aws", "openssl")
+	testtool.Require(t, "aws", "openssl")
 	w := startWalkthrough(t)
 	c := w.activeCluster("us-east-1", "subnet-0aaaaaaa", "subnet-0bbbbbbb")
 	ca := filepath.Join(w.dir, "ca-cert.pem")

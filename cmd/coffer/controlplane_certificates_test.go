@@ -3,13 +3,15 @@ package main
 import (
 	"strings"
 	"testing"
+
+	"github.com/coffer-hsm/coffer/internal/testtool"
 )
 
 // describe-clusters through the real aws CLI: the certificates Coffer has
 // (the CSR and the HSM certificate) and none of the hardware certificates
 // only hardware has (AWS- and manufacturer-signed).
 func TestAWSDescribeClustersCertificates(t *testing.T) {
-	requireTools(t, "aws", "openssl")
+	testtool.Require(t, "aws", "openssl")
 	w := startWalkthrough(t)
 	var created struct {
 		Cluster struct{ ClusterId string }

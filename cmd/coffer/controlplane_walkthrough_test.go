@@ -18,6 +18,8 @@ import (
 
 	"github.com/coffer-hsm/coffer/internal/ck"
 	"github.com/coffer-hsm/coffer/internal/client"
+	"github.com/coffer-hsm/coffer/internal/testtool"
+	"github.com/coffer-hsm/coffer/internal/testwait"
 )
 
 // TestAWSWalkthrough is seed 004's walkthrough with the real aws CLI and
@@ -25,7 +27,7 @@ import (
 // the CSR with an openssl CA, initialize, activate and create a crypto user,
 // make an AES key, add an HSM in a second AZ and use the key through it.
 func TestAWSWalkthrough(t *testing.T) {
-	requireTools(t, "aws", "openssl")
+	testtool.Require(t, "aws", "openssl")
 	w := startWalkthrough(t)
 
 	// Step 1: the cluster, in two subnets (two AZs). (The seed writes --tags;
@@ -139,7 +141,7 @@ func pkcs11Module(t testing.TB, dir string) string {
 // certClusterID (restored from a backup of that cluster; "": clusterID).
 func (w *walkthrough) pkcs11ToolAs(clusterID, certClusterID, ip, pin string, args ...string) string {
 	w.t.Helper()
-	requireTools(w.t, "pkcs11-tool")
+	testtool.Require(w.t, "pkcs11-tool")
 	module := pkcs11Module(w.t, w.dir)
 	cfg := filepath.Join(w.dir, "pkcs11.json")
 	f := client.File{HSMs: []string{net.JoinHostPort(ip, "2223")}, HSMCACert: filepath.Join(w.dir, "ca-cert.pem"), ClusterID: clusterID,
@@ -309,19 +311,17 @@ func (w *walkthrough) waitFor(want string, args ...string) {
 // eventually polls cond for up to 2 minutes.
 func (w *walkthrough) eventually(what string, cond func() (bool, string)) {
 	w.t.Helper()
-	deadline := time.Now().Add(2 * time.Minute)
 	last := ""
-	for time.Now().Before(deadline) {
+	err := testwait.Eventually(w.t.Context(), 2*time.Minute, 200*time.Millisecond, testwait.Holds(func() bool {
 		ok, got := cond()
-		if ok {
-			return
-		}
 		last = got
-		select {
-		case <-w.t.Context().Done():
-			w.t.Fatal(w.t.Context().Err())
-		case <-time.After(200 * time.Millisecond):
-		}
+		return ok
+	}))
+	if err == nil {
+		return
+	}
+	if err := w.t.Context().Err(); err != nil {
+		w.t.Fatal(err)
 	}
 	w.t.Fatalf("waited 2 minutes for %s; last: %s", what, last)
 }

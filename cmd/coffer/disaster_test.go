@@ -2,11 +2,9 @@ package main
 
 import (
 	"bytes"
-	"cmp"
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -14,6 +12,7 @@ import (
 
 	"github.com/coffer-hsm/coffer/internal/ck"
 	"github.com/coffer-hsm/coffer/internal/client"
+	"github.com/coffer-hsm/coffer/internal/testtool"
 )
 
 // The passwords of the clusters these tests make (the admin's is the one
@@ -33,7 +32,7 @@ const (
 // module, what region 1 encrypted. Then: a replicate into an unrelated
 // cluster is refused, and so is a tampered backup.
 func TestSeed000CloneAcrossRegions(t *testing.T) {
-	requireTools(t, "aws", "openssl", "pkcs11-tool")
+	testtool.Require(t, "aws", "openssl", "pkcs11-tool")
 	w := startWalkthrough(t)
 	east, west := w, w.in("us-west-2")
 
@@ -171,7 +170,7 @@ func TestSeed000CloneAcrossRegions(t *testing.T) {
 // SIGKILL and deletes their data directories: a new cluster made from the
 // cluster's last backup serves every key the backup held.
 func TestDisasterRecoveryFromLastBackup(t *testing.T) {
-	requireTools(t, "aws", "openssl")
+	testtool.Require(t, "aws", "openssl")
 	w := startWalkthrough(t)
 	src := w.activeCluster("us-east-1", "subnet-0aaaaaaa", "subnet-0bbbbbbb")
 	labels := []string{"dr-aes-1", "dr-aes-2", "dr-aes-3"}
@@ -383,21 +382,4 @@ func readFile(t *testing.T, path string) []byte {
 		t.Fatal(err)
 	}
 	return b
-}
-
-// requireTools skips the test when a program it drives is missing, or
-// fails it when COFFER_REQUIRE_TOOLS is set (CI), naming the Debian
-// package that has it.
-func requireTools(t testing.TB, tools ...string) {
-	t.Helper()
-	pkg := map[string]string{"aws": "awscli", "pkcs11-tool": "opensc"}
-	for _, tool := range tools {
-		if _, err := exec.LookPath(tool); err != nil {
-			msg := fmt.Sprintf("%s is not installed (apt-get install %s)", tool, cmp.Or(pkg[tool], tool))
-			if os.Getenv("COFFER_REQUIRE_TOOLS") != "" {
-				t.Fatal(msg)
-			}
-			t.Skip(msg)
-		}
-	}
 }

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/coffer-hsm/coffer/internal/testtool"
 )
 
 // TestUpDetach is `coffer up` in a script: --detach returns once the
@@ -26,7 +28,7 @@ func TestUpDetach(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("coffer up puts its HSMs on loopback addresses of their own, which only Linux routes without setup")
 	}
-	requireTools(t, "aws")
+	testtool.Require(t, "aws")
 	dir := t.TempDir()
 	d := newDetachRun(t, dir)
 	addr := freeLoopback(t)

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/coffer-hsm/coffer/internal/testtool"
 )
 
 // TestUpFIPS: `coffer up --fips` makes an hsm2m.medium cluster in FIPS mode
@@ -25,7 +27,7 @@ func TestUpFIPS(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("coffer up puts its HSMs on loopback addresses of their own, which only Linux routes without setup")
 	}
-	requireTools(t, "aws", "pkcs11-tool")
+	testtool.Require(t, "aws", "pkcs11-tool")
 	dir := t.TempDir()
 	d := newDetachRun(t, dir)
 	out, err := d.coffer(3*time.Minute, "up", "--detach", "--fips", "--data-dir", d.data, "--listen", freeLoopback(t))

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/coffer-hsm/coffer/internal/testtool"
 	"github.com/miekg/pkcs11"
 )
 
@@ -195,10 +196,8 @@ const softHSMPath = "/usr/lib/softhsm/libsofthsm2.so"
 // Without the softhsm2 package it skips, or fails with COFFER_REQUIRE_TOOLS.
 func softHSM(tb testing.TB) *loaded {
 	tb.Helper()
-	util := needTool(tb, "softhsm2-util", "softhsm2")
-	if _, err := os.Stat(softHSMPath); err != nil {
-		missing(tb, softHSMPath, "softhsm2", err)
-	}
+	util := testtool.Path(tb, "softhsm2-util")
+	testtool.File(tb, softHSMPath, "softhsm2")
 	softHSMLib.once.Do(func() {
 		dir := filepath.Join(env.dir, "softhsm")
 		conf := filepath.Join(dir, "softhsm2.conf")

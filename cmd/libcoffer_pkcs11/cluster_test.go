@@ -63,28 +63,6 @@ func needCluster(t *testing.T) {
 	t.Setenv("COFFER_PKCS11_CONFIG", env.config)
 }
 
-// needTool fails the test when a program is missing, unless
-// COFFER_REQUIRE_TOOLS is unset (a developer's machine): then it skips,
-// saying what to install. CI sets COFFER_REQUIRE_TOOLS=1 (.ci/run).
-func needTool(tb testing.TB, name, debianPackage string) string {
-	tb.Helper()
-	p, err := exec.LookPath(name)
-	if err == nil {
-		return p
-	}
-	missing(tb, name, debianPackage, err)
-	return ""
-}
-
-// missing fails or skips (see needTool) for a file that is not installed.
-func missing(tb testing.TB, name, debianPackage string, err error) {
-	tb.Helper()
-	if os.Getenv("COFFER_REQUIRE_TOOLS") != "" {
-		tb.Fatalf("%s not found (Debian package %s): %v", name, debianPackage, err)
-	}
-	tb.Skipf("%s not found: install Debian package %s (COFFER_REQUIRE_TOOLS unset, so skipping)", name, debianPackage)
-}
-
 func freeAddr(ip string) (string, error) {
 	ln, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
 	if err != nil {

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/coffer-hsm/coffer/internal/testtool"
 )
 
 // The concurrency program's size: 16 threads of 200 sign rounds, the first
@@ -29,12 +31,10 @@ const (
 // program runs on SoftHSMv2 first, which shows that it is a correct
 // PKCS#11 application.
 func TestJavaConcurrentSign(t *testing.T) {
-	javac := needTool(t, "javac", "openjdk-17-jdk-headless")
-	java := needTool(t, "java", "openjdk-17-jdk-headless")
-	util := needTool(t, "softhsm2-util", "softhsm2")
-	if _, err := os.Stat(softHSMPath); err != nil {
-		missing(t, softHSMPath, "softhsm2", err)
-	}
+	javac := testtool.Path(t, "javac")
+	java := testtool.Path(t, "java")
+	util := testtool.Path(t, "softhsm2-util")
+	testtool.File(t, softHSMPath, "softhsm2")
 	if strings.Contains(os.Getenv("LD_PRELOAD"), "libjsig") {
 		t.Fatal("LD_PRELOAD names libjsig.so, which crashes the JVM with a Go library loaded")
 	}

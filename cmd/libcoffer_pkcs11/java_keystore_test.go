@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/coffer-hsm/coffer/internal/testtool"
 )
 
 // TestJavaKeyStore runs testdata/CofferKeyStore.java on Java 17's SunPKCS11
@@ -16,8 +18,8 @@ import (
 // C_CopyObject), and of an EC private key with its certificate; both are
 // loaded back by alias from a new KeyStore and used, then deleted.
 func TestJavaKeyStore(t *testing.T) {
-	javac := needTool(t, "javac", "openjdk-17-jdk-headless")
-	java := needTool(t, "java", "openjdk-17-jdk-headless")
+	javac := testtool.Path(t, "javac")
+	java := testtool.Path(t, "java")
 	coffer(t) // the cluster, and the library loaded here too
 	if strings.Contains(os.Getenv("LD_PRELOAD"), "libjsig") {
 		t.Fatal("LD_PRELOAD names libjsig.so, which crashes the JVM with a Go library loaded")

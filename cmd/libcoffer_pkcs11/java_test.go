@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coffer-hsm/coffer/internal/testtool"
 	"github.com/miekg/pkcs11"
 )
 
@@ -18,8 +19,8 @@ import (
 // AES/GCM/NoPadding encrypts and decrypts. The JVM runs without libjsig.so:
 // preloading it with a Go library crashes on a fault inside Go.
 func TestJavaSunPKCS11(t *testing.T) {
-	javac := needTool(t, "javac", "openjdk-17-jdk-headless")
-	java := needTool(t, "java", "openjdk-17-jdk-headless")
+	javac := testtool.Path(t, "javac")
+	java := testtool.Path(t, "java")
 	l := coffer(t)
 	if strings.Contains(os.Getenv("LD_PRELOAD"), "libjsig") {
 		t.Fatal("LD_PRELOAD names libjsig.so, which crashes the JVM with a Go library loaded")

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/coffer-hsm/coffer/internal/testtool"
 )
 
 // TestLifecycle runs testdata/lifecycle.c: C_Finalize then C_Initialize
@@ -16,7 +18,7 @@ import (
 // parent keeps working from another thread; also when the parent forks
 // before it ever initialized.
 func TestLifecycle(t *testing.T) {
-	cc := needTool(t, "gcc", "gcc")
+	cc := testtool.Path(t, "gcc")
 	needCluster(t)
 	bin := filepath.Join(t.TempDir(), "lifecycle")
 	out, err := exec.Command(cc, "-Wall", "-Werror", "-I/usr/include/nss", "-I/usr/include/nspr",

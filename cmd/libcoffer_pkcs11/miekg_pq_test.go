@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/coffer-hsm/coffer/internal/ck"
+	"github.com/coffer-hsm/coffer/internal/testtool"
 	"github.com/miekg/pkcs11"
 )
 
@@ -107,7 +108,7 @@ func testMLKEM(t *testing.T, x *mechTest) {
 	}
 	x.use(ckmMLKEMKeyPairGen)
 
-	cc := needTool(t, "gcc", "gcc")
+	cc := testtool.Path(t, "gcc")
 	bin := filepath.Join(t.TempDir(), "pq")
 	out, err := exec.Command(cc, "-Wall", "-Werror", "-I/usr/include/nss", "-I/usr/include/nspr",
 		"-o", bin, "testdata/pq.c", "-ldl").CombinedOutput()

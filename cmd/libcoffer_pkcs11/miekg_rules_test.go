@@ -12,6 +12,7 @@ import (
 
 	"github.com/coffer-hsm/coffer/internal/ck"
 	"github.com/coffer-hsm/coffer/internal/client"
+	"github.com/coffer-hsm/coffer/internal/testwait"
 	"github.com/miekg/pkcs11"
 )
 
@@ -152,20 +153,8 @@ func clusterOf(t *testing.T, hsms ...string) *client.Cluster {
 // eventually retries fn until it succeeds or 30 s pass.
 func eventually(t *testing.T, what string, fn func() error) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		err := fn()
-		if err == nil {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("%s: %v", what, err)
-		case <-tick.C:
-		}
+	if err := testwait.Eventually(t.Context(), 30*time.Second, 50*time.Millisecond, fn); err != nil {
+		t.Fatalf("%s: %v", what, err)
 	}
 }
 

@@ -6,13 +6,15 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/coffer-hsm/coffer/internal/testtool"
 )
 
 // With no readable configuration the library has no log file a person would
 // look in: C_Initialize fails with CKR_FUNCTION_FAILED and says on standard
 // error, once, which file it tried, why, and what to set.
 func TestNoConfigSaysSoOnStderr(t *testing.T) {
-	tool := needTool(t, "pkcs11-tool", "opensc")
+	tool := testtool.Path(t, "pkcs11-tool")
 	if _, err := os.Stat(env.lib); err != nil {
 		t.Fatalf("library not built: %v (%v)", err, env.err)
 	}
@@ -53,7 +55,7 @@ func TestNoConfigSaysSoOnStderr(t *testing.T) {
 // A PIN without "username:" is refused as a wrong PIN, and the module log
 // says the form it expects, at warn level, without the PIN.
 func TestPINWithoutColonLogsTheForm(t *testing.T) {
-	tool := needTool(t, "pkcs11-tool", "opensc")
+	tool := testtool.Path(t, "pkcs11-tool")
 	needCluster(t)
 	const pin = "no-colon-secret-4711"
 	cmd := exec.CommandContext(t.Context(), tool, "--module", env.lib, "--login", "--pin", pin, "--list-objects")

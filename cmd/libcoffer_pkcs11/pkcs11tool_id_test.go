@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/coffer-hsm/coffer/internal/testtool"
 )
 
 // toolObjects parses pkcs11-tool --list-objects into one map of fields per
@@ -30,7 +32,7 @@ func toolObjects(list string) []map[string]string {
 // finds the pair by that id: it signs with the private key and verifies
 // with the public one.
 func TestKeyPairIDPKCS11Tool(t *testing.T) {
-	tool := needTool(t, "pkcs11-tool", "opensc")
+	tool := testtool.Path(t, "pkcs11-tool")
 	needCluster(t)
 	p11 := func(args ...string) string {
 		return run(t, tool, append([]string{"--module", env.lib, "--login", "--pin", userPIN}, args...)...)

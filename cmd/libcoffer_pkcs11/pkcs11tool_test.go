@@ -5,12 +5,14 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/coffer-hsm/coffer/internal/testtool"
 )
 
 // OpenSC's pkcs11-tool: key generation (RSA, EC, AES), signing and listing,
 // then the self-test in full over those keys.
 func TestPKCS11Tool(t *testing.T) {
-	tool := needTool(t, "pkcs11-tool", "opensc")
+	tool := testtool.Path(t, "pkcs11-tool")
 	needCluster(t)
 	p11 := func(args ...string) string {
 		return run(t, tool, append([]string{"--module", env.lib, "--login", "--pin", userPIN}, args...)...)

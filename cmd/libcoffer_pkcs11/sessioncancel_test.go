@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/coffer-hsm/coffer/internal/testtool"
 )
 
 // TestSessionCancel runs testdata/sessioncancel.c: through the 3.0
@@ -16,7 +18,7 @@ import (
 // Cipher this way; before, the library answered CKR_FUNCTION_NOT_SUPPORTED
 // and SunPKCS11 pooled the session with the operation still active).
 func TestSessionCancel(t *testing.T) {
-	cc := needTool(t, "gcc", "gcc")
+	cc := testtool.Path(t, "gcc")
 	needCluster(t)
 	bin := filepath.Join(t.TempDir(), "sessioncancel")
 	out, err := exec.Command(cc, "-Wall", "-Werror", "-I/usr/include/nss", "-I/usr/include/nspr",

@@ -15,6 +15,7 @@ import (
 
 	"github.com/coffer-hsm/coffer/internal/ck"
 	"github.com/coffer-hsm/coffer/internal/client"
+	"github.com/coffer-hsm/coffer/internal/testtool"
 )
 
 // TestSlotPerCluster: a configuration that names two clusters (configure
@@ -23,7 +24,7 @@ import (
 // through the library with pkcs11-tool.
 func TestSlotPerCluster(t *testing.T) {
 	needCluster(t)
-	tool := needTool(t, "pkcs11-tool", "opensc")
+	tool := testtool.Path(t, "pkcs11-tool")
 	two := startCluster(t, "cluster-two", "127.0.0.13")
 
 	f, err := client.ReadFile(env.config)
@@ -171,7 +172,7 @@ func login(t *testing.T, e client.ClusterEntry, role, user, pw string) *client.S
 // with it clone-two's slot decrypts.
 func TestReplicatedKeyThroughSlots(t *testing.T) {
 	needCluster(t)
-	tool := needTool(t, "pkcs11-tool", "opensc")
+	tool := testtool.Path(t, "pkcs11-tool")
 	ctx := t.Context()
 	dirOne, one := initCluster(t, "clone-one", "127.0.0.14")
 	stopOne := runHSM(t, dirOne)

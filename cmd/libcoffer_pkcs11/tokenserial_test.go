@@ -3,12 +3,14 @@ package main
 import (
 	"regexp"
 	"testing"
+
+	"github.com/coffer-hsm/coffer/internal/testtool"
 )
 
 // pkcs11-tool -L shows the token serial as the cluster id without its
 // "cluster-" prefix ("cluster-local": "local"), not a cut-off "ster-…".
 func TestTokenSerialShown(t *testing.T) {
-	tool := needTool(t, "pkcs11-tool", "opensc")
+	tool := testtool.Path(t, "pkcs11-tool")
 	needCluster(t)
 	out := run(t, tool, "--module", env.lib, "-L")
 	m := regexp.MustCompile(`serial num\s*:\s*(\S+)`).FindStringSubmatch(out)

@@ -7,12 +7,14 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/coffer-hsm/coffer/internal/testtool"
 )
 
 // GnuTLS's p11tool lists the token's objects through the library.
 func TestP11ToolListAll(t *testing.T) {
-	tool := needTool(t, "p11tool", "gnutls-bin")
-	p11 := needTool(t, "pkcs11-tool", "opensc")
+	tool := testtool.Path(t, "p11tool")
+	p11 := testtool.Path(t, "pkcs11-tool")
 	needCluster(t)
 	run(t, p11, "--module", env.lib, "--login", "--pin", userPIN,
 		"--keypairgen", "--key-type", "EC:prime256v1", "--id", "20", "--label", "p11tool-ec", "--usage-sign")
@@ -27,18 +29,15 @@ func TestP11ToolListAll(t *testing.T) {
 // Coffer private key; openssl verifies with the public key exported by
 // pkcs11-tool.
 func TestOpenSSLEngineSign(t *testing.T) {
-	openssl := needTool(t, "openssl", "openssl")
-	p11 := needTool(t, "pkcs11-tool", "opensc")
+	openssl := testtool.Path(t, "openssl")
+	p11 := testtool.Path(t, "pkcs11-tool")
 	needCluster(t)
 	engine, err := opensslEngine(t, openssl, "pkcs11.so")
 	if err == nil {
 		_, err = os.Stat(engine)
 	}
 	if err != nil {
-		if os.Getenv("COFFER_REQUIRE_TOOLS") != "" {
-			t.Fatalf("OpenSSL PKCS#11 engine: %v (Debian package libengine-pkcs11-openssl)", err)
-		}
-		t.Skipf("OpenSSL PKCS#11 engine missing: install libengine-pkcs11-openssl")
+		testtool.SkipOrFail(t, "OpenSSL PKCS#11 engine: %v: install Debian package libengine-pkcs11-openssl", err)
 	}
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "openssl.cnf")

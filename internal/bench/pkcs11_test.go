@@ -15,6 +15,7 @@ import (
 	"github.com/miekg/pkcs11"
 
 	"github.com/coffer-hsm/coffer/internal/ck"
+	"github.com/coffer-hsm/coffer/internal/testtool"
 )
 
 const softHSMPath = "/usr/lib/softhsm/libsofthsm2.so"
@@ -24,16 +25,8 @@ const softHSMPath = "/usr/lib/softhsm/libsofthsm2.so"
 // softhsm2 package it skips, or fails when COFFER_REQUIRE_TOOLS is set.
 func softHSMToken(t *testing.T) {
 	t.Helper()
-	util, err := exec.LookPath("softhsm2-util")
-	if err == nil {
-		_, err = os.Stat(softHSMPath)
-	}
-	if err != nil {
-		if os.Getenv("COFFER_REQUIRE_TOOLS") != "" {
-			t.Fatalf("SoftHSMv2: %v: install Debian package softhsm2", err)
-		}
-		t.Skipf("SoftHSMv2: %v: install Debian package softhsm2 (COFFER_REQUIRE_TOOLS unset, so skipping)", err)
-	}
+	util := testtool.Path(t, "softhsm2-util")
+	testtool.File(t, softHSMPath, "softhsm2")
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "softhsm2.conf")
 	if err := os.MkdirAll(filepath.Join(dir, "tokens"), 0o700); err != nil {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/coffer-hsm/coffer/internal/ck"
+	"github.com/coffer-hsm/coffer/internal/testwait"
 )
 
 var (
@@ -64,12 +65,8 @@ func replicatedKey(t *testing.T, s *Session, n int) ObjectID {
 // eventually waits until cond holds, failing the test after a deadline.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
+	if testwait.Eventually(t.Context(), 10*time.Second, time.Millisecond, testwait.Holds(cond)) != nil {
+		t.Fatalf("timed out waiting for %s", what)
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/coffer-hsm/coffer/internal/testtool"
 )
 
 // failingReader gives some bytes, then an error: a blob that broke on the way.
@@ -139,7 +140,7 @@ func startSeaweed(t *testing.T) *seaweedServer {
 	t.Helper()
 	script := filepath.Join("..", "..", "scripts", "seaweedfs.sh")
 	args := []string{script, "--cached"}
-	if os.Getenv("COFFER_REQUIRE_TOOLS") != "" {
+	if testtool.Required() {
 		args = args[:1] // build it if it is not cached
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Minute)
@@ -147,7 +148,7 @@ func startSeaweed(t *testing.T) *seaweedServer {
 	out, err := exec.CommandContext(ctx, "bash", args...).Output()
 	weed := strings.TrimSpace(string(out))
 	if err != nil || weed == "" {
-		skipOrFail(t, fmt.Sprintf("SeaweedFS is not built (run scripts/seaweedfs.sh): %v", err))
+		testtool.SkipOrFail(t, "SeaweedFS is not built (run scripts/seaweedfs.sh): %v", err)
 	}
 	dir := t.TempDir()
 	ports := freePorts(t, 8)

@@ -3,23 +3,22 @@ package controlplane
 import (
 	"context"
 	"net/http/httptest"
-	"os"
 	"os/exec"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/coffer-hsm/coffer/internal/testtool"
 )
 
 // TestBoto3 drives the API with boto3 (Debian python3-boto3): every kind
 // of operation, pagination, and each error type for bad input.
 func TestBoto3(t *testing.T) {
 	if err := exec.Command("python3", "-c", "import boto3").Run(); err != nil {
-		skipOrFail(t, "python3 with boto3 is not installed (apt-get install python3-boto3)")
+		testtool.SkipOrFail(t, "python3 with boto3 is not installed (apt-get install python3-boto3)")
 	}
-	if _, err := exec.LookPath("openssl"); err != nil {
-		skipOrFail(t, "openssl is not installed")
-	}
+	testtool.Require(t, "openssl")
 	cfg := testConfig(t.TempDir(), newFakeProv())
 	cfg.ReconcileInterval = 20 * time.Millisecond
 	s, err := New(cfg)
@@ -51,14 +50,4 @@ func TestBoto3(t *testing.T) {
 	if !strings.HasSuffix(strings.TrimSpace(string(out)), "OK") {
 		t.Fatal("the boto3 walk did not finish")
 	}
-}
-
-// skipOrFail skips a test whose tools are missing, unless CI asks for
-// every tool (COFFER_REQUIRE_TOOLS, set by .ci/run).
-func skipOrFail(t *testing.T, why string) {
-	t.Helper()
-	if os.Getenv("COFFER_REQUIRE_TOOLS") != "" {
-		t.Fatal(why)
-	}
-	t.Skip(why)
 }

@@ -29,6 +29,7 @@ import (
 
 	"github.com/coffer-hsm/coffer/internal/ck"
 	"github.com/coffer-hsm/coffer/internal/hsm"
+	"github.com/coffer-hsm/coffer/internal/testwait"
 	hsmv1 "github.com/coffer-hsm/coffer/proto/hsmv1"
 )
 
@@ -214,12 +215,8 @@ func run(t testing.TB, n *Node) *running {
 // eventually polls cond until it holds or the deadline passes.
 func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
+	if testwait.Eventually(t.Context(), 20*time.Second, 10*time.Millisecond, testwait.Holds(cond)) != nil {
+		t.Fatalf("timed out waiting for %s", what)
 	}
 }
 

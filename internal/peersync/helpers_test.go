@@ -19,6 +19,7 @@ import (
 	"github.com/coffer-hsm/coffer/internal/peersync"
 	"github.com/coffer-hsm/coffer/internal/peersync/memnet"
 	"github.com/coffer-hsm/coffer/internal/store"
+	"github.com/coffer-hsm/coffer/internal/testwait"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -200,18 +201,8 @@ func (c *cluster) put(id uint32, kind store.Kind, key string, data []byte) store
 // error after a deadline. It polls; it does not pace the system under test.
 func eventually(t testing.TB, cond func() error) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	tick := time.NewTicker(2 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met before the deadline: %v", err)
-		}
-		<-tick.C
+	if err := testwait.Eventually(t.Context(), 15*time.Second, 2*time.Millisecond, cond); err != nil {
+		t.Fatalf("condition not met before the deadline: %v", err)
 	}
 }
 

@@ -9,6 +9,8 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/coffer-hsm/coffer/internal/testtool"
 )
 
 // NIST CAVS ANSI X9.63 KDF vectors (ansx963_2001.rsp).
@@ -36,9 +38,7 @@ func TestX963KDFVectors(t *testing.T) {
 // Every hash and output lengths that end inside a hash block, against
 // OpenSSL's X963KDF.
 func TestX963KDFOpenSSL(t *testing.T) {
-	if _, err := exec.LookPath("openssl"); err != nil {
-		t.Skip("openssl is not installed")
-	}
+	testtool.Require(t, "openssl")
 	z := bytes.Repeat([]byte{0x3c}, 48)
 	info := []byte("shared info")
 	for _, h := range []crypto.Hash{crypto.SHA1, crypto.SHA224, crypto.SHA256, crypto.SHA384, crypto.SHA512} {

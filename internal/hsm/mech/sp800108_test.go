@@ -6,8 +6,9 @@ import (
 	"crypto/hmac"
 	"encoding/hex"
 	"errors"
-	"os/exec"
 	"testing"
+
+	"github.com/coffer-hsm/coffer/internal/testtool"
 )
 
 // NIST CAVP KBKDF counter mode (KDFCTR_gen.rsp), HMAC-SHA-256, counter
@@ -26,9 +27,7 @@ func TestKBKDFCounterCAVP(t *testing.T) {
 // against OpenSSL's KBKDF, for each HMAC and output lengths that end inside
 // a block.
 func TestKBKDFCounterOpenSSL(t *testing.T) {
-	if _, err := exec.LookPath("openssl"); err != nil {
-		t.Skip("openssl is not installed")
-	}
+	testtool.Require(t, "openssl")
 	key := bytes.Repeat([]byte{0x0b}, 32)
 	label, context := []byte("label"), []byte("context")
 	for _, h := range []crypto.Hash{crypto.SHA1, crypto.SHA224, crypto.SHA256, crypto.SHA384, crypto.SHA512} {

@@ -48,6 +48,14 @@ func TestNoNetworkingInTheDevice(t *testing.T) {
 	}
 }
 
+// pkcs11Forbidden is what the PKCS#11 library must not link, internal/cryptoki
+// included: it runs inside an application's process and holds no keys.
+var pkcs11Forbidden = []string{
+	module + "internal/hsm", module + "internal/hsm/", module + "internal/store", module + "internal/audit",
+	module + "internal/node", module + "internal/peersync", module + "internal/backup", module + "internal/controlplane",
+	module + "internal/cli", module + "internal/bench", module + "cmd/",
+}
+
 func TestLayers(t *testing.T) {
 	for _, c := range []struct {
 		pkg       string
@@ -70,6 +78,13 @@ func TestLayers(t *testing.T) {
 		{"internal/batch", []string{module}, []string{module + "proto/hsmv1"}},
 		{"internal/client", []string{module + "internal/hsm", module + "internal/store", module + "internal/node", module + "internal/peersync", module + "internal/audit"}, nil},
 		{"internal/bench", []string{module + "internal/hsm", module + "internal/store", module + "internal/node", module + "internal/peersync", module + "internal/audit", module + "internal/cli", module + "cmd/"}, nil},
+		// PKCS#11 semantics and the library that exports them reach the
+		// cluster through internal/client only: neither links the device,
+		// its store, the nodes or the control plane.
+		{"internal/cryptoki", pkcs11Forbidden, nil},
+		{"cmd/libcoffer_pkcs11", pkcs11Forbidden, nil},
+		{"internal/testwait", []string{module}, nil},
+		{"internal/testtool", []string{module}, nil},
 	} {
 		t.Run(c.pkg, func(t *testing.T) {
 			for _, d := range deps(t, c.pkg) {
@@ -83,5 +98,24 @@ func TestLayers(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// testOnly are the packages of test support: only tests import them, so they
+// never link into a binary or a library.
+var testOnly = []string{module + "internal/testtool", module + "internal/testwait"}
+
+func TestLayersTestSupportOnlyInTests(t *testing.T) {
+	out, err := exec.Command("go", "list", "-f", `{{.ImportPath}}{{range .Imports}} {{.}}{{end}}`, module+"...").Output()
+	if err != nil {
+		t.Fatalf("go list %s...: %v", module, err)
+	}
+	for line := range strings.Lines(string(out)) {
+		f := strings.Fields(line)
+		for _, imp := range f[1:] {
+			if slices.Contains(testOnly, imp) {
+				t.Errorf("%s imports %s, which only tests may import", f[0], imp)
+			}
+		}
 	}
 }

@@ -6,7 +6,7 @@
 // (rv.go). The PKCS#11 semantics live in internal/cryptoki.
 //
 // It imports internal/cryptoki, internal/client and internal/ck; never the
-// device, node, store or control plane.
+// device, node, store or control plane (internal/layers_test.go checks).
 package main
 
 /*

@@ -23,5 +23,6 @@
 // the operation is not run twice.
 //
 // Package cryptoki imports internal/client and internal/ck, never cgo, the
-// device (internal/hsm), the node or the store.
+// device (internal/hsm), the node, the store or the control plane
+// (internal/layers_test.go checks).
 package cryptoki

@@ -10,9 +10,18 @@
 // still gives the v2.40 list. Of the v3.2 functions, C_EncapsulateKey and
 // C_DecapsulateKey (CKM_ML_KEM) are implemented; the others answer
 // CKR_FUNCTION_NOT_SUPPORTED.
+//
+// With NSS's header it is also the source of internal/ck's constants
+// (internal/ck/internal/gen reads both, NSS's first), so every value here
+// is the one the C side compiles with.
 #ifndef COFFER_PKCS11_3_2_H
 #define COFFER_PKCS11_3_2_H
 #include "pkcs11.h"
+
+// A PKCS#11 v3.0 value that NSS's v3.0 header lacks.
+#ifndef CKA_NAME_HASH_ALGORITHM
+#define CKA_NAME_HASH_ALGORITHM    0x0000008cUL
+#endif
 
 #ifndef CKF_ENCAPSULATE
 #define CKK_ML_KEM                 0x00000049UL

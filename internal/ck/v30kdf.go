@@ -1,10 +1,9 @@
 package ck
 
 // PKCS#11 v3.0 numbers of NIST SP 800-108 key derivation (v3.0 Current
-// Mechanisms §2.42) that zz_constants.go lacks.
+// Mechanisms §2.42) that are not of a family zz_constants.go generates
+// (its CKM_SP800_108_COUNTER_KDF is).
 const (
-	CKM_SP800_108_COUNTER_KDF = MechanismType(0x000003AC)
-
 	// CK_PRF_DATA_PARAM types.
 	CK_SP800_108_ITERATION_VARIABLE = 0x00000001
 	CK_SP800_108_OPTIONAL_COUNTER   = 0x00000002

@@ -287,268 +287,111 @@ static CK_RV C_AsyncJoin(CK_SESSION_HANDLE hSession, CK_UTF8CHAR_PTR pFunctionNa
 static CK_RV C_WrapKeyAuthenticated(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hWrappingKey, CK_OBJECT_HANDLE hKey, CK_BYTE_PTR pAssociatedData, CK_ULONG ulAssociatedDataLen, CK_BYTE_PTR pWrappedKey, CK_ULONG_PTR pulWrappedKeyLen) { FWD32(C_WrapKeyAuthenticated, hSession, pMechanism, hWrappingKey, hKey, pAssociatedData, ulAssociatedDataLen, pWrappedKey, pulWrappedKeyLen); LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
 static CK_RV C_UnwrapKeyAuthenticated(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hUnwrappingKey, CK_BYTE_PTR pWrappedKey, CK_ULONG ulWrappedKeyLen, CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulAttributeCount, CK_BYTE_PTR pAssociatedData, CK_ULONG ulAssociatedDataLen, CK_OBJECT_HANDLE_PTR phKey) { FWD32(C_UnwrapKeyAuthenticated, hSession, pMechanism, hUnwrappingKey, pWrappedKey, ulWrappedKeyLen, pTemplate, ulAttributeCount, pAssociatedData, ulAssociatedDataLen, phKey); LIVE; return CKR_FUNCTION_NOT_SUPPORTED; }
 
-CK_FUNCTION_LIST coffer_functions = {
-	{2, 40},
-	C_Initialize,
-	C_Finalize,
-	C_GetInfo,
-	C_GetFunctionList,
-	C_GetSlotList,
-	C_GetSlotInfo,
-	C_GetTokenInfo,
-	C_GetMechanismList,
-	C_GetMechanismInfo,
-	C_InitToken,
-	C_InitPIN,
-	C_SetPIN,
-	C_OpenSession,
-	C_CloseSession,
-	C_CloseAllSessions,
-	C_GetSessionInfo,
-	C_GetOperationState,
-	C_SetOperationState,
-	C_Login,
-	C_Logout,
-	C_CreateObject,
-	C_CopyObject,
-	C_DestroyObject,
-	C_GetObjectSize,
-	C_GetAttributeValue,
-	C_SetAttributeValue,
-	C_FindObjectsInit,
-	C_FindObjects,
-	C_FindObjectsFinal,
-	C_EncryptInit,
-	C_Encrypt,
-	C_EncryptUpdate,
-	C_EncryptFinal,
-	C_DecryptInit,
-	C_Decrypt,
-	C_DecryptUpdate,
-	C_DecryptFinal,
-	C_DigestInit,
-	C_Digest,
-	C_DigestUpdate,
-	C_DigestKey,
-	C_DigestFinal,
-	C_SignInit,
-	C_Sign,
-	C_SignUpdate,
-	C_SignFinal,
-	C_SignRecoverInit,
-	C_SignRecover,
-	C_VerifyInit,
-	C_Verify,
-	C_VerifyUpdate,
-	C_VerifyFinal,
-	C_VerifyRecoverInit,
-	C_VerifyRecover,
-	C_DigestEncryptUpdate,
-	C_DecryptDigestUpdate,
-	C_SignEncryptUpdate,
-	C_DecryptVerifyUpdate,
-	C_GenerateKey,
-	C_GenerateKeyPair,
-	C_WrapKey,
-	C_UnwrapKey,
-	C_DeriveKey,
-	C_SeedRandom,
-	C_GenerateRandom,
-	C_GetFunctionStatus,
-	C_CancelFunction,
-	C_WaitForSlotEvent,
-};
+// The function lists: each version's begins with the one before it.
+#define COFFER_FUNCTIONS_2_40 \
+	C_Initialize, \
+	C_Finalize, \
+	C_GetInfo, \
+	C_GetFunctionList, \
+	C_GetSlotList, \
+	C_GetSlotInfo, \
+	C_GetTokenInfo, \
+	C_GetMechanismList, \
+	C_GetMechanismInfo, \
+	C_InitToken, \
+	C_InitPIN, \
+	C_SetPIN, \
+	C_OpenSession, \
+	C_CloseSession, \
+	C_CloseAllSessions, \
+	C_GetSessionInfo, \
+	C_GetOperationState, \
+	C_SetOperationState, \
+	C_Login, \
+	C_Logout, \
+	C_CreateObject, \
+	C_CopyObject, \
+	C_DestroyObject, \
+	C_GetObjectSize, \
+	C_GetAttributeValue, \
+	C_SetAttributeValue, \
+	C_FindObjectsInit, \
+	C_FindObjects, \
+	C_FindObjectsFinal, \
+	C_EncryptInit, \
+	C_Encrypt, \
+	C_EncryptUpdate, \
+	C_EncryptFinal, \
+	C_DecryptInit, \
+	C_Decrypt, \
+	C_DecryptUpdate, \
+	C_DecryptFinal, \
+	C_DigestInit, \
+	C_Digest, \
+	C_DigestUpdate, \
+	C_DigestKey, \
+	C_DigestFinal, \
+	C_SignInit, \
+	C_Sign, \
+	C_SignUpdate, \
+	C_SignFinal, \
+	C_SignRecoverInit, \
+	C_SignRecover, \
+	C_VerifyInit, \
+	C_Verify, \
+	C_VerifyUpdate, \
+	C_VerifyFinal, \
+	C_VerifyRecoverInit, \
+	C_VerifyRecover, \
+	C_DigestEncryptUpdate, \
+	C_DecryptDigestUpdate, \
+	C_SignEncryptUpdate, \
+	C_DecryptVerifyUpdate, \
+	C_GenerateKey, \
+	C_GenerateKeyPair, \
+	C_WrapKey, \
+	C_UnwrapKey, \
+	C_DeriveKey, \
+	C_SeedRandom, \
+	C_GenerateRandom, \
+	C_GetFunctionStatus, \
+	C_CancelFunction, \
+	C_WaitForSlotEvent
 
-CK_FUNCTION_LIST_3_0 coffer_functions_3_0 = {
-	{3, 0},
-	C_Initialize,
-	C_Finalize,
-	C_GetInfo,
-	C_GetFunctionList,
-	C_GetSlotList,
-	C_GetSlotInfo,
-	C_GetTokenInfo,
-	C_GetMechanismList,
-	C_GetMechanismInfo,
-	C_InitToken,
-	C_InitPIN,
-	C_SetPIN,
-	C_OpenSession,
-	C_CloseSession,
-	C_CloseAllSessions,
-	C_GetSessionInfo,
-	C_GetOperationState,
-	C_SetOperationState,
-	C_Login,
-	C_Logout,
-	C_CreateObject,
-	C_CopyObject,
-	C_DestroyObject,
-	C_GetObjectSize,
-	C_GetAttributeValue,
-	C_SetAttributeValue,
-	C_FindObjectsInit,
-	C_FindObjects,
-	C_FindObjectsFinal,
-	C_EncryptInit,
-	C_Encrypt,
-	C_EncryptUpdate,
-	C_EncryptFinal,
-	C_DecryptInit,
-	C_Decrypt,
-	C_DecryptUpdate,
-	C_DecryptFinal,
-	C_DigestInit,
-	C_Digest,
-	C_DigestUpdate,
-	C_DigestKey,
-	C_DigestFinal,
-	C_SignInit,
-	C_Sign,
-	C_SignUpdate,
-	C_SignFinal,
-	C_SignRecoverInit,
-	C_SignRecover,
-	C_VerifyInit,
-	C_Verify,
-	C_VerifyUpdate,
-	C_VerifyFinal,
-	C_VerifyRecoverInit,
-	C_VerifyRecover,
-	C_DigestEncryptUpdate,
-	C_DecryptDigestUpdate,
-	C_SignEncryptUpdate,
-	C_DecryptVerifyUpdate,
-	C_GenerateKey,
-	C_GenerateKeyPair,
-	C_WrapKey,
-	C_UnwrapKey,
-	C_DeriveKey,
-	C_SeedRandom,
-	C_GenerateRandom,
-	C_GetFunctionStatus,
-	C_CancelFunction,
-	C_WaitForSlotEvent,
-	C_GetInterfaceList,
-	C_GetInterface,
-	C_LoginUser,
-	C_SessionCancel,
-	C_MessageEncryptInit,
-	C_EncryptMessage,
-	C_EncryptMessageBegin,
-	C_EncryptMessageNext,
-	C_MessageEncryptFinal,
-	C_MessageDecryptInit,
-	C_DecryptMessage,
-	C_DecryptMessageBegin,
-	C_DecryptMessageNext,
-	C_MessageDecryptFinal,
-	C_MessageSignInit,
-	C_SignMessage,
-	C_SignMessageBegin,
-	C_SignMessageNext,
-	C_MessageSignFinal,
-	C_MessageVerifyInit,
-	C_VerifyMessage,
-	C_VerifyMessageBegin,
-	C_VerifyMessageNext,
-	C_MessageVerifyFinal,
-};
+#define COFFER_FUNCTIONS_3_0 \
+	COFFER_FUNCTIONS_2_40, \
+	C_GetInterfaceList, \
+	C_GetInterface, \
+	C_LoginUser, \
+	C_SessionCancel, \
+	C_MessageEncryptInit, \
+	C_EncryptMessage, \
+	C_EncryptMessageBegin, \
+	C_EncryptMessageNext, \
+	C_MessageEncryptFinal, \
+	C_MessageDecryptInit, \
+	C_DecryptMessage, \
+	C_DecryptMessageBegin, \
+	C_DecryptMessageNext, \
+	C_MessageDecryptFinal, \
+	C_MessageSignInit, \
+	C_SignMessage, \
+	C_SignMessageBegin, \
+	C_SignMessageNext, \
+	C_MessageSignFinal, \
+	C_MessageVerifyInit, \
+	C_VerifyMessage, \
+	C_VerifyMessageBegin, \
+	C_VerifyMessageNext, \
+	C_MessageVerifyFinal
+
+CK_FUNCTION_LIST coffer_functions = {{2, 40}, COFFER_FUNCTIONS_2_40};
+
+CK_FUNCTION_LIST_3_0 coffer_functions_3_0 = {{3, 0}, COFFER_FUNCTIONS_3_0};
 
 CK_FUNCTION_LIST_3_2 coffer_functions_3_2 = {
 	{3, 2},
-	C_Initialize,
-	C_Finalize,
-	C_GetInfo,
-	C_GetFunctionList,
-	C_GetSlotList,
-	C_GetSlotInfo,
-	C_GetTokenInfo,
-	C_GetMechanismList,
-	C_GetMechanismInfo,
-	C_InitToken,
-	C_InitPIN,
-	C_SetPIN,
-	C_OpenSession,
-	C_CloseSession,
-	C_CloseAllSessions,
-	C_GetSessionInfo,
-	C_GetOperationState,
-	C_SetOperationState,
-	C_Login,
-	C_Logout,
-	C_CreateObject,
-	C_CopyObject,
-	C_DestroyObject,
-	C_GetObjectSize,
-	C_GetAttributeValue,
-	C_SetAttributeValue,
-	C_FindObjectsInit,
-	C_FindObjects,
-	C_FindObjectsFinal,
-	C_EncryptInit,
-	C_Encrypt,
-	C_EncryptUpdate,
-	C_EncryptFinal,
-	C_DecryptInit,
-	C_Decrypt,
-	C_DecryptUpdate,
-	C_DecryptFinal,
-	C_DigestInit,
-	C_Digest,
-	C_DigestUpdate,
-	C_DigestKey,
-	C_DigestFinal,
-	C_SignInit,
-	C_Sign,
-	C_SignUpdate,
-	C_SignFinal,
-	C_SignRecoverInit,
-	C_SignRecover,
-	C_VerifyInit,
-	C_Verify,
-	C_VerifyUpdate,
-	C_VerifyFinal,
-	C_VerifyRecoverInit,
-	C_VerifyRecover,
-	C_DigestEncryptUpdate,
-	C_DecryptDigestUpdate,
-	C_SignEncryptUpdate,
-	C_DecryptVerifyUpdate,
-	C_GenerateKey,
-	C_GenerateKeyPair,
-	C_WrapKey,
-	C_UnwrapKey,
-	C_DeriveKey,
-	C_SeedRandom,
-	C_GenerateRandom,
-	C_GetFunctionStatus,
-	C_CancelFunction,
-	C_WaitForSlotEvent,
-	C_GetInterfaceList,
-	C_GetInterface,
-	C_LoginUser,
-	C_SessionCancel,
-	C_MessageEncryptInit,
-	C_EncryptMessage,
-	C_EncryptMessageBegin,
-	C_EncryptMessageNext,
-	C_MessageEncryptFinal,
-	C_MessageDecryptInit,
-	C_DecryptMessage,
-	C_DecryptMessageBegin,
-	C_DecryptMessageNext,
-	C_MessageDecryptFinal,
-	C_MessageSignInit,
-	C_SignMessage,
-	C_SignMessageBegin,
-	C_SignMessageNext,
-	C_MessageSignFinal,
-	C_MessageVerifyInit,
-	C_VerifyMessage,
-	C_VerifyMessageBegin,
-	C_VerifyMessageNext,
-	C_MessageVerifyFinal,
+	COFFER_FUNCTIONS_3_0,
 	C_EncapsulateKey,
 	C_DecapsulateKey,
 	C_VerifySignatureInit,
